@@ -1,0 +1,360 @@
+#!/usr/bin/env python3
+"""Create the local DynamoDB tables and SQS queues that template.yaml defines, and write
+the environment the functions and tests run with.
+
+template.yaml is the single source of truth: tables, queues, function environment
+variables and event sources are all read from it, so nothing here names a table, queue,
+function or variable. Run with .tools/venv/bin/python (boto3 and cfn-lint); scripts/stack
+calls it after both local services answer. Idempotent: existing tables and queues are kept.
+
+Writes <out>/env (shell `export` lines) and <out>/env.json:
+  env        the variables to export: endpoints, region, fake credentials and the union of
+             every function's Environment.Variables (Globals included), resolved locally
+  tables     logical id -> local table name
+  queues     logical id -> {name, url, arn}
+  functions  logical id -> {binary, env, events}; each event has Name and Type, SQS events
+             QueueUrl, QueueArn, BatchSize, MaximumBatchingWindowInSeconds,
+             FunctionResponseTypes, Enabled; Schedule/ScheduleV2 events Schedule (the
+             expression), ScheduleExpressionTimezone, Input, Enabled; HttpApi/Api events
+             Method and Path.
+"""
+import argparse
+import json
+import os
+import re
+import shlex
+import sys
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from cfnlint.decode import decode
+
+REGION = "us-east-1"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+DDB_ACCOUNT = "000000000000"  # the account id DynamoDB Local reports in its ARNs
+# NoEcho parameters without a default are secrets that only a deployment supplies.
+LOCAL_SECRET = "local-dev-secret-not-for-production-0000000000"
+PSEUDO = {
+    "AWS::Region": REGION,
+    "AWS::Partition": "aws",
+    "AWS::URLSuffix": "amazonaws.com",
+    "AWS::StackName": "loyalty-local",
+    "AWS::AccountId": "123456789012",  # moto's default account, as in the queue ARNs
+}
+# CloudFormation properties of AWS::SQS::Queue that are also SQS queue attributes.
+QUEUE_ATTRIBUTES = (
+    "DelaySeconds", "MaximumMessageSize", "MessageRetentionPeriod", "ReceiveMessageWaitTimeSeconds",
+    "VisibilityTimeout", "FifoQueue", "ContentBasedDeduplication", "DeduplicationScope",
+    "FifoThroughputLimit", "RedrivePolicy", "RedriveAllowPolicy",
+)
+
+
+class Fail(Exception):
+    pass
+
+
+def text(value):
+    """A resolved value as CloudFormation would render it into a string property."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(text(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
+
+
+class Local:
+    def __init__(self, template, profile):
+        self.profile = profile
+        self.resources = template.get("Resources") or {}
+        self.parameters = template.get("Parameters") or {}
+        self.globals = (template.get("Globals") or {}).get("Function") or {}
+        self.pseudo = PSEUDO
+        self.tables = {}  # logical id -> table name
+        self.queues = {}  # logical id -> {name, url, arn}
+
+    def of_type(self, kind):
+        return [(lid, r.get("Properties") or {}) for lid, r in self.resources.items() if r.get("Type") == kind]
+
+    # --- intrinsic functions -----------------------------------------------------------
+    def resolve(self, value, where):
+        if isinstance(value, list):
+            return [self.resolve(v, where) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (fn, arg), = value.items()
+            if fn == "Ref":
+                return self.ref(arg, where)
+            if fn == "Fn::GetAtt":
+                return self.get_att(arg, where)
+            if fn == "Fn::Sub":
+                return self.sub(arg, where)
+            if fn == "Fn::Join":
+                sep, items = arg
+                return sep.join(text(v) for v in self.resolve(items, where))
+            if fn.startswith("Fn::"):
+                raise Fail(f"{where}: {fn} is not supported locally (only Ref, GetAtt, Sub, Join)")
+        return {k: self.resolve(v, f"{where}.{k}") for k, v in value.items()}
+
+    def ref(self, name, where):
+        if name in self.pseudo:
+            return self.pseudo[name]
+        if name in self.parameters:
+            return self.parameter(name, where)
+        if name in self.tables:
+            return self.tables[name]
+        if name in self.queues:
+            return self.queues[name]["url"]
+        raise Fail(f"{where}: !Ref {name} has no local value (only parameters, tables and queues do)")
+
+    def get_att(self, arg, where):
+        lid, attr = arg.split(".", 1) if isinstance(arg, str) else arg
+        if lid in self.tables and attr == "Arn":
+            return f"arn:aws:dynamodb:{REGION}:{DDB_ACCOUNT}:table/{self.tables[lid]}"
+        if lid in self.queues and attr in ("Arn", "QueueName", "QueueUrl"):
+            q = self.queues[lid]
+            return {"Arn": q["arn"], "QueueName": q["name"], "QueueUrl": q["url"]}[attr]
+        raise Fail(f"{where}: !GetAtt {lid}.{attr} has no local value")
+
+    def sub(self, arg, where):
+        template, variables = (arg, {}) if isinstance(arg, str) else arg
+
+        def one(match):
+            name = match.group(1)
+            if name.startswith("!"):  # ${!Literal} is the escape for a literal ${Literal}
+                return "${" + name[1:] + "}"
+            if name in variables:
+                return text(self.resolve(variables[name], where))
+            return text(self.get_att(name, where) if "." in name else self.ref(name, where))
+
+        return re.sub(r"\$\{([^}]+)\}", one, template)
+
+    def parameter(self, name, where):
+        spec = self.parameters[name]
+        override = os.environ.get(f"LOYALTY_PARAM_{name}")
+        if override is not None:
+            value = override
+            allowed = spec.get("AllowedValues")
+            if allowed and value not in [text(a) for a in allowed]:
+                raise Fail(f"LOYALTY_PARAM_{name}={value!r} is not one of {allowed}")
+        elif "Default" in spec:
+            value = text(spec["Default"])
+        elif text(spec.get("NoEcho", False)) == "true":
+            value = LOCAL_SECRET
+        else:
+            raise Fail(f"{where}: parameter {name} has no Default; set LOYALTY_PARAM_{name}")
+        if spec.get("Type", "").startswith("CommaDelimitedList") or spec.get("Type", "").startswith("List<"):
+            return [v.strip() for v in value.split(",")]
+        return value
+
+    def referenced(self, value):
+        """Logical ids a (unresolved) value refers to, to order creation."""
+        if isinstance(value, list):
+            for v in value:
+                yield from self.referenced(v)
+        elif isinstance(value, dict):
+            for fn, arg in value.items():
+                if fn == "Ref" and isinstance(arg, str):
+                    yield arg
+                elif fn == "Fn::GetAtt":
+                    yield (arg.split(".")[0] if isinstance(arg, str) else arg[0])
+                elif fn == "Fn::Sub":
+                    s = arg if isinstance(arg, str) else arg[0]
+                    yield from (m.split(".")[0] for m in re.findall(r"\$\{([^}!][^}]*)\}", s))
+                    if not isinstance(arg, str):
+                        yield from self.referenced(arg[1])
+                else:
+                    yield from self.referenced(arg)
+
+    # --- DynamoDB ----------------------------------------------------------------------
+    def create_tables(self, ddb):
+        for lid, props in self.of_type("AWS::DynamoDB::Table"):
+            name = props["TableName"] if isinstance(props.get("TableName"), str) else lid
+            self.tables[lid] = name
+            p = {k: self.resolve(props[k], f"{lid}.{k}") for k in
+                 ("KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes", "LocalSecondaryIndexes",
+                  "StreamSpecification", "TimeToLiveSpecification") if k in props}
+            # Local tables are always on-demand: capacity settings mean nothing here.
+            want = {"TableName": name, "BillingMode": "PAY_PER_REQUEST",
+                    "KeySchema": p["KeySchema"], "AttributeDefinitions": p["AttributeDefinitions"]}
+            for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+                if p.get(key):
+                    want[key] = [{k: ix[k] for k in ("IndexName", "KeySchema", "Projection")} for ix in p[key]]
+            if p.get("StreamSpecification"):
+                want["StreamSpecification"] = {"StreamEnabled": True, **p["StreamSpecification"]}
+            try:
+                have = ddb.describe_table(TableName=name)["Table"]
+                if shape(have) != shape(want):
+                    raise Fail(f"table {name} exists with another key/index schema than template.yaml; restart "
+                               f"the stack to recreate it: scripts/stack down {self.profile} && scripts/stack up {self.profile}")
+                print(f"bootstrap: table {name} exists")
+            except ClientError as e:
+                if e.response["Error"]["Code"] != "ResourceNotFoundException":
+                    raise
+                ddb.create_table(**want)
+                ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+                print(f"bootstrap: table {name} created")
+            ttl = p.get("TimeToLiveSpecification")
+            if ttl and text(ttl.get("Enabled")) == "true":
+                have = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+                if have.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+                    ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={
+                        "AttributeName": ttl["AttributeName"], "Enabled": True})
+                elif have.get("AttributeName") != ttl["AttributeName"]:
+                    raise Fail(f"table {name} has TTL on {have.get('AttributeName')}, template says "
+                               f"{ttl['AttributeName']}; restart the stack: scripts/stack down {self.profile}")
+
+    # --- SQS ---------------------------------------------------------------------------
+    def create_queues(self, sqs):
+        queues = dict(self.of_type("AWS::SQS::Queue"))
+        # A queue's RedrivePolicy names its dead-letter queue's ARN: create referenced queues first.
+        order, state = [], {}
+
+        def visit(lid, path):
+            if state.get(lid) == "done":
+                return
+            if state.get(lid) == "visiting":
+                raise Fail("queues reference each other in a cycle: " + " -> ".join(path + [lid]))
+            state[lid] = "visiting"
+            for dep in self.referenced(queues[lid]):
+                if dep in queues and dep != lid:
+                    visit(dep, path + [lid])
+            state[lid] = "done"
+            order.append(lid)
+
+        for lid in queues:
+            visit(lid, [])
+        for lid in order:
+            props = queues[lid]
+            fifo = text(props.get("FifoQueue", False)) == "true"
+            name = props["QueueName"] if isinstance(props.get("QueueName"), str) else lid + (".fifo" if fifo else "")
+            attrs = {k: text(self.resolve(props[k], f"{lid}.{k}")) for k in QUEUE_ATTRIBUTES if k in props}
+            try:
+                url = sqs.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]
+                print(f"bootstrap: queue {name} ready")
+            except ClientError as e:
+                if "Exists" not in e.response["Error"]["Code"]:
+                    raise
+                # Exists with other attributes (template changed): bring it in line.
+                url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+                sqs.set_queue_attributes(QueueUrl=url, Attributes={k: v for k, v in attrs.items() if k != "FifoQueue"})
+                print(f"bootstrap: queue {name} updated")
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            self.queues[lid] = {"name": name, "url": url, "arn": arn}
+
+    # --- functions ---------------------------------------------------------------------
+    def functions(self):
+        env, functions = {}, {}
+        for fid, props in self.of_type("AWS::Serverless::Function"):
+            merged = {**((self.globals.get("Environment") or {}).get("Variables") or {}),
+                      **((props.get("Environment") or {}).get("Variables") or {})}
+            fenv = {k: text(self.resolve(v, f"{fid}: environment variable {k}")) for k, v in merged.items()}
+            for k, v in fenv.items():
+                if k in env and env[k][0] != v:
+                    raise Fail(f"environment variable {k} differs between {env[k][1]} and {fid}; "
+                               "the local stack runs all functions with one environment")
+                env.setdefault(k, (v, fid))
+            metadata = self.resources[fid].get("Metadata") or {}
+            functions[fid] = {
+                "binary": (metadata.get("BuildProperties") or {}).get("Binary"),
+                "env": fenv,
+                "events": [self.event(fid, name, ev) for name, ev in (props.get("Events") or {}).items()],
+            }
+        if not functions:  # Globals still describe the environment
+            gvars = (self.globals.get("Environment") or {}).get("Variables") or {}
+            env = {k: (text(self.resolve(v, f"Globals: environment variable {k}")), "Globals") for k, v in gvars.items()}
+        return {k: v for k, (v, _) in env.items()}, functions
+
+    def event(self, fid, name, ev):
+        kind, p = ev.get("Type"), ev.get("Properties") or {}
+        where = f"{fid}.Events.{name}"
+        out = {"Name": name, "Type": kind}
+        if kind == "SQS":
+            arn = self.resolve(p.get("Queue"), f"{where}.Queue")
+            queue = next((q for q in self.queues.values() if q["arn"] == arn), None)
+            if queue is None:
+                raise Fail(f"{where}: queue {arn} is not an AWS::SQS::Queue of this template")
+            out.update(QueueUrl=queue["url"], QueueArn=arn, BatchSize=p.get("BatchSize", 10),
+                       MaximumBatchingWindowInSeconds=p.get("MaximumBatchingWindowInSeconds", 0),
+                       FunctionResponseTypes=p.get("FunctionResponseTypes", []),
+                       Enabled=text(p.get("Enabled", True)) == "true")
+        elif kind in ("Schedule", "ScheduleV2"):
+            expr = p.get("Schedule") if kind == "Schedule" else p.get("ScheduleExpression")
+            enabled = text(p.get("Enabled", True)) == "true" and p.get("State", "ENABLED") == "ENABLED"
+            out.update(Schedule=self.resolve(expr, f"{where}.Schedule"),
+                       ScheduleExpressionTimezone=self.resolve(p.get("ScheduleExpressionTimezone"), where),
+                       Input=self.resolve(p.get("Input"), f"{where}.Input"), Enabled=enabled)
+        elif kind in ("HttpApi", "Api"):
+            out.update(Method=p.get("Method"), Path=p.get("Path"))
+        return out
+
+
+def shape(table):
+    """What must match for an existing table to be the template's table."""
+    keys = lambda ks: tuple((k["AttributeName"], k["KeyType"]) for k in ks)
+    indexes = lambda key: sorted((ix["IndexName"], keys(ix["KeySchema"])) for ix in table.get(key) or [])
+    return keys(table["KeySchema"]), indexes("GlobalSecondaryIndexes"), indexes("LocalSecondaryIndexes")
+
+
+def write(path, content):
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.write(content)
+    os.replace(tmp, path)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--template", required=True)
+    ap.add_argument("--ddb-port", type=int, required=True)
+    ap.add_argument("--sqs-port", type=int, required=True)
+    ap.add_argument("--out", required=True, help="directory for env and env.json")
+    ap.add_argument("--profile", default="dev")
+    a = ap.parse_args()
+
+    template, errors = decode(a.template)
+    if errors or template is None:
+        raise Fail(f"cannot parse {a.template}:\n" + "\n".join(f"  {e}" for e in errors))
+    template = json.loads(json.dumps(template, default=str))  # plain dicts/lists
+
+    base = {
+        "AWS_ENDPOINT_URL_DYNAMODB": f"http://127.0.0.1:{a.ddb_port}",
+        "AWS_ENDPOINT_URL_SQS": f"http://127.0.0.1:{a.sqs_port}",
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        **CREDENTIALS,
+        "AWS_EC2_METADATA_DISABLED": "true",  # never wait on an instance metadata probe locally
+        "LOYALTY_STACK": a.profile,
+    }
+    session = boto3.session.Session(region_name=REGION, aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                                    aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+    config = Config(connect_timeout=3, read_timeout=30, retries={"max_attempts": 3})
+    ddb = session.client("dynamodb", endpoint_url=base["AWS_ENDPOINT_URL_DYNAMODB"], config=config)
+    sqs = session.client("sqs", endpoint_url=base["AWS_ENDPOINT_URL_SQS"], config=config)
+
+    local = Local(template, a.profile)
+    local.create_tables(ddb)
+    local.create_queues(sqs)
+    fn_env, functions = local.functions()
+    clash = sorted(set(fn_env) & set(base))
+    if clash:
+        raise Fail(f"template.yaml sets {', '.join(clash)}, which the local stack sets itself")
+    env = {**base, **fn_env}
+
+    os.makedirs(a.out, exist_ok=True)
+    write(os.path.join(a.out, "env"), "# Generated by scripts/bootstrap.py from template.yaml. Do not edit.\n"
+          + "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items()))
+    write(os.path.join(a.out, "env.json"), json.dumps(
+        {"profile": a.profile, "env": env, "tables": local.tables, "queues": local.queues,
+         "functions": functions}, indent=2) + "\n")
+    print(f"bootstrap: wrote {a.out}/env and env.json ({len(functions)} functions)")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Fail as e:
+        sys.exit(f"bootstrap: error: {e}")

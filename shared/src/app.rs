@@ -1,0 +1,51 @@
+//! What every function builds once, at init: logging, the rules, the store, the clock.
+//! Nothing here touches the network.
+
+use crate::rules::Rules;
+use crate::store::Store;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+/// Structured JSON logs (tracing) without timestamps (CloudWatch adds them) or colours.
+/// The runtime's span carries the request id; handlers add the member id, never contact data.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_target(false).with_current_span(true).without_time().with_ansi(false).try_init();
+}
+
+/// The clock is an input: production reads the system time, tests and replays pin it.
+#[derive(Clone)]
+pub enum Clock {
+    System,
+    Fixed(DateTime<Utc>),
+    Shared(Arc<std::sync::Mutex<DateTime<Utc>>>),
+}
+
+impl Clock {
+    pub fn now(&self) -> DateTime<Utc> {
+        match self {
+            Clock::System => Utc::now(),
+            Clock::Fixed(t) => *t,
+            Clock::Shared(t) => *t.lock().unwrap_or_else(|p| p.into_inner()),
+        }
+    }
+}
+
+/// The shared part of every function's state.
+#[derive(Clone)]
+pub struct Env {
+    pub store: Store,
+    pub rules: Arc<Rules>,
+    pub clock: Clock,
+}
+
+impl Env {
+    /// From the Lambda environment. A bad rules document or a missing variable stops the
+    /// function at init with a clear message rather than failing requests later.
+    pub async fn from_env() -> Result<Env, String> {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let store = Store::from_env(&config).await?;
+        let rules = Rules::from_env().map_err(|e| e.to_string())?;
+        Ok(Env { store, rules: Arc::new(rules), clock: Clock::System })
+    }
+}

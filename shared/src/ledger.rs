@@ -1,0 +1,255 @@
+//! The points wallet and its ledger. Earned points form dated lots; redemptions spend the
+//! oldest lots first; lots expire a fixed number of days after they were earned; a
+//! clawback may leave a debt that later earnings pay off first.
+//!
+//! Invariant (checked by `Wallet::is_consistent` and the property tests): a non-negative
+//! balance equals the sum of its lots; a negative balance (a debt) has no lots.
+
+use crate::money::Points;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Points earned on one program-calendar day, still unspent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lot {
+    /// Program-calendar day the points were earned.
+    #[serde(rename = "d")]
+    pub earned_on: NaiveDate,
+    #[serde(rename = "p")]
+    pub points: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Wallet {
+    pub balance: Points,
+    /// Oldest first, at most one lot per day.
+    pub lots: Vec<Lot>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SpendError {
+    #[error("the balance ({balance} points) is below the {asked} points asked")]
+    InsufficientPoints { balance: i64, asked: i64 },
+}
+
+impl Wallet {
+    pub fn is_consistent(&self) -> bool {
+        let lots: i64 = self.lots.iter().map(|l| l.points).sum();
+        let ordered = self.lots.windows(2).all(|w| w[0].earned_on < w[1].earned_on);
+        let positive = self.lots.iter().all(|l| l.points > 0);
+        ordered && positive && if self.balance.0 >= 0 { lots == self.balance.0 } else { self.lots.is_empty() }
+    }
+
+    /// Adds earned points: a debt is paid first, the rest becomes (or joins) today's lot.
+    pub fn earn(&mut self, points: i64, on: NaiveDate) {
+        if points <= 0 {
+            return;
+        }
+        let debt = (-self.balance.0).max(0);
+        let into_lot = points - debt.min(points);
+        self.balance.0 += points;
+        if into_lot > 0 {
+            match self.lots.last_mut() {
+                Some(last) if last.earned_on == on => last.points += into_lot,
+                Some(last) if last.earned_on > on => {
+                    // Earned "in the past" (a late order event): keep lots ordered.
+                    let at = self.lots.partition_point(|l| l.earned_on < on);
+                    match self.lots.get_mut(at) {
+                        Some(l) if l.earned_on == on => l.points += into_lot,
+                        _ => self.lots.insert(at, Lot { earned_on: on, points: into_lot }),
+                    }
+                }
+                _ => self.lots.push(Lot { earned_on: on, points: into_lot }),
+            }
+        }
+    }
+
+    /// Spends `points` from the oldest lots. Never spends more than the balance.
+    pub fn spend(&mut self, points: i64) -> Result<(), SpendError> {
+        if points > self.balance.0 {
+            return Err(SpendError::InsufficientPoints { balance: self.balance.0, asked: points });
+        }
+        let mut left = points;
+        for lot in self.lots.iter_mut() {
+            let take = left.min(lot.points);
+            lot.points -= take;
+            left -= take;
+            if left == 0 {
+                break;
+            }
+        }
+        self.lots.retain(|l| l.points > 0);
+        self.balance.0 -= points;
+        Ok(())
+    }
+
+    /// Takes back `points` (a refund): newest lots first, as those are the refunded order's;
+    /// what the lots can't cover becomes a debt.
+    pub fn claw_back(&mut self, points: i64) {
+        if points <= 0 {
+            return;
+        }
+        let mut left = points;
+        for lot in self.lots.iter_mut().rev() {
+            let take = left.min(lot.points);
+            lot.points -= take;
+            left -= take;
+            if left == 0 {
+                break;
+            }
+        }
+        self.lots.retain(|l| l.points > 0);
+        self.balance.0 -= points;
+    }
+
+    /// Removes the lots whose life ended on or before `today`; answers the points expired.
+    pub fn expire(&mut self, today: NaiveDate, expiry_days: u32) -> i64 {
+        let keep_from = today - Duration::days(expiry_days as i64);
+        let expired: i64 = self.lots.iter().filter(|l| l.earned_on <= keep_from).map(|l| l.points).sum();
+        self.lots.retain(|l| l.earned_on > keep_from);
+        self.balance.0 -= expired;
+        expired
+    }
+
+    /// The day the oldest lot expires, if any (the expiry sweep's index key).
+    pub fn next_expiry(&self, expiry_days: u32) -> Option<NaiveDate> {
+        self.lots.first().map(|l| l.earned_on + Duration::days(expiry_days as i64))
+    }
+
+    /// Points expiring in the next `within_days` days, grouped by the day they expire.
+    pub fn expiring_within(&self, today: NaiveDate, expiry_days: u32, within_days: u32) -> Vec<(NaiveDate, i64)> {
+        self.lots
+            .iter()
+            .map(|l| (l.earned_on + Duration::days(expiry_days as i64), l.points))
+            .filter(|(exp, _)| *exp > today && *exp <= today + Duration::days(within_days as i64))
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    Welcome,
+    Purchase,
+    Refund,
+    Redemption,
+    Activity,
+    Referral,
+    Expiry,
+}
+
+/// One line of a member's points ledger. The balance is always the sum of the entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerEntry {
+    pub kind: EntryKind,
+    pub points: Points,
+    pub balance_after: Points,
+    pub reason: String,
+    /// What caused it: an order id, refund id, activity ref... (never personal data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn day(n: i64) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + Duration::days(n)
+    }
+
+    #[test]
+    fn spending_takes_the_oldest_lots_first() {
+        let mut w = Wallet::default();
+        w.earn(100, day(0));
+        w.earn(50, day(10));
+        w.spend(120).unwrap();
+        assert_eq!(w.lots, vec![Lot { earned_on: day(10), points: 30 }]);
+        assert_eq!(w.balance, Points(30));
+    }
+
+    #[test]
+    fn spending_more_than_the_balance_is_refused() {
+        let mut w = Wallet::default();
+        w.earn(99, day(0));
+        assert_eq!(w.spend(100), Err(SpendError::InsufficientPoints { balance: 99, asked: 100 }));
+        assert_eq!(w.balance, Points(99));
+    }
+
+    #[test]
+    fn lots_expire_on_their_365th_day() {
+        let mut w = Wallet::default();
+        w.earn(10, day(0));
+        w.earn(20, day(1));
+        assert_eq!(w.expire(day(364), 365), 0);
+        assert_eq!(w.expire(day(365), 365), 10);
+        assert_eq!(w.balance, Points(20));
+        assert_eq!(w.next_expiry(365), Some(day(366)));
+    }
+
+    #[test]
+    fn a_clawback_beyond_the_lots_is_a_debt_paid_by_later_earnings() {
+        let mut w = Wallet::default();
+        w.earn(30, day(0));
+        w.claw_back(50);
+        assert_eq!((w.balance, w.lots.len()), (Points(-20), 0));
+        w.earn(25, day(3));
+        assert_eq!(w.balance, Points(5));
+        assert_eq!(w.lots, vec![Lot { earned_on: day(3), points: 5 }]);
+        assert!(w.is_consistent());
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Earn(i64, i64),
+        Spend(i64),
+        Claw(i64),
+        Expire(i64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (1i64..5_000, 0i64..800).prop_map(|(p, d)| Op::Earn(p, d)),
+            (1i64..5_000).prop_map(Op::Spend),
+            (1i64..3_000).prop_map(Op::Claw),
+            (0i64..800).prop_map(Op::Expire),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn balance_equals_the_sum_of_the_ledger_for_any_sequence(ops in proptest::collection::vec(op(), 0..60)) {
+            let mut w = Wallet::default();
+            let mut ledger = 0i64;
+            for o in ops {
+                match o {
+                    Op::Earn(p, d) => { w.earn(p, day(d)); ledger += p; }
+                    Op::Spend(p) => if w.spend(p).is_ok() { ledger -= p; },
+                    Op::Claw(p) => { w.claw_back(p); ledger -= p; }
+                    Op::Expire(d) => { ledger -= w.expire(day(d), 365); }
+                }
+                prop_assert!(w.is_consistent(), "{:?}", w);
+                prop_assert_eq!(w.balance.0, ledger);
+            }
+        }
+
+        #[test]
+        fn spending_never_uses_an_expired_lot(lots in proptest::collection::vec((1i64..1000, 0i64..900), 1..20), spend in 1i64..5000, today in 0i64..900) {
+            let mut w = Wallet::default();
+            for (p, d) in lots { w.earn(p, day(d)); }
+            // Every points-changing operation expires due lots first, then spends.
+            w.expire(day(today), 365);
+            let before = w.clone();
+            if w.spend(spend).is_ok() {
+                prop_assert!(before.lots.iter().all(|l| l.earned_on > day(today) - Duration::days(365)));
+                prop_assert_eq!(before.balance.0 - spend, w.balance.0);
+            } else {
+                prop_assert!(spend > before.balance.0);
+                prop_assert_eq!(&before, &w);
+            }
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! The loyalty engine's domain crate.
+//!
+//! Rules are pure functions (`rules`, `tier`, `ledger`, `coupon`, `calendar`, `member`):
+//! no I/O, the clock and the program rules are inputs. `store` is the DynamoDB adapter,
+//! `http` and `auth` are the thin edge shared by every Lambda function, `app` builds
+//! what a function needs once, at init.
+
+pub mod app;
+pub mod auth;
+pub mod calendar;
+pub mod coupon;
+pub mod error;
+pub mod http;
+pub mod ledger;
+pub mod member;
+pub mod money;
+pub mod rules;
+pub mod store;
+pub mod tier;
+
+pub use error::ApiError;
+pub use money::{Fen, Points};
+pub use rules::Rules;
+pub use tier::TierCode;

@@ -1,0 +1,319 @@
+//! Members: who they are (validated at the edge), their standing (tier, points, spend)
+//! and the signup rules.
+
+use crate::ledger::Wallet;
+use crate::money::Fen;
+use crate::tier::TierCode;
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A member id is the `sub` of the member's identity token (JWT).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MemberId(String);
+
+impl MemberId {
+    pub fn parse(s: &str) -> Option<MemberId> {
+        let ok = (1..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:@".contains(&b));
+        ok.then(|| MemberId(s.to_string()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for MemberId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The body of `POST /members`, as sent. Unknown fields are refused.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SignupRequest {
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    pub name: String,
+    #[serde(default)]
+    pub birthday: Option<String>,
+    #[serde(default)]
+    pub referral_code: Option<String>,
+    #[serde(default)]
+    pub marketing_consent: bool,
+}
+
+/// A signup that passed validation: normalized contact details and typed fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMember {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub name: String,
+    pub birthday: Option<NaiveDate>,
+    pub referral_code: Option<String>,
+    pub marketing_consent: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SignupError {
+    #[error("give an email, a phone number, or both")]
+    ContactRequired,
+    #[error("email is not a valid address")]
+    InvalidEmail,
+    #[error("phone must be in E.164 form, e.g. +8613800138000")]
+    InvalidPhone,
+    #[error("name must be 1 to 64 characters")]
+    InvalidName,
+    #[error("birthday must be a real past date in YYYY-MM-DD form")]
+    InvalidBirthday,
+    #[error("referralCode is not a valid referral code")]
+    InvalidReferralCode,
+}
+
+impl SignupError {
+    pub fn code(self) -> &'static str {
+        match self {
+            SignupError::ContactRequired => "contact_required",
+            SignupError::InvalidEmail => "invalid_email",
+            SignupError::InvalidPhone => "invalid_phone",
+            SignupError::InvalidName => "invalid_name",
+            SignupError::InvalidBirthday => "invalid_birthday",
+            SignupError::InvalidReferralCode => "invalid_referral_code",
+        }
+    }
+}
+
+impl SignupRequest {
+    pub fn validate(self, today: NaiveDate) -> Result<NewMember, SignupError> {
+        let email = self.email.map(|e| normalize_email(&e)).transpose()?;
+        let phone = self.phone.map(|p| normalize_phone(&p)).transpose()?;
+        if email.is_none() && phone.is_none() {
+            return Err(SignupError::ContactRequired);
+        }
+        let name = self.name.trim().to_string();
+        let len = name.chars().count();
+        if !(1..=64).contains(&len) || name.chars().any(char::is_control) {
+            return Err(SignupError::InvalidName);
+        }
+        let birthday = self.birthday.map(|b| parse_birthday(&b, today)).transpose()?;
+        let referral_code = self.referral_code.map(|c| normalize_referral_code(&c).ok_or(SignupError::InvalidReferralCode)).transpose()?;
+        Ok(NewMember { email, phone, name, birthday, referral_code, marketing_consent: self.marketing_consent })
+    }
+}
+
+/// Lower-cased address with one `@`, a dotted domain, no spaces; at most 254 characters.
+pub fn normalize_email(s: &str) -> Result<String, SignupError> {
+    let e = s.trim().to_ascii_lowercase();
+    let (local, domain) = e.split_once('@').ok_or(SignupError::InvalidEmail)?;
+    let local_ok = !local.is_empty() && local.len() <= 64 && local.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~.-".contains(&b)) && !local.starts_with('.') && !local.ends_with('.') && !local.contains("..");
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = labels.len() >= 2
+        && labels.iter().all(|l| !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-') && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        && labels.last().is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic()));
+    if e.len() > 254 || !local_ok || !domain_ok {
+        return Err(SignupError::InvalidEmail);
+    }
+    Ok(e)
+}
+
+/// E.164: `+`, a non-zero country digit, 8 to 15 digits in all. Spaces and dashes are not accepted.
+pub fn normalize_phone(s: &str) -> Result<String, SignupError> {
+    let p = s.trim();
+    let digits = p.strip_prefix('+').ok_or(SignupError::InvalidPhone)?;
+    let ok = (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
+    ok.then(|| p.to_string()).ok_or(SignupError::InvalidPhone)
+}
+
+fn parse_birthday(s: &str, today: NaiveDate) -> Result<NaiveDate, SignupError> {
+    if s.len() != 10 {
+        return Err(SignupError::InvalidBirthday);
+    }
+    let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| SignupError::InvalidBirthday)?;
+    (d < today && d.year() >= 1900).then_some(d).ok_or(SignupError::InvalidBirthday)
+}
+
+pub const REFERRAL_CODE_LEN: usize = 8;
+const REFERRAL_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// Referral codes are 8 Crockford base32 characters; accepted case-insensitively.
+pub fn normalize_referral_code(s: &str) -> Option<String> {
+    let c = s.trim().to_ascii_uppercase();
+    (c.len() == REFERRAL_CODE_LEN && c.bytes().all(|b| REFERRAL_ALPHABET.contains(&b))).then_some(c)
+}
+
+/// A fresh random referral code (40 bits; uniqueness is enforced by a conditional write).
+pub fn new_referral_code() -> String {
+    let mut bytes = [0u8; REFERRAL_CODE_LEN];
+    getrandom::fill(&mut bytes).expect("the OS random source is available");
+    bytes.iter().map(|b| REFERRAL_ALPHABET[(*b & 31) as usize] as char).collect()
+}
+
+/// A member's whole record: identity, consent, tier standing, points wallet and spend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    pub member_id: MemberId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birthday: Option<NaiveDate>,
+    pub referral_code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referred_by: Option<MemberId>,
+    pub marketing_consent: bool,
+    pub consent_at: DateTime<Utc>,
+    pub joined_at: DateTime<Utc>,
+    pub tier: TierCode,
+    pub tier_since: DateTime<Utc>,
+    #[serde(default)]
+    pub wallet: Wallet,
+    /// Qualifying spend net of refunds, per program-calendar day, oldest first; only days
+    /// inside the tier window are kept, so the rolling spend is a sum over this list.
+    #[serde(default)]
+    pub spend_days: Vec<SpendDay>,
+    #[serde(default)]
+    pub lifetime_spend: Fen,
+    #[serde(default)]
+    pub order_count: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_purchase_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erased_at: Option<DateTime<Utc>>,
+    /// Optimistic-concurrency version: every write is conditional on the version it read.
+    #[serde(default)]
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpendDay {
+    #[serde(rename = "d")]
+    pub day: NaiveDate,
+    #[serde(rename = "a")]
+    pub amount: Fen,
+}
+
+impl Member {
+    /// A brand-new member of the lowest tier, before welcome points.
+    pub fn join(id: MemberId, m: &NewMember, referral_code: String, referred_by: Option<MemberId>, now: DateTime<Utc>) -> Member {
+        Member {
+            member_id: id,
+            email: m.email.clone(),
+            phone: m.phone.clone(),
+            name: Some(m.name.clone()),
+            birthday: m.birthday,
+            referral_code,
+            referred_by,
+            marketing_consent: m.marketing_consent,
+            consent_at: now,
+            joined_at: now,
+            tier: TierCode::Regular,
+            tier_since: now,
+            wallet: Wallet::default(),
+            spend_days: Vec::new(),
+            lifetime_spend: Fen::ZERO,
+            order_count: 0,
+            last_purchase_at: None,
+            erased_at: None,
+            version: 0,
+        }
+    }
+
+    pub fn is_erased(&self) -> bool {
+        self.erased_at.is_some()
+    }
+
+    /// Erasure: personal data goes; the ledger, points and standing stay (anonymized).
+    pub fn erase(&mut self, now: DateTime<Utc>) {
+        self.email = None;
+        self.phone = None;
+        self.name = None;
+        self.birthday = None;
+        self.marketing_consent = false;
+        self.consent_at = now;
+        self.erased_at.get_or_insert(now);
+    }
+
+    /// Qualifying spend over the tier window ending on `today` (inclusive).
+    pub fn rolling_spend(&self, today: NaiveDate, window_days: u32) -> Fen {
+        let from = today - chrono::Duration::days(window_days as i64 - 1);
+        self.spend_days.iter().filter(|s| s.day >= from && s.day <= today).map(|s| s.amount).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, 27).unwrap()
+    }
+
+    fn req(email: Option<&str>, phone: Option<&str>, name: &str, birthday: Option<&str>) -> SignupRequest {
+        SignupRequest {
+            email: email.map(Into::into),
+            phone: phone.map(Into::into),
+            name: name.into(),
+            birthday: birthday.map(Into::into),
+            referral_code: None,
+            marketing_consent: false,
+        }
+    }
+
+    #[test]
+    fn signup_normalizes_contact_details() {
+        let m = req(Some(" Li.Wei@Example.COM "), Some("+8613800138000"), " 李伟 ", Some("1990-02-28")).validate(today()).unwrap();
+        assert_eq!(m.email.as_deref(), Some("li.wei@example.com"));
+        assert_eq!(m.name, "李伟");
+        assert_eq!(m.birthday, NaiveDate::from_ymd_opt(1990, 2, 28));
+    }
+
+    #[test]
+    fn signup_rejections_name_their_rule() {
+        let cases = [
+            (req(None, None, "A", None), SignupError::ContactRequired),
+            (req(Some("nope"), None, "A", None), SignupError::InvalidEmail),
+            (req(Some("a@b"), None, "A", None), SignupError::InvalidEmail),
+            (req(Some("a b@c.com"), None, "A", None), SignupError::InvalidEmail),
+            (req(Some("a@-c.com"), None, "A", None), SignupError::InvalidEmail),
+            (req(None, Some("13800138000"), "A", None), SignupError::InvalidPhone),
+            (req(None, Some("+0123456789"), "A", None), SignupError::InvalidPhone),
+            (req(None, Some("+86 138 0013 8000"), "A", None), SignupError::InvalidPhone),
+            (req(None, Some("+1234567"), "A", None), SignupError::InvalidPhone),
+            (req(None, Some("+86138001380001234"), "A", None), SignupError::InvalidPhone),
+            (req(Some("a@b.cn"), None, "  ", None), SignupError::InvalidName),
+            (req(Some("a@b.cn"), None, &"x".repeat(65), None), SignupError::InvalidName),
+            (req(Some("a@b.cn"), None, "A", Some("1990-02-30")), SignupError::InvalidBirthday),
+            (req(Some("a@b.cn"), None, "A", Some("2030-01-01")), SignupError::InvalidBirthday),
+            (req(Some("a@b.cn"), None, "A", Some("1990-2-3")), SignupError::InvalidBirthday),
+            (req(Some("a@b.cn"), None, "A", Some("2026-11-27")), SignupError::InvalidBirthday),
+        ];
+        for (r, want) in cases {
+            assert_eq!(r.clone().validate(today()), Err(want), "{r:?}");
+        }
+        assert!(req(Some("a@b.cn"), None, &"名".repeat(64), None).validate(today()).is_ok());
+    }
+
+    #[test]
+    fn referral_codes_are_normalized_and_checked() {
+        assert_eq!(normalize_referral_code(" abcd2345 ").as_deref(), Some("ABCD2345"));
+        assert_eq!(normalize_referral_code("ABCDEFGI"), None, "I is not in the alphabet");
+        let c = new_referral_code();
+        assert_eq!(normalize_referral_code(&c), Some(c));
+    }
+
+    #[test]
+    fn rolling_spend_covers_exactly_the_window() {
+        let id = MemberId::parse("m1").unwrap();
+        let nm = req(Some("a@b.cn"), None, "A", None).validate(today()).unwrap();
+        let mut m = Member::join(id, &nm, "ABCD2345".into(), None, Utc::now());
+        let t = today();
+        m.spend_days = vec![SpendDay { day: t - chrono::Duration::days(365), amount: Fen(7) }, SpendDay { day: t - chrono::Duration::days(364), amount: Fen(5) }, SpendDay { day: t, amount: Fen(1) }];
+        assert_eq!(m.rolling_spend(t, 365), Fen(6));
+    }
+}

@@ -1,0 +1,279 @@
+//! The program is data: one rules document with bundled defaults (`rules/default.json`,
+//! the table of DESIGN.md), overridable per deployment by a JSON document that is merged
+//! over the defaults and validated once, at start.
+
+use crate::coupon::CouponTemplate;
+use crate::money::{Fen, Multiplier};
+use crate::tier::TierCode;
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+const DEFAULTS: &str = include_str!("../rules/default.json");
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rules {
+    pub currency: String,
+    pub time_zone: Tz,
+    /// Exactly one rule per tier, Regular first, thresholds ascending.
+    pub tiers: Vec<TierRule>,
+    /// Qualifying spend is summed over this many days back from today.
+    pub tier_window_days: u32,
+    /// A tier is kept at least this many days from when it was reached.
+    pub tier_protection_days: u32,
+    pub points: PointsRules,
+    pub activities: ActivityRules,
+    pub signup: SignupRules,
+    pub referral: ReferralRules,
+    pub member_day: MemberDayRules,
+    pub winback: WinbackRules,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TierRule {
+    pub code: TierCode,
+    pub name: String,
+    /// Qualifying spend (fen) over the rolling window that earns this tier.
+    pub threshold: Fen,
+    pub multiplier: Multiplier,
+    pub discount_percent: u8,
+    pub birthday_coupon: CouponTemplate,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PointsRules {
+    /// Points per whole CNY paid, before multipliers.
+    pub per_cny: i64,
+    /// A lot of points expires this many days after it was earned.
+    pub expiry_days: u32,
+    /// The profile lists points expiring within this many days.
+    pub expiring_soon_days: u32,
+    pub redemption_points_per_cny: i64,
+    pub redemption_step: i64,
+    /// The largest single order accepted (fen); larger is treated as a mistake.
+    pub max_order_amount: Fen,
+    /// How far in the future an `occurredAt` may be (clock skew between systems).
+    pub clock_skew_seconds: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ActivityRules {
+    pub checkin: i64,
+    pub review: i64,
+    pub share: i64,
+    pub shares_per_day: u32,
+    pub daily_cap: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SignupRules {
+    pub welcome_points: i64,
+    pub welcome_coupon: CouponTemplate,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReferralRules {
+    pub referrer_points: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MemberDayRules {
+    pub day_of_month: u32,
+    pub multiplier: Multiplier,
+    pub tiers: Vec<TierCode>,
+    pub coupon: CouponTemplate,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WinbackRules {
+    pub dormant_days: u32,
+    pub cooldown_days: u32,
+    pub coupon: CouponTemplate,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum RulesError {
+    #[error("rules document is not valid JSON: {0}")]
+    Json(String),
+    #[error("rules document does not fit the rules schema: {0}")]
+    Schema(String),
+    #[error("invalid rules: {0}")]
+    Invalid(String),
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        // The bundled document is a constant checked by `defaults_are_valid`.
+        Rules::from_overrides("{}").expect("bundled default rules are valid")
+    }
+}
+
+impl Rules {
+    /// Defaults with `overrides` merged over them (objects merge key by key; arrays and
+    /// values replace), then validated.
+    pub fn from_overrides(overrides: &str) -> Result<Rules, RulesError> {
+        let mut doc: Value = serde_json::from_str(DEFAULTS).map_err(|e| RulesError::Json(e.to_string()))?;
+        let patch: Value = if overrides.trim().is_empty() {
+            Value::Object(Default::default())
+        } else {
+            serde_json::from_str(overrides).map_err(|e| RulesError::Json(e.to_string()))?
+        };
+        if !patch.is_object() {
+            return Err(RulesError::Json("the rules document must be a JSON object".into()));
+        }
+        merge(&mut doc, patch);
+        let rules: Rules = serde_json::from_value(doc).map_err(|e| RulesError::Schema(e.to_string()))?;
+        rules.validate()?;
+        Ok(rules)
+    }
+
+    /// The deployment's rules: `LOYALTY_RULES` (a JSON document) or `LOYALTY_RULES_FILE`.
+    pub fn from_env() -> Result<Rules, RulesError> {
+        if let Ok(path) = std::env::var("LOYALTY_RULES_FILE") {
+            let text = std::fs::read_to_string(&path).map_err(|e| RulesError::Json(format!("{path}: {e}")))?;
+            return Rules::from_overrides(&text);
+        }
+        Rules::from_overrides(&std::env::var("LOYALTY_RULES").unwrap_or_default())
+    }
+
+    pub fn tier(&self, code: TierCode) -> &TierRule {
+        // `validate` guarantees one rule per tier, in rank order.
+        &self.tiers[code.rank()]
+    }
+
+    pub fn validate(&self) -> Result<(), RulesError> {
+        let bad = |m: String| Err(RulesError::Invalid(m));
+        if self.currency != "CNY" {
+            return bad(format!("currency must be CNY (money is kept in fen), got {}", self.currency));
+        }
+        if self.tiers.len() != TierCode::ALL.len() {
+            return bad(format!("expected {} tiers, got {}", TierCode::ALL.len(), self.tiers.len()));
+        }
+        for (rule, code) in self.tiers.iter().zip(TierCode::ALL) {
+            if rule.code != code {
+                return bad(format!("tiers must be listed regular, silver, gold, diamond; found {} where {code} belongs", rule.code));
+            }
+            if rule.multiplier < Multiplier::ONE {
+                return bad(format!("tier {code}: multiplier must be at least 1, got {}", rule.multiplier.as_f64()));
+            }
+            if rule.discount_percent > 100 {
+                return bad(format!("tier {code}: discountPercent must be 0..100"));
+            }
+            rule.birthday_coupon.validate().map_err(|e| RulesError::Invalid(format!("tier {code} birthday coupon: {e}")))?;
+        }
+        if self.tiers[0].threshold != Fen::ZERO {
+            return bad("the regular tier's threshold must be 0".into());
+        }
+        for w in self.tiers.windows(2) {
+            if w[1].threshold <= w[0].threshold {
+                return bad(format!("tier thresholds must ascend: {} is not above {}", w[1].code, w[0].code));
+            }
+            if w[1].multiplier < w[0].multiplier {
+                return bad(format!("tier multipliers must not fall: {} is below {}", w[1].code, w[0].code));
+            }
+        }
+        if self.tier_window_days == 0 || self.tier_protection_days == 0 {
+            return bad("tierWindowDays and tierProtectionDays must be positive".into());
+        }
+        let p = &self.points;
+        if p.per_cny < 1 || p.expiry_days == 0 || p.redemption_points_per_cny < 1 || p.redemption_step < 1 {
+            return bad("points: perCny, expiryDays, redemptionPointsPerCny and redemptionStep must be positive".into());
+        }
+        if p.redemption_step % p.redemption_points_per_cny != 0 {
+            return bad("points: redemptionStep must be a multiple of redemptionPointsPerCny (whole fen off)".into());
+        }
+        if p.max_order_amount.0 <= 0 || p.max_order_amount.0 > 1_000_000_000_000 {
+            return bad("points: maxOrderAmount must be positive and at most 10^12 fen".into());
+        }
+        let a = &self.activities;
+        if [a.checkin, a.review, a.share, a.daily_cap].iter().any(|v| *v < 0) {
+            return bad("activities: points must not be negative".into());
+        }
+        if self.signup.welcome_points < 0 || self.referral.referrer_points < 0 {
+            return bad("welcome and referral points must not be negative".into());
+        }
+        self.signup.welcome_coupon.validate().map_err(|e| RulesError::Invalid(format!("welcome coupon: {e}")))?;
+        let md = &self.member_day;
+        if !(1..=28).contains(&md.day_of_month) {
+            return bad("memberDay.dayOfMonth must be 1..28 so that every month has one".into());
+        }
+        if md.multiplier < Multiplier::ONE {
+            return bad("memberDay.multiplier must be at least 1".into());
+        }
+        md.coupon.validate().map_err(|e| RulesError::Invalid(format!("member day coupon: {e}")))?;
+        self.winback.coupon.validate().map_err(|e| RulesError::Invalid(format!("win-back coupon: {e}")))?;
+        Ok(())
+    }
+}
+
+fn merge(base: &mut Value, patch: Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                merge(b.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_match_the_design_table() {
+        let r = Rules::default();
+        assert_eq!(r.time_zone, chrono_tz::Asia::Shanghai);
+        let t: Vec<_> = r.tiers.iter().map(|t| (t.code, t.threshold.0, t.multiplier.0, t.discount_percent)).collect();
+        assert_eq!(
+            t,
+            vec![
+                (TierCode::Regular, 0, 1000, 0),
+                (TierCode::Silver, 200_000, 1200, 10),
+                (TierCode::Gold, 1_000_000, 1500, 20),
+                (TierCode::Diamond, 5_000_000, 2000, 30)
+            ]
+        );
+        assert_eq!(r.signup.welcome_points, 100);
+        assert_eq!(r.member_day.day_of_month, 18);
+    }
+
+    #[test]
+    fn overrides_merge_over_defaults() {
+        let r = Rules::from_overrides(r#"{"points":{"expiryDays":180},"referral":{"referrerPoints":300}}"#).unwrap();
+        assert_eq!(r.points.expiry_days, 180);
+        assert_eq!(r.points.redemption_step, 100);
+        assert_eq!(r.referral.referrer_points, 300);
+    }
+
+    #[test]
+    fn thresholds_must_ascend() {
+        let mut doc: Value = serde_json::from_str(DEFAULTS).unwrap();
+        doc["tiers"][2]["threshold"] = 100.into();
+        let err = Rules::from_overrides(&doc.to_string()).unwrap_err();
+        assert!(matches!(err, RulesError::Invalid(ref m) if m.contains("ascend")), "{err}");
+    }
+
+    #[test]
+    fn multiplier_below_one_is_refused() {
+        let err = Rules::from_overrides(r#"{"memberDay":{"multiplier":0.5}}"#).unwrap_err();
+        assert!(matches!(err, RulesError::Invalid(ref m) if m.contains("memberDay.multiplier")), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_json_are_refused_clearly() {
+        assert!(matches!(Rules::from_overrides(r#"{"tierz":[]}"#), Err(RulesError::Schema(_))));
+        assert!(matches!(Rules::from_overrides("{"), Err(RulesError::Json(_))));
+        assert!(matches!(Rules::from_overrides("[1]"), Err(RulesError::Json(_))));
+        assert!(matches!(Rules::from_overrides(r#"{"timeZone":"Mars/Olympus"}"#), Err(RulesError::Schema(_))));
+    }
+}

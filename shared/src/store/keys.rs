@@ -1,0 +1,125 @@
+//! Key shapes of the single table. Every key is built here, nowhere else.
+//!
+//! A member's partition `MEMBER#<id>` sorts its items so that one Query from `#PROFILE` to
+//! `COUPON$` returns the profile and all coupons (the profile page in one read): no sort
+//! key in a member partition may sort between those two except coupons.
+//!
+//! | PK | SK | item |
+//! |---|---|---|
+//! | `MEMBER#<id>` | `#PROFILE` | the member (tier, wallet, spend) |
+//! | `MEMBER#<id>` | `COUPON#<code>` | an issued coupon |
+//! | `MEMBER#<id>` | `LEDGER#<time>#<kind>#<ref>` | a points ledger entry |
+//! | `MEMBER#<id>` | `ORDER#<orderId>` | a purchase and its refunds |
+//! | `MEMBER#<id>` | `RECEIPT#<scope>#<key>` | the first answer to an idempotent request |
+//! | `MEMBER#<id>` | `TIER#<time>` | a tier change |
+//! | `EMAIL#<sha256>` / `PHONE#<sha256>` | `#UNIQUE` | uniqueness of contact details |
+//! | `REFCODE#<code>` | `#UNIQUE` | referral code → member |
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use sha2::{Digest, Sha256};
+
+pub const PROFILE_SK: &str = "#PROFILE";
+pub const UNIQUE_SK: &str = "#UNIQUE";
+/// Upper bound of the profile+coupons range query (`$` sorts right after `#`).
+pub const COUPONS_END: &str = "COUPON$";
+pub const COUPON_PREFIX: &str = "COUPON#";
+pub const LEDGER_PREFIX: &str = "LEDGER#";
+
+/// Members are spread over this many shards in the segment indexes, so that no index
+/// partition holds more than a slice of the member base.
+pub const SHARDS: u32 = 16;
+
+pub fn member_pk(id: &str) -> String {
+    format!("MEMBER#{id}")
+}
+
+pub fn coupon_sk(code: &str) -> String {
+    format!("{COUPON_PREFIX}{code}")
+}
+
+pub fn ledger_sk(at: DateTime<Utc>, kind: &str, reference: &str) -> String {
+    format!("{LEDGER_PREFIX}{}#{kind}#{reference}", at.to_rfc3339_opts(SecondsFormat::Micros, true))
+}
+
+pub fn order_sk(order_id: &str) -> String {
+    format!("ORDER#{order_id}")
+}
+
+pub fn receipt_sk(scope: &str, key: &str) -> String {
+    format!("RECEIPT#{scope}#{key}")
+}
+
+pub fn tier_change_sk(at: DateTime<Utc>) -> String {
+    format!("TIER#{}", at.to_rfc3339_opts(SecondsFormat::Micros, true))
+}
+
+/// Contact details are keyed by digest so the table's keys carry no readable personal data.
+pub fn email_pk(email: &str) -> String {
+    format!("EMAIL#{}", digest(email))
+}
+
+pub fn phone_pk(phone: &str) -> String {
+    format!("PHONE#{}", digest(phone))
+}
+
+pub fn refcode_pk(code: &str) -> String {
+    format!("REFCODE#{code}")
+}
+
+fn digest(s: &str) -> String {
+    Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A member's shard: FNV-1a of the id, stable across releases.
+pub fn shard(member_id: &str) -> u32 {
+    let mut h: u32 = 0x811c9dc5;
+    for b in member_id.bytes() {
+        h ^= b as u32;
+        h = h.wrapping_mul(0x01000193);
+    }
+    h % SHARDS
+}
+
+pub fn tier_segment_pk(tier: &str, shard: u32) -> String {
+    format!("TIER#{tier}#{shard:02}")
+}
+
+pub fn birthday_pk(mm_dd: &str) -> String {
+    format!("BDAY#{mm_dd}")
+}
+
+pub fn seen_pk(shard: u32) -> String {
+    format!("SEEN#{shard:02}")
+}
+
+pub fn expiry_pk(shard: u32) -> String {
+    format!("EXP#{shard:02}")
+}
+
+pub fn tier_review_pk(shard: u32) -> String {
+    format!("TREV#{shard:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_and_coupons_are_one_contiguous_range() {
+        let at: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        let inside = [PROFILE_SK.to_string(), coupon_sk("ZZZZZZZZZZZZ"), coupon_sk("000000000000")];
+        let outside = [ledger_sk(at, "welcome", "x"), order_sk("o1"), receipt_sk("signup", "-"), tier_change_sk(at)];
+        for k in inside {
+            assert!(k.as_str() >= PROFILE_SK && k.as_str() <= COUPONS_END, "{k}");
+        }
+        for k in outside {
+            assert!(k.as_str() > COUPONS_END, "{k}");
+        }
+    }
+
+    #[test]
+    fn shards_are_stable_and_in_range() {
+        assert_eq!(shard("member-1"), shard("member-1"));
+        assert!((0..1000).all(|i| shard(&format!("m{i}")) < SHARDS));
+    }
+}

@@ -1,0 +1,188 @@
+//! The DynamoDB adapter. Items are serde structs (serde_dynamo); every change that touches
+//! more than one item is one `TransactWriteItems` with conditions.
+
+pub mod coupon;
+pub mod keys;
+pub mod ledger;
+pub mod member;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::Client;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::time::Duration;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// How many times an optimistic write is tried before the caller is told to retry.
+pub const MAX_ATTEMPTS: u32 = 40;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("gave up after {MAX_ATTEMPTS} attempts against concurrent writes")]
+    Contended,
+    #[error("throttled: {0}")]
+    Throttled(String),
+    #[error("item does not map to the model: {0}")]
+    Mapping(String),
+    #[error("dynamodb: {0}")]
+    Sdk(String),
+}
+
+/// Why a transaction did not commit.
+#[derive(Debug)]
+pub enum TxFailure {
+    /// These items' conditions failed (indexes into the request).
+    Conditions(Vec<usize>),
+    /// Another transaction held an item: safe to retry from a fresh read.
+    Conflict,
+    Store(StoreError),
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub client: Client,
+    pub table: String,
+}
+
+impl Store {
+    pub fn new(client: Client, table: impl Into<String>) -> Store {
+        Store { client, table: table.into() }
+    }
+
+    /// Client from the environment (region, credentials, `AWS_ENDPOINT_URL_DYNAMODB` for a
+    /// local endpoint) and the table from `LOYALTY_TABLE`. Makes no network call.
+    pub async fn from_env(config: &aws_config::SdkConfig) -> Result<Store, String> {
+        let table = std::env::var("LOYALTY_TABLE").map_err(|_| "LOYALTY_TABLE is not set".to_string())?;
+        Ok(Store::new(Client::new(config), table))
+    }
+
+    pub fn put<T: Serialize>(&self, item: &T, condition: Option<Cond>) -> Result<TransactWriteItem, StoreError> {
+        let mut put = Put::builder().table_name(&self.table).set_item(Some(to_item(item)?));
+        if let Some(c) = condition {
+            put = put.condition_expression(c.expr).set_expression_attribute_names(c.names).set_expression_attribute_values(c.values);
+        }
+        Ok(TransactWriteItem::builder().put(put.build().map_err(sdk)?).build())
+    }
+
+    pub fn delete(&self, pk: &str, sk: &str, condition: Option<Cond>) -> Result<TransactWriteItem, StoreError> {
+        let mut del = Delete::builder().table_name(&self.table).set_key(Some(key(pk, sk)));
+        if let Some(c) = condition {
+            del = del.condition_expression(c.expr).set_expression_attribute_names(c.names).set_expression_attribute_values(c.values);
+        }
+        Ok(TransactWriteItem::builder().delete(del.build().map_err(sdk)?).build())
+    }
+
+    pub fn check(&self, pk: &str, sk: &str, condition: Cond) -> Result<TransactWriteItem, StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .condition_expression(condition.expr)
+            .set_expression_attribute_names(condition.names)
+            .set_expression_attribute_values(condition.values)
+            .build()
+            .map_err(sdk)?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
+    }
+
+    /// One `TransactWriteItems` request.
+    pub async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TxFailure> {
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) => match e.into_err() {
+                TransactWriteItemsError::TransactionCanceledException(c) => {
+                    let reasons = c.cancellation_reasons();
+                    let failed: Vec<usize> = reasons
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+                        .map(|(i, _)| i)
+                        .collect();
+                    if !failed.is_empty() {
+                        Err(TxFailure::Conditions(failed))
+                    } else if reasons.iter().any(|r| matches!(r.code(), Some("ProvisionedThroughputExceeded" | "ThrottlingError" | "RequestLimitExceeded"))) {
+                        Err(TxFailure::Store(StoreError::Throttled("transaction".into())))
+                    } else {
+                        Err(TxFailure::Conflict)
+                    }
+                }
+                TransactWriteItemsError::TransactionInProgressException(_) => Err(TxFailure::Conflict),
+                other => Err(TxFailure::Store(StoreError::Sdk(other.to_string()))),
+            },
+            Err(e) => Err(TxFailure::Store(sdk(e))),
+        }
+    }
+
+    /// Strongly consistent read of one item.
+    pub async fn get<T: DeserializeOwned>(&self, pk: &str, sk: &str) -> Result<Option<T>, StoreError> {
+        let out = self.client.get_item().table_name(&self.table).set_key(Some(key(pk, sk))).consistent_read(true).send().await.map_err(sdk)?;
+        out.item.map(from_item).transpose()
+    }
+}
+
+/// A condition expression with its placeholders.
+#[derive(Debug, Clone, Default)]
+pub struct Cond {
+    pub expr: String,
+    pub names: Option<HashMap<String, String>>,
+    pub values: Option<HashMap<String, AttributeValue>>,
+}
+
+impl Cond {
+    pub fn new(expr: &str) -> Cond {
+        Cond { expr: expr.to_string(), ..Default::default() }
+    }
+    pub fn name(mut self, placeholder: &str, name: &str) -> Cond {
+        self.names.get_or_insert_with(HashMap::new).insert(placeholder.into(), name.into());
+        self
+    }
+    pub fn value(mut self, placeholder: &str, v: AttributeValue) -> Cond {
+        self.values.get_or_insert_with(HashMap::new).insert(placeholder.into(), v);
+        self
+    }
+    /// The item must not exist yet.
+    pub fn absent() -> Cond {
+        Cond::new("attribute_not_exists(PK)")
+    }
+    pub fn present() -> Cond {
+        Cond::new("attribute_exists(PK)")
+    }
+    /// The item is still at the version that was read (optimistic concurrency).
+    pub fn version(v: u64) -> Cond {
+        Cond::new("#v = :v").name("#v", "version").value(":v", AttributeValue::N(v.to_string()))
+    }
+}
+
+pub fn key(pk: &str, sk: &str) -> Item {
+    HashMap::from([("PK".to_string(), AttributeValue::S(pk.into())), ("SK".to_string(), AttributeValue::S(sk.into()))])
+}
+
+pub fn to_item<T: Serialize>(v: &T) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(v).map_err(|e| StoreError::Mapping(e.to_string()))
+}
+
+pub fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Mapping(e.to_string()))
+}
+
+pub fn sdk<E: std::error::Error + 'static>(e: E) -> StoreError {
+    let text = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
+    if text.contains("Throughput") || text.contains("Throttl") || text.contains("LimitExceeded") {
+        StoreError::Throttled(text)
+    } else {
+        StoreError::Sdk(text)
+    }
+}
+
+/// Waits before retry `attempt` (0-based): exponential with full jitter, capped, so that
+/// writers contending for one member spread out instead of colliding in lockstep.
+pub async fn backoff(attempt: u32) {
+    let cap_ms = (4u64 << attempt.min(6)).min(250);
+    let mut b = [0u8; 2];
+    let _ = getrandom::fill(&mut b);
+    let ms = u16::from_le_bytes(b) as u64 % (cap_ms + 1);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
