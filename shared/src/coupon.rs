@@ -327,3 +327,39 @@ mod tests {
 
     use crate::rules::Rules;
 }
+
+/// A coupon as the API shows it: status as of now (an active coupon past its window shows
+/// as expired), discount terms, window.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CouponView<'a> {
+    pub code: &'a str,
+    pub title: &'a str,
+    pub status: CouponStatus,
+    pub offer: &'a Offer,
+    #[serde(skip_serializing_if = "<[TierCode]>::is_empty")]
+    pub tiers: &'a [TierCode],
+    pub valid_from: DateTime<Utc>,
+    pub valid_until: DateTime<Utc>,
+    pub issued_at: DateTime<Utc>,
+    pub grant: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redemption: Option<&'a Redemption>,
+}
+
+impl Coupon {
+    pub fn view(&self, now: DateTime<Utc>) -> CouponView<'_> {
+        CouponView {
+            code: &self.code,
+            title: &self.title,
+            status: self.status_at(now),
+            offer: &self.offer,
+            tiers: &self.tiers,
+            valid_from: self.valid_from,
+            valid_until: self.valid_until,
+            issued_at: self.issued_at,
+            grant: &self.grant,
+            redemption: self.redemption.as_ref(),
+        }
+    }
+}

@@ -29,7 +29,7 @@ impl std::fmt::Display for MemberId {
 }
 
 /// The body of `POST /members`, as sent. Unknown fields are refused.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SignupRequest {
     #[serde(default)]
@@ -315,5 +315,85 @@ mod tests {
         let t = today();
         m.spend_days = vec![SpendDay { day: t - chrono::Duration::days(365), amount: Fen(7) }, SpendDay { day: t - chrono::Duration::days(364), amount: Fen(5) }, SpendDay { day: t, amount: Fen(1) }];
         assert_eq!(m.rolling_spend(t, 365), Fen(6));
+    }
+}
+
+/// `GET /members/{id}`: who the member is, their standing and what it is worth.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfileView<'a> {
+    pub member_id: &'a str,
+    pub name: Option<&'a str>,
+    pub email: Option<&'a str>,
+    pub phone: Option<&'a str>,
+    pub birthday: Option<NaiveDate>,
+    pub marketing_consent: bool,
+    pub consent_at: DateTime<Utc>,
+    pub joined_at: DateTime<Utc>,
+    pub referral_code: &'a str,
+    pub tier: TierCode,
+    pub tier_name: &'a str,
+    pub tier_since: DateTime<Utc>,
+    pub tier_protected_until: DateTime<Utc>,
+    pub points: i64,
+    pub expiring_soon: Vec<ExpiringPoints>,
+    pub rolling_spend: Fen,
+    pub lifetime_spend: Fen,
+    pub order_count: u32,
+    pub last_purchase_at: Option<DateTime<Utc>>,
+    /// The next tier and the qualifying spend it still needs.
+    pub next_tier: Option<crate::tier::NextTier>,
+    /// Qualifying spend still needed, over the rolling window, to keep the current tier once
+    /// its protection ends (0 when already earned).
+    pub spend_to_keep_tier: Fen,
+    pub benefits: crate::tier::Benefits<'a>,
+    pub coupons: Vec<crate::coupon::CouponView<'a>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExpiringPoints {
+    pub points: i64,
+    pub expires_on: NaiveDate,
+}
+
+impl Member {
+    /// The profile as of `now`; lists the member's active coupons.
+    pub fn profile<'a>(&'a self, coupons: &'a [crate::coupon::Coupon], rules: &'a crate::rules::Rules, now: DateTime<Utc>) -> ProfileView<'a> {
+        use crate::coupon::CouponStatus;
+        let today = crate::calendar::program_date(rules.time_zone, now);
+        let rolling = self.rolling_spend(today, rules.tier_window_days);
+        let tier_rule = rules.tier(self.tier);
+        let p = &rules.points;
+        ProfileView {
+            member_id: self.member_id.as_str(),
+            name: self.name.as_deref(),
+            email: self.email.as_deref(),
+            phone: self.phone.as_deref(),
+            birthday: self.birthday,
+            marketing_consent: self.marketing_consent,
+            consent_at: self.consent_at,
+            joined_at: self.joined_at,
+            referral_code: &self.referral_code,
+            tier: self.tier,
+            tier_name: &tier_rule.name,
+            tier_since: self.tier_since,
+            tier_protected_until: crate::tier::protected_until(self, rules),
+            points: self.wallet.balance.0,
+            expiring_soon: self
+                .wallet
+                .expiring_within(today, p.expiry_days, p.expiring_soon_days)
+                .into_iter()
+                .map(|(expires_on, points)| ExpiringPoints { points, expires_on })
+                .collect(),
+            rolling_spend: rolling,
+            lifetime_spend: self.lifetime_spend,
+            order_count: self.order_count,
+            last_purchase_at: self.last_purchase_at,
+            next_tier: crate::tier::next_tier(rules, self.tier, rolling),
+            spend_to_keep_tier: Fen((tier_rule.threshold.0 - rolling.0).max(0)),
+            benefits: crate::tier::benefits(tier_rule),
+            coupons: coupons.iter().filter(|c| c.status_at(now) == CouponStatus::Active).map(|c| c.view(now)).collect(),
+        }
     }
 }

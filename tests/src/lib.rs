@@ -1,1 +1,162 @@
+//! The integration-test harness: clients for the local stack that `scripts/test` started
+//! (DynamoDB Local and the SQS endpoint, reached through the standard
+//! `AWS_ENDPOINT_URL_*` variables), API Gateway events built like the real ones, and a
+//! counter of DynamoDB requests by operation.
 
+use aws_sdk_dynamodb::config::{Intercept, RuntimeComponents};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_types::config_bag::ConfigBag;
+use chrono::{DateTime, Utc};
+use lambda_http::{Body, Request, Response};
+use loyalty::app::{Clock, Env};
+use loyalty::store::Store;
+use loyalty::Rules;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Counts DynamoDB requests by operation (`GetItem`, `TransactWriteItems`...).
+#[derive(Debug, Default, Clone)]
+pub struct Counter(Arc<Mutex<HashMap<String, u64>>>);
+
+impl Counter {
+    pub fn reset(&self) {
+        self.0.lock().unwrap().clear();
+    }
+    pub fn snapshot(&self) -> HashMap<String, u64> {
+        self.0.lock().unwrap().clone()
+    }
+    /// Requests that read (GetItem, BatchGetItem, Query, Scan).
+    pub fn reads(&self) -> u64 {
+        self.sum(&["GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"])
+    }
+    /// Requests that write (PutItem, UpdateItem, DeleteItem, BatchWriteItem, TransactWriteItems).
+    pub fn writes(&self) -> u64 {
+        self.sum(&["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"])
+    }
+    fn sum(&self, ops: &[&str]) -> u64 {
+        let m = self.0.lock().unwrap();
+        ops.iter().map(|o| m.get(*o).copied().unwrap_or(0)).sum()
+    }
+}
+
+impl Intercept for Counter {
+    fn name(&self) -> &'static str {
+        "request-counter"
+    }
+    fn read_before_transmit(&self, ctx: &BeforeTransmitInterceptorContextRef<'_>, _: &RuntimeComponents, _: &mut ConfigBag) -> Result<(), BoxError> {
+        let target = ctx.request().headers().get("x-amz-target").unwrap_or("unknown");
+        let op = target.rsplit('.').next().unwrap_or(target).to_string();
+        *self.0.lock().unwrap().entry(op).or_default() += 1;
+        Ok(())
+    }
+}
+
+pub struct Harness {
+    pub env: Env,
+    pub counter: Counter,
+    pub sdk_config: aws_config::SdkConfig,
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh, unique id for this test run (members, orders... never collide across tests).
+pub fn unique(prefix: &str) -> String {
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let mut r = [0u8; 4];
+    getrandom_fill(&mut r);
+    format!("{prefix}-{}-{n}-{:08x}", std::process::id(), u32::from_le_bytes(r))
+}
+
+fn getrandom_fill(b: &mut [u8]) {
+    // Tests need uniqueness, not secrecy; the time and a counter are mixed in above.
+    let t = Utc::now().timestamp_nanos_opt().unwrap_or(0) as u64;
+    for (i, x) in b.iter_mut().enumerate() {
+        *x = (t >> (i * 8)) as u8 ^ (t >> 32) as u8;
+    }
+}
+
+pub async fn harness() -> Harness {
+    harness_with(Rules::default(), Clock::System).await
+}
+
+pub async fn harness_with(rules: Rules, clock: Clock) -> Harness {
+    let table = std::env::var("LOYALTY_TABLE").expect("LOYALTY_TABLE is not set: run the tests with scripts/test, which starts the local stack");
+    assert!(std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok(), "AWS_ENDPOINT_URL_DYNAMODB is not set: run the tests with scripts/test");
+    let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let counter = Counter::default();
+    let ddb = aws_sdk_dynamodb::config::Builder::from(&sdk_config).interceptor(counter.clone()).build();
+    let store = Store::new(aws_sdk_dynamodb::Client::from_conf(ddb), table);
+    Harness { env: Env { store, rules: Arc::new(rules), clock }, counter, sdk_config }
+}
+
+pub fn code_key() -> loyalty::coupon::CodeKey {
+    loyalty::coupon::CodeKey::new(b"integration-tests-coupon-secret-0123456789").unwrap()
+}
+
+/// Who the request claims to be, as API Gateway's authorizers would put it.
+#[derive(Debug, Clone)]
+pub enum As {
+    Member(String),
+    Admin,
+    Nobody,
+}
+
+/// An API Gateway HTTP API (payload 2.0) event, parsed the way the runtime parses it.
+pub fn request(method: &str, path_and_query: &str, body: Option<&str>, who: As) -> Request {
+    request_with_headers(method, path_and_query, body, who, &[])
+}
+
+pub fn request_with_headers(method: &str, path_and_query: &str, body: Option<&str>, who: As, headers: &[(&str, &str)]) -> Request {
+    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+    let authorizer = match who {
+        As::Member(sub) => json!({ "jwt": { "claims": { "sub": sub }, "scopes": null } }),
+        As::Admin => json!({ "iam": { "accessKey": "AKIA", "accountId": "123456789012", "callerId": "AIDA", "userArn": "arn:aws:iam::123456789012:user/ops", "userId": "AIDA" } }),
+        As::Nobody => Value::Null,
+    };
+    let mut hdrs = serde_json::Map::new();
+    hdrs.insert("content-type".into(), "application/json".into());
+    for (k, v) in headers {
+        hdrs.insert(k.to_string(), Value::String(v.to_string()));
+    }
+    let mut ctx = json!({
+        "accountId": "123456789012", "apiId": "api", "domainName": "api.example.com", "domainPrefix": "api",
+        "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "tests" },
+        "requestId": unique("req"), "routeKey": "$default", "stage": "$default",
+        "time": "27/Nov/2026:00:00:00 +0000", "timeEpoch": 0
+    });
+    if !authorizer.is_null() {
+        ctx["authorizer"] = authorizer;
+    }
+    let event = json!({
+        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": query,
+        "headers": hdrs, "requestContext": ctx, "body": body, "isBase64Encoded": false
+    });
+    lambda_http::request::from_str(&event.to_string()).expect("test event parses")
+}
+
+/// Status and JSON body of a response (problem+json included).
+pub fn answer(resp: Response<Body>) -> (u16, Value, String) {
+    let status = resp.status().as_u16();
+    let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let body: &[u8] = resp.body().as_ref();
+    let v = if body.is_empty() { Value::Null } else { serde_json::from_slice(body).unwrap_or(Value::String(String::from_utf8_lossy(body).into())) };
+    (status, v, ct)
+}
+
+/// Asserts an RFC 9457 problem with the given status and machine code.
+pub fn assert_problem(status: u16, body: &Value, content_type: &str, want_status: u16, want_code: &str) {
+    assert_eq!(status, want_status, "status for {body}");
+    assert_eq!(content_type, "application/problem+json", "{body}");
+    assert_eq!(body["code"], want_code, "{body}");
+    assert_eq!(body["status"], want_status);
+    for f in ["type", "title", "detail"] {
+        assert!(body[f].is_string(), "problem lacks {f}: {body}");
+    }
+}
+
+pub fn at(s: &str) -> DateTime<Utc> {
+    s.parse().expect("a test timestamp")
+}

@@ -1,0 +1,223 @@
+//! signup through the real handler against DynamoDB Local.
+
+use loyalty::store::keys;
+use loyalty_tests::*;
+use serde_json::{json, Value};
+use signup::App;
+
+async fn app() -> (App, Harness) {
+    let h = harness().await;
+    (App { env: h.env.clone(), codes: code_key() }, h)
+}
+
+fn email() -> String {
+    format!("{}@example.com", unique("m").to_lowercase())
+}
+
+fn phone() -> String {
+    let n = unique("p").bytes().fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(b as u64));
+    format!("+86139{:08}", n % 100_000_000)
+}
+
+async fn join(app: &App, sub: &str, body: Value) -> (u16, Value, String) {
+    answer(signup::handle(app, request("POST", "/members", Some(&body.to_string()), As::Member(sub.into()))).await)
+}
+
+async fn get_profile(app: &App, sub: &str, id: &str) -> (u16, Value, String) {
+    answer(signup::handle(app, request("GET", &format!("/members/{id}"), None, As::Member(sub.into()))).await)
+}
+
+#[tokio::test]
+async fn signup_gives_welcome_points_and_coupon_visible_in_profile_and_ledger() {
+    let (app, _h) = app().await;
+    let id = unique("member");
+    let (status, body, ct) = join(&app, &id, json!({"email": email(), "name": "李伟", "birthday": "1990-05-18", "marketingConsent": true})).await;
+    assert_eq!((status, ct.as_str()), (201, "application/json"), "{body}");
+    assert_eq!(body["memberId"], id.as_str());
+    assert_eq!(body["tier"], "regular");
+    assert_eq!(body["points"], 100);
+    assert_eq!(body["referralCode"].as_str().unwrap().len(), 8);
+    assert_eq!(body["welcomeCoupon"]["offer"], json!({"kind": "amount_off", "value": 2000, "minSpend": 10000}));
+    assert_eq!(body["welcomeCoupon"]["status"], "active");
+
+    let (status, p, _) = get_profile(&app, &id, &id).await;
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(p["points"], 100);
+    assert_eq!(p["name"], "李伟");
+    assert_eq!(p["marketingConsent"], true);
+    assert!(p["consentAt"].is_string());
+    assert_eq!(p["coupons"].as_array().unwrap().len(), 1);
+    assert_eq!(p["coupons"][0]["code"], body["welcomeCoupon"]["code"]);
+    assert_eq!(p["nextTier"], json!({"tier": "silver", "threshold": 200000, "spendNeeded": 200000}));
+    assert_eq!(p["benefits"]["memberDiscountPercent"], 0);
+
+    let ledger = app.env.store.ledger_all(&id).await.unwrap();
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(ledger.iter().map(|e| e.points.0).sum::<i64>(), 100);
+    let coupons = app.env.store.coupons(&id).await.unwrap();
+    assert_eq!(coupons.len(), 1);
+}
+
+#[tokio::test]
+async fn the_same_signup_again_gets_the_first_answer_and_a_different_one_is_409() {
+    let (app, _h) = app().await;
+    let id = unique("member");
+    let body = json!({"email": email(), "name": "Ann"});
+    let first = join(&app, &id, body.clone()).await;
+    assert_eq!(first.0, 201);
+    let again = join(&app, &id, body).await;
+    assert_eq!((again.0, &again.1), (201, &first.1));
+    let (s, b, ct) = join(&app, &id, json!({"email": email(), "name": "Other"})).await;
+    assert_problem(s, &b, &ct, 409, "already_member");
+    assert_eq!(app.env.store.ledger_all(&id).await.unwrap().len(), 1, "welcome points once");
+}
+
+#[tokio::test]
+async fn a_taken_email_or_phone_is_409() {
+    let (app, _h) = app().await;
+    let (e, p) = (email(), phone());
+    assert_eq!(join(&app, &unique("a"), json!({"email": e, "phone": p, "name": "A"})).await.0, 201);
+    let (s, b, ct) = join(&app, &unique("b"), json!({"email": e.to_uppercase(), "name": "B"})).await;
+    assert_problem(s, &b, &ct, 409, "email_taken");
+    let (s, b, ct) = join(&app, &unique("c"), json!({"phone": p, "name": "C"})).await;
+    assert_problem(s, &b, &ct, 409, "phone_taken");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_concurrent_signups_with_one_email_make_exactly_one_member() {
+    let (app, _h) = app().await;
+    let e = email();
+    let ids: Vec<String> = (0..20).map(|_| unique("racer")).collect();
+    let results = futures::future::join_all(ids.iter().map(|id| join(&app, id, json!({"email": e, "name": "Racer"})))).await;
+    let created: Vec<_> = results.iter().filter(|r| r.0 == 201).collect();
+    assert_eq!(created.len(), 1, "{results:?}");
+    for r in results.iter().filter(|r| r.0 != 201) {
+        assert_problem(r.0, &r.1, &r.2, 409, "email_taken");
+    }
+    let mut members = 0;
+    for id in &ids {
+        members += app.env.store.member(id).await.unwrap().is_some() as usize;
+    }
+    assert_eq!(members, 1);
+}
+
+#[tokio::test]
+async fn a_referral_code_links_the_new_member_and_an_unknown_one_is_422() {
+    let (app, _h) = app().await;
+    let referrer = unique("referrer");
+    let (_, r, _) = join(&app, &referrer, json!({"email": email(), "name": "R"})).await;
+    let code = r["referralCode"].as_str().unwrap().to_lowercase();
+    let newbie = unique("newbie");
+    assert_eq!(join(&app, &newbie, json!({"email": email(), "name": "N", "referralCode": code})).await.0, 201);
+    let m = app.env.store.member(&newbie).await.unwrap().unwrap();
+    assert_eq!(m.referred_by.unwrap().as_str(), referrer);
+
+    let stranger = unique("stranger");
+    let (s, b, ct) = join(&app, &stranger, json!({"email": email(), "name": "S", "referralCode": "ZZZZ9999"})).await;
+    assert_problem(s, &b, &ct, 422, "unknown_referral_code");
+    assert!(app.env.store.member(&stranger).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn bad_signups_are_4xx_problems_and_write_nothing() {
+    let (app, _h) = app().await;
+    let e = email();
+    let long = "x".repeat(20_000);
+    let cases: Vec<(Option<String>, u16, &str)> = vec![
+        (Some(json!({"name": "A"}).to_string()), 422, "contact_required"),
+        (Some(json!({"email": "not-an-email", "name": "A"}).to_string()), 422, "invalid_email"),
+        (Some(json!({"email": "a@b", "name": "A"}).to_string()), 422, "invalid_email"),
+        (Some(json!({"email": e, "phone": "13800138000", "name": "A"}).to_string()), 422, "invalid_phone"),
+        (Some(json!({"phone": "+86 138 0013 8000", "name": "A"}).to_string()), 422, "invalid_phone"),
+        (Some(json!({"email": e, "name": ""}).to_string()), 422, "invalid_name"),
+        (Some(json!({"email": e, "name": "y".repeat(65)}).to_string()), 422, "invalid_name"),
+        (Some(json!({"email": e, "name": "A", "birthday": "1990-02-30"}).to_string()), 422, "invalid_birthday"),
+        (Some(json!({"email": e, "name": "A", "birthday": "2999-01-01"}).to_string()), 422, "invalid_birthday"),
+        (Some(json!({"email": e, "name": "A", "birthday": "18/05/1990"}).to_string()), 422, "invalid_birthday"),
+        (Some(json!({"email": e, "name": "A", "referralCode": "short"}).to_string()), 422, "invalid_referral_code"),
+        (Some(json!({"email": e, "name": "A", "isAdmin": true}).to_string()), 400, "unknown_field"),
+        (Some(json!({"email": e}).to_string()), 400, "missing_field"),
+        (Some(json!({"email": e, "name": 42}).to_string()), 400, "invalid_field"),
+        (Some(json!({"email": e, "name": "A", "marketingConsent": "yes"}).to_string()), 400, "invalid_field"),
+        (Some("{\"email\": ".into()), 400, "malformed_json"),
+        (Some("[]".into()), 400, "invalid_field"),
+        (None, 400, "body_required"),
+        (Some(json!({"email": e, "name": long}).to_string()), 413, "body_too_large"),
+    ];
+    assert!(cases.len() >= 15);
+    for (body, want_status, want_code) in cases {
+        let id = unique("bad");
+        let (s, b, ct) = answer(signup::handle(&app, request("POST", "/members", body.as_deref(), As::Member(id.clone()))).await);
+        assert_problem(s, &b, &ct, want_status, want_code);
+        assert!(app.env.store.member(&id).await.unwrap().is_none(), "{want_code}: nothing written");
+    }
+    // Nobody took the email along the way.
+    assert_eq!(join(&app, &unique("ok"), json!({"email": e, "name": "A"})).await.0, 201);
+}
+
+#[tokio::test]
+async fn members_may_read_only_themselves() {
+    let (app, _h) = app().await;
+    let (a, b) = (unique("a"), unique("b"));
+    join(&app, &a, json!({"email": email(), "name": "A"})).await;
+    let (s, body, ct) = get_profile(&app, &b, &a).await;
+    assert_problem(s, &body, &ct, 403, "forbidden");
+    let (s, body, ct) = answer(signup::handle(&app, request("GET", &format!("/members/{a}"), None, As::Nobody)).await);
+    assert_problem(s, &body, &ct, 401, "unauthenticated");
+    let (s, body, ct) = answer(signup::handle(&app, request("DELETE", &format!("/members/{a}"), None, As::Member(b))).await);
+    assert_problem(s, &body, &ct, 403, "forbidden");
+    let (s, body, ct) = answer(signup::handle(&app, request("POST", "/members", Some("{}"), As::Nobody)).await);
+    assert_problem(s, &body, &ct, 401, "unauthenticated");
+    assert_eq!(get_profile(&app, &a, &a).await.0, 200);
+}
+
+#[tokio::test]
+async fn erasing_removes_personal_data_keeps_the_ledger_and_frees_the_email() {
+    let (app, h) = app().await;
+    let id = unique("erase");
+    let (e, p) = (email(), phone());
+    join(&app, &id, json!({"email": e, "phone": p, "name": "Gone", "birthday": "1980-01-01"})).await;
+    let del = || answer_async(&app, &id);
+    assert_eq!(del().await, 204);
+    let m = h.env.store.member(&id).await.unwrap().unwrap();
+    assert!(m.email.is_none() && m.phone.is_none() && m.name.is_none() && m.birthday.is_none() && m.erased_at.is_some());
+    assert_eq!(m.wallet.balance.0, 100);
+    assert_eq!(h.env.store.ledger_all(&id).await.unwrap().len(), 1, "the ledger stays");
+    assert!(h.env.store.get::<Value>(&keys::email_pk(&e), keys::UNIQUE_SK).await.unwrap().is_none());
+    assert!(h.env.store.get::<Value>(&keys::phone_pk(&p), keys::UNIQUE_SK).await.unwrap().is_none());
+    // The raw item keeps no contact data and has left the birthday index.
+    let raw = h.env.store.get::<Value>(&keys::member_pk(&id), keys::PROFILE_SK).await.unwrap().unwrap();
+    let text = raw.to_string();
+    assert!(!text.contains(&e) && !text.contains(&p) && !text.contains("Gone") && raw.get("GSI2PK").is_none(), "{text}");
+    assert_eq!(del().await, 204, "a second erase is harmless");
+    let (s, b, ct) = get_profile(&app, &id, &id).await;
+    assert_problem(s, &b, &ct, 404, "member_not_found");
+    assert_eq!(join(&app, &unique("again"), json!({"email": e, "phone": p, "name": "New"})).await.0, 201);
+}
+
+async fn answer_async(app: &App, id: &str) -> u16 {
+    answer(signup::handle(app, request("DELETE", &format!("/members/{id}"), None, As::Member(id.into()))).await).0
+}
+
+#[tokio::test]
+async fn a_warm_signup_is_one_write_and_a_profile_one_read() {
+    let (app, h) = app().await;
+    let id = unique("count");
+    h.counter.reset();
+    assert_eq!(join(&app, &id, json!({"email": email(), "name": "C"})).await.0, 201);
+    assert_eq!((h.counter.reads(), h.counter.writes()), (0, 1), "{:?}", h.counter.snapshot());
+    h.counter.reset();
+    assert_eq!(get_profile(&app, &id, &id).await.0, 200);
+    assert_eq!((h.counter.reads(), h.counter.writes()), (1, 0), "{:?}", h.counter.snapshot());
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_problems() {
+    let (app, _h) = app().await;
+    let (s, b, ct) = answer(signup::handle(&app, request("PUT", "/members/x", Some("{}"), As::Member("x".into()))).await);
+    assert_problem(s, &b, &ct, 405, "method_not_allowed");
+    let (s, b, ct) = answer(signup::handle(&app, request("GET", "/nope", None, As::Member("x".into()))).await);
+    assert_problem(s, &b, &ct, 404, "route_not_found");
+    let (s, b, ct) = answer(signup::handle(&app, request_with_headers("POST", "/members", Some("a=b"), As::Member("x".into()), &[("content-type", "application/x-www-form-urlencoded")])).await);
+    assert_problem(s, &b, &ct, 415, "unsupported_media_type");
+}
