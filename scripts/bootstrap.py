@@ -140,6 +140,10 @@ class Local:
             allowed = spec.get("AllowedValues")
             if allowed and value not in [text(a) for a in allowed]:
                 raise Fail(f"LOYALTY_PARAM_{name}={value!r} is not one of {allowed}")
+            if len(value) < int(spec.get("MinLength", 0)):
+                raise Fail(f"LOYALTY_PARAM_{name} is shorter than the parameter's MinLength {spec['MinLength']}")
+            if "AllowedPattern" in spec and not re.fullmatch(spec["AllowedPattern"], value):
+                raise Fail(f"LOYALTY_PARAM_{name} does not match the parameter's AllowedPattern")
         elif "Default" in spec:
             value = text(spec["Default"])
         elif text(spec.get("NoEcho", False)) == "true":

@@ -8,6 +8,7 @@
 pub mod app;
 pub mod auth;
 pub mod calendar;
+pub mod campaign;
 pub mod coupon;
 pub mod error;
 pub mod http;

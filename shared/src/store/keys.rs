@@ -123,3 +123,26 @@ mod tests {
         assert!((0..1000).all(|i| shard(&format!("m{i}")) < SHARDS));
     }
 }
+
+/// Program-wide items (not per member).
+pub const PROGRAM_PK: &str = "PROGRAM";
+/// The active campaign multiplier windows (one small item).
+pub const MULTIPLIERS_SK: &str = "MULTIPLIERS";
+
+pub fn campaign_pk(campaign_id: &str) -> String {
+    format!("CAMPAIGN#{campaign_id}")
+}
+
+pub fn run_sk(run_id: &str) -> String {
+    format!("RUN#{run_id}")
+}
+
+/// Marks a campaign batch whose progress has been counted (so a redelivery counts nothing twice).
+pub fn batch_sk(run_id: &str, batch_id: &str) -> String {
+    format!("BATCH#{run_id}#{batch_id}")
+}
+
+/// The issue counter of a grant with a budget.
+pub fn budget_pk(grant: &str) -> String {
+    format!("BUDGET#{grant}")
+}

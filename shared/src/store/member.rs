@@ -254,3 +254,47 @@ impl Store {
         Err(StoreError::Contended)
     }
 }
+
+/// A recorded tier change, in the member's partition (`TIER#<time>`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TierChangeItem {
+    #[serde(rename = "PK")]
+    pub pk: String,
+    #[serde(rename = "SK")]
+    pub sk: String,
+    pub entity: String,
+    #[serde(rename = "memberId")]
+    pub member_id: String,
+    #[serde(flatten)]
+    pub change: crate::tier::TierChange,
+}
+
+impl TierChangeItem {
+    pub fn new(member_id: &str, change: crate::tier::TierChange) -> TierChangeItem {
+        TierChangeItem { pk: member_pk(member_id), sk: keys::tier_change_sk(change.at), entity: "tier_change".into(), member_id: member_id.into(), change }
+    }
+}
+
+impl Store {
+    /// The write of a changed member: `member.version` must already be one past `read_version`,
+    /// the version that was read, and the write only lands if nobody wrote in between.
+    pub fn member_write(&self, member: &Member, read_version: u64, rules: &Rules, now: DateTime<Utc>) -> Result<TransactWriteItem, StoreError> {
+        debug_assert_eq!(member.version, read_version + 1);
+        self.put(&MemberItem::new(member, rules, now), Some(Cond::version(read_version)))
+    }
+
+    /// A member's tier history, oldest first.
+    pub async fn tier_history(&self, member_id: &str) -> Result<Vec<crate::tier::TierChange>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :p)")
+            .expression_attribute_values(":pk", AttributeValue::S(member_pk(member_id)))
+            .expression_attribute_values(":p", AttributeValue::S("TIER#".into()))
+            .send()
+            .await
+            .map_err(sdk)?;
+        out.items.unwrap_or_default().into_iter().map(|i| from_item::<TierChangeItem>(i).map(|t| t.change)).collect()
+    }
+}
