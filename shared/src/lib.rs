@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod member;
 pub mod money;
 pub mod rules;
+pub mod runtime;
 pub mod store;
 pub mod tier;
 
