@@ -315,3 +315,13 @@ pub fn review_date(member: &crate::member::Member, rules: &Rules) -> Option<Naiv
 #[cfg(test)]
 #[path = "tier_tests.rs"]
 mod evaluation_tests;
+
+/// A fingerprint of the rules the tier evaluation depends on (thresholds, window,
+/// protection): when it changes, the next nightly run sweeps every member (ByTier), because
+/// the review dates in the index were computed with the old rules.
+pub fn rules_fingerprint(rules: &Rules) -> String {
+    use sha2::{Digest, Sha256};
+    let thresholds: Vec<i64> = rules.tiers.iter().map(|t| t.threshold.0).collect();
+    let text = format!("{thresholds:?}/{}/{}", rules.tier_window_days, rules.tier_protection_days);
+    Sha256::digest(text.as_bytes()).iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
