@@ -280,3 +280,21 @@ mod tests {
         assert!(serde_json::from_str::<ShardTask>(r#"{"now":"2026-11-26T16:30:00Z","shard":0,"segment":{"index":"scan"}}"#).is_err());
     }
 }
+
+#[cfg(test)]
+mod sample_events {
+    use super::*;
+    use loyalty::runtime::classify;
+
+    #[test]
+    fn the_sample_events_are_a_schedule_and_shard_tasks() {
+        let schedule: Value = serde_json::from_str(include_str!("../../../events/tier-recompute-schedule.json")).unwrap();
+        let Ok(Trigger::Schedule(e)) = classify(schedule) else { panic!("the schedule sample is not a schedule") };
+        assert_eq!(job_time(&e, &Clock::System), "2026-11-26T16:30:00Z".parse::<DateTime<Utc>>().unwrap());
+        let shard: Value = serde_json::from_str(include_str!("../../../events/tier-recompute-shard.json")).unwrap();
+        let Ok(Trigger::Sqs(e)) = classify(shard) else { panic!("the shard sample is not an SQS batch") };
+        let tasks: Vec<ShardTask> = e.records.iter().map(|r| serde_json::from_str(r.body.as_deref().unwrap()).unwrap()).collect();
+        assert_eq!(tasks[1].segment, Segment::Tier { tier: TierCode::Gold });
+        assert!(tasks[1].cursor.is_some());
+    }
+}
