@@ -245,12 +245,14 @@ pub struct Evaluation {
 
 /// The nightly evaluation of one member at `now` (its program date is the evaluation date).
 /// `None` when there is nothing to evaluate: the member is erased, was already evaluated on
-/// that date or later, or changed tier after `now` (a replay of an older night must not
-/// overrule a newer state). Otherwise the tier rule is applied, spend days outside the
+/// that date or later, or changed tier or spent after that date (a replay of an older night
+/// must not overrule a newer state; a purchase stamped just past midnight defers the member
+/// to the next night, as it stays due in the review index). Otherwise the tier rule is applied, spend days outside the
 /// window are dropped and the evaluation date is recorded. The version is left as read.
 pub fn evaluate(member: &crate::member::Member, rules: &Rules, now: DateTime<Utc>) -> Option<Evaluation> {
     let today = crate::calendar::program_date(rules.time_zone, now);
-    let stale = member.last_tier_evaluation.is_some_and(|d| d >= today) || member.tier_since > now;
+    let newer = member.tier_since > now || member.spend_days.last().is_some_and(|s| s.day > today);
+    let stale = member.last_tier_evaluation.is_some_and(|d| d >= today) || newer;
     if member.is_erased() || stale {
         return None;
     }

@@ -154,6 +154,26 @@ fn a_rules_change_raises_at_once_but_lowers_nobody_before_protection_ends() {
 }
 
 #[test]
+fn an_older_night_is_not_replayed_over_newer_spend() {
+    let m = member(TierCode::Gold, noon(d("2024-01-01")), &[("2025-06-01", 100)]);
+    assert_eq!(evaluate(&m, &rules(), night(d("2025-05-31"))), None);
+    assert!(evaluate(&m, &rules(), night(d("2025-06-02"))).is_some());
+}
+
+#[test]
+fn the_rules_fingerprint_follows_thresholds_window_and_protection_only() {
+    let r = rules();
+    let mut other = rules();
+    other.points.expiry_days = 30;
+    assert_eq!(rules_fingerprint(&r), rules_fingerprint(&other));
+    other.tiers[1].threshold = Fen::from_cny(1_000);
+    assert_ne!(rules_fingerprint(&r), rules_fingerprint(&other));
+    let mut p = rules();
+    p.tier_protection_days = 180;
+    assert_ne!(rules_fingerprint(&r), rules_fingerprint(&p));
+}
+
+#[test]
 fn the_profile_shows_protection_and_the_spend_to_keep_the_tier() {
     let m = member(TierCode::Gold, noon(d("2025-06-01")), &[("2025-06-01", 10_000), ("2025-12-01", 3_000)]);
     // Protection ends 2026-06-02; by then the June purchase has rolled off (2026-06-01).

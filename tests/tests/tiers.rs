@@ -19,6 +19,10 @@ use tier_recompute::{App, ShardTask};
 
 const MEMBERS: usize = 1_000;
 
+/// The tests of this file run nights over the shared indexes: one at a time, so one test's
+/// night never evaluates the other's members halfway through.
+static NIGHTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 
 /// The nightly run's instant on a program date: 00:30 in Shanghai.
 fn night(day: NaiveDate) -> DateTime<Utc> {
@@ -216,6 +220,7 @@ async fn read_all(h: &Harness, ids: &[String]) -> HashMap<String, Member> {
 
 #[tokio::test]
 async fn a_night_over_a_thousand_members_matches_the_reference_and_a_rerun_changes_nothing() {
+    let _night = NIGHTS.lock().await;
     let started = std::time::Instant::now();
     let h = harness().await;
     let rules = Rules::default();
@@ -285,4 +290,70 @@ async fn a_night_over_a_thousand_members_matches_the_reference_and_a_rerun_chang
     let diamonds_down: Vec<&String> = ids.iter().filter(|id| after[*id].stepped_down_at == Some(now) && next[*id].tier < after[*id].tier).collect();
     assert!(!diamonds_down.is_empty(), "someone stepped down two nights in a row");
     eprintln!("tiers: {MEMBERS} members, {changed} changed the first night, {:?}", started.elapsed());
+}
+
+/// After operators lower the thresholds, the rules-change sweep (ByTier segments) raises those
+/// whose spend now earns more, at once; a raised threshold lowers nobody still protected,
+/// but moves their review date to the end of their protection.
+#[tokio::test]
+async fn a_rules_change_sweep_raises_at_once_and_lowers_nobody_protected() {
+    let _night = NIGHTS.lock().await;
+    let mut rules = Rules::default();
+    rules.tiers[1].threshold = Fen::from_cny(1_000);
+    rules.tiers[2].threshold = Fen::from_cny(20_000);
+    rules.validate().unwrap();
+    let h = harness_with(rules.clone(), loyalty::app::Clock::System).await;
+    // Years before any other test's members, so the segments' other members are newer than
+    // this night and left alone.
+    let today: NaiveDate = "2016-06-01".parse().unwrap();
+    let now = night(today);
+    let since = noon("2015-09-01".parse().unwrap());
+    let nm = NewMember { email: None, phone: None, name: "T".into(), birthday: None, referral_code: None, marketing_consent: false };
+    let make = |tier: TierCode, cny: i64| {
+        let mut m = Member::join(MemberId::parse(&unique("sweep")).unwrap(), &nm, "TIER0000".into(), None, since);
+        m.tier = tier;
+        m.spend_days = vec![SpendDay { day: "2016-03-01".parse().unwrap(), amount: Fen::from_cny(cny) }];
+        m
+    };
+    let raised = make(TierCode::Regular, 1_500); // silver under the new rules
+    let kept = make(TierCode::Gold, 12_000); // only silver under the new rules, but protected
+    let plain = make(TierCode::Silver, 2_500); // silver under both, due on the same roll-off day
+    let members = [raised.clone(), kept.clone(), plain.clone()];
+    // Written as the purchase side wrote them, under the old rules.
+    let old = Rules::default();
+    for m in &members {
+        h.env.store.transact(vec![h.env.store.put(&MemberItem::new(m, &old, since), None).unwrap()]).await.map_err(|e| format!("{e:?}")).unwrap();
+    }
+    let app = App {
+        env: h.env.clone(),
+        sqs: aws_sdk_sqs::Client::new(&h.sdk_config),
+        queue_url: std::env::var("TIER_SHARD_QUEUE_URL").unwrap(),
+        budget: std::time::Duration::from_secs(60),
+        page_size: 100,
+        concurrency: 8,
+    };
+    let mut shards: Vec<u32> = members.iter().map(|m| keys::shard(m.member_id.as_str())).collect();
+    shards.sort_unstable();
+    shards.dedup();
+    for shard in shards {
+        for tier in TierCode::ALL {
+            let task = ShardTask { now, shard, segment: tier_recompute::Segment::Tier { tier }, cursor: None };
+            let tally = tier_recompute::run_task(&app, task, std::time::Instant::now()).await.unwrap();
+            assert!(!tally.continued);
+        }
+    }
+    let got = read_all(&h, &members.iter().map(|m| m.member_id.to_string()).collect::<Vec<_>>()).await;
+    let r = &got[raised.member_id.as_str()];
+    assert_eq!((r.tier, r.tier_since), (TierCode::Silver, now));
+    let history = h.env.store.tier_history(raised.member_id.as_str()).await.unwrap();
+    assert_eq!(history.iter().map(|c| (c.from, c.to, c.reason.as_str())).collect::<Vec<_>>(), vec![(TierCode::Regular, TierCode::Silver, "nightly_upgrade")]);
+
+    let k = &got[kept.member_id.as_str()];
+    assert_eq!((k.tier, k.tier_since), (TierCode::Gold, since), "protected through 2016-08-31 (day 365; 2016 has a Feb 29)");
+    assert!(h.env.store.tier_history(kept.member_id.as_str()).await.unwrap().is_empty());
+    let item: MemberItem = h.env.store.get(&keys::member_pk(kept.member_id.as_str()), keys::PROFILE_SK).await.unwrap().unwrap();
+    assert_eq!(item.gsi5sk, Some(format!("2016-09-01#{}", kept.member_id)), "due when protection ends, under the new thresholds");
+
+    let p = &got[plain.member_id.as_str()];
+    assert_eq!((p.tier, p.version), (TierCode::Silver, plain.version), "nothing to write");
 }

@@ -18,7 +18,7 @@ use futures::{StreamExt, TryStreamExt};
 use lambda_runtime::Error;
 use loyalty::app::{Clock, Env};
 use loyalty::runtime::{job_time, Outcome, Trigger};
-use loyalty::store::member::TierChangeItem;
+use loyalty::store::member::{MemberItem, TierChangeItem};
 use loyalty::store::tier::{Cursor, MemberPage, TierRulesMark};
 use loyalty::store::{backoff, keys, Store, StoreError, TxFailure, MAX_ATTEMPTS};
 use loyalty::{calendar, tier, Rules, TierCode};
@@ -229,9 +229,11 @@ pub enum Step {
 pub async fn evaluate_member(env: &Env, member_id: &str, now: DateTime<Utc>) -> Result<Step, StoreError> {
     let rules = &env.rules;
     for attempt in 0..MAX_ATTEMPTS {
-        let Some(member) = env.store.member(member_id).await? else { return Ok(Step::Unchanged) };
+        let Some(stored) = env.store.get::<MemberItem>(&keys::member_pk(member_id), keys::PROFILE_SK).await? else { return Ok(Step::Unchanged) };
+        let member = stored.member;
         let Some(eval) = tier::evaluate(&member, rules, now) else { return Ok(Step::Unchanged) };
-        let moved = tier::review_date(&eval.member, rules) != tier::review_date(&member, rules);
+        // The stored review key may have been computed under other rules: compare with it.
+        let moved = MemberItem::new(&eval.member, rules, now).gsi5sk != stored.gsi5sk;
         if eval.change.is_none() && eval.trimmed == 0 && !moved {
             return Ok(Step::Unchanged);
         }
