@@ -357,3 +357,35 @@ async fn a_rules_change_sweep_raises_at_once_and_lowers_nobody_protected() {
     let p = &got[plain.member_id.as_str()];
     assert_eq!((p.tier, p.version), (TierCode::Silver, plain.version), "nothing to write");
 }
+
+/// `GET /members/{id}` after a night: the tier, since when, until when it is protected, the
+/// rolling spend, what the next tier needs and what keeping this one needs, and the benefits.
+#[tokio::test]
+async fn the_profile_shows_tier_standing_after_the_nightly_step_down() {
+    let today: NaiveDate = "2021-07-01".parse().unwrap();
+    let now = night(today);
+    let h = harness_with(Rules::default(), loyalty::app::Clock::Fixed(now + Duration::hours(10))).await;
+    let nm = NewMember { email: None, phone: None, name: "T".into(), birthday: None, referral_code: None, marketing_consent: false };
+    let id = unique("profile");
+    let mut m = Member::join(MemberId::parse(&id).unwrap(), &nm, "TIER0000".into(), None, noon("2020-01-01".parse().unwrap()));
+    m.tier = TierCode::Diamond;
+    m.spend_days = vec![SpendDay { day: "2021-01-15".parse().unwrap(), amount: Fen::from_cny(12_000) }];
+    h.env.store.transact(vec![h.env.store.put(&MemberItem::new(&m, &h.env.rules, now), None).unwrap()]).await.map_err(|e| format!("{e:?}")).unwrap();
+    // One night by the worker: protection long over, gold earned: diamond -> gold.
+    assert_eq!(tier_recompute::evaluate_member(&h.env, &id, now).await.unwrap(), tier_recompute::Step::Changed);
+    assert_eq!(tier_recompute::evaluate_member(&h.env, &id, now).await.unwrap(), tier_recompute::Step::Unchanged, "once a night");
+
+    let app = signup::App { env: h.env.clone(), codes: code_key() };
+    let (status, p, _) = answer(signup::handle(&app, request("GET", &format!("/members/{id}"), None, As::Member(id.clone()))).await);
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(p["tier"], "gold");
+    assert_eq!(p["tierSince"], json!(now));
+    assert_eq!(p["tierProtectedUntil"], Value::Null, "a tier entered by stepping down is not protected");
+    assert_eq!(p["rollingSpend"], 1_200_000);
+    assert_eq!(p["nextTier"], json!({"tier": "diamond", "threshold": 5_000_000, "spendNeeded": 3_800_000}));
+    assert_eq!(p["spendToKeepTier"], 0);
+    assert_eq!(p["benefits"]["memberDiscountPercent"], 20);
+    assert_eq!(p["benefits"]["birthdayCoupon"]["offer"], json!({"kind": "amount_off", "value": 8000, "minSpend": 20000}));
+    let history = h.env.store.tier_history(&id).await.unwrap();
+    assert_eq!(history.iter().map(|c| (c.from, c.to, c.reason.as_str(), c.at)).collect::<Vec<_>>(), vec![(TierCode::Diamond, TierCode::Gold, "step_down", now)]);
+}
