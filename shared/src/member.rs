@@ -188,6 +188,14 @@ pub struct Member {
     /// Optimistic-concurrency version: every write is conditional on the version it read.
     #[serde(default)]
     pub version: u64,
+    /// The program date of the last nightly tier evaluation that wrote this member: a second
+    /// evaluation on the same (or an earlier) date changes nothing (`tier::evaluate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_tier_evaluation: Option<NaiveDate>,
+    /// When the nightly evaluation last lowered the tier. A tier entered by stepping down
+    /// (`tier_since == stepped_down_at`) carries no protection (`tier::first_downgrade_date`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stepped_down_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,6 +229,8 @@ impl Member {
             last_purchase_at: None,
             erased_at: None,
             version: 0,
+            last_tier_evaluation: None,
+            stepped_down_at: None,
         }
     }
 
@@ -334,7 +344,9 @@ pub struct ProfileView<'a> {
     pub tier: TierCode,
     pub tier_name: &'a str,
     pub tier_since: DateTime<Utc>,
-    pub tier_protected_until: DateTime<Utc>,
+    /// The end of the tier's protection (the nightly evaluation may lower it from then on);
+    /// absent for the regular tier and for a tier entered by stepping down (not protected).
+    pub tier_protected_until: Option<DateTime<Utc>>,
     pub points: i64,
     pub expiring_soon: Vec<ExpiringPoints>,
     pub rolling_spend: Fen,
@@ -378,7 +390,7 @@ impl Member {
             tier: self.tier,
             tier_name: &tier_rule.name,
             tier_since: self.tier_since,
-            tier_protected_until: crate::tier::protected_until(self, rules),
+            tier_protected_until: crate::tier::protection(self, rules),
             points: self.wallet.balance.0,
             expiring_soon: self
                 .wallet
@@ -391,7 +403,7 @@ impl Member {
             order_count: self.order_count,
             last_purchase_at: self.last_purchase_at,
             next_tier: crate::tier::next_tier(rules, self.tier, rolling),
-            spend_to_keep_tier: Fen((tier_rule.threshold.0 - rolling.0).max(0)),
+            spend_to_keep_tier: crate::tier::spend_to_keep(self, rules, today),
             benefits: crate::tier::benefits(tier_rule),
             coupons: coupons.iter().filter(|c| c.status_at(now) == CouponStatus::Active).map(|c| c.view(now)).collect(),
         }

@@ -146,3 +146,17 @@ pub fn batch_sk(run_id: &str, batch_id: &str) -> String {
 pub fn budget_pk(grant: &str) -> String {
     format!("BUDGET#{grant}")
 }
+
+/// Program-wide: the fingerprint of the tier rules the nightly evaluation last swept with.
+pub const TIER_RULES_SK: &str = "TIER_RULES";
+
+/// Exclusive upper bound of the ByTierReview sort keys (`<date>#<memberId>`) due on or
+/// before `date`: every such key sorts below the next day's date.
+pub fn tier_review_due_bound(date: chrono::NaiveDate) -> String {
+    (date + chrono::Duration::days(1)).to_string()
+}
+
+/// The member id of a member partition key.
+pub fn member_id_of(pk: &str) -> Option<&str> {
+    pk.strip_prefix("MEMBER#")
+}
