@@ -146,3 +146,6 @@ pub fn batch_sk(run_id: &str, batch_id: &str) -> String {
 pub fn budget_pk(grant: &str) -> String {
     format!("BUDGET#{grant}")
 }
+
+/// Sort key of a grant's budget counter (`budget_pk(grant)`, attribute `issued`).
+pub const BUDGET_SK: &str = "#BUDGET";
