@@ -127,11 +127,11 @@ async fn the_same_batch_delivered_three_times_issues_each_coupon_once_and_counts
     let b = batch("b-0", &grant, amount_off(), None, Some(run.clone()), ids.clone());
     let msg = message(&b);
     for receives in 1..=3 {
-        let resp = coupon_issue::worker::handle(&app, sqs_event(&[msg.clone()], receives)).await;
+        let resp = coupon_issue::worker::handle(&app, sqs_event(std::slice::from_ref(&msg), receives)).await;
         assert!(resp.batch_item_failures.is_empty(), "delivery {receives}: {resp:?}");
     }
     // Two deliveries at once, too.
-    let (a, b2) = tokio::join!(coupon_issue::worker::handle(&app, sqs_event(&[msg.clone()], 1)), coupon_issue::worker::handle(&app, sqs_event(&[msg.clone()], 1)));
+    let (a, b2) = tokio::join!(coupon_issue::worker::handle(&app, sqs_event(std::slice::from_ref(&msg), 1)), coupon_issue::worker::handle(&app, sqs_event(std::slice::from_ref(&msg), 1)));
     assert!(a.batch_item_failures.is_empty() && b2.batch_item_failures.is_empty());
     for id in &ids[..40] {
         assert_eq!(h.env.store.coupons(id).await.unwrap().len(), 1, "{id}");
@@ -557,4 +557,33 @@ async fn an_unknown_scheduled_job_is_an_error() {
     let (app, _h) = app().await;
     let trigger = loyalty::runtime::classify(json!({"detail-type": "Scheduled Event", "source": "loyalty.schedule", "detail": {"job": "nope"}})).unwrap();
     assert!(coupon_issue::handle_trigger(&app, trigger).await.is_err());
+}
+
+#[tokio::test]
+async fn every_sample_event_reaches_its_handler() {
+    let (app, _h) = app().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if !name.starts_with("coupon-issue-") {
+            continue;
+        }
+        seen += 1;
+        let event: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        match loyalty::runtime::classify(event).unwrap() {
+            loyalty::runtime::Trigger::Http(req) => {
+                let (s, b, _) = answer(coupon_issue::api::handle(&app, req).await);
+                assert!(s < 500 && b["code"] != "route_not_found" && b["code"] != "unauthenticated", "{name}: {s} {b}");
+            }
+            loyalty::runtime::Trigger::Sqs(e) => {
+                for r in &e.records {
+                    coupon_issue::worker::parse(r.body.as_deref().unwrap()).unwrap_or_else(|err| panic!("{name}: {err}"));
+                }
+            }
+            loyalty::runtime::Trigger::Schedule(e) => assert_eq!(e.detail["job"], coupon_issue::birthday::JOB, "{name}"),
+        }
+    }
+    assert_eq!(seen, 7, "one sample per trigger and route");
 }

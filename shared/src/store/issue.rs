@@ -30,7 +30,7 @@ pub enum IssueOutcome {
     Issued,
     /// The member already holds this grant's coupon (for this slot). The stored item comes
     /// back with the failed condition when the database returns it.
-    AlreadyHad(Option<CouponItem>),
+    AlreadyHad(Option<Box<CouponItem>>),
     /// The grant's budget is spent: nothing was written.
     BudgetSpent,
 }
@@ -119,7 +119,7 @@ impl Store {
         match sent {
             Ok(_) => Ok(IssueOutcome::Issued),
             Err(SdkError::ServiceError(e)) => match e.into_err() {
-                PutItemError::ConditionalCheckFailedException(c) => Ok(IssueOutcome::AlreadyHad(c.item.and_then(|i| from_item(i).ok()))),
+                PutItemError::ConditionalCheckFailedException(c) => Ok(IssueOutcome::AlreadyHad(c.item.and_then(|i| from_item(i).ok()).map(Box::new))),
                 other => Err(sdk(other)),
             },
             Err(e) => Err(sdk(e)),
@@ -157,7 +157,7 @@ impl Store {
                         let failed = |i: usize| reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
                         // The coupon's own condition first: a member who has it was not refused by the budget.
                         if failed(0) {
-                            let old = reasons[0].item().and_then(|i| from_item(i.clone()).ok());
+                            let old = reasons[0].item().and_then(|i| from_item(i.clone()).ok()).map(Box::new);
                             return Ok(IssueOutcome::AlreadyHad(old));
                         }
                         if failed(1) {
