@@ -9,6 +9,7 @@ use super::keys::{self, member_pk, PROFILE_SK};
 use super::{backoff, from_item, key, sdk, to_item, Cond, Item, Store, StoreError, TxFailure, MAX_ATTEMPTS};
 use crate::campaign::{IssueBatch, RunRef, SkipReason};
 use crate::coupon::{self, CodeKey, Coupon};
+use crate::member::MemberId;
 use crate::tier::TierCode;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
@@ -182,7 +183,8 @@ impl Store {
     pub async fn member_tiers(&self, member_ids: &[String]) -> Result<HashMap<String, TierCode>, StoreError> {
         let unique: Vec<&String> = {
             let mut seen = HashSet::new();
-            member_ids.iter().filter(|id| seen.insert(id.as_str())).collect()
+            // An id that cannot be a member id (empty, too long for a key...) is simply not eligible.
+            member_ids.iter().filter(|id| MemberId::parse(id).is_some() && seen.insert(id.as_str())).collect()
         };
         let mut out = HashMap::with_capacity(unique.len());
         for chunk in unique.chunks(BATCH_GET_MAX) {
