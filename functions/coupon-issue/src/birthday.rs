@@ -7,7 +7,8 @@ use crate::App;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use loyalty::calendar;
 use loyalty::campaign::IssueBatch;
-use loyalty::TierCode;
+use loyalty::store::issue::BirthdayMember;
+use loyalty::{Rules, TierCode};
 use serde::Serialize;
 
 pub const JOB: &str = "birthday-coupons";
@@ -31,31 +32,56 @@ pub fn grant(today: NaiveDate) -> String {
 pub async fn run(app: &App, now: DateTime<Utc>) -> Result<BirthdayRun, String> {
     let rules = &app.env.rules;
     let today = calendar::program_date(rules.time_zone, now);
-    let mut by_tier: [Vec<String>; 4] = Default::default();
+    let mut members = Vec::new();
     for key in calendar::birthday_keys(today) {
-        for m in app.env.store.birthdays(&key).await.map_err(|e| e.to_string())? {
-            by_tier[m.tier.rank()].push(m.member_id);
-        }
+        members.extend(app.env.store.birthdays(&key).await.map_err(|e| e.to_string())?);
     }
+    let batches = batches(rules, today, &members);
+    if !batches.is_empty() {
+        let queue = app.queue.as_ref().ok_or("CAMPAIGN_QUEUE_URL is not set: birthday batches have nowhere to go")?;
+        queue.send(&batches).await?;
+    }
+    tracing::info!(date = %today, members = members.len(), batches = batches.len(), "birthday batches sent");
+    Ok(BirthdayRun { job: JOB, date: today, grant: grant(today), members: members.len(), batches: batches.len() })
+}
+
+/// Today's birthday members as batches: one tier's birthday coupon per batch, at most
+/// `BATCH_SIZE` members each, ids stable per day (so a rerun sends the same batches).
+pub fn batches(rules: &Rules, today: NaiveDate, members: &[BirthdayMember]) -> Vec<IssueBatch> {
     let grant = grant(today);
-    let mut batches = Vec::new();
+    let mut out = Vec::new();
     for tier in TierCode::ALL {
-        for (n, ids) in by_tier[tier.rank()].chunks(BATCH_SIZE).enumerate() {
-            batches.push(IssueBatch {
+        let ids: Vec<String> = members.iter().filter(|m| m.tier == tier).map(|m| m.member_id.clone()).collect();
+        for (n, chunk) in ids.chunks(BATCH_SIZE).enumerate() {
+            out.push(IssueBatch {
                 batch_id: format!("{grant}-{today}-{tier}-{n}"),
                 grant: grant.clone(),
                 template: rules.tier(tier).birthday_coupon.clone(),
                 budget: None,
                 run: None,
-                member_ids: ids.to_vec(),
+                member_ids: chunk.to_vec(),
             });
         }
     }
-    let members = by_tier.iter().map(Vec::len).sum();
-    if !batches.is_empty() {
-        let queue = app.queue.as_ref().ok_or("CAMPAIGN_QUEUE_URL is not set: birthday batches have nowhere to go")?;
-        queue.send(&batches).await?;
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_batch_per_tier_and_page_with_the_tier_s_birthday_coupon() {
+        let rules = Rules::default();
+        let m = |id: String, tier| BirthdayMember { member_id: id, tier };
+        let mut members: Vec<BirthdayMember> = (0..BATCH_SIZE + 1).map(|i| m(format!("r{i}"), TierCode::Regular)).collect();
+        members.push(m("g1".into(), TierCode::Gold));
+        let today: NaiveDate = "2027-02-28".parse().unwrap();
+        let b = batches(&rules, today, &members);
+        let shape: Vec<_> = b.iter().map(|b| (b.batch_id.as_str(), b.member_ids.len())).collect();
+        assert_eq!(shape, vec![("birthday-2027-2027-02-28-regular-0", BATCH_SIZE), ("birthday-2027-2027-02-28-regular-1", 1), ("birthday-2027-2027-02-28-gold-0", 1)]);
+        assert!(b.iter().all(|b| b.grant == "birthday-2027" && b.budget.is_none() && b.run.is_none()));
+        assert_eq!(b[2].template, rules.tier(TierCode::Gold).birthday_coupon);
+        assert!(batches(&rules, today, &[]).is_empty());
     }
-    tracing::info!(date = %today, members, batches = batches.len(), "birthday batches sent");
-    Ok(BirthdayRun { job: JOB, date: today, grant, members, batches: batches.len() })
 }

@@ -68,8 +68,8 @@ async fn process(app: &App, record: &SqsMessage, now: DateTime<Utc>) -> bool {
         }
     };
     log_counts(&batch, &counts, deliveries);
-    let last_delivery = deliveries >= MAX_RECEIVES;
-    if counts.failed > 0 && !last_delivery {
+    let settle = settle(&counts, deliveries);
+    if !settle.count {
         return false;
     }
     if let Some(run) = &batch.run {
@@ -82,7 +82,49 @@ async fn process(app: &App, record: &SqsMessage, now: DateTime<Utc>) -> bool {
             }
         }
     }
-    counts.failed == 0
+    settle.done
+}
+
+/// What to do with a processed batch.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Settle {
+    /// Add the counts to the run now.
+    pub count: bool,
+    /// Acknowledge the message (else SQS redelivers it, and after the last delivery moves it to the DLQ).
+    pub done: bool,
+}
+
+/// A batch with failed writes is retried by redelivery without being counted, so that its
+/// counts come out right once it succeeds; on the last delivery its failures are counted as
+/// `failed` (targeted = issued + skipped + failed still holds) and the message goes to the DLQ.
+pub fn settle(counts: &BatchCounts, deliveries: u64) -> Settle {
+    let clean = counts.failed == 0;
+    Settle { count: clean || deliveries >= MAX_RECEIVES, done: clean }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_writes_are_retried_uncounted_until_the_last_delivery() {
+        let ok = BatchCounts { issued: 5, ..Default::default() };
+        let failing = BatchCounts { issued: 4, failed: 1, ..Default::default() };
+        assert_eq!(settle(&ok, 1), Settle { count: true, done: true });
+        assert_eq!(settle(&failing, 1), Settle { count: false, done: false });
+        assert_eq!(settle(&failing, MAX_RECEIVES - 1), Settle { count: false, done: false });
+        assert_eq!(settle(&failing, MAX_RECEIVES), Settle { count: true, done: false });
+    }
+
+    #[test]
+    fn poison_is_refused_before_any_work() {
+        assert!(parse("{").is_err());
+        assert!(parse(r#"{"batchId":"b","grant":"g","template":{"title":"t","offer":{"kind":"free_shipping"},"validDays":0},"memberIds":[]}"#)
+            .unwrap_err()
+            .contains("invalid template"));
+        assert!(parse(r#"{"batchId":"","grant":"g","template":{"title":"t","offer":{"kind":"free_shipping"},"validDays":1},"memberIds":[]}"#).is_err());
+        assert!(parse(r#"{"batchId":"b","grant":"g","template":{"title":"t","offer":{"kind":"free_shipping"},"validDays":1},"memberIds":["m1"]}"#).is_ok());
+    }
 }
 
 fn log_counts(batch: &IssueBatch, c: &BatchCounts, deliveries: u64) {
