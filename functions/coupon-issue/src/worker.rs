@@ -102,6 +102,21 @@ pub fn settle(counts: &BatchCounts, deliveries: u64) -> Settle {
     Settle { count: clean || deliveries >= MAX_RECEIVES, done: clean }
 }
 
+fn log_counts(batch: &IssueBatch, c: &BatchCounts, deliveries: u64) {
+    tracing::info!(
+        batch_id = %batch.batch_id,
+        grant = %batch.grant,
+        members = batch.member_ids.len(),
+        issued = c.issued,
+        skipped_already_had = c.skipped_already_had,
+        skipped_budget_spent = c.skipped_budget_spent,
+        skipped_not_eligible = c.skipped_not_eligible,
+        failed = c.failed,
+        deliveries,
+        "batch issued"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,19 +140,4 @@ mod tests {
         assert!(parse(r#"{"batchId":"","grant":"g","template":{"title":"t","offer":{"kind":"free_shipping"},"validDays":1},"memberIds":[]}"#).is_err());
         assert!(parse(r#"{"batchId":"b","grant":"g","template":{"title":"t","offer":{"kind":"free_shipping"},"validDays":1},"memberIds":["m1"]}"#).is_ok());
     }
-}
-
-fn log_counts(batch: &IssueBatch, c: &BatchCounts, deliveries: u64) {
-    tracing::info!(
-        batch_id = %batch.batch_id,
-        grant = %batch.grant,
-        members = batch.member_ids.len(),
-        issued = c.issued,
-        skipped_already_had = c.skipped_already_had,
-        skipped_budget_spent = c.skipped_budget_spent,
-        skipped_not_eligible = c.skipped_not_eligible,
-        failed = c.failed,
-        deliveries,
-        "batch issued"
-    );
 }
