@@ -160,3 +160,6 @@ pub fn tier_review_due_bound(date: chrono::NaiveDate) -> String {
 pub fn member_id_of(pk: &str) -> Option<&str> {
     pk.strip_prefix("MEMBER#")
 }
+
+/// Sort key of a grant's budget counter (`budget_pk(grant)`, attribute `issued`).
+pub const BUDGET_SK: &str = "#BUDGET";

@@ -1,0 +1,87 @@
+//! The daily birthday job: today's birthdays (program time zone; Feb 29 birthdays on Feb 28
+//! in common years) from the ByBirthday index, grouped by tier, sent to the campaign queue
+//! as `IssueBatch` messages of the tier's birthday coupon under the grant `birthday-<year>`
+//! (so a member gets one per year however often the job runs).
+
+use crate::App;
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use loyalty::calendar;
+use loyalty::campaign::IssueBatch;
+use loyalty::store::issue::BirthdayMember;
+use loyalty::{Rules, TierCode};
+use serde::Serialize;
+
+pub const JOB: &str = "birthday-coupons";
+/// Member ids per message (well inside SQS's message size with ten per SendMessageBatch).
+pub const BATCH_SIZE: usize = 400;
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BirthdayRun {
+    pub job: &'static str,
+    pub date: NaiveDate,
+    pub grant: String,
+    pub members: usize,
+    pub batches: usize,
+}
+
+pub fn grant(today: NaiveDate) -> String {
+    format!("birthday-{}", today.year())
+}
+
+pub async fn run(app: &App, now: DateTime<Utc>) -> Result<BirthdayRun, String> {
+    let rules = &app.env.rules;
+    let today = calendar::program_date(rules.time_zone, now);
+    let mut members = Vec::new();
+    for key in calendar::birthday_keys(today) {
+        members.extend(app.env.store.birthdays(&key).await.map_err(|e| e.to_string())?);
+    }
+    let batches = batches(rules, today, &members);
+    if !batches.is_empty() {
+        let queue = app.queue.as_ref().ok_or("CAMPAIGN_QUEUE_URL is not set: birthday batches have nowhere to go")?;
+        queue.send(&batches).await?;
+    }
+    tracing::info!(date = %today, members = members.len(), batches = batches.len(), "birthday batches sent");
+    Ok(BirthdayRun { job: JOB, date: today, grant: grant(today), members: members.len(), batches: batches.len() })
+}
+
+/// Today's birthday members as batches: one tier's birthday coupon per batch, at most
+/// `BATCH_SIZE` members each, ids stable per day (so a rerun sends the same batches).
+pub fn batches(rules: &Rules, today: NaiveDate, members: &[BirthdayMember]) -> Vec<IssueBatch> {
+    let grant = grant(today);
+    let mut out = Vec::new();
+    for tier in TierCode::ALL {
+        let ids: Vec<String> = members.iter().filter(|m| m.tier == tier).map(|m| m.member_id.clone()).collect();
+        for (n, chunk) in ids.chunks(BATCH_SIZE).enumerate() {
+            out.push(IssueBatch {
+                batch_id: format!("{grant}-{today}-{tier}-{n}"),
+                grant: grant.clone(),
+                template: rules.tier(tier).birthday_coupon.clone(),
+                budget: None,
+                run: None,
+                member_ids: chunk.to_vec(),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_batch_per_tier_and_page_with_the_tier_s_birthday_coupon() {
+        let rules = Rules::default();
+        let m = |id: String, tier| BirthdayMember { member_id: id, tier };
+        let mut members: Vec<BirthdayMember> = (0..BATCH_SIZE + 1).map(|i| m(format!("r{i}"), TierCode::Regular)).collect();
+        members.push(m("g1".into(), TierCode::Gold));
+        let today: NaiveDate = "2027-02-28".parse().unwrap();
+        let b = batches(&rules, today, &members);
+        let shape: Vec<_> = b.iter().map(|b| (b.batch_id.as_str(), b.member_ids.len())).collect();
+        assert_eq!(shape, vec![("birthday-2027-2027-02-28-regular-0", BATCH_SIZE), ("birthday-2027-2027-02-28-regular-1", 1), ("birthday-2027-2027-02-28-gold-0", 1)]);
+        assert!(b.iter().all(|b| b.grant == "birthday-2027" && b.budget.is_none() && b.run.is_none()));
+        assert_eq!(b[2].template, rules.tier(TierCode::Gold).birthday_coupon);
+        assert!(batches(&rules, today, &[]).is_empty());
+    }
+}
