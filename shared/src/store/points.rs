@@ -52,13 +52,21 @@ impl MultipliersItem {
     }
 }
 
-/// What one points change reads: the member, the item that makes the request idempotent
-/// (order or receipt; raw, the caller knows its type) and the campaign windows.
+/// What one points change reads: the member, the items that make the request idempotent
+/// (order, receipts; raw and keyed by sort key, the caller knows their types) and the
+/// campaign windows.
 #[derive(Debug, Clone, Default)]
 pub struct PointsRead {
     pub member: Option<Member>,
-    pub item: Option<Item>,
+    pub items: std::collections::HashMap<String, Item>,
     pub windows: Vec<MultiplierWindow>,
+}
+
+impl PointsRead {
+    /// The item at `sk` in the member's partition, typed.
+    pub fn take<T: serde::de::DeserializeOwned>(&mut self, sk: &str) -> Result<Option<T>, StoreError> {
+        self.items.remove(sk).map(from_item).transpose()
+    }
 }
 
 /// Whether a points transaction landed.
@@ -70,12 +78,13 @@ pub enum Commit {
 }
 
 impl Store {
-    /// One BatchGetItem (strongly consistent) of the member, the item at `sk` in the member's
-    /// partition, and the campaign multipliers item. Unprocessed keys (throttling) are asked
-    /// again, which is the only case of a second request.
-    pub async fn points_read(&self, member_id: &str, sk: &str) -> Result<PointsRead, StoreError> {
+    /// One BatchGetItem (strongly consistent) of the member, the items at `sks` in the
+    /// member's partition, and the campaign multipliers item. Unprocessed keys (throttling)
+    /// are asked again, which is the only case of a second request.
+    pub async fn points_read(&self, member_id: &str, sks: &[String]) -> Result<PointsRead, StoreError> {
         let pk = member_pk(member_id);
-        let mut keys = vec![key(&pk, PROFILE_SK), key(&pk, sk), key(keys::PROGRAM_PK, keys::MULTIPLIERS_SK)];
+        let mut keys = vec![key(&pk, PROFILE_SK), key(keys::PROGRAM_PK, keys::MULTIPLIERS_SK)];
+        keys.extend(sks.iter().map(|sk| key(&pk, sk)));
         let mut out = PointsRead::default();
         for attempt in 0..super::MAX_ATTEMPTS {
             let ka = KeysAndAttributes::builder().set_keys(Some(keys.clone())).consistent_read(true).build().map_err(sdk)?;
@@ -88,7 +97,7 @@ impl Store {
                 } else if sk_of == PROFILE_SK {
                     out.member = Some(from_item::<MemberItem>(item)?.member);
                 } else {
-                    out.item = Some(item);
+                    out.items.insert(sk_of, item);
                 }
             }
             keys = resp.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
