@@ -430,9 +430,9 @@ mod tests {
         assert_eq!(member_day_multiplier(&r, TierCode::Regular, at("2026-03-17T16:30:00Z")), Multiplier(2000));
         assert_eq!(member_day_multiplier(&r, TierCode::Regular, at("2026-03-18T16:30:00Z")), Multiplier::ONE);
         let w = MultiplierWindow { campaign_id: "c".into(), multiplier: Multiplier(3000), from: at("2026-03-01T00:00:00Z"), until: at("2026-04-01T00:00:00Z"), tiers: vec![] };
-        assert_eq!(purchase_campaign_multiplier(&r, &[w.clone()], TierCode::Gold, at("2026-03-17T16:30:00Z")), Multiplier(3000));
+        assert_eq!(purchase_campaign_multiplier(&r, std::slice::from_ref(&w), TierCode::Gold, at("2026-03-17T16:30:00Z")), Multiplier(3000));
         let small = MultiplierWindow { multiplier: Multiplier(1500), ..w };
-        assert_eq!(purchase_campaign_multiplier(&r, &[small.clone()], TierCode::Gold, at("2026-03-17T16:30:00Z")), Multiplier(2000));
+        assert_eq!(purchase_campaign_multiplier(&r, std::slice::from_ref(&small), TierCode::Gold, at("2026-03-17T16:30:00Z")), Multiplier(2000));
         assert_eq!(purchase_campaign_multiplier(&r, &[small], TierCode::Gold, at("2026-03-10T00:00:00Z")), Multiplier(1500));
     }
 

@@ -423,6 +423,9 @@ async fn an_order_event_batch_reports_only_the_bad_message() {
     t.assert_balanced(&id, 100 + 300 - 100).await;
 }
 
+/// method, path, body, caller, headers, expected status and code.
+type Case<'a> = (&'a str, String, Option<String>, As, Vec<(&'a str, &'a str)>, u16, &'a str);
+
 #[tokio::test]
 async fn bad_inputs_are_4xx_problems_and_write_nothing() {
     let t = fixed().await;
@@ -448,7 +451,7 @@ async fn bad_inputs_are_4xx_problems_and_write_nothing() {
     let activities = format!("/members/{id}/activities");
     let ledger = format!("/members/{id}/ledger");
     let big = "x".repeat(20_000);
-    let cases: Vec<(&str, String, Option<String>, As, Vec<(&str, &str)>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         ("POST", purchases.clone(), Some(p(json!({"amount": 0}))), me(), vec![], 422, "invalid_amount"),
         ("POST", purchases.clone(), Some(p(json!({"amount": -100}))), me(), vec![], 422, "invalid_amount"),
         ("POST", purchases.clone(), Some(p(json!({"amount": 100_000_001}))), me(), vec![], 422, "amount_too_large"),

@@ -457,7 +457,7 @@ pub fn encode_cursor(sk: &str) -> String {
 
 pub fn decode_cursor(c: &str) -> Result<String, ApiError> {
     let bad = || ApiError::bad_request("invalid_cursor", "cursor is not one this API handed out; start again without it");
-    if c.is_empty() || c.len() > 1024 || c.len() % 2 != 0 {
+    if c.is_empty() || c.len() > 1024 || !c.len().is_multiple_of(2) {
         return Err(bad());
     }
     let bytes = (0..c.len()).step_by(2).map(|i| c.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect::<Option<Vec<u8>>>().ok_or_else(bad)?;
