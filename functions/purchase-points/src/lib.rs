@@ -486,7 +486,9 @@ pub async fn order_event(app: &App, body: &str) -> Result<Answer, ApiError> {
 
 /// Each message is handled on its own; the failed ones are reported so that only they are
 /// redelivered (and reach the dead-letter queue after the queue's maxReceiveCount). A retried
-/// event that was already recorded replays its first answer: a success.
+/// event that was already recorded replays its first answer: a success. Invalid messages, a
+/// refused order (422), an unknown member or order (404) and a recorded orderId/refundId with
+/// another body (409) are failures: they end in the dead-letter queue for an operator.
 pub async fn handle_sqs(app: &App, event: SqsEvent) -> SqsBatchResponse {
     let mut out = SqsBatchResponse::default();
     for record in event.records {
@@ -510,6 +512,8 @@ pub async fn handle_sqs(app: &App, event: SqsEvent) -> SqsBatchResponse {
 /// The sweep stops when less than this is left of the invocation; the rest stays due.
 pub const SWEEP_MARGIN: Duration = Duration::from_secs(10);
 const SWEEP_PARALLEL: usize = 8;
+/// The sweep's time when the invocation carries no usable deadline (local emulators).
+const LOCAL_SWEEP_BUDGET: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Default, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -525,6 +529,12 @@ pub async fn handle_schedule(app: &App, event: EventBridgeEvent<Value>, deadline
     match event.detail.get("job").and_then(Value::as_str) {
         Some("expiry-sweep") => {
             let now = loyalty::runtime::job_time(&event, &app.env.clock);
+            // Lambda always gives a deadline ahead of the start; local emulators may not, and
+            // then the sweep gets a fixed budget rather than stopping before it starts.
+            let started = SystemTime::now();
+            let deadline = if deadline > started { deadline } else { started + LOCAL_SWEEP_BUDGET };
+            let remaining_ms = deadline.duration_since(started).map(|d| d.as_millis()).unwrap_or(0);
+            tracing::info!(%now, remaining_ms, "expiry sweep starting");
             let report = expiry_sweep(app, now, deadline).await?;
             tracing::info!(members = report.members, points = report.points_expired, failed = report.failed, complete = report.complete, "expiry sweep");
             Ok(json!(report))
