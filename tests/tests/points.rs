@@ -189,7 +189,7 @@ async fn one_hundred_concurrent_redemptions_of_100_from_5000_let_exactly_50_thro
 }
 
 #[tokio::test]
-async fn redemptions_spend_oldest_first_replay_by_key_and_need_a_key() {
+async fn redemptions_replay_by_key_or_order_and_need_a_key() {
     let t = fixed().await;
     let id = t.member().await;
     t.buy(&id, "r-o1", 400_00).await;
@@ -205,6 +205,20 @@ async fn redemptions_spend_oldest_first_replay_by_key_and_need_a_key() {
     assert_problem(s, &b4, &ct, 400, "idempotency_key_required");
     assert!(b4["detail"].as_str().unwrap().contains("cannot spend twice"));
     t.assert_balanced(&id, 100).await;
+}
+
+#[tokio::test]
+async fn redemptions_spend_the_oldest_lots_first() {
+    let (clock, c) = shared("2026-10-01T04:00:00Z");
+    let t = setup(c).await;
+    let id = t.member().await;
+    *clock.lock().unwrap() = at("2026-10-11T04:00:00Z");
+    t.buy(&id, "fifo-1", 400_00).await;
+    assert_eq!(t.redeem(&id, 300, "fifo").await.0, 201);
+    let lots = t.h.env.store.member(&id).await.unwrap().unwrap().wallet.lots;
+    let lots: Vec<_> = lots.iter().map(|l| (l.earned_on.to_string(), l.points)).collect();
+    assert_eq!(lots, vec![("2026-10-11".to_string(), 200)], "the welcome lot of 10-01 went first");
+    t.assert_balanced(&id, 200).await;
 }
 
 #[tokio::test]
@@ -298,10 +312,17 @@ async fn activities_keep_their_daily_limits_and_say_why_they_refuse() {
     assert_eq!((s, &b), (201, &json!({"type": "checkin", "pointsEarned": 5, "points": 105, "activityPointsToday": 5})));
     let (s, b, ct) = t.post(&id, "activities", act("checkin", None)).await;
     assert_problem(s, &b, &ct, 422, "already_checked_in");
-    for _ in 0..3 {
+    let path = format!("/members/{id}/activities");
+    let keyed = || t.call("POST", &path, Some(act("share", None)), As::Member(id.clone()), &[("idempotency-key", "sh-0")]);
+    let first = keyed().await;
+    assert_eq!((first.0, first.1["pointsEarned"].as_i64()), (201, Some(2)));
+    assert_eq!(keyed().await.1, first.1, "a share retried under its Idempotency-Key replays");
+    for _ in 0..2 {
         assert_eq!(t.post(&id, "activities", act("share", None)).await.0, 201);
     }
     let (s, b, ct) = t.post(&id, "activities", act("share", None)).await;
+    assert_problem(s, &b, &ct, 422, "share_limit_reached");
+    let (s, b, ct) = t.call("POST", &format!("/members/{id}/activities"), Some(act("share", None)), As::Member(id.clone()), &[("idempotency-key", "sh-1")]).await;
     assert_problem(s, &b, &ct, 422, "share_limit_reached");
     let (s, b, ct) = t.post(&id, "activities", act("review", Some("not-mine"))).await;
     assert_problem(s, &b, &ct, 422, "unknown_order");
