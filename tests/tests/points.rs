@@ -381,6 +381,10 @@ async fn the_expiry_sweep_records_expiries_and_spending_never_uses_expired_point
     t.buy(&id, "ex-1", 50_00).await;
     *clock.lock().unwrap() = at("2025-12-01T04:00:00Z");
     t.buy(&id, "ex-2", 30_00).await;
+    // The profile warns of them in the last 30 days.
+    *clock.lock().unwrap() = at("2026-10-15T04:00:00Z");
+    let (s, p, _) = answer(signup::handle(&t.signup, request("GET", &format!("/members/{id}"), None, As::Member(id.clone()))).await);
+    assert_eq!((s, &p["expiringSoon"]), (200, &json!([{"points": 150, "expiresOn": "2026-11-01"}])), "{p}");
     // 2025-11-01 lots expire on 2026-11-01; run the sweep on 2026-11-05 (fixed by detail.now).
     let sweep_now = "2026-11-05T00:00:00Z";
     *clock.lock().unwrap() = at(sweep_now);

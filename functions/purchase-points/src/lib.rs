@@ -246,7 +246,7 @@ pub async fn refund(app: &App, id: &MemberId, req: RefundRequest) -> Result<Answ
     }
     let fingerprint = http::fingerprint(&req);
     // The refund's receipt makes the refundId unique across the member's orders.
-    let (order_sk, receipt_sk) = (keys::order_sk(&req.order_id), keys::receipt_sk("refund", &req.refund_id));
+    let (order_sk, receipt_sk) = (keys::order_sk(&req.order_id), keys::receipt_sk(keys::REFUND_SCOPE, &req.refund_id));
     for attempt in 0..MAX_ATTEMPTS {
         let now = app.env.clock.now();
         let today = program_date(rules.time_zone, now);
@@ -273,7 +273,7 @@ pub async fn refund(app: &App, id: &MemberId, req: RefundRequest) -> Result<Answ
         let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
         // The order only ever changes together with its member, whose version is checked.
         writes.push(store.put(&order, Some(Cond::present()))?);
-        writes.push(store.put(&Receipt::new(id.as_str(), "refund", &req.refund_id, fingerprint.clone(), answer.status, answer.body.clone(), now), Some(Cond::absent()))?);
+        writes.push(store.put(&Receipt::new(id.as_str(), keys::REFUND_SCOPE, &req.refund_id, fingerprint.clone(), answer.status, answer.body.clone(), now), Some(Cond::absent()))?);
         if store.commit(writes, attempt).await? == Commit::Done {
             tracing::info!(member_id = %id, clawed, "refund recorded");
             return Ok(answer);
@@ -320,7 +320,7 @@ pub async fn redeem(app: &App, id: &MemberId, req: RedemptionRequest, idempotenc
         }
     };
     let fingerprint = http::fingerprint(&req);
-    let receipt_sk = keys::receipt_sk("redeem", &key);
+    let receipt_sk = keys::receipt_sk(keys::REDEEM_SCOPE, &key);
     for attempt in 0..MAX_ATTEMPTS {
         let now = app.env.clock.now();
         let today = program_date(rules.time_zone, now);
@@ -340,7 +340,7 @@ pub async fn redeem(app: &App, id: &MemberId, req: RedemptionRequest, idempotenc
             points: member.wallet.balance.0,
             order_id: req.order_id.as_deref(),
         })?;
-        let mut receipt = Receipt::new(id.as_str(), "redeem", &key, fingerprint.clone(), answer.status, answer.body.clone(), now);
+        let mut receipt = Receipt::new(id.as_str(), keys::REDEEM_SCOPE, &key, fingerprint.clone(), answer.status, answer.body.clone(), now);
         receipt.expires_at = expires.then(|| (now + chrono::Duration::days(KEY_RECEIPT_DAYS)).timestamp());
         let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
         writes.push(store.put(&receipt, Some(Cond::absent()))?);
@@ -382,7 +382,7 @@ pub async fn activity(app: &App, id: &MemberId, req: ActivityRequest, idempotenc
             (ActivityKind::Review, None) => return Err(ApiError::bad_request("ref_id_required", "a review names the order it reviews in refId")),
             (ActivityKind::Share, _) => (idempotency_key.as_ref().map(|k| format!("share#{k}")), None),
         };
-        let receipt_sk = receipt_key.as_ref().map(|k| keys::receipt_sk("activity", k));
+        let receipt_sk = receipt_key.as_ref().map(|k| keys::receipt_sk(keys::ACTIVITY_SCOPE, k));
         let sks: Vec<String> = receipt_sk.iter().chain(order_sk.iter()).cloned().collect();
         let mut read = store.points_read(id.as_str(), &sks).await?;
         if let Some(sk) = &receipt_sk {
@@ -415,7 +415,7 @@ pub async fn activity(app: &App, id: &MemberId, req: ActivityRequest, idempotenc
         entries.push(entry);
         let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
         if let Some(k) = &receipt_key {
-            writes.push(store.put(&Receipt::new(id.as_str(), "activity", k, fingerprint.clone(), answer.status, answer.body.clone(), now), Some(Cond::absent()))?);
+            writes.push(store.put(&Receipt::new(id.as_str(), keys::ACTIVITY_SCOPE, k, fingerprint.clone(), answer.status, answer.body.clone(), now), Some(Cond::absent()))?);
         }
         if store.commit(writes, attempt).await? == Commit::Done {
             return Ok(answer);

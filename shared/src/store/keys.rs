@@ -146,3 +146,10 @@ pub fn batch_sk(run_id: &str, batch_id: &str) -> String {
 pub fn budget_pk(grant: &str) -> String {
     format!("BUDGET#{grant}")
 }
+
+/// Receipt scopes of the points function (`RECEIPT#<scope>#<key>`): a refund by its refundId;
+/// a redemption by `order:<orderId>` or `key:<Idempotency-Key>`; an activity by
+/// `checkin#<program date>`, `review#<refId>` or `share#<Idempotency-Key>`.
+pub const REFUND_SCOPE: &str = "refund";
+pub const REDEEM_SCOPE: &str = "redeem";
+pub const ACTIVITY_SCOPE: &str = "activity";
