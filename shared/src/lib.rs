@@ -15,6 +15,7 @@ pub mod http;
 pub mod ledger;
 pub mod member;
 pub mod money;
+pub mod points;
 pub mod rules;
 pub mod runtime;
 pub mod store;

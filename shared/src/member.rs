@@ -185,6 +185,9 @@ pub struct Member {
     pub last_purchase_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub erased_at: Option<DateTime<Utc>>,
+    /// Today's activity counters (check-ins, reviews, shares) for the daily limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activity: Option<crate::points::ActivityDay>,
     /// Optimistic-concurrency version: every write is conditional on the version it read.
     #[serde(default)]
     pub version: u64,
@@ -228,6 +231,7 @@ impl Member {
             order_count: 0,
             last_purchase_at: None,
             erased_at: None,
+            activity: None,
             version: 0,
             last_tier_evaluation: None,
             stepped_down_at: None,

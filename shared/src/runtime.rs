@@ -81,6 +81,21 @@ where
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move { handler(classify(event.payload)?).await?.into_value() })).await
 }
 
+/// Like `run`, also giving the handler the invocation's deadline, so long jobs (sweeps) can
+/// stop in time and leave the rest to the next run.
+pub async fn run_with_deadline<F, Fut>(handler: F) -> Result<(), Error>
+where
+    F: Fn(Trigger, std::time::SystemTime) -> Fut,
+    Fut: Future<Output = Result<Outcome, Error>>,
+{
+    let handler = &handler;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let deadline = std::time::UNIX_EPOCH + std::time::Duration::from_millis(event.context.deadline);
+        handler(classify(event.payload)?, deadline).await?.into_value()
+    }))
+    .await
+}
+
 /// A scheduled job's instant: `detail.now` when given (to replay or test a day), else the
 /// event's time, else the clock.
 pub fn job_time(event: &EventBridgeEvent<Value>, clock: &crate::app::Clock) -> chrono::DateTime<chrono::Utc> {

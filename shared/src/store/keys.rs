@@ -163,3 +163,9 @@ pub fn member_id_of(pk: &str) -> Option<&str> {
 
 /// Sort key of a grant's budget counter (`budget_pk(grant)`, attribute `issued`).
 pub const BUDGET_SK: &str = "#BUDGET";
+/// Receipt scopes of the points function (`RECEIPT#<scope>#<key>`): a refund by its refundId;
+/// a redemption by `order:<orderId>` or `key:<Idempotency-Key>`; an activity by
+/// `checkin#<program date>`, `review#<refId>` or `share#<Idempotency-Key>`.
+pub const REFUND_SCOPE: &str = "refund";
+pub const REDEEM_SCOPE: &str = "redeem";
+pub const ACTIVITY_SCOPE: &str = "activity";

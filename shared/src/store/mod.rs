@@ -8,6 +8,7 @@ pub mod keys;
 pub mod ledger;
 pub mod member;
 pub mod tier;
+pub mod points;
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;

@@ -1,0 +1,595 @@
+//! purchase-points: the points ledger.
+//!
+//! HTTP: `POST /members/{id}/purchases|refunds|redemptions|activities`, `GET /members/{id}/ledger`.
+//! SQS: order events (`purchase` / `refund`) from the order system, partial batch failures.
+//! Schedule: the daily expiry sweep (`{"job": "expiry-sweep"}`).
+//!
+//! Every points change is: ONE BatchGetItem (member + the order or receipt item that makes
+//! the request idempotent + the campaign multipliers), the pure rules of `loyalty::points`,
+//! then ONE TransactWriteItems (the member, version-checked; its ledger entries; the order or
+//! receipt item, which must not exist yet). A lost race re-reads and redoes; a retry of the
+//! same request finds its order/receipt item and gets the first answer again.
+//!
+//! The one exception to "one read": a referred member's first purchase also reads the
+//! referrer's record (a second GetItem), to credit the referral reward in the same
+//! transaction. It happens at most once per member lifetime.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::StreamExt;
+use lambda_http::http::Method;
+use lambda_http::{Body, Request, Response};
+use loyalty::app::Env;
+use loyalty::auth::caller;
+use loyalty::calendar::program_date;
+use loyalty::http::{self, json_body};
+use loyalty::ledger::LedgerEntry;
+use loyalty::member::{Member, MemberId};
+use loyalty::points::{self, ActivityKind, ActivityRequest, OrderRecord, PointsError, PurchaseRequest, RedemptionRequest, RefundRecord, RefundRequest};
+use loyalty::store::keys;
+use loyalty::store::member::{Receipt, TierChangeItem};
+use loyalty::store::points::{Commit, OrderItem};
+use loyalty::store::{Cond, StoreError, MAX_ATTEMPTS};
+use loyalty::ApiError;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::time::{Duration, SystemTime};
+
+pub struct App {
+    pub env: Env,
+}
+
+impl App {
+    pub async fn from_env() -> Result<App, String> {
+        Ok(App { env: Env::from_env().await? })
+    }
+}
+
+/// An answer to a points command: the status and the JSON body (kept for replays).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Answer {
+    fn created<T: Serialize>(body: &T) -> Result<Answer, ApiError> {
+        Ok(Answer { status: 201, body: serde_json::to_string(body).map_err(|e| ApiError::Internal(e.to_string()))? })
+    }
+    fn into_response(self) -> Response<Body> {
+        http::raw_json(self.status, self.body.into_bytes())
+    }
+}
+
+/// Every trigger of the function.
+pub async fn dispatch(app: &App, trigger: loyalty::runtime::Trigger, deadline: SystemTime) -> Result<loyalty::runtime::Outcome, lambda_runtime::Error> {
+    use loyalty::runtime::{Outcome, Trigger};
+    Ok(match trigger {
+        Trigger::Http(req) => Outcome::Http(handle(app, req).await),
+        Trigger::Sqs(event) => Outcome::Sqs(handle_sqs(app, event).await),
+        Trigger::Schedule(event) => Outcome::Done(handle_schedule(app, event, deadline).await?),
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTP
+
+const ROUTES: [&str; 5] = ["purchases", "refunds", "redemptions", "activities", "ledger"];
+
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    let (method, mut p) = http::route(&req);
+    // The order system (IAM) reaches purchases and refunds under `/internal`, as the HTTP
+    // API gives each route one authorizer and the member routes use the JWT one.
+    if p.first() == Some(&"internal") && p.len() == 4 && ["purchases", "refunds"].contains(&p[3]) {
+        p.remove(0);
+    }
+    let result = match (method, p) {
+        (Method::POST, p) if p.len() == 3 && p[0] == "members" && ROUTES[..4].contains(&p[2]) => post(app, &req, p[1], p[2]).await,
+        (Method::GET, p) if p.len() == 3 && p[0] == "members" && p[2] == "ledger" => ledger(app, &req, p[1]).await.map(|v| http::json(200, &v)),
+        (m, p) if p.len() == 3 && p[0] == "members" && ROUTES.contains(&p[2]) => Err(ApiError::MethodNotAllowed(m.to_string())),
+        _ => Err(http::not_found(&req)),
+    };
+    http::respond(&req, result)
+}
+
+async fn post(app: &App, req: &Request, id: &str, what: &str) -> Result<Response<Body>, ApiError> {
+    let id = member_param(id)?;
+    let who = caller(req);
+    let answer = match what {
+        // The order system (IAM) reports purchases and refunds for members; members may too.
+        "purchases" => {
+            who.require_member_or_admin(&id)?;
+            purchase(app, &id, json_body(req)?).await?
+        }
+        "refunds" => {
+            who.require_member_or_admin(&id)?;
+            refund(app, &id, json_body(req)?).await?
+        }
+        "redemptions" => {
+            who.require_member(&id)?;
+            let key = http::idempotency_key(req)?;
+            redeem(app, &id, json_body(req)?, key).await?
+        }
+        _ => {
+            who.require_member(&id)?;
+            let key = http::idempotency_key(req)?;
+            activity(app, &id, json_body(req)?, key).await?
+        }
+    };
+    Ok(answer.into_response())
+}
+
+fn member_param(id: &str) -> Result<MemberId, ApiError> {
+    MemberId::parse(id).ok_or_else(|| ApiError::bad_request("invalid_member_id", "the member id in the path is not valid"))
+}
+
+fn refused(e: PointsError) -> ApiError {
+    ApiError::unprocessable(e.code(), e.to_string())
+}
+
+fn no_member() -> ApiError {
+    ApiError::not_found("member_not_found", "no such member")
+}
+
+/// The member as read, unless missing or erased.
+fn live(member: Option<Member>) -> Result<Member, ApiError> {
+    member.filter(|m| !m.is_erased()).ok_or_else(no_member)
+}
+
+/// The same request again gets the first answer; another request under the same key is a 409.
+fn replay(stored_fingerprint: &str, fingerprint: &str, answer: Answer, code: &'static str, what: &str) -> Result<Answer, ApiError> {
+    if stored_fingerprint == fingerprint {
+        Ok(answer)
+    } else {
+        Err(ApiError::conflict(code, format!("{what} was already recorded with a different body")))
+    }
+}
+
+fn contended() -> ApiError {
+    StoreError::Contended.into()
+}
+
+// ---------------------------------------------------------------------------------------
+// Purchases
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Purchased<'a> {
+    order_id: &'a str,
+    points_earned: i64,
+    points: i64,
+    tier: loyalty::TierCode,
+    tier_changed: bool,
+}
+
+pub async fn purchase(app: &App, id: &MemberId, req: PurchaseRequest) -> Result<Answer, ApiError> {
+    let (store, rules) = (&app.env.store, &*app.env.rules);
+    http::id_param(&req.order_id, "orderId", "invalid_order_id")?;
+    points::validate_purchase(&req, rules, app.env.clock.now()).map_err(refused)?;
+    let fingerprint = http::fingerprint(&req);
+    let order_sk = keys::order_sk(&req.order_id);
+    for attempt in 0..MAX_ATTEMPTS {
+        let now = app.env.clock.now();
+        let today = program_date(rules.time_zone, now);
+        let mut read = store.points_read(id.as_str(), std::slice::from_ref(&order_sk)).await?;
+        if let Some(o) = read.take::<OrderItem>(&order_sk)? {
+            return replay(&o.order.fingerprint, &fingerprint, Answer { status: 201, body: o.order.answer }, "order_conflict", "this orderId");
+        }
+        let mut member = live(read.member.take())?;
+        let read_version = member.version;
+        member.version += 1;
+        let mut entries: Vec<LedgerEntry> = points::expire(&mut member, rules, today, now).into_iter().collect();
+        let p = points::apply_purchase(&mut member, rules, &req, &read.windows, now);
+        entries.push(p.entry.clone());
+        let answer = Answer::created(&Purchased { order_id: &req.order_id, points_earned: p.points, points: member.wallet.balance.0, tier: member.tier, tier_changed: p.tier_change.is_some() })?;
+        let order = OrderRecord {
+            order_id: req.order_id.clone(),
+            paid: req.amount,
+            earned: p.points,
+            day: program_date(rules.time_zone, req.occurred_at).min(today),
+            occurred_at: req.occurred_at,
+            refunded: loyalty::Fen::ZERO,
+            clawed_back: 0,
+            refunds: Vec::new(),
+            fingerprint: fingerprint.clone(),
+            answer: answer.body.clone(),
+        };
+        let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
+        writes.push(store.put(&OrderItem::new(id.as_str(), order), Some(Cond::absent()))?);
+        if let Some(change) = p.tier_change.clone() {
+            tracing::info!(member_id = %id, from = %change.from, to = %change.to, "tier upgraded");
+            writes.push(store.put(&TierChangeItem::new(id.as_str(), change), None)?);
+        }
+        if p.first_purchase {
+            if let Some(referrer_id) = member.referred_by.clone().filter(|r| r != id) {
+                // The documented exception to one read per call: once per member lifetime,
+                // the referrer's record is read to credit the reward in this same transaction.
+                // Its version condition makes the reward land exactly once with the order.
+                if let Some(mut referrer) = store.member(referrer_id.as_str()).await?.filter(|r| !r.is_erased()) {
+                    let referrer_version = referrer.version;
+                    referrer.version += 1;
+                    let mut rentries: Vec<LedgerEntry> = points::expire(&mut referrer, rules, today, now).into_iter().collect();
+                    rentries.push(points::apply_referral(&mut referrer, rules, id.as_str(), today, now));
+                    writes.extend(store.member_change(&referrer, referrer_version, rentries, rules, now)?);
+                }
+            }
+        }
+        if store.commit(writes, attempt).await? == Commit::Done {
+            tracing::info!(member_id = %id, points = p.points, "purchase recorded");
+            return Ok(answer);
+        }
+    }
+    Err(contended())
+}
+
+// ---------------------------------------------------------------------------------------
+// Refunds
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Refunded<'a> {
+    order_id: &'a str,
+    refund_id: &'a str,
+    amount: loyalty::Fen,
+    refunded_total: loyalty::Fen,
+    points_clawed_back: i64,
+    points: i64,
+}
+
+pub async fn refund(app: &App, id: &MemberId, req: RefundRequest) -> Result<Answer, ApiError> {
+    let (store, rules) = (&app.env.store, &*app.env.rules);
+    http::id_param(&req.order_id, "orderId", "invalid_order_id")?;
+    http::id_param(&req.refund_id, "refundId", "invalid_refund_id")?;
+    if req.amount.0 <= 0 {
+        return Err(refused(PointsError::InvalidAmount));
+    }
+    let fingerprint = http::fingerprint(&req);
+    // The refund's receipt makes the refundId unique across the member's orders.
+    let (order_sk, receipt_sk) = (keys::order_sk(&req.order_id), keys::receipt_sk(keys::REFUND_SCOPE, &req.refund_id));
+    for attempt in 0..MAX_ATTEMPTS {
+        let now = app.env.clock.now();
+        let today = program_date(rules.time_zone, now);
+        let mut read = store.points_read(id.as_str(), &[order_sk.clone(), receipt_sk.clone()]).await?;
+        if let Some(r) = read.take::<Receipt>(&receipt_sk)? {
+            return replay(&r.fingerprint, &fingerprint, Answer { status: r.status, body: r.body }, "refund_conflict", "this refundId");
+        }
+        let mut member = live(read.member.take())?;
+        let mut order = read.take::<OrderItem>(&order_sk)?.ok_or_else(|| ApiError::not_found("order_not_found", "no purchase with this orderId is recorded for the member"))?;
+        let read_version = member.version;
+        member.version += 1;
+        let mut entries: Vec<LedgerEntry> = points::expire(&mut member, rules, today, now).into_iter().collect();
+        let (clawed, entry) = points::apply_refund(&mut member, rules, &mut order.order, &req, now).map_err(refused)?;
+        entries.extend(entry);
+        let answer = Answer::created(&Refunded {
+            order_id: &req.order_id,
+            refund_id: &req.refund_id,
+            amount: req.amount,
+            refunded_total: order.order.refunded,
+            points_clawed_back: clawed,
+            points: member.wallet.balance.0,
+        })?;
+        order.order.refunds.push(RefundRecord { refund_id: req.refund_id.clone(), amount: req.amount, clawed_back: clawed, fingerprint: fingerprint.clone(), answer: answer.body.clone() });
+        let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
+        // The order only ever changes together with its member, whose version is checked.
+        writes.push(store.put(&order, Some(Cond::present()))?);
+        writes.push(store.put(&Receipt::new(id.as_str(), keys::REFUND_SCOPE, &req.refund_id, fingerprint.clone(), answer.status, answer.body.clone(), now), Some(Cond::absent()))?);
+        if store.commit(writes, attempt).await? == Commit::Done {
+            tracing::info!(member_id = %id, clawed, "refund recorded");
+            return Ok(answer);
+        }
+    }
+    Err(contended())
+}
+
+// ---------------------------------------------------------------------------------------
+// Redemptions
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Redeemed<'a> {
+    points_redeemed: i64,
+    amount_off: loyalty::Fen,
+    currency: &'a str,
+    points: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    order_id: Option<&'a str>,
+}
+
+/// Idempotency-key receipts are kept this long; order-keyed ones stay.
+const KEY_RECEIPT_DAYS: i64 = 30;
+
+pub async fn redeem(app: &App, id: &MemberId, req: RedemptionRequest, idempotency_key: Option<String>) -> Result<Answer, ApiError> {
+    let (store, rules) = (&app.env.store, &*app.env.rules);
+    if let Some(o) = &req.order_id {
+        http::id_param(o, "orderId", "invalid_order_id")?;
+    }
+    let step = rules.points.redemption_step.max(1);
+    if req.points <= 0 || req.points % step != 0 {
+        return Err(refused(PointsError::InvalidRedemptionPoints(step)));
+    }
+    // An order redeems once; otherwise the client's Idempotency-Key names the request.
+    let (key, expires) = match (&req.order_id, idempotency_key) {
+        (Some(o), _) => (format!("order:{o}"), false),
+        (None, Some(k)) => (format!("key:{k}"), true),
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "idempotency_key_required",
+                "a redemption spends points: send an Idempotency-Key header or an orderId, so that a retried request cannot spend twice",
+            ))
+        }
+    };
+    let fingerprint = http::fingerprint(&req);
+    let receipt_sk = keys::receipt_sk(keys::REDEEM_SCOPE, &key);
+    for attempt in 0..MAX_ATTEMPTS {
+        let now = app.env.clock.now();
+        let today = program_date(rules.time_zone, now);
+        let mut read = store.points_read(id.as_str(), std::slice::from_ref(&receipt_sk)).await?;
+        if let Some(r) = read.take::<Receipt>(&receipt_sk)? {
+            return replay(&r.fingerprint, &fingerprint, Answer { status: r.status, body: r.body }, "idempotency_key_reused", "this redemption key");
+        }
+        let mut member = live(read.member.take())?;
+        let read_version = member.version;
+        member.version += 1;
+        let mut entries: Vec<LedgerEntry> = points::expire(&mut member, rules, today, now).into_iter().collect();
+        entries.push(points::apply_redemption(&mut member, rules, req.points, &key, now).map_err(refused)?);
+        let answer = Answer::created(&Redeemed {
+            points_redeemed: req.points,
+            amount_off: points::redemption_value(rules, req.points),
+            currency: &rules.currency,
+            points: member.wallet.balance.0,
+            order_id: req.order_id.as_deref(),
+        })?;
+        let mut receipt = Receipt::new(id.as_str(), keys::REDEEM_SCOPE, &key, fingerprint.clone(), answer.status, answer.body.clone(), now);
+        receipt.expires_at = expires.then(|| (now + chrono::Duration::days(KEY_RECEIPT_DAYS)).timestamp());
+        let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
+        writes.push(store.put(&receipt, Some(Cond::absent()))?);
+        if store.commit(writes, attempt).await? == Commit::Done {
+            tracing::info!(member_id = %id, points = req.points, "points redeemed");
+            return Ok(answer);
+        }
+    }
+    Err(contended())
+}
+
+// ---------------------------------------------------------------------------------------
+// Activities
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Earned {
+    #[serde(rename = "type")]
+    kind: ActivityKind,
+    points_earned: i64,
+    points: i64,
+    activity_points_today: i64,
+}
+
+pub async fn activity(app: &App, id: &MemberId, req: ActivityRequest, idempotency_key: Option<String>) -> Result<Answer, ApiError> {
+    let (store, rules) = (&app.env.store, &*app.env.rules);
+    if let Some(r) = &req.ref_id {
+        http::id_param(r, "refId", "invalid_ref_id")?;
+    }
+    let fingerprint = http::fingerprint(&req);
+    for attempt in 0..MAX_ATTEMPTS {
+        let now = app.env.clock.now();
+        let today = program_date(rules.time_zone, now);
+        // The receipt that makes the activity once-only (check-in per day, review per order,
+        // share per Idempotency-Key when one is sent), and for a review the order it reviews.
+        let (receipt_key, order_sk) = match (req.kind, &req.ref_id) {
+            (ActivityKind::Checkin, _) => (Some(format!("checkin#{today}")), None),
+            (ActivityKind::Review, Some(r)) => (Some(format!("review#{r}")), Some(keys::order_sk(r))),
+            (ActivityKind::Review, None) => return Err(ApiError::bad_request("ref_id_required", "a review names the order it reviews in refId")),
+            (ActivityKind::Share, _) => (idempotency_key.as_ref().map(|k| format!("share#{k}")), None),
+        };
+        let receipt_sk = receipt_key.as_ref().map(|k| keys::receipt_sk(keys::ACTIVITY_SCOPE, k));
+        let sks: Vec<String> = receipt_sk.iter().chain(order_sk.iter()).cloned().collect();
+        let mut read = store.points_read(id.as_str(), &sks).await?;
+        if let Some(sk) = &receipt_sk {
+            if let Some(r) = read.take::<Receipt>(sk)? {
+                return match req.kind {
+                    ActivityKind::Checkin => Err(refused(PointsError::AlreadyCheckedIn)),
+                    ActivityKind::Review => Err(refused(PointsError::AlreadyReviewed)),
+                    ActivityKind::Share => replay(&r.fingerprint, &fingerprint, Answer { status: r.status, body: r.body }, "idempotency_key_reused", "this Idempotency-Key"),
+                };
+            }
+        }
+        let mut member = live(read.member.take())?;
+        if let Some(sk) = &order_sk {
+            if !read.items.contains_key(sk) {
+                return Err(ApiError::unprocessable("unknown_order", "reviews earn points only for the member's own recorded orders"));
+            }
+        }
+        let read_version = member.version;
+        member.version += 1;
+        let mut entries: Vec<LedgerEntry> = points::expire(&mut member, rules, today, now).into_iter().collect();
+        let shares = points::activity_today(&member, today).shares;
+        let reference = match req.kind {
+            ActivityKind::Checkin => format!("checkin-{today}"),
+            ActivityKind::Review => format!("review-{}", req.ref_id.as_deref().unwrap_or("-")),
+            ActivityKind::Share => format!("share-{today}-{}", shares + 1),
+        };
+        let entry = points::apply_activity(&mut member, rules, req.kind, &reference, now).map_err(refused)?;
+        let counters = points::activity_today(&member, today);
+        let answer = Answer::created(&Earned { kind: req.kind, points_earned: entry.points.0, points: member.wallet.balance.0, activity_points_today: counters.points })?;
+        entries.push(entry);
+        let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
+        if let Some(k) = &receipt_key {
+            writes.push(store.put(&Receipt::new(id.as_str(), keys::ACTIVITY_SCOPE, k, fingerprint.clone(), answer.status, answer.body.clone(), now), Some(Cond::absent()))?);
+        }
+        if store.commit(writes, attempt).await? == Commit::Done {
+            return Ok(answer);
+        }
+    }
+    Err(contended())
+}
+
+// ---------------------------------------------------------------------------------------
+// Ledger
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerView {
+    pub entries: Vec<LedgerEntry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+pub const DEFAULT_PAGE: i32 = 20;
+pub const MAX_PAGE: i32 = 100;
+
+async fn ledger(app: &App, req: &Request, id: &str) -> Result<LedgerView, ApiError> {
+    let id = member_param(id)?;
+    caller(req).require_member(&id)?;
+    let limit = match http::query_param(req, "limit") {
+        None => DEFAULT_PAGE,
+        Some(l) => l.parse::<i32>().ok().filter(|l| (1..=MAX_PAGE).contains(l)).ok_or_else(|| ApiError::bad_request("invalid_limit", format!("limit must be a whole number from 1 to {MAX_PAGE}")))?,
+    };
+    let after = http::query_param(req, "cursor").map(|c| decode_cursor(&c)).transpose()?;
+    let page = app.env.store.ledger_page(id.as_str(), after.as_deref(), limit).await?;
+    Ok(LedgerView { entries: page.entries, next_cursor: page.next.as_deref().map(encode_cursor) })
+}
+
+/// The cursor is the last sort key seen, hex-encoded: opaque to clients, checked on return.
+pub fn encode_cursor(sk: &str) -> String {
+    sk.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn decode_cursor(c: &str) -> Result<String, ApiError> {
+    let bad = || ApiError::bad_request("invalid_cursor", "cursor is not one this API handed out; start again without it");
+    if c.is_empty() || c.len() > 1024 || !c.len().is_multiple_of(2) {
+        return Err(bad());
+    }
+    let bytes = (0..c.len()).step_by(2).map(|i| c.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect::<Option<Vec<u8>>>().ok_or_else(bad)?;
+    String::from_utf8(bytes).ok().filter(|s| s.starts_with(keys::LEDGER_PREFIX)).ok_or_else(bad)
+}
+
+// ---------------------------------------------------------------------------------------
+// SQS order events
+
+/// One message of the order-events queue: `type` and `memberId`, then the fields of the
+/// matching HTTP body, e.g.
+/// `{"type":"purchase","memberId":"m1","orderId":"o1","amount":12900,"currency":"CNY","channel":"online","occurredAt":"2026-11-27T08:00:00Z"}`
+/// or `{"type":"refund","memberId":"m1","orderId":"o1","refundId":"r1","amount":2900}`.
+pub async fn order_event(app: &App, body: &str) -> Result<Answer, ApiError> {
+    let bad = |m: String| ApiError::bad_request("invalid_order_event", m);
+    let mut v: Value = serde_json::from_str(body).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let obj = v.as_object_mut().ok_or_else(|| bad("the message must be a JSON object".into()))?;
+    let kind = obj.remove("type").and_then(|t| t.as_str().map(str::to_string)).ok_or_else(|| bad("type is required".into()))?;
+    let member = obj.remove("memberId").and_then(|t| t.as_str().and_then(MemberId::parse)).ok_or_else(|| bad("memberId is missing or invalid".into()))?;
+    match kind.as_str() {
+        "purchase" => purchase(app, &member, serde_json::from_value(v).map_err(|e| bad(e.to_string()))?).await,
+        "refund" => refund(app, &member, serde_json::from_value(v).map_err(|e| bad(e.to_string()))?).await,
+        other => Err(bad(format!("unknown type {:?}: purchase or refund", other.chars().take(20).collect::<String>()))),
+    }
+}
+
+/// Each message is handled on its own; the failed ones are reported so that only they are
+/// redelivered (and reach the dead-letter queue after the queue's maxReceiveCount). A retried
+/// event that was already recorded replays its first answer: a success. Invalid messages, a
+/// refused order (422), an unknown member or order (404) and a recorded orderId/refundId with
+/// another body (409) are failures: they end in the dead-letter queue for an operator.
+pub async fn handle_sqs(app: &App, event: SqsEvent) -> SqsBatchResponse {
+    let mut out = SqsBatchResponse::default();
+    for record in event.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        match order_event(app, record.body.as_deref().unwrap_or_default()).await {
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(message_id = %id, code = e.code(), status = e.status(), "order event failed");
+                let mut f = BatchItemFailure::default();
+                f.item_identifier = id;
+                out.batch_item_failures.push(f);
+            }
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// Expiry sweep
+
+/// The sweep stops when less than this is left of the invocation; the rest stays due.
+pub const SWEEP_MARGIN: Duration = Duration::from_secs(10);
+const SWEEP_PARALLEL: usize = 8;
+/// The sweep's time when the invocation carries no usable deadline (local emulators).
+const LOCAL_SWEEP_BUDGET: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SweepReport {
+    pub members: u64,
+    pub points_expired: i64,
+    pub failed: u64,
+    /// False when the sweep stopped for time; the next run continues.
+    pub complete: bool,
+}
+
+pub async fn handle_schedule(app: &App, event: EventBridgeEvent<Value>, deadline: SystemTime) -> Result<Value, lambda_runtime::Error> {
+    match event.detail.get("job").and_then(Value::as_str) {
+        Some("expiry-sweep") => {
+            let now = loyalty::runtime::job_time(&event, &app.env.clock);
+            // Lambda always gives a deadline ahead of the start; local emulators may not, and
+            // then the sweep gets a fixed budget rather than stopping before it starts.
+            let started = SystemTime::now();
+            let deadline = if deadline > started { deadline } else { started + LOCAL_SWEEP_BUDGET };
+            let remaining_ms = deadline.duration_since(started).map(|d| d.as_millis()).unwrap_or(0);
+            tracing::info!(%now, remaining_ms, "expiry sweep starting");
+            let report = expiry_sweep(app, now, deadline).await?;
+            tracing::info!(members = report.members, points = report.points_expired, failed = report.failed, complete = report.complete, "expiry sweep");
+            Ok(json!(report))
+        }
+        other => Err(format!("unknown job {other:?}: this function runs expiry-sweep").into()),
+    }
+}
+
+pub async fn expiry_sweep(app: &App, now: DateTime<Utc>, deadline: SystemTime) -> Result<SweepReport, StoreError> {
+    let today = program_date(app.env.rules.time_zone, now);
+    let mut report = SweepReport::default();
+    let time_left = || deadline.duration_since(SystemTime::now()).unwrap_or_default() > SWEEP_MARGIN;
+    for shard in 0..keys::SHARDS {
+        let mut start = None;
+        loop {
+            if !time_left() {
+                return Ok(report);
+            }
+            let (ids, next) = app.env.store.expiry_due(shard, today, start).await?;
+            let results: Vec<_> = futures::stream::iter(ids).map(|id| async move { expire_member(app, &id, today, now).await }).buffer_unordered(SWEEP_PARALLEL).collect().await;
+            for r in results {
+                match r {
+                    Ok(points) => {
+                        report.members += 1;
+                        report.points_expired += points;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "expiring a member failed; it stays due");
+                        report.failed += 1;
+                    }
+                }
+            }
+            start = next;
+            if start.is_none() {
+                break;
+            }
+        }
+    }
+    report.complete = true;
+    Ok(report)
+}
+
+/// Expires one member's due lots with the versioned transaction; answers the points expired.
+pub async fn expire_member(app: &App, id: &str, today: NaiveDate, now: DateTime<Utc>) -> Result<i64, StoreError> {
+    let (store, rules) = (&app.env.store, &*app.env.rules);
+    for attempt in 0..MAX_ATTEMPTS {
+        let Some(mut member) = store.member(id).await? else { return Ok(0) };
+        let read_version = member.version;
+        member.version += 1;
+        let Some(entry) = points::expire(&mut member, rules, today, now) else { return Ok(0) };
+        let points = -entry.points.0;
+        let writes = store.member_change(&member, read_version, vec![entry], rules, now)?;
+        if store.commit(writes, attempt).await? == Commit::Done {
+            return Ok(points);
+        }
+    }
+    Err(StoreError::Contended)
+}

@@ -1,0 +1,161 @@
+//! Storage of points changes: the one read (a BatchGetItem of the member, the request's
+//! order or receipt item and the campaign multipliers), the order item, and the pieces of
+//! the one transaction every points change commits.
+
+use super::keys::{self, member_pk, PROFILE_SK};
+use super::ledger::LedgerItem;
+use super::member::MemberItem;
+use super::{from_item, key, sdk, Item, Store, StoreError, TxFailure};
+use crate::campaign::MultiplierWindow;
+use crate::ledger::LedgerEntry;
+use crate::member::Member;
+use crate::points::OrderRecord;
+use crate::rules::Rules;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A purchase and its refunds, in the member's partition (`ORDER#<orderId>`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OrderItem {
+    #[serde(rename = "PK")]
+    pub pk: String,
+    #[serde(rename = "SK")]
+    pub sk: String,
+    pub entity: String,
+    #[serde(rename = "memberId")]
+    pub member_id: String,
+    #[serde(flatten)]
+    pub order: OrderRecord,
+}
+
+impl OrderItem {
+    pub fn new(member_id: &str, order: OrderRecord) -> OrderItem {
+        OrderItem { pk: member_pk(member_id), sk: keys::order_sk(&order.order_id), entity: "order".into(), member_id: member_id.into(), order }
+    }
+}
+
+/// The active campaign multiplier windows (`PROGRAM` / `MULTIPLIERS`), written by campaigns.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MultipliersItem {
+    #[serde(rename = "PK")]
+    pub pk: String,
+    #[serde(rename = "SK")]
+    pub sk: String,
+    #[serde(default)]
+    pub windows: Vec<MultiplierWindow>,
+}
+
+impl MultipliersItem {
+    pub fn new(windows: Vec<MultiplierWindow>) -> MultipliersItem {
+        MultipliersItem { pk: keys::PROGRAM_PK.into(), sk: keys::MULTIPLIERS_SK.into(), windows }
+    }
+}
+
+/// What one points change reads: the member, the items that make the request idempotent
+/// (order, receipts; raw and keyed by sort key, the caller knows their types) and the
+/// campaign windows.
+#[derive(Debug, Clone, Default)]
+pub struct PointsRead {
+    pub member: Option<Member>,
+    pub items: std::collections::HashMap<String, Item>,
+    pub windows: Vec<MultiplierWindow>,
+}
+
+impl PointsRead {
+    /// The item at `sk` in the member's partition, typed.
+    pub fn take<T: serde::de::DeserializeOwned>(&mut self, sk: &str) -> Result<Option<T>, StoreError> {
+        self.items.remove(sk).map(from_item).transpose()
+    }
+}
+
+/// Whether a points transaction landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Commit {
+    Done,
+    /// A condition failed or another transaction held an item: read again and redo.
+    Retry,
+}
+
+impl Store {
+    /// One BatchGetItem (strongly consistent) of the member, the items at `sks` in the
+    /// member's partition, and the campaign multipliers item. Unprocessed keys (throttling)
+    /// are asked again, which is the only case of a second request.
+    pub async fn points_read(&self, member_id: &str, sks: &[String]) -> Result<PointsRead, StoreError> {
+        let pk = member_pk(member_id);
+        let mut keys = vec![key(&pk, PROFILE_SK), key(keys::PROGRAM_PK, keys::MULTIPLIERS_SK)];
+        keys.extend(sks.iter().map(|sk| key(&pk, sk)));
+        let mut out = PointsRead::default();
+        for attempt in 0..super::MAX_ATTEMPTS {
+            let ka = KeysAndAttributes::builder().set_keys(Some(keys.clone())).consistent_read(true).build().map_err(sdk)?;
+            let resp = self.client.batch_get_item().request_items(&self.table, ka).send().await.map_err(sdk)?;
+            for item in resp.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
+                let sk_of = item.get("SK").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                let pk_of = item.get("PK").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                if pk_of == keys::PROGRAM_PK {
+                    out.windows = from_item::<MultipliersItem>(item)?.windows;
+                } else if sk_of == PROFILE_SK {
+                    out.member = Some(from_item::<MemberItem>(item)?.member);
+                } else {
+                    out.items.insert(sk_of, item);
+                }
+            }
+            keys = resp.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
+            if keys.is_empty() {
+                return Ok(out);
+            }
+            super::backoff(attempt).await;
+        }
+        Err(StoreError::Throttled("batch read left keys unprocessed".into()))
+    }
+
+    /// The versioned write of a changed member with its ledger entries (each entry new).
+    pub fn member_change(&self, member: &Member, read_version: u64, entries: Vec<LedgerEntry>, rules: &Rules, now: DateTime<Utc>) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let id = member.member_id.as_str();
+        let mut writes = vec![self.member_write(member, read_version, rules, now)?];
+        for e in entries {
+            writes.push(self.put(&LedgerItem::new(id, e), Some(super::Cond::absent()))?);
+        }
+        Ok(writes)
+    }
+
+    /// Commits one points transaction. Version and uniqueness conditions failing, or a
+    /// conflicting transaction, mean "read again" (after a backoff).
+    pub async fn commit(&self, writes: Vec<TransactWriteItem>, attempt: u32) -> Result<Commit, StoreError> {
+        match self.transact(writes).await {
+            Ok(()) => Ok(Commit::Done),
+            Err(TxFailure::Conditions(_) | TxFailure::Conflict) => {
+                super::backoff(attempt).await;
+                Ok(Commit::Retry)
+            }
+            Err(TxFailure::Store(e)) => Err(e),
+        }
+    }
+
+    /// One page of members whose oldest lot expires on or before `today` (ByExpiry index),
+    /// for one shard: member ids and where to continue.
+    pub async fn expiry_due(&self, shard: u32, today: NaiveDate, start: Option<Item>) -> Result<(Vec<String>, Option<Item>), StoreError> {
+        // GSI4SK is `<expiry date>#<member id>`: everything below the next day's date is due.
+        let bound = (today + chrono::Duration::days(1)).to_string();
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("ByExpiry")
+            .key_condition_expression("GSI4PK = :pk AND GSI4SK < :b")
+            .expression_attribute_values(":pk", AttributeValue::S(keys::expiry_pk(shard)))
+            .expression_attribute_values(":b", AttributeValue::S(bound))
+            .limit(100)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(sdk)?;
+        let ids = out
+            .items
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|i| i.get("PK").and_then(|v| v.as_s().ok()).and_then(|pk| pk.strip_prefix("MEMBER#")).map(str::to_string))
+            .collect();
+        Ok((ids, out.last_evaluated_key))
+    }
+}
