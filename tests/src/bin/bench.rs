@@ -1,0 +1,118 @@
+//! `scripts/bench` drives this: every API operation through its real handler against the
+//! local stack, counting DynamoDB requests per call (SDK interceptor) and timing calls, and
+//! a campaign batch to price a coupon. Prints a Markdown section on stdout.
+//!
+//! Latencies are in-process handler calls against DynamoDB Local on this machine: they show
+//! the code's overhead and regressions, not what DynamoDB in a region answers.
+
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use loyalty::campaign::IssueBatch;
+use loyalty_tests::*;
+use serde_json::{json, Value};
+use std::time::Instant;
+
+struct Op {
+    name: &'static str,
+    micros: Vec<u128>,
+    max_reads: u64,
+    max_writes: u64,
+}
+
+impl Op {
+    fn new(name: &'static str) -> Op {
+        Op { name, micros: Vec::new(), max_reads: 0, max_writes: 0 }
+    }
+    fn pct(&self, p: f64) -> f64 {
+        let mut v = self.micros.clone();
+        v.sort_unstable();
+        let i = ((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1;
+        v[i] as f64 / 1000.0
+    }
+}
+
+async fn timed(h: &Harness, op: &mut Op, want: u16, call: impl std::future::Future<Output = lambda_http::Response<lambda_http::Body>>) -> Value {
+    h.counter.reset();
+    let t = Instant::now();
+    let resp = call.await;
+    op.micros.push(t.elapsed().as_micros());
+    let (status, body, _) = answer(resp);
+    assert_eq!(status, want, "{}: {body}", op.name);
+    op.max_reads = op.max_reads.max(h.counter.reads());
+    op.max_writes = op.max_writes.max(h.counter.writes());
+    body
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize = std::env::var("BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
+    let h = harness().await;
+    let signup = signup::App { env: h.env.clone(), codes: code_key() };
+    let points = purchase_points::App { env: h.env.clone() };
+    let coupons = coupon_issue::App { env: h.env.clone(), codes: code_key(), queue: None };
+    let names = ["signup (POST /members)", "profile (GET /members/{id})", "purchase", "refund", "redemption", "check-in", "ledger page", "coupon list", "coupon redeem"];
+    let mut ops: Vec<Op> = names.iter().map(|n| Op::new(n)).collect();
+    let now = chrono::Utc::now();
+    for i in 0..n {
+        let id = unique("bench");
+        let me = || As::Member(id.clone());
+        let body = json!({"email": format!("{}@example.com", id.to_lowercase()), "name": "Bench", "marketingConsent": true}).to_string();
+        let joined = timed(&h, &mut ops[0], 201, signup::handle(&signup, request("POST", "/members", Some(&body), me()))).await;
+        timed(&h, &mut ops[1], 200, signup::handle(&signup, request("GET", &format!("/members/{id}"), None, me()))).await;
+        let order = format!("o-{i}");
+        let purchase = json!({"orderId": order, "amount": 25_000, "currency": "CNY", "channel": "online", "occurredAt": now.to_rfc3339()}).to_string();
+        timed(&h, &mut ops[2], 201, purchase_points::handle(&points, request("POST", &format!("/members/{id}/purchases"), Some(&purchase), me()))).await;
+        let refund = json!({"orderId": order, "refundId": format!("r-{i}"), "amount": 5_000}).to_string();
+        timed(&h, &mut ops[3], 201, purchase_points::handle(&points, request("POST", &format!("/members/{id}/refunds"), Some(&refund), me()))).await;
+        let redeem = json!({"points": 100}).to_string();
+        let key = format!("k-{i}");
+        timed(&h, &mut ops[4], 201, purchase_points::handle(&points, request_with_headers("POST", &format!("/members/{id}/redemptions"), Some(&redeem), me(), &[("idempotency-key", &key)]))).await;
+        let checkin = json!({"type": "checkin", "refId": format!("c-{i}")}).to_string();
+        timed(&h, &mut ops[5], 201, purchase_points::handle(&points, request("POST", &format!("/members/{id}/activities"), Some(&checkin), me()))).await;
+        timed(&h, &mut ops[6], 200, purchase_points::handle(&points, request("GET", &format!("/members/{id}/ledger?limit=20"), None, me()))).await;
+        timed(&h, &mut ops[7], 200, coupon_issue::api::handle(&coupons, request("GET", &format!("/members/{id}/coupons?status=active"), None, me()))).await;
+        let code = joined["welcomeCoupon"]["code"].as_str().expect("welcome coupon").to_string();
+        let redeem = json!({"memberId": id, "orderId": format!("o2-{i}"), "orderAmount": 12_000}).to_string();
+        timed(&h, &mut ops[8], 200, coupon_issue::api::handle(&coupons, request("POST", &format!("/coupons/{code}/redeem"), Some(&redeem), me()))).await;
+    }
+
+    println!("### Per API call ({n} calls each)\n");
+    println!("| operation | DynamoDB reads / call (max) | DynamoDB writes / call (max) | p50 ms | p95 ms |");
+    println!("|---|---|---|---|---|");
+    for op in &ops {
+        println!("| {} | {} | {} | {:.2} | {:.2} |", op.name, op.max_reads, op.max_writes, op.pct(0.5), op.pct(0.95));
+    }
+
+    // A campaign batch: members who exist, one message of 500 ids through the worker.
+    let members: Vec<String> = (0..500).map(|_| unique("cmp")).collect();
+    for chunk in members.chunks(25) {
+        for id in chunk {
+            let body = json!({"email": format!("{}@example.com", id.to_lowercase()), "name": "C"}).to_string();
+            let (s, _, _) = answer(signup::handle(&signup, request("POST", "/members", Some(&body), As::Member(id.clone()))).await);
+            assert_eq!(s, 201);
+        }
+    }
+    let batch = IssueBatch {
+        batch_id: unique("batch"),
+        grant: unique("bench-grant"),
+        template: h.env.rules.member_day.coupon.clone(),
+        budget: None,
+        run: None,
+        member_ids: members.clone(),
+    };
+    let mut msg = SqsMessage::default();
+    msg.message_id = Some("m1".into());
+    msg.body = Some(serde_json::to_string(&batch).unwrap());
+    msg.event_source = Some("aws:sqs".into());
+    let mut event = SqsEvent::default();
+    event.records = vec![msg];
+    h.counter.reset();
+    let t = Instant::now();
+    let out = coupon_issue::worker::handle(&coupons, event).await;
+    let secs = t.elapsed().as_secs_f64();
+    assert!(out.batch_item_failures.is_empty(), "the batch failed");
+    let (reads, writes) = (h.counter.reads(), h.counter.writes());
+    println!("\n### Campaign batch (one SQS message of {} member ids through the coupon worker)\n", members.len());
+    println!("| coupons issued | DynamoDB write requests | writes per coupon | read requests (eligibility) | seconds | coupons/s (one worker) |");
+    println!("|---|---|---|---|---|---|");
+    println!("| {} | {} | {:.3} | {} | {:.2} | {:.0} |", members.len(), writes, writes as f64 / members.len() as f64, reads, secs, members.len() as f64 / secs);
+}
