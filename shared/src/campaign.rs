@@ -288,9 +288,10 @@ impl CampaignRequest {
 }
 
 impl Campaign {
-    /// The built-in member day: every tier of `rules.member_day`, its coupon, its multiplier all day.
-    /// The points function already applies the rules' member-day multiplier, so the window only
-    /// matters when an operator raises it; it is recorded for the record and the GET view.
+    /// The built-in member day: the tiers and coupon of `rules.member_day`. It installs no
+    /// multiplier window: the purchase function applies the rules' member-day multiplier on the
+    /// member day itself (`member_day_window`), and a manual re-run on another day must not
+    /// double that day's points.
     pub fn member_day(rules: &Rules, now: DateTime<Utc>) -> Campaign {
         let md = &rules.member_day;
         Campaign {
@@ -298,7 +299,7 @@ impl Campaign {
             name: format!("Member day (the {}th of each month)", md.day_of_month),
             segment: Segment { tiers: md.tiers.clone(), dormant_days: None, birthday_month: None, min_rolling_spend: None },
             coupon: md.coupon.clone(),
-            multiplier: Some(MultiplierSpec { multiplier: md.multiplier, window: WindowSpec::RunDay }),
+            multiplier: None,
             schedule: Schedule::MonthlyMemberDay,
             budget: None,
             audience: Audience::Segment,

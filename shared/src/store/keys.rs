@@ -146,3 +146,16 @@ pub fn batch_sk(run_id: &str, batch_id: &str) -> String {
 pub fn budget_pk(grant: &str) -> String {
     format!("BUDGET#{grant}")
 }
+
+/// A campaign's definition: in the campaign's partition right after every `RUN#` key, so one
+/// descending Query from `CAMPAIGN_SK` down to `RUNS_PREFIX` reads it and the newest runs
+/// (and never the `BATCH#` markers, which sort before).
+pub const CAMPAIGN_SK: &str = "RUN~";
+pub const RUNS_PREFIX: &str = "RUN#";
+
+/// Campaigns a schedule starts: `SCHEDULED` / `<campaignId>` (one small Query lists them).
+pub const SCHEDULED_PK: &str = "SCHEDULED";
+
+pub fn scheduled_sk(campaign_id: &str) -> String {
+    campaign_id.to_string()
+}

@@ -5,6 +5,7 @@ pub mod coupon;
 pub mod keys;
 pub mod ledger;
 pub mod member;
+pub mod campaign;
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
