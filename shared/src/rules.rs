@@ -8,6 +8,7 @@ use crate::tier::TierCode;
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 const DEFAULTS: &str = include_str!("../rules/default.json");
 
@@ -28,6 +29,9 @@ pub struct Rules {
     pub referral: ReferralRules,
     pub member_day: MemberDayRules,
     pub winback: WinbackRules,
+    /// Named coupon templates operators and campaigns issue by name.
+    #[serde(default)]
+    pub coupon_templates: BTreeMap<String, CouponTemplate>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -210,6 +214,13 @@ impl Rules {
         }
         md.coupon.validate().map_err(|e| RulesError::Invalid(format!("member day coupon: {e}")))?;
         self.winback.coupon.validate().map_err(|e| RulesError::Invalid(format!("win-back coupon: {e}")))?;
+        for (name, t) in &self.coupon_templates {
+            let ok = (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+            if !ok {
+                return bad(format!("couponTemplates: name {name:?} must be 1..64 of a-z, 0-9, - and _"));
+            }
+            t.validate().map_err(|e| RulesError::Invalid(format!("coupon template {name}: {e}")))?;
+        }
         Ok(())
     }
 }
@@ -267,6 +278,17 @@ mod tests {
     fn multiplier_below_one_is_refused() {
         let err = Rules::from_overrides(r#"{"memberDay":{"multiplier":0.5}}"#).unwrap_err();
         assert!(matches!(err, RulesError::Invalid(ref m) if m.contains("memberDay.multiplier")), "{err}");
+    }
+
+    #[test]
+    fn coupon_templates_have_defaults_and_are_validated() {
+        let r = Rules::default();
+        assert!(matches!(r.coupon_templates["percent-15"].offer, crate::coupon::Offer::PercentOff { percent: 15, .. }));
+        assert!(matches!(r.coupon_templates["free-shipping"].offer, crate::coupon::Offer::FreeShipping { .. }));
+        let err = Rules::from_overrides(r#"{"couponTemplates":{"x":{"title":"X","offer":{"kind":"percent_off","percent":0,"cap":100},"validDays":3}}}"#).unwrap_err();
+        assert!(matches!(err, RulesError::Invalid(ref m) if m.contains("coupon template x")), "{err}");
+        let err = Rules::from_overrides(r#"{"couponTemplates":{"Bad Name":{"title":"X","offer":{"kind":"free_shipping"},"validDays":3}}}"#).unwrap_err();
+        assert!(matches!(err, RulesError::Invalid(ref m) if m.contains("Bad Name")), "{err}");
     }
 
     #[test]

@@ -13,13 +13,16 @@ pub struct CouponItem {
     #[serde(rename = "SK")]
     pub sk: String,
     pub entity: String,
+    /// The campaign batch that issued it, so a redelivery of that batch counts it as issued.
+    #[serde(rename = "batchId", default, skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<String>,
     #[serde(flatten)]
     pub coupon: Coupon,
 }
 
 impl CouponItem {
     pub fn new(coupon: Coupon) -> CouponItem {
-        CouponItem { pk: member_pk(&coupon.member_id), sk: keys::coupon_sk(&coupon.code), entity: "coupon".into(), coupon }
+        CouponItem { pk: member_pk(&coupon.member_id), sk: keys::coupon_sk(&coupon.code), entity: "coupon".into(), batch_id: None, coupon }
     }
 }
 

@@ -159,3 +159,6 @@ pub const SCHEDULED_PK: &str = "SCHEDULED";
 pub fn scheduled_sk(campaign_id: &str) -> String {
     campaign_id.to_string()
 }
+
+/// Sort key of a grant's budget counter (`budget_pk(grant)`, attribute `issued`).
+pub const BUDGET_SK: &str = "#BUDGET";

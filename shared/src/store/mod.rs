@@ -2,6 +2,8 @@
 //! more than one item is one `TransactWriteItems` with conditions.
 
 pub mod coupon;
+pub mod issue;
+pub mod redeem;
 pub mod keys;
 pub mod ledger;
 pub mod member;

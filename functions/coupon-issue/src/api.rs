@@ -1,0 +1,212 @@
+//! The HTTP routes.
+//!
+//! - `POST /members/{id}/coupons` (admin, IAM): `{"template": "<name>" | {inline template},
+//!   "grant": "<id>", "slot": n?, "budget": n?}` issues one coupon. The coupon is keyed by
+//!   (member, grant, slot): the same request again answers the same coupon with 200 instead
+//!   of 201. A template's `perMemberLimit` is how many slots a grant has (0..limit): an
+//!   operator gives a member a second coupon of one grant by asking for `"slot": 1`.
+//! - `GET /members/{id}/coupons?status=active|redeemed|expired` (the member): their coupons,
+//!   newest first, status as of now.
+//! - `POST /coupons/{code}/redeem` (the member, or an operator): `{memberId, orderId,
+//!   orderAmount}` answers the discount; the coupon is marked used in one conditional write.
+//!   A code that is malformed, unknown or another member's answers the same 404.
+
+use crate::App;
+use chrono::{DateTime, Utc};
+use lambda_http::http::Method;
+use lambda_http::{Body, Request, Response};
+use loyalty::auth::caller;
+use loyalty::coupon::{self, Coupon, CouponStatus, CouponTemplate, Offer, RedeemError, Redemption};
+use loyalty::http::{self, json_body};
+use loyalty::member::MemberId;
+use loyalty::store::coupon::CouponItem;
+use loyalty::store::issue::IssueOutcome;
+use loyalty::{ApiError, Fen};
+use serde::{Deserialize, Serialize};
+
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    let result = match http::route(&req) {
+        (Method::POST, p) if p.len() == 3 && p[0] == "members" && p[2] == "coupons" => issue(app, &req, p[1]).await,
+        (Method::GET, p) if p.len() == 3 && p[0] == "members" && p[2] == "coupons" => list(app, &req, p[1]).await,
+        (Method::POST, p) if p.len() == 3 && p[0] == "coupons" && p[2] == "redeem" => redeem(app, &req, p[1]).await,
+        (m, p) if p.len() == 3 && ((p[0] == "members" && p[2] == "coupons") || (p[0] == "coupons" && p[2] == "redeem")) => {
+            Err(ApiError::MethodNotAllowed(m.to_string()))
+        }
+        _ => Err(http::not_found(&req)),
+    };
+    http::respond(&req, result)
+}
+
+fn member_param(id: &str) -> Result<MemberId, ApiError> {
+    MemberId::parse(id).ok_or_else(|| ApiError::bad_request("invalid_member_id", "the member id is not valid"))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum TemplateRef {
+    Named(String),
+    Inline(Box<CouponTemplate>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct IssueRequest {
+    template: TemplateRef,
+    grant: String,
+    #[serde(default)]
+    slot: u32,
+    /// Most coupons this grant may issue in all (enforced atomically).
+    #[serde(default)]
+    budget: Option<u64>,
+}
+
+async fn issue(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
+    caller(req).require_admin()?;
+    let id = member_param(id)?;
+    let body: IssueRequest = json_body(req)?;
+    let grant = http::id_param(&body.grant, "grant", "invalid_grant")?;
+    let template = match body.template {
+        TemplateRef::Named(name) => app.env.rules.coupon_templates.get(&name).cloned().ok_or_else(|| ApiError::unprocessable("unknown_template", format!("no coupon template named {name:?}")))?,
+        TemplateRef::Inline(t) => {
+            t.validate().map_err(|e| ApiError::unprocessable("invalid_template", e))?;
+            *t
+        }
+    };
+    if body.slot >= template.per_member_limit {
+        return Err(ApiError::unprocessable("slot_out_of_range", format!("slot must be below the template's perMemberLimit ({})", template.per_member_limit)));
+    }
+    let store = &app.env.store;
+    let now = app.env.clock.now();
+    let member = match store.member(id.as_str()).await? {
+        Some(m) if !m.is_erased() => m,
+        _ => return Err(ApiError::not_found("member_not_found", "no such member")),
+    };
+    if !template.tiers.is_empty() && !template.tiers.contains(&member.tier) {
+        return Err(ApiError::unprocessable("tier_not_eligible", "the member's tier may not hold this coupon"));
+    }
+    let c = coupon::issue(&app.codes, &template, id.as_str(), grant, body.slot, now);
+    match store.issue_coupon(&c, None, body.budget).await? {
+        IssueOutcome::Issued => {
+            tracing::info!(member_id = %id, grant, slot = body.slot, "coupon issued");
+            Ok(http::json(201, &c.view(now)))
+        }
+        IssueOutcome::AlreadyHad(old) => {
+            let old = match old {
+                Some(o) => o.coupon,
+                None => store.coupon(id.as_str(), &c.code).await?.map(|i| i.coupon).ok_or_else(|| ApiError::Internal("coupon vanished after its write was refused".into()))?,
+            };
+            Ok(http::json(200, &old.view(now)))
+        }
+        IssueOutcome::BudgetSpent => Err(ApiError::conflict("budget_spent", "this grant's budget is spent")),
+    }
+}
+
+#[derive(Serialize)]
+struct CouponList<'a> {
+    coupons: Vec<coupon::CouponView<'a>>,
+}
+
+async fn list(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
+    let id = member_param(id)?;
+    caller(req).require_member(&id)?;
+    let status = match http::query_param(req, "status").as_deref() {
+        None => None,
+        Some("active") => Some(CouponStatus::Active),
+        Some("redeemed") => Some(CouponStatus::Redeemed),
+        Some("expired") => Some(CouponStatus::Expired),
+        Some(_) => return Err(ApiError::bad_request("invalid_status", "status must be active, redeemed or expired")),
+    };
+    let now = app.env.clock.now();
+    let mut coupons = app.env.store.coupons(id.as_str()).await?;
+    coupons.sort_by(|a, b| b.issued_at.cmp(&a.issued_at).then_with(|| a.code.cmp(&b.code)));
+    let coupons = coupons.iter().filter(|c| status.is_none_or(|s| c.status_at(now) == s)).map(|c| c.view(now)).collect();
+    Ok(http::json(200, &CouponList { coupons }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RedeemRequest {
+    member_id: String,
+    order_id: String,
+    order_amount: Fen,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Redeemed<'a> {
+    code: &'a str,
+    member_id: &'a str,
+    order_id: &'a str,
+    order_amount: Fen,
+    /// Taken off the goods, in fen.
+    discount: Fen,
+    free_shipping: bool,
+    redeemed_at: DateTime<Utc>,
+}
+
+fn redeemed(c: &Coupon, r: &Redemption) -> Response<Body> {
+    http::json(
+        200,
+        &Redeemed {
+            code: &c.code,
+            member_id: &c.member_id,
+            order_id: &r.order_id,
+            order_amount: r.order_amount,
+            discount: r.discount,
+            free_shipping: matches!(c.offer, Offer::FreeShipping { .. }),
+            redeemed_at: r.at,
+        },
+    )
+}
+
+fn coupon_not_found() -> ApiError {
+    ApiError::not_found("coupon_not_found", "no such coupon for this member")
+}
+
+fn refusal(e: RedeemError) -> ApiError {
+    match e {
+        RedeemError::Expired => ApiError::unprocessable("coupon_expired", e.to_string()),
+        RedeemError::NotYetValid => ApiError::unprocessable("coupon_not_yet_valid", e.to_string()),
+        RedeemError::BelowMinimumSpend => ApiError::unprocessable("below_minimum_spend", e.to_string()),
+        RedeemError::WrongTier => ApiError::unprocessable("tier_not_eligible", e.to_string()),
+        RedeemError::AlreadyUsed => ApiError::conflict("coupon_already_used", e.to_string()),
+    }
+}
+
+async fn redeem(app: &App, req: &Request, code: &str) -> Result<Response<Body>, ApiError> {
+    let body: RedeemRequest = json_body(req)?;
+    let member_id = member_param(&body.member_id)?;
+    caller(req).require_member_or_admin(&member_id)?;
+    let order_id = http::id_param(&body.order_id, "orderId", "invalid_order_id")?;
+    let max = app.env.rules.points.max_order_amount;
+    if body.order_amount.0 <= 0 || body.order_amount > max {
+        return Err(ApiError::unprocessable("invalid_order_amount", format!("orderAmount must be 1..{} fen", max.0)));
+    }
+    if !coupon::looks_like_code(code) {
+        return Err(coupon_not_found());
+    }
+    let store = &app.env.store;
+    let now = app.env.clock.now();
+    let (standing, item) = store.standing_and_coupon(member_id.as_str(), code).await?;
+    let (Some(standing), Some(CouponItem { coupon: c, .. })) = (standing, item) else { return Err(coupon_not_found()) };
+    if standing.erased_at.is_some() {
+        return Err(coupon_not_found());
+    }
+    let discount = coupon::check_redeem(&c, standing.tier, order_id, body.order_amount, now).map_err(refusal)?;
+    if let Some(first) = &c.redemption {
+        return Ok(redeemed(&c, first));
+    }
+    let r = Redemption { order_id: order_id.to_string(), order_amount: body.order_amount, discount, at: now };
+    match store.redeem_coupon(member_id.as_str(), code, &r).await? {
+        Ok(()) => {
+            tracing::info!(member_id = %member_id, discount = discount.0, "coupon redeemed");
+            Ok(redeemed(&c, &r))
+        }
+        // Someone redeemed it between our read and write: the same order gets the first answer.
+        Err(Some(CouponItem { coupon: now_stored, .. })) => match &now_stored.redemption {
+            Some(first) if first.order_id == r.order_id && first.order_amount == r.order_amount => Ok(redeemed(&now_stored, first)),
+            _ => Err(refusal(RedeemError::AlreadyUsed)),
+        },
+        Err(None) => Err(coupon_not_found()),
+    }
+}
