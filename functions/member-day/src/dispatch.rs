@@ -78,7 +78,7 @@ async fn dispatch(app: &App, mut run: RunItem, deadline: Instant) -> Result<Step
         let batches: Vec<IssueBatch> = pack_ids(ids, overhead)
             .into_iter()
             .enumerate()
-            .map(|(n, pack)| batch(&run, format!("{part:03}-{:06}-{n:02}", run.cursor.page), pack))
+            .map(|(n, pack)| batch(&run, format!("{}#{part:03}#{:06}#{n:02}", run.run_id, run.cursor.page), pack))
             .collect();
         send_batches(app, &batches).await?;
         let cursor = match next {
