@@ -76,6 +76,9 @@ async fn queue(sqs: &aws_sdk_sqs::Client, visibility_seconds: u32) -> String {
 
 /// The functions wired to `table` and fresh queues. `budget`: the dispatcher's time budget.
 async fn stack(table: Option<String>, budget: std::time::Duration, visibility_seconds: u32, clock: Clock) -> Stack {
+    if std::env::var("RUST_LOG").is_ok() {
+        loyalty::app::init_tracing();
+    }
     let h = harness_with(Rules::default(), clock).await;
     let table = match table {
         Some(t) => t,
@@ -196,40 +199,52 @@ async fn deliver(s: &Stack, url: &str, messages: Vec<aws_sdk_sqs::types::Message
     let Outcome::Sqs(resp) = outcome else { panic!("an SQS trigger answers a batch response") };
     let failed: Vec<String> = resp.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
     assert!(failed.is_empty() || !dispatcher, "dispatch failed: {failed:?}");
-    let ok: Vec<_> = messages.into_iter().filter(|m| !failed.iter().any(|f| Some(f.as_str()) == m.message_id())).collect();
+    let (retry, ok): (Vec<_>, Vec<_>) = messages.into_iter().partition(|m| failed.iter().any(|f| Some(f.as_str()) == m.message_id()));
     delete(s, url, &ok).await;
+    // A reported failure is redelivered at once (as with a short visibility timeout).
+    for m in retry {
+        s.sqs.change_message_visibility().queue_url(url).receipt_handle(m.receipt_handle().unwrap()).visibility_timeout(0).send().await.unwrap();
+    }
+}
+
+/// Messages waiting or in flight on a queue (moto answers exactly).
+async fn pending(s: &Stack, url: &str) -> u64 {
+    let out = s
+        .sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap();
+    out.attributes().map(|a| a.values().filter_map(|v| v.parse::<u64>().ok()).sum()).unwrap_or(0)
 }
 
 /// Runs the dispatcher (at most `max_dispatches` invocations) and four concurrent workers
-/// until both queues stay empty.
+/// until neither queue holds a message, visible or in flight.
 async fn pump(s: &Stack, max_dispatches: Option<usize>) {
     let dispatching = AtomicBool::new(true);
     let dispatcher = async {
         let mut n = 0;
-        let mut idle = 0;
-        while max_dispatches.is_none_or(|m| n < m) && idle < 3 {
+        while max_dispatches.is_none_or(|m| n < m) && pending(s, &s.md.dispatch_queue).await > 0 {
             let msgs = receive(s, &s.md.dispatch_queue, 1).await;
             if msgs.is_empty() {
-                idle += 1;
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
-            idle = 0;
             n += msgs.len();
             deliver(s, &s.md.dispatch_queue, msgs, true).await;
         }
         dispatching.store(false, Ordering::SeqCst);
     };
     let worker = || async {
-        let mut idle = 0;
-        while dispatching.load(Ordering::SeqCst) || idle < 3 {
+        while dispatching.load(Ordering::SeqCst) || pending(s, &s.md.campaign_queue).await > 0 {
             let msgs = receive(s, &s.md.campaign_queue, 5).await;
             if msgs.is_empty() {
-                idle += 1;
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
-            idle = 0;
             deliver(s, &s.md.campaign_queue, msgs, false).await;
         }
     };
@@ -353,9 +368,10 @@ async fn member_day_over_20000_members_issues_exactly_one_coupon_to_each_targete
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_killed_half_way_then_rerun_issues_exactly_one_coupon_each_and_counts_add_up() {
     let (table, ids) = big_table();
-    // One page per dispatcher invocation; redelivery after 2 s.
-    let s = stack(Some(table.clone()), std::time::Duration::ZERO, 2, Clock::System).await;
-    let (_, created, _) = call(&s, "POST", "/campaigns", Some(definition(&["gold", "diamond"])), As::Admin).await;
+    // Diamond only (5,000 of the 20,000), to keep the suite near two minutes on two shared cores.
+    // One page per dispatcher invocation.
+    let s = stack(Some(table.clone()), std::time::Duration::ZERO, 60, Clock::System).await;
+    let (_, created, _) = call(&s, "POST", "/campaigns", Some(definition(&["diamond"])), As::Admin).await;
     let id = created["campaignId"].as_str().unwrap().to_string();
     let (_, run, _) = call(&s, "POST", &format!("/campaigns/{id}/run"), None, As::Admin).await;
     let (grant, first) = (run["grant"].as_str().unwrap().to_string(), run["runId"].as_str().unwrap().to_string());
@@ -365,7 +381,7 @@ async fn a_run_killed_half_way_then_rerun_issues_exactly_one_coupon_each_and_cou
     let dup = json!({"campaignId": id, "runId": first}).to_string();
     s.sqs.send_message().queue_url(&s.md.dispatch_queue).message_body(dup).send().await.unwrap();
     let dispatch_some = async {
-        for _ in 0..10 {
+        for _ in 0..7 {
             let msgs = receive(&s, &s.md.dispatch_queue, 2).await;
             futures::future::join_all(msgs.into_iter().map(|m| deliver(&s, &s.md.dispatch_queue, vec![m], true))).await;
         }
@@ -375,7 +391,7 @@ async fn a_run_killed_half_way_then_rerun_issues_exactly_one_coupon_each_and_cou
     s.sqs.purge_queue().queue_url(&s.md.dispatch_queue).send().await.unwrap();
     let (_, view, _) = call(&s, "GET", &format!("/campaigns/{id}"), None, As::Admin).await;
     let half = view["runs"][0]["targeted"].as_u64().unwrap();
-    assert!(half > 0 && half < 10_000, "stopped half way: {view}");
+    assert!(half > 0 && half < 5_000, "stopped half way: {view}");
     assert_eq!(view["runs"][0]["dispatchDone"], false);
 
     // Workers: some batches are processed, some processed but not acknowledged (redelivered
@@ -384,7 +400,7 @@ async fn a_run_killed_half_way_then_rerun_issues_exactly_one_coupon_each_and_cou
     assert!(msgs.len() >= 4, "{}", msgs.len());
     let (ok, rest) = msgs.split_at(msgs.len() / 4);
     let (unacked, rest) = rest.split_at(rest.len() / 3);
-    let (lost, _crashed) = rest.split_at(rest.len() / 2);
+    let (lost, crashed) = rest.split_at(rest.len() / 2);
     deliver(&s, &s.md.campaign_queue, ok.to_vec(), false).await;
     let event = sqs_event(unacked, "arn:aws:sqs:us-east-1:000000000000:q");
     coupon_issue::handle_trigger(&s.worker, Trigger::Sqs(event)).await.unwrap();
@@ -395,7 +411,10 @@ async fn a_run_killed_half_way_then_rerun_issues_exactly_one_coupon_each_and_cou
     assert_eq!(status, 202, "{again}");
     assert_eq!(again["grant"], grant.as_str());
     assert_eq!(again["supersedes"], first.as_str());
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await; // the redeliveries become visible
+    // Their visibility timeouts expire: SQS redelivers what was not acknowledged.
+    for m in unacked.iter().chain(crashed) {
+        s.sqs.change_message_visibility().queue_url(&s.md.campaign_queue).receipt_handle(m.receipt_handle().unwrap()).visibility_timeout(0).send().await.unwrap();
+    }
     pump(&s, None).await;
 
     let (_, view, _) = call(&s, "GET", &format!("/campaigns/{id}"), None, As::Admin).await;
@@ -404,17 +423,17 @@ async fn a_run_killed_half_way_then_rerun_issues_exactly_one_coupon_each_and_cou
     assert_eq!(old["state"], "failed", "the replaced run never finished: {view}");
     assert_eq!(old["supersededBy"], again["runId"]);
     let (t, i, sk, f, had) = run_counts(new);
-    assert_eq!((t, f), (10_000, 0), "{new}");
+    assert_eq!((t, f), (5_000, 0), "{new}");
     assert_eq!(i + sk, t);
     assert_eq!(had, sk);
     // Every coupon was issued once and counted once, by one run or the other (redelivered
     // batches of the old run included).
     let (_, old_issued, _, old_failed, _) = run_counts(old);
     assert_eq!(old_failed, 0);
-    assert_eq!(old_issued + i, 10_000, "{view}");
+    assert_eq!(old_issued + i, 5_000, "{view}");
     assert_eq!(old["targeted"].as_u64().unwrap(), half, "the old run's pages were counted once despite two dispatchers");
     let coupons = coupons_by_member(&s.store, &grant).await;
-    assert_one_each(&coupons, ids, |i| matches!(tier_of(i), TierCode::Gold | TierCode::Diamond));
+    assert_one_each(&coupons, ids, |i| tier_of(i) == TierCode::Diamond);
 }
 
 #[tokio::test]
