@@ -524,7 +524,8 @@ mod campaign_tests {
     #[test]
     fn validation_refuses_each_bad_definition_with_its_code() {
         let now = t("2026-11-27T00:00:00Z");
-        let cases: Vec<(&str, Box<dyn Fn(&mut CampaignRequest)>)> = vec![
+        type Change = Box<dyn Fn(&mut CampaignRequest)>;
+        let cases: Vec<(&str, Change)> = vec![
             ("invalid_name", Box::new(|r| r.name = "  ".into())),
             ("empty_segment", Box::new(|r| r.segment.tiers.clear())),
             ("invalid_segment", Box::new(|r| r.segment.birthday_month = Some(13))),
@@ -697,6 +698,6 @@ mod campaign_tests {
                 assert!(size <= MAX_MESSAGE_BYTES, "{size}");
             }
         }
-        assert!(10 * MAX_MESSAGE_BYTES <= 256 * 1024);
+        const { assert!(10 * MAX_MESSAGE_BYTES <= 256 * 1024) };
     }
 }

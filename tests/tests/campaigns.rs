@@ -27,6 +27,7 @@ use std::sync::OnceLock;
 const MEMBERS: usize = 20_000;
 
 struct Stack {
+    counter: Counter,
     store: Store,
     sqs: aws_sdk_sqs::Client,
     md: member_day::App,
@@ -95,7 +96,7 @@ async fn stack(table: Option<String>, budget: std::time::Duration, visibility_se
         budget,
     };
     let worker = coupon_issue::App { env, codes: code_key(), queue: None };
-    Stack { store, sqs, md, worker }
+    Stack { counter: h.counter.clone(), store, sqs, md, worker }
 }
 
 fn member(id: &str, tier: TierCode, last_purchase_at: Option<DateTime<Utc>>, joined: DateTime<Utc>) -> Member {
@@ -486,8 +487,10 @@ async fn campaign_definitions_are_validated_with_clear_errors_and_need_iam() {
         let r = request_with_headers("POST", "/campaigns", Some(&body.to_string()), As::Admin, &[("idempotency-key", "k-1")]);
         async { answer(member_day::handle_http(&s.md, r).await) }
     };
+    s.counter.reset();
     let (st, a, _) = post(fixed.clone()).await;
     assert_eq!(st, 201, "{a}");
+    assert_eq!((s.counter.reads(), s.counter.writes()), (1, 1), "define: one read, one write: {:?}", s.counter.snapshot());
     let (st, b, _) = post(fixed.clone()).await;
     assert_eq!((st, &b["campaignId"]), (201, &a["campaignId"]));
     let (st, b, ct) = post(good.clone()).await;
@@ -495,6 +498,20 @@ async fn campaign_definitions_are_validated_with_clear_errors_and_need_iam() {
     let windows = s.store.multiplier_windows().await.unwrap();
     assert_eq!(windows.len(), 1);
     assert_eq!(windows[0].from, at("2030-01-01T00:00:00Z"));
+
+    // Starting a run and reading progress: one read and at most one write each.
+    let id = a["campaignId"].as_str().unwrap();
+    s.counter.reset();
+    let (st, run, _) = call(&s, "POST", &format!("/campaigns/{id}/run"), None, As::Admin).await;
+    assert_eq!(st, 202, "{run}");
+    assert_eq!((s.counter.reads(), s.counter.writes()), (1, 1), "run: {:?}", s.counter.snapshot());
+    s.counter.reset();
+    let (st, view, _) = call(&s, "GET", &format!("/campaigns/{id}"), None, As::Admin).await;
+    assert_eq!(st, 200);
+    assert_eq!((s.counter.reads(), s.counter.writes()), (1, 0));
+    assert_eq!(view["runs"][0]["runId"], run["runId"]);
+    assert_eq!(view["runs"][0]["targeted"], 0);
+    assert_eq!(view["runs"][0]["state"], "running");
 }
 
 fn job(name: &str, now: &str) -> Trigger {

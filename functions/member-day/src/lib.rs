@@ -2,6 +2,34 @@
 //! `POST /campaigns/{id}/run`; the schedules (`member-day` monthly, `win-back` daily,
 //! `campaigns-due` for one-off campaigns); and the dispatcher, fed by its own dispatch queue,
 //! which pages a run's segment by index and fans member ids out to the campaign queue.
+//!
+//! Choices, and why:
+//! - **Continuation by a message on the function's own dispatch queue** (not an async
+//!   self-invoke): the template needs no `lambda:InvokeFunction` on itself (a circular
+//!   reference), a dispatcher that dies is redelivered by SQS after the visibility timeout and
+//!   resumes from the saved cursor, repeated failures land in a DLQ with an alarm, and the
+//!   local stack drives it the same way as AWS.
+//! - **Pack size**: at most 500 ids and 24 KiB of JSON per message (`campaign::pack_ids`,
+//!   measured in `a_full_message_fits_the_budget_when_serialized`): ten messages of one
+//!   `SendMessageBatch` stay within SQS's classic 256 KiB request limit on every endpoint, a
+//!   page of 5,000 index items is about one `SendMessageBatch` and one cursor write, and a
+//!   worker (16 writes in flight) finishes 500 coupons in seconds, far inside its 360 s
+//!   visibility timeout. Uuid-sized ids fill 500 per message (~20 KiB); 128-character ids ~180.
+//! - **Targeted counted once per page**: the cursor write (`Store::advance_run`) adds the page's
+//!   count and moves the cursor under the condition `cursorSeq = <seq read>`, so a page re-sent
+//!   after a crash, or by a second dispatcher, is counted once; batch ids are deterministic
+//!   (`<runId>#<part>#<page>#<n>`), so the worker counts a re-sent batch once too.
+//! - **Re-runs**: `POST /campaigns/{id}/run` starts a new attempt of the current label with the
+//!   same grant and marks the previous attempt superseded (its dispatcher stops at its next
+//!   page). Members who already hold the grant's coupon are skipped as `alreadyHad`, the rest
+//!   get theirs: no duplicate, nobody missed, whether the dispatcher or workers died.
+//! - **Win-back cooldown**: the grant is keyed by the 180-day period (`winback:<period start>`)
+//!   and the daily run targets members who crossed 90 days without a purchase within the last
+//!   week (`ByLastPurchase`, a key range, never a scan). So a member gets at most one win-back
+//!   coupon per aligned 180-day period, with no per-member marker to write or read. Caveat:
+//!   periods are aligned, so two coupons can be less than 180 days apart across a period
+//!   boundary (a member who lapses late in one period and again early in the next); an exact
+//!   rolling cooldown would need a per-member marker read by the dispatcher.
 
 pub mod dispatch;
 mod start;

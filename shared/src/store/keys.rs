@@ -14,6 +14,9 @@
 //! | `MEMBER#<id>` | `TIER#<time>` | a tier change |
 //! | `EMAIL#<sha256>` / `PHONE#<sha256>` | `#UNIQUE` | uniqueness of contact details |
 //! | `REFCODE#<code>` | `#UNIQUE` | referral code → member |
+//! | `CAMPAIGN#<id>` | `RUN~` / `RUN#<runId>` / `BATCH#<runId>#<batchId>` | campaign definition, runs, counted batches (store/campaign.rs) |
+//! | `SCHEDULED` | `<campaignId>` | campaigns the schedules start |
+//! | `PROGRAM` | `MULTIPLIERS` | campaign multiplier windows |
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
