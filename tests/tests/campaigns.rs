@@ -599,3 +599,33 @@ fn sample_events_reach_the_right_trigger_with_iam_identity() {
     assert_eq!(seen, 7);
 }
 
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_off_campaign_starts_when_due_and_only_once() {
+    let now = at("2026-11-27T02:00:00Z");
+    let s = stack(None, std::time::Duration::from_secs(30), 30, Clock::Fixed(now)).await;
+    let tag = unique("o");
+    let ids: Vec<String> = (0..40).map(|i| format!("{tag}-{i:02}")).collect();
+    let members: Vec<Member> = ids.iter().enumerate().map(|(i, id)| member(id, tier_of(i), None, now - Duration::days(10))).collect();
+    seed(&s.store, &members, now).await;
+    let mut def = definition(&["silver"]);
+    def["schedule"] = json!({"kind": "once", "at": "2026-11-27T03:00:00Z"});
+    def["budget"] = json!(5);
+    let (st, created, _) = call(&s, "POST", "/campaigns", Some(def), As::Admin).await;
+    assert_eq!(st, 201, "{created}");
+    let id = created["campaignId"].as_str().unwrap();
+
+    assert_eq!(run_job(&s, "campaigns-due", "2026-11-27T02:45:00Z").await["started"], json!([]), "not due yet");
+    let out = run_job(&s, "campaigns-due", "2026-11-27T03:00:00Z").await;
+    assert_eq!(out["started"][0]["runId"], "once.a001", "{out}");
+    assert_eq!(out["started"][0]["grant"], format!("campaign:{id}:once"));
+    assert_eq!(run_job(&s, "campaigns-due", "2026-11-27T03:15:00Z").await["started"], json!([]), "a one-off runs once");
+    pump(&s, None).await;
+    let (_, view, _) = call(&s, "GET", &format!("/campaigns/{id}"), None, As::Admin).await;
+    let r = &view["runs"][0];
+    assert_eq!(r["state"], "drained", "{view}");
+    // Ten silver members, a budget of five: five issued, five skipped for the budget.
+    assert_eq!(run_counts(r), (10, 5, 5, 0, 0), "{r}");
+    assert_eq!(r["skippedReasons"]["budgetSpent"], 5);
+    assert_eq!(coupons_by_member(&s.store, &format!("campaign:{id}:once")).await.values().sum::<usize>(), 5);
+}
