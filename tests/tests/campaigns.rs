@@ -561,7 +561,7 @@ async fn the_member_day_schedule_runs_the_built_in_campaign_once_a_month_and_win
     let grant = out["started"][0]["grant"].as_str().unwrap().to_string();
     assert!(grant.starts_with("winback:"), "{out}");
     pump(&s, None).await;
-    let dormant = |i: usize| i % 4 == 0 || i % 4 == 3;
+    let dormant = |i: usize| matches!(i % 4, 0 | 3);
     assert_one_each(&coupons_by_member(&s.store, &grant).await, &ids, dormant);
     // The next day's run is in the same cooldown period: nobody gets a second one.
     let out = run_job(&s, "win-back", "2026-12-18T16:00:00Z").await;
