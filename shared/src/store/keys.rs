@@ -14,6 +14,9 @@
 //! | `MEMBER#<id>` | `TIER#<time>` | a tier change |
 //! | `EMAIL#<sha256>` / `PHONE#<sha256>` | `#UNIQUE` | uniqueness of contact details |
 //! | `REFCODE#<code>` | `#UNIQUE` | referral code → member |
+//! | `CAMPAIGN#<id>` | `RUN~` / `RUN#<runId>` / `BATCH#<runId>#<batchId>` | campaign definition, runs, counted batches (store/campaign.rs) |
+//! | `SCHEDULED` | `<campaignId>` | campaigns the schedules start |
+//! | `PROGRAM` | `MULTIPLIERS` | campaign multiplier windows |
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
@@ -159,6 +162,19 @@ pub fn tier_review_due_bound(date: chrono::NaiveDate) -> String {
 /// The member id of a member partition key.
 pub fn member_id_of(pk: &str) -> Option<&str> {
     pk.strip_prefix("MEMBER#")
+}
+
+/// A campaign's definition: in the campaign's partition right after every `RUN#` key, so one
+/// descending Query from `CAMPAIGN_SK` down to `RUNS_PREFIX` reads it and the newest runs
+/// (and never the `BATCH#` markers, which sort before).
+pub const CAMPAIGN_SK: &str = "RUN~";
+pub const RUNS_PREFIX: &str = "RUN#";
+
+/// Campaigns a schedule starts: `SCHEDULED` / `<campaignId>` (one small Query lists them).
+pub const SCHEDULED_PK: &str = "SCHEDULED";
+
+pub fn scheduled_sk(campaign_id: &str) -> String {
+    campaign_id.to_string()
 }
 
 /// Sort key of a grant's budget counter (`budget_pk(grant)`, attribute `issued`).

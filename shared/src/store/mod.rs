@@ -9,6 +9,7 @@ pub mod ledger;
 pub mod member;
 pub mod tier;
 pub mod points;
+pub mod campaign;
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;

@@ -35,22 +35,8 @@ impl OrderItem {
     }
 }
 
-/// The active campaign multiplier windows (`PROGRAM` / `MULTIPLIERS`), written by campaigns.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct MultipliersItem {
-    #[serde(rename = "PK")]
-    pub pk: String,
-    #[serde(rename = "SK")]
-    pub sk: String,
-    #[serde(default)]
-    pub windows: Vec<MultiplierWindow>,
-}
-
-impl MultipliersItem {
-    pub fn new(windows: Vec<MultiplierWindow>) -> MultipliersItem {
-        MultipliersItem { pk: keys::PROGRAM_PK.into(), sk: keys::MULTIPLIERS_SK.into(), windows }
-    }
-}
+/// The campaign multiplier windows (one item, written by the campaigns side).
+pub use super::campaign::MultipliersItem;
 
 /// What one points change reads: the member, the items that make the request idempotent
 /// (order, receipts; raw and keyed by sort key, the caller knows their types) and the

@@ -1,0 +1,8 @@
+use member_day::App;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    loyalty::app::init_tracing();
+    let app = App::from_env().await?;
+    loyalty::runtime::run(|trigger| member_day::handle(&app, trigger)).await
+}
