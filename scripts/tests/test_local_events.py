@@ -226,3 +226,20 @@ def test_rate_counts_from_the_start():
 def test_bad_expressions_are_refused(expr):
     with pytest.raises(le.BadExpression):
         le.parse_expression(expr)
+
+
+def test_the_schedule_thread_fires_a_due_schedule(stack, fake_lambda):
+    s = le.Scheduler(stack["env"], fake_lambda.url)
+    due = dt.datetime.now(UTC) + dt.timedelta(seconds=1)
+    for e in s.entries:
+        e["next"] = due if e["ev"]["Name"] == "Nightly" else None
+    s.start()
+    try:
+        until(lambda: fake_lambda.calls, timeout=10)
+        assert fake_lambda.calls[0] == ("worker", {"detail-type": "Scheduled Event", "source": "loyalty.schedule", "detail": {"job": "nightly"}})
+        nightly = next(e for e in s.entries if e["ev"]["Name"] == "Nightly")
+        assert nightly["next"] > due and (nightly["next"].hour, nightly["next"].minute) == (18, 0), "planned again on its cron"
+    finally:
+        le.STOP.set()
+        s.join(timeout=5)
+        le.STOP.clear()
