@@ -1,0 +1,600 @@
+#!/usr/bin/env python3
+"""Local event sources for the functions of template.yaml: what AWS does on a deployment
+(SQS event source mappings, EventBridge schedules) done against the local stack.
+
+  run   for every SQS event of every function: a poller that receives from the local queue
+        and invokes the function with a real SQS event through cargo-lambda's Lambda Invoke
+        endpoint, deleting only what succeeded (ReportBatchItemFailures honoured); with
+        --schedules (or LOYALTY_SCHEDULES=1) also fires every Schedule/ScheduleV2 event on
+        its cron or rate.
+  fire  invokes one function now with the payload its Schedule/ScheduleV2 event would get.
+
+Everything comes from <state>/env.json, which scripts/bootstrap.py writes from template.yaml:
+add a function, queue or schedule to the template, restart the stack, and it is picked up.
+Run with .tools/venv/bin/python (boto3). scripts/dev runs `run`; scripts/fire runs `fire`.
+
+What matches AWS, and what is local:
+- SQS: long-polled ReceiveMessage, at most BatchSize messages per invocation (10 per
+  receive), gathered for up to MaximumBatchingWindowInSeconds; records as Lambda builds them.
+  A function error (the invoke endpoint answers non-200 or X-Amz-Function-Error) deletes
+  nothing; with ReportBatchItemFailures only the listed messages stay, and an invalid
+  response (an itemIdentifier that is empty or not in the batch) fails the whole batch.
+  Messages left on the queue reappear after the queue's visibility timeout; the local SQS
+  (moto) moves a message to its dead-letter queue once it was received more than the
+  RedrivePolicy's maxReceiveCount times, as SQS does. One poller per event source; each
+  invocation waits for the function (the first one includes cargo-lambda's build).
+- Schedule (EventBridge rule): the expression is UTC; without Input the function gets the
+  "Scheduled Event" envelope, with Input exactly the Input.
+- ScheduleV2 (EventBridge Scheduler): the expression is in ScheduleExpressionTimezone (UTC
+  if unset); the function gets the Input with the <aws.scheduler.*> context attributes
+  substituted. Scheduler sends no envelope of its own: without Input the payload is `{}`.
+- fire --now T adds detail.now = T (what `runtime::job_time` reads to move the job's clock).
+- Scheduled invocations are asynchronous on AWS (retried twice on error); here an error is
+  logged and not retried.
+"""
+import argparse
+import base64
+import calendar
+import datetime as dt
+import json
+import os
+import re
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from zoneinfo import ZoneInfo
+
+UTC = dt.timezone.utc
+ACCOUNT = "123456789012"  # the account id of the local ARNs (moto's default), as bootstrap.py
+INVOKE_TIMEOUT = float(os.environ.get("LOYALTY_INVOKE_TIMEOUT", "900"))  # the first call builds
+STOP = threading.Event()
+
+
+def log(*parts):
+    print(f"{dt.datetime.now(UTC):%H:%M:%S} local-events:", *parts, file=sys.stderr, flush=True)
+
+
+# --- the environment bootstrap.py wrote ------------------------------------------------
+def load_env(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        sys.exit(f"local-events: {path} not found: start the stack first (scripts/stack up <profile>)")
+
+
+def sqs_client(env):
+    import boto3
+    from botocore.config import Config
+
+    e = env["env"]
+    return boto3.client(
+        "sqs", endpoint_url=e["AWS_ENDPOINT_URL_SQS"], region_name=e["AWS_REGION"],
+        aws_access_key_id=e["AWS_ACCESS_KEY_ID"], aws_secret_access_key=e["AWS_SECRET_ACCESS_KEY"],
+        config=Config(connect_timeout=3, read_timeout=40, retries={"max_attempts": 3}))
+
+
+# --- invoking a function through cargo-lambda --------------------------------------------
+class InvokeError(Exception):
+    """The function failed (an error response) or could not be reached."""
+
+    def __init__(self, message, reached=True):
+        super().__init__(message)
+        self.reached = reached
+
+
+def invoke(base_url, binary, payload, timeout=INVOKE_TIMEOUT):
+    """Synchronous Lambda Invoke (RequestResponse): the function's JSON answer.
+
+    `cargo lambda watch` serves the Lambda Invoke API at
+    POST /2015-03-31/functions/<binary>/invocations and answers 200 with the function's
+    result, or 500 with the error the runtime reported. Real Lambda answers 200 with an
+    X-Amz-Function-Error header instead; both count as a function error here."""
+    url = f"{base_url.rstrip('/')}/2015-03-31/functions/{binary}/invocations"
+    req = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
+                                 headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            body = resp.read()
+            if resp.headers.get("X-Amz-Function-Error"):
+                raise InvokeError(f"{binary} failed: {body[:500]!r}")
+    except urllib.error.HTTPError as e:
+        raise InvokeError(f"{binary} answered {e.code}: {e.read()[:500]!r}") from None
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as e:
+        raise InvokeError(f"cannot reach {url}: {e}", reached=False) from None
+    if not body.strip():
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise InvokeError(f"{binary} answered a body that is not JSON: {body[:200]!r}") from None
+
+
+def reachable(base_url):
+    """Whether the invoke endpoint accepts connections (cargo lambda watch is up)."""
+    import socket
+    from urllib.parse import urlparse
+
+    u = urlparse(base_url)
+    try:
+        with socket.create_connection((u.hostname, u.port or 80), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+# --- SQS event sources ---------------------------------------------------------------------
+def lambda_record(msg, queue_arn, region):
+    """One record of an SQS Lambda event, as Lambda builds it from a received message."""
+    attributes = {k: str(v) for k, v in (msg.get("Attributes") or {}).items()}
+    message_attributes = {}
+    for name, a in (msg.get("MessageAttributes") or {}).items():
+        message_attributes[name] = {
+            "stringValue": a.get("StringValue"),
+            "binaryValue": base64.b64encode(a["BinaryValue"]).decode() if a.get("BinaryValue") is not None else None,
+            "stringListValues": list(a.get("StringListValues") or []),
+            "binaryListValues": [base64.b64encode(b).decode() for b in a.get("BinaryListValues") or []],
+            "dataType": a.get("DataType"),
+        }
+    record = {
+        "messageId": msg["MessageId"],
+        "receiptHandle": msg["ReceiptHandle"],
+        "body": msg.get("Body", ""),
+        "attributes": attributes,
+        "messageAttributes": message_attributes,
+        "md5OfBody": msg.get("MD5OfBody"),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+    if msg.get("MD5OfMessageAttributes"):
+        record["md5OfMessageAttributes"] = msg["MD5OfMessageAttributes"]
+    return record
+
+
+def failed_ids(response, batch_ids):
+    """Message ids a ReportBatchItemFailures answer lists as failed; None if the answer is
+    invalid, which (as on AWS) fails the whole batch."""
+    if response is None:
+        return set()
+    if not isinstance(response, dict):
+        return None
+    failures = response.get("batchItemFailures")
+    if failures is None:
+        return set()
+    if not isinstance(failures, list):
+        return None
+    ids = set()
+    for f in failures:
+        item = f.get("itemIdentifier") if isinstance(f, dict) else None
+        if not isinstance(item, str) or not item or item not in batch_ids:
+            return None
+        ids.add(item)
+    return ids
+
+
+class SqsPoller(threading.Thread):
+    def __init__(self, env, fid, fn, event, invoke_url):
+        super().__init__(name=f"{fid}.{event['Name']}", daemon=True)
+        self.sqs = sqs_client(env)
+        self.region = env["env"]["AWS_REGION"]
+        self.fid, self.binary, self.event, self.invoke_url = fid, fn["binary"], event, invoke_url
+        self.batch_size = max(1, int(event.get("BatchSize") or 10))
+        self.window = float(event.get("MaximumBatchingWindowInSeconds") or 0)
+        self.partial = "ReportBatchItemFailures" in (event.get("FunctionResponseTypes") or [])
+        self.invocations = 0
+
+    def run(self):
+        log(f"{self.name}: polling {self.event['QueueUrl']} -> {self.binary} (batch {self.batch_size}, "
+            f"window {self.window:g}s{', partial batch failures' if self.partial else ''})")
+        while not STOP.is_set():
+            try:
+                if not reachable(self.invoke_url):  # never take messages the function cannot get
+                    STOP.wait(1)
+                    continue
+                batch = self.receive()
+                if batch:
+                    self.deliver(batch)
+            except Exception as e:  # keep polling: a bad moment of the local SQS is not fatal
+                log(f"{self.name}: {type(e).__name__}: {e}")
+                STOP.wait(2)
+
+    def receive_once(self, max_messages, wait):
+        resp = self.sqs.receive_message(
+            QueueUrl=self.event["QueueUrl"], MaxNumberOfMessages=max_messages, WaitTimeSeconds=wait,
+            AttributeNames=["All"], MessageSystemAttributeNames=["All"], MessageAttributeNames=["All"])
+        return resp.get("Messages") or []
+
+    def receive(self):
+        """A batch as an event source mapping gathers it: long-poll for the first message,
+        then keep receiving until BatchSize or the batching window ends."""
+        batch = self.receive_once(min(10, self.batch_size), 20)
+        if not batch:
+            return []
+        deadline = time.monotonic() + self.window
+        while len(batch) < self.batch_size and not STOP.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            more = self.receive_once(min(10, self.batch_size - len(batch)), min(20, max(0, int(left))))
+            if not more and left < 1:
+                break
+            batch.extend(more)
+        return batch
+
+    def deliver(self, batch):
+        event = {"Records": [lambda_record(m, self.event["QueueArn"], self.region) for m in batch]}
+        ids = {m["MessageId"] for m in batch}
+        self.invocations += 1
+        try:
+            response = invoke(self.invoke_url, self.binary, event)
+        except InvokeError as e:
+            log(f"{self.name}: batch of {len(batch)} failed, nothing deleted: {e}")
+            if not e.reached:  # the function was not there: let the messages come back at once
+                self.release(batch)
+            return
+        failed = failed_ids(response, ids) if self.partial else set()
+        if failed is None:
+            log(f"{self.name}: invalid batchItemFailures answer {json.dumps(response)[:300]}; "
+                f"the whole batch of {len(batch)} stays on the queue")
+            return
+        done = [m for m in batch if m["MessageId"] not in failed]
+        for i in range(0, len(done), 10):
+            chunk = done[i:i + 10]
+            resp = self.sqs.delete_message_batch(QueueUrl=self.event["QueueUrl"], Entries=[
+                {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(chunk)])
+            for f in resp.get("Failed") or []:
+                log(f"{self.name}: could not delete a message: {f}")
+        log(f"{self.name}: batch of {len(batch)}: {len(done)} done" + (f", {len(failed)} failed (retried after "
+            "the visibility timeout, then dead-lettered)" if failed else ""))
+
+    def release(self, batch):
+        try:
+            self.sqs.change_message_visibility_batch(QueueUrl=self.event["QueueUrl"], Entries=[
+                {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                for n, m in enumerate(batch[:10])])
+        except Exception as e:
+            log(f"{self.name}: could not release messages: {e}")
+
+
+# --- schedule expressions ------------------------------------------------------------------
+MONTHS = {m: i for i, m in enumerate(["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], 1)}
+DAYS = {d: i for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"], 1)}  # EventBridge: 1 = Sunday
+
+
+class BadExpression(ValueError):
+    pass
+
+
+def parse_field(text, lo, hi, names=None):
+    """A set of values for one cron field: *, lists, ranges, steps, names."""
+    values = set()
+    for part in text.split(","):
+        step, stepped = 1, "/" in part
+        if stepped:
+            part, s = part.split("/", 1)
+            if not s.isdigit() or int(s) == 0:
+                raise BadExpression(f"bad step in {text!r}")
+            step = int(s)
+        if part in ("*", "?"):
+            a, b = lo, hi
+        else:
+            def num(x):
+                x = x.upper()
+                if names and x in names:
+                    return names[x]
+                if not x.isdigit():
+                    raise BadExpression(f"bad value {x!r} in {text!r}")
+                return int(x)
+            if "-" in part:
+                a, b = (num(x) for x in part.split("-", 1))
+            else:
+                a = num(part)
+                b = hi if stepped else a  # 5/15 = from 5 to the end, every 15
+        if not (lo <= a <= hi and lo <= b <= hi):
+            raise BadExpression(f"{text!r} is outside {lo}-{hi}")
+        rng = range(a, b + 1, step) if a <= b else [*range(a, hi + 1, step)] + [*range(lo, b + 1, step)]
+        values.update(rng)
+    return values
+
+
+class Cron:
+    """An EventBridge cron(minutes hours day-of-month month day-of-week year) expression:
+    *, ?, lists, ranges, steps, names; L (last day of month / last <weekday>), W (nearest
+    weekday), # (nth weekday). Day-of-week 1-7 is SUN-SAT."""
+
+    def __init__(self, body):
+        f = body.split()
+        if len(f) != 6:
+            raise BadExpression(f"cron needs 6 fields (minutes hours day-of-month month day-of-week year), got {body!r}")
+        self.minutes = parse_field(f[0], 0, 59)
+        self.hours = parse_field(f[1], 0, 23)
+        self.dom, self.dow = f[2].upper(), f[4].upper()
+        if (self.dom == "?") == (self.dow == "?"):
+            raise BadExpression("exactly one of day-of-month and day-of-week must be ?")
+        self.months = parse_field(f[3], 1, 12, MONTHS)
+        self.years = parse_field(f[5], 1970, 2199)
+        if self.dom not in ("?", "L", "LW") and not self.dom.endswith("W"):
+            self.dom_set = parse_field(self.dom, 1, 31)
+        if self.dow != "?" and "#" not in self.dow and not self.dow.endswith("L"):
+            self.dow_set = parse_field(self.dow, 1, 7, DAYS)
+
+    def day_matches(self, d):
+        last = calendar.monthrange(d.year, d.month)[1]
+        if self.dom != "?":
+            if self.dom == "L":
+                return d.day == last
+            if self.dom.endswith("W"):
+                target = last if self.dom == "LW" else min(int(self.dom[:-1]), last)
+                t = d.replace(day=target)
+                if t.weekday() == 5:  # Saturday -> Friday, or Monday if that leaves the month
+                    t = t - dt.timedelta(days=1) if target > 1 else t + dt.timedelta(days=2)
+                elif t.weekday() == 6:
+                    t = t + dt.timedelta(days=1) if target < last else t - dt.timedelta(days=2)
+                return d == t
+            return d.day in self.dom_set
+        eb_dow = (d.weekday() + 1) % 7 + 1  # Monday=0 -> 2, Sunday=6 -> 1
+        if "#" in self.dow:
+            day, nth = self.dow.split("#", 1)
+            want = DAYS.get(day) or int(day)
+            return eb_dow == want and (d.day - 1) // 7 + 1 == int(nth)
+        if self.dow.endswith("L"):
+            day = self.dow[:-1]
+            want = DAYS.get(day) or int(day)
+            return eb_dow == want and d.day + 7 > last
+        return eb_dow in self.dow_set
+
+    def next_after(self, after):
+        """The first matching minute strictly after `after` (an aware datetime, in the
+        schedule's zone)."""
+        t = (after + dt.timedelta(minutes=1)).replace(second=0, microsecond=0)
+        day = t.date()
+        for _ in range(366 * 5):
+            if day.year in self.years and day.month in self.months and self.day_matches(day):
+                for h in sorted(self.hours):
+                    for m in sorted(self.minutes):
+                        cand = dt.datetime(day.year, day.month, day.day, h, m, tzinfo=t.tzinfo)
+                        if cand >= t:
+                            return cand
+            day += dt.timedelta(days=1)
+            t = dt.datetime(day.year, day.month, day.day, tzinfo=t.tzinfo)
+        return None
+
+
+class Rate:
+    UNITS = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
+
+    def __init__(self, body):
+        m = re.fullmatch(r"\s*(\d+)\s+(\w+)\s*", body)
+        if not m or m.group(2) not in self.UNITS or int(m.group(1)) < 1:
+            raise BadExpression(f"bad rate {body!r} (e.g. rate(5 minutes))")
+        if (int(m.group(1)) == 1) != (m.group(2) in ("minute", "hour", "day")):
+            raise BadExpression(f"rate({body}): use the singular unit for 1 and the plural otherwise")
+        self.seconds = int(m.group(1)) * self.UNITS[m.group(2)]
+        self.start = None
+
+    def next_after(self, after):
+        # A rate schedule counts from when it was created: here, from when the poller started.
+        if self.start is None:
+            self.start = after
+        n = int((after - self.start).total_seconds() // self.seconds) + 1
+        return self.start + dt.timedelta(seconds=n * self.seconds)
+
+
+class At:
+    def __init__(self, body):
+        try:
+            self.when = dt.datetime.strptime(body.strip(), "%Y-%m-%dT%H:%M:%S")
+        except ValueError:
+            raise BadExpression(f"bad at({body}) (yyyy-mm-ddThh:mm:ss)") from None
+
+    def next_after(self, after):
+        when = self.when.replace(tzinfo=after.tzinfo)
+        return when if when > after else None
+
+
+def parse_expression(expr):
+    m = re.fullmatch(r"\s*(cron|rate|at)\((.*)\)\s*", expr or "")
+    if not m:
+        raise BadExpression(f"{expr!r} is not a cron(...), rate(...) or at(...) expression")
+    kind, body = m.groups()
+    if kind == "at":
+        return At(body)
+    return Cron(body) if kind == "cron" else Rate(body)
+
+
+def zone_of(event):
+    """Schedule (EventBridge rules) is always UTC; ScheduleV2 has its own time zone."""
+    if event["Type"] == "ScheduleV2" and event.get("ScheduleExpressionTimezone"):
+        return ZoneInfo(event["ScheduleExpressionTimezone"])
+    return UTC
+
+
+def next_fire(event, after_utc, parsed=None):
+    parsed = parsed or parse_expression(event["Schedule"])
+    zone = zone_of(event)
+    nxt = parsed.next_after(after_utc.astimezone(zone))
+    return nxt.astimezone(UTC) if nxt else None
+
+
+# --- scheduled payloads --------------------------------------------------------------------
+def iso(t):
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def schedule_payload(env, fid, event, scheduled_at, now=None):
+    """What EventBridge sends the function for this event at `scheduled_at`."""
+    region, stack = env["env"]["AWS_REGION"], env.get("profile", "local")
+    name = f"loyalty-{stack}-{fid}{event['Name']}"
+    raw = event.get("Input")
+    if event["Type"] == "ScheduleV2":
+        arn = f"arn:aws:scheduler:{region}:{ACCOUNT}:schedule/default/{name}"
+        if raw is None:
+            log(f"warning: {fid}.{event['Name']} is a ScheduleV2 event without Input: EventBridge Scheduler "
+                "sends the Input alone (no envelope), so the function gets {}")
+            payload = {}
+        else:
+            for key, value in (("schedule-arn", arn), ("scheduled-time", iso(scheduled_at)),
+                               ("execution-id", uuid.uuid4().hex[:16]), ("attempt-number", "1")):
+                raw = raw.replace(f"<aws.scheduler.{key}>", value)
+            payload = json.loads(raw)
+    elif raw is not None:
+        payload = json.loads(raw)
+    else:
+        payload = {
+            "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": ACCOUNT, "time": iso(now or scheduled_at), "region": region,
+            "resources": [f"arn:aws:events:{region}:{ACCOUNT}:rule/{name}"], "detail": {},
+        }
+    if now is not None:
+        if not isinstance(payload, dict) or not isinstance(payload.get("detail", {}), dict):
+            raise SystemExit(f"fire: --now needs a JSON object payload with an object `detail`; {fid}.{event['Name']} has {raw}")
+        payload.setdefault("detail", {})["now"] = iso(now) if isinstance(now, dt.datetime) else now
+    return payload
+
+
+def schedule_events(env):
+    for fid, fn in env["functions"].items():
+        for ev in fn["events"]:
+            if ev["Type"] in ("Schedule", "ScheduleV2"):
+                yield fid, fn, ev
+
+
+class Scheduler(threading.Thread):
+    """Fires every enabled Schedule/ScheduleV2 event on its expression."""
+
+    def __init__(self, env, invoke_url):
+        super().__init__(name="schedules", daemon=True)
+        self.env, self.invoke_url = env, invoke_url
+        self.entries = []
+        now = dt.datetime.now(UTC)
+        for fid, fn, ev in schedule_events(env):
+            if not ev.get("Enabled", True):
+                log(f"schedule {fid}.{ev['Name']} is disabled in the template; not fired")
+                continue
+            parsed = parse_expression(ev["Schedule"])
+            self.entries.append({"fid": fid, "fn": fn, "ev": ev, "parsed": parsed, "next": next_fire(ev, now, parsed)})
+
+    def run(self):
+        for e in self.entries:
+            log(f"schedule {e['fid']}.{e['ev']['Name']}: {e['ev']['Schedule']} ({zone_of(e['ev'])}), next {iso(e['next']) if e['next'] else 'never'}")
+        while not STOP.is_set():
+            due = [e for e in self.entries if e["next"]]
+            if not due:
+                return
+            first = min(due, key=lambda e: e["next"])
+            wait = (first["next"] - dt.datetime.now(UTC)).total_seconds()
+            if wait > 0:
+                STOP.wait(min(wait, 30))
+                continue
+            at = first["next"]
+            first["next"] = next_fire(first["ev"], at, first["parsed"])
+            threading.Thread(target=self.fire, args=(first, at), daemon=True).start()
+
+    def fire(self, e, at):
+        name = f"{e['fid']}.{e['ev']['Name']}"
+        try:
+            result = invoke(self.invoke_url, e["fn"]["binary"], schedule_payload(self.env, e["fid"], e["ev"], at))
+            log(f"schedule {name} fired for {iso(at)}: {json.dumps(result)[:300]}")
+        except (InvokeError, ValueError) as err:
+            log(f"schedule {name} fired for {iso(at)} and failed: {err}")
+
+
+# --- commands ------------------------------------------------------------------------------
+def default_env_json():
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.path.join(repo, ".local", os.environ.get("LOYALTY_STACK", "dev"), "env.json")
+
+
+def default_invoke_url():
+    return f"http://127.0.0.1:{os.environ.get('LOYALTY_HTTP_PORT', '9000')}"
+
+
+def cmd_run(a):
+    env = load_env(a.env_json)
+    threads = []
+    for fid, fn in env["functions"].items():
+        for ev in fn["events"]:
+            if ev["Type"] != "SQS":
+                continue
+            if not ev.get("Enabled", True):
+                log(f"{fid}.{ev['Name']}: SQS event disabled in the template; not polled")
+                continue
+            threads.append(SqsPoller(env, fid, fn, ev, a.invoke_url))
+    schedules = a.schedules or os.environ.get("LOYALTY_SCHEDULES") == "1"
+    if schedules:
+        threads.append(Scheduler(env, a.invoke_url))
+    elif any(True for _ in schedule_events(env)):
+        log("schedules are not fired on their cron (LOYALTY_SCHEDULES=1 does); fire one now with scripts/fire")
+    if not threads:
+        log("nothing to do: the template has no SQS event" + ("" if schedules else " (and schedules are off)"))
+    for t in threads:
+        t.start()
+    signal.signal(signal.SIGTERM, lambda *_: STOP.set())
+    signal.signal(signal.SIGINT, lambda *_: STOP.set())
+    while not STOP.is_set() and (not threads or any(t.is_alive() for t in threads)):
+        STOP.wait(0.5)
+    log("stopped")
+
+
+def find_schedule(env, who, name):
+    matches = [(fid, fn, ev) for fid, fn, ev in schedule_events(env) if who in (fid, fn["binary"])]
+    if not matches:
+        known = sorted({f"{fid} ({fn['binary']}): {ev['Name']}" for fid, fn, ev in schedule_events(env)})
+        sys.exit(f"fire: {who!r} has no Schedule/ScheduleV2 event. Schedules:\n  " + ("\n  ".join(known) or "(none)"))
+    if name:
+        matches = [m for m in matches if m[2]["Name"] == name]
+        if not matches:
+            sys.exit(f"fire: {who} has no schedule event named {name!r}")
+    elif len(matches) > 1:
+        sys.exit(f"fire: {who} has several schedule events; name one: " + ", ".join(m[2]["Name"] for m in matches))
+    return matches[0]
+
+
+def cmd_fire(a):
+    env = load_env(a.env_json)
+    fid, fn, ev = find_schedule(env, a.function, a.event)
+    now = None
+    if a.now:
+        try:
+            now = dt.datetime.fromisoformat(a.now.replace("Z", "+00:00"))
+        except ValueError:
+            sys.exit(f"fire: --now {a.now!r} is not an RFC 3339 time (e.g. 2026-12-18T00:00:00+08:00)")
+        if now.tzinfo is None:
+            sys.exit("fire: --now needs a UTC offset (Z or +08:00)")
+    payload = schedule_payload(env, fid, ev, dt.datetime.now(UTC), now)
+    if a.print:
+        print(json.dumps(payload, indent=2))
+        return
+    log(f"firing {fid}.{ev['Name']} -> {fn['binary']}: {json.dumps(payload)}")
+    try:
+        result = invoke(a.invoke_url, fn["binary"], payload)
+    except InvokeError as e:
+        sys.exit(f"fire: {e}")
+    print(json.dumps(result, indent=2))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--env-json", default=default_env_json(), help="default .local/$LOYALTY_STACK/env.json")
+    common.add_argument("--invoke-url", default=default_invoke_url(),
+                        help="cargo lambda watch's address (default http://127.0.0.1:$LOYALTY_HTTP_PORT, port 9000)")
+    sub = ap.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", parents=[common], help="poll every SQS event source; with --schedules fire schedules on their cron")
+    r.add_argument("--schedules", action="store_true", help="also fire schedules (same as LOYALTY_SCHEDULES=1)")
+    f = sub.add_parser("fire", parents=[common], help="invoke a function now with its schedule's payload")
+    f.add_argument("function", help="the function's logical id (e.g. SignupFunction) or binary name")
+    f.add_argument("event", nargs="?", help="the event's name, when the function has several schedules")
+    f.add_argument("--now", help="RFC 3339 instant the job runs as (sent as detail.now)")
+    f.add_argument("--print", action="store_true", help="print the payload instead of invoking")
+    a = ap.parse_args(argv)
+    {"run": cmd_run, "fire": cmd_fire}[a.command](a)
+
+
+if __name__ == "__main__":
+    main()

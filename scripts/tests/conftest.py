@@ -1,0 +1,111 @@
+"""Fixtures for the tests of scripts/local_events.py: a moto SQS server on a free port with
+the queues of fixtures/template.yaml (created by scripts/bootstrap.py, as the real stack
+does) and a fake Lambda Invoke endpoint standing in for the functions."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCRIPTS = os.path.dirname(HERE)
+sys.path.insert(0, SCRIPTS)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_port():
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield port
+    server.stop()
+
+
+@pytest.fixture()
+def stack(moto_port, tmp_path):
+    """bootstrap.py run on the fixture template against moto: the env.json the tools read.
+    Each test gets fresh queues (moto is reset first)."""
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{moto_port}/moto-api/reset", method="POST")).read()
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local")
+    subprocess.run([sys.executable, os.path.join(SCRIPTS, "bootstrap.py"), "--template",
+                    os.path.join(HERE, "fixtures", "template.yaml"), "--ddb-port", str(free_port()),
+                    "--sqs-port", str(moto_port), "--out", str(tmp_path), "--profile", "test"],
+                   check=True, env=env, capture_output=True)
+    path = tmp_path / "env.json"
+    return {"path": str(path), "env": json.loads(path.read_text())}
+
+
+class FakeLambda:
+    """The Lambda Invoke API of `cargo lambda watch`, answering like a worker that fails the
+    records whose body contains "poison" (batchItemFailures) and errors out (500) on a batch
+    with a "crash" record."""
+
+    def __init__(self):
+        self.calls = []  # (function name, payload)
+        self.lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                parts = self.path.strip("/").split("/")
+                if len(parts) != 4 or parts[:2] != ["2015-03-31", "functions"] or parts[3] != "invocations":
+                    return self.answer(404, {"title": "no such route"})
+                payload = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                with fake.lock:
+                    fake.calls.append((parts[2], payload))
+                records = payload.get("Records") if isinstance(payload, dict) else None
+                if records is None:
+                    return self.answer(200, {"ok": True})
+                if any("crash" in r["body"] for r in records):
+                    return self.answer(500, {"errorType": "Crash", "errorMessage": "crashed"})
+                failures = [{"itemIdentifier": r["messageId"]} for r in records if "poison" in r["body"]]
+                self.answer(200, {"batchItemFailures": failures})
+
+            def answer(self, status, body):
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def records(self):
+        with self.lock:
+            return [r for _, p in self.calls if isinstance(p, dict) for r in p.get("Records") or []]
+
+
+@pytest.fixture()
+def fake_lambda():
+    fake = FakeLambda()
+    yield fake
+    fake.server.shutdown()
+
+
+@pytest.fixture()
+def sqs(stack):
+    import boto3
+
+    e = stack["env"]["env"]
+    return boto3.client("sqs", endpoint_url=e["AWS_ENDPOINT_URL_SQS"], region_name=e["AWS_REGION"],
+                        aws_access_key_id="local", aws_secret_access_key="local")
