@@ -69,15 +69,7 @@ impl Wallet {
         if points > self.balance.0 {
             return Err(SpendError::InsufficientPoints { balance: self.balance.0, asked: points });
         }
-        let mut left = points;
-        for lot in self.lots.iter_mut() {
-            let take = left.min(lot.points);
-            lot.points -= take;
-            left -= take;
-            if left == 0 {
-                break;
-            }
-        }
+        take_from(self.lots.iter_mut(), points);
         self.lots.retain(|l| l.points > 0);
         self.balance.0 -= points;
         Ok(())
@@ -89,15 +81,7 @@ impl Wallet {
         if points <= 0 {
             return;
         }
-        let mut left = points;
-        for lot in self.lots.iter_mut().rev() {
-            let take = left.min(lot.points);
-            lot.points -= take;
-            left -= take;
-            if left == 0 {
-                break;
-            }
-        }
+        take_from(self.lots.iter_mut().rev(), points);
         self.lots.retain(|l| l.points > 0);
         self.balance.0 -= points;
     }
@@ -123,6 +107,19 @@ impl Wallet {
             .map(|l| (l.earned_on + Duration::days(expiry_days as i64), l.points))
             .filter(|(exp, _)| *exp > today && *exp <= today + Duration::days(within_days as i64))
             .collect()
+    }
+}
+
+/// Takes up to `points` from the lots in the order given (emptied lots are dropped by the caller).
+fn take_from<'a>(lots: impl Iterator<Item = &'a mut Lot>, points: i64) {
+    let mut left = points;
+    for lot in lots {
+        if left == 0 {
+            break;
+        }
+        let take = left.min(lot.points);
+        lot.points -= take;
+        left -= take;
     }
 }
 

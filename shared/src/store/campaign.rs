@@ -360,27 +360,13 @@ impl Store {
 
     /// The campaigns the schedules start.
     pub async fn scheduled_campaigns(&self) -> Result<Vec<ScheduledItem>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk")
-                .expression_attribute_values(":pk", AttributeValue::S(keys::SCHEDULED_PK.into()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(sdk)?;
-            for item in page.items.unwrap_or_default() {
-                out.push(from_item(item)?);
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(keys::SCHEDULED_PK.into()));
+        self.query_all(query).await
     }
 
     /// The program's multiplier windows (what the purchase function reads).

@@ -305,28 +305,14 @@ impl Store {
 
     /// The members whose birthday key (`MM-DD`) is `mm_dd`, from the ByBirthday index.
     pub async fn birthdays(&self, mm_dd: &str) -> Result<Vec<BirthdayMember>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name("ByBirthday")
-                .key_condition_expression("GSI2PK = :pk")
-                .expression_attribute_values(":pk", AttributeValue::S(keys::birthday_pk(mm_dd)))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(sdk)?;
-            for item in page.items.unwrap_or_default() {
-                out.push(from_item::<BirthdayMember>(item)?);
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("ByBirthday")
+            .key_condition_expression("GSI2PK = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(keys::birthday_pk(mm_dd)));
+        self.query_all(query).await
     }
 
     /// One coupon of a member (strongly consistent).

@@ -12,6 +12,7 @@ pub mod points;
 pub mod campaign;
 
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
@@ -118,6 +119,22 @@ impl Store {
                 other => Err(TxFailure::Store(StoreError::Sdk(other.to_string()))),
             },
             Err(e) => Err(TxFailure::Store(sdk(e))),
+        }
+    }
+
+    /// Every item a Query returns, following its pages.
+    pub async fn query_all<T: DeserializeOwned>(&self, query: QueryFluentBuilder) -> Result<Vec<T>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = query.clone().set_exclusive_start_key(start).send().await.map_err(sdk)?;
+            for item in page.items.unwrap_or_default() {
+                out.push(from_item(item)?);
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
         }
     }
 
