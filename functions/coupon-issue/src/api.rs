@@ -65,6 +65,11 @@ async fn issue(app: &App, req: &Request, id: &str) -> Result<Response<Body>, Api
     let id = member_param(id)?;
     let body: IssueRequest = json_body(req)?;
     let grant = http::id_param(&body.grant, "grant", "invalid_grant")?;
+    // The store's budget condition lets the first coupon of a grant through, so a budget of 0
+    // would issue one: refuse it, as campaign definitions do.
+    if body.budget == Some(0) {
+        return Err(ApiError::unprocessable("invalid_budget", "the budget must be at least 1 coupon"));
+    }
     let template = match body.template {
         TemplateRef::Named(name) => app.env.rules.coupon_templates.get(&name).cloned().ok_or_else(|| ApiError::unprocessable("unknown_template", format!("no coupon template named {name:?}")))?,
         TemplateRef::Inline(t) => {
