@@ -160,3 +160,36 @@ pub fn assert_problem(status: u16, body: &Value, content_type: &str, want_status
 pub fn at(s: &str) -> DateTime<Utc> {
     s.parse().expect("a test timestamp")
 }
+
+/// Writes members straight in their stored shape (as signup and purchases leave them), 25 per
+/// BatchWriteItem with several requests in flight: for tests and benchmarks that need
+/// thousands of members quickly.
+pub async fn seed_members(h: &Harness, members: &[loyalty::member::Member], now: DateTime<Utc>) {
+    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+    use futures::StreamExt;
+    let (store, rules) = (&h.env.store, &h.env.rules);
+    futures::stream::iter(members.chunks(25))
+        .for_each_concurrent(8, |chunk| async move {
+            let writes: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|m| {
+                    let item = loyalty::store::to_item(&loyalty::store::member::MemberItem::new(m, rules, now)).expect("a member maps to an item");
+                    WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build().expect("item set")).build()
+                })
+                .collect();
+            let mut pending = Some(writes);
+            while let Some(w) = pending.take() {
+                let out = store.client.batch_write_item().request_items(&store.table, w).send().await.expect("batch write");
+                pending = out.unprocessed_items.and_then(|mut u| u.remove(&store.table)).filter(|v| !v.is_empty());
+            }
+        })
+        .await;
+}
+
+/// A member as signup would store it, of `tier`, without contact data.
+pub fn plain_member(id: &str, tier: loyalty::TierCode, joined: DateTime<Utc>) -> loyalty::member::Member {
+    let new = loyalty::member::NewMember { email: None, phone: None, name: "Seed".into(), birthday: None, referral_code: None, marketing_consent: false };
+    let mut m = loyalty::member::Member::join(loyalty::member::MemberId::parse(id).expect("a valid member id"), &new, "SEEDCODE".into(), None, joined);
+    m.tier = tier;
+    m
+}

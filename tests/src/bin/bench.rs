@@ -115,4 +115,76 @@ async fn main() {
     println!("| coupons issued | DynamoDB write requests | writes per coupon | read requests (eligibility) | seconds | coupons/s (one worker) |");
     println!("|---|---|---|---|---|---|");
     println!("| {} | {} | {:.3} | {} | {:.2} | {:.0} |", members.len(), writes, writes as f64 / members.len() as f64, reads, secs, members.len() as f64 / secs);
+
+    // The campaign run prices a realistic segment: 20,000 more members across the tiers.
+    let seeded: Vec<_> = (0..20_000).map(|i| plain_member(&unique("seg"), loyalty::TierCode::ALL[i % 4], chrono::Utc::now())).collect();
+    seed_members(&h, &seeded, chrono::Utc::now()).await;
+    campaign_run(&h, &coupons).await;
+}
+
+/// A whole campaign run over every member in the table: the admin creates and runs it, the
+/// dispatcher pages the segment and sends batches, the worker issues. SQS requests are the
+/// function's own (sends); receiving and deleting is Lambda's event source mapping's.
+async fn campaign_run(h: &Harness, worker: &coupon_issue::App) {
+    let sqs_counter = Counter::default();
+    let sqs_conf = aws_sdk_sqs::config::Builder::from(&h.sdk_config).interceptor(sqs_counter.clone()).build();
+    let sqs = aws_sdk_sqs::Client::from_conf(sqs_conf);
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run through scripts/bench"));
+    let app = member_day::App { env: h.env.clone(), sqs: sqs.clone(), campaign_queue: var("CAMPAIGN_QUEUE_URL"), dispatch_queue: var("DISPATCH_QUEUE_URL"), budget: std::time::Duration::from_secs(60) };
+    let body = json!({"name": "Bench day", "segment": {"tiers": ["regular", "silver", "gold", "diamond"]},
+        "coupon": {"title": "Bench 5 off", "offer": {"kind": "amount_off", "value": 500, "minSpend": 0}, "validDays": 1},
+        "schedule": {"kind": "once", "at": "2030-01-01T00:00:00Z"}}).to_string();
+    let (s, created, _) = answer(member_day::handle_http(&app, request("POST", "/campaigns", Some(&body), As::Admin)).await);
+    assert_eq!(s, 201, "{created}");
+    let id = created["campaignId"].as_str().expect("campaign id").to_string();
+    h.counter.reset();
+    sqs_counter.reset();
+    let t = Instant::now();
+    let (s, b, _) = answer(member_day::handle_http(&app, request("POST", &format!("/campaigns/{id}/run"), None, As::Admin)).await);
+    assert_eq!(s, 202, "{b}");
+    let (mut dispatch_sends, mut worker_msgs) = (0u64, 0u64);
+    loop {
+        let mut moved = false;
+        for (queue, is_dispatch) in [(app.dispatch_queue.clone(), true), (app.campaign_queue.clone(), false)] {
+            let got = sqs.receive_message().queue_url(&queue).max_number_of_messages(10).wait_time_seconds(0).send().await.expect("receive");
+            for m in got.messages.unwrap_or_default() {
+                moved = true;
+                let body = m.body.clone().unwrap_or_default();
+                if is_dispatch {
+                    dispatch_sends += 1;
+                    member_day::dispatch::on_message(&app, &body, Instant::now() + std::time::Duration::from_secs(60)).await.expect("dispatch");
+                } else {
+                    worker_msgs += 1;
+                    let mut msg = SqsMessage::default();
+                    msg.message_id = m.message_id.clone();
+                    msg.body = Some(body);
+                    msg.event_source = Some("aws:sqs".into());
+                    let mut event = SqsEvent::default();
+                    event.records = vec![msg];
+                    assert!(coupon_issue::worker::handle(worker, event).await.batch_item_failures.is_empty());
+                }
+                sqs.delete_message().queue_url(&queue).receipt_handle(m.receipt_handle.unwrap_or_default()).send().await.expect("delete");
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let (s, progress, _) = answer(member_day::handle_http(&app, request("GET", &format!("/campaigns/{id}"), None, As::Admin)).await);
+    assert_eq!(s, 200);
+    let run = &progress["runs"][0];
+    let targeted = run["targeted"].as_u64().unwrap_or(0);
+    let issued = run["issued"].as_u64().unwrap_or(0);
+    let sends = sqs_counter.snapshot().iter().filter(|(k, _)| k.starts_with("SendMessage")).map(|(_, v)| *v).sum::<u64>();
+    let (reads, writes) = (h.counter.reads(), h.counter.writes());
+    println!("\n### A campaign run over the whole table (dispatcher + worker, state `{}`)\n", run["state"].as_str().unwrap_or("?"));
+    println!("| targeted | issued | SQS send requests (function's own) | members per SQS request | batch messages | DynamoDB writes | writes per issued coupon | DynamoDB reads | seconds |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {targeted} | {issued} | {sends} | {:.0} | {worker_msgs} | {writes} | {:.3} | {reads} | {secs:.2} |",
+        targeted as f64 / sends.max(1) as f64,
+        writes as f64 / issued.max(1) as f64
+    );
+    let _ = dispatch_sends;
 }
