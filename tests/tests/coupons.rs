@@ -2,7 +2,6 @@
 //! DynamoDB Local and the local SQS endpoint.
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use coupon_issue::queue::CampaignQueue;
 use coupon_issue::App;
@@ -12,7 +11,6 @@ use loyalty::campaign::{IssueBatch, RunRef};
 use loyalty::coupon::{CouponTemplate, Offer};
 use loyalty::member::{Member, MemberId, NewMember};
 use loyalty::store::keys;
-use loyalty::store::member::MemberItem;
 use loyalty::{Fen, Rules, TierCode};
 use loyalty_tests::*;
 use serde_json::{json, Value};
@@ -34,30 +32,8 @@ fn member(id: &str, tier: TierCode, birthday: Option<NaiveDate>, now: DateTime<U
     m
 }
 
-/// Seeds members with BatchWriteItem (25 a request, several in flight).
 async fn seed(h: &Harness, members: &[Member]) {
-    let rules = Rules::default();
-    let now = Utc::now();
-    let store = &h.env.store;
-    futures::stream::iter(members.chunks(25))
-        .for_each_concurrent(8, |chunk| {
-            let rules = &rules;
-            async move {
-                let writes: Vec<WriteRequest> = chunk
-                    .iter()
-                    .map(|m| {
-                        let item = serde_dynamo::to_item(MemberItem::new(m, rules, now)).unwrap();
-                        WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build().unwrap()).build()
-                    })
-                    .collect();
-                let mut pending = Some(writes);
-                while let Some(w) = pending.take() {
-                    let out = store.client.batch_write_item().request_items(&store.table, w).send().await.unwrap();
-                    pending = out.unprocessed_items.and_then(|mut u| u.remove(&store.table)).filter(|v| !v.is_empty());
-                }
-            }
-        })
-        .await;
+    seed_members(h, members, Utc::now()).await;
 }
 
 async fn seed_ids(h: &Harness, prefix: &str, n: usize, tier: TierCode) -> Vec<String> {

@@ -4,13 +4,12 @@
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::SqsEvent;
-use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use loyalty::member::{Member, MemberId, NewMember, SpendDay};
 use loyalty::runtime::{Outcome, Trigger};
 use loyalty::store::member::MemberItem;
 use loyalty::store::tier::TierRulesMark;
-use loyalty::store::{keys, to_item};
+use loyalty::store::keys;
 use loyalty::{tier, Fen, Rules, TierCode};
 use loyalty_tests::*;
 use serde_json::{json, Value};
@@ -140,14 +139,7 @@ fn plain_night(m: &Member, today: NaiveDate) -> usize {
 // ---- driving the function ------------------------------------------------------------------
 
 async fn seed(h: &Harness, members: &[Member], at: DateTime<Utc>) {
-    let rules = Rules::default();
-    for chunk in members.chunks(25) {
-        let mut writes: Vec<WriteRequest> = chunk.iter().map(|m| WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(to_item(&MemberItem::new(m, &rules, at)).unwrap())).build().unwrap()).build()).collect();
-        while !writes.is_empty() {
-            let out = h.env.store.client.batch_write_item().request_items(&h.env.store.table, writes).send().await.unwrap();
-            writes = out.unprocessed_items.and_then(|mut u| u.remove(&h.env.store.table)).unwrap_or_default();
-        }
-    }
+    seed_members(h, members, at).await;
 }
 
 fn schedule(now: DateTime<Utc>) -> Trigger {
