@@ -329,12 +329,17 @@ def run(a):
     wait_ready(api, a.ready_timeout)
     log(f"run {prefix}: {a.members} members, seed {seed}")
 
+    local_today = now.astimezone(PROGRAM_TZ).date()
+    today = (local_today.year, local_today.month, local_today.day)
     members = []
     for n in range(a.members):
         rng = random.Random(seed * 1_000_003 + n)
         bd = None
-        if rng.random() < 0.4:
-            bd = dt.date(rng.randint(1960, 2005), rng.randint(1, 12), rng.randint(1, 28)).isoformat()
+        if rng.random() < 0.4:  # a birthday; a quarter of them today (the birthday job's members)
+            if rng.random() < 0.25 and today[1:] != (2, 29):
+                bd = dt.date(rng.randint(1960, 2005), today[1], today[2]).isoformat()
+            else:
+                bd = dt.date(rng.randint(1960, 2005), rng.randint(1, 12), rng.randint(1, 28)).isoformat()
         members.append({"n": n, "id": f"{prefix}-m{n:04d}", "rng": rng, "birthday": bd})
     first = members[: max(1, len(members) * 2 // 5)]
     pool = ThreadPoolExecutor(a.workers)
@@ -359,6 +364,12 @@ def run(a):
     log(f"{tally.c['purchases']} purchases, {tally.c['refunds']} refunds, {tally.c['checkins']} check-ins, "
         f"{tally.c['redemptions']} redemptions, {tally.c['welcome_redeemed']} coupon redeems in {time.monotonic() - t1:.0f}s")
 
+    # The daily birthday job: today's birthdays get their tier's coupon through CampaignQueue.
+    birthday_job = fire(a.port, "CouponIssueFunction", "BirthdayCoupons", iso(now))
+    birthday_grant = birthday_job.get("grant") or f"birthday-{today[0]}"
+    birthday_today = [m for m in members if m["birthday"] and m["birthday"][5:] == local_today.isoformat()[5:]]
+    log(f"birthday job: {birthday_job.get('members')} members with a birthday today ({len(birthday_today)} of this run)")
+
     # The nightly tier evaluation, as its schedule would run it now (fans out through TierShardQueue).
     tiers_job = fire(a.port, "TierRecomputeFunction", "Nightly", iso(now))
     log(f"tier evaluation: {tiers_job.get('tasks')} shard tasks queued")
@@ -381,6 +392,20 @@ def run(a):
     drained = wait_drained(api, runs, a.timeout)
     log(f"campaign runs drained in {time.monotonic() - t2:.0f}s")
 
+    # The birthday coupons travel through the campaign queue too: wait until each has arrived.
+    deadline = time.monotonic() + a.timeout
+    waiting = list(birthday_today)
+    while waiting:
+        def has(m):
+            cs = api.expect({200}, "GET", "coupon-issue", f"/members/{m['id']}/coupons", sub=m["id"])["coupons"]
+            return any(c["grant"] == birthday_grant for c in cs)
+        waiting = [m for m, ok in zip(waiting, pool.map(has, waiting)) if not ok]
+        if waiting and time.monotonic() > deadline:
+            raise SetupError(f"{len(waiting)} birthday coupons did not arrive within {a.timeout:.0f}s "
+                             f"(e.g. {waiting[0]['id']}): are the local event sources running?")
+        if waiting:
+            time.sleep(1)
+
     # Some members use their member-day coupon.
     grants = {cid: started[cid]["grant"] for cid in runs}
 
@@ -397,10 +422,12 @@ def run(a):
     each(use_member_day_coupon, members)
     views = dict(zip((m["id"] for m in members), pool.map(lambda m: read_back(api, m), members)))
     pool.shutdown()
-    return report(a, prefix, md, members, views, tally, tiers_job, drained, grants, demo_campaign, api, t0)
+    return report(a, prefix, md, members, views, tally, tiers_job, drained, grants, demo_campaign, api, t0,
+                  birthday_grant, {m['id'] for m in birthday_today})
 
 
-def report(a, prefix, md, members, views, tally, tiers_job, drained, grants, demo_campaign, api, t0):
+def report(a, prefix, md, members, views, tally, tiers_job, drained, grants, demo_campaign, api, t0,
+           birthday_grant, birthday_today):
     errors = list(tally.errors)
     t = tally.c
     tiers = collections.Counter(v["profile"]["tier"] for v in views.values())
@@ -425,6 +452,9 @@ def report(a, prefix, md, members, views, tally, tiers_job, drained, grants, dem
                     else c["grant"].split(":")[0].split("-")[0])
             coupon_count[kind] += 1
             redeemed[kind] += c["status"] == "redeemed"
+        if per_grant[birthday_grant] != (mid in birthday_today):
+            errors.append(f"{mid} holds {per_grant[birthday_grant]} {birthday_grant} coupons; "
+                          f"birthday today: {mid in birthday_today}")
         if per_grant["welcome"] != 1:
             errors.append(f"{mid} holds {per_grant['welcome']} welcome coupons, not 1")
         for cid, g in grants.items():
@@ -479,6 +509,8 @@ def report(a, prefix, md, members, views, tally, tiers_job, drained, grants, dem
     for k in sorted(coupon_count):
         w(f"  {k:<16}  issued {coupon_count[k]:>5}   redeemed {redeemed[k]:>5}")
     w(f"  discounts given   {t['coupon_discount_fen'] / 100:,.2f} CNY")
+    w(f"Birthday job:       {len(birthday_today)} of this run's members have their birthday today and got "
+      f"their tier's {birthday_grant} coupon")
     w(f"Tier evaluation:    {tiers_job.get('date')}: {tiers_job.get('tasks')} shard tasks through TierShardQueue")
     w(f"Member day {md.date()} (scripts/fire MemberDayFunction MemberDay), runs through the local queues:")
     for cid, run in drained.items():
@@ -492,7 +524,8 @@ def report(a, prefix, md, members, views, tally, tiers_job, drained, grants, dem
         for e in errors[:30]:
             w(f"  - {e}")
         return 1
-    w("All checks hold: ledgers = balances = the API's answers; campaign counts add up; one coupon per grant.")
+    w("All checks hold: ledgers = balances = the API's answers; campaign counts add up; one coupon per grant;\n"
+      "birthday coupons exactly for today's birthdays.")
     return 0
 
 
