@@ -86,8 +86,9 @@ class Api:
             except urllib.error.HTTPError as e:
                 status, raw = e.code, e.read()
             except (TimeoutError, urllib.error.URLError) as e:
-                # `cargo lambda watch` now and then never answers one of several concurrent
-                # invocations: every call here is idempotent, so ask again.
+                # `cargo lambda watch` restarts the functions when a file of the workspace changes,
+                # and an invocation in flight then never gets an answer: every call here is
+                # idempotent (natural keys, Idempotency-Key), so ask again.
                 if isinstance(getattr(e, "reason", e), TimeoutError) and attempt + 1 < attempts:
                     log(f"{method} {binary}{path}: no answer in {timeout:.0f}s; asking again")
                     continue

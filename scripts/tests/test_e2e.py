@@ -1,6 +1,6 @@
-"""End to end, through the real functions: `scripts/dev` on its own stack profile (e2e:
-DynamoDB Local 8821, SQS 8822, or LOYALTY_E2E_DDB_PORT / LOYALTY_E2E_SQS_PORT) and its own
-functions port, then the schedule trigger (scripts/fire), the local queues and pollers
+"""End to end, through the real functions: `scripts/dev` on its own stack profile (e2e, state
+in .local/e2e/) on free ports (or LOYALTY_E2E_DDB_PORT / LOYALTY_E2E_SQS_PORT /
+LOYALTY_E2E_HTTP_PORT), then the schedule trigger (scripts/fire), the local queues and pollers
 (scripts/local_events.py) and the public HTTP API, as a user would run them.
 
 The first call builds the functions (`cargo lambda watch --features local-auth`, debug): the
@@ -56,9 +56,13 @@ def dev(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LOYALTY_"))}
     if "LOYALTY_TOOLS_DIR" in os.environ:
         env["LOYALTY_TOOLS_DIR"] = os.environ["LOYALTY_TOOLS_DIR"]
+    # Free ports unless given: two checkouts may run their tests at once on one machine.
     env.update(LOYALTY_STACK="e2e", LOYALTY_HTTP_PORT=str(port),
-               LOYALTY_DDB_PORT=os.environ.get("LOYALTY_E2E_DDB_PORT", "8821"),
-               LOYALTY_SQS_PORT=os.environ.get("LOYALTY_E2E_SQS_PORT", "8822"))
+               LOYALTY_DDB_PORT=os.environ.get("LOYALTY_E2E_DDB_PORT") or str(free_port()),
+               LOYALTY_SQS_PORT=os.environ.get("LOYALTY_E2E_SQS_PORT") or str(free_port()))
+    # A stack a killed earlier run left behind would refuse the new ports.
+    subprocess.run([os.path.join(REPO, "scripts", "stack"), "down", "e2e"], env=env, cwd=REPO,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
     log_path = tmp_path_factory.mktemp("e2e") / "dev.log"
     log = open(log_path, "w")
     # Its own session: the teardown signals scripts/dev, cargo lambda and the pollers together.
