@@ -314,11 +314,16 @@ def main(argv=None):
     ap.add_argument("--timeout", type=float, default=300, help="seconds to wait for the campaign runs to drain")
     ap.add_argument("--port", type=int, default=int(os.environ.get("LOYALTY_HTTP_PORT", "9000")))
     a = ap.parse_args(argv)
+    if a.members < 2 or a.workers < 1:
+        ap.error("--members must be at least 2 and --workers at least 1")
     try:
         return run(a)
     except SetupError as e:
         print(f"demo: {e}", file=sys.stderr)
         return 2
+    except RuntimeError as e:  # an answer the demo did not expect: the program misbehaved
+        print(f"demo: {e}", file=sys.stderr)
+        return 1
 
 
 def run(a):
