@@ -296,6 +296,8 @@ def wait_drained(api, runs, timeout):
             last[cid] = run
             if run["state"] == "drained":
                 del pending[cid]
+            elif run["state"] == "failed":
+                raise RuntimeError(f"campaign {cid} run {rid} failed (superseded before it drained): {json.dumps(run)}")
         if pending:
             if time.monotonic() > deadline:
                 states = ", ".join(f"{c} {pending[c]}: {json.dumps(last.get(c))}" for c in pending)
