@@ -109,3 +109,8 @@ def sqs(stack):
     e = stack["env"]["env"]
     return boto3.client("sqs", endpoint_url=e["AWS_ENDPOINT_URL_SQS"], region_name=e["AWS_REGION"],
                         aws_access_key_id="local", aws_secret_access_key="local")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "e2e: end to end through scripts/dev and the real functions "
+                            "(test_e2e.py; LOYALTY_SKIP_E2E=1 skips them)")

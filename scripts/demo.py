@@ -1,0 +1,541 @@
+#!/usr/bin/env python3
+"""The guided demo (scripts/demo): a year of a loyalty program, through the public HTTP API
+of the functions that `scripts/dev` serves and the schedule triggers (scripts/fire) only.
+
+1. Signs up N members (a unique run prefix, so it can run again on the same stack): some
+   with a birthday, some referred by an earlier member's referral code.
+2. Each member's story, members in parallel: purchases spread over the last ~11 months
+   (within the points expiry window), some on a member day (the 18th: 2x), a welcome coupon
+   redeemed on an order, a partial refund, a check-in, a points redemption.
+3. Fires the nightly tier evaluation (scripts/fire TierRecomputeFunction) and, after defining
+   a monthly member-day campaign for silver and up (POST /campaigns), the member-day
+   schedule (scripts/fire MemberDayFunction MemberDay --now <the last 18th>), which starts the
+   built-in member day and every monthly campaign; waits until their runs are drained
+   through the local queues (dispatcher -> campaign queue -> coupon worker), then redeems a
+   few of the member-day coupons.
+4. Reads every member's profile, ledger and coupons back and prints the report; checks that
+   the numbers add up (ledger sums = balances = what the answers said, campaign counts) and
+   exits 1 if not.
+"""
+import argparse
+import collections
+import datetime as dt
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from zoneinfo import ZoneInfo
+
+UTC = dt.timezone.utc
+PROGRAM_TZ = ZoneInfo("Asia/Shanghai")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TIERS = ["regular", "silver", "gold", "diamond"]
+MEMBER_DAY = 18
+# The default rules (shared/rules/default.json): the member-day check below uses them.
+MEMBER_DAY_MULTIPLIER_THOUSANDTHS = 2000
+
+
+class SetupError(Exception):
+    pass
+
+
+def log(*parts):
+    print(f"{dt.datetime.now(UTC):%H:%M:%S} demo:", *parts, file=sys.stderr, flush=True)
+
+
+def iso(t):
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Api:
+    """The functions at http://127.0.0.1:<port>/lambda-url/<binary>/<route>, with the local
+    identity headers that stand in for API Gateway's authorizers."""
+
+    def __init__(self, port):
+        self.base = f"http://127.0.0.1:{port}/lambda-url"
+        self.port = port
+        self.requests = 0
+        self.lock = threading.Lock()
+
+    def call(self, method, binary, path, body=None, sub=None, admin=False, key=None, timeout=15, attempts=4):
+        headers = {"accept": "application/json"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["content-type"] = "application/json"
+        if sub:
+            headers["x-loyalty-dev-sub"] = sub
+        if admin:
+            headers["x-loyalty-dev-admin"] = "1"
+        if key:
+            headers["idempotency-key"] = key
+        for attempt in range(attempts):
+            with self.lock:
+                self.requests += 1
+            req = urllib.request.Request(f"{self.base}/{binary}{path}", data=data, method=method, headers=headers)
+            try:
+                with urllib.request.urlopen(req, timeout=timeout) as resp:
+                    status, raw = resp.status, resp.read()
+            except urllib.error.HTTPError as e:
+                status, raw = e.code, e.read()
+            except (TimeoutError, urllib.error.URLError) as e:
+                # `cargo lambda watch` restarts the functions when a file of the workspace changes,
+                # and an invocation in flight then never gets an answer: every call here is
+                # idempotent (natural keys, Idempotency-Key), so ask again.
+                if isinstance(getattr(e, "reason", e), TimeoutError) and attempt + 1 < attempts:
+                    log(f"{method} {binary}{path}: no answer in {timeout:.0f}s; asking again")
+                    continue
+                raise SetupError(f"cannot reach {self.base}/{binary}{path}: {e}. Is scripts/dev running "
+                                 f"(LOYALTY_HTTP_PORT={self.port})?") from None
+            except (ConnectionError, OSError) as e:
+                raise SetupError(f"cannot reach {self.base}/{binary}{path}: {e}. Is scripts/dev running "
+                                 f"(LOYALTY_HTTP_PORT={self.port})?") from None
+            # Every mutation here is idempotent (natural key or Idempotency-Key): a 5xx is retried as is.
+            if status >= 500 and attempt + 1 < attempts:
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            try:
+                doc = json.loads(raw) if raw.strip() else None
+            except ValueError:
+                doc = {"raw": raw[:300].decode(errors="replace")}
+            return status, doc
+
+    def expect(self, status_ok, method, binary, path, **kw):
+        status, doc = self.call(method, binary, path, **kw)
+        if status not in status_ok:
+            raise RuntimeError(f"{method} {binary}{path} answered {status}: {json.dumps(doc)[:400]}")
+        return doc
+
+
+def wait_ready(api, timeout):
+    """The first call of each function makes `cargo lambda watch` build it: wait until each
+    answers (a 404 or an empty page for a member that does not exist is an answer)."""
+    probes = [("signup", "/members/demo-probe", {"sub": "demo-probe"}),
+              ("purchase-points", "/members/demo-probe/ledger", {"sub": "demo-probe"}),
+              ("coupon-issue", "/members/demo-probe/coupons", {"sub": "demo-probe"}),
+              ("member-day", "/campaigns/demo-probe", {"admin": True})]
+    log(f"waiting for the functions at {api.base} (the first call builds them; up to {timeout:.0f}s)")
+    started = time.monotonic()
+
+    def probe(p):
+        binary, path, kw = p
+        status, doc = api.call("GET", binary, path, timeout=timeout, attempts=1, **kw)
+        if status in (401, 403):
+            raise SetupError(f"{binary} answered {status}: the identity headers are not accepted. scripts/dev builds "
+                             "the functions with --features local-auth and sets LOYALTY_LOCAL_AUTH=1; start it that way")
+        if status not in (200, 404):
+            raise SetupError(f"{binary} answered {status} to GET {path}: {json.dumps(doc)[:300]}")
+
+    with ThreadPoolExecutor(len(probes)) as pool:
+        list(pool.map(probe, probes))
+    log(f"functions ready after {time.monotonic() - started:.0f}s")
+
+
+def fire(port, function, event, now, env=None):
+    """scripts/fire: the payload EventBridge would send, invoked through cargo lambda (the
+    stack profile's env.json from LOYALTY_STACK, as scripts/fire reads it)."""
+    cmd = [os.path.join(REPO, "scripts", "fire"), function, event, "--now", now]
+    env = dict(env if env is not None else os.environ, LOYALTY_HTTP_PORT=str(port))
+    log("$ " + " ".join(["scripts/fire"] + cmd[1:]))
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200)
+    if out.returncode != 0:
+        raise SetupError(f"scripts/fire {function} {event} failed (exit {out.returncode}): {out.stderr.strip()[-800:]}")
+    return json.loads(out.stdout)
+
+
+def last_member_day(now):
+    """The latest 18th, 00:00 program time, at or before `now`."""
+    local = now.astimezone(PROGRAM_TZ)
+    y, m = local.year, local.month
+    if local.day < MEMBER_DAY:
+        y, m = (y - 1, 12) if m == 1 else (y, m - 1)
+    return dt.datetime(y, m, MEMBER_DAY, tzinfo=PROGRAM_TZ)
+
+
+def member_days_between(start, end):
+    out, d = [], last_member_day(end)
+    while d >= start:
+        out.append(d)
+        d = last_member_day(d - dt.timedelta(days=1))
+    return out
+
+
+# --- the simulation -----------------------------------------------------------------------------
+class Tally:
+    """What the API's answers said, to compare with what it reads back."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.c = collections.Counter()
+        self.errors = []
+
+    def add(self, **kw):
+        with self.lock:
+            self.c.update(kw)
+
+    def error(self, msg):
+        with self.lock:
+            self.errors.append(msg)
+
+
+def plan_story(rng, now):
+    """A member's purchases: (occurredAt, amount in fen), oldest first, totalling a spend that
+    lands them in some tier (Regular 0 / Silver 2,000 / Gold 10,000 / Diamond 50,000 CNY)."""
+    r = rng.random()
+    total_cny = (rng.randint(200, 1800) if r < 0.5 else rng.randint(2100, 9000) if r < 0.78
+                 else rng.randint(10500, 40000) if r < 0.95 else rng.randint(52000, 90000))
+    n = rng.randint(3, 9)
+    cuts = sorted(rng.sample(range(1, total_cny), n - 1))
+    parts = [b - a for a, b in zip([0] + cuts, cuts + [total_cny])]
+    start, end = now - dt.timedelta(days=330), now - dt.timedelta(hours=2)
+    times = sorted(start + (end - start) * rng.random() for _ in range(n))
+    if rng.random() < 0.45:  # one purchase on a member day, in the afternoon, program time
+        days = [d for d in member_days_between(start, end) if d + dt.timedelta(hours=20) < end]
+        d = rng.choice(days)
+        times[rng.randrange(n)] = d + dt.timedelta(hours=rng.randint(10, 19), minutes=rng.randint(0, 59))
+        times.sort()
+    return [(t, cny * 100 + rng.randint(0, 99)) for t, cny in zip(times, parts)]
+
+
+def signup(api, tally, member):
+    body = {"email": f"{member['id']}@example.com", "name": f"Demo Member {member['n']}",
+            "marketingConsent": member["rng"].random() < 0.6}
+    if member["birthday"]:
+        body["birthday"] = member["birthday"]
+    if member.get("referral_code"):
+        body["referralCode"] = member["referral_code"]
+    doc = api.expect({201}, "POST", "signup", "/members", body=body, sub=member["id"])
+    member["referral"] = doc["referralCode"]
+    member["welcome"] = doc["welcomeCoupon"]["code"]
+    member["tier"] = doc["tier"]
+    member["balance"] = doc["points"]
+    tally.add(signups=1, welcome_points=doc["points"], referred=1 if member.get("referral_code") else 0)
+
+
+def story(api, tally, member, now, multipliers):
+    rng, mid = member["rng"], member["id"]
+    purchases = plan_story(rng, now)
+    redeem_on = None
+    if rng.random() < 0.35:  # the welcome coupon (20 CNY off from 100 CNY) on an order big enough
+        big = [i for i, (_, fen) in enumerate(purchases) if fen >= 10000]
+        redeem_on = big[-1] if big else None
+    for i, (at, fen) in enumerate(purchases):
+        order = f"{mid}-o{i + 1}"
+        if i == redeem_on:
+            doc = api.expect({200}, "POST", "coupon-issue", f"/coupons/{member['welcome']}/redeem", sub=mid,
+                             body={"memberId": mid, "orderId": order, "orderAmount": fen})
+            tally.add(welcome_redeemed=1, coupon_discount_fen=doc["discount"])
+        tier_before = member["tier"]
+        doc = api.expect({201}, "POST", "purchase-points", f"/members/{mid}/purchases", sub=mid,
+                         body={"orderId": order, "amount": fen, "currency": "CNY",
+                               "channel": rng.choice(["online", "store"]), "occurredAt": iso(at)})
+        tally.add(purchases=1, spend_fen=fen, purchase_points=doc["pointsEarned"])
+        if at.astimezone(PROGRAM_TZ).day == MEMBER_DAY:
+            tally.add(member_day_purchases=1)
+            m = multipliers.get(tier_before)
+            if m is not None:
+                expected = (fen // 100) * m * MEMBER_DAY_MULTIPLIER_THOUSANDTHS // 1_000_000
+                if doc["pointsEarned"] != expected:
+                    tally.error(f"{mid} {order} on a member day earned {doc['pointsEarned']} points, "
+                                f"expected {expected} ({tier_before}, 2x)")
+        member["tier"], member["balance"] = doc["tier"], doc["points"]
+        member["orders"] = member.get("orders", []) + [(order, fen)]
+    if purchases and rng.random() < 0.15:
+        order, fen = rng.choice(member["orders"])
+        doc = api.expect({201}, "POST", "purchase-points", f"/members/{mid}/refunds", sub=mid,
+                         body={"orderId": order, "refundId": f"{order}-r1", "amount": max(1, fen // 2)})
+        tally.add(refunds=1, refunded_fen=max(1, fen // 2), clawed_back=doc["pointsClawedBack"])
+        member["balance"] = doc["points"]
+    if rng.random() < 0.5:
+        doc = api.expect({201}, "POST", "purchase-points", f"/members/{mid}/activities", sub=mid,
+                         body={"type": "checkin", "refId": now.astimezone(PROGRAM_TZ).date().isoformat()})
+        tally.add(checkins=1, activity_points=doc["pointsEarned"])
+        member["balance"] = doc["points"]
+    if rng.random() < 0.3 and member["balance"] >= 300:
+        points = member["balance"] // 2 // 100 * 100
+        doc = api.expect({201}, "POST", "purchase-points", f"/members/{mid}/redemptions", sub=mid,
+                         key=f"{mid}-redeem-1", body={"points": points})
+        tally.add(redemptions=1, redeemed_points=doc["pointsRedeemed"], redeemed_fen=doc["amountOff"])
+        member["balance"] = doc["points"]
+    if purchases and member.get("referral_code"):
+        tally.add(referred_buyers=1)
+
+
+def read_back(api, member):
+    mid = member["id"]
+    profile = api.expect({200}, "GET", "signup", f"/members/{mid}", sub=mid)
+    entries, cursor = [], None
+    while True:
+        q = "?limit=100" + (f"&cursor={urllib.parse.quote(cursor)}" if cursor else "")
+        page = api.expect({200}, "GET", "purchase-points", f"/members/{mid}/ledger{q}", sub=mid)
+        entries += page["entries"]
+        cursor = page.get("nextCursor")
+        if not cursor:
+            break
+    coupons = api.expect({200}, "GET", "coupon-issue", f"/members/{mid}/coupons", sub=mid)["coupons"]
+    return {"profile": profile, "ledger": entries, "coupons": coupons}
+
+
+def wait_drained(api, runs, timeout):
+    """Polls GET /campaigns/{id} (admin) until each started run is drained."""
+    deadline, last = time.monotonic() + timeout, {}
+    pending = dict(runs)  # campaign id -> run id
+    while pending:
+        for cid, rid in list(pending.items()):
+            doc = api.expect({200}, "GET", "member-day", f"/campaigns/{cid}", admin=True)
+            run = next((r for r in doc["runs"] if r["runId"] == rid), None)
+            if run is None:
+                raise RuntimeError(f"campaign {cid} does not show its run {rid}")
+            last[cid] = run
+            if run["state"] == "drained":
+                del pending[cid]
+            elif run["state"] == "failed":
+                raise RuntimeError(f"campaign {cid} run {rid} failed (superseded before it drained): {json.dumps(run)}")
+        if pending:
+            if time.monotonic() > deadline:
+                states = ", ".join(f"{c} {pending[c]}: {json.dumps(last.get(c))}" for c in pending)
+                raise SetupError(f"campaign runs not drained after {timeout:.0f}s: {states}. Are the local event "
+                                 "sources running (scripts/dev starts scripts/local_events.py; see its output)?")
+            time.sleep(1)
+    return last
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="The guided demo (run after scripts/dev is up).")
+    ap.add_argument("--members", type=int, default=300)
+    ap.add_argument("--workers", type=int, default=8, help="parallel requests")
+    ap.add_argument("--seed", type=int, default=None, help="the simulation's random seed (default: random)")
+    ap.add_argument("--ready-timeout", type=float, default=900, help="seconds to wait for the functions to build")
+    ap.add_argument("--timeout", type=float, default=300, help="seconds to wait for the campaign runs to drain")
+    ap.add_argument("--port", type=int, default=int(os.environ.get("LOYALTY_HTTP_PORT", "9000")))
+    a = ap.parse_args(argv)
+    if a.members < 2 or a.workers < 1:
+        ap.error("--members must be at least 2 and --workers at least 1")
+    try:
+        return run(a)
+    except SetupError as e:
+        print(f"demo: {e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:  # an answer the demo did not expect: the program misbehaved
+        print(f"demo: {e}", file=sys.stderr)
+        return 1
+
+
+def run(a):
+    t0 = time.monotonic()
+    seed = a.seed if a.seed is not None else random.randrange(1 << 30)
+    now = dt.datetime.now(UTC).replace(microsecond=0)
+    prefix = f"demo-{now:%Y%m%d%H%M%S}-{seed % 100000:05d}"
+    api, tally = Api(a.port), Tally()
+    wait_ready(api, a.ready_timeout)
+    log(f"run {prefix}: {a.members} members, seed {seed}")
+
+    local_today = now.astimezone(PROGRAM_TZ).date()
+    today = (local_today.year, local_today.month, local_today.day)
+    members = []
+    for n in range(a.members):
+        rng = random.Random(seed * 1_000_003 + n)
+        bd = None
+        if rng.random() < 0.4:  # a birthday; a quarter of them today (the birthday job's members)
+            if rng.random() < 0.25 and today[1:] != (2, 29):
+                bd = dt.date(rng.randint(1960, 2005), today[1], today[2]).isoformat()
+            else:
+                bd = dt.date(rng.randint(1960, 2005), rng.randint(1, 12), rng.randint(1, 28)).isoformat()
+        members.append({"n": n, "id": f"{prefix}-m{n:04d}", "rng": rng, "birthday": bd})
+    first = members[: max(1, len(members) * 2 // 5)]
+    pool = ThreadPoolExecutor(a.workers)
+
+    def each(fn, items):
+        list(pool.map(fn, items))  # re-raises the first failure
+
+    each(lambda m: signup(api, tally, m), first)
+    for m in members[len(first):]:
+        if m["rng"].random() < 0.5:
+            referrer = first[m["rng"].randrange(len(first))]
+            m["referral_code"], m["referrer"] = referrer["referral"], referrer["id"]
+    each(lambda m: signup(api, tally, m), members[len(first):])
+    log(f"{len(members)} members signed up ({tally.c['referred']} referred) in {time.monotonic() - t0:.0f}s")
+
+    # The tier multipliers, for the member-day check: from the profile of one member per tier later
+    # on; the regular one now (every member starts regular).
+    probe = api.expect({200}, "GET", "signup", f"/members/{members[0]['id']}", sub=members[0]["id"])
+    multipliers = {probe["tier"]: round(probe["benefits"]["pointsMultiplier"] * 1000)}
+    t1 = time.monotonic()
+    each(lambda m: story(api, tally, m, now, multipliers), members)
+    log(f"{tally.c['purchases']} purchases, {tally.c['refunds']} refunds, {tally.c['checkins']} check-ins, "
+        f"{tally.c['redemptions']} redemptions, {tally.c['welcome_redeemed']} coupon redeems in {time.monotonic() - t1:.0f}s")
+
+    # The daily birthday job: today's birthdays get their tier's coupon through CampaignQueue.
+    birthday_job = fire(a.port, "CouponIssueFunction", "BirthdayCoupons", iso(now))
+    birthday_grant = birthday_job.get("grant") or f"birthday-{today[0]}"
+    birthday_today = [m for m in members if m["birthday"] and m["birthday"][5:] == local_today.isoformat()[5:]]
+    log(f"birthday job: {birthday_job.get('members')} members with a birthday today ({len(birthday_today)} of this run)")
+
+    # The nightly tier evaluation, as its schedule would run it now (fans out through TierShardQueue).
+    tiers_job = fire(a.port, "TierRecomputeFunction", "Nightly", iso(now))
+    log(f"tier evaluation: {tiers_job.get('tasks')} shard tasks queued")
+
+    # A monthly campaign for silver and up, then the member-day schedule of the last 18th.
+    created = api.expect({201}, "POST", "member-day", "/campaigns", admin=True, key=f"{prefix}-campaign", body={
+        "name": f"Demo member day {prefix}"[:100], "segment": {"tiers": ["silver", "gold", "diamond"]},
+        "coupon": {"title": "Member day: 30 CNY off", "offer": {"kind": "amount_off", "value": 3000, "minSpend": 15000},
+                   "validDays": 3},
+        "schedule": {"kind": "monthly_member_day"}, "budget": 100000})
+    demo_campaign = created["campaignId"]
+    md = last_member_day(now)
+    job = fire(a.port, "MemberDayFunction", "MemberDay", md.isoformat())
+    started = {s["campaignId"]: s for s in job.get("started", [])}
+    if demo_campaign not in started:
+        raise RuntimeError(f"the member-day schedule did not start the demo campaign {demo_campaign}: {json.dumps(job)}")
+    runs = {cid: s["runId"] for cid, s in started.items() if s["created"]}
+    log(f"member day {md.date()}: runs started: " + ", ".join(f"{c} {r}" for c, r in runs.items()))
+    t2 = time.monotonic()
+    drained = wait_drained(api, runs, a.timeout)
+    log(f"campaign runs drained in {time.monotonic() - t2:.0f}s")
+
+    # The birthday coupons travel through the campaign queue too: wait until each has arrived.
+    deadline = time.monotonic() + a.timeout
+    waiting = list(birthday_today)
+    while waiting:
+        def has(m):
+            cs = api.expect({200}, "GET", "coupon-issue", f"/members/{m['id']}/coupons", sub=m["id"])["coupons"]
+            return any(c["grant"] == birthday_grant for c in cs)
+        waiting = [m for m, ok in zip(waiting, pool.map(has, waiting)) if not ok]
+        if waiting and time.monotonic() > deadline:
+            raise SetupError(f"{len(waiting)} birthday coupons did not arrive within {a.timeout:.0f}s "
+                             f"(e.g. {waiting[0]['id']}): are the local event sources running?")
+        if waiting:
+            time.sleep(1)
+
+    # Some members use their member-day coupon.
+    grants = {cid: started[cid]["grant"] for cid in runs}
+
+    def use_member_day_coupon(m):
+        if m["rng"].random() >= 0.25:
+            return
+        coupons = api.expect({200}, "GET", "coupon-issue", f"/members/{m['id']}/coupons?status=active", sub=m["id"])["coupons"]
+        mine = [c for c in coupons if c["grant"] == grants[demo_campaign]]
+        if mine:
+            doc = api.expect({200}, "POST", "coupon-issue", f"/coupons/{mine[0]['code']}/redeem", sub=m["id"],
+                             body={"memberId": m["id"], "orderId": f"{m['id']}-md", "orderAmount": 20000})
+            tally.add(member_day_redeemed=1, coupon_discount_fen=doc["discount"])
+
+    each(use_member_day_coupon, members)
+    views = dict(zip((m["id"] for m in members), pool.map(lambda m: read_back(api, m), members)))
+    pool.shutdown()
+    return report(a, prefix, md, members, views, tally, tiers_job, drained, grants, demo_campaign, api, t0,
+                  birthday_grant, {m['id'] for m in birthday_today})
+
+
+def report(a, prefix, md, members, views, tally, tiers_job, drained, grants, demo_campaign, api, t0,
+           birthday_grant, birthday_today):
+    errors = list(tally.errors)
+    t = tally.c
+    tiers = collections.Counter(v["profile"]["tier"] for v in views.values())
+    kinds = collections.Counter()
+    referral_entries = 0
+    coupon_count = collections.Counter()
+    redeemed = collections.Counter()
+    holders = collections.Counter()
+    for mid, v in views.items():
+        p, ledger = v["profile"], v["ledger"]
+        total = sum(e["points"] for e in ledger)
+        if total != p["points"]:
+            errors.append(f"{mid}: ledger sums to {total}, the balance is {p['points']}")
+        if ledger and ledger[0]["balanceAfter"] != p["points"]:
+            errors.append(f"{mid}: newest ledger entry's balanceAfter {ledger[0]['balanceAfter']} != balance {p['points']}")
+        for e in ledger:
+            kinds[e["kind"]] += e["points"]
+            referral_entries += e["kind"] == "referral"
+        per_grant = collections.Counter(c["grant"] for c in v["coupons"])
+        for c in v["coupons"]:
+            kind = ("welcome" if c["grant"] == "welcome" else "member day" if c["grant"] in grants.values()
+                    else c["grant"].split(":")[0].split("-")[0])
+            coupon_count[kind] += 1
+            redeemed[kind] += c["status"] == "redeemed"
+        if per_grant[birthday_grant] != (mid in birthday_today):
+            errors.append(f"{mid} holds {per_grant[birthday_grant]} {birthday_grant} coupons; "
+                          f"birthday today: {mid in birthday_today}")
+        if per_grant["welcome"] != 1:
+            errors.append(f"{mid} holds {per_grant['welcome']} welcome coupons, not 1")
+        for cid, g in grants.items():
+            if per_grant[g] > 1:
+                errors.append(f"{mid} holds {per_grant[g]} coupons of the run grant {g}")
+            holders[cid] += per_grant[g]
+        if p["tier"] in ("silver", "gold", "diamond") and per_grant[grants[demo_campaign]] != 1:
+            errors.append(f"{mid} ({p['tier']}) has no coupon of the demo campaign {demo_campaign}")
+
+    def same(what, got, want):
+        if got != want:
+            errors.append(f"{what}: the ledgers say {got}, the API's answers said {want}")
+
+    same("welcome points", kinds["welcome"], t["welcome_points"])
+    same("purchase points", kinds["purchase"], t["purchase_points"])
+    same("refund clawbacks", -kinds["refund"], t["clawed_back"])
+    same("redeemed points", -kinds["redemption"], t["redeemed_points"])
+    same("activity points", kinds["activity"], t["activity_points"])
+    same("referral rewards", referral_entries, t["referred_buyers"])
+    same("welcome coupons redeemed", redeemed["welcome"], t["welcome_redeemed"])
+    same("member-day coupons redeemed", redeemed["member day"], t["member_day_redeemed"])
+    for cid, run in drained.items():
+        if run["targeted"] != run["issued"] + run["skipped"] + run["failed"]:
+            errors.append(f"campaign {cid} run {run['runId']}: targeted {run['targeted']} != issued {run['issued']} "
+                          f"+ skipped {run['skipped']} + failed {run['failed']}")
+        if holders[cid] > run["issued"]:
+            errors.append(f"campaign {cid}: {holders[cid]} of this run's members hold its coupon, but it issued {run['issued']}")
+
+    issued = sum(v for k, v in kinds.items() if v > 0 and k in ("welcome", "purchase", "activity", "referral"))
+    spent = -kinds["redemption"]
+    clawed, expired = -kinds["refund"], -kinds["expiry"]
+    outstanding = sum(v["profile"]["points"] for v in views.values())
+    if issued - spent - clawed - expired != outstanding:
+        errors.append(f"issued {issued} - redeemed {spent} - clawed back {clawed} - expired {expired} != outstanding {outstanding}")
+
+    w = print
+    w()
+    w(f"Loyalty demo {prefix}: {len(members)} members, {api.requests} API calls, {time.monotonic() - t0:.0f}s")
+    w("=" * 78)
+    w(f"Members per tier:   " + "   ".join(f"{k} {tiers[k]}" for k in TIERS))
+    w(f"Activity:           {t['purchases']} purchases ({t['spend_fen'] / 100:,.2f} CNY, {t['member_day_purchases']} on a "
+      f"member day at 2x), {t['refunds']} refunds ({t['refunded_fen'] / 100:,.2f} CNY), {t['checkins']} check-ins, "
+      f"{t['referred']} referred members")
+    w("Points:")
+    w(f"  issued            {issued:>12,}   (welcome {kinds['welcome']:,}, purchases {kinds['purchase']:,}, "
+      f"activities {kinds['activity']:,}, referrals {kinds['referral']:,})")
+    w(f"  redeemed          {spent:>12,}   ({t['redemptions']} redemptions, {t['redeemed_fen'] / 100:,.2f} CNY off)")
+    w(f"  clawed back       {clawed:>12,}   (refunds)")
+    w(f"  expired           {expired:>12,}")
+    w(f"  outstanding       {outstanding:>12,}   = points liability {outstanding / 100:,.2f} CNY at 100 points per CNY")
+    w("Coupons (this run's members):")
+    for k in sorted(coupon_count):
+        w(f"  {k:<16}  issued {coupon_count[k]:>5}   redeemed {redeemed[k]:>5}")
+    w(f"  discounts given   {t['coupon_discount_fen'] / 100:,.2f} CNY")
+    w(f"Birthday job:       {len(birthday_today)} of this run's members have their birthday today and got "
+      f"their tier's {birthday_grant} coupon")
+    w(f"Tier evaluation:    {tiers_job.get('date')}: {tiers_job.get('tasks')} shard tasks through TierShardQueue")
+    w(f"Member day {md.date()} (scripts/fire MemberDayFunction MemberDay), runs through the local queues:")
+    for cid, run in drained.items():
+        sr = run.get("skippedReasons", {})
+        w(f"  {cid:<20} {run['runId']:<12} {run['state']}: targeted {run['targeted']} = issued {run['issued']} "
+          f"+ skipped {run['skipped']} (already had {sr.get('alreadyHad', 0)}, budget {sr.get('budgetSpent', 0)}, "
+          f"not eligible {sr.get('notEligible', 0)}) + failed {run['failed']}")
+    w("=" * 78)
+    if errors:
+        w(f"demo: {len(errors)} check(s) failed:")
+        for e in errors[:30]:
+            w(f"  - {e}")
+        return 1
+    w("All checks hold: ledgers = balances = the API's answers; campaign counts add up; one coupon per grant;\n"
+      "birthday coupons exactly for today's birthdays.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""End to end, through the real functions: `scripts/dev` on its own stack profile (e2e, state
+in .local/e2e/) on free ports (or LOYALTY_E2E_DDB_PORT / LOYALTY_E2E_SQS_PORT /
+LOYALTY_E2E_HTTP_PORT), then the schedule trigger (scripts/fire), the local queues and pollers
+(scripts/local_events.py) and the public HTTP API, as a user would run them.
+
+The first call builds the functions (`cargo lambda watch --features local-auth`, debug): the
+fixture waits up to LOYALTY_E2E_BUILD_TIMEOUT seconds (default 900) for that. Everything it
+started is stopped afterwards, also when a test fails. LOYALTY_SKIP_E2E=1 skips these tests.
+"""
+import datetime as dt
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+import demo
+
+pytestmark = pytest.mark.e2e
+
+REPO = demo.REPO
+BUILD_TIMEOUT = float(os.environ.get("LOYALTY_E2E_BUILD_TIMEOUT", "900"))
+DRAIN_TIMEOUT = 180
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def listening(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def tail(path, n=60):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-n:])
+    except OSError:
+        return "(no log)"
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory):
+    if os.environ.get("LOYALTY_SKIP_E2E") == "1":
+        pytest.skip("LOYALTY_SKIP_E2E=1")
+    port = int(os.environ.get("LOYALTY_E2E_HTTP_PORT") or free_port())
+    # Not the environment of the test stack that scripts/test sourced: scripts/dev makes its own.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LOYALTY_"))}
+    if "LOYALTY_TOOLS_DIR" in os.environ:
+        env["LOYALTY_TOOLS_DIR"] = os.environ["LOYALTY_TOOLS_DIR"]
+    # Free ports unless given: two checkouts may run their tests at once on one machine.
+    env.update(LOYALTY_STACK="e2e", LOYALTY_HTTP_PORT=str(port),
+               LOYALTY_DDB_PORT=os.environ.get("LOYALTY_E2E_DDB_PORT") or str(free_port()),
+               LOYALTY_SQS_PORT=os.environ.get("LOYALTY_E2E_SQS_PORT") or str(free_port()))
+    # A stack a killed earlier run left behind would refuse the new ports.
+    subprocess.run([os.path.join(REPO, "scripts", "stack"), "down", "e2e"], env=env, cwd=REPO,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+    log_path = tmp_path_factory.mktemp("e2e") / "dev.log"
+    log = open(log_path, "w")
+    # Its own session: the teardown signals scripts/dev, cargo lambda and the pollers together.
+    proc = subprocess.Popen([os.path.join(REPO, "scripts", "dev")], cwd=REPO, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not listening(port):
+            if proc.poll() is not None:
+                pytest.fail(f"scripts/dev exited ({proc.returncode}) before serving port {port}:\n{tail(log_path)}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"scripts/dev did not serve port {port} within 300s:\n{tail(log_path)}")
+            time.sleep(0.5)
+        api = demo.Api(port)
+        try:
+            demo.wait_ready(api, BUILD_TIMEOUT)
+        except demo.SetupError as e:
+            pytest.fail(f"{e}\n{tail(log_path)}")
+        yield {"api": api, "port": port, "env": env, "log": log_path}
+    finally:
+        stop(proc, env)
+        log.close()
+
+
+def stop(proc, env):
+    """scripts/dev's TERM handling stops cargo lambda and the pollers and then the stack; if it
+    does not finish in time, its whole session is killed and the stack stopped directly."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(10)
+    subprocess.run([os.path.join(REPO, "scripts", "stack"), "down", "e2e"], env=env, cwd=REPO,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+
+
+def test_member_day_schedule_flows_through_the_local_queues_and_drains_with_counts_that_add_up(dev):
+    api = dev["api"]
+    run_tag = f"e2e-{int(time.time())}"
+    members = [f"{run_tag}-m{i:02d}" for i in range(12)]
+    for m in members:
+        api.expect({201}, "POST", "signup", "/members", sub=m,
+                   body={"email": f"{m}@example.com", "name": "E2E Member", "marketingConsent": True})
+    member_day = demo.last_member_day(dt.datetime.now(dt.timezone.utc))
+
+    job = demo.fire(dev["port"], "MemberDayFunction", "MemberDay", member_day.isoformat(), env=dev["env"])
+    started = {s["campaignId"]: s for s in job["started"]}
+    assert "member-day" in started and started["member-day"]["created"], job
+    run_id, grant = started["member-day"]["runId"], started["member-day"]["grant"]
+
+    try:
+        drained = demo.wait_drained(api, {"member-day": run_id}, DRAIN_TIMEOUT)["member-day"]
+    except demo.SetupError as e:
+        pytest.fail(f"{e}\n{tail(dev['log'])}")
+    assert drained["state"] == "drained"
+    # A fresh stack: every member is in the built-in member day's segment (every tier).
+    assert drained["targeted"] == len(members), drained
+    assert drained["targeted"] == drained["issued"] + drained["skipped"] + drained["failed"], drained
+    assert drained["issued"] == len(members) and drained["failed"] == 0, drained
+    for m in members:
+        coupons = api.expect({200}, "GET", "coupon-issue", f"/members/{m}/coupons", sub=m)["coupons"]
+        assert [c["grant"] for c in coupons].count(grant) == 1, (m, coupons)
+
+    # EventBridge delivers at least once: the same firing again starts no second run.
+    again = demo.fire(dev["port"], "MemberDayFunction", "MemberDay", member_day.isoformat(), env=dev["env"])
+    assert not any(s["created"] for s in again["started"] if s["campaignId"] == "member-day"), again
+    show = api.expect({200}, "GET", "member-day", "/campaigns/member-day", admin=True)
+    assert [r["runId"] for r in show["runs"]] == [run_id], show
+    for m in members[:3]:
+        coupons = api.expect({200}, "GET", "coupon-issue", f"/members/{m}/coupons", sub=m)["coupons"]
+        assert [c["grant"] for c in coupons].count(grant) == 1, (m, coupons)
+
+
+def test_the_demo_runs_and_its_numbers_add_up(dev):
+    out = subprocess.run([os.path.join(REPO, "scripts", "demo"), "--members", "40", "--seed", "7", "--timeout",
+                          str(DRAIN_TIMEOUT)], cwd=REPO, env=dev["env"], capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, f"demo exit {out.returncode}\n{out.stdout}\n{out.stderr[-3000:]}"
+    assert "All checks hold" in out.stdout, out.stdout
+    assert "Members per tier" in out.stdout and "points liability" in out.stdout, out.stdout
