@@ -193,3 +193,32 @@ pub fn plain_member(id: &str, tier: loyalty::TierCode, joined: DateTime<Utc>) ->
     m.tier = tier;
     m
 }
+
+/// A new, empty table with the bootstrapped table's keys and indexes (both from
+/// template.yaml): for tests whose writes are program-wide (campaign multiplier windows,
+/// whole-table jobs) and must touch no other test.
+pub async fn clone_table(h: &Harness, prefix: &str) -> String {
+    use aws_sdk_dynamodb::types::{BillingMode, GlobalSecondaryIndex};
+    let client = &h.env.store.client;
+    let d = client.describe_table().table_name(&h.env.store.table).send().await.expect("describe the table").table.expect("a table");
+    let gsis: Vec<GlobalSecondaryIndex> = d
+        .global_secondary_indexes()
+        .iter()
+        .map(|g| {
+            let b = GlobalSecondaryIndex::builder().index_name(g.index_name().unwrap_or_default()).set_key_schema(Some(g.key_schema().to_vec()));
+            b.set_projection(g.projection().cloned()).build().expect("index definition")
+        })
+        .collect();
+    let name = unique(prefix);
+    client
+        .create_table()
+        .table_name(&name)
+        .set_attribute_definitions(Some(d.attribute_definitions().to_vec()))
+        .set_key_schema(Some(d.key_schema().to_vec()))
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_global_secondary_indexes(Some(gsis))
+        .send()
+        .await
+        .expect("create the table");
+    name
+}

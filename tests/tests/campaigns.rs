@@ -7,7 +7,7 @@
 //! queues: counts are exact whatever other tests run at the same time.
 
 use aws_lambda_events::sqs::SqsEvent;
-use aws_sdk_dynamodb::types::{AttributeValue, BillingMode, GlobalSecondaryIndex, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use chrono::{DateTime, Duration, Utc};
 use futures::StreamExt;
@@ -34,35 +34,6 @@ struct Stack {
     worker: coupon_issue::App,
 }
 
-/// A table with the bootstrapped table's keys and indexes.
-async fn clone_table(h: &Harness) -> String {
-    let client = &h.env.store.client;
-    let d = client.describe_table().table_name(&h.env.store.table).send().await.unwrap().table.unwrap();
-    let gsis: Vec<GlobalSecondaryIndex> = d
-        .global_secondary_indexes()
-        .iter()
-        .map(|g| {
-            GlobalSecondaryIndex::builder()
-                .index_name(g.index_name().unwrap())
-                .set_key_schema(Some(g.key_schema().to_vec()))
-                .projection(g.projection().unwrap().clone())
-                .build()
-                .unwrap()
-        })
-        .collect();
-    let name = unique("campaigns");
-    client
-        .create_table()
-        .table_name(&name)
-        .set_attribute_definitions(Some(d.attribute_definitions().to_vec()))
-        .set_key_schema(Some(d.key_schema().to_vec()))
-        .billing_mode(BillingMode::PayPerRequest)
-        .set_global_secondary_indexes(Some(gsis))
-        .send()
-        .await
-        .unwrap();
-    name
-}
 
 async fn queue(sqs: &aws_sdk_sqs::Client, visibility_seconds: u32) -> String {
     sqs.create_queue()
@@ -83,7 +54,7 @@ async fn stack(table: Option<String>, budget: std::time::Duration, visibility_se
     let h = harness_with(Rules::default(), clock).await;
     let table = match table {
         Some(t) => t,
-        None => clone_table(&h).await,
+        None => clone_table(&h, "campaigns").await,
     };
     let store = Store::new(h.env.store.client.clone(), table);
     let env = Env { store: store.clone(), ..h.env.clone() };
@@ -135,7 +106,7 @@ fn big_table() -> &'static (String, Vec<String>) {
         std::thread::spawn(|| {
             tokio::runtime::Runtime::new().unwrap().block_on(async {
                 let h = harness().await;
-                let table = clone_table(&h).await;
+                let table = clone_table(&h, "campaigns").await;
                 let store = Store::new(h.env.store.client.clone(), table.clone());
                 let now = Utc::now();
                 let tag = unique("m");

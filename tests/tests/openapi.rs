@@ -18,7 +18,6 @@
 
 mod common;
 
-use aws_sdk_dynamodb::types::{BillingMode, GlobalSecondaryIndex};
 use lambda_http::{Body, Request, Response};
 use loyalty::app::{Clock, Env};
 use loyalty::store::Store;
@@ -371,29 +370,6 @@ fn the_validator_refuses_what_it_should() {
 // ---------------------------------------------------------------------------------------
 // Every operation through the real handlers.
 
-/// A table with the bootstrapped table's keys and indexes, so that what the examples write
-/// (e.g. a campaign's multiplier window) touches no other test.
-async fn clone_table(h: &Harness) -> String {
-    let client = &h.env.store.client;
-    let d = client.describe_table().table_name(&h.env.store.table).send().await.unwrap().table.unwrap();
-    let gsis: Vec<GlobalSecondaryIndex> = d
-        .global_secondary_indexes()
-        .iter()
-        .map(|g| GlobalSecondaryIndex::builder().index_name(g.index_name().unwrap()).set_key_schema(Some(g.key_schema().to_vec())).projection(g.projection().unwrap().clone()).build().unwrap())
-        .collect();
-    let name = unique("openapi");
-    client
-        .create_table()
-        .table_name(&name)
-        .set_attribute_definitions(Some(d.attribute_definitions().to_vec()))
-        .set_key_schema(Some(d.key_schema().to_vec()))
-        .billing_mode(BillingMode::PayPerRequest)
-        .set_global_secondary_indexes(Some(gsis))
-        .send()
-        .await
-        .unwrap();
-    name
-}
 
 async fn queue(sqs: &aws_sdk_sqs::Client) -> String {
     sqs.create_queue().queue_name(unique("openapi")).send().await.unwrap().queue_url.unwrap()
@@ -529,7 +505,7 @@ fn check_problem(name: &str, got: (u16, Value, String), ex: &Value, status: &str
 async fn every_operation_answers_as_documented() {
     let doc = doc();
     let h = harness_with(Rules::default(), Clock::Fixed(at(NOW))).await;
-    let table = clone_table(&h).await;
+    let table = clone_table(&h, "openapi").await;
     let store = Store::new(h.env.store.client.clone(), table.clone());
     let env = Env { store, ..h.env.clone() };
     let sqs = aws_sdk_sqs::Client::new(&h.sdk_config);
