@@ -13,6 +13,15 @@ pub fn init_tracing() {
     let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_target(false).with_current_span(true).without_time().with_ansi(false).try_init();
 }
 
+/// The AWS configuration every client is built from: region, credentials and endpoints from
+/// the environment (`AWS_ENDPOINT_URL_DYNAMODB`/`_SQS` point at the local stack), and one
+/// HTTPS client, rustls with ring. Reads the environment only; no network call.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    let http = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http).load().await
+}
+
 /// The clock is an input: production reads the system time, tests and replays pin it.
 #[derive(Clone)]
 pub enum Clock {
@@ -43,7 +52,7 @@ impl Env {
     /// From the Lambda environment. A bad rules document or a missing variable stops the
     /// function at init with a clear message rather than failing requests later.
     pub async fn from_env() -> Result<Env, String> {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let config = sdk_config().await;
         let store = Store::from_env(&config).await?;
         let rules = Rules::from_env().map_err(|e| e.to_string())?;
         Ok(Env { store, rules: Arc::new(rules), clock: Clock::System })

@@ -85,7 +85,7 @@ pub async fn harness() -> Harness {
 pub async fn harness_with(rules: Rules, clock: Clock) -> Harness {
     let table = std::env::var("LOYALTY_TABLE").expect("LOYALTY_TABLE is not set: run the tests with scripts/test, which starts the local stack");
     assert!(std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok(), "AWS_ENDPOINT_URL_DYNAMODB is not set: run the tests with scripts/test");
-    let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk_config = loyalty::app::sdk_config().await;
     let counter = Counter::default();
     let ddb = aws_sdk_dynamodb::config::Builder::from(&sdk_config).interceptor(counter.clone()).build();
     let store = Store::new(aws_sdk_dynamodb::Client::from_conf(ddb), table);
