@@ -447,6 +447,11 @@ async fn ledger(app: &App, req: &Request, id: &str) -> Result<LedgerView, ApiErr
     };
     let after = http::query_param(req, "cursor").map(|c| decode_cursor(&c)).transpose()?;
     let page = app.env.store.ledger_page(id.as_str(), after.as_deref(), limit).await?;
+    // Every member's ledger starts with the welcome entry: an empty first page means no member,
+    // and saying so costs no second read.
+    if after.is_none() && page.entries.is_empty() {
+        return Err(ApiError::not_found("member_not_found", "no such member"));
+    }
     Ok(LedgerView { entries: page.entries, next_cursor: page.next.as_deref().map(encode_cursor) })
 }
 
