@@ -46,6 +46,8 @@ pub struct Env {
     pub store: Store,
     pub rules: Arc<Rules>,
     pub clock: Clock,
+    /// Which IAM principals are the order system and which are operators.
+    pub principals: Arc<crate::auth::Principals>,
 }
 
 impl Env {
@@ -55,6 +57,11 @@ impl Env {
         let config = sdk_config().await;
         let store = Store::from_env(&config).await?;
         let rules = Rules::from_env().map_err(|e| e.to_string())?;
-        Ok(Env { store, rules: Arc::new(rules), clock: Clock::System })
+        Ok(Env { store, rules: Arc::new(rules), clock: Clock::System, principals: Arc::new(crate::auth::Principals::from_env()) })
+    }
+
+    /// Who sent `req`, by the request context and the IAM allow-lists.
+    pub fn caller(&self, req: &lambda_http::Request) -> crate::auth::Caller {
+        crate::auth::caller(req, &self.principals)
     }
 }

@@ -1,11 +1,21 @@
 //! Who is calling. On AWS, API Gateway verified the caller before the handler runs: members
-//! by the JWT authorizer (`sub` = member id), operators by IAM. The handlers still check
-//! that the identity matches the resource, so the rule holds whatever route reaches them.
+//! by the JWT authorizer (`sub` = member id), operators and the order system by IAM. The
+//! handlers still check that the identity fits the route, so the rule holds whatever route
+//! reaches them.
+//!
+//! Two kinds of IAM caller are told apart by their principal ARN against two allow-lists
+//! (`Principals`, from the template's `OrderSystemPrincipals` / `OperatorPrincipals`):
+//! the order system owns money facts (purchases, refunds, checkout), operators own campaigns
+//! and support. An IAM principal on neither list is refused by both route families once a
+//! list is set. With both lists empty the handlers cannot tell the two apart, and the two
+//! managed policies of the template (each allowing `execute-api:Invoke` on its routes only)
+//! are the whole separation.
 //!
 //! Local development has no API Gateway. With the `local-auth` cargo feature compiled in
-//! AND `LOYALTY_LOCAL_AUTH=1` set, the headers `x-loyalty-dev-sub` and
-//! `x-loyalty-dev-admin` stand in for the authorizer. Release builds (SAM) never compile
-//! the feature and the template never sets the variable (both checked by tests).
+//! AND `LOYALTY_LOCAL_AUTH=1` set, the headers `x-loyalty-dev-sub: <member id>` and
+//! `x-loyalty-dev-iam: operator|order-system` stand in for the authorizers. Release builds
+//! (SAM) never compile the feature and the template never sets the variable (both checked by
+//! tests).
 
 use crate::error::ApiError;
 use crate::member::MemberId;
@@ -15,12 +25,62 @@ use lambda_http::{Request, RequestExt};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     Member(MemberId),
-    /// An IAM principal (operators, the order system); its ARN, for the audit trail.
-    Admin(String),
+    /// An operator (IAM): campaigns, coupon grants, support. Its ARN, for the audit trail.
+    Operator(String),
+    /// The shop's order system (IAM): purchases, refunds, checkout.
+    OrderSystem(String),
+    /// An IAM principal that neither allow-list names while some list is set.
+    UnknownIam(String),
+    /// IAM, while no allow-list is configured: accepted by both IAM route families (the
+    /// managed policies are then the only separation).
+    Iam(String),
     Anonymous,
 }
 
-pub fn caller(req: &Request) -> Caller {
+/// The two allow-lists of IAM principals. An entry is a whole ARN, or the name of a role or
+/// user: `order-system` matches `arn:aws:iam::1:role/order-system` and the sessions of that
+/// role, `arn:aws:sts::1:assumed-role/order-system/<session>`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Principals {
+    pub order_system: Vec<String>,
+    pub operators: Vec<String>,
+}
+
+impl Principals {
+    /// From `ORDER_SYSTEM_PRINCIPALS` and `OPERATOR_PRINCIPALS` (comma-separated; empty or
+    /// unset means none).
+    pub fn from_env() -> Principals {
+        let list = |name: &str| std::env::var(name).unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
+        Principals { order_system: list("ORDER_SYSTEM_PRINCIPALS"), operators: list("OPERATOR_PRINCIPALS") }
+    }
+
+    /// The kind of IAM caller `arn` is.
+    pub fn classify(&self, arn: String) -> Caller {
+        if self.order_system.is_empty() && self.operators.is_empty() {
+            return Caller::Iam(arn);
+        }
+        if self.order_system.iter().any(|p| names(p, &arn)) {
+            Caller::OrderSystem(arn)
+        } else if self.operators.iter().any(|p| names(p, &arn)) {
+            Caller::Operator(arn)
+        } else {
+            Caller::UnknownIam(arn)
+        }
+    }
+}
+
+/// Whether allow-list entry `entry` names the principal `arn`.
+fn names(entry: &str, arn: &str) -> bool {
+    if entry.starts_with("arn:") {
+        return entry == arn;
+    }
+    // The resource part after the account: `role/NAME`, `user/NAME`, `assumed-role/NAME/SESSION`.
+    let resource = arn.splitn(6, ':').nth(5).unwrap_or_default();
+    let mut parts = resource.split('/');
+    matches!((parts.next(), parts.next()), (Some("role" | "user" | "assumed-role"), Some(name)) if name == entry)
+}
+
+pub fn caller(req: &Request, principals: &Principals) -> Caller {
     #[cfg(feature = "local-auth")]
     if let Some(c) = local_caller(req) {
         return c;
@@ -36,7 +96,7 @@ pub fn caller(req: &Request) -> Caller {
     }
     if let Some(iam) = auth.iam.as_ref() {
         if let Some(arn) = iam.user_arn.clone().or_else(|| iam.caller_id.clone()) {
-            return Caller::Admin(arn);
+            return principals.classify(arn);
         }
     }
     Caller::Anonymous
@@ -48,8 +108,11 @@ fn local_caller(req: &Request) -> Option<Caller> {
         return None;
     }
     let h = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    if h("x-loyalty-dev-admin") == Some("1") {
-        return Some(Caller::Admin("local-admin".into()));
+    match h("x-loyalty-dev-iam") {
+        Some("operator") => return Some(Caller::Operator("local-operator".into())),
+        Some("order-system") => return Some(Caller::OrderSystem("local-order-system".into())),
+        Some(_) => return Some(Caller::UnknownIam("local-unknown".into())),
+        None => {}
     }
     h("x-loyalty-dev-sub").and_then(MemberId::parse).map(Caller::Member)
 }
@@ -60,23 +123,29 @@ impl Caller {
         match self {
             Caller::Member(me) if me == id => Ok(()),
             Caller::Member(_) => Err(ApiError::Forbidden("members may only read or change their own data".into())),
-            Caller::Admin(_) => Err(ApiError::Forbidden("this route is for the member themself".into())),
+            Caller::Anonymous => Err(ApiError::Unauthenticated),
+            _ => Err(ApiError::Forbidden("this route is for the member themself".into())),
+        }
+    }
+
+    /// Operators only (campaigns, coupon grants, support).
+    pub fn require_operator(&self) -> Result<(), ApiError> {
+        match self {
+            Caller::Operator(_) | Caller::Iam(_) => Ok(()),
+            Caller::OrderSystem(_) => Err(ApiError::Forbidden("the order system may not use operator routes".into())),
+            Caller::UnknownIam(_) => Err(ApiError::Forbidden("this IAM principal is not an operator".into())),
+            Caller::Member(_) => Err(ApiError::Forbidden("this route needs operator (IAM) authorization".into())),
             Caller::Anonymous => Err(ApiError::Unauthenticated),
         }
     }
 
-    /// The member themself, or an operator (IAM), e.g. the order system posting purchases.
-    pub fn require_member_or_admin(&self, id: &MemberId) -> Result<(), ApiError> {
+    /// The order system only: the one source of money facts (purchases, refunds, checkout).
+    pub fn require_order_system(&self) -> Result<(), ApiError> {
         match self {
-            Caller::Admin(_) => Ok(()),
-            other => other.require_member(id),
-        }
-    }
-
-    pub fn require_admin(&self) -> Result<(), ApiError> {
-        match self {
-            Caller::Admin(_) => Ok(()),
-            Caller::Member(_) => Err(ApiError::Forbidden("this route needs operator (IAM) authorization".into())),
+            Caller::OrderSystem(_) | Caller::Iam(_) => Ok(()),
+            Caller::Operator(_) => Err(ApiError::Forbidden("operators may not report orders: purchases, refunds and checkouts come from the order system".into())),
+            Caller::UnknownIam(_) => Err(ApiError::Forbidden("this IAM principal is not the order system".into())),
+            Caller::Member(_) => Err(ApiError::Forbidden("money facts come only from the order system (IAM)".into())),
             Caller::Anonymous => Err(ApiError::Unauthenticated),
         }
     }
@@ -84,8 +153,42 @@ impl Caller {
     pub fn member_id(&self) -> Result<&MemberId, ApiError> {
         match self {
             Caller::Member(m) => Ok(m),
-            Caller::Admin(_) => Err(ApiError::Forbidden("a member identity (JWT) is required".into())),
             Caller::Anonymous => Err(ApiError::Unauthenticated),
+            _ => Err(ApiError::Forbidden("a member identity (JWT) is required".into())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lists() -> Principals {
+        Principals { order_system: vec!["order-system".into()], operators: vec!["loyalty-operators".into(), "arn:aws:iam::1:user/ops".into()] }
+    }
+
+    #[test]
+    fn principals_are_classified_by_role_name_or_whole_arn() {
+        let p = lists();
+        assert_eq!(p.classify("arn:aws:sts::1:assumed-role/order-system/checkout".into()), Caller::OrderSystem("arn:aws:sts::1:assumed-role/order-system/checkout".into()));
+        assert_eq!(p.classify("arn:aws:iam::1:role/loyalty-operators".into()), Caller::Operator("arn:aws:iam::1:role/loyalty-operators".into()));
+        assert_eq!(p.classify("arn:aws:iam::1:user/ops".into()), Caller::Operator("arn:aws:iam::1:user/ops".into()));
+        // A name is not a prefix: `order-system-test` is another role.
+        assert!(matches!(p.classify("arn:aws:sts::1:assumed-role/order-system-test/x".into()), Caller::UnknownIam(_)));
+        assert!(matches!(p.classify("arn:aws:iam::1:user/opsx".into()), Caller::UnknownIam(_)));
+        assert!(matches!(Principals::default().classify("arn:aws:iam::1:user/anyone".into()), Caller::Iam(_)));
+    }
+
+    #[test]
+    fn each_iam_route_family_refuses_the_other_kind() {
+        let (op, os) = (Caller::Operator("a".into()), Caller::OrderSystem("b".into()));
+        assert!(op.require_operator().is_ok() && os.require_order_system().is_ok());
+        assert_eq!(op.require_order_system().unwrap_err().status(), 403);
+        assert_eq!(os.require_operator().unwrap_err().status(), 403);
+        let unknown = Caller::UnknownIam("c".into());
+        assert!(unknown.require_operator().is_err() && unknown.require_order_system().is_err());
+        let member = Caller::Member(MemberId::parse("m1").unwrap());
+        assert_eq!(member.require_order_system().unwrap_err().status(), 403);
+        assert_eq!(Caller::Anonymous.require_order_system().unwrap_err().status(), 401);
     }
 }

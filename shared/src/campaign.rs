@@ -507,7 +507,7 @@ mod campaign_tests {
     }
 
     fn template() -> CouponTemplate {
-        CouponTemplate { title: "15 off".into(), offer: Offer::AmountOff { value: Fen(1500), min_spend: Fen(9900) }, valid_days: Some(1), valid_from: None, valid_until: None, tiers: vec![], per_member_limit: 1 }
+        CouponTemplate { title: "15 off".into(), offer: Offer::AmountOff { value: Fen(1500), min_spend: Fen(9900) }, valid_days: Some(1), valid_from: None, valid_until: None, tiers: vec![], per_member_limit: 1, stackable: false }
     }
 
     fn request() -> CampaignRequest {

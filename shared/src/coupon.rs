@@ -69,6 +69,9 @@ pub struct CouponTemplate {
     /// How many coupons of one grant a member may hold.
     #[serde(default = "one")]
     pub per_member_limit: u32,
+    /// May share an order with other stackable coupons (otherwise one coupon per order).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stackable: bool,
 }
 
 fn one() -> u32 {
@@ -146,6 +149,8 @@ pub struct Coupon {
     pub status: CouponStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redemption: Option<Redemption>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stackable: bool,
 }
 
 impl Coupon {
@@ -220,6 +225,7 @@ pub fn issue(key: &CodeKey, template: &CouponTemplate, member_id: &str, grant: &
         issued_at: now,
         status: CouponStatus::Active,
         redemption: None,
+        stackable: template.stackable,
     }
 }
 
@@ -237,11 +243,23 @@ pub enum RedeemError {
     AlreadyUsed,
 }
 
-/// Checks a redeem of `coupon` by a member of `tier` against an order, and answers the
-/// discount. A coupon already used by this same order answers its first discount again.
-pub fn check_redeem(coupon: &Coupon, tier: TierCode, order_id: &str, order_amount: Fen, now: DateTime<Utc>) -> Result<Fen, RedeemError> {
-    if let Some(r) = &coupon.redemption {
-        return if r.order_id == order_id && r.order_amount == order_amount { Ok(r.discount) } else { Err(RedeemError::AlreadyUsed) };
+impl RedeemError {
+    pub fn code(self) -> &'static str {
+        match self {
+            RedeemError::Expired => "coupon_expired",
+            RedeemError::NotYetValid => "coupon_not_yet_valid",
+            RedeemError::BelowMinimumSpend => "below_minimum_spend",
+            RedeemError::WrongTier => "tier_not_eligible",
+            RedeemError::AlreadyUsed => "coupon_already_used",
+        }
+    }
+}
+
+/// Whether `coupon` may take part in an order of `order_amount` (after the discounts that
+/// apply before coupons) by a member of `tier` at `now`.
+pub fn check_usable(coupon: &Coupon, tier: TierCode, order_amount: Fen, now: DateTime<Utc>) -> Result<(), RedeemError> {
+    if coupon.redemption.is_some() || coupon.status == CouponStatus::Redeemed {
+        return Err(RedeemError::AlreadyUsed);
     }
     if now < coupon.valid_from {
         return Err(RedeemError::NotYetValid);
@@ -255,7 +273,7 @@ pub fn check_redeem(coupon: &Coupon, tier: TierCode, order_id: &str, order_amoun
     if order_amount < coupon.offer.min_spend() {
         return Err(RedeemError::BelowMinimumSpend);
     }
-    Ok(coupon.offer.discount(order_amount))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -295,23 +313,22 @@ mod tests {
     }
 
     #[test]
-    fn redeem_rules() {
+    fn usable_rules() {
         let tpl = Rules::default().signup.welcome_coupon;
         let c = issue(&key(), &tpl, "m1", "welcome", 0, t0());
         let day = Duration::days(1);
-        assert_eq!(check_redeem(&c, TierCode::Regular, "o1", Fen(10_000), t0() + day), Ok(Fen(2_000)));
-        assert_eq!(check_redeem(&c, TierCode::Regular, "o1", Fen(9_999), t0() + day), Err(RedeemError::BelowMinimumSpend));
-        assert_eq!(check_redeem(&c, TierCode::Regular, "o1", Fen(10_000), t0() + day * 30), Err(RedeemError::Expired));
-        assert_eq!(check_redeem(&c, TierCode::Regular, "o1", Fen(10_000), t0() - day), Err(RedeemError::NotYetValid));
+        assert_eq!(check_usable(&c, TierCode::Regular, Fen(10_000), t0() + day), Ok(()));
+        assert_eq!(check_usable(&c, TierCode::Regular, Fen(9_999), t0() + day), Err(RedeemError::BelowMinimumSpend));
+        assert_eq!(check_usable(&c, TierCode::Regular, Fen(10_000), t0() + day * 30), Err(RedeemError::Expired));
+        assert_eq!(check_usable(&c, TierCode::Regular, Fen(10_000), t0() - day), Err(RedeemError::NotYetValid));
         let gold_only = Coupon { tiers: vec![TierCode::Gold], ..c.clone() };
-        assert_eq!(check_redeem(&gold_only, TierCode::Silver, "o1", Fen(10_000), t0()), Err(RedeemError::WrongTier));
+        assert_eq!(check_usable(&gold_only, TierCode::Silver, Fen(10_000), t0()), Err(RedeemError::WrongTier));
         let used = Coupon {
             status: CouponStatus::Redeemed,
             redemption: Some(Redemption { order_id: "o1".into(), order_amount: Fen(10_000), discount: Fen(2_000), at: t0() }),
             ..c
         };
-        assert_eq!(check_redeem(&used, TierCode::Regular, "o1", Fen(10_000), t0()), Ok(Fen(2_000)));
-        assert_eq!(check_redeem(&used, TierCode::Regular, "o2", Fen(10_000), t0()), Err(RedeemError::AlreadyUsed));
+        assert_eq!(check_usable(&used, TierCode::Regular, Fen(10_000), t0()), Err(RedeemError::AlreadyUsed));
     }
 
     #[test]
@@ -345,6 +362,8 @@ pub struct CouponView<'a> {
     pub grant: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redemption: Option<&'a Redemption>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stackable: bool,
 }
 
 impl Coupon {
@@ -360,6 +379,7 @@ impl Coupon {
             issued_at: self.issued_at,
             grant: &self.grant,
             redemption: self.redemption.as_ref(),
+            stackable: self.stackable,
         }
     }
 }

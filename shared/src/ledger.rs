@@ -133,6 +133,8 @@ pub enum EntryKind {
     Activity,
     Referral,
     Expiry,
+    /// Points an order spent, given back by its refund.
+    Returned,
 }
 
 /// One line of a member's points ledger. The balance is always the sum of the entries.

@@ -9,6 +9,7 @@ pub mod app;
 pub mod auth;
 pub mod calendar;
 pub mod campaign;
+pub mod checkout;
 pub mod coupon;
 pub mod error;
 pub mod http;

@@ -199,6 +199,10 @@ pub struct Member {
     /// (`tier_since == stepped_down_at`) carries no protection (`tier::first_downgrade_date`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stepped_down_at: Option<DateTime<Utc>>,
+    /// Coupons and points held by open checkouts (`checkout::Hold`); dead ones are dropped
+    /// on the next write and ignored until then.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<crate::checkout::Hold>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -235,6 +239,7 @@ impl Member {
             version: 0,
             last_tier_evaluation: None,
             stepped_down_at: None,
+            holds: Vec::new(),
         }
     }
 
@@ -352,6 +357,9 @@ pub struct ProfileView<'a> {
     /// absent for the regular tier and for a tier entered by stepping down (not protected).
     pub tier_protected_until: Option<DateTime<Utc>>,
     pub points: i64,
+    /// Points held by open checkouts; `pointsAvailable` is what the member may spend now.
+    pub points_on_hold: i64,
+    pub points_available: i64,
     pub expiring_soon: Vec<ExpiringPoints>,
     pub rolling_spend: Fen,
     pub lifetime_spend: Fen,
@@ -396,6 +404,8 @@ impl Member {
             tier_since: self.tier_since,
             tier_protected_until: crate::tier::protection(self, rules),
             points: self.wallet.balance.0,
+            points_on_hold: self.points_on_hold(now, None),
+            points_available: self.available_points(now, None),
             expiring_soon: self
                 .wallet
                 .expiring_within(today, p.expiry_days, p.expiring_soon_days)

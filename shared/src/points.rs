@@ -149,6 +149,55 @@ pub struct OrderRecord {
     /// The purchase request's fingerprint and first answer (replayed to a retry).
     pub fingerprint: String,
     pub answer: String,
+    /// Points the order spent at checkout, and how many of them refunds gave back.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub points_spent: i64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub points_returned: i64,
+    /// The earning day of the oldest lot the order spent: given-back points keep it, so a
+    /// refund never lengthens a point's life.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spent_from: Option<NaiveDate>,
+    /// Coupons the order redeemed at checkout.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub coupons: Vec<UsedCoupon>,
+    /// Whether a full refund gave the coupons back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub coupons_returned: bool,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsedCoupon {
+    pub code: String,
+    pub valid_until: DateTime<Utc>,
+}
+
+impl OrderRecord {
+    /// A plain purchase (no checkout) as first recorded.
+    pub fn purchase(req: &PurchaseRequest, earned: i64, day: NaiveDate, fingerprint: String, answer: String) -> OrderRecord {
+        OrderRecord {
+            order_id: req.order_id.clone(),
+            paid: req.amount,
+            earned,
+            day,
+            occurred_at: req.occurred_at,
+            refunded: Fen::ZERO,
+            clawed_back: 0,
+            refunds: Vec::new(),
+            fingerprint,
+            answer,
+            points_spent: 0,
+            points_returned: 0,
+            spent_from: None,
+            coupons: Vec::new(),
+            coupons_returned: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -305,28 +354,62 @@ pub fn apply_referral(referrer: &mut Member, rules: &Rules, new_member: &str, to
     }
 }
 
-/// Takes back a refund's points and spend. Answers the clawback and the ledger entry (none
-/// when the refund claws back nothing, e.g. a few fen of a large order).
-pub fn apply_refund(member: &mut Member, rules: &Rules, order: &mut OrderRecord, req: &RefundRequest, now: DateTime<Utc>) -> Result<(i64, Option<LedgerEntry>), PointsError> {
+/// What a refund did: points taken back, spent points given back, coupons given back, and
+/// the ledger entries (none for a part that moves no points, e.g. a few fen of a large order).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Refunded {
+    pub clawed_back: i64,
+    pub points_returned: i64,
+    pub coupons_returned: Vec<String>,
+    pub entries: Vec<LedgerEntry>,
+}
+
+/// Takes back a refund's points and spend, and gives back the points the order spent in
+/// proportion to the refunded share (cumulative, like the clawback). A full refund gives the
+/// order's coupons back while they are still valid; a partial one keeps them used.
+pub fn apply_refund(member: &mut Member, rules: &Rules, order: &mut OrderRecord, req: &RefundRequest, now: DateTime<Utc>) -> Result<Refunded, PointsError> {
     if order.refunds.len() >= MAX_REFUNDS_PER_ORDER {
         return Err(PointsError::TooManyRefunds);
     }
-    let (claw, refunded) = clawback(order.earned, order.paid, order.refunded, req.amount)?;
+    let before = order.refunded;
+    let (claw, refunded) = clawback(order.earned, order.paid, before, req.amount)?;
     order.refunded = refunded;
     order.clawed_back += claw;
     member.wallet.claw_back(claw);
     let today = program_date(rules.time_zone, now);
     record_spend(member, order.day, -req.amount, today, rules.tier_window_days);
     member.lifetime_spend = Fen((member.lifetime_spend.0 - req.amount.0).max(0));
-    let entry = (claw > 0).then(|| LedgerEntry {
-        kind: EntryKind::Refund,
-        points: Points(-claw),
-        balance_after: member.wallet.balance,
-        reason: format!("refund {} of order {}", req.amount, req.order_id),
-        reference: Some(req.refund_id.clone()),
-        at: now,
-    });
-    Ok((claw, entry))
+    let mut out = Refunded { clawed_back: claw, ..Default::default() };
+    if claw > 0 {
+        out.entries.push(LedgerEntry {
+            kind: EntryKind::Refund,
+            points: Points(-claw),
+            balance_after: member.wallet.balance,
+            reason: format!("refund {} of order {}", req.amount, req.order_id),
+            reference: Some(req.refund_id.clone()),
+            at: now,
+        });
+    }
+    // The same cumulative share as the clawback: parts add up to exactly what was spent.
+    let (returned, _) = clawback(order.points_spent, order.paid, before, req.amount)?;
+    if returned > 0 {
+        order.points_returned += returned;
+        member.wallet.earn(returned, order.spent_from.unwrap_or(order.day));
+        out.points_returned = returned;
+        out.entries.push(LedgerEntry {
+            kind: EntryKind::Returned,
+            points: Points(returned),
+            balance_after: member.wallet.balance,
+            reason: format!("points spent on order {} given back by refund {}", req.order_id, req.amount),
+            reference: Some(req.refund_id.clone()),
+            at: now,
+        });
+    }
+    if order.refunded == order.paid && !order.coupons_returned {
+        order.coupons_returned = true;
+        out.coupons_returned = order.coupons.iter().filter(|c| now < c.valid_until).map(|c| c.code.clone()).collect();
+    }
+    Ok(out)
 }
 
 /// The amount off a redemption gives, in fen.
@@ -487,9 +570,9 @@ mod tests {
         let mut m = member(now);
         let req = purchase("o1", 500_00, "2026-11-20T03:00:00Z");
         let p = apply_purchase(&mut m, &r, &req, &[], now);
-        let mut order = OrderRecord { order_id: "o1".into(), paid: req.amount, earned: p.points, day: NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(), occurred_at: req.occurred_at, refunded: Fen(0), clawed_back: 0, refunds: vec![], fingerprint: String::new(), answer: String::new() };
-        let (claw, entry) = apply_refund(&mut m, &r, &mut order, &RefundRequest { order_id: "o1".into(), refund_id: "r1".into(), amount: Fen(200_00) }, now).unwrap();
-        assert_eq!((claw, entry.unwrap().points), (200, Points(-200)));
+        let mut order = OrderRecord::purchase(&req, p.points, NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(), String::new(), String::new());
+        let refunded = apply_refund(&mut m, &r, &mut order, &RefundRequest { order_id: "o1".into(), refund_id: "r1".into(), amount: Fen(200_00) }, now).unwrap();
+        assert_eq!((refunded.clawed_back, refunded.entries[0].points, refunded.points_returned), (200, Points(-200), 0));
         assert_eq!(m.rolling_spend(order.day, 365), Fen(300_00));
         assert_eq!((m.wallet.balance, m.lifetime_spend), (Points(300), Fen(300_00)));
     }
@@ -577,13 +660,13 @@ mod tests {
                     Op::Buy(fen, hours_ago) => {
                         let req = PurchaseRequest { order_id: format!("o{n}"), amount: Fen(fen), currency: "CNY".into(), channel: Channel::Store, occurred_at: now - Duration::hours(hours_ago) };
                         let p = apply_purchase(&mut m, &r, &req, &[], now);
-                        orders.push(OrderRecord { order_id: req.order_id, paid: req.amount, earned: p.points, day: program_date(r.time_zone, req.occurred_at), occurred_at: req.occurred_at, refunded: Fen(0), clawed_back: 0, refunds: vec![], fingerprint: String::new(), answer: String::new() });
+                        orders.push(OrderRecord::purchase(&req, p.points, program_date(r.time_zone, req.occurred_at), String::new(), String::new()));
                         ledger.push(p.entry);
                     }
                     Op::Refund(i, fen) => if !orders.is_empty() {
                         let i = i % orders.len();
                         let req = RefundRequest { order_id: orders[i].order_id.clone(), refund_id: format!("r{n}"), amount: Fen(fen) };
-                        if let Ok((_, entry)) = apply_refund(&mut m, &r, &mut orders[i], &req, now) { ledger.extend(entry); }
+                        if let Ok(done) = apply_refund(&mut m, &r, &mut orders[i], &req, now) { ledger.extend(done.entries); }
                         prop_assert!(orders[i].clawed_back <= orders[i].earned);
                     },
                     Op::Redeem(p) => if let Ok(e) = apply_redemption(&mut m, &r, p, "k", now) { ledger.push(e); },

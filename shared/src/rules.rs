@@ -29,6 +29,7 @@ pub struct Rules {
     pub referral: ReferralRules,
     pub member_day: MemberDayRules,
     pub winback: WinbackRules,
+    pub checkout: CheckoutRules,
     /// Named coupon templates operators and campaigns issue by name.
     #[serde(default)]
     pub coupon_templates: BTreeMap<String, CouponTemplate>,
@@ -101,6 +102,22 @@ pub struct WinbackRules {
     pub dormant_days: u32,
     pub cooldown_days: u32,
     pub coupon: CouponTemplate,
+}
+
+/// Checkout: how long a quote holds its coupon and points, how much of an order points may
+/// pay, and the order in which the discounts apply (each step works on what the steps before
+/// it left).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CheckoutRules {
+    pub hold_minutes: u32,
+    /// Points may pay at most this percentage of what is left when the points step runs.
+    pub max_points_percent: u8,
+    /// Most coupons on one order (all of them stackable when more than one).
+    pub max_coupons_per_order: u8,
+    /// Most open (held, unexpired) checkouts a member may have at once.
+    pub max_open_checkouts: u8,
+    pub apply_order: Vec<crate::checkout::Step>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -214,6 +231,19 @@ impl Rules {
         }
         md.coupon.validate().map_err(|e| RulesError::Invalid(format!("member day coupon: {e}")))?;
         self.winback.coupon.validate().map_err(|e| RulesError::Invalid(format!("win-back coupon: {e}")))?;
+        let c = &self.checkout;
+        if !(1..=24 * 60).contains(&c.hold_minutes) {
+            return bad("checkout.holdMinutes must be 1..1440".into());
+        }
+        if c.max_points_percent > 100 || c.max_coupons_per_order == 0 || c.max_open_checkouts == 0 {
+            return bad("checkout: maxPointsPercent must be 0..100, maxCouponsPerOrder and maxOpenCheckouts at least 1".into());
+        }
+        let mut steps = c.apply_order.clone();
+        steps.sort();
+        steps.dedup();
+        if steps.len() != 3 || c.apply_order.len() != 3 {
+            return bad("checkout.applyOrder must name member_discount, coupons and points once each".into());
+        }
         for (name, t) in &self.coupon_templates {
             let ok = (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
             if !ok {

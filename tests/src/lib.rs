@@ -89,7 +89,19 @@ pub async fn harness_with(rules: Rules, clock: Clock) -> Harness {
     let counter = Counter::default();
     let ddb = aws_sdk_dynamodb::config::Builder::from(&sdk_config).interceptor(counter.clone()).build();
     let store = Store::new(aws_sdk_dynamodb::Client::from_conf(ddb), table);
-    Harness { env: Env { store, rules: Arc::new(rules), clock }, counter, sdk_config }
+    let principals = loyalty::auth::Principals { order_system: vec![ORDER_SYSTEM_ROLE.into()], operators: vec![OPERATOR_ROLE.into()] };
+    Harness { env: Env { store, rules: Arc::new(rules), clock, principals: Arc::new(principals) }, counter, sdk_config }
+}
+
+/// The IAM roles the harness's allow-lists name (as a deployment's parameters would).
+pub const ORDER_SYSTEM_ROLE: &str = "order-system";
+pub const OPERATOR_ROLE: &str = "loyalty-operators";
+
+impl Harness {
+    /// purchase-points over this harness's store and SQS endpoint.
+    pub fn points_app(&self) -> purchase_points::App {
+        purchase_points::App { env: self.env.clone(), sqs: aws_sdk_sqs::Client::new(&self.sdk_config) }
+    }
 }
 
 pub fn code_key() -> loyalty::coupon::CodeKey {
@@ -100,7 +112,12 @@ pub fn code_key() -> loyalty::coupon::CodeKey {
 #[derive(Debug, Clone)]
 pub enum As {
     Member(String),
-    Admin,
+    /// An operator's role session (campaigns, coupon grants, support).
+    Operator,
+    /// The order system's role session (purchases, refunds, checkout).
+    OrderSystem,
+    /// An IAM principal on neither allow-list.
+    OtherIam,
     Nobody,
 }
 
@@ -113,7 +130,9 @@ pub fn request_with_headers(method: &str, path_and_query: &str, body: Option<&st
     let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
     let authorizer = match who {
         As::Member(sub) => json!({ "jwt": { "claims": { "sub": sub }, "scopes": null } }),
-        As::Admin => json!({ "iam": { "accessKey": "AKIA", "accountId": "123456789012", "callerId": "AIDA", "userArn": "arn:aws:iam::123456789012:user/ops", "userId": "AIDA" } }),
+        As::Operator => iam(&format!("arn:aws:sts::123456789012:assumed-role/{OPERATOR_ROLE}/alice")),
+        As::OrderSystem => iam(&format!("arn:aws:sts::123456789012:assumed-role/{ORDER_SYSTEM_ROLE}/checkout-service")),
+        As::OtherIam => iam("arn:aws:sts::123456789012:assumed-role/someone-else/x"),
         As::Nobody => Value::Null,
     };
     let mut hdrs = serde_json::Map::new();
@@ -135,6 +154,10 @@ pub fn request_with_headers(method: &str, path_and_query: &str, body: Option<&st
         "headers": hdrs, "requestContext": ctx, "body": body, "isBase64Encoded": false
     });
     lambda_http::request::from_str(&event.to_string()).expect("test event parses")
+}
+
+fn iam(arn: &str) -> Value {
+    json!({ "iam": { "accessKey": "ASIA", "accountId": "123456789012", "callerId": "AROA:x", "userArn": arn, "userId": "AROA:x" } })
 }
 
 /// Status and JSON body of a response (problem+json included).

@@ -289,11 +289,11 @@ async fn member_day_over_20000_members_issues_exactly_one_coupon_to_each_targete
     let (table, ids) = big_table();
     let s = stack(Some(table.clone()), std::time::Duration::from_secs(60), 60, Clock::System).await;
     let started = std::time::Instant::now();
-    let (status, created, _) = call(&s, "POST", "/campaigns", Some(definition(&["silver", "gold", "diamond"])), As::Admin).await;
+    let (status, created, _) = call(&s, "POST", "/campaigns", Some(definition(&["silver", "gold", "diamond"])), As::Operator).await;
     assert_eq!(status, 201, "{created}");
     let id = created["campaignId"].as_str().unwrap().to_string();
 
-    let (status, run, _) = call(&s, "POST", &format!("/campaigns/{id}/run"), None, As::Admin).await;
+    let (status, run, _) = call(&s, "POST", &format!("/campaigns/{id}/run"), None, As::Operator).await;
     assert_eq!(status, 202, "{run}");
     let grant = run["grant"].as_str().unwrap().to_string();
     let month = loyalty::calendar::program_date(Rules::default().time_zone, Utc::now()).format("%Y-%m").to_string();
@@ -301,11 +301,11 @@ async fn member_day_over_20000_members_issues_exactly_one_coupon_to_each_targete
     assert_eq!(run["runId"], format!("{month}.a001"));
 
     // While it runs, the view says so.
-    let (_, view, _) = call(&s, "GET", &format!("/campaigns/{id}"), None, As::Admin).await;
+    let (_, view, _) = call(&s, "GET", &format!("/campaigns/{id}"), None, As::Operator).await;
     assert_eq!(view["runs"][0]["state"], "running", "{view}");
 
     pump(&s, None).await;
-    let (status, view, _) = call(&s, "GET", &format!("/campaigns/{id}"), None, As::Admin).await;
+    let (status, view, _) = call(&s, "GET", &format!("/campaigns/{id}"), None, As::Operator).await;
     assert_eq!(status, 200);
     assert_eq!(view["campaign"]["segment"]["tiers"], json!(["silver", "gold", "diamond"]));
     let r = &view["runs"][0];
@@ -323,11 +323,11 @@ async fn member_day_over_20000_members_issues_exactly_one_coupon_to_each_targete
     assert_eq!(w.until - w.from, Duration::days(1));
 
     // Running the same month again reuses the grant: nobody gets a second coupon.
-    let (status, again, _) = call(&s, "POST", &format!("/campaigns/{id}/run"), None, As::Admin).await;
+    let (status, again, _) = call(&s, "POST", &format!("/campaigns/{id}/run"), None, As::Operator).await;
     assert_eq!(status, 202, "{again}");
     assert_eq!((again["grant"].as_str(), again["attempt"].as_u64()), (Some(grant.as_str()), Some(2)));
     pump(&s, None).await;
-    let (_, view, _) = call(&s, "GET", &format!("/campaigns/{id}"), None, As::Admin).await;
+    let (_, view, _) = call(&s, "GET", &format!("/campaigns/{id}"), None, As::Operator).await;
     assert_eq!(view["runs"][0]["state"], "drained", "{view}");
     assert_eq!(run_counts(&view["runs"][0]), (15_000, 0, 15_000, 0, 15_000));
     assert_eq!(view["runs"][1]["state"], "drained", "the first run stays drained");
@@ -343,9 +343,9 @@ async fn a_run_killed_half_way_then_rerun_issues_exactly_one_coupon_each_and_cou
     // Diamond only (5,000 of the 20,000), to keep the suite near two minutes on two shared cores.
     // One page per dispatcher invocation.
     let s = stack(Some(table.clone()), std::time::Duration::ZERO, 60, Clock::System).await;
-    let (_, created, _) = call(&s, "POST", "/campaigns", Some(definition(&["diamond"])), As::Admin).await;
+    let (_, created, _) = call(&s, "POST", "/campaigns", Some(definition(&["diamond"])), As::Operator).await;
     let id = created["campaignId"].as_str().unwrap().to_string();
-    let (_, run, _) = call(&s, "POST", &format!("/campaigns/{id}/run"), None, As::Admin).await;
+    let (_, run, _) = call(&s, "POST", &format!("/campaigns/{id}/run"), None, As::Operator).await;
     let (grant, first) = (run["grant"].as_str().unwrap().to_string(), run["runId"].as_str().unwrap().to_string());
 
     // A duplicate dispatch message: two dispatchers race on the same run (as after a crash
@@ -361,7 +361,7 @@ async fn a_run_killed_half_way_then_rerun_issues_exactly_one_coupon_each_and_cou
     dispatch_some.await;
     // The dispatcher dies: its continuation is lost.
     s.sqs.purge_queue().queue_url(&s.md.dispatch_queue).send().await.unwrap();
-    let (_, view, _) = call(&s, "GET", &format!("/campaigns/{id}"), None, As::Admin).await;
+    let (_, view, _) = call(&s, "GET", &format!("/campaigns/{id}"), None, As::Operator).await;
     let half = view["runs"][0]["targeted"].as_u64().unwrap();
     assert!(half > 0 && half < 5_000, "stopped half way: {view}");
     assert_eq!(view["runs"][0]["dispatchDone"], false);
@@ -379,7 +379,7 @@ async fn a_run_killed_half_way_then_rerun_issues_exactly_one_coupon_each_and_cou
     delete(&s, &s.md.campaign_queue, lost).await;
 
     // The operator runs it again: a new attempt with the same grant replaces the dead one.
-    let (status, again, _) = call(&s, "POST", &format!("/campaigns/{id}/run"), None, As::Admin).await;
+    let (status, again, _) = call(&s, "POST", &format!("/campaigns/{id}/run"), None, As::Operator).await;
     assert_eq!(status, 202, "{again}");
     assert_eq!(again["grant"], grant.as_str());
     assert_eq!(again["supersedes"], first.as_str());
@@ -389,7 +389,7 @@ async fn a_run_killed_half_way_then_rerun_issues_exactly_one_coupon_each_and_cou
     }
     pump(&s, None).await;
 
-    let (_, view, _) = call(&s, "GET", &format!("/campaigns/{id}"), None, As::Admin).await;
+    let (_, view, _) = call(&s, "GET", &format!("/campaigns/{id}"), None, As::Operator).await;
     let (new, old) = (&view["runs"][0], &view["runs"][1]);
     assert_eq!(new["state"], "drained", "{view}");
     assert_eq!(old["state"], "failed", "the replaced run never finished: {view}");
@@ -436,16 +436,16 @@ async fn campaign_definitions_are_validated_with_clear_errors_and_need_iam() {
         (with(&["colour"], json!("red")), 400, "unknown_field"),
     ];
     for (body, status, code) in cases {
-        let (st, b, ct) = call(&s, "POST", "/campaigns", Some(body.clone()), As::Admin).await;
+        let (st, b, ct) = call(&s, "POST", "/campaigns", Some(body.clone()), As::Operator).await;
         assert_problem(st, &b, &ct, status, code);
     }
     let (st, b, ct) = call(&s, "POST", "/campaigns", Some(good.clone()), As::Member("m-1".into())).await;
     assert_problem(st, &b, &ct, 403, "forbidden");
     let (st, b, ct) = call(&s, "POST", "/campaigns", Some(good.clone()), As::Nobody).await;
     assert_problem(st, &b, &ct, 401, "unauthenticated");
-    let (st, b, ct) = call(&s, "GET", "/campaigns/c-nope", None, As::Admin).await;
+    let (st, b, ct) = call(&s, "GET", "/campaigns/c-nope", None, As::Operator).await;
     assert_problem(st, &b, &ct, 404, "campaign_not_found");
-    let (st, b, ct) = call(&s, "POST", "/campaigns/c-nope/run", None, As::Admin).await;
+    let (st, b, ct) = call(&s, "POST", "/campaigns/c-nope/run", None, As::Operator).await;
     assert_problem(st, &b, &ct, 404, "campaign_not_found");
     let (st, b, ct) = call(&s, "GET", "/campaigns/member-day", None, As::Member("m-1".into())).await;
     assert_problem(st, &b, &ct, 403, "forbidden");
@@ -455,7 +455,7 @@ async fn campaign_definitions_are_validated_with_clear_errors_and_need_iam() {
     // A fixed window is installed with the definition; the same Idempotency-Key answers the same campaign.
     let fixed = with(&["multiplier", "window"], json!({"kind": "fixed", "from": "2030-01-01T00:00:00Z", "until": "2030-01-02T00:00:00Z"}));
     let post = |body: Value| {
-        let r = request_with_headers("POST", "/campaigns", Some(&body.to_string()), As::Admin, &[("idempotency-key", "k-1")]);
+        let r = request_with_headers("POST", "/campaigns", Some(&body.to_string()), As::Operator, &[("idempotency-key", "k-1")]);
         async { answer(member_day::handle_http(&s.md, r).await) }
     };
     s.counter.reset();
@@ -473,11 +473,11 @@ async fn campaign_definitions_are_validated_with_clear_errors_and_need_iam() {
     // Starting a run and reading progress: one read and at most one write each.
     let id = a["campaignId"].as_str().unwrap();
     s.counter.reset();
-    let (st, run, _) = call(&s, "POST", &format!("/campaigns/{id}/run"), None, As::Admin).await;
+    let (st, run, _) = call(&s, "POST", &format!("/campaigns/{id}/run"), None, As::Operator).await;
     assert_eq!(st, 202, "{run}");
     assert_eq!((s.counter.reads(), s.counter.writes()), (1, 1), "run: {:?}", s.counter.snapshot());
     s.counter.reset();
-    let (st, view, _) = call(&s, "GET", &format!("/campaigns/{id}"), None, As::Admin).await;
+    let (st, view, _) = call(&s, "GET", &format!("/campaigns/{id}"), None, As::Operator).await;
     assert_eq!(st, 200);
     assert_eq!((s.counter.reads(), s.counter.writes()), (1, 0));
     assert_eq!(view["runs"][0]["runId"], run["runId"]);
@@ -518,7 +518,7 @@ async fn the_member_day_schedule_runs_the_built_in_campaign_once_a_month_and_win
     let again = run_job(&s, "member-day", "2026-12-17T16:00:30Z").await;
     assert!(again["started"].as_array().unwrap().iter().all(|r| r["created"] == false), "{again}");
     pump(&s, None).await;
-    let (_, view, _) = call(&s, "GET", "/campaigns/member-day", None, As::Admin).await;
+    let (_, view, _) = call(&s, "GET", "/campaigns/member-day", None, As::Operator).await;
     assert_eq!(view["campaign"]["segment"]["tiers"], json!(["regular", "silver", "gold", "diamond"]), "{view}");
     assert_eq!(view["runs"].as_array().unwrap().len(), 1);
     assert_eq!(view["runs"][0]["state"], "drained");
@@ -539,7 +539,7 @@ async fn the_member_day_schedule_runs_the_built_in_campaign_once_a_month_and_win
     assert_eq!(out["started"][0]["grant"], grant.as_str());
     pump(&s, None).await;
     assert_one_each(&coupons_by_member(&s.store, &grant).await, &ids, dormant);
-    let (_, view, _) = call(&s, "GET", "/campaigns/win-back", None, As::Admin).await;
+    let (_, view, _) = call(&s, "GET", "/campaigns/win-back", None, As::Operator).await;
     assert_eq!(view["runs"][0]["state"], "drained", "{view}");
     let (t, i, sk, f, had) = run_counts(&view["runs"][0]);
     assert_eq!((t, f, i + sk), (t, 0, t));
@@ -559,7 +559,7 @@ fn sample_events_reach_the_right_trigger_with_iam_identity() {
         seen += 1;
         let event: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         match loyalty::runtime::classify(event).unwrap() {
-            Trigger::Http(req) => assert!(matches!(loyalty::auth::caller(&req), loyalty::auth::Caller::Admin(_)), "{name}"),
+            Trigger::Http(req) => assert!(matches!(loyalty::auth::caller(&req, &Default::default()), loyalty::auth::Caller::Iam(_)), "{name}"),
             Trigger::Schedule(e) => assert!(["member-day", "win-back", "campaigns-due"].contains(&e.detail["job"].as_str().unwrap()), "{name}"),
             Trigger::Sqs(e) => {
                 let m: member_day::dispatch::DispatchMessage = serde_json::from_str(e.records[0].body.as_deref().unwrap()).unwrap();
@@ -582,7 +582,7 @@ async fn a_one_off_campaign_starts_when_due_and_only_once() {
     let mut def = definition(&["silver"]);
     def["schedule"] = json!({"kind": "once", "at": "2026-11-27T03:00:00Z"});
     def["budget"] = json!(5);
-    let (st, created, _) = call(&s, "POST", "/campaigns", Some(def), As::Admin).await;
+    let (st, created, _) = call(&s, "POST", "/campaigns", Some(def), As::Operator).await;
     assert_eq!(st, 201, "{created}");
     let id = created["campaignId"].as_str().unwrap();
 
@@ -592,7 +592,7 @@ async fn a_one_off_campaign_starts_when_due_and_only_once() {
     assert_eq!(out["started"][0]["grant"], format!("campaign:{id}:once"));
     assert_eq!(run_job(&s, "campaigns-due", "2026-11-27T03:15:00Z").await["started"], json!([]), "a one-off runs once");
     pump(&s, None).await;
-    let (_, view, _) = call(&s, "GET", &format!("/campaigns/{id}"), None, As::Admin).await;
+    let (_, view, _) = call(&s, "GET", &format!("/campaigns/{id}"), None, As::Operator).await;
     let r = &view["runs"][0];
     assert_eq!(r["state"], "drained", "{view}");
     // Ten silver members, a budget of five: five issued, five skipped for the budget.

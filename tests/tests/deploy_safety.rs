@@ -33,6 +33,6 @@ fn no_function_enables_local_auth_by_default() {
 fn local_auth_is_not_compiled_into_test_or_release_builds() {
     // Built without the feature, identity headers are ignored even with the variable set.
     std::env::set_var("LOYALTY_LOCAL_AUTH", "1");
-    let req = loyalty_tests::request_with_headers("GET", "/members/x", None, loyalty_tests::As::Nobody, &[("x-loyalty-dev-sub", "x"), ("x-loyalty-dev-admin", "1")]);
-    assert_eq!(loyalty::auth::caller(&req), loyalty::auth::Caller::Anonymous);
+    let req = loyalty_tests::request_with_headers("GET", "/members/x", None, loyalty_tests::As::Nobody, &[("x-loyalty-dev-sub", "x"), ("x-loyalty-dev-iam", "order-system")]);
+    assert_eq!(loyalty::auth::caller(&req, &Default::default()), loyalty::auth::Caller::Anonymous);
 }

@@ -14,7 +14,7 @@ async fn a_campaign_window_multiplies_purchases_inside_it_and_only_there() {
     let table = clone_table(&h, "multipliers").await;
     let env = Env { store: Store::new(h.env.store.client.clone(), table), ..h.env.clone() };
     let signup = signup::App { env: env.clone(), codes: code_key() };
-    let points = purchase_points::App { env: env.clone() };
+    let points = purchase_points::App { env: env.clone(), sqs: aws_sdk_sqs::Client::new(&h.sdk_config) };
     let sqs = aws_sdk_sqs::Client::new(&h.sdk_config);
     let q = |name: String| {
         let sqs = sqs.clone();
@@ -35,20 +35,20 @@ async fn a_campaign_window_multiplies_purchases_inside_it_and_only_there() {
         "schedule": {"kind": "once", "at": until + Duration::days(1)}
     })
     .to_string();
-    let (s, b, _) = answer(member_day::handle_http(&campaigns, request("POST", "/campaigns", Some(&campaign), As::Admin)).await);
+    let (s, b, _) = answer(member_day::handle_http(&campaigns, request("POST", "/campaigns", Some(&campaign), As::Operator)).await);
     assert_eq!(s, 201, "{b}");
 
     let buy = |order: &str, at: chrono::DateTime<Utc>| {
         json!({"orderId": order, "amount": 10_000, "currency": "CNY", "channel": "online", "occurredAt": at}).to_string()
     };
-    let path = format!("/members/{id}/purchases");
-    let (s, inside, _) = answer(purchase_points::handle(&points, request("POST", &path, Some(&buy("in", now)), As::Member(id.clone()))).await);
+    let path = format!("/internal/members/{id}/purchases");
+    let (s, inside, _) = answer(purchase_points::handle(&points, request("POST", &path, Some(&buy("in", now)), As::OrderSystem)).await);
     assert_eq!(s, 201, "{inside}");
     assert_eq!(inside["pointsEarned"], 300, "100 CNY × 1.0 (regular) × 3 (campaign)");
     let before = from - Duration::minutes(1);
     // Outside the window only the rules' own member day (the 18th, 2×) could multiply it.
     let member_day = loyalty::calendar::program_date(env.rules.time_zone, before).format("%d").to_string() == "18";
-    let (s, outside, _) = answer(purchase_points::handle(&points, request("POST", &path, Some(&buy("out", before)), As::Member(id.clone()))).await);
+    let (s, outside, _) = answer(purchase_points::handle(&points, request("POST", &path, Some(&buy("out", before)), As::OrderSystem)).await);
     assert_eq!(s, 201, "{outside}");
     assert_eq!(outside["pointsEarned"], if member_day { 200 } else { 100 });
 }

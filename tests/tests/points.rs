@@ -24,8 +24,10 @@ struct T {
 }
 
 async fn setup(clock: Clock) -> T {
-    let h = harness_with(Rules::default(), clock).await;
-    T { points: purchase_points::App { env: h.env.clone() }, signup: signup::App { env: h.env.clone(), codes: code_key() }, h }
+    // Points may pay a whole order here, so that spending (`T::redeem`) earns nothing back.
+    let rules = Rules::from_overrides(r#"{"checkout":{"maxPointsPercent":100}}"#).unwrap();
+    let h = harness_with(rules, clock).await;
+    T { points: h.points_app(), signup: signup::App { env: h.env.clone(), codes: code_key() }, h }
 }
 
 async fn fixed() -> T {
@@ -63,8 +65,12 @@ impl T {
         answer(purchase_points::handle(&self.points, request_with_headers(method, path, body, who, headers)).await)
     }
 
+    /// Purchases and refunds come from the order system; activities from the member.
     async fn post(&self, id: &str, route: &str, body: Value) -> (u16, Value, String) {
-        self.call("POST", &format!("/members/{id}/{route}"), Some(body), As::Member(id.into()), &[]).await
+        match route {
+            "purchases" | "refunds" => self.call("POST", &format!("/internal/members/{id}/{route}"), Some(body), As::OrderSystem, &[]).await,
+            _ => self.call("POST", &format!("/members/{id}/{route}"), Some(body), As::Member(id.into()), &[]).await,
+        }
     }
 
     async fn buy_at(&self, id: &str, order: &str, fen: i64, occurred: &str) -> (u16, Value, String) {
@@ -76,8 +82,15 @@ impl T {
         self.buy_at(id, order, fen, &occurred).await
     }
 
-    async fn redeem(&self, id: &str, points: i64, key: &str) -> (u16, Value, String) {
-        self.call("POST", &format!("/members/{id}/redemptions"), Some(json!({"points": points})), As::Member(id.into()), &[("idempotency-key", key)]).await
+    /// Spends `points` through checkout: an order of `points` fen wholly paid by points (so it
+    /// earns nothing), quoted and confirmed. Answers the refusal, or the confirm.
+    async fn redeem(&self, id: &str, points: i64, order: &str) -> (u16, Value, String) {
+        let quote = json!({"orderId": order, "amount": points, "currency": "CNY", "channel": "online", "points": points});
+        let (s, b, ct) = self.call("POST", &format!("/internal/members/{id}/checkouts"), Some(quote), As::OrderSystem, &[]).await;
+        if s != 201 {
+            return (s, b, ct);
+        }
+        self.call("POST", &format!("/internal/members/{id}/checkouts/{order}/confirm"), None, As::OrderSystem, &[]).await
     }
 
     async fn balance(&self, id: &str) -> i64 {
@@ -170,43 +183,6 @@ async fn the_same_order_posted_twenty_times_concurrently_earns_once() {
     t.assert_balanced(&id, 600).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn one_hundred_concurrent_redemptions_of_100_from_5000_let_exactly_50_through() {
-    let t = fixed().await;
-    let id = t.member().await;
-    assert_eq!(t.buy(&id, "big", 4_900_00).await.1["points"], 5_000);
-    let results = join_all((0..100).map(|i| {
-        let (t, id) = (&t, &id);
-        async move { t.redeem(id, 100, &format!("r-{i}")).await }
-    }))
-    .await;
-    let ok = results.iter().filter(|r| r.0 == 201).count();
-    for (s, b, ct) in results.iter().filter(|r| r.0 != 201) {
-        assert_problem(*s, b, ct, 422, "insufficient_points");
-    }
-    assert_eq!(ok, 50);
-    t.assert_balanced(&id, 0).await;
-}
-
-#[tokio::test]
-async fn redemptions_replay_by_key_or_order_and_need_a_key() {
-    let t = fixed().await;
-    let id = t.member().await;
-    t.buy(&id, "r-o1", 400_00).await;
-    let (s, b, _) = t.redeem(&id, 300, "k-1").await;
-    assert_eq!((s, &b), (201, &json!({"pointsRedeemed": 300, "amountOff": 300, "currency": "CNY", "points": 200})));
-    assert_eq!(t.redeem(&id, 300, "k-1").await.1, b, "the same key replays");
-    let (s, b2, ct) = t.redeem(&id, 200, "k-1").await;
-    assert_problem(s, &b2, &ct, 409, "idempotency_key_reused");
-    let (s, b3, _) = t.post(&id, "redemptions", json!({"points": 100, "orderId": "shop-1"})).await;
-    assert_eq!((s, b3["orderId"].as_str()), (201, Some("shop-1")));
-    assert_eq!(t.post(&id, "redemptions", json!({"points": 100, "orderId": "shop-1"})).await.1, b3, "an order redeems once");
-    let (s, b4, ct) = t.post(&id, "redemptions", json!({"points": 100})).await;
-    assert_problem(s, &b4, &ct, 400, "idempotency_key_required");
-    assert!(b4["detail"].as_str().unwrap().contains("cannot spend twice"));
-    t.assert_balanced(&id, 100).await;
-}
-
 #[tokio::test]
 async fn redemptions_spend_the_oldest_lots_first() {
     let (clock, c) = shared("2026-10-01T04:00:00Z");
@@ -214,7 +190,7 @@ async fn redemptions_spend_the_oldest_lots_first() {
     let id = t.member().await;
     *clock.lock().unwrap() = at("2026-10-11T04:00:00Z");
     t.buy(&id, "fifo-1", 400_00).await;
-    assert_eq!(t.redeem(&id, 300, "fifo").await.0, 201);
+    assert_eq!(t.redeem(&id, 300, "fifo").await.0, 200);
     let lots = t.h.env.store.member(&id).await.unwrap().unwrap().wallet.lots;
     let lots: Vec<_> = lots.iter().map(|l| (l.earned_on.to_string(), l.points)).collect();
     assert_eq!(lots, vec![("2026-10-11".to_string(), 200)], "the welcome lot of 10-01 went first");
@@ -254,8 +230,8 @@ async fn a_refund_after_spending_leaves_a_points_debt() {
     let t = fixed().await;
     let id = t.member().await;
     t.buy(&id, "debt-1", 500_00).await;
-    assert_eq!(t.redeem(&id, 600, "spend-all").await.0, 201);
-    let (s, b, _) = t.call("POST", &format!("/members/{id}/refunds"), Some(json!({"orderId": "debt-1", "refundId": "x", "amount": 500_00})), As::Admin, &[]).await;
+    assert_eq!(t.redeem(&id, 600, "spend-all").await.0, 200);
+    let (s, b, _) = t.post(&id, "refunds", json!({"orderId": "debt-1", "refundId": "x", "amount": 500_00})).await;
     assert_eq!((s, b["points"].as_i64()), (201, Some(-500)), "{b}");
     let (s, b, ct) = t.redeem(&id, 100, "in-debt").await;
     assert_problem(s, &b, &ct, 422, "insufficient_points");
@@ -266,7 +242,7 @@ async fn a_refund_after_spending_leaves_a_points_debt() {
 async fn crossing_a_threshold_upgrades_at_once_and_records_why() {
     let t = fixed().await;
     let id = t.member().await;
-    let (s, b, _) = t.call("POST", &format!("/internal/members/{id}/purchases"), Some(json!({"orderId": "up-1", "amount": 2_000_00, "currency": "CNY", "channel": "store", "occurredAt": "2026-11-20T03:00:00Z"})), As::Admin, &[]).await;
+    let (s, b, _) = t.call("POST", &format!("/internal/members/{id}/purchases"), Some(json!({"orderId": "up-1", "amount": 2_000_00, "currency": "CNY", "channel": "store", "occurredAt": "2026-11-20T03:00:00Z"})), As::OrderSystem, &[]).await;
     assert_eq!((s, &b), (201, &json!({"orderId": "up-1", "pointsEarned": 2000, "points": 2100, "tier": "silver", "tierChanged": true})));
     let history = t.h.env.store.tier_history(&id).await.unwrap();
     assert_eq!(history.len(), 1);
@@ -470,45 +446,42 @@ async fn bad_inputs_are_4xx_problems_and_write_nothing() {
         b.to_string()
     };
     let me = || As::Member(id.clone());
-    let purchases = format!("/members/{id}/purchases");
-    let refunds = format!("/members/{id}/refunds");
-    let redemptions = format!("/members/{id}/redemptions");
+    let os = || As::OrderSystem;
+    let purchases = format!("/internal/members/{id}/purchases");
+    let refunds = format!("/internal/members/{id}/refunds");
     let activities = format!("/members/{id}/activities");
     let ledger = format!("/members/{id}/ledger");
     let big = "x".repeat(20_000);
     let cases: Vec<Case> = vec![
-        ("POST", purchases.clone(), Some(p(json!({"amount": 0}))), me(), vec![], 422, "invalid_amount"),
-        ("POST", purchases.clone(), Some(p(json!({"amount": -100}))), me(), vec![], 422, "invalid_amount"),
-        ("POST", purchases.clone(), Some(p(json!({"amount": 100_000_001}))), me(), vec![], 422, "amount_too_large"),
-        ("POST", purchases.clone(), Some(p(json!({"amount": 1e30}))), me(), vec![], 400, "invalid_field"),
-        ("POST", purchases.clone(), Some(p(json!({"amount": "99999999999999999999999"}))), me(), vec![], 400, "invalid_field"),
-        ("POST", purchases.clone(), Some(p(json!({"amount": 12.5}))), me(), vec![], 400, "invalid_field"),
-        ("POST", purchases.clone(), Some(p(json!({"currency": "USD"}))), me(), vec![], 422, "unsupported_currency"),
-        ("POST", purchases.clone(), Some(p(json!({"occurredAt": "2026-11-20T05:00:00Z"}))), me(), vec![], 422, "occurred_at_in_future"),
-        ("POST", purchases.clone(), Some(p(json!({"occurredAt": "2024-11-20T05:00:00Z"}))), me(), vec![], 422, "occurred_at_too_old"),
-        ("POST", purchases.clone(), Some(p(json!({"occurredAt": "yesterday"}))), me(), vec![], 400, "invalid_field"),
-        ("POST", purchases.clone(), Some(p(json!({"channel": "phone"}))), me(), vec![], 400, "invalid_field"),
-        ("POST", purchases.clone(), Some(p(json!({"points": 5}))), me(), vec![], 400, "unknown_field"),
-        ("POST", purchases.clone(), Some(p(json!({"orderId": null}))), me(), vec![], 400, "missing_field"),
-        ("POST", purchases.clone(), Some(p(json!({"orderId": "a b#c"}))), me(), vec![], 400, "invalid_order_id"),
-        ("POST", purchases.clone(), Some(p(json!({"orderId": "x".repeat(129)}))), me(), vec![], 400, "invalid_order_id"),
-        ("POST", purchases.clone(), Some("{\"orderId\":".into()), me(), vec![], 400, "malformed_json"),
-        ("POST", purchases.clone(), Some("  ".into()), me(), vec![], 400, "body_required"),
-        ("POST", purchases.clone(), Some(format!("{{\"orderId\":\"{big}\"}}")), me(), vec![], 413, "body_too_large"),
-        ("POST", purchases.clone(), Some(p(json!({}))), me(), vec![("content-type", "text/plain")], 415, "unsupported_media_type"),
-        ("POST", purchases.clone(), Some(p(json!({}))), As::Member("someone-else".into()), vec![], 403, "forbidden"),
+        ("POST", purchases.clone(), Some(p(json!({"amount": 0}))), os(), vec![], 422, "invalid_amount"),
+        ("POST", purchases.clone(), Some(p(json!({"amount": -100}))), os(), vec![], 422, "invalid_amount"),
+        ("POST", purchases.clone(), Some(p(json!({"amount": 100_000_001}))), os(), vec![], 422, "amount_too_large"),
+        ("POST", purchases.clone(), Some(p(json!({"amount": 1e30}))), os(), vec![], 400, "invalid_field"),
+        ("POST", purchases.clone(), Some(p(json!({"amount": "99999999999999999999999"}))), os(), vec![], 400, "invalid_field"),
+        ("POST", purchases.clone(), Some(p(json!({"amount": 12.5}))), os(), vec![], 400, "invalid_field"),
+        ("POST", purchases.clone(), Some(p(json!({"currency": "USD"}))), os(), vec![], 422, "unsupported_currency"),
+        ("POST", purchases.clone(), Some(p(json!({"occurredAt": "2026-11-20T05:00:00Z"}))), os(), vec![], 422, "occurred_at_in_future"),
+        ("POST", purchases.clone(), Some(p(json!({"occurredAt": "2024-11-20T05:00:00Z"}))), os(), vec![], 422, "occurred_at_too_old"),
+        ("POST", purchases.clone(), Some(p(json!({"occurredAt": "yesterday"}))), os(), vec![], 400, "invalid_field"),
+        ("POST", purchases.clone(), Some(p(json!({"channel": "phone"}))), os(), vec![], 400, "invalid_field"),
+        ("POST", purchases.clone(), Some(p(json!({"points": 5}))), os(), vec![], 400, "unknown_field"),
+        ("POST", purchases.clone(), Some(p(json!({"orderId": null}))), os(), vec![], 400, "missing_field"),
+        ("POST", purchases.clone(), Some(p(json!({"orderId": "a b#c"}))), os(), vec![], 400, "invalid_order_id"),
+        ("POST", purchases.clone(), Some(p(json!({"orderId": "x".repeat(129)}))), os(), vec![], 400, "invalid_order_id"),
+        ("POST", purchases.clone(), Some("{\"orderId\":".into()), os(), vec![], 400, "malformed_json"),
+        ("POST", purchases.clone(), Some("  ".into()), os(), vec![], 400, "body_required"),
+        ("POST", purchases.clone(), Some(format!("{{\"orderId\":\"{big}\"}}")), os(), vec![], 413, "body_too_large"),
+        ("POST", purchases.clone(), Some(p(json!({}))), os(), vec![("content-type", "text/plain")], 415, "unsupported_media_type"),
+        ("POST", purchases.clone(), Some(p(json!({}))), me(), vec![], 403, "forbidden"),
+        ("POST", purchases.clone(), Some(p(json!({}))), As::Operator, vec![], 403, "forbidden"),
+        ("POST", purchases.clone(), Some(p(json!({}))), As::OtherIam, vec![], 403, "forbidden"),
         ("POST", purchases.clone(), Some(p(json!({}))), As::Nobody, vec![], 401, "unauthenticated"),
-        ("POST", "/members/bad%20id/purchases".to_string(), Some(p(json!({}))), me(), vec![], 400, "invalid_member_id"),
-        ("POST", purchases.clone(), Some(p(json!({"orderId": "bad-setup", "amount": 999}))), me(), vec![], 409, "order_conflict"),
-        ("POST", refunds.clone(), Some(json!({"orderId": "bad-setup", "refundId": "r", "amount": 0}).to_string()), me(), vec![], 422, "invalid_amount"),
-        ("POST", refunds.clone(), Some(json!({"orderId": "bad-setup", "refundId": "r", "amount": 1001}).to_string()), me(), vec![], 422, "refund_exceeds_paid"),
-        ("POST", refunds.clone(), Some(json!({"orderId": "missing", "refundId": "r", "amount": 1}).to_string()), me(), vec![], 404, "order_not_found"),
-        ("POST", refunds.clone(), Some(json!({"orderId": "bad-setup", "refundId": "r/1", "amount": 1}).to_string()), me(), vec![], 400, "invalid_refund_id"),
-        ("POST", redemptions.clone(), Some(json!({"points": 150}).to_string()), me(), vec![("idempotency-key", "k")], 422, "invalid_points"),
-        ("POST", redemptions.clone(), Some(json!({"points": -100}).to_string()), me(), vec![("idempotency-key", "k")], 422, "invalid_points"),
-        ("POST", redemptions.clone(), Some(json!({"points": 10_000}).to_string()), me(), vec![("idempotency-key", "k")], 422, "insufficient_points"),
-        ("POST", redemptions.clone(), Some(json!({"points": 100}).to_string()), me(), vec![], 400, "idempotency_key_required"),
-        ("POST", redemptions.clone(), Some(json!({"points": 100}).to_string()), As::Admin, vec![("idempotency-key", "k")], 403, "forbidden"),
+        ("POST", "/internal/members/bad%20id/purchases".to_string(), Some(p(json!({}))), os(), vec![], 400, "invalid_member_id"),
+        ("POST", purchases.clone(), Some(p(json!({"orderId": "bad-setup", "amount": 999}))), os(), vec![], 409, "order_conflict"),
+        ("POST", refunds.clone(), Some(json!({"orderId": "bad-setup", "refundId": "r", "amount": 0}).to_string()), os(), vec![], 422, "invalid_amount"),
+        ("POST", refunds.clone(), Some(json!({"orderId": "bad-setup", "refundId": "r", "amount": 1001}).to_string()), os(), vec![], 422, "refund_exceeds_paid"),
+        ("POST", refunds.clone(), Some(json!({"orderId": "missing", "refundId": "r", "amount": 1}).to_string()), os(), vec![], 404, "order_not_found"),
+        ("POST", refunds.clone(), Some(json!({"orderId": "bad-setup", "refundId": "r/1", "amount": 1}).to_string()), os(), vec![], 400, "invalid_refund_id"),
         ("POST", activities.clone(), Some(json!({"type": "like"}).to_string()), me(), vec![], 400, "invalid_field"),
         ("POST", activities.clone(), Some(json!({"type": "review"}).to_string()), me(), vec![], 400, "ref_id_required"),
         ("POST", activities.clone(), Some(json!({"type": "review", "refId": "nobody's"}).to_string()), me(), vec![], 400, "invalid_ref_id"),
@@ -516,7 +489,7 @@ async fn bad_inputs_are_4xx_problems_and_write_nothing() {
         ("GET", format!("{ledger}?limit=101"), None, me(), vec![], 400, "invalid_limit"),
         ("GET", format!("{ledger}?cursor=zz"), None, me(), vec![], 400, "invalid_cursor"),
         ("GET", format!("{ledger}?cursor={}", purchase_points::encode_cursor("#PROFILE")), None, me(), vec![], 400, "invalid_cursor"),
-        ("GET", purchases.clone(), None, me(), vec![], 405, "method_not_allowed"),
+        ("GET", purchases.clone(), None, os(), vec![], 405, "method_not_allowed"),
     ];
     assert!(cases.len() >= 20);
     for (method, path, body, who, headers, status, code) in cases {

@@ -7,31 +7,25 @@
 //!   operator gives a member a second coupon of one grant by asking for `"slot": 1`.
 //! - `GET /members/{id}/coupons?status=active|redeemed|expired` (the member): their coupons,
 //!   newest first, status as of now.
-//! - `POST /coupons/{code}/redeem` (the member, or an operator): `{memberId, orderId,
-//!   orderAmount}` answers the discount; the coupon is marked used in one conditional write.
-//!   A code that is malformed, unknown or another member's answers the same 404.
+//!
+//! Coupons are redeemed only at checkout (purchase-points, order system): no member route
+//! may mark a coupon used.
 
 use crate::App;
-use chrono::{DateTime, Utc};
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
-use loyalty::auth::caller;
-use loyalty::coupon::{self, Coupon, CouponStatus, CouponTemplate, Offer, RedeemError, Redemption};
+use loyalty::coupon::{self, CouponStatus, CouponTemplate};
 use loyalty::http::{self, json_body};
 use loyalty::member::MemberId;
-use loyalty::store::coupon::CouponItem;
 use loyalty::store::issue::IssueOutcome;
-use loyalty::{ApiError, Fen};
+use loyalty::ApiError;
 use serde::{Deserialize, Serialize};
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     let result = match http::route(&req) {
         (Method::POST, p) if p.len() == 3 && p[0] == "members" && p[2] == "coupons" => issue(app, &req, p[1]).await,
         (Method::GET, p) if p.len() == 3 && p[0] == "members" && p[2] == "coupons" => list(app, &req, p[1]).await,
-        (Method::POST, p) if p.len() == 3 && p[0] == "coupons" && p[2] == "redeem" => redeem(app, &req, p[1]).await,
-        (m, p) if p.len() == 3 && ((p[0] == "members" && p[2] == "coupons") || (p[0] == "coupons" && p[2] == "redeem")) => {
-            Err(ApiError::MethodNotAllowed(m.to_string()))
-        }
+        (m, p) if p.len() == 3 && p[0] == "members" && p[2] == "coupons" => Err(ApiError::MethodNotAllowed(m.to_string())),
         _ => Err(http::not_found(&req)),
     };
     http::respond(&req, result)
@@ -61,7 +55,7 @@ struct IssueRequest {
 }
 
 async fn issue(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
-    caller(req).require_admin()?;
+    app.env.caller(req).require_operator()?;
     let id = member_param(id)?;
     let body: IssueRequest = json_body(req)?;
     let grant = http::id_param(&body.grant, "grant", "invalid_grant")?;
@@ -113,7 +107,7 @@ struct CouponList<'a> {
 
 async fn list(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
     let id = member_param(id)?;
-    caller(req).require_member(&id)?;
+    app.env.caller(req).require_member(&id)?;
     let status = match http::query_param(req, "status").as_deref() {
         None => None,
         Some("active") => Some(CouponStatus::Active),
@@ -126,92 +120,4 @@ async fn list(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiE
     coupons.sort_by(|a, b| b.issued_at.cmp(&a.issued_at).then_with(|| a.code.cmp(&b.code)));
     let coupons = coupons.iter().filter(|c| status.is_none_or(|s| c.status_at(now) == s)).map(|c| c.view(now)).collect();
     Ok(http::json(200, &CouponList { coupons }))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RedeemRequest {
-    member_id: String,
-    order_id: String,
-    order_amount: Fen,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Redeemed<'a> {
-    code: &'a str,
-    member_id: &'a str,
-    order_id: &'a str,
-    order_amount: Fen,
-    /// Taken off the goods, in fen.
-    discount: Fen,
-    free_shipping: bool,
-    redeemed_at: DateTime<Utc>,
-}
-
-fn redeemed(c: &Coupon, r: &Redemption) -> Response<Body> {
-    http::json(
-        200,
-        &Redeemed {
-            code: &c.code,
-            member_id: &c.member_id,
-            order_id: &r.order_id,
-            order_amount: r.order_amount,
-            discount: r.discount,
-            free_shipping: matches!(c.offer, Offer::FreeShipping { .. }),
-            redeemed_at: r.at,
-        },
-    )
-}
-
-fn coupon_not_found() -> ApiError {
-    ApiError::not_found("coupon_not_found", "no such coupon for this member")
-}
-
-fn refusal(e: RedeemError) -> ApiError {
-    match e {
-        RedeemError::Expired => ApiError::unprocessable("coupon_expired", e.to_string()),
-        RedeemError::NotYetValid => ApiError::unprocessable("coupon_not_yet_valid", e.to_string()),
-        RedeemError::BelowMinimumSpend => ApiError::unprocessable("below_minimum_spend", e.to_string()),
-        RedeemError::WrongTier => ApiError::unprocessable("tier_not_eligible", e.to_string()),
-        RedeemError::AlreadyUsed => ApiError::conflict("coupon_already_used", e.to_string()),
-    }
-}
-
-async fn redeem(app: &App, req: &Request, code: &str) -> Result<Response<Body>, ApiError> {
-    let body: RedeemRequest = json_body(req)?;
-    let member_id = member_param(&body.member_id)?;
-    caller(req).require_member_or_admin(&member_id)?;
-    let order_id = http::id_param(&body.order_id, "orderId", "invalid_order_id")?;
-    let max = app.env.rules.points.max_order_amount;
-    if body.order_amount.0 <= 0 || body.order_amount > max {
-        return Err(ApiError::unprocessable("invalid_order_amount", format!("orderAmount must be 1..{} fen", max.0)));
-    }
-    if !coupon::looks_like_code(code) {
-        return Err(coupon_not_found());
-    }
-    let store = &app.env.store;
-    let now = app.env.clock.now();
-    let (standing, item) = store.standing_and_coupon(member_id.as_str(), code).await?;
-    let (Some(standing), Some(CouponItem { coupon: c, .. })) = (standing, item) else { return Err(coupon_not_found()) };
-    if standing.erased_at.is_some() {
-        return Err(coupon_not_found());
-    }
-    let discount = coupon::check_redeem(&c, standing.tier, order_id, body.order_amount, now).map_err(refusal)?;
-    if let Some(first) = &c.redemption {
-        return Ok(redeemed(&c, first));
-    }
-    let r = Redemption { order_id: order_id.to_string(), order_amount: body.order_amount, discount, at: now };
-    match store.redeem_coupon(member_id.as_str(), code, &r).await? {
-        Ok(()) => {
-            tracing::info!(member_id = %member_id, discount = discount.0, "coupon redeemed");
-            Ok(redeemed(&c, &r))
-        }
-        // Someone redeemed it between our read and write: the same order gets the first answer.
-        Err(Some(CouponItem { coupon: now_stored, .. })) => match &now_stored.redemption {
-            Some(first) if first.order_id == r.order_id && first.order_amount == r.order_amount => Ok(redeemed(&now_stored, first)),
-            _ => Err(refusal(RedeemError::AlreadyUsed)),
-        },
-        Err(None) => Err(coupon_not_found()),
-    }
 }

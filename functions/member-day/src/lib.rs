@@ -38,7 +38,6 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse};
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use loyalty::app::Env;
-use loyalty::auth::caller;
 use loyalty::campaign::{self, Campaign, CampaignRequest, Progress, RunState};
 use loyalty::http::{self, json_body};
 use loyalty::runtime::{job_time, Outcome, Trigger};
@@ -149,7 +148,7 @@ struct Created<'a> {
 }
 
 async fn create(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
-    caller(req).require_admin()?;
+    app.env.caller(req).require_operator()?;
     let body: CampaignRequest = json_body(req)?;
     let key = http::idempotency_key(req)?;
     let (store, rules, now) = (&app.env.store, &app.env.rules, app.env.clock.now());
@@ -234,7 +233,7 @@ fn run_view(r: &RunItem) -> RunView<'_> {
 const RUNS_SHOWN: i32 = 5;
 
 async fn show(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
-    caller(req).require_admin()?;
+    app.env.caller(req).require_operator()?;
     let id = campaign_param(id)?;
     let Some((def, runs)) = app.env.store.campaign_with_runs(id, RUNS_SHOWN).await? else {
         return Err(ApiError::not_found("campaign_not_found", "no such campaign"));
@@ -244,7 +243,7 @@ async fn show(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiE
 }
 
 async fn run_now(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
-    caller(req).require_admin()?;
+    app.env.caller(req).require_operator()?;
     let id = campaign_param(id)?;
     match start_run(app, id, app.env.clock.now(), Mode::Manual).await? {
         Some(started) => Ok(http::json(202, &started)),

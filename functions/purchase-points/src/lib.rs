@@ -1,7 +1,11 @@
-//! purchase-points: the points ledger.
+//! purchase-points: the points ledger and checkout.
 //!
-//! HTTP: `POST /members/{id}/purchases|refunds|redemptions|activities`, `GET /members/{id}/ledger`.
-//! SQS: order events (`purchase` / `refund`) from the order system, partial batch failures.
+//! HTTP, order system (IAM): `POST /internal/members/{id}/purchases|refunds|checkouts`,
+//! `POST /internal/members/{id}/checkouts/{orderId}/confirm|cancel`.
+//! HTTP, the member (JWT): `POST /members/{id}/activities|checkout-preview`,
+//! `GET /members/{id}/ledger`. No member route creates a money fact.
+//! SQS: order events (`purchase`, `refund`, `confirm`, `cancel`) from the order system, with
+//! partial batch failures; an event that names an order not recorded yet waits (back-off).
 //! Schedule: the daily expiry sweep (`{"job": "expiry-sweep"}`).
 //!
 //! Every points change is: ONE BatchGetItem (member + the order or receipt item that makes
@@ -15,18 +19,18 @@
 //! transaction. It happens at most once per member lifetime.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_sdk_dynamodb::types::TransactWriteItem;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use loyalty::app::Env;
-use loyalty::auth::caller;
 use loyalty::calendar::program_date;
 use loyalty::http::{self, json_body};
 use loyalty::ledger::LedgerEntry;
 use loyalty::member::{Member, MemberId};
-use loyalty::points::{self, ActivityKind, ActivityRequest, OrderRecord, PointsError, PurchaseRequest, RedemptionRequest, RefundRecord, RefundRequest};
+use loyalty::points::{self, ActivityKind, ActivityRequest, OrderRecord, PointsError, PurchaseRequest, RefundRecord, RefundRequest};
+use loyalty::store::checkout::{CheckoutItem, CheckoutState};
 use loyalty::store::keys;
 use loyalty::store::member::{Receipt, TierChangeItem};
 use loyalty::store::points::{Commit, OrderItem};
@@ -36,13 +40,21 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use std::time::{Duration, SystemTime};
 
+pub mod checkout;
+mod order_events;
+pub use order_events::{handle_sqs, order_event, retry_delay};
+
 pub struct App {
     pub env: Env,
+    /// For the order-events queue's back-off (ChangeMessageVisibility).
+    pub sqs: aws_sdk_sqs::Client,
 }
 
 impl App {
     pub async fn from_env() -> Result<App, String> {
-        Ok(App { env: Env::from_env().await? })
+        let env = Env::from_env().await?;
+        let sqs = aws_sdk_sqs::Client::new(&loyalty::app::sdk_config().await);
+        Ok(App { env, sqs })
     }
 }
 
@@ -55,7 +67,10 @@ pub struct Answer {
 
 impl Answer {
     fn created<T: Serialize>(body: &T) -> Result<Answer, ApiError> {
-        Ok(Answer { status: 201, body: serde_json::to_string(body).map_err(|e| ApiError::Internal(e.to_string()))? })
+        Answer::with(201, body)
+    }
+    fn with<T: Serialize>(status: u16, body: &T) -> Result<Answer, ApiError> {
+        Ok(Answer { status, body: serde_json::to_string(body).map_err(|e| ApiError::Internal(e.to_string()))? })
     }
     fn into_response(self) -> Response<Body> {
         http::raw_json(self.status, self.body.into_bytes())
@@ -75,52 +90,67 @@ pub async fn dispatch(app: &App, trigger: loyalty::runtime::Trigger, deadline: S
 // ---------------------------------------------------------------------------------------
 // HTTP
 
-const ROUTES: [&str; 5] = ["purchases", "refunds", "redemptions", "activities", "ledger"];
+/// The member's routes (JWT) under `/members/{id}/…` and the order system's (IAM) under
+/// `/internal/members/{id}/…`: which family a path belongs to decides who may call it.
+const MEMBER_ROUTES: [&str; 3] = ["activities", "checkout-preview", "ledger"];
+const ORDER_SYSTEM_ROUTES: [&str; 3] = ["purchases", "refunds", "checkouts"];
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    let (method, mut p) = http::route(&req);
-    // The order system (IAM) reaches purchases and refunds under `/internal`, as the HTTP
-    // API gives each route one authorizer and the member routes use the JWT one.
-    if p.first() == Some(&"internal") && p.len() == 4 && ["purchases", "refunds"].contains(&p[3]) {
-        p.remove(0);
-    }
-    let result = match (method, p) {
-        (Method::POST, p) if p.len() == 3 && p[0] == "members" && ROUTES[..4].contains(&p[2]) => post(app, &req, p[1], p[2]).await,
+    let result = match http::route(&req) {
+        (method, p) if p.len() >= 4 && p[0] == "internal" && p[1] == "members" && ORDER_SYSTEM_ROUTES.contains(&p[3]) => order_system(app, &req, method, &p[2..]).await,
+        (Method::POST, p) if p.len() == 3 && p[0] == "members" && p[2] == "activities" => member_post(app, &req, p[1], true).await,
+        (Method::POST, p) if p.len() == 3 && p[0] == "members" && p[2] == "checkout-preview" => member_post(app, &req, p[1], false).await,
         (Method::GET, p) if p.len() == 3 && p[0] == "members" && p[2] == "ledger" => ledger(app, &req, p[1]).await.map(|v| http::json(200, &v)),
-        (m, p) if p.len() == 3 && p[0] == "members" && ROUTES.contains(&p[2]) => Err(ApiError::MethodNotAllowed(m.to_string())),
+        (m, p) if p.len() == 3 && p[0] == "members" && MEMBER_ROUTES.contains(&p[2]) => Err(ApiError::MethodNotAllowed(m.to_string())),
         _ => Err(http::not_found(&req)),
     };
     http::respond(&req, result)
 }
 
-async fn post(app: &App, req: &Request, id: &str, what: &str) -> Result<Response<Body>, ApiError> {
-    let id = member_param(id)?;
-    let who = caller(req);
-    let answer = match what {
-        // The order system (IAM) reports purchases and refunds for members; members may too.
-        "purchases" => {
-            who.require_member_or_admin(&id)?;
-            purchase(app, &id, json_body(req)?).await?
-        }
-        "refunds" => {
-            who.require_member_or_admin(&id)?;
-            refund(app, &id, json_body(req)?).await?
-        }
-        "redemptions" => {
-            who.require_member(&id)?;
-            let key = http::idempotency_key(req)?;
-            redeem(app, &id, json_body(req)?, key).await?
-        }
-        _ => {
-            who.require_member(&id)?;
-            let key = http::idempotency_key(req)?;
-            activity(app, &id, json_body(req)?, key).await?
-        }
+/// `p` is the path after `/internal/members`: `{id}/purchases`, `{id}/checkouts/{orderId}/confirm`...
+async fn order_system(app: &App, req: &Request, method: Method, p: &[&str]) -> Result<Response<Body>, ApiError> {
+    let known = matches!(p, [_, "purchases" | "refunds" | "checkouts"] | [_, "checkouts", _, "confirm" | "cancel"]);
+    if !known {
+        return Err(http::not_found(req));
+    }
+    if method != Method::POST {
+        return Err(ApiError::MethodNotAllowed(method.to_string()));
+    }
+    app.env.caller(req).require_order_system()?;
+    let id = member_param(p[0])?;
+    let answer = match p {
+        [_, "purchases"] => purchase(app, &id, json_body(req)?).await?,
+        [_, "refunds"] => refund(app, &id, json_body(req)?).await?,
+        [_, "checkouts"] => checkout::quote(app, &id, json_body(req)?).await?,
+        [_, "checkouts", order, "confirm"] => checkout::confirm(app, &id, order, optional_body(req)?).await?,
+        [_, "checkouts", order, _] => checkout::cancel(app, &id, order).await?,
+        _ => return Err(http::not_found(req)),
     };
     Ok(answer.into_response())
 }
 
-fn member_param(id: &str) -> Result<MemberId, ApiError> {
+async fn member_post(app: &App, req: &Request, id: &str, activities: bool) -> Result<Response<Body>, ApiError> {
+    let id = member_param(id)?;
+    app.env.caller(req).require_member(&id)?;
+    let answer = if activities {
+        let key = http::idempotency_key(req)?;
+        activity(app, &id, json_body(req)?, key).await?
+    } else {
+        checkout::preview(app, &id, json_body(req)?).await?
+    };
+    Ok(answer.into_response())
+}
+
+/// A JSON body that may be left out (`{}` is assumed).
+fn optional_body<T: serde::de::DeserializeOwned + Default>(req: &Request) -> Result<T, ApiError> {
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    json_body(req)
+}
+
+pub(crate) fn member_param(id: &str) -> Result<MemberId, ApiError> {
     MemberId::parse(id).ok_or_else(|| ApiError::bad_request("invalid_member_id", "the member id in the path is not valid"))
 }
 
@@ -133,12 +163,12 @@ fn no_member() -> ApiError {
 }
 
 /// The member as read, unless missing or erased.
-fn live(member: Option<Member>) -> Result<Member, ApiError> {
+pub(crate) fn live(member: Option<Member>) -> Result<Member, ApiError> {
     member.filter(|m| !m.is_erased()).ok_or_else(no_member)
 }
 
 /// The same request again gets the first answer; another request under the same key is a 409.
-fn replay(stored_fingerprint: &str, fingerprint: &str, answer: Answer, code: &'static str, what: &str) -> Result<Answer, ApiError> {
+pub(crate) fn replay(stored_fingerprint: &str, fingerprint: &str, answer: Answer, code: &'static str, what: &str) -> Result<Answer, ApiError> {
     if stored_fingerprint == fingerprint {
         Ok(answer)
     } else {
@@ -146,7 +176,7 @@ fn replay(stored_fingerprint: &str, fingerprint: &str, answer: Answer, code: &'s
     }
 }
 
-fn contended() -> ApiError {
+pub(crate) fn contended() -> ApiError {
     StoreError::Contended.into()
 }
 
@@ -168,13 +198,16 @@ pub async fn purchase(app: &App, id: &MemberId, req: PurchaseRequest) -> Result<
     http::id_param(&req.order_id, "orderId", "invalid_order_id")?;
     points::validate_purchase(&req, rules, app.env.clock.now()).map_err(refused)?;
     let fingerprint = http::fingerprint(&req);
-    let order_sk = keys::order_sk(&req.order_id);
+    let (order_sk, checkout_sk) = (keys::order_sk(&req.order_id), keys::checkout_sk(&req.order_id));
     for attempt in 0..MAX_ATTEMPTS {
         let now = app.env.clock.now();
         let today = program_date(rules.time_zone, now);
-        let mut read = store.points_read(id.as_str(), std::slice::from_ref(&order_sk)).await?;
+        let mut read = store.points_read(id.as_str(), &[order_sk.clone(), checkout_sk.clone()]).await?;
         if let Some(o) = read.take::<OrderItem>(&order_sk)? {
             return replay(&o.order.fingerprint, &fingerprint, Answer { status: 201, body: o.order.answer }, "order_conflict", "this orderId");
+        }
+        if read.take::<CheckoutItem>(&checkout_sk)?.is_some_and(|c| c.state == CheckoutState::Held) {
+            return Err(ApiError::conflict("checkout_open", "this order has an open checkout: confirm or cancel it instead of reporting a plain purchase"));
         }
         let mut member = live(read.member.take())?;
         let read_version = member.version;
@@ -183,44 +216,43 @@ pub async fn purchase(app: &App, id: &MemberId, req: PurchaseRequest) -> Result<
         let p = points::apply_purchase(&mut member, rules, &req, &read.windows, now);
         entries.push(p.entry.clone());
         let answer = Answer::created(&Purchased { order_id: &req.order_id, points_earned: p.points, points: member.wallet.balance.0, tier: member.tier, tier_changed: p.tier_change.is_some() })?;
-        let order = OrderRecord {
-            order_id: req.order_id.clone(),
-            paid: req.amount,
-            earned: p.points,
-            day: program_date(rules.time_zone, req.occurred_at).min(today),
-            occurred_at: req.occurred_at,
-            refunded: loyalty::Fen::ZERO,
-            clawed_back: 0,
-            refunds: Vec::new(),
-            fingerprint: fingerprint.clone(),
-            answer: answer.body.clone(),
-        };
+        let day = program_date(rules.time_zone, req.occurred_at).min(today);
+        let order = OrderRecord::purchase(&req, p.points, day, fingerprint.clone(), answer.body.clone());
         let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
         writes.push(store.put(&OrderItem::new(id.as_str(), order), Some(Cond::absent()))?);
-        if let Some(change) = p.tier_change.clone() {
-            tracing::info!(member_id = %id, from = %change.from, to = %change.to, "tier upgraded");
-            writes.push(store.put(&TierChangeItem::new(id.as_str(), change), None)?);
-        }
-        if p.first_purchase {
-            if let Some(referrer_id) = member.referred_by.clone().filter(|r| r != id) {
-                // The documented exception to one read per call: once per member lifetime,
-                // the referrer's record is read to credit the reward in this same transaction.
-                // Its version condition makes the reward land exactly once with the order.
-                if let Some(mut referrer) = store.member(referrer_id.as_str()).await?.filter(|r| !r.is_erased()) {
-                    let referrer_version = referrer.version;
-                    referrer.version += 1;
-                    let mut rentries: Vec<LedgerEntry> = points::expire(&mut referrer, rules, today, now).into_iter().collect();
-                    rentries.push(points::apply_referral(&mut referrer, rules, id.as_str(), today, now));
-                    writes.extend(store.member_change(&referrer, referrer_version, rentries, rules, now)?);
-                }
-            }
-        }
+        writes.extend(purchase_side_writes(app, id, &member, &p, today, now).await?);
         if store.commit(writes, attempt).await? == Commit::Done {
             tracing::info!(member_id = %id, points = p.points, "purchase recorded");
             return Ok(answer);
         }
     }
     Err(contended())
+}
+
+/// What a recorded purchase adds to its transaction besides the member and the order: the
+/// tier change, and on the member's first purchase the referrer's reward.
+pub(crate) async fn purchase_side_writes(app: &App, id: &MemberId, member: &Member, p: &points::Purchased, today: NaiveDate, now: DateTime<Utc>) -> Result<Vec<TransactWriteItem>, ApiError> {
+    let (store, rules) = (&app.env.store, &*app.env.rules);
+    let mut writes = Vec::new();
+    if let Some(change) = p.tier_change.clone() {
+        tracing::info!(member_id = %id, from = %change.from, to = %change.to, "tier upgraded");
+        writes.push(store.put(&TierChangeItem::new(id.as_str(), change), None)?);
+    }
+    if p.first_purchase {
+        if let Some(referrer_id) = member.referred_by.clone().filter(|r| r != id) {
+            // The documented exception to one read per call: once per member lifetime,
+            // the referrer's record is read to credit the reward in this same transaction.
+            // Its version condition makes the reward land exactly once with the order.
+            if let Some(mut referrer) = store.member(referrer_id.as_str()).await?.filter(|r| !r.is_erased()) {
+                let referrer_version = referrer.version;
+                referrer.version += 1;
+                let mut rentries: Vec<LedgerEntry> = points::expire(&mut referrer, rules, today, now).into_iter().collect();
+                rentries.push(points::apply_referral(&mut referrer, rules, id.as_str(), today, now));
+                writes.extend(store.member_change(&referrer, referrer_version, rentries, rules, now)?);
+            }
+        }
+    }
+    Ok(writes)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -234,6 +266,10 @@ struct Refunded<'a> {
     amount: loyalty::Fen,
     refunded_total: loyalty::Fen,
     points_clawed_back: i64,
+    /// Points the order spent at checkout, given back in proportion to the refund.
+    points_returned: i64,
+    /// Coupons given back (a full refund, while they are still valid).
+    coupons_returned: &'a [String],
     points: i64,
 }
 
@@ -259,93 +295,30 @@ pub async fn refund(app: &App, id: &MemberId, req: RefundRequest) -> Result<Answ
         let read_version = member.version;
         member.version += 1;
         let mut entries: Vec<LedgerEntry> = points::expire(&mut member, rules, today, now).into_iter().collect();
-        let (clawed, entry) = points::apply_refund(&mut member, rules, &mut order.order, &req, now).map_err(refused)?;
-        entries.extend(entry);
+        let done = points::apply_refund(&mut member, rules, &mut order.order, &req, now).map_err(refused)?;
+        entries.extend(done.entries);
+        // Given-back points keep their first earning day: any whose life has ended go at once.
+        entries.extend(points::expire(&mut member, rules, today, now));
         let answer = Answer::created(&Refunded {
             order_id: &req.order_id,
             refund_id: &req.refund_id,
             amount: req.amount,
             refunded_total: order.order.refunded,
-            points_clawed_back: clawed,
+            points_clawed_back: done.clawed_back,
+            points_returned: done.points_returned,
+            coupons_returned: &done.coupons_returned,
             points: member.wallet.balance.0,
         })?;
-        order.order.refunds.push(RefundRecord { refund_id: req.refund_id.clone(), amount: req.amount, clawed_back: clawed, fingerprint: fingerprint.clone(), answer: answer.body.clone() });
+        order.order.refunds.push(RefundRecord { refund_id: req.refund_id.clone(), amount: req.amount, clawed_back: done.clawed_back, fingerprint: fingerprint.clone(), answer: answer.body.clone() });
         let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
         // The order only ever changes together with its member, whose version is checked.
         writes.push(store.put(&order, Some(Cond::present()))?);
         writes.push(store.put(&Receipt::new(id.as_str(), keys::REFUND_SCOPE, &req.refund_id, fingerprint.clone(), answer.status, answer.body.clone(), now), Some(Cond::absent()))?);
+        for code in &done.coupons_returned {
+            writes.push(store.return_coupon_write(id.as_str(), code, &req.order_id)?);
+        }
         if store.commit(writes, attempt).await? == Commit::Done {
-            tracing::info!(member_id = %id, clawed, "refund recorded");
-            return Ok(answer);
-        }
-    }
-    Err(contended())
-}
-
-// ---------------------------------------------------------------------------------------
-// Redemptions
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Redeemed<'a> {
-    points_redeemed: i64,
-    amount_off: loyalty::Fen,
-    currency: &'a str,
-    points: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    order_id: Option<&'a str>,
-}
-
-/// Idempotency-key receipts are kept this long; order-keyed ones stay.
-const KEY_RECEIPT_DAYS: i64 = 30;
-
-pub async fn redeem(app: &App, id: &MemberId, req: RedemptionRequest, idempotency_key: Option<String>) -> Result<Answer, ApiError> {
-    let (store, rules) = (&app.env.store, &*app.env.rules);
-    if let Some(o) = &req.order_id {
-        http::id_param(o, "orderId", "invalid_order_id")?;
-    }
-    let step = rules.points.redemption_step.max(1);
-    if req.points <= 0 || req.points % step != 0 {
-        return Err(refused(PointsError::InvalidRedemptionPoints(step)));
-    }
-    // An order redeems once; otherwise the client's Idempotency-Key names the request.
-    let (key, expires) = match (&req.order_id, idempotency_key) {
-        (Some(o), _) => (format!("order:{o}"), false),
-        (None, Some(k)) => (format!("key:{k}"), true),
-        (None, None) => {
-            return Err(ApiError::bad_request(
-                "idempotency_key_required",
-                "a redemption spends points: send an Idempotency-Key header or an orderId, so that a retried request cannot spend twice",
-            ))
-        }
-    };
-    let fingerprint = http::fingerprint(&req);
-    let receipt_sk = keys::receipt_sk(keys::REDEEM_SCOPE, &key);
-    for attempt in 0..MAX_ATTEMPTS {
-        let now = app.env.clock.now();
-        let today = program_date(rules.time_zone, now);
-        let mut read = store.points_read(id.as_str(), std::slice::from_ref(&receipt_sk)).await?;
-        if let Some(r) = read.take::<Receipt>(&receipt_sk)? {
-            return replay(&r.fingerprint, &fingerprint, Answer { status: r.status, body: r.body }, "idempotency_key_reused", "this redemption key");
-        }
-        let mut member = live(read.member.take())?;
-        let read_version = member.version;
-        member.version += 1;
-        let mut entries: Vec<LedgerEntry> = points::expire(&mut member, rules, today, now).into_iter().collect();
-        entries.push(points::apply_redemption(&mut member, rules, req.points, &key, now).map_err(refused)?);
-        let answer = Answer::created(&Redeemed {
-            points_redeemed: req.points,
-            amount_off: points::redemption_value(rules, req.points),
-            currency: &rules.currency,
-            points: member.wallet.balance.0,
-            order_id: req.order_id.as_deref(),
-        })?;
-        let mut receipt = Receipt::new(id.as_str(), keys::REDEEM_SCOPE, &key, fingerprint.clone(), answer.status, answer.body.clone(), now);
-        receipt.expires_at = expires.then(|| (now + chrono::Duration::days(KEY_RECEIPT_DAYS)).timestamp());
-        let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
-        writes.push(store.put(&receipt, Some(Cond::absent()))?);
-        if store.commit(writes, attempt).await? == Commit::Done {
-            tracing::info!(member_id = %id, points = req.points, "points redeemed");
+            tracing::info!(member_id = %id, clawed = done.clawed_back, returned = done.points_returned, "refund recorded");
             return Ok(answer);
         }
     }
@@ -440,7 +413,7 @@ pub const MAX_PAGE: i32 = 100;
 
 async fn ledger(app: &App, req: &Request, id: &str) -> Result<LedgerView, ApiError> {
     let id = member_param(id)?;
-    caller(req).require_member(&id)?;
+    app.env.caller(req).require_member(&id)?;
     let limit = match http::query_param(req, "limit") {
         None => DEFAULT_PAGE,
         Some(l) => l.parse::<i32>().ok().filter(|l| (1..=MAX_PAGE).contains(l)).ok_or_else(|| ApiError::bad_request("invalid_limit", format!("limit must be a whole number from 1 to {MAX_PAGE}")))?,
@@ -467,48 +440,6 @@ pub fn decode_cursor(c: &str) -> Result<String, ApiError> {
     }
     let bytes = (0..c.len()).step_by(2).map(|i| c.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect::<Option<Vec<u8>>>().ok_or_else(bad)?;
     String::from_utf8(bytes).ok().filter(|s| s.starts_with(keys::LEDGER_PREFIX)).ok_or_else(bad)
-}
-
-// ---------------------------------------------------------------------------------------
-// SQS order events
-
-/// One message of the order-events queue: `type` and `memberId`, then the fields of the
-/// matching HTTP body, e.g.
-/// `{"type":"purchase","memberId":"m1","orderId":"o1","amount":12900,"currency":"CNY","channel":"online","occurredAt":"2026-11-27T08:00:00Z"}`
-/// or `{"type":"refund","memberId":"m1","orderId":"o1","refundId":"r1","amount":2900}`.
-pub async fn order_event(app: &App, body: &str) -> Result<Answer, ApiError> {
-    let bad = |m: String| ApiError::bad_request("invalid_order_event", m);
-    let mut v: Value = serde_json::from_str(body).map_err(|e| bad(format!("not JSON: {e}")))?;
-    let obj = v.as_object_mut().ok_or_else(|| bad("the message must be a JSON object".into()))?;
-    let kind = obj.remove("type").and_then(|t| t.as_str().map(str::to_string)).ok_or_else(|| bad("type is required".into()))?;
-    let member = obj.remove("memberId").and_then(|t| t.as_str().and_then(MemberId::parse)).ok_or_else(|| bad("memberId is missing or invalid".into()))?;
-    match kind.as_str() {
-        "purchase" => purchase(app, &member, serde_json::from_value(v).map_err(|e| bad(e.to_string()))?).await,
-        "refund" => refund(app, &member, serde_json::from_value(v).map_err(|e| bad(e.to_string()))?).await,
-        other => Err(bad(format!("unknown type {:?}: purchase or refund", other.chars().take(20).collect::<String>()))),
-    }
-}
-
-/// Each message is handled on its own; the failed ones are reported so that only they are
-/// redelivered (and reach the dead-letter queue after the queue's maxReceiveCount). A retried
-/// event that was already recorded replays its first answer: a success. Invalid messages, a
-/// refused order (422), an unknown member or order (404) and a recorded orderId/refundId with
-/// another body (409) are failures: they end in the dead-letter queue for an operator.
-pub async fn handle_sqs(app: &App, event: SqsEvent) -> SqsBatchResponse {
-    let mut out = SqsBatchResponse::default();
-    for record in event.records {
-        let id = record.message_id.clone().unwrap_or_default();
-        match order_event(app, record.body.as_deref().unwrap_or_default()).await {
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(message_id = %id, code = e.code(), status = e.status(), "order event failed");
-                let mut f = BatchItemFailure::default();
-                f.item_identifier = id;
-                out.batch_item_failures.push(f);
-            }
-        }
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ use chrono::{DateTime, Utc};
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use loyalty::app::Env;
-use loyalty::auth::caller;
 use loyalty::coupon::{self, CodeKey};
 use loyalty::http::{self, json_body};
 use loyalty::ledger::{EntryKind, LedgerEntry};
@@ -49,7 +48,7 @@ struct Joined<'a> {
 const REFERRAL_CODE_TRIES: usize = 5;
 
 async fn join(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
-    let id = caller(req).member_id()?.clone();
+    let id = app.env.caller(req).member_id()?.clone();
     let body: SignupRequest = json_body(req)?;
     let fingerprint = http::fingerprint(&body);
     let (rules, store, now) = (&app.env.rules, &app.env.store, app.env.clock.now());
@@ -116,7 +115,7 @@ fn member_param(id: &str) -> Result<MemberId, ApiError> {
 
 async fn profile(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
     let id = member_param(id)?;
-    caller(req).require_member(&id)?;
+    app.env.caller(req).require_member(&id)?;
     let (member, coupons) = match app.env.store.member_with_coupons(id.as_str()).await? {
         Some((m, c)) if !m.is_erased() => (m, c),
         _ => return Err(ApiError::not_found("member_not_found", "no such member")),
@@ -126,7 +125,7 @@ async fn profile(app: &App, req: &Request, id: &str) -> Result<Response<Body>, A
 
 async fn erase(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
     let id = member_param(id)?;
-    caller(req).require_member(&id)?;
+    app.env.caller(req).require_member(&id)?;
     if !app.env.store.erase_member(id.as_str(), &app.env.rules, app.env.clock.now()).await? {
         return Err(ApiError::not_found("member_not_found", "no such member"));
     }

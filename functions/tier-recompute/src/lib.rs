@@ -53,7 +53,7 @@ impl App {
             Err(_) => 600,
         };
         Ok(App {
-            env: Env { store, rules: Arc::new(rules), clock: Clock::System },
+            env: Env { store, rules: Arc::new(rules), clock: Clock::System, principals: Arc::new(loyalty::auth::Principals::from_env()) },
             sqs: aws_sdk_sqs::Client::new(&config),
             queue_url,
             budget: Duration::from_secs(budget),

@@ -10,6 +10,7 @@
 //! | `MEMBER#<id>` | `COUPON#<code>` | an issued coupon |
 //! | `MEMBER#<id>` | `LEDGER#<time>#<kind>#<ref>` | a points ledger entry |
 //! | `MEMBER#<id>` | `ORDER#<orderId>` | a purchase and its refunds |
+//! | `MEMBER#<id>` | `CHECKOUT#<orderId>` | a checkout: its quote, state and answers |
 //! | `MEMBER#<id>` | `RECEIPT#<scope>#<key>` | the first answer to an idempotent request |
 //! | `MEMBER#<id>` | `TIER#<time>` | a tier change |
 //! | `EMAIL#<sha256>` / `PHONE#<sha256>` | `#UNIQUE` | uniqueness of contact details |
@@ -46,6 +47,10 @@ pub fn ledger_sk(at: DateTime<Utc>, kind: &str, reference: &str) -> String {
 
 pub fn order_sk(order_id: &str) -> String {
     format!("ORDER#{order_id}")
+}
+
+pub fn checkout_sk(order_id: &str) -> String {
+    format!("CHECKOUT#{order_id}")
 }
 
 pub fn receipt_sk(scope: &str, key: &str) -> String {

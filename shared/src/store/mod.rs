@@ -3,7 +3,7 @@
 
 pub mod coupon;
 pub mod issue;
-pub mod redeem;
+pub mod checkout;
 pub mod keys;
 pub mod ledger;
 pub mod member;
@@ -14,7 +14,7 @@ pub mod campaign;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -80,6 +80,25 @@ impl Store {
             del = del.condition_expression(c.expr).set_expression_attribute_names(c.names).set_expression_attribute_values(c.values);
         }
         Ok(TransactWriteItem::builder().delete(del.build().map_err(sdk)?).build())
+    }
+
+    /// An UpdateItem in a transaction: `update.expr` is the update expression; its names and
+    /// values share one placeholder space with the condition's.
+    pub fn update(&self, pk: &str, sk: &str, update: Cond, condition: Cond) -> Result<TransactWriteItem, StoreError> {
+        let mut names = update.names.unwrap_or_default();
+        names.extend(condition.names.unwrap_or_default());
+        let mut values = update.values.unwrap_or_default();
+        values.extend(condition.values.unwrap_or_default());
+        let u = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .update_expression(update.expr)
+            .condition_expression(condition.expr)
+            .set_expression_attribute_names((!names.is_empty()).then_some(names))
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .build()
+            .map_err(sdk)?;
+        Ok(TransactWriteItem::builder().update(u).build())
     }
 
     pub fn check(&self, pk: &str, sk: &str, condition: Cond) -> Result<TransactWriteItem, StoreError> {

@@ -47,9 +47,21 @@ async fn main() {
     let n: usize = std::env::var("BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
     let h = harness().await;
     let signup = signup::App { env: h.env.clone(), codes: code_key() };
-    let points = purchase_points::App { env: h.env.clone() };
+    let points = h.points_app();
     let coupons = coupon_issue::App { env: h.env.clone(), codes: code_key(), queue: None };
-    let names = ["signup (POST /members)", "profile (GET /members/{id})", "purchase", "refund", "redemption", "check-in", "ledger page", "coupon list", "coupon redeem"];
+    let names = [
+        "signup (POST /members)",
+        "profile (GET /members/{id})",
+        "purchase (order system)",
+        "refund (order system)",
+        "checkout quote + hold (coupon and points)",
+        "checkout confirm",
+        "check-in",
+        "ledger page",
+        "coupon list",
+        "checkout preview (member)",
+        "checkout cancel",
+    ];
     let mut ops: Vec<Op> = names.iter().map(|n| Op::new(n)).collect();
     let now = chrono::Utc::now();
     for i in 0..n {
@@ -59,20 +71,25 @@ async fn main() {
         let joined = timed(&h, &mut ops[0], 201, signup::handle(&signup, request("POST", "/members", Some(&body), me()))).await;
         timed(&h, &mut ops[1], 200, signup::handle(&signup, request("GET", &format!("/members/{id}"), None, me()))).await;
         let order = format!("o-{i}");
+        let internal = |route: &str| format!("/internal/members/{id}/{route}");
+        let os = || As::OrderSystem;
         let purchase = json!({"orderId": order, "amount": 25_000, "currency": "CNY", "channel": "online", "occurredAt": now.to_rfc3339()}).to_string();
-        timed(&h, &mut ops[2], 201, purchase_points::handle(&points, request("POST", &format!("/members/{id}/purchases"), Some(&purchase), me()))).await;
+        timed(&h, &mut ops[2], 201, purchase_points::handle(&points, request("POST", &internal("purchases"), Some(&purchase), os()))).await;
         let refund = json!({"orderId": order, "refundId": format!("r-{i}"), "amount": 5_000}).to_string();
-        timed(&h, &mut ops[3], 201, purchase_points::handle(&points, request("POST", &format!("/members/{id}/refunds"), Some(&refund), me()))).await;
-        let redeem = json!({"points": 100}).to_string();
-        let key = format!("k-{i}");
-        timed(&h, &mut ops[4], 201, purchase_points::handle(&points, request_with_headers("POST", &format!("/members/{id}/redemptions"), Some(&redeem), me(), &[("idempotency-key", &key)]))).await;
-        let checkin = json!({"type": "checkin", "refId": format!("c-{i}")}).to_string();
-        timed(&h, &mut ops[5], 201, purchase_points::handle(&points, request("POST", &format!("/members/{id}/activities"), Some(&checkin), me()))).await;
-        timed(&h, &mut ops[6], 200, purchase_points::handle(&points, request("GET", &format!("/members/{id}/ledger?limit=20"), None, me()))).await;
-        timed(&h, &mut ops[7], 200, coupon_issue::api::handle(&coupons, request("GET", &format!("/members/{id}/coupons?status=active"), None, me()))).await;
+        timed(&h, &mut ops[3], 201, purchase_points::handle(&points, request("POST", &internal("refunds"), Some(&refund), os()))).await;
         let code = joined["welcomeCoupon"]["code"].as_str().expect("welcome coupon").to_string();
-        let redeem = json!({"memberId": id, "orderId": format!("o2-{i}"), "orderAmount": 12_000}).to_string();
-        timed(&h, &mut ops[8], 200, coupon_issue::api::handle(&coupons, request("POST", &format!("/coupons/{code}/redeem"), Some(&redeem), me()))).await;
+        let preview = json!({"amount": 12_000, "couponCodes": [code], "points": 100}).to_string();
+        timed(&h, &mut ops[9], 200, purchase_points::handle(&points, request("POST", &format!("/members/{id}/checkout-preview"), Some(&preview), me()))).await;
+        let checkout = json!({"orderId": format!("o2-{i}"), "amount": 12_000, "currency": "CNY", "channel": "online", "couponCodes": [code], "points": 100}).to_string();
+        timed(&h, &mut ops[4], 201, purchase_points::handle(&points, request("POST", &internal("checkouts"), Some(&checkout), os()))).await;
+        timed(&h, &mut ops[5], 200, purchase_points::handle(&points, request("POST", &internal(&format!("checkouts/o2-{i}/confirm")), None, os()))).await;
+        let abandoned = json!({"orderId": format!("o3-{i}"), "amount": 12_000, "currency": "CNY", "channel": "online", "points": 100}).to_string();
+        assert_eq!(answer(purchase_points::handle(&points, request("POST", &internal("checkouts"), Some(&abandoned), os())).await).0, 201);
+        timed(&h, &mut ops[10], 200, purchase_points::handle(&points, request("POST", &internal(&format!("checkouts/o3-{i}/cancel")), None, os()))).await;
+        let checkin = json!({"type": "checkin", "refId": format!("c-{i}")}).to_string();
+        timed(&h, &mut ops[6], 201, purchase_points::handle(&points, request("POST", &format!("/members/{id}/activities"), Some(&checkin), me()))).await;
+        timed(&h, &mut ops[7], 200, purchase_points::handle(&points, request("GET", &format!("/members/{id}/ledger?limit=20"), None, me()))).await;
+        timed(&h, &mut ops[8], 200, coupon_issue::api::handle(&coupons, request("GET", &format!("/members/{id}/coupons?status=active"), None, me()))).await;
     }
 
     println!("### Per API call ({n} calls each)\n");
@@ -134,13 +151,13 @@ async fn campaign_run(h: &Harness, worker: &coupon_issue::App) {
     let body = json!({"name": "Bench day", "segment": {"tiers": ["regular", "silver", "gold", "diamond"]},
         "coupon": {"title": "Bench 5 off", "offer": {"kind": "amount_off", "value": 500, "minSpend": 0}, "validDays": 1},
         "schedule": {"kind": "once", "at": "2030-01-01T00:00:00Z"}}).to_string();
-    let (s, created, _) = answer(member_day::handle_http(&app, request("POST", "/campaigns", Some(&body), As::Admin)).await);
+    let (s, created, _) = answer(member_day::handle_http(&app, request("POST", "/campaigns", Some(&body), As::Operator)).await);
     assert_eq!(s, 201, "{created}");
     let id = created["campaignId"].as_str().expect("campaign id").to_string();
     h.counter.reset();
     sqs_counter.reset();
     let t = Instant::now();
-    let (s, b, _) = answer(member_day::handle_http(&app, request("POST", &format!("/campaigns/{id}/run"), None, As::Admin)).await);
+    let (s, b, _) = answer(member_day::handle_http(&app, request("POST", &format!("/campaigns/{id}/run"), None, As::Operator)).await);
     assert_eq!(s, 202, "{b}");
     let (mut dispatch_sends, mut worker_msgs) = (0u64, 0u64);
     loop {
@@ -171,7 +188,7 @@ async fn campaign_run(h: &Harness, worker: &coupon_issue::App) {
         }
     }
     let secs = t.elapsed().as_secs_f64();
-    let (s, progress, _) = answer(member_day::handle_http(&app, request("GET", &format!("/campaigns/{id}"), None, As::Admin)).await);
+    let (s, progress, _) = answer(member_day::handle_http(&app, request("GET", &format!("/campaigns/{id}"), None, As::Operator)).await);
     assert_eq!(s, 200);
     let run = &progress["runs"][0];
     let targeted = run["targeted"].as_u64().unwrap_or(0);

@@ -1,0 +1,266 @@
+//! Checkout routes. The order system (IAM) quotes and holds, confirms at payment, cancels;
+//! the member (JWT) may only preview. Each call is ONE BatchGetItem (the member, the
+//! checkout, the order and the named coupons) and ONE TransactWriteItems; a confirm that is
+//! the member's first purchase also reads the referrer (see `purchase_side_writes`).
+
+use crate::{contended, live, purchase_side_writes, replay, Answer, App};
+use loyalty::calendar::program_date;
+use loyalty::checkout::{self, CheckoutError, CheckoutRequest, ConfirmRequest, PreviewRequest, Quote, Quoted};
+use loyalty::coupon::{self, Coupon, RedeemError, Redemption};
+use loyalty::http;
+use loyalty::ledger::LedgerEntry;
+use loyalty::member::MemberId;
+use loyalty::points;
+use loyalty::store::checkout::{CheckoutItem, CheckoutState, Outcome};
+use loyalty::store::coupon::CouponItem;
+use loyalty::store::keys;
+use loyalty::store::points::{Commit, OrderItem, PointsRead};
+use loyalty::store::{backoff, Cond, TxFailure, MAX_ATTEMPTS};
+use loyalty::{ApiError, Fen, TierCode};
+use serde::Serialize;
+use chrono::{DateTime, Utc};
+
+fn refused(e: CheckoutError) -> ApiError {
+    match e.status() {
+        409 => ApiError::conflict(e.code(), e.to_string()),
+        _ => ApiError::unprocessable(e.code(), e.to_string()),
+    }
+}
+
+/// The coupons named by `codes`, in that order, from what was read.
+fn coupons_read(read: &mut PointsRead, codes: &[String]) -> Result<Vec<Coupon>, ApiError> {
+    codes
+        .iter()
+        .map(|code| match read.take::<CouponItem>(&keys::coupon_sk(code))? {
+            Some(item) => Ok(item.coupon),
+            None => Err(refused(CheckoutError::CouponNotFound(code.clone()))),
+        })
+        .collect()
+}
+
+/// Checks what can be checked before reading: amount, currency, the list of codes.
+fn validate(app: &App, amount: Fen, currency: &str, codes: &[String]) -> Result<(), ApiError> {
+    let rules = &*app.env.rules;
+    checkout::validate_order(rules, amount, currency).map_err(refused)?;
+    checkout::validate_codes(rules, codes).map_err(refused)?;
+    // A malformed code cannot be anyone's: refuse it like an unknown one, before any read.
+    match codes.iter().find(|c| !coupon::looks_like_code(c)) {
+        Some(bad) => Err(refused(CheckoutError::CouponNotFound(bad.chars().take(20).collect()))),
+        None => Ok(()),
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Held<'a> {
+    order_id: &'a str,
+    state: &'static str,
+    hold_until: DateTime<Utc>,
+    #[serde(flatten)]
+    quote: &'a Quote,
+    points_available: i64,
+}
+
+/// Quote and hold: the order's coupons and points are held for it until `holdUntil`. The same
+/// request again while the hold lives answers the same quote; another request for the same
+/// order replaces the hold (one hold per order, never two, never none).
+pub async fn quote(app: &App, id: &MemberId, req: CheckoutRequest) -> Result<Answer, ApiError> {
+    let (store, rules) = (&app.env.store, &*app.env.rules);
+    http::id_param(&req.order_id, "orderId", "invalid_order_id")?;
+    validate(app, req.amount, &req.currency, &req.coupon_codes)?;
+    let fingerprint = http::fingerprint(&req);
+    let (checkout_sk, order_sk) = (keys::checkout_sk(&req.order_id), keys::order_sk(&req.order_id));
+    let mut sks = vec![checkout_sk.clone(), order_sk.clone()];
+    sks.extend(req.coupon_codes.iter().map(|c| keys::coupon_sk(c)));
+    for attempt in 0..MAX_ATTEMPTS {
+        let now = app.env.clock.now();
+        let today = program_date(rules.time_zone, now);
+        let mut read = store.points_read(id.as_str(), &sks).await?;
+        let existing = read.take::<CheckoutItem>(&checkout_sk)?;
+        if existing.as_ref().is_some_and(|c| c.state == CheckoutState::Confirmed) {
+            return Err(ApiError::conflict("checkout_confirmed", "this order's checkout is already confirmed"));
+        }
+        if read.items.contains_key(&order_sk) {
+            return Err(ApiError::conflict("order_already_recorded", "a purchase with this orderId is already recorded"));
+        }
+        let mut member = live(read.member.take())?;
+        if let Some(c) = existing.filter(|c| c.state == CheckoutState::Held && c.fingerprint == fingerprint) {
+            if member.live_holds(now).any(|h| h.order_id == req.order_id) {
+                return Ok(Answer { status: 201, body: c.answer });
+            }
+        }
+        let coupons = coupons_read(&mut read, &req.coupon_codes)?;
+        let read_version = member.version;
+        member.version += 1;
+        let entries: Vec<LedgerEntry> = points::expire(&mut member, rules, today, now).into_iter().collect();
+        let q = checkout::quote(rules, &member, Some(&req.order_id), req.amount, &coupons, req.points, now).map_err(refused)?;
+        let until = checkout::hold(&mut member, rules, &req.order_id, &q, now).map_err(refused)?;
+        let answer = Answer::created(&Held { order_id: &req.order_id, state: "held", hold_until: until, quote: &q, points_available: member.available_points(now, None) })?;
+        let quoted = Quoted { order_id: req.order_id.clone(), amount: req.amount, currency: req.currency.clone(), channel: req.channel, coupons, points: req.points, quote: q };
+        let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
+        writes.push(store.put_quote(&CheckoutItem::new(id.as_str(), quoted, until, fingerprint.clone(), answer.body.clone()))?);
+        if store.commit(writes, attempt).await? == Commit::Done {
+            tracing::info!(member_id = %id, "checkout held");
+            return Ok(answer);
+        }
+    }
+    Err(contended())
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ConfirmedView<'a> {
+    order_id: &'a str,
+    state: &'static str,
+    paid: Fen,
+    points_used: i64,
+    coupons_redeemed: Vec<&'a str>,
+    points_earned: i64,
+    points: i64,
+    tier: TierCode,
+    tier_changed: bool,
+}
+
+fn checkout_not_found() -> ApiError {
+    ApiError::not_found("checkout_not_found", "no checkout with this orderId for the member")
+}
+
+/// Confirm at payment: the held points are spent (a ledger entry naming the order), the
+/// coupons redeemed, and the purchase recorded on what was paid, in one transaction.
+pub async fn confirm(app: &App, id: &MemberId, order_id: &str, req: ConfirmRequest) -> Result<Answer, ApiError> {
+    let (store, rules) = (&app.env.store, &*app.env.rules);
+    http::id_param(order_id, "orderId", "invalid_order_id")?;
+    let fingerprint = http::fingerprint(&req);
+    let (checkout_sk, order_sk) = (keys::checkout_sk(order_id), keys::order_sk(order_id));
+    for attempt in 0..MAX_ATTEMPTS {
+        let now = app.env.clock.now();
+        let today = program_date(rules.time_zone, now);
+        let mut read = store.points_read(id.as_str(), &[checkout_sk.clone(), order_sk.clone()]).await?;
+        let item = read.take::<CheckoutItem>(&checkout_sk)?.ok_or_else(checkout_not_found)?;
+        match (&item.state, &item.outcome) {
+            (CheckoutState::Confirmed, Some(o)) => return replay(&o.fingerprint, &fingerprint, Answer { status: o.status, body: o.body.clone() }, "confirm_conflict", "this checkout's confirm"),
+            (CheckoutState::Cancelled, _) => return Err(ApiError::conflict("checkout_cancelled", "this checkout was cancelled; quote the order again")),
+            _ => {}
+        }
+        if read.items.contains_key(&order_sk) {
+            return Err(ApiError::conflict("order_already_recorded", "a purchase with this orderId is already recorded"));
+        }
+        if let Some(paid) = req.paid.filter(|p| *p != item.quoted.quote.payable) {
+            return Err(ApiError::conflict("amount_mismatch", format!("paid {paid} differs from the quote's payable {}", item.quoted.quote.payable)));
+        }
+        let mut member = live(read.member.take())?;
+        let read_version = member.version;
+        member.version += 1;
+        let mut entries: Vec<LedgerEntry> = points::expire(&mut member, rules, today, now).into_iter().collect();
+        let done = checkout::confirm(&mut member, rules, &item.quoted, &read.windows, now).map_err(refused)?;
+        entries.extend(done.entries);
+        let answer = Answer::with(
+            200,
+            &ConfirmedView {
+                order_id,
+                state: "confirmed",
+                paid: done.order.paid,
+                points_used: done.order.points_spent,
+                coupons_redeemed: item.quoted.coupons.iter().map(|c| c.code.as_str()).collect(),
+                points_earned: done.purchased.points,
+                points: member.wallet.balance.0,
+                tier: member.tier,
+                tier_changed: done.purchased.tier_change.is_some(),
+            },
+        )?;
+        let mut order = done.order;
+        order.fingerprint = format!("checkout:{fingerprint}");
+        order.answer = answer.body.clone();
+        let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
+        writes.push(store.put(&OrderItem::new(id.as_str(), order), Some(Cond::absent()))?);
+        let first_coupon = writes.len();
+        for (c, applied) in item.quoted.coupons.iter().zip(&item.quoted.quote.coupons) {
+            let r = Redemption { order_id: order_id.to_string(), order_amount: item.quoted.amount, discount: applied.discount, at: now };
+            writes.push(store.redeem_coupon_write(id.as_str(), &c.code, &r)?);
+        }
+        let coupon_writes = first_coupon..writes.len();
+        let outcome = Outcome { fingerprint: fingerprint.clone(), status: answer.status, body: answer.body.clone() };
+        writes.push(store.put_finished_checkout(&item.clone().finish(CheckoutState::Confirmed, outcome))?);
+        writes.extend(purchase_side_writes(app, id, &member, &done.purchased, today, now).await?);
+        match store.transact(writes).await {
+            Ok(()) => {
+                tracing::info!(member_id = %id, points_used = item.quoted.points, "checkout confirmed");
+                return Ok(answer);
+            }
+            Err(TxFailure::Conditions(failed)) => {
+                // Only a confirm of another order after this hold expired can have used the coupon.
+                if let Some(i) = failed.iter().find(|i| coupon_writes.contains(i)) {
+                    let code = item.quoted.coupons[i - first_coupon].code.clone();
+                    return Err(refused(CheckoutError::Coupon { code, why: RedeemError::AlreadyUsed }));
+                }
+                backoff(attempt).await
+            }
+            Err(TxFailure::Conflict) => backoff(attempt).await,
+            Err(TxFailure::Store(e)) => return Err(e.into()),
+        }
+    }
+    Err(contended())
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Cancelled<'a> {
+    order_id: &'a str,
+    state: &'static str,
+}
+
+/// Cancel: releases the holds. Cancelling twice answers the same; after a confirm it is a 409.
+pub async fn cancel(app: &App, id: &MemberId, order_id: &str) -> Result<Answer, ApiError> {
+    let (store, rules) = (&app.env.store, &*app.env.rules);
+    http::id_param(order_id, "orderId", "invalid_order_id")?;
+    let checkout_sk = keys::checkout_sk(order_id);
+    for attempt in 0..MAX_ATTEMPTS {
+        let now = app.env.clock.now();
+        let today = program_date(rules.time_zone, now);
+        let mut read = store.points_read(id.as_str(), std::slice::from_ref(&checkout_sk)).await?;
+        let item = read.take::<CheckoutItem>(&checkout_sk)?.ok_or_else(checkout_not_found)?;
+        match (&item.state, &item.outcome) {
+            (CheckoutState::Confirmed, _) => return Err(ApiError::conflict("checkout_confirmed", "this checkout is confirmed; refund the order instead")),
+            (CheckoutState::Cancelled, Some(o)) => return Ok(Answer { status: o.status, body: o.body.clone() }),
+            _ => {}
+        }
+        let mut member = live(read.member.take())?;
+        let read_version = member.version;
+        member.version += 1;
+        let entries: Vec<LedgerEntry> = points::expire(&mut member, rules, today, now).into_iter().collect();
+        checkout::release(&mut member, order_id, now);
+        let answer = Answer::with(200, &Cancelled { order_id, state: "cancelled" })?;
+        let outcome = Outcome { fingerprint: String::new(), status: answer.status, body: answer.body.clone() };
+        let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
+        writes.push(store.put_finished_checkout(&item.finish(CheckoutState::Cancelled, outcome))?);
+        if store.commit(writes, attempt).await? == Commit::Done {
+            tracing::info!(member_id = %id, "checkout cancelled");
+            return Ok(answer);
+        }
+    }
+    Err(contended())
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Preview<'a> {
+    #[serde(flatten)]
+    quote: &'a Quote,
+    points_available: i64,
+}
+
+/// The member's read-only preview: the same pricing, nothing held or written. The amount is
+/// the member's own claim, so the answer binds nothing; the order system's quote does.
+pub async fn preview(app: &App, id: &MemberId, req: PreviewRequest) -> Result<Answer, ApiError> {
+    let (store, rules) = (&app.env.store, &*app.env.rules);
+    validate(app, req.amount, &rules.currency, &req.coupon_codes)?;
+    let sks: Vec<String> = req.coupon_codes.iter().map(|c| keys::coupon_sk(c)).collect();
+    let now = app.env.clock.now();
+    let mut read = store.points_read(id.as_str(), &sks).await?;
+    let mut member = live(read.member.take())?;
+    let coupons = coupons_read(&mut read, &req.coupon_codes)?;
+    // Lots due to expire today are not spendable, as the next write would expire them.
+    points::expire(&mut member, rules, program_date(rules.time_zone, now), now);
+    let q = checkout::quote(rules, &member, None, req.amount, &coupons, req.points, now).map_err(refused)?;
+    Answer::with(200, &Preview { quote: &q, points_available: member.available_points(now, None) })
+}

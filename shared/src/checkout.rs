@@ -1,0 +1,398 @@
+//! Checkout: the order system asks what an order costs this member with some coupons and
+//! points, the engine answers a binding quote and holds the coupons and points for that
+//! order; at payment the order system confirms (the holds become a redemption and the
+//! purchase is recorded), or cancels. Pure rules over the member, the coupons as read and
+//! the clock; `purchase-points` persists what they decide.
+//!
+//! Holds live on the member record, so every check ("is this coupon or are these points held
+//! by another order?") is a pure function of one read, and every change is guarded by the
+//! member's version. A hold past its `until` holds nothing: it needs no call to expire.
+
+use crate::campaign::MultiplierWindow;
+use crate::coupon::{self, Coupon, Offer, RedeemError};
+use crate::ledger::{EntryKind, LedgerEntry};
+use crate::member::Member;
+use crate::money::{Fen, Points};
+use crate::points::{self, Channel, OrderRecord, PurchaseRequest, Purchased};
+use crate::rules::Rules;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The discount steps, applied in the rules' `checkout.applyOrder`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// The tier's member price (9折/8折/7折).
+    MemberDiscount,
+    Coupons,
+    Points,
+}
+
+/// `POST /internal/members/{id}/checkouts` (order system): quote and hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CheckoutRequest {
+    pub order_id: String,
+    /// The order's amount before loyalty discounts, in fen, as the order system priced it.
+    pub amount: Fen,
+    pub currency: String,
+    pub channel: Channel,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub coupon_codes: Vec<String>,
+    #[serde(default)]
+    pub points: i64,
+}
+
+/// `POST /members/{id}/checkout-preview` (the member): the same quote, nothing held.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PreviewRequest {
+    pub amount: Fen,
+    #[serde(default)]
+    pub coupon_codes: Vec<String>,
+    #[serde(default)]
+    pub points: i64,
+}
+
+/// `POST /internal/members/{id}/checkouts/{orderId}/confirm`: `paid`, when sent, must be the
+/// quote's payable amount (the order system charged what we quoted).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfirmRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paid: Option<Fen>,
+}
+
+/// Coupons and points held for one order until `until`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    #[serde(rename = "o")]
+    pub order_id: String,
+    #[serde(rename = "p", default)]
+    pub points: i64,
+    #[serde(rename = "c", default, skip_serializing_if = "Vec::is_empty")]
+    pub coupons: Vec<String>,
+    #[serde(rename = "u")]
+    pub until: DateTime<Utc>,
+}
+
+impl Hold {
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        now < self.until
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedCoupon {
+    pub code: String,
+    pub title: String,
+    pub discount: Fen,
+    pub free_shipping: bool,
+}
+
+/// What an order costs the member: each discount and what is left to pay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Quote {
+    pub amount: Fen,
+    pub member_discount: Fen,
+    pub coupons: Vec<AppliedCoupon>,
+    pub coupon_discount: Fen,
+    pub points_used: i64,
+    pub points_discount: Fen,
+    pub payable: Fen,
+    pub free_shipping: bool,
+    /// The most points this order could use now: the per-order cap and the member's
+    /// available points, in whole redemption steps.
+    pub max_points: i64,
+}
+
+impl Quote {
+    /// The same money terms (`max_points` may move with the member's balance).
+    pub fn same_terms(&self, other: &Quote) -> bool {
+        Quote { max_points: 0, ..self.clone() } == Quote { max_points: 0, ..other.clone() }
+    }
+}
+
+/// Why a checkout is refused; each maps to one status and a stable code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckoutError {
+    #[error("amount must be a positive number of fen")]
+    InvalidAmount,
+    #[error("amount is larger than the largest order accepted ({0})")]
+    AmountTooLarge(Fen),
+    #[error("currency must be CNY, got {0}")]
+    UnsupportedCurrency(String),
+    #[error("a coupon code is named twice")]
+    DuplicateCoupon,
+    #[error("at most {0} coupons on one order")]
+    TooManyCoupons(u8),
+    #[error("only stackable coupons may share an order; use one coupon")]
+    NotStackable,
+    #[error("coupon {0} is not one of this member's coupons")]
+    CouponNotFound(String),
+    #[error("coupon {code}: {why}")]
+    Coupon { code: String, why: RedeemError },
+    #[error("coupon {0} is held by another open checkout of this member")]
+    CouponOnHold(String),
+    #[error("points must be a non-negative multiple of {0}")]
+    InvalidPoints(i64),
+    #[error("{available} points are available (the rest are pending or held by open checkouts), {asked} asked")]
+    InsufficientPoints { available: i64, asked: i64 },
+    #[error("points may pay at most {max} points' worth of this order, {asked} asked")]
+    PointsOverCap { max: i64, asked: i64 },
+    #[error("the member already has {0} open checkouts; confirm or cancel one")]
+    TooManyOpenCheckouts(u8),
+    #[error("the hold expired and the order now prices differently; quote it again")]
+    QuoteChanged,
+}
+
+impl CheckoutError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            CheckoutError::InvalidAmount => "invalid_amount",
+            CheckoutError::AmountTooLarge(_) => "amount_too_large",
+            CheckoutError::UnsupportedCurrency(_) => "unsupported_currency",
+            CheckoutError::DuplicateCoupon => "duplicate_coupon",
+            CheckoutError::TooManyCoupons(_) => "too_many_coupons",
+            CheckoutError::NotStackable => "coupons_not_stackable",
+            CheckoutError::CouponNotFound(_) => "coupon_not_found",
+            CheckoutError::Coupon { why, .. } => why.code(),
+            CheckoutError::CouponOnHold(_) => "coupon_on_hold",
+            CheckoutError::InvalidPoints(_) => "invalid_points",
+            CheckoutError::InsufficientPoints { .. } => "insufficient_points",
+            CheckoutError::PointsOverCap { .. } => "points_over_cap",
+            CheckoutError::TooManyOpenCheckouts(_) => "too_many_open_checkouts",
+            CheckoutError::QuoteChanged => "quote_changed",
+        }
+    }
+
+    /// 409 where the member's state stands in the way (used, held, changed), 422 otherwise.
+    pub fn status(&self) -> u16 {
+        match self {
+            CheckoutError::Coupon { why: RedeemError::AlreadyUsed, .. } | CheckoutError::CouponOnHold(_) | CheckoutError::TooManyOpenCheckouts(_) | CheckoutError::QuoteChanged => 409,
+            _ => 422,
+        }
+    }
+}
+
+/// Checks the order's amount and currency against the rules.
+pub fn validate_order(rules: &Rules, amount: Fen, currency: &str) -> Result<(), CheckoutError> {
+    if amount.0 <= 0 {
+        return Err(CheckoutError::InvalidAmount);
+    }
+    if amount > rules.points.max_order_amount {
+        return Err(CheckoutError::AmountTooLarge(rules.points.max_order_amount));
+    }
+    if currency != rules.currency {
+        return Err(CheckoutError::UnsupportedCurrency(currency.chars().take(8).collect()));
+    }
+    Ok(())
+}
+
+/// Checks the list of codes before anything is read: no repeats, not too many.
+pub fn validate_codes(rules: &Rules, codes: &[String]) -> Result<(), CheckoutError> {
+    let max = rules.checkout.max_coupons_per_order;
+    if codes.len() > max as usize {
+        return Err(CheckoutError::TooManyCoupons(max));
+    }
+    let mut sorted: Vec<&String> = codes.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    if sorted.len() != codes.len() {
+        return Err(CheckoutError::DuplicateCoupon);
+    }
+    Ok(())
+}
+
+impl Member {
+    /// The holds that still hold something at `now`.
+    pub fn live_holds(&self, now: DateTime<Utc>) -> impl Iterator<Item = &Hold> {
+        self.holds.iter().filter(move |h| h.is_live(now))
+    }
+
+    /// Points held by open checkouts, except order `except`'s own hold.
+    pub fn points_on_hold(&self, now: DateTime<Utc>, except: Option<&str>) -> i64 {
+        self.live_holds(now).filter(|h| Some(h.order_id.as_str()) != except).map(|h| h.points).sum()
+    }
+
+    /// Points the member may spend now: the balance less what open checkouts hold.
+    pub fn available_points(&self, now: DateTime<Utc>, except: Option<&str>) -> i64 {
+        (self.wallet.balance.0 - self.points_on_hold(now, except)).max(0)
+    }
+}
+
+fn step_down(points: i64, step: i64) -> i64 {
+    points.max(0) / step * step
+}
+
+/// The quote for an order of `amount` using `coupons` (the member's, as read, in the order
+/// asked) and `points`, for order `order_id` (whose own hold, if any, is being replaced).
+pub fn quote(rules: &Rules, member: &Member, order_id: Option<&str>, amount: Fen, coupons: &[Coupon], points_asked: i64, now: DateTime<Utc>) -> Result<Quote, CheckoutError> {
+    let c = &rules.checkout;
+    let step = rules.points.redemption_step.max(1);
+    if points_asked < 0 || points_asked % step != 0 {
+        return Err(CheckoutError::InvalidPoints(step));
+    }
+    if coupons.len() > c.max_coupons_per_order as usize {
+        return Err(CheckoutError::TooManyCoupons(c.max_coupons_per_order));
+    }
+    if coupons.len() > 1 && !coupons.iter().all(|c| c.stackable) {
+        return Err(CheckoutError::NotStackable);
+    }
+    for coupon in coupons {
+        if member.live_holds(now).any(|h| Some(h.order_id.as_str()) != order_id && h.coupons.contains(&coupon.code)) {
+            return Err(CheckoutError::CouponOnHold(coupon.code.clone()));
+        }
+    }
+    let available = member.available_points(now, order_id);
+    let mut q = Quote {
+        amount,
+        member_discount: Fen::ZERO,
+        coupons: Vec::new(),
+        coupon_discount: Fen::ZERO,
+        points_used: 0,
+        points_discount: Fen::ZERO,
+        payable: amount,
+        free_shipping: false,
+        max_points: 0,
+    };
+    let mut left = amount;
+    for s in &c.apply_order {
+        match s {
+            Step::MemberDiscount => {
+                let pct = rules.tier(member.tier).discount_percent as i128;
+                q.member_discount = Fen((left.0 as i128 * pct / 100) as i64);
+                left -= q.member_discount;
+            }
+            Step::Coupons => {
+                // Minimum spend is checked against what enters this step; each coupon then
+                // takes its discount off what the coupons before it left.
+                let base = left;
+                for coupon in coupons {
+                    coupon::check_usable(coupon, member.tier, base, now).map_err(|why| CheckoutError::Coupon { code: coupon.code.clone(), why })?;
+                    let discount = coupon.offer.discount(left);
+                    left -= discount;
+                    q.coupon_discount += discount;
+                    let free_shipping = matches!(coupon.offer, Offer::FreeShipping { .. });
+                    q.free_shipping |= free_shipping;
+                    q.coupons.push(AppliedCoupon { code: coupon.code.clone(), title: coupon.title.clone(), discount, free_shipping });
+                }
+            }
+            Step::Points => {
+                let cap_fen = left.0 as i128 * c.max_points_percent as i128 / 100;
+                let cap = step_down((cap_fen * rules.points.redemption_points_per_cny as i128 / 100) as i64, step);
+                q.max_points = cap.min(step_down(available, step));
+                if points_asked > cap {
+                    return Err(CheckoutError::PointsOverCap { max: cap, asked: points_asked });
+                }
+                if points_asked > available {
+                    return Err(CheckoutError::InsufficientPoints { available, asked: points_asked });
+                }
+                q.points_used = points_asked;
+                q.points_discount = points::redemption_value(rules, points_asked);
+                left -= q.points_discount;
+            }
+        }
+    }
+    q.payable = left;
+    Ok(q)
+}
+
+/// Holds the quote's coupons and points for `order_id` until the rules' hold time has passed,
+/// replacing the order's earlier hold; dead holds are dropped. Answers the hold's end.
+pub fn hold(member: &mut Member, rules: &Rules, order_id: &str, q: &Quote, now: DateTime<Utc>) -> Result<DateTime<Utc>, CheckoutError> {
+    member.holds.retain(|h| h.is_live(now) && h.order_id != order_id);
+    let max = rules.checkout.max_open_checkouts;
+    if member.holds.len() >= max as usize {
+        return Err(CheckoutError::TooManyOpenCheckouts(max));
+    }
+    let until = now + Duration::minutes(rules.checkout.hold_minutes as i64);
+    member.holds.push(Hold { order_id: order_id.to_string(), points: q.points_used, coupons: q.coupons.iter().map(|c| c.code.clone()).collect(), until });
+    Ok(until)
+}
+
+/// Releases order `order_id`'s hold (and drops dead ones).
+pub fn release(member: &mut Member, order_id: &str, now: DateTime<Utc>) {
+    member.holds.retain(|h| h.is_live(now) && h.order_id != order_id);
+}
+
+/// A checkout as quoted: what the confirm needs to finish the order without reading the
+/// coupons again (their terms do not change once issued; whether one is still unused is
+/// the confirm's write condition).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Quoted {
+    pub order_id: String,
+    pub amount: Fen,
+    pub currency: String,
+    pub channel: Channel,
+    pub coupons: Vec<Coupon>,
+    pub points: i64,
+    pub quote: Quote,
+}
+
+/// What a confirm did: the ledger entries (points spent, points earned) and the purchase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirmed {
+    pub entries: Vec<LedgerEntry>,
+    pub purchased: Purchased,
+    /// The order as recorded (its fingerprint and answer are the caller's to fill).
+    pub order: OrderRecord,
+}
+
+/// Makes the holds final and records the purchase on what is paid. A live hold keeps its
+/// quote; an expired one is priced again and must come out the same (else `QuoteChanged`,
+/// or the reason a coupon or the points can no longer be used).
+pub fn confirm(member: &mut Member, rules: &Rules, quoted: &Quoted, windows: &[MultiplierWindow], now: DateTime<Utc>) -> Result<Confirmed, CheckoutError> {
+    let order_id = quoted.order_id.as_str();
+    let live = member.live_holds(now).any(|h| h.order_id == order_id);
+    if !live {
+        let again = quote(rules, member, Some(order_id), quoted.amount, &quoted.coupons, quoted.points, now)?;
+        if !again.same_terms(&quoted.quote) {
+            return Err(CheckoutError::QuoteChanged);
+        }
+    }
+    release(member, order_id, now);
+    let q = &quoted.quote;
+    let mut entries = Vec::new();
+    let spent_from: Option<NaiveDate> = member.wallet.lots.first().map(|l| l.earned_on);
+    if q.points_used > 0 {
+        // Held points can be gone by now (expired lots, a refund's clawback): say so.
+        member.wallet.spend(q.points_used).map_err(|_| CheckoutError::InsufficientPoints { available: member.wallet.balance.0.max(0), asked: q.points_used })?;
+        entries.push(LedgerEntry {
+            kind: EntryKind::Redemption,
+            points: Points(-q.points_used),
+            balance_after: member.wallet.balance,
+            reason: format!("{} off order {order_id}", q.points_discount),
+            reference: Some(order_id.to_string()),
+            at: now,
+        });
+    }
+    let purchase = PurchaseRequest { order_id: order_id.to_string(), amount: q.payable, currency: quoted.currency.clone(), channel: quoted.channel, occurred_at: now };
+    let purchased = points::apply_purchase(member, rules, &purchase, windows, now);
+    entries.push(purchased.entry.clone());
+    let order = OrderRecord {
+        order_id: order_id.to_string(),
+        paid: q.payable,
+        earned: purchased.points,
+        day: crate::calendar::program_date(rules.time_zone, now),
+        occurred_at: now,
+        refunded: Fen::ZERO,
+        clawed_back: 0,
+        refunds: Vec::new(),
+        fingerprint: String::new(),
+        answer: String::new(),
+        points_spent: q.points_used,
+        points_returned: 0,
+        spent_from: spent_from.filter(|_| q.points_used > 0),
+        coupons: quoted.coupons.iter().map(|c| points::UsedCoupon { code: c.code.clone(), valid_until: c.valid_until }).collect(),
+        coupons_returned: false,
+    };
+    Ok(Confirmed { entries, purchased, order })
+}
+
+#[cfg(test)]
+#[path = "checkout_tests.rs"]
+mod tests;
