@@ -55,12 +55,16 @@ pub struct PreviewRequest {
 }
 
 /// `POST /internal/members/{id}/checkouts/{orderId}/confirm`: `paid`, when sent, must be the
-/// quote's payable amount (the order system charged what we quoted).
+/// quote's payable amount (the order system charged what we quoted); `occurredAt` is when the
+/// payment happened as the order system recorded it (default: now), which dates the points
+/// lot and the spend and decides the member-day multiplier, as for a plain purchase.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConfirmRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paid: Option<Fen>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurred_at: Option<DateTime<Utc>>,
 }
 
 /// Coupons and points held for one order until `until`.
@@ -345,7 +349,7 @@ pub struct Confirmed {
 /// Makes the holds final and records the purchase on what is paid. A live hold keeps its
 /// quote; an expired one is priced again and must come out the same (else `QuoteChanged`,
 /// or the reason a coupon or the points can no longer be used).
-pub fn confirm(member: &mut Member, rules: &Rules, quoted: &Quoted, windows: &[MultiplierWindow], now: DateTime<Utc>) -> Result<Confirmed, CheckoutError> {
+pub fn confirm(member: &mut Member, rules: &Rules, quoted: &Quoted, windows: &[MultiplierWindow], occurred_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<Confirmed, CheckoutError> {
     let order_id = quoted.order_id.as_str();
     let live = member.live_holds(now).any(|h| h.order_id == order_id);
     if !live {
@@ -370,15 +374,15 @@ pub fn confirm(member: &mut Member, rules: &Rules, quoted: &Quoted, windows: &[M
             at: now,
         });
     }
-    let purchase = PurchaseRequest { order_id: order_id.to_string(), amount: q.payable, currency: quoted.currency.clone(), channel: quoted.channel, occurred_at: now };
+    let purchase = PurchaseRequest { order_id: order_id.to_string(), amount: q.payable, currency: quoted.currency.clone(), channel: quoted.channel, occurred_at };
     let purchased = points::apply_purchase(member, rules, &purchase, windows, now);
     entries.push(purchased.entry.clone());
     let order = OrderRecord {
         order_id: order_id.to_string(),
         paid: q.payable,
         earned: purchased.points,
-        day: crate::calendar::program_date(rules.time_zone, now),
-        occurred_at: now,
+        day: crate::calendar::program_date(rules.time_zone, occurred_at).min(crate::calendar::program_date(rules.time_zone, now)),
+        occurred_at,
         refunded: Fen::ZERO,
         clawed_back: 0,
         refunds: Vec::new(),

@@ -122,7 +122,7 @@ fn confirm_spends_the_held_points_and_earns_on_what_was_paid() {
     let q = quote(&r, &m, Some("o1"), Fen(20_000), std::slice::from_ref(&c), 3_000, now()).unwrap();
     hold(&mut m, &r, "o1", &q, now()).unwrap();
     let quoted = Quoted { order_id: "o1".into(), amount: Fen(20_000), currency: "CNY".into(), channel: Channel::Online, coupons: vec![c], points: 3_000, quote: q };
-    let done = confirm(&mut m, &r, &quoted, &[], now()).unwrap();
+    let done = confirm(&mut m, &r, &quoted, &[], now(), now()).unwrap();
     // 200 − 10 − 30 = 160 CNY paid → 160 points; 5,000 − 3,000 + 160.
     assert_eq!((done.order.paid, done.purchased.points, m.wallet.balance.0), (Fen(16_000), 160, 2_160));
     assert_eq!(done.entries.iter().map(|e| e.points.0).sum::<i64>(), -3_000 + 160);
@@ -142,13 +142,13 @@ fn an_expired_hold_is_priced_again_at_confirm() {
     let q2 = quote(&r, &m, Some("o2"), Fen(20_000), &[], 3_000, later).unwrap();
     let mut other = m.clone();
     hold(&mut other, &r, "o2", &q2, later).unwrap();
-    assert_eq!(confirm(&mut other.clone(), &r, &quoted, &[], later).unwrap_err().code(), "insufficient_points");
+    assert_eq!(confirm(&mut other.clone(), &r, &quoted, &[], later, later).unwrap_err().code(), "insufficient_points");
     // The member became Silver meanwhile: the price changed.
     let mut silver = m.clone();
     silver.tier = TierCode::Silver;
-    assert_eq!(confirm(&mut silver, &r, &quoted, &[], later).unwrap_err(), CheckoutError::QuoteChanged);
+    assert_eq!(confirm(&mut silver, &r, &quoted, &[], later, later).unwrap_err(), CheckoutError::QuoteChanged);
     // Nothing changed: the expired hold confirms.
-    assert!(confirm(&mut m, &r, &quoted, &[], later).is_ok());
+    assert!(confirm(&mut m, &r, &quoted, &[], later, later).is_ok());
 }
 
 #[test]
@@ -159,7 +159,7 @@ fn refunds_give_back_spent_points_in_proportion_and_coupons_on_a_full_refund() {
     let q = quote(&r, &m, Some("o1"), Fen(20_000), std::slice::from_ref(&c), 3_000, now()).unwrap();
     let quoted = Quoted { order_id: "o1".into(), amount: Fen(20_000), currency: "CNY".into(), channel: Channel::Online, coupons: vec![c.clone()], points: 3_000, quote: q };
     hold(&mut m, &r, "o1", &quoted.quote, now()).unwrap();
-    let mut order = confirm(&mut m, &r, &quoted, &[], now()).unwrap().order;
+    let mut order = confirm(&mut m, &r, &quoted, &[], now(), now()).unwrap().order;
     let refund = |id: &str, fen: i64| RefundRequest { order_id: "o1".into(), refund_id: id.into(), amount: Fen(fen) };
     let half = points::apply_refund(&mut m, &r, &mut order, &refund("r1", 8_000), now()).unwrap();
     assert_eq!((half.clawed_back, half.points_returned, half.coupons_returned.len()), (80, 1_500, 0));
@@ -213,7 +213,7 @@ proptest! {
                 Op::Confirm(i) => if let (Some(q), None) = (quoted[i].clone(), &orders[i]) {
                     let before = m.clone();
                     let was_live = m.live_holds(t).any(|h| h.order_id == q.order_id);
-                    match confirm(&mut m, &r, &q, &[], t) {
+                    match confirm(&mut m, &r, &q, &[], t, t) {
                         // The store's write condition refuses a coupon used meanwhile, which
                         // only an order confirmed after this hold expired can have done.
                         Ok(_) if !q.coupons.is_empty() && c.redemption.is_some() => {

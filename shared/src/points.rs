@@ -222,11 +222,18 @@ pub fn validate_purchase(req: &PurchaseRequest, rules: &Rules, now: DateTime<Utc
     if req.currency != rules.currency {
         return Err(PointsError::UnsupportedCurrency(req.currency.chars().take(8).collect()));
     }
-    if req.occurred_at > now + Duration::seconds(p.clock_skew_seconds) {
+    validate_occurred_at(rules, req.occurred_at, now)
+}
+
+/// When an order was paid: not in the future (beyond the clock skew), not so long ago that
+/// its points would already have expired.
+pub fn validate_occurred_at(rules: &Rules, occurred_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), PointsError> {
+    let p = &rules.points;
+    if occurred_at > now + Duration::seconds(p.clock_skew_seconds) {
         return Err(PointsError::OccurredInFuture);
     }
     let today = program_date(rules.time_zone, now);
-    if program_date(rules.time_zone, req.occurred_at) <= today - Duration::days(p.expiry_days as i64) {
+    if program_date(rules.time_zone, occurred_at) <= today - Duration::days(p.expiry_days as i64) {
         return Err(PointsError::OccurredTooLongAgo(p.expiry_days));
     }
     Ok(())

@@ -441,3 +441,19 @@ async fn a_refund_event_before_its_purchase_waits_and_is_applied_once_the_purcha
     assert!(dead.is_empty(), "nothing reached the dead-letter queue");
     t.assert_balanced(&id, 100 + 300 - 100).await;
 }
+
+#[tokio::test]
+async fn a_confirm_dated_by_the_order_system_earns_as_a_purchase_that_day() {
+    let t = setup().await;
+    let (id, _) = t.member().await;
+    assert_eq!(t.quote(&id, "md-1", 10_000, &[], 0).await.0, 201);
+    let confirm = |when: &str| json!({"occurredAt": when});
+    let (s, b, ct) = t.order_system("POST", &format!("/internal/members/{id}/checkouts/md-1/confirm"), Some(confirm("2026-11-21T04:00:00Z"))).await;
+    assert_problem(s, &b, &ct, 422, "occurred_at_in_future");
+    // Paid on the 18th (the member day, 2×), reported two days later.
+    let (s, b, _) = t.order_system("POST", &format!("/internal/members/{id}/checkouts/md-1/confirm"), Some(confirm("2026-11-18T04:00:00Z"))).await;
+    assert_eq!((s, b["pointsEarned"].as_i64()), (200, Some(200)), "{b}");
+    let m = t.h.env.store.member(&id).await.unwrap().unwrap();
+    assert_eq!(m.spend_days.iter().map(|d| d.day.to_string()).collect::<Vec<_>>(), vec!["2026-11-18"]);
+    t.assert_balanced(&id, 300).await;
+}

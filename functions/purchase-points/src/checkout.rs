@@ -148,11 +148,13 @@ pub async fn confirm(app: &App, id: &MemberId, order_id: &str, req: ConfirmReque
         if let Some(paid) = req.paid.filter(|p| *p != item.quoted.quote.payable) {
             return Err(ApiError::conflict("amount_mismatch", format!("paid {paid} differs from the quote's payable {}", item.quoted.quote.payable)));
         }
+        let occurred_at = req.occurred_at.unwrap_or(now);
+        points::validate_occurred_at(rules, occurred_at, now).map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
         let mut member = live(read.member.take())?;
         let read_version = member.version;
         member.version += 1;
         let mut entries: Vec<LedgerEntry> = points::expire(&mut member, rules, today, now).into_iter().collect();
-        let done = checkout::confirm(&mut member, rules, &item.quoted, &read.windows, now).map_err(refused)?;
+        let done = checkout::confirm(&mut member, rules, &item.quoted, &read.windows, occurred_at, now).map_err(refused)?;
         entries.extend(done.entries);
         let answer = Answer::with(
             200,
