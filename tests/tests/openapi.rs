@@ -5,13 +5,15 @@
 //!   authorizer (`memberJwt` for the JWT default, `sigv4` for AWS_IAM);
 //! - every operation is called through its function's real handler against the local stack
 //!   (on a table of its own), in a fixed order that builds the state the next ones need (a
-//!   member from the signup examples, purchases before refunds, a coupon before its
-//!   redemption, a campaign before its run): every request example gets the documented
-//!   success status and an answer valid against the documented response schema (a small
-//!   JSON-schema validator below, `additionalProperties: false` enforced);
+//!   member from the signup examples, purchases before refunds, a checkout quoted (held)
+//!   before it is confirmed or cancelled, a campaign before its run): every request example
+//!   gets the documented success status and an answer valid against the documented response
+//!   schema (a small JSON-schema validator below, `additionalProperties: false` enforced);
 //! - every problem example with `x-request` gets exactly its documented status, code, title
 //!   and detail; 401 and 403, where documented, are produced with no caller and with the
-//!   wrong caller; a request schema with `additionalProperties: false` is refused an unknown
+//!   wrong caller (another member on a member's route, the other kind of IAM caller on an
+//!   IAM route: an operator on the order system's, the order system on an operator's);
+//!   a request schema with `additionalProperties: false` is refused an unknown
 //!   field (400 unknown_field), and every field of a request schema is used by an example, so
 //!   a renamed field fails;
 //! - every problem `code` documented occurs in the code.
@@ -32,18 +34,21 @@ const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 const NOW: &str = "2026-11-27T10:00:00Z";
 
 /// The order in which the operations are exercised: each builds what the next ones need.
+/// The member joins (100 welcome points and the welcome coupon), buys twice, previews a
+/// checkout, has two quoted (held): the first is confirmed, the second cancelled; then the
+/// checkout order is refunded in full (its points and coupon come back).
 const ORDER: [&str; 17] = [
     "join",
     "recordPurchase",
-    "recordPurchaseForMember",
+    "previewCheckout",
+    "quoteCheckout",
+    "confirmCheckout",
+    "cancelCheckout",
     "recordRefund",
-    "recordRefundForMember",
-    "redeemPoints",
     "recordActivity",
     "getLedger",
     "listCoupons",
     "issueCoupon",
-    "redeemCoupon",
     "getProfile",
     "createCampaign",
     "runCampaign",
@@ -75,7 +80,7 @@ fn security_schemes(doc: &Value, op: &Value) -> BTreeSet<String> {
     sec.as_array().into_iter().flatten().filter_map(Value::as_object).flat_map(|o| o.keys().cloned()).collect()
 }
 
-fn is_admin_op(doc: &Value, op: &Value) -> bool {
+fn is_iam_op(doc: &Value, op: &Value) -> bool {
     security_schemes(doc, op).contains("sigv4")
 }
 
@@ -230,6 +235,7 @@ fn documented_enums_are_the_rust_enums() {
         (format!("{s}/Offer"), rust_variants::<coupon::Offer>(true)),
         (format!("{s}/LedgerEntry/properties/kind"), rust_variants::<ledger::EntryKind>(false)),
         (format!("{s}/PurchaseRequest/properties/channel"), rust_variants::<points::Channel>(false)),
+        (format!("{s}/CheckoutRequest/properties/channel"), rust_variants::<points::Channel>(false)),
         (format!("{s}/ActivityRequest/properties/type"), rust_variants::<points::ActivityKind>(false)),
         (format!("{s}/ActivityResult/properties/type"), rust_variants::<points::ActivityKind>(false)),
         (format!("{s}/Schedule"), rust_variants::<campaign::Schedule>(true)),
@@ -364,7 +370,13 @@ fn the_validator_refuses_what_it_should() {
     assert!(conforms(&doc, &s("PurchaseRequest"), &missing, "r").is_err());
     assert!(conforms(&doc, &s("Offer"), &json!({"kind": "amount_off", "value": 5}), "o").is_ok());
     assert!(conforms(&doc, &s("Offer"), &json!({"kind": "amount_off", "percent": 5}), "o").is_err());
-    assert!(conforms(&doc, &s("RedemptionRequest"), &json!({"points": 150}), "p").is_err());
+    let quote = json!({"orderId": "o-1", "amount": 12800, "currency": "CNY", "channel": "online", "couponCodes": ["ABCDEFGHJKMN"], "points": 500});
+    assert!(conforms(&doc, &s("CheckoutRequest"), &quote, "q").is_ok());
+    for (field, bad) in [("points", json!(150)), ("points", json!(-100)), ("couponCodes", json!(["abc"])), ("couponCodes", json!("ABCDEFGHJKMN"))] {
+        let mut b = quote.clone();
+        b[field] = bad;
+        assert!(conforms(&doc, &s("CheckoutRequest"), &b, "q").is_err(), "{field}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -394,12 +406,18 @@ impl Apps {
     }
 }
 
-/// What the earlier operations made: the test member, their welcome coupon, a campaign.
+/// The examples' name for the test member's welcome coupon; the test puts in the real code.
+const WELCOME_COUPON: &str = "ABCDEFGHJKMN";
+
+/// What the earlier operations made: the test member, their welcome coupon, a campaign, the
+/// orders quoted (held) by quoteCheckout's examples (the first is confirmed, the last
+/// cancelled).
 #[derive(Default)]
 struct State {
     member: String,
     coupon: String,
     campaign: String,
+    held: Vec<String>,
 }
 
 /// How one request is sent: the example's extensions over the operation's defaults.
@@ -407,7 +425,8 @@ struct Call<'a> {
     method: &'a str,
     path: &'a str,
     op: &'a Value,
-    admin: bool,
+    /// IAM (sigv4) rather than the member's JWT.
+    iam: bool,
 }
 
 impl Call<'_> {
@@ -419,6 +438,10 @@ impl Call<'_> {
             "id" if self.path.starts_with("/campaigns") => state.campaign.clone(),
             "id" => state.member.clone(),
             "code" => state.coupon.clone(),
+            "orderId" => {
+                let held = if self.op["operationId"] == "cancelCheckout" { state.held.last() } else { state.held.first() };
+                held.cloned().unwrap_or_else(|| panic!("{} {}: no checkout quoted yet for {{orderId}}", self.method, self.path))
+            }
             other => panic!("{} {}: no value for path parameter {other}", self.method, self.path),
         }
     }
@@ -438,19 +461,40 @@ impl Call<'_> {
         url
     }
 
-    /// The usual caller: IAM for admin operations; otherwise the member whose resource it is
-    /// (a fresh identity for a signup).
+    /// The IAM caller the route is for: the order system under `/internal`, else operators.
+    fn iam_caller(&self) -> As {
+        if self.path.starts_with("/internal/") {
+            As::OrderSystem
+        } else {
+            As::Operator
+        }
+    }
+
+    /// The caller refused with 403: another member on a member's route, the other kind of
+    /// IAM caller on an IAM route.
+    fn wrong_caller(&self) -> As {
+        match (self.iam, self.op["operationId"] == "join") {
+            (true, _) if self.path.starts_with("/internal/") => As::Operator,
+            (true, _) => As::OrderSystem,
+            (false, true) => As::Operator,
+            (false, false) => As::Member(unique("other")),
+        }
+    }
+
+    /// The usual caller: the IAM kind the route is for; otherwise the member whose resource
+    /// it is (a fresh identity for a signup).
     fn caller(&self, state: &State, ex: &Value) -> As {
         match ex["x-caller"].as_str() {
             Some("member") => return As::Member(state.member.clone()),
             Some("other-member") => return As::Member(unique("other")),
-            Some("admin") => return As::Admin,
+            Some("operator") => return As::Operator,
+            Some("order-system") => return As::OrderSystem,
             Some("nobody") => return As::Nobody,
             Some(other) => panic!("unknown x-caller {other}"),
             None => {}
         }
-        if self.admin {
-            As::Admin
+        if self.iam {
+            self.iam_caller()
         } else if self.op["operationId"] == "join" {
             As::Member(unique("joiner"))
         } else if self.path.contains("{id}") {
@@ -463,9 +507,14 @@ impl Call<'_> {
     fn request(&self, state: &State, ex: &Value, body: Option<&Value>, who: As) -> Request {
         let body = body.map(|b| {
             let mut b = b.clone();
-            // The examples name the test member `m-1`.
+            // The examples name the test member `m-1` and their welcome coupon WELCOME_COUPON.
             if b.get("memberId") == Some(&json!("m-1")) {
                 b["memberId"] = json!(state.member);
+            }
+            if let Some(codes) = b.get_mut("couponCodes").and_then(Value::as_array_mut) {
+                for c in codes.iter_mut().filter(|c| *c == WELCOME_COUPON) {
+                    *c = json!(state.coupon);
+                }
             }
             b.to_string()
         });
@@ -486,9 +535,13 @@ fn success(op: &Value) -> (u16, Option<Value>) {
 }
 
 /// A problem example's answer: the documented status, content type, code, type, title and
-/// detail. Mismatches are collected, so that one run lists them all.
-fn check_problem(name: &str, got: (u16, Value, String), ex: &Value, status: &str, failures: &mut Vec<String>) {
-    let (s, body, ct) = got;
+/// detail (with the welcome coupon's real code read as WELCOME_COUPON). Mismatches are
+/// collected, so that one run lists them all.
+fn check_problem(name: &str, got: (u16, Value, String), ex: &Value, status: &str, state: &State, failures: &mut Vec<String>) {
+    let (s, mut body, ct) = got;
+    if let (Some(d), false) = (body["detail"].as_str(), state.coupon.is_empty()) {
+        body["detail"] = json!(d.replace(&state.coupon, WELCOME_COUPON));
+    }
     let want = &ex["value"];
     if s.to_string() != status || ct != "application/problem+json" {
         failures.push(format!("{name}: got {s} {ct} {body}, documented {status}"));
@@ -511,7 +564,7 @@ async fn every_operation_answers_as_documented() {
     let sqs = aws_sdk_sqs::Client::new(&h.sdk_config);
     let apps = Apps {
         signup: signup::App { env: env.clone(), codes: code_key() },
-        points: purchase_points::App { env: env.clone() },
+        points: purchase_points::App { env: env.clone(), sqs: sqs.clone() },
         coupons: coupon_issue::App { env: env.clone(), codes: code_key(), queue: None },
         campaigns: member_day::App { env: env.clone(), sqs: sqs.clone(), campaign_queue: queue(&sqs).await, dispatch_queue: queue(&sqs).await, budget: std::time::Duration::from_secs(30) },
     };
@@ -526,7 +579,7 @@ async fn every_operation_answers_as_documented() {
     let (mut successes, mut problems) = (0, 0);
     for id in ORDER {
         let (method, path, op) = ops.iter().find(|(_, _, op)| op["operationId"] == id).unwrap();
-        let call = Call { method, path, op, admin: is_admin_op(&doc, op) };
+        let call = Call { method, path, op, iam: is_iam_op(&doc, op) };
         let f = op["x-function"].as_str().unwrap();
         let fail = |what: &str| format!("{method} {path} ({id}): {what}");
 
@@ -562,7 +615,7 @@ async fn every_operation_answers_as_documented() {
         };
 
         for (status, name, ex, req) in send_errors(true, &state) {
-            check_problem(&fail(&name), answer(apps.call(f, req).await), &ex, &status, &mut failures);
+            check_problem(&fail(&name), answer(apps.call(f, req).await), &ex, &status, &state, &mut failures);
             problems += 1;
         }
 
@@ -585,6 +638,9 @@ async fn every_operation_answers_as_documented() {
                 None => assert!(answer_body.is_null(), "{}", fail(&format!("an undocumented answer body {answer_body}"))),
             }
             successes += 1;
+            if id == "quoteCheckout" {
+                state.held.push(answer_body["orderId"].as_str().unwrap().to_string());
+            }
             if i == 0 {
                 match id {
                     "join" => {
@@ -607,7 +663,7 @@ async fn every_operation_answers_as_documented() {
         }
 
         for (status, name, ex, req) in send_errors(false, &state) {
-            check_problem(&fail(&name), answer(apps.call(f, req).await), &ex, &status, &mut failures);
+            check_problem(&fail(&name), answer(apps.call(f, req).await), &ex, &status, &state, &mut failures);
             problems += 1;
         }
 
@@ -619,11 +675,10 @@ async fn every_operation_answers_as_documented() {
             assert_problem(s, &b, &ct, 401, "unauthenticated");
         }
         if responses.get("403").is_some() {
-            let wrong = if id == "join" { As::Admin } else { As::Member(unique("other")) };
-            let (s, b, ct) = answer(apps.call(f, call.request(&state, &json!({}), first.as_ref(), wrong)).await);
+            let (s, b, ct) = answer(apps.call(f, call.request(&state, &json!({}), first.as_ref(), call.wrong_caller())).await);
             assert_problem(s, &b, &ct, 403, "forbidden");
         } else {
-            assert!(call.admin, "{}", fail("a member route without a documented 403"));
+            assert!(call.iam, "{}", fail("a member route without a documented 403"));
         }
 
         // A closed request schema: unknown fields are refused, and every field is in an example.
