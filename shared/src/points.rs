@@ -436,7 +436,8 @@ pub fn cancel_referral(referrer: &mut Member, new_member: &str, now: DateTime<Ut
         balance_after: referrer.wallet.balance,
         pending: Points(-cancelled),
         reason: "the referred member's first order was returned: the reward is cancelled".into(),
-        reference: Some(new_member.to_string()),
+        // Not the reward's own reference: an entry's key is (time, kind, reference).
+        reference: Some(format!("{new_member}:returned")),
         at: now,
     })
 }
