@@ -199,6 +199,9 @@ pub enum EntryKind {
     Returned,
     /// Pending points that became available at the end of the return window.
     Release,
+    /// Points spent on a reward of the catalog (negative), or given back when a gift claim is
+    /// cancelled (positive): their sum is what rewards cost.
+    Reward,
 }
 
 /// One line of a member's points ledger. The balance is always the sum of the entries.

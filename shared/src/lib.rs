@@ -17,6 +17,7 @@ pub mod ledger;
 pub mod member;
 pub mod money;
 pub mod points;
+pub mod reward;
 pub mod rules;
 pub mod runtime;
 pub mod store;

@@ -13,6 +13,9 @@
 //! | `MEMBER#<id>` | `CHECKOUT#<orderId>` | a checkout: its quote, state and answers |
 //! | `MEMBER#<id>` | `RECEIPT#<scope>#<key>` | the first answer to an idempotent request |
 //! | `MEMBER#<id>` | `TIER#<time>` | a tier change |
+//! | `MEMBER#<id>` | `REWARD_CLAIM#<claimId>` | a claim of a reward (store/reward.rs) |
+//! | `MEMBER#<id>` | `REWARD_LIMIT#<rewardId>#<period>` | the member's claims of a reward in a period |
+//! | `REWARDS` | `REWARD#<id>` | a reward of the catalog: definition, version, `claimed` counter |
 //! | `EMAIL#<sha256>` / `PHONE#<sha256>` | `#UNIQUE` | uniqueness of contact details |
 //! | `REFCODE#<code>` | `#UNIQUE` | referral code → member |
 //! | `CAMPAIGN#<id>` | `RUN~` / `RUN#<runId>` / `BATCH#<runId>#<batchId>` | campaign definition, runs, counted batches (store/campaign.rs) |
@@ -108,6 +111,26 @@ pub fn tier_review_pk(shard: u32) -> String {
     format!("TREV#{shard:02}")
 }
 
+/// The rewards catalog: one partition, so listing it is one Query; each reward is its own item,
+/// so claims of different rewards never touch the same item.
+pub const REWARDS_PK: &str = "REWARDS";
+pub const REWARD_PREFIX: &str = "REWARD#";
+/// Sorts after `COUPON$`, like every member item that is not the profile or a coupon.
+pub const REWARD_CLAIM_PREFIX: &str = "REWARD_CLAIM#";
+
+pub fn reward_sk(reward_id: &str) -> String {
+    format!("{REWARD_PREFIX}{reward_id}")
+}
+
+pub fn reward_claim_sk(claim_id: &str) -> String {
+    format!("{REWARD_CLAIM_PREFIX}{claim_id}")
+}
+
+/// A member's claims of a reward in a limit period (`all` or `YYYY-MM`).
+pub fn reward_limit_sk(reward_id: &str, period: &str) -> String {
+    format!("REWARD_LIMIT#{reward_id}#{period}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,7 +139,7 @@ mod tests {
     fn profile_and_coupons_are_one_contiguous_range() {
         let at: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
         let inside = [PROFILE_SK.to_string(), coupon_sk("ZZZZZZZZZZZZ"), coupon_sk("000000000000")];
-        let outside = [ledger_sk(at, "welcome", "x"), order_sk("o1"), receipt_sk("signup", "-"), tier_change_sk(at)];
+        let outside = [ledger_sk(at, "welcome", "x"), order_sk("o1"), receipt_sk("signup", "-"), tier_change_sk(at), reward_claim_sk("rc-1"), reward_limit_sk("r-1", "all")];
         for k in inside {
             assert!(k.as_str() >= PROFILE_SK && k.as_str() <= COUPONS_END, "{k}");
         }
@@ -188,5 +211,7 @@ pub const BUDGET_SK: &str = "#BUDGET";
 /// a redemption by `order:<orderId>` or `key:<Idempotency-Key>`; an activity by
 /// `checkin#<program date>`, `review#<refId>` or `share#<Idempotency-Key>`.
 pub const REFUND_SCOPE: &str = "refund";
+/// A reward claim's receipt, by its Idempotency-Key.
+pub const REWARD_SCOPE: &str = "reward";
 pub const REDEEM_SCOPE: &str = "redeem";
 pub const ACTIVITY_SCOPE: &str = "activity";
