@@ -150,6 +150,17 @@ impl Caller {
         }
     }
 
+    /// The order system or an operator: moving a gift claim's fulfilment (the shop ships it;
+    /// support may cancel it). Still no member, and no IAM principal on neither list.
+    pub fn require_order_system_or_operator(&self) -> Result<(), ApiError> {
+        match self {
+            Caller::OrderSystem(_) | Caller::Operator(_) | Caller::Iam(_) => Ok(()),
+            Caller::UnknownIam(_) => Err(ApiError::Forbidden("this IAM principal is neither the order system nor an operator".into())),
+            Caller::Member(_) => Err(ApiError::Forbidden("fulfilment is moved by the order system or an operator (IAM)".into())),
+            Caller::Anonymous => Err(ApiError::Unauthenticated),
+        }
+    }
+
     pub fn member_id(&self) -> Result<&MemberId, ApiError> {
         match self {
             Caller::Member(m) => Ok(m),
@@ -189,6 +200,9 @@ mod tests {
         assert!(unknown.require_operator().is_err() && unknown.require_order_system().is_err());
         let member = Caller::Member(MemberId::parse("m1").unwrap());
         assert_eq!(member.require_order_system().unwrap_err().status(), 403);
+        // Fulfilment: both IAM kinds, neither a member nor a principal on neither list.
+        assert!(op.require_order_system_or_operator().is_ok() && os.require_order_system_or_operator().is_ok());
+        assert_eq!((unknown.require_order_system_or_operator().unwrap_err().status(), member.require_order_system_or_operator().unwrap_err().status()), (403, 403));
         assert_eq!(Caller::Anonymous.require_order_system().unwrap_err().status(), 401);
     }
 }

@@ -100,7 +100,7 @@ pub const OPERATOR_ROLE: &str = "loyalty-operators";
 impl Harness {
     /// purchase-points over this harness's store and SQS endpoint.
     pub fn points_app(&self) -> purchase_points::App {
-        purchase_points::App { env: self.env.clone(), sqs: aws_sdk_sqs::Client::new(&self.sdk_config) }
+        purchase_points::App { env: self.env.clone(), sqs: aws_sdk_sqs::Client::new(&self.sdk_config), codes: code_key() }
     }
 }
 

@@ -4,6 +4,9 @@
 //! `POST /internal/members/{id}/checkouts/{orderId}/confirm|cancel`.
 //! HTTP, the member (JWT): `POST /members/{id}/activities|checkout-preview`,
 //! `GET /members/{id}/ledger`. No member route creates a money fact.
+//! HTTP, the rewards catalog (`rewards.rs`): operators define it (`/rewards`), members claim
+//! with their available points (`/members/{id}/rewards`, `/members/{id}/reward-claims`), the
+//! order system or an operator fulfils gifts (`/internal/members/{id}/reward-claims/…`).
 //! SQS: order events (`purchase`, `refund`, `confirm`, `cancel`) from the order system, with
 //! partial batch failures; an event that names an order not recorded yet waits (back-off).
 //! Schedule: the daily expiry sweep (`{"job": "expiry-sweep"}`).
@@ -42,19 +45,23 @@ use std::time::{Duration, SystemTime};
 
 pub mod checkout;
 mod order_events;
+pub mod rewards;
 pub use order_events::{handle_sqs, order_event, retry_delay};
 
 pub struct App {
     pub env: Env,
     /// For the order-events queue's back-off (ChangeMessageVisibility).
     pub sqs: aws_sdk_sqs::Client,
+    /// Coupon codes of the coupons that coupon rewards issue (`COUPON_CODE_SECRET`).
+    pub codes: loyalty::coupon::CodeKey,
 }
 
 impl App {
     pub async fn from_env() -> Result<App, String> {
         let env = Env::from_env().await?;
         let sqs = aws_sdk_sqs::Client::new(&loyalty::app::sdk_config().await);
-        Ok(App { env, sqs })
+        let codes = loyalty::coupon::CodeKey::from_env()?;
+        Ok(App { env, sqs, codes })
     }
 }
 
@@ -66,7 +73,7 @@ pub struct Answer {
 }
 
 impl Answer {
-    fn created<T: Serialize>(body: &T) -> Result<Answer, ApiError> {
+    pub(crate) fn created<T: Serialize>(body: &T) -> Result<Answer, ApiError> {
         Answer::with(201, body)
     }
     fn with<T: Serialize>(status: u16, body: &T) -> Result<Answer, ApiError> {
@@ -97,6 +104,7 @@ const ORDER_SYSTEM_ROUTES: [&str; 3] = ["purchases", "refunds", "checkouts"];
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     let result = match http::route(&req) {
+        (method, p) if rewards::owns(&p) => rewards::handle(app, &req, method, &p).await,
         (method, p) if p.len() >= 4 && p[0] == "internal" && p[1] == "members" && ORDER_SYSTEM_ROUTES.contains(&p[3]) => order_system(app, &req, method, &p[2..]).await,
         (Method::POST, p) if p.len() == 3 && p[0] == "members" && p[2] == "activities" => member_post(app, &req, p[1], true).await,
         (Method::POST, p) if p.len() == 3 && p[0] == "members" && p[2] == "checkout-preview" => member_post(app, &req, p[1], false).await,

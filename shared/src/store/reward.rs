@@ -35,11 +35,15 @@ pub struct RewardItem {
     /// Units claimed and not cancelled (only claims and cancels change it).
     #[serde(default)]
     pub claimed: u64,
+    /// The fingerprint of the request that defined it: a retry under the same Idempotency-Key
+    /// is told from another definition under it.
+    #[serde(rename = "requestFingerprint", default)]
+    pub fingerprint: String,
 }
 
 impl RewardItem {
-    pub fn new(reward: Reward) -> RewardItem {
-        RewardItem { pk: keys::REWARDS_PK.into(), sk: keys::reward_sk(&reward.reward_id), entity: "reward".into(), reward, claimed: 0 }
+    pub fn new(reward: Reward, fingerprint: String) -> RewardItem {
+        RewardItem { pk: keys::REWARDS_PK.into(), sk: keys::reward_sk(&reward.reward_id), entity: "reward".into(), reward, claimed: 0, fingerprint }
     }
 }
 
@@ -88,6 +92,9 @@ impl RewardRead {
     }
 }
 
+/// BatchGetItem takes at most this many keys per request.
+const BATCH_GET_MAX: usize = 100;
+
 fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
@@ -96,35 +103,43 @@ impl Store {
     /// One BatchGetItem (strongly consistent) of the member's profile, the items at
     /// `member_sks` in their partition and, if named, a reward: everything a claim, a
     /// fulfilment or the member's catalog needs about the member. Unprocessed keys (throttling)
-    /// are asked again, the only case of a second request.
+    /// are asked again, and more than 100 keys (a catalog of over 99 limited rewards) take one
+    /// request per 100: the only cases of a second request.
     pub async fn reward_read(&self, member_id: &str, member_sks: &[String], reward_id: Option<&str>) -> Result<RewardRead, StoreError> {
         let pk = member_pk(member_id);
-        let mut keys: Vec<Item> = vec![key(&pk, keys::PROFILE_SK)];
-        keys.extend(member_sks.iter().map(|sk| key(&pk, sk)));
-        keys.extend(reward_id.map(|id| key(keys::REWARDS_PK, &keys::reward_sk(id))));
+        let mut all: Vec<Item> = vec![key(&pk, keys::PROFILE_SK)];
+        all.extend(member_sks.iter().map(|sk| key(&pk, sk)));
+        all.extend(reward_id.map(|id| key(keys::REWARDS_PK, &keys::reward_sk(id))));
         let mut out = RewardRead::default();
-        for attempt in 0..super::MAX_ATTEMPTS {
-            let ka = KeysAndAttributes::builder().set_keys(Some(keys.clone())).consistent_read(true).build().map_err(sdk)?;
-            let resp = self.client.batch_get_item().request_items(&self.table, ka).send().await.map_err(sdk)?;
-            for item in resp.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
-                let sk = item.get("SK").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-                match item.get("entity").and_then(|v| v.as_s().ok()).map(String::as_str) {
-                    Some("member") => out.member = Some(from_item::<MemberItem>(item)?.member),
-                    Some("reward") => out.reward = Some(from_item(item)?),
-                    Some("receipt") => out.receipt = Some(from_item(item)?),
-                    Some("reward_claim") => out.claim = Some(from_item(item)?),
-                    _ => {
-                        out.counts.insert(sk, from_item::<LimitItem>(item)?.n);
+        for chunk in all.chunks(BATCH_GET_MAX) {
+            let mut keys = chunk.to_vec();
+            let mut attempt = 0;
+            while !keys.is_empty() {
+                if attempt > 0 {
+                    if attempt >= super::MAX_ATTEMPTS {
+                        return Err(StoreError::Throttled("batch read left keys unprocessed".into()));
+                    }
+                    super::backoff(attempt - 1).await;
+                }
+                let ka = KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().map_err(sdk)?;
+                let resp = self.client.batch_get_item().request_items(&self.table, ka).send().await.map_err(sdk)?;
+                for item in resp.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
+                    let sk = item.get("SK").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                    match item.get("entity").and_then(|v| v.as_s().ok()).map(String::as_str) {
+                        Some("member") => out.member = Some(from_item::<MemberItem>(item)?.member),
+                        Some("reward") => out.reward = Some(from_item(item)?),
+                        Some("receipt") => out.receipt = Some(from_item(item)?),
+                        Some("reward_claim") => out.claim = Some(from_item(item)?),
+                        _ => {
+                            out.counts.insert(sk, from_item::<LimitItem>(item)?.n);
+                        }
                     }
                 }
+                keys = resp.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
+                attempt += 1;
             }
-            keys = resp.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
-            if keys.is_empty() {
-                return Ok(out);
-            }
-            super::backoff(attempt).await;
         }
-        Err(StoreError::Throttled("batch read left keys unprocessed".into()))
+        Ok(out)
     }
 
     /// The whole catalog (one Query, paged only past 1 MB).
