@@ -36,8 +36,12 @@ const NOW: &str = "2026-11-27T10:00:00Z";
 /// The order in which the operations are exercised: each builds what the next ones need.
 /// The member joins (100 welcome points and the welcome coupon), buys twice, previews a
 /// checkout, has two quoted (held): the first is confirmed, the second cancelled; then the
-/// checkout order is refunded in full (its points and coupon come back).
-const ORDER: [&str; 17] = [
+/// checkout order is refunded in full (its points and coupon come back). An operator defines
+/// three rewards (a coupon, a limited gift, a Diamond-only coupon defined inactive), changes
+/// the gift's price and opens the Diamond one; the member sees their catalog, claims the
+/// coupon and two gifts, lists the claims; the first gift is shipped, the second cancelled
+/// (its points come back); the coupon reward is deactivated.
+const ORDER: [&str; 25] = [
     "join",
     "recordPurchase",
     "previewCheckout",
@@ -49,6 +53,14 @@ const ORDER: [&str; 17] = [
     "getLedger",
     "listCoupons",
     "issueCoupon",
+    "createReward",
+    "listRewards",
+    "updateReward",
+    "listMemberRewards",
+    "claimReward",
+    "listRewardClaims",
+    "fulfilRewardClaim",
+    "deactivateReward",
     "getProfile",
     "createCampaign",
     "runCampaign",
@@ -226,7 +238,7 @@ fn documented_variants(doc: &Value, pointer: &str) -> BTreeSet<String> {
 
 #[test]
 fn documented_enums_are_the_rust_enums() {
-    use loyalty::{campaign, coupon, ledger, points, tier};
+    use loyalty::{campaign, coupon, ledger, points, reward, tier};
     let doc = doc();
     let s = "/components/schemas";
     let cases: Vec<(String, BTreeSet<String>)> = vec![
@@ -242,6 +254,10 @@ fn documented_enums_are_the_rust_enums() {
         (format!("{s}/MultiplierSpec/properties/window"), rust_variants::<campaign::WindowSpec>(true)),
         (format!("{s}/Campaign/properties/audience"), rust_variants::<campaign::Audience>(false)),
         (format!("{s}/CampaignRun/properties/state"), rust_variants::<campaign::RunState>(false)),
+        (format!("{s}/RewardKind"), rust_variants::<reward::RewardKind>(false)),
+        (format!("{s}/LimitPeriod"), rust_variants::<reward::LimitPeriod>(false)),
+        (format!("{s}/ClaimStatus"), rust_variants::<reward::ClaimStatus>(false)),
+        (format!("{s}/FulfilmentRequest/properties/status"), rust_variants::<reward::Fulfilment>(false)),
     ];
     for (pointer, rust) in cases {
         assert!(rust.len() >= 2, "{pointer}: could not read the Rust variants ({rust:?})");
@@ -418,6 +434,10 @@ struct State {
     coupon: String,
     campaign: String,
     held: Vec<String>,
+    /// The first reward defined (createReward's first example).
+    reward: String,
+    /// The claims made by claimReward's request examples, in order (`x-claim` indexes them).
+    claims: Vec<String>,
 }
 
 /// How one request is sent: the example's extensions over the operation's defaults.
@@ -436,7 +456,12 @@ impl Call<'_> {
         }
         match name {
             "id" if self.path.starts_with("/campaigns") => state.campaign.clone(),
+            "id" if self.path.starts_with("/rewards") => state.reward.clone(),
             "id" => state.member.clone(),
+            "claimId" => {
+                let n = ex["x-claim"].as_u64().unwrap_or(0) as usize;
+                state.claims.get(n).cloned().unwrap_or_else(|| panic!("{} {}: no claim {n} made yet for {{claimId}}", self.method, self.path))
+            }
             "code" => state.coupon.clone(),
             "orderId" => {
                 let held = if self.op["operationId"] == "cancelCheckout" { state.held.last() } else { state.held.first() };
@@ -471,8 +496,12 @@ impl Call<'_> {
     }
 
     /// The caller refused with 403: another member on a member's route, the other kind of
-    /// IAM caller on an IAM route.
+    /// IAM caller on an IAM route (an IAM principal on neither list where `x-callers` lets
+    /// both kinds in).
     fn wrong_caller(&self) -> As {
+        if self.op["x-callers"].as_array().is_some_and(|c| c.len() > 1) {
+            return As::OtherIam;
+        }
         match (self.iam, self.op["operationId"] == "join") {
             (true, _) if self.path.starts_with("/internal/") => As::Operator,
             (true, _) => As::OrderSystem,
@@ -641,6 +670,9 @@ async fn every_operation_answers_as_documented() {
             if id == "quoteCheckout" {
                 state.held.push(answer_body["orderId"].as_str().unwrap().to_string());
             }
+            if id == "claimReward" {
+                state.claims.push(answer_body["claimId"].as_str().unwrap().to_string());
+            }
             if i == 0 {
                 match id {
                     "join" => {
@@ -648,6 +680,7 @@ async fn every_operation_answers_as_documented() {
                         state.coupon = answer_body["welcomeCoupon"]["code"].as_str().unwrap().to_string();
                     }
                     "createCampaign" => state.campaign = answer_body["campaignId"].as_str().unwrap().to_string(),
+                    "createReward" => state.reward = answer_body["rewardId"].as_str().unwrap().to_string(),
                     _ => {}
                 }
                 // An issue answered again (same grant and slot) is the documented 200.
