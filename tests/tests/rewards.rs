@@ -484,3 +484,32 @@ async fn the_member_s_catalog_shows_what_they_can_claim_now() {
     t.assert_balanced(&rich, 60_000 - 5_000 - 300 - 1_000).await;
     t.done().await;
 }
+
+#[tokio::test]
+async fn the_sample_events_run_in_order_through_the_handler() {
+    use loyalty::runtime::{classify, Trigger};
+    let t = setup().await;
+    // Locally both principal lists are empty: any IAM caller passes, as with scripts/dev.
+    let env = Env { principals: Arc::new(Default::default()), ..t.points.env.clone() };
+    let points = purchase_points::App { env: env.clone(), sqs: t.points.sqs.clone(), codes: code_key() };
+    let signup = signup::App { env, codes: code_key() };
+    let sample = |name: &str| {
+        let text = std::fs::read_to_string(format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        match classify(serde_json::from_str(&text).unwrap()) {
+            Ok(Trigger::Http(req)) => req,
+            _ => panic!("{name} is not an HTTP request"),
+        }
+    };
+    assert_eq!(answer(signup::handle(&signup, sample("signup-join.json")).await).0, 201);
+    let mut answers = Vec::new();
+    for name in ["create", "list", "update", "claim", "claims", "fulfilment", "deactivate"] {
+        let (s, b, _) = answer(purchase_points::handle(&points, sample(&format!("purchase-points-reward-{name}.json"))).await);
+        answers.push((name, s));
+        assert!(s < 300, "{name}: {b}");
+    }
+    let (s, b, _) = answer(purchase_points::handle(&points, sample("purchase-points-rewards-member.json")).await);
+    assert_eq!((s, b["rewards"].as_array().map(Vec::len)), (200, Some(0)), "the deactivated tea set is no longer offered: {b}");
+    assert_eq!(answers, vec![("create", 201), ("list", 200), ("update", 200), ("claim", 201), ("claims", 200), ("fulfilment", 200), ("deactivate", 200)]);
+    t.assert_balanced("member-demo-1", 0).await;
+    t.done().await;
+}
