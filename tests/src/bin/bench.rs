@@ -4,6 +4,9 @@
 //!
 //! Latencies are in-process handler calls against DynamoDB Local on this machine: they show
 //! the code's overhead and regressions, not what DynamoDB in a region answers.
+//!
+//! `BENCH_CALLS_ONLY=1` stops after the per-call table (no campaign batch, no 20,000 seeded
+//! members, no whole-table campaign run): a quick check that every row still works.
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use loyalty::campaign::IssueBatch;
@@ -61,9 +64,23 @@ async fn main() {
         "coupon list",
         "checkout preview (member)",
         "checkout cancel",
+        "reward claim (coupon reward)",
+        "reward claim (gift)",
+        "gift fulfilment: cancel (points back)",
+        "reward catalog (member)",
     ];
     let mut ops: Vec<Op> = names.iter().map(|n| Op::new(n)).collect();
     let now = chrono::Utc::now();
+    // The catalog: a coupon reward and a gift, 100 points each, defined once by an operator.
+    let mut rewards = Vec::new();
+    for body in [
+        json!({"name": "Bench 20 CNY off", "price": 100, "kind": "coupon", "coupon": "amount-20", "perMemberLimit": 1}),
+        json!({"name": "Bench mug", "price": 100, "kind": "gift", "stock": 1_000_000, "perMemberLimit": 1, "limitPeriod": "month"}),
+    ] {
+        let (s, b, _) = answer(purchase_points::handle(&points, request("POST", "/rewards", Some(&body.to_string()), As::Operator)).await);
+        assert_eq!(s, 201, "{b}");
+        rewards.push(b["rewardId"].as_str().expect("reward id").to_string());
+    }
     for i in 0..n {
         let id = unique("bench");
         let me = || As::Member(id.clone());
@@ -73,7 +90,9 @@ async fn main() {
         let order = format!("o-{i}");
         let internal = |route: &str| format!("/internal/members/{id}/{route}");
         let os = || As::OrderSystem;
-        let purchase = json!({"orderId": order, "amount": 25_000, "currency": "CNY", "channel": "online", "occurredAt": now.to_rfc3339()}).to_string();
+        // Paid 8 days ago, past the 7-day return window: its points are available at once, for
+        // the checkout and reward rows below to spend.
+        let purchase = json!({"orderId": order, "amount": 25_000, "currency": "CNY", "channel": "online", "occurredAt": (now - chrono::Duration::days(8)).to_rfc3339()}).to_string();
         timed(&h, &mut ops[2], 201, purchase_points::handle(&points, request("POST", &internal("purchases"), Some(&purchase), os()))).await;
         let refund = json!({"orderId": order, "refundId": format!("r-{i}"), "amount": 5_000}).to_string();
         timed(&h, &mut ops[3], 201, purchase_points::handle(&points, request("POST", &internal("refunds"), Some(&refund), os()))).await;
@@ -90,6 +109,13 @@ async fn main() {
         timed(&h, &mut ops[6], 201, purchase_points::handle(&points, request("POST", &format!("/members/{id}/activities"), Some(&checkin), me()))).await;
         timed(&h, &mut ops[7], 200, purchase_points::handle(&points, request("GET", &format!("/members/{id}/ledger?limit=20"), None, me()))).await;
         timed(&h, &mut ops[8], 200, coupon_issue::api::handle(&coupons, request("GET", &format!("/members/{id}/coupons?status=active"), None, me()))).await;
+        let claims = format!("/members/{id}/reward-claims");
+        let claim = |reward: &str, key: &str| request_with_headers("POST", &claims, Some(&json!({"rewardId": reward, "price": 100}).to_string()), me(), &[("idempotency-key", key)]);
+        timed(&h, &mut ops[11], 201, purchase_points::handle(&points, claim(&rewards[0], "coupon"))).await;
+        let gift = timed(&h, &mut ops[12], 201, purchase_points::handle(&points, claim(&rewards[1], "gift"))).await;
+        let fulfilment = format!("/internal/members/{id}/reward-claims/{}/fulfilment", gift["claimId"].as_str().expect("claim id"));
+        timed(&h, &mut ops[13], 200, purchase_points::handle(&points, request("POST", &fulfilment, Some(r#"{"status":"cancelled"}"#), os()))).await;
+        timed(&h, &mut ops[14], 200, purchase_points::handle(&points, request("GET", &format!("/members/{id}/rewards"), None, me()))).await;
     }
 
     println!("### Per API call ({n} calls each)\n");
@@ -97,6 +123,9 @@ async fn main() {
     println!("|---|---|---|---|---|");
     for op in &ops {
         println!("| {} | {} | {} | {:.2} | {:.2} |", op.name, op.max_reads, op.max_writes, op.pct(0.5), op.pct(0.95));
+    }
+    if std::env::var("BENCH_CALLS_ONLY").as_deref() == Ok("1") {
+        return;
     }
 
     // A campaign batch: members who exist, one message of 500 ids through the worker.
