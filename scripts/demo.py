@@ -14,9 +14,14 @@ of the functions that `scripts/dev` serves and the schedule triggers (scripts/fi
    built-in member day and every monthly campaign; waits until their runs are drained
    through the local queues (dispatcher -> campaign queue -> coupon worker), then uses a few
    of the member-day coupons at checkout.
-4. Reads every member's profile, ledger and coupons back and prints the report; checks that
-   the numbers add up (ledger sums = balances = what the answers said, campaign counts) and
-   exits 1 if not.
+4. The rewards catalog (积分兑换): an operator defines two rewards (POST /rewards): a coupon
+   of the rules' amount-20 template and a gift with a small stock; some members look at their
+   catalog and claim what they can with their available points (members race for the gift's
+   stock); the order system ships some gift claims and an operator cancels others (their
+   points come back).
+5. Reads every member's profile, ledger and coupons back and prints the report; checks that
+   the numbers add up (ledger sums = balances = what the answers said, campaign counts, points
+   spent on rewards, the gift's stock) and exits 1 if not.
 """
 import argparse
 import collections
@@ -285,6 +290,60 @@ def story(api, tally, member, now, multipliers):
         tally.add(referred_buyers=1)
 
 
+def define_rewards(api, prefix, members):
+    """An operator defines the demo's two rewards (an Idempotency-Key per run names them)."""
+    coupon = api.expect({201}, "POST", "purchase-points", "/rewards", iam="operator", key=f"{prefix}-reward-coupon", body={
+        "name": "20 CNY off orders from 100 CNY", "description": "The rules' amount-20 coupon, for points",
+        "imageUrl": "https://cdn.example.com/rewards/coupon-20.png", "price": 500, "kind": "coupon",
+        "coupon": "amount-20", "perMemberLimit": 1})
+    gift = api.expect({201}, "POST", "purchase-points", "/rewards", iam="operator", key=f"{prefix}-reward-gift", body={
+        "name": "Celadon tea set", "description": "Six cups and a pot, shipped by the shop",
+        "imageUrl": "https://cdn.example.com/rewards/tea-set.jpg", "price": 1500, "kind": "gift",
+        "stock": max(3, len(members) // 15), "perMemberLimit": 1})
+    return coupon["rewardId"], gift["rewardId"]
+
+
+def claim_rewards(api, tally, member, rewards):
+    """Some members look at their catalog and claim what they can: the coupon reward, the gift
+    (whose stock other members race for), or both."""
+    rng, mid = member["rng"], member["id"]
+    wants = [r for r, p in zip(rewards, (0.35, 0.3)) if rng.random() < p]
+    if not wants:
+        return
+    catalog = api.expect({200}, "GET", "purchase-points", f"/members/{mid}/rewards", sub=mid)
+    offered = {r["rewardId"]: r for r in catalog["rewards"]}
+    for rid in wants:
+        r = offered.get(rid)
+        if r is None or not r["enoughPoints"]:
+            continue
+        status, doc = api.call("POST", "purchase-points", f"/members/{mid}/reward-claims", sub=mid, key=f"{mid}-{rid}",
+                               body={"rewardId": rid, "price": r["price"]})
+        if status == 409 and doc.get("code") == "out_of_stock":
+            tally.add(reward_out_of_stock=1)
+            continue
+        if status != 201:
+            raise RuntimeError(f"POST purchase-points/members/{mid}/reward-claims answered {status}: {json.dumps(doc)[:400]}")
+        tally.add(reward_claims=1, reward_points=doc["price"], **{f"reward_{doc['kind']}s": 1})
+        member["balance"] = doc["points"]
+        if doc["kind"] == "gift":
+            member.setdefault("gifts", []).append(doc["claimId"])
+
+
+def fulfil_gifts(api, tally, member):
+    """The order system ships most gift claims; an operator cancels the rest (points back)."""
+    mid = member["id"]
+    for cid in member.get("gifts", []):
+        cancel = member["rng"].random() < 0.3
+        doc = api.expect({200}, "POST", "purchase-points", f"/internal/members/{mid}/reward-claims/{cid}/fulfilment",
+                         iam="operator" if cancel else "order-system",
+                         body={"status": "cancelled", "note": "damaged in the warehouse"} if cancel
+                         else {"status": "shipped", "note": f"SF{cid[-10:]}"})
+        if cancel:
+            tally.add(gifts_cancelled=1, reward_returned=doc["pointsReturned"])
+        else:
+            tally.add(gifts_shipped=1)
+
+
 def read_back(api, member):
     mid = member["id"]
     profile = api.expect({200}, "GET", "signup", f"/members/{mid}", sub=mid)
@@ -446,14 +505,23 @@ def run(a):
             tally.add(member_day_redeemed=1)
 
     each(use_member_day_coupon, members)
+
+    # The rewards catalog: an operator defines two rewards; members claim; gifts are fulfilled.
+    rewards = define_rewards(api, prefix, members)
+    each(lambda m: claim_rewards(api, tally, m, rewards), members)
+    each(lambda m: fulfil_gifts(api, tally, m), members)
+    catalog = {r["rewardId"]: r for r in api.expect({200}, "GET", "purchase-points", "/rewards", iam="operator")["rewards"]}
+    log(f"rewards: {tally.c['reward_claims']} claims ({tally.c['reward_coupons']} coupons, {tally.c['reward_gifts']} gifts, "
+        f"{tally.c['reward_out_of_stock']} refused out of stock), {tally.c['gifts_shipped']} shipped, "
+        f"{tally.c['gifts_cancelled']} cancelled")
     views = dict(zip((m["id"] for m in members), pool.map(lambda m: read_back(api, m), members)))
     pool.shutdown()
     return report(a, prefix, md, members, views, tally, tiers_job, drained, grants, demo_campaign, api, t0,
-                  birthday_grant, {m['id'] for m in birthday_today})
+                  birthday_grant, {m['id'] for m in birthday_today}, [catalog[r] for r in rewards])
 
 
 def report(a, prefix, md, members, views, tally, tiers_job, drained, grants, demo_campaign, api, t0,
-           birthday_grant, birthday_today):
+           birthday_grant, birthday_today, rewards):
     errors = list(tally.errors)
     t = tally.c
     tiers = collections.Counter(v["profile"]["tier"] for v in views.values())
@@ -509,6 +577,15 @@ def report(a, prefix, md, members, views, tally, tiers_job, drained, grants, dem
     same("referral rewards", referral_entries, t["referred_buyers"])
     same("welcome coupons redeemed", redeemed["welcome"], t["welcome_redeemed"])
     same("member-day coupons redeemed", redeemed["member day"], t["member_day_redeemed"])
+    same("points spent on rewards (net of cancelled gifts)", -kinds.get("reward", 0), t["reward_points"] - t["reward_returned"])
+    same("reward coupons issued", coupon_count["reward"], t["reward_coupons"])
+    coupon_reward, gift_reward = rewards
+    same("reward coupons claimed (the catalog's count)", coupon_reward["claimed"], t["reward_coupons"])
+    same("tea sets claimed and not cancelled (the catalog's count)", gift_reward["claimed"], t["reward_gifts"] - t["gifts_cancelled"])
+    if gift_reward["stockLeft"] != gift_reward["stock"] - gift_reward["claimed"]:
+        errors.append(f"the gift's stock left {gift_reward['stockLeft']} != stock {gift_reward['stock']} - claimed {gift_reward['claimed']}")
+    if t["reward_out_of_stock"] and gift_reward["stockLeft"] != 0:
+        errors.append(f"{t['reward_out_of_stock']} claims were refused out of stock, but {gift_reward['stockLeft']} tea sets are left")
     for cid, run in drained.items():
         if run["targeted"] != run["issued"] + run["skipped"] + run["failed"]:
             errors.append(f"campaign {cid} run {run['runId']}: targeted {run['targeted']} != issued {run['issued']} "
@@ -518,11 +595,12 @@ def report(a, prefix, md, members, views, tally, tiers_job, drained, grants, dem
 
     issued = sum(v for k, v in kinds.items() if v > 0 and k in ("welcome", "purchase", "activity", "referral"))
     spent, returned = -kinds["redemption"], kinds.get("returned", 0)
+    on_rewards = -kinds.get("reward", 0)
     clawed, expired = -kinds["refund"], -kinds["expiry"]
     outstanding = available_total[0] + pending_total[0]
-    if issued - spent + returned - clawed - expired != outstanding:
-        errors.append(f"issued {issued} - spent {spent} + given back {returned} - clawed back {clawed} - expired {expired} "
-                      f"!= outstanding {outstanding}")
+    if issued - spent - on_rewards + returned - clawed - expired != outstanding:
+        errors.append(f"issued {issued} - spent {spent} - on rewards {on_rewards} + given back {returned} - clawed back "
+                      f"{clawed} - expired {expired} != outstanding {outstanding}")
 
     w = print
     w()
@@ -542,6 +620,8 @@ def report(a, prefix, md, members, views, tally, tiers_job, drained, grants, dem
     w(f"  issued            {issued:>12,}   (welcome {kinds['welcome']:,}, purchases {kinds['purchase']:,}, "
       f"activities {kinds['activity']:,}, referrals {kinds['referral']:,})")
     w(f"  spent at checkout {spent:>12,}   (on {t['orders_with_points']} orders, {t['redeemed_fen'] / 100:,.2f} CNY off)")
+    w(f"  spent on rewards  {on_rewards:>12,}   ({t['reward_claims']} claims; {t['reward_returned']:,} given back by "
+      f"{t['gifts_cancelled']} cancelled gifts)")
     w(f"  given back        {returned:>12,}   (points spent on refunded orders)")
     w(f"  clawed back       {clawed:>12,}   (refunds)")
     w(f"  expired           {expired:>12,}")
@@ -552,6 +632,14 @@ def report(a, prefix, md, members, views, tally, tiers_job, drained, grants, dem
     for k in sorted(coupon_count):
         w(f"  {k:<16}  issued {coupon_count[k]:>5}   redeemed {redeemed[k]:>5}")
     w(f"  discounts given   {t['coupon_discount_fen'] / 100:,.2f} CNY")
+    w("Rewards (the catalog an operator defined; members claim with available points only):")
+    for r in rewards:
+        stock = f", stock {r['stock']}, {r['stockLeft']} left" if "stock" in r else ""
+        w(f"  {r['name']:<32} {r['kind']:<6} {r['price']:>6,} points   claimed {r['claimed']:>4}{stock}")
+    w(f"  claims            {t['reward_claims']:>5}   (coupons {t['reward_coupons']}, gifts {t['reward_gifts']}: "
+      f"{t['gifts_shipped']} shipped, {t['gifts_cancelled']} cancelled; {t['reward_out_of_stock']} refused out of stock)")
+    w(f"  points on rewards {on_rewards:>12,}   vs at checkout {spent:,} (points paid "
+      f"{on_rewards / max(on_rewards + spent, 1):.0%} for rewards, {spent / max(on_rewards + spent, 1):.0%} off orders)")
     w(f"Birthday job:       {len(birthday_today)} of this run's members have their birthday today and got "
       f"their tier's {birthday_grant} coupon")
     w(f"Tier evaluation:    {tiers_job.get('date')}: {tiers_job.get('tasks')} shard tasks through TierShardQueue")
@@ -568,7 +656,7 @@ def report(a, prefix, md, members, views, tally, tiers_job, drained, grants, dem
             w(f"  - {e}")
         return 1
     w("All checks hold: ledgers = balances = the API's answers; campaign counts add up; one coupon per grant;\n"
-      "birthday coupons exactly for today's birthdays.")
+      "birthday coupons exactly for today's birthdays; reward points, coupons and stock add up.")
     return 0
 
 
