@@ -11,12 +11,17 @@
 //! managed policies of the template (each allowing `execute-api:Invoke` on its routes only)
 //! are the whole separation.
 //!
+//! A member's token may also vouch for contact details (`verified_contacts`): signup uses
+//! them and refuses a body naming others.
+//!
 //! Local development has no API Gateway. With the `local-auth` cargo feature compiled in
 //! AND `LOYALTY_LOCAL_AUTH=1` set, the headers `x-loyalty-dev-sub: <member id>` and
-//! `x-loyalty-dev-iam: operator|order-system` stand in for the authorizers. Release builds
-//! (SAM) never compile the feature and the template never sets the variable (both checked by
-//! tests).
+//! `x-loyalty-dev-iam: operator|order-system` stand in for the authorizers, and
+//! `x-loyalty-dev-email[-verified]` / `x-loyalty-dev-phone[-verified]` for the token's
+//! claims. Release builds (SAM) never compile the feature and the template never sets the
+//! variable (both checked by tests).
 
+use crate::contact::VerifiedContacts;
 use crate::error::ApiError;
 use crate::member::MemberId;
 use lambda_http::request::RequestContext;
@@ -102,6 +107,43 @@ pub fn caller(req: &Request, principals: &Principals) -> Caller {
     Caller::Anonymous
 }
 
+/// The contacts the member's identity token vouches for: Cognito's `email` /
+/// `phone_number` claims with `email_verified` / `phone_number_verified` = `"true"` (API
+/// Gateway passes every claim as a string). Empty for a request without a JWT. Locally, the
+/// headers `x-loyalty-dev-email`, `x-loyalty-dev-email-verified: true`, `x-loyalty-dev-phone`
+/// and `x-loyalty-dev-phone-verified: true` stand in for the claims (with `local-auth`).
+pub fn verified_contacts(req: &Request) -> VerifiedContacts {
+    #[cfg(feature = "local-auth")]
+    if let Some(v) = local_contacts(req) {
+        return v;
+    }
+    let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() else {
+        return VerifiedContacts::default();
+    };
+    match ctx.authorizer.as_ref().and_then(|a| a.jwt.as_ref()) {
+        Some(jwt) => VerifiedContacts::from_claims(|name| jwt.claims.get(name).map(String::as_str)),
+        None => VerifiedContacts::default(),
+    }
+}
+
+#[cfg(feature = "local-auth")]
+fn local_contacts(req: &Request) -> Option<VerifiedContacts> {
+    if std::env::var("LOYALTY_LOCAL_AUTH").ok().as_deref() != Some("1") || req.headers().get("x-loyalty-dev-sub").is_none() {
+        return None;
+    }
+    let claim = |name: &str| {
+        let header = match name {
+            "email" => "x-loyalty-dev-email",
+            "email_verified" => "x-loyalty-dev-email-verified",
+            "phone_number" => "x-loyalty-dev-phone",
+            "phone_number_verified" => "x-loyalty-dev-phone-verified",
+            _ => return None,
+        };
+        req.headers().get(header).and_then(|v| v.to_str().ok())
+    };
+    Some(VerifiedContacts::from_claims(claim))
+}
+
 #[cfg(feature = "local-auth")]
 fn local_caller(req: &Request) -> Option<Caller> {
     if std::env::var("LOYALTY_LOCAL_AUTH").ok().as_deref() != Some("1") {
@@ -147,6 +189,15 @@ impl Caller {
             Caller::UnknownIam(_) => Err(ApiError::Forbidden("this IAM principal is not the order system".into())),
             Caller::Member(_) => Err(ApiError::Forbidden("money facts come only from the order system (IAM)".into())),
             Caller::Anonymous => Err(ApiError::Unauthenticated),
+        }
+    }
+
+    /// The IAM principal's ARN of an IAM caller (for an audit trail); None for members and
+    /// anonymous callers.
+    pub fn iam_principal(&self) -> Option<&str> {
+        match self {
+            Caller::Operator(arn) | Caller::OrderSystem(arn) | Caller::UnknownIam(arn) | Caller::Iam(arn) => Some(arn),
+            Caller::Member(_) | Caller::Anonymous => None,
         }
     }
 

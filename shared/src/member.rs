@@ -1,6 +1,8 @@
 //! Members: who they are (validated at the edge), their standing (tier, points, spend)
 //! and the signup rules.
 
+use crate::birthday::{BirthdayChange, BirthdayChangeRecord, BirthdayFacts};
+use crate::contact::{PriorGifts, Verification, VerifiedContacts};
 use crate::ledger::Wallet;
 use crate::money::Fen;
 use crate::tier::TierCode;
@@ -70,6 +72,10 @@ pub enum SignupError {
     InvalidBirthday,
     #[error("referralCode is not a valid referral code")]
     InvalidReferralCode,
+    #[error("email differs from the verified email of your sign-in: leave it out or send that one")]
+    EmailMismatch,
+    #[error("phone differs from the verified phone number of your sign-in: leave it out or send that one")]
+    PhoneMismatch,
 }
 
 impl SignupError {
@@ -81,14 +87,26 @@ impl SignupError {
             SignupError::InvalidName => "invalid_name",
             SignupError::InvalidBirthday => "invalid_birthday",
             SignupError::InvalidReferralCode => "invalid_referral_code",
+            SignupError::EmailMismatch | SignupError::PhoneMismatch => "contact_mismatch",
         }
     }
 }
 
 impl SignupRequest {
+    /// Validation without an identity that vouches for any contact.
     pub fn validate(self, today: NaiveDate) -> Result<NewMember, SignupError> {
+        self.validate_with(today, &VerifiedContacts::default()).map(|(m, _)| m)
+    }
+
+    /// Validation against the contacts the member's identity verified: a verified contact is
+    /// used when the body leaves it out, and a body naming another one is refused (nobody
+    /// signs up with someone else's address while holding a token for their own). A contact
+    /// only the body names is kept, unverified.
+    pub fn validate_with(self, today: NaiveDate, verified: &VerifiedContacts) -> Result<(NewMember, Verification), SignupError> {
         let email = self.email.map(|e| normalize_email(&e)).transpose()?;
         let phone = self.phone.map(|p| normalize_phone(&p)).transpose()?;
+        let (email, email_verified) = reconcile(email, verified.email.as_deref(), SignupError::EmailMismatch)?;
+        let (phone, phone_verified) = reconcile(phone, verified.phone.as_deref(), SignupError::PhoneMismatch)?;
         if email.is_none() && phone.is_none() {
             return Err(SignupError::ContactRequired);
         }
@@ -99,7 +117,17 @@ impl SignupRequest {
         }
         let birthday = self.birthday.map(|b| parse_birthday(&b, today)).transpose()?;
         let referral_code = self.referral_code.map(|c| normalize_referral_code(&c).ok_or(SignupError::InvalidReferralCode)).transpose()?;
-        Ok(NewMember { email, phone, name, birthday, referral_code, marketing_consent: self.marketing_consent })
+        let new = NewMember { email, phone, name, birthday, referral_code, marketing_consent: self.marketing_consent };
+        Ok((new, Verification { email: email_verified, phone: phone_verified }))
+    }
+}
+
+/// A body's contact against the identity's verified one: (the contact to keep, verified?).
+fn reconcile(body: Option<String>, verified: Option<&str>, mismatch: SignupError) -> Result<(Option<String>, bool), SignupError> {
+    match (body, verified) {
+        (Some(b), Some(v)) if b != v => Err(mismatch),
+        (_, Some(v)) => Ok((Some(v.to_string()), true)),
+        (b, None) => Ok((b, false)),
     }
 }
 
@@ -126,7 +154,7 @@ pub fn normalize_phone(s: &str) -> Result<String, SignupError> {
     ok.then(|| p.to_string()).ok_or(SignupError::InvalidPhone)
 }
 
-fn parse_birthday(s: &str, today: NaiveDate) -> Result<NaiveDate, SignupError> {
+pub fn parse_birthday(s: &str, today: NaiveDate) -> Result<NaiveDate, SignupError> {
     if s.len() != 10 {
         return Err(SignupError::InvalidBirthday);
     }
@@ -163,6 +191,24 @@ pub struct Member {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub birthday: Option<NaiveDate>,
+    /// Whether the identity provider verified the email / phone (the token's claims at
+    /// signup). Only a verified contact holds a uniqueness item and leaves a tombstone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub email_verified: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub phone_verified: bool,
+    /// When the birthday was recorded (signup, or the last support change): birthday coupons
+    /// need it known `birthday.minDaysKnown` days ahead. Absent on records from before it was
+    /// kept, whose birthday could only come from signup (`birthday_recorded_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birthday_set_at: Option<DateTime<Utc>>,
+    /// Support's changes of the birthday, newest last (at most `birthday::CHANGES_KEPT`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub birthday_changes: Vec<BirthdayChangeRecord>,
+    /// What erased memberships of this member's contacts had already received (their
+    /// tombstones, read at signup); passed on to this member's own tombstones when erased.
+    #[serde(default, skip_serializing_if = "PriorGifts::is_none")]
+    pub prior_gifts: PriorGifts,
     pub referral_code: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub referred_by: Option<MemberId>,
@@ -222,6 +268,11 @@ impl Member {
             phone: m.phone.clone(),
             name: Some(m.name.clone()),
             birthday: m.birthday,
+            email_verified: false,
+            phone_verified: false,
+            birthday_set_at: m.birthday.map(|_| now),
+            birthday_changes: Vec::new(),
+            prior_gifts: PriorGifts::default(),
             referral_code,
             referred_by,
             marketing_consent: m.marketing_consent,
@@ -247,15 +298,65 @@ impl Member {
         self.erased_at.is_some()
     }
 
-    /// Erasure: personal data goes; the ledger, points and standing stay (anonymized).
+    /// Erasure: personal data goes; the ledger, points (a debt included) and standing stay
+    /// (anonymized).
     pub fn erase(&mut self, now: DateTime<Utc>) {
         self.email = None;
         self.phone = None;
+        self.email_verified = false;
+        self.phone_verified = false;
         self.name = None;
         self.birthday = None;
+        self.birthday_set_at = None;
+        self.birthday_changes.clear();
         self.marketing_consent = false;
         self.consent_at = now;
         self.erased_at.get_or_insert(now);
+    }
+
+    /// A brand-new member from a signup: `join`, with which contacts the identity verified
+    /// and what erased memberships of its contacts already received.
+    pub fn sign_up(id: MemberId, m: &NewMember, verification: Verification, prior: PriorGifts, referral_code: String, referred_by: Option<MemberId>, now: DateTime<Utc>) -> Member {
+        let mut member = Member::join(id, m, referral_code, referred_by, now);
+        member.email_verified = verification.email && member.email.is_some();
+        member.phone_verified = verification.phone && member.phone.is_some();
+        member.prior_gifts = prior;
+        member
+    }
+
+    /// When the program learnt the birthday (records from before `birthdaySetAt` was kept
+    /// could only have it from signup).
+    pub fn birthday_recorded_at(&self) -> DateTime<Utc> {
+        self.birthday_set_at.unwrap_or(self.joined_at)
+    }
+
+    /// What the birthday rule needs to know about this member (`birthday::gift_allowed`).
+    pub fn birthday_facts(&self, tz: chrono_tz::Tz) -> BirthdayFacts {
+        BirthdayFacts { birthday: self.birthday, recorded_on: crate::calendar::program_date(tz, self.birthday_recorded_at()), prior_gift_year: self.prior_gifts.birthday_year }
+    }
+
+    /// Support sets or changes the birthday: it counts as recorded now (a birthday gift needs
+    /// it known ahead again), and who changed it and why is kept. Setting the birthday it
+    /// already has changes nothing (answers false), so a retried request is harmless.
+    pub fn change_birthday(&mut self, change: BirthdayChange, by: &str, now: DateTime<Utc>) -> bool {
+        if self.birthday == Some(change.birthday) {
+            return false;
+        }
+        self.birthday = Some(change.birthday);
+        self.birthday_set_at = Some(now);
+        self.birthday_changes.push(BirthdayChangeRecord { at: now, by: by.to_string(), reason: change.reason });
+        let excess = self.birthday_changes.len().saturating_sub(crate::birthday::CHANGES_KEPT);
+        self.birthday_changes.drain(..excess);
+        true
+    }
+
+    /// What this membership's contacts have received, for the tombstones its erasure leaves:
+    /// the welcome gift (every membership had it, or had it withheld because an earlier one
+    /// did), a referral link if this or an earlier membership had one, and the last year a
+    /// birthday coupon went to this or an earlier membership (`birthday_gift_year`: this year
+    /// if this member holds this year's birthday coupon).
+    pub fn gifts_received(&self, birthday_gift_year: Option<i32>) -> PriorGifts {
+        PriorGifts { welcome: true, referral: self.referred_by.is_some(), birthday_year: birthday_gift_year }.merge(self.prior_gifts)
     }
 
     /// Qualifying spend over the tier window ending on `today` (inclusive).
@@ -345,7 +446,11 @@ pub struct ProfileView<'a> {
     pub name: Option<&'a str>,
     pub email: Option<&'a str>,
     pub phone: Option<&'a str>,
+    pub email_verified: bool,
+    pub phone_verified: bool,
     pub birthday: Option<NaiveDate>,
+    /// When the birthday was recorded; a birthday coupon needs it known ahead.
+    pub birthday_set_at: Option<DateTime<Utc>>,
     pub marketing_consent: bool,
     pub consent_at: DateTime<Utc>,
     pub joined_at: DateTime<Utc>,
@@ -394,7 +499,10 @@ impl Member {
             name: self.name.as_deref(),
             email: self.email.as_deref(),
             phone: self.phone.as_deref(),
+            email_verified: self.email_verified,
+            phone_verified: self.phone_verified,
             birthday: self.birthday,
+            birthday_set_at: self.birthday.map(|_| self.birthday_recorded_at()),
             marketing_consent: self.marketing_consent,
             consent_at: self.consent_at,
             joined_at: self.joined_at,

@@ -30,7 +30,7 @@ async fn setup() -> T {
     let h = harness_with(Rules::default(), Clock::Shared(clock.clone())).await;
     T {
         points: h.points_app(),
-        signup: signup::App { env: h.env.clone(), codes: code_key() },
+        signup: signup::App { env: h.env.clone(), codes: code_key(), contacts: contact_key() },
         coupons: coupon_issue::App { env: h.env.clone(), codes: code_key(), queue: None },
         clock,
         h,

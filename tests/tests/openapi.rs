@@ -563,7 +563,7 @@ async fn every_operation_answers_as_documented() {
     let env = Env { store, ..h.env.clone() };
     let sqs = aws_sdk_sqs::Client::new(&h.sdk_config);
     let apps = Apps {
-        signup: signup::App { env: env.clone(), codes: code_key() },
+        signup: signup::App { env: env.clone(), codes: code_key(), contacts: contact_key() },
         points: purchase_points::App { env: env.clone(), sqs: sqs.clone() },
         coupons: coupon_issue::App { env: env.clone(), codes: code_key(), queue: None },
         campaigns: member_day::App { env: env.clone(), sqs: sqs.clone(), campaign_queue: queue(&sqs).await, dispatch_queue: queue(&sqs).await, budget: std::time::Duration::from_secs(30) },

@@ -27,7 +27,7 @@ async fn setup(clock: Clock) -> T {
     // Points may pay a whole order here, so that spending (`T::redeem`) earns nothing back.
     let rules = Rules::from_overrides(r#"{"checkout":{"maxPointsPercent":100}}"#).unwrap();
     let h = harness_with(rules, clock).await;
-    T { points: h.points_app(), signup: signup::App { env: h.env.clone(), codes: code_key() }, h }
+    T { points: h.points_app(), signup: signup::App { env: h.env.clone(), codes: code_key(), contacts: contact_key() }, h }
 }
 
 async fn fixed() -> T {
