@@ -37,7 +37,7 @@ const NOW: &str = "2026-11-27T10:00:00Z";
 /// The member joins (100 welcome points and the welcome coupon), buys twice, previews a
 /// checkout, has two quoted (held): the first is confirmed, the second cancelled; then the
 /// checkout order is refunded in full (its points and coupon come back).
-const ORDER: [&str; 17] = [
+const ORDER: [&str; 18] = [
     "join",
     "recordPurchase",
     "previewCheckout",
@@ -50,6 +50,7 @@ const ORDER: [&str; 17] = [
     "listCoupons",
     "issueCoupon",
     "getProfile",
+    "setBirthday",
     "createCampaign",
     "runCampaign",
     "getCampaign",
@@ -484,6 +485,14 @@ impl Call<'_> {
     /// The usual caller: the IAM kind the route is for; otherwise the member whose resource
     /// it is (a fresh identity for a signup).
     fn caller(&self, state: &State, ex: &Value) -> As {
+        // `x-claims`: the member's token carries these claims too (e.g. a verified email).
+        if let Some(claims) = ex.get("x-claims") {
+            let plain: Value = ex.as_object().into_iter().flatten().filter(|(k, _)| *k != "x-claims").map(|(k, v)| (k.clone(), v.clone())).collect();
+            return match self.caller(state, &plain) {
+                As::Member(sub) => As::MemberWithClaims(sub, claims.clone()),
+                other => panic!("x-claims on an example whose caller is no member: {other:?}"),
+            };
+        }
         match ex["x-caller"].as_str() {
             Some("member") => return As::Member(state.member.clone()),
             Some("other-member") => return As::Member(unique("other")),
@@ -628,7 +637,7 @@ async fn every_operation_answers_as_documented() {
             }
             let who = call.caller(&state, ex);
             let joiner = match &who {
-                As::Member(m) => m.clone(),
+                As::Member(m) | As::MemberWithClaims(m, _) => m.clone(),
                 _ => String::new(),
             };
             let (s, answer_body, _) = answer(apps.call(f, call.request(&state, ex, body, who)).await);
