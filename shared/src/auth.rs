@@ -230,6 +230,31 @@ mod tests {
         assert!(matches!(Principals::default().classify("arn:aws:iam::1:user/anyone".into()), Caller::Iam(_)));
     }
 
+    fn request_with_claims(claims: serde_json::Value) -> Request {
+        let event = serde_json::json!({
+            "version": "2.0", "routeKey": "$default", "rawPath": "/members", "rawQueryString": "", "headers": {},
+            "requestContext": {
+                "accountId": "1", "apiId": "api", "domainName": "d", "domainPrefix": "d", "requestId": "r", "routeKey": "$default",
+                "stage": "$default", "time": "27/Nov/2026:00:00:00 +0000", "timeEpoch": 0,
+                "http": { "method": "POST", "path": "/members", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t" },
+                "authorizer": { "jwt": { "claims": claims, "scopes": null } }
+            },
+            "isBase64Encoded": false
+        });
+        lambda_http::request::from_str(&event.to_string()).unwrap()
+    }
+
+    #[test]
+    fn verified_contacts_come_from_the_token_s_claims_and_leave_the_caller_alone() {
+        let req = request_with_claims(serde_json::json!({
+            "sub": "m1", "email": "Li.Wei@Example.com", "email_verified": "true", "phone_number": "+8613800138000", "phone_number_verified": "false"
+        }));
+        assert_eq!(verified_contacts(&req), VerifiedContacts { email: Some("li.wei@example.com".into()), phone: None });
+        assert_eq!(caller(&req, &Principals::default()), Caller::Member(MemberId::parse("m1").unwrap()));
+        let plain = request_with_claims(serde_json::json!({ "sub": "m1" }));
+        assert_eq!(verified_contacts(&plain), VerifiedContacts::default());
+    }
+
     #[test]
     fn each_iam_route_family_refuses_the_other_kind() {
         let (op, os) = (Caller::Operator("a".into()), Caller::OrderSystem("b".into()));
