@@ -420,6 +420,72 @@ mod tests {
     }
 
     #[test]
+    fn verified_contacts_fill_the_signup_and_other_contacts_are_refused() {
+        let verified = VerifiedContacts { email: Some("li.wei@example.com".into()), phone: Some("+8613800138000".into()) };
+        // Left out of the body: taken from the token, verified.
+        let (m, v) = req(None, None, "A", None).validate_with(today(), &verified).unwrap();
+        assert_eq!((m.email.as_deref(), m.phone.as_deref()), (Some("li.wei@example.com"), Some("+8613800138000")));
+        assert_eq!(v, Verification { email: true, phone: true });
+        // The same in any case: verified.
+        let (_, v) = req(Some("LI.WEI@example.com"), None, "A", None).validate_with(today(), &verified).unwrap();
+        assert!(v.email);
+        // Another one: refused, naming which.
+        assert_eq!(req(Some("other@example.com"), None, "A", None).validate_with(today(), &verified).unwrap_err(), SignupError::EmailMismatch);
+        assert_eq!(req(None, Some("+8613900139000"), "A", None).validate_with(today(), &verified).unwrap_err(), SignupError::PhoneMismatch);
+        assert_eq!(SignupError::PhoneMismatch.code(), "contact_mismatch");
+        // A malformed body contact is still its own error, first.
+        assert_eq!(req(Some("nope"), None, "A", None).validate_with(today(), &verified).unwrap_err(), SignupError::InvalidEmail);
+        // Without verified claims, the body's contacts are kept unverified.
+        let (m, v) = req(Some("a@b.cn"), Some("+8613800138000"), "A", None).validate_with(today(), &VerifiedContacts::default()).unwrap();
+        assert_eq!((m.email.as_deref(), v), (Some("a@b.cn"), Verification::default()));
+        // Only a verified email, and the body a phone: email verified, phone not.
+        let only_email = VerifiedContacts { email: Some("li.wei@example.com".into()), phone: None };
+        let (m, v) = req(None, Some("+8613800138000"), "A", None).validate_with(today(), &only_email).unwrap();
+        assert_eq!((m.email.is_some(), v), (true, Verification { email: true, phone: false }));
+    }
+
+    #[test]
+    fn a_signup_carries_its_verification_prior_gifts_and_when_the_birthday_was_recorded() {
+        let now: DateTime<Utc> = "2026-11-27T10:00:00Z".parse().unwrap();
+        let nm = req(Some("a@b.cn"), None, "A", Some("1990-05-18")).validate(today()).unwrap();
+        let prior = PriorGifts { welcome: true, referral: true, birthday_year: Some(2026) };
+        let m = Member::sign_up(MemberId::parse("m1").unwrap(), &nm, Verification { email: true, phone: true }, prior, "ABCD2345".into(), None, now);
+        assert!(m.email_verified && !m.phone_verified, "no phone, nothing verified about it");
+        assert_eq!((m.birthday_set_at, m.prior_gifts), (Some(now), prior));
+        assert_eq!(m.birthday_facts(chrono_tz::Asia::Shanghai).prior_gift_year, Some(2026));
+        // Its tombstones pass on what it and its predecessors received.
+        assert_eq!(m.gifts_received(None), PriorGifts { welcome: true, referral: true, birthday_year: Some(2026) });
+        let fresh = Member::sign_up(MemberId::parse("m2").unwrap(), &nm, Verification::default(), PriorGifts::default(), "ABCD2346".into(), Some(MemberId::parse("r").unwrap()), now);
+        assert_eq!(fresh.gifts_received(Some(2027)), PriorGifts { welcome: true, referral: true, birthday_year: Some(2027) });
+        assert_eq!(fresh.gifts_received(None), PriorGifts { welcome: true, referral: true, birthday_year: None });
+    }
+
+    #[test]
+    fn support_changes_restart_the_birthday_clock_and_erasure_drops_them() {
+        let joined: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        let nm = req(Some("a@b.cn"), None, "A", None).validate(today()).unwrap();
+        let mut m = Member::join(MemberId::parse("m1").unwrap(), &nm, "ABCD2345".into(), None, joined);
+        assert_eq!(m.birthday_set_at, None);
+        let change = |d: &str, r: &str| crate::birthday::BirthdayChange { birthday: d.parse().unwrap(), reason: r.into() };
+        let at1: DateTime<Utc> = "2026-03-01T00:00:00Z".parse().unwrap();
+        assert!(m.change_birthday(change("1990-05-18", "ticket 1"), "arn:ops", at1));
+        assert_eq!((m.birthday_set_at, m.birthday_changes.len()), (Some(at1), 1));
+        assert!(!m.change_birthday(change("1990-05-18", "again"), "arn:ops", at1 + chrono::Duration::days(1)), "the same birthday changes nothing");
+        assert_eq!((m.birthday_set_at, m.birthday_changes.len()), (Some(at1), 1));
+        for i in 0..20 {
+            m.change_birthday(change(&format!("1990-06-{:02}", i + 1), &format!("ticket {i}")), "arn:ops", at1);
+        }
+        assert_eq!(m.birthday_changes.len(), crate::birthday::CHANGES_KEPT);
+        assert_eq!(m.birthday_changes.last().unwrap().reason, "ticket 19");
+        m.erase(at1);
+        assert!(m.birthday.is_none() && m.birthday_set_at.is_none() && m.birthday_changes.is_empty());
+        // A record from before birthdaySetAt was kept: the birthday came with the signup.
+        let mut legacy = Member::join(MemberId::parse("m3").unwrap(), &req(Some("a@b.cn"), None, "A", Some("1990-05-18")).validate(today()).unwrap(), "ABCD2347".into(), None, joined);
+        legacy.birthday_set_at = None;
+        assert_eq!(legacy.birthday_recorded_at(), joined);
+    }
+
+    #[test]
     fn referral_codes_are_normalized_and_checked() {
         assert_eq!(normalize_referral_code(" abcd2345 ").as_deref(), Some("ABCD2345"));
         assert_eq!(normalize_referral_code("ABCDEFGI"), None, "I is not in the alphabet");
