@@ -4,15 +4,16 @@ of the functions that `scripts/dev` serves and the schedule triggers (scripts/fi
 
 1. Signs up N members (a unique run prefix, so it can run again on the same stack): some
    with a birthday, some referred by an earlier member's referral code.
-2. Each member's story, members in parallel: purchases spread over the last ~11 months
-   (within the points expiry window), some on a member day (the 18th: 2x), a welcome coupon
-   redeemed on an order, a partial refund, a check-in, a points redemption.
+2. Each member's story, members in parallel: orders spread over the last ~11 months (within
+   the points expiry window), each through the order system's checkout (quote and hold, then
+   confirm with the day it was paid), some on a member day (the 18th: 2x), some using the
+   welcome coupon or paying part with points; a partial refund, a check-in.
 3. Fires the nightly tier evaluation (scripts/fire TierRecomputeFunction) and, after defining
    a monthly member-day campaign for silver and up (POST /campaigns), the member-day
    schedule (scripts/fire MemberDayFunction MemberDay --now <the last 18th>), which starts the
    built-in member day and every monthly campaign; waits until their runs are drained
-   through the local queues (dispatcher -> campaign queue -> coupon worker), then redeems a
-   few of the member-day coupons.
+   through the local queues (dispatcher -> campaign queue -> coupon worker), then uses a few
+   of the member-day coupons at checkout.
 4. Reads every member's profile, ledger and coupons back and prints the report; checks that
    the numbers add up (ledger sums = balances = what the answers said, campaign counts) and
    exits 1 if not.
@@ -56,7 +57,8 @@ def iso(t):
 
 class Api:
     """The functions at http://127.0.0.1:<port>/lambda-url/<binary>/<route>, with the local
-    identity headers that stand in for API Gateway's authorizers."""
+    identity headers that stand in for API Gateway's authorizers: a member (`sub`), or an IAM
+    caller (`iam`: "operator" or "order-system")."""
 
     def __init__(self, port):
         self.base = f"http://127.0.0.1:{port}/lambda-url"
@@ -64,7 +66,7 @@ class Api:
         self.requests = 0
         self.lock = threading.Lock()
 
-    def call(self, method, binary, path, body=None, sub=None, admin=False, key=None, timeout=15, attempts=4):
+    def call(self, method, binary, path, body=None, sub=None, iam=None, key=None, timeout=15, attempts=4):
         headers = {"accept": "application/json"}
         data = None
         if body is not None:
@@ -72,8 +74,8 @@ class Api:
             headers["content-type"] = "application/json"
         if sub:
             headers["x-loyalty-dev-sub"] = sub
-        if admin:
-            headers["x-loyalty-dev-admin"] = "1"
+        if iam:
+            headers["x-loyalty-dev-iam"] = iam
         if key:
             headers["idempotency-key"] = key
         for attempt in range(attempts):
@@ -120,7 +122,7 @@ def wait_ready(api, timeout):
     probes = [("signup", "/members/demo-probe", {"sub": "demo-probe"}),
               ("purchase-points", "/members/demo-probe/ledger", {"sub": "demo-probe"}),
               ("coupon-issue", "/members/demo-probe/coupons", {"sub": "demo-probe"}),
-              ("member-day", "/campaigns/demo-probe", {"admin": True})]
+              ("member-day", "/campaigns/demo-probe", {"iam": "operator"})]
     log(f"waiting for the functions at {api.base} (the first call builds them; up to {timeout:.0f}s)")
     started = time.monotonic()
 
@@ -219,50 +221,65 @@ def signup(api, tally, member):
     tally.add(signups=1, welcome_points=doc["points"], referred=1 if member.get("referral_code") else 0)
 
 
+def checkout(api, tally, mid, order, fen, codes=(), points=0, at=None, channel="online"):
+    """One order through the order system's checkout: quote and hold, then confirm (dated
+    `at`, when the order was paid). Answers (quote, confirm)."""
+    base = f"/internal/members/{mid}/checkouts"
+    quote = api.expect({201}, "POST", "purchase-points", base, iam="order-system",
+                       body={"orderId": order, "amount": fen, "currency": "CNY", "channel": channel,
+                             "couponCodes": list(codes), "points": points})
+    body = {"paid": quote["payable"]}
+    if at is not None:
+        body["occurredAt"] = iso(at)
+    done = api.expect({200}, "POST", "purchase-points", f"{base}/{order}/confirm", iam="order-system", body=body)
+    tally.add(orders=1, spend_fen=quote["payable"], purchase_points=done["pointsEarned"],
+              member_discount_fen=quote["memberDiscount"], coupon_discount_fen=quote["couponDiscount"],
+              coupons_used=len(done["couponsRedeemed"]), orders_with_coupon=1 if done["couponsRedeemed"] else 0,
+              redeemed_points=done["pointsUsed"], redeemed_fen=quote["pointsDiscount"],
+              orders_with_points=1 if done["pointsUsed"] else 0)
+    return quote, done
+
+
 def story(api, tally, member, now, multipliers):
     rng, mid = member["rng"], member["id"]
     purchases = plan_story(rng, now)
     redeem_on = None
-    if rng.random() < 0.35:  # the welcome coupon (20 CNY off from 100 CNY) on an order big enough
-        big = [i for i, (_, fen) in enumerate(purchases) if fen >= 10000]
+    if rng.random() < 0.35:  # the welcome coupon (20 CNY off from 100 CNY after the member price) on an order big enough
+        big = [i for i, (_, fen) in enumerate(purchases) if fen >= 15000]
         redeem_on = big[-1] if big else None
+    pay_with_points = rng.random() < 0.3  # some members pay part of their last order with points
     for i, (at, fen) in enumerate(purchases):
         order = f"{mid}-o{i + 1}"
-        if i == redeem_on:
-            doc = api.expect({200}, "POST", "coupon-issue", f"/coupons/{member['welcome']}/redeem", sub=mid,
-                             body={"memberId": mid, "orderId": order, "orderAmount": fen})
-            tally.add(welcome_redeemed=1, coupon_discount_fen=doc["discount"])
+        codes = [member["welcome"]] if i == redeem_on else []
+        points = 0
+        if pay_with_points and i == len(purchases) - 1 and member["balance"] >= 300:
+            # Points pay at most half of what is left after the member price and coupon: a
+            # quarter of the order stays inside that cap for every tier.
+            points = min(member["balance"] // 2, fen // 4) // 100 * 100
         tier_before = member["tier"]
-        doc = api.expect({201}, "POST", "purchase-points", f"/members/{mid}/purchases", sub=mid,
-                         body={"orderId": order, "amount": fen, "currency": "CNY",
-                               "channel": rng.choice(["online", "store"]), "occurredAt": iso(at)})
-        tally.add(purchases=1, spend_fen=fen, purchase_points=doc["pointsEarned"])
+        _, doc = checkout(api, tally, mid, order, fen, codes, points, at, rng.choice(["online", "store"]))
+        tally.add(purchases=1, welcome_redeemed=len(codes))
         if at.astimezone(PROGRAM_TZ).day == MEMBER_DAY:
             tally.add(member_day_purchases=1)
             m = multipliers.get(tier_before)
             if m is not None:
-                expected = (fen // 100) * m * MEMBER_DAY_MULTIPLIER_THOUSANDTHS // 1_000_000
+                expected = (doc["paid"] // 100) * m * MEMBER_DAY_MULTIPLIER_THOUSANDTHS // 1_000_000
                 if doc["pointsEarned"] != expected:
                     tally.error(f"{mid} {order} on a member day earned {doc['pointsEarned']} points, "
                                 f"expected {expected} ({tier_before}, 2x)")
         member["tier"], member["balance"] = doc["tier"], doc["points"]
-        member["orders"] = member.get("orders", []) + [(order, fen)]
+        member["orders"] = member.get("orders", []) + [(order, doc["paid"])]
     if purchases and rng.random() < 0.15:
-        order, fen = rng.choice(member["orders"])
-        doc = api.expect({201}, "POST", "purchase-points", f"/members/{mid}/refunds", sub=mid,
-                         body={"orderId": order, "refundId": f"{order}-r1", "amount": max(1, fen // 2)})
-        tally.add(refunds=1, refunded_fen=max(1, fen // 2), clawed_back=doc["pointsClawedBack"])
+        order, paid = rng.choice(member["orders"])
+        doc = api.expect({201}, "POST", "purchase-points", f"/internal/members/{mid}/refunds", iam="order-system",
+                         body={"orderId": order, "refundId": f"{order}-r1", "amount": max(1, paid // 2)})
+        tally.add(refunds=1, refunded_fen=max(1, paid // 2), clawed_back=doc["pointsClawedBack"],
+                  returned_points=doc["pointsReturned"])
         member["balance"] = doc["points"]
     if rng.random() < 0.5:
         doc = api.expect({201}, "POST", "purchase-points", f"/members/{mid}/activities", sub=mid,
                          body={"type": "checkin", "refId": now.astimezone(PROGRAM_TZ).date().isoformat()})
         tally.add(checkins=1, activity_points=doc["pointsEarned"])
-        member["balance"] = doc["points"]
-    if rng.random() < 0.3 and member["balance"] >= 300:
-        points = member["balance"] // 2 // 100 * 100
-        doc = api.expect({201}, "POST", "purchase-points", f"/members/{mid}/redemptions", sub=mid,
-                         key=f"{mid}-redeem-1", body={"points": points})
-        tally.add(redemptions=1, redeemed_points=doc["pointsRedeemed"], redeemed_fen=doc["amountOff"])
         member["balance"] = doc["points"]
     if purchases and member.get("referral_code"):
         tally.add(referred_buyers=1)
@@ -284,12 +301,12 @@ def read_back(api, member):
 
 
 def wait_drained(api, runs, timeout):
-    """Polls GET /campaigns/{id} (admin) until each started run is drained."""
+    """Polls GET /campaigns/{id} (operator) until each started run is drained."""
     deadline, last = time.monotonic() + timeout, {}
     pending = dict(runs)  # campaign id -> run id
     while pending:
         for cid, rid in list(pending.items()):
-            doc = api.expect({200}, "GET", "member-day", f"/campaigns/{cid}", admin=True)
+            doc = api.expect({200}, "GET", "member-day", f"/campaigns/{cid}", iam="operator")
             run = next((r for r in doc["runs"] if r["runId"] == rid), None)
             if run is None:
                 raise RuntimeError(f"campaign {cid} does not show its run {rid}")
@@ -370,7 +387,8 @@ def run(a):
     t1 = time.monotonic()
     each(lambda m: story(api, tally, m, now, multipliers), members)
     log(f"{tally.c['purchases']} purchases, {tally.c['refunds']} refunds, {tally.c['checkins']} check-ins, "
-        f"{tally.c['redemptions']} redemptions, {tally.c['welcome_redeemed']} coupon redeems in {time.monotonic() - t1:.0f}s")
+        f"{tally.c['orders_with_points']} orders partly paid with points, {tally.c['welcome_redeemed']} welcome coupons used "
+        f"in {time.monotonic() - t1:.0f}s")
 
     # The daily birthday job: today's birthdays get their tier's coupon through CampaignQueue.
     birthday_job = fire(a.port, "CouponIssueFunction", "BirthdayCoupons", iso(now))
@@ -383,7 +401,7 @@ def run(a):
     log(f"tier evaluation: {tiers_job.get('tasks')} shard tasks queued")
 
     # A monthly campaign for silver and up, then the member-day schedule of the last 18th.
-    created = api.expect({201}, "POST", "member-day", "/campaigns", admin=True, key=f"{prefix}-campaign", body={
+    created = api.expect({201}, "POST", "member-day", "/campaigns", iam="operator", key=f"{prefix}-campaign", body={
         "name": f"Demo member day {prefix}"[:100], "segment": {"tiers": ["silver", "gold", "diamond"]},
         "coupon": {"title": "Member day: 30 CNY off", "offer": {"kind": "amount_off", "value": 3000, "minSpend": 15000},
                    "validDays": 3},
@@ -423,9 +441,9 @@ def run(a):
         coupons = api.expect({200}, "GET", "coupon-issue", f"/members/{m['id']}/coupons?status=active", sub=m["id"])["coupons"]
         mine = [c for c in coupons if c["grant"] == grants[demo_campaign]]
         if mine:
-            doc = api.expect({200}, "POST", "coupon-issue", f"/coupons/{mine[0]['code']}/redeem", sub=m["id"],
-                             body={"memberId": m["id"], "orderId": f"{m['id']}-md", "orderAmount": 20000})
-            tally.add(member_day_redeemed=1, coupon_discount_fen=doc["discount"])
+            # 250 CNY: above the 150 CNY minimum after any tier's member price.
+            checkout(api, tally, m["id"], f"{m['id']}-md", 25000, [mine[0]["code"]])
+            tally.add(member_day_redeemed=1)
 
     each(use_member_day_coupon, members)
     views = dict(zip((m["id"] for m in members), pool.map(lambda m: read_back(api, m), members)))
@@ -444,16 +462,22 @@ def report(a, prefix, md, members, views, tally, tiers_job, drained, grants, dem
     coupon_count = collections.Counter()
     redeemed = collections.Counter()
     holders = collections.Counter()
+    available_total, pending_total = [0], [0]
     for mid, v in views.items():
         p, ledger = v["profile"], v["ledger"]
-        total = sum(e["points"] for e in ledger)
-        if total != p["points"]:
-            errors.append(f"{mid}: ledger sums to {total}, the balance is {p['points']}")
-        if ledger and ledger[0]["balanceAfter"] != p["points"]:
-            errors.append(f"{mid}: newest ledger entry's balanceAfter {ledger[0]['balanceAfter']} != balance {p['points']}")
+        # Each entry moves available points (`points`) and pending ones (`pending`, inside the
+        # return window); a release moves points from pending to available.
+        # A release not yet written (the profile shows it lazily) moves points between the two
+        # sums but not their total.
+        total = sum(e["points"] + e.get("pending", 0) for e in ledger)
+        if total != p["points"] + p["pointsPending"]:
+            errors.append(f"{mid}: ledger sums to {total}, the profile says {p['points']} available + "
+                          f"{p['pointsPending']} pending")
         for e in ledger:
-            kinds[e["kind"]] += e["points"]
-            referral_entries += e["kind"] == "referral"
+            kinds[e["kind"]] += e["points"] + e.get("pending", 0)
+            referral_entries += e["kind"] == "referral" and e["points"] + e.get("pending", 0) > 0
+        available_total[0] += p["points"]
+        pending_total[0] += p["pointsPending"]
         per_grant = collections.Counter(c["grant"] for c in v["coupons"])
         for c in v["coupons"]:
             kind = ("welcome" if c["grant"] == "welcome" else "member day" if c["grant"] in grants.values()
@@ -479,7 +503,8 @@ def report(a, prefix, md, members, views, tally, tiers_job, drained, grants, dem
     same("welcome points", kinds["welcome"], t["welcome_points"])
     same("purchase points", kinds["purchase"], t["purchase_points"])
     same("refund clawbacks", -kinds["refund"], t["clawed_back"])
-    same("redeemed points", -kinds["redemption"], t["redeemed_points"])
+    same("points spent at checkout", -kinds["redemption"], t["redeemed_points"])
+    same("points given back by refunds", kinds.get("returned", 0), t["returned_points"])
     same("activity points", kinds["activity"], t["activity_points"])
     same("referral rewards", referral_entries, t["referred_buyers"])
     same("welcome coupons redeemed", redeemed["welcome"], t["welcome_redeemed"])
@@ -492,27 +517,37 @@ def report(a, prefix, md, members, views, tally, tiers_job, drained, grants, dem
             errors.append(f"campaign {cid}: {holders[cid]} of this run's members hold its coupon, but it issued {run['issued']}")
 
     issued = sum(v for k, v in kinds.items() if v > 0 and k in ("welcome", "purchase", "activity", "referral"))
-    spent = -kinds["redemption"]
+    spent, returned = -kinds["redemption"], kinds.get("returned", 0)
     clawed, expired = -kinds["refund"], -kinds["expiry"]
-    outstanding = sum(v["profile"]["points"] for v in views.values())
-    if issued - spent - clawed - expired != outstanding:
-        errors.append(f"issued {issued} - redeemed {spent} - clawed back {clawed} - expired {expired} != outstanding {outstanding}")
+    outstanding = available_total[0] + pending_total[0]
+    if issued - spent + returned - clawed - expired != outstanding:
+        errors.append(f"issued {issued} - spent {spent} + given back {returned} - clawed back {clawed} - expired {expired} "
+                      f"!= outstanding {outstanding}")
 
     w = print
     w()
     w(f"Loyalty demo {prefix}: {len(members)} members, {api.requests} API calls, {time.monotonic() - t0:.0f}s")
     w("=" * 78)
     w(f"Members per tier:   " + "   ".join(f"{k} {tiers[k]}" for k in TIERS))
-    w(f"Activity:           {t['purchases']} purchases ({t['spend_fen'] / 100:,.2f} CNY, {t['member_day_purchases']} on a "
-      f"member day at 2x), {t['refunds']} refunds ({t['refunded_fen'] / 100:,.2f} CNY), {t['checkins']} check-ins, "
-      f"{t['referred']} referred members")
+    w(f"Activity:           {t['orders']} orders through checkout ({t['spend_fen'] / 100:,.2f} CNY paid, "
+      f"{t['member_day_purchases']} on a member day at 2x), {t['refunds']} refunds ({t['refunded_fen'] / 100:,.2f} CNY), "
+      f"{t['checkins']} check-ins, {t['referred']} referred members")
+    orders = max(t["orders"], 1)
+    w(f"Per order:          coupons used on {t['orders_with_coupon']} of {t['orders']} orders "
+      f"({t['coupons_used'] / orders:.3f} coupons/order), points on {t['orders_with_points']} "
+      f"({t['redeemed_points'] / orders:,.1f} points/order); discounts: member price "
+      f"{t['member_discount_fen'] / 100:,.2f} CNY, coupons {t['coupon_discount_fen'] / 100:,.2f} CNY, "
+      f"points {t['redeemed_fen'] / 100:,.2f} CNY")
     w("Points:")
     w(f"  issued            {issued:>12,}   (welcome {kinds['welcome']:,}, purchases {kinds['purchase']:,}, "
       f"activities {kinds['activity']:,}, referrals {kinds['referral']:,})")
-    w(f"  redeemed          {spent:>12,}   ({t['redemptions']} redemptions, {t['redeemed_fen'] / 100:,.2f} CNY off)")
+    w(f"  spent at checkout {spent:>12,}   (on {t['orders_with_points']} orders, {t['redeemed_fen'] / 100:,.2f} CNY off)")
+    w(f"  given back        {returned:>12,}   (points spent on refunded orders)")
     w(f"  clawed back       {clawed:>12,}   (refunds)")
     w(f"  expired           {expired:>12,}")
     w(f"  outstanding       {outstanding:>12,}   = points liability {outstanding / 100:,.2f} CNY at 100 points per CNY")
+    w(f"    available       {available_total[0]:>12,}")
+    w(f"    pending         {pending_total[0]:>12,}   (inside the {7}-day return window: not spendable yet)")
     w("Coupons (this run's members):")
     for k in sorted(coupon_count):
         w(f"  {k:<16}  issued {coupon_count[k]:>5}   redeemed {redeemed[k]:>5}")

@@ -66,7 +66,9 @@ def dev(tmp_path_factory):
     log_path = tmp_path_factory.mktemp("e2e") / "dev.log"
     log = open(log_path, "w")
     # Its own session: the teardown signals scripts/dev, cargo lambda and the pollers together.
-    proc = subprocess.Popen([os.path.join(REPO, "scripts", "dev")], cwd=REPO, env=env, stdout=log,
+    # --ignore-changes: a file written elsewhere in the checkout while the test runs (an editor,
+    # git) must not restart the functions under it.
+    proc = subprocess.Popen([os.path.join(REPO, "scripts", "dev"), "--ignore-changes"], cwd=REPO, env=env, stdout=log,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
@@ -137,7 +139,7 @@ def test_member_day_schedule_flows_through_the_local_queues_and_drains_with_coun
     # EventBridge delivers at least once: the same firing again starts no second run.
     again = demo.fire(dev["port"], "MemberDayFunction", "MemberDay", member_day.isoformat(), env=dev["env"])
     assert not any(s["created"] for s in again["started"] if s["campaignId"] == "member-day"), again
-    show = api.expect({200}, "GET", "member-day", "/campaigns/member-day", admin=True)
+    show = api.expect({200}, "GET", "member-day", "/campaigns/member-day", iam="operator")
     assert [r["runId"] for r in show["runs"]] == [run_id], show
     for m in members[:3]:
         coupons = api.expect({200}, "GET", "coupon-issue", f"/members/{m}/coupons", sub=m)["coupons"]

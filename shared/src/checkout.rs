@@ -369,6 +369,7 @@ pub fn confirm(member: &mut Member, rules: &Rules, quoted: &Quoted, windows: &[M
             kind: EntryKind::Redemption,
             points: Points(-q.points_used),
             balance_after: member.wallet.balance,
+            pending: Points::ZERO,
             reason: format!("{} off order {order_id}", q.points_discount),
             reference: Some(order_id.to_string()),
             at: now,
@@ -393,6 +394,8 @@ pub fn confirm(member: &mut Member, rules: &Rules, quoted: &Quoted, windows: &[M
         spent_from: spent_from.filter(|_| q.points_used > 0),
         coupons: quoted.coupons.iter().map(|c| points::UsedCoupon { code: c.code.clone(), valid_until: c.valid_until }).collect(),
         coupons_returned: false,
+        recorded_at: Some(now),
+        referral_to: None,
     };
     Ok(Confirmed { entries, purchased, order })
 }

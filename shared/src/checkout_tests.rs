@@ -116,7 +116,7 @@ fn a_hold_keeps_its_coupon_and_points_from_other_orders_until_it_expires() {
 
 #[test]
 fn confirm_spends_the_held_points_and_earns_on_what_was_paid() {
-    let r = Rules::default();
+    let r = Rules::from_overrides(r#"{"returnWindowDays":0}"#).unwrap();
     let mut m = member(5_000);
     let c = coupon("c", off(1_000, 0), false);
     let q = quote(&r, &m, Some("o1"), Fen(20_000), std::slice::from_ref(&c), 3_000, now()).unwrap();

@@ -2,8 +2,14 @@
 //! oldest lots first; lots expire a fixed number of days after they were earned; a
 //! clawback may leave a debt that later earnings pay off first.
 //!
+//! Points earned by an order are *pending* through the return window: they sit in `pending`
+//! (one lot per source, with its release day), count for nothing, and become an ordinary lot
+//! dated by their release day when it comes, so expiry counts from availability.
+//!
 //! Invariant (checked by `Wallet::is_consistent` and the property tests): a non-negative
-//! balance equals the sum of its lots; a negative balance (a debt) has no lots.
+//! balance equals the sum of its lots; a negative balance (a debt) has no lots; pending lots
+//! are positive. The ledger keeps both: Σ entry `points` = balance, Σ entry `pending` = the
+//! pending total.
 
 use crate::money::Points;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -19,11 +25,27 @@ pub struct Lot {
     pub points: i64,
 }
 
+/// Points of one order (or one referral) waiting for the return window to end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingLot {
+    /// The order id, or `referral:<member id>` for a referral reward.
+    #[serde(rename = "o")]
+    pub source: String,
+    #[serde(rename = "p")]
+    pub points: i64,
+    /// The program day the points become available.
+    #[serde(rename = "r")]
+    pub release_on: NaiveDate,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Wallet {
+    /// Available points (may be negative: a debt).
     pub balance: Points,
     /// Oldest first, at most one lot per day.
     pub lots: Vec<Lot>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<PendingLot>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -36,7 +58,7 @@ impl Wallet {
     pub fn is_consistent(&self) -> bool {
         let lots: i64 = self.lots.iter().map(|l| l.points).sum();
         let ordered = self.lots.windows(2).all(|w| w[0].earned_on < w[1].earned_on);
-        let positive = self.lots.iter().all(|l| l.points > 0);
+        let positive = self.lots.iter().all(|l| l.points > 0) && self.pending.iter().all(|p| p.points > 0);
         ordered && positive && if self.balance.0 >= 0 { lots == self.balance.0 } else { self.lots.is_empty() }
     }
 
@@ -62,6 +84,46 @@ impl Wallet {
                 _ => self.lots.push(Lot { earned_on: on, points: into_lot }),
             }
         }
+    }
+
+    pub fn pending_total(&self) -> i64 {
+        self.pending.iter().map(|p| p.points).sum()
+    }
+
+    /// Adds points that become available on `release_on`.
+    pub fn add_pending(&mut self, source: &str, points: i64, release_on: NaiveDate) {
+        if points <= 0 {
+            return;
+        }
+        match self.pending.iter_mut().find(|p| p.source == source) {
+            Some(p) => p.points += points,
+            None => self.pending.push(PendingLot { source: source.to_string(), points, release_on }),
+        }
+    }
+
+    /// Makes the pending lots due on or before `today` available, each as a lot dated by its
+    /// release day. Answers the points released.
+    pub fn release(&mut self, today: NaiveDate) -> i64 {
+        let (due, keep): (Vec<PendingLot>, Vec<PendingLot>) = std::mem::take(&mut self.pending).into_iter().partition(|p| p.release_on <= today);
+        self.pending = keep;
+        due.iter().map(|p| {
+            self.earn(p.points, p.release_on);
+            p.points
+        }).sum()
+    }
+
+    /// Cancels up to `points` of `source`'s pending points; answers how many were cancelled.
+    pub fn cancel_pending(&mut self, source: &str, points: i64) -> i64 {
+        let Some(p) = self.pending.iter_mut().find(|p| p.source == source) else { return 0 };
+        let cancelled = points.clamp(0, p.points);
+        p.points -= cancelled;
+        self.pending.retain(|p| p.points > 0);
+        cancelled
+    }
+
+    /// The first day a pending lot is released, if any (the daily sweep's index key).
+    pub fn next_release(&self) -> Option<NaiveDate> {
+        self.pending.iter().map(|p| p.release_on).min()
     }
 
     /// Spends `points` from the oldest lots. Never spends more than the balance.
@@ -135,6 +197,8 @@ pub enum EntryKind {
     Expiry,
     /// Points an order spent, given back by its refund.
     Returned,
+    /// Pending points that became available at the end of the return window.
+    Release,
 }
 
 /// One line of a member's points ledger. The balance is always the sum of the entries.
@@ -142,8 +206,12 @@ pub enum EntryKind {
 #[serde(rename_all = "camelCase")]
 pub struct LedgerEntry {
     pub kind: EntryKind,
+    /// The change to the available balance.
     pub points: Points,
     pub balance_after: Points,
+    /// The change to the pending points (earned, released or cancelled inside the window).
+    #[serde(default, skip_serializing_if = "Points::is_zero")]
+    pub pending: Points,
     pub reason: String,
     /// What caused it: an order id, refund id, activity ref... (never personal data).
     #[serde(default, skip_serializing_if = "Option::is_none")]

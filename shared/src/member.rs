@@ -249,6 +249,10 @@ pub struct Member {
     /// on the next write and ignored until then.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub holds: Vec<crate::checkout::Hold>,
+    /// When each tier above regular was last reached by the rolling spend, and with how much
+    /// of it that has not been refunded since (`tier::Reach`): refunds re-decide the tier from it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reached: Vec<crate::tier::Reach>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -291,6 +295,7 @@ impl Member {
             last_tier_evaluation: None,
             stepped_down_at: None,
             holds: Vec::new(),
+            reached: Vec::new(),
         }
     }
 
@@ -531,6 +536,9 @@ pub struct ProfileView<'a> {
     /// Points held by open checkouts; `pointsAvailable` is what the member may spend now.
     pub points_on_hold: i64,
     pub points_available: i64,
+    /// Points still inside their order's return window, and when each becomes available.
+    pub points_pending: i64,
+    pub pending: Vec<PendingPoints>,
     pub expiring_soon: Vec<ExpiringPoints>,
     pub rolling_spend: Fen,
     pub lifetime_spend: Fen,
@@ -543,6 +551,13 @@ pub struct ProfileView<'a> {
     pub spend_to_keep_tier: Fen,
     pub benefits: crate::tier::Benefits<'a>,
     pub coupons: Vec<crate::coupon::CouponView<'a>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingPoints {
+    pub points: i64,
+    pub available_on: NaiveDate,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -580,6 +595,14 @@ impl Member {
             points: self.wallet.balance.0,
             points_on_hold: self.points_on_hold(now, None),
             points_available: self.available_points(now, None),
+            points_pending: self.wallet.pending_total(),
+            pending: {
+                let mut by_day: std::collections::BTreeMap<NaiveDate, i64> = Default::default();
+                for p in &self.wallet.pending {
+                    *by_day.entry(p.release_on).or_default() += p.points;
+                }
+                by_day.into_iter().map(|(available_on, points)| PendingPoints { points, available_on }).collect()
+            },
             expiring_soon: self
                 .wallet
                 .expiring_within(today, p.expiry_days, p.expiring_soon_days)

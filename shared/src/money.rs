@@ -27,6 +27,9 @@ impl Fen {
 
 impl Points {
     pub const ZERO: Points = Points(0);
+    pub fn is_zero(&self) -> bool {
+        self.0 == 0
+    }
 }
 
 macro_rules! arithmetic {

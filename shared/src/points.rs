@@ -164,6 +164,14 @@ pub struct OrderRecord {
     /// Whether a full refund gave the coupons back.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub coupons_returned: bool,
+    /// When the order was recorded (it counts toward tiers reached from then on); orders
+    /// recorded before this field existed use `occurred_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_at: Option<DateTime<Utc>>,
+    /// The member this order's referral reward went to (a first purchase of a referred
+    /// member): a full refund inside the window cancels that reward.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referral_to: Option<String>,
 }
 
 fn is_zero(v: &i64) -> bool {
@@ -196,6 +204,8 @@ impl OrderRecord {
             spent_from: None,
             coupons: Vec::new(),
             coupons_returned: false,
+            recorded_at: None,
+            referral_to: None,
         }
     }
 }
@@ -288,10 +298,52 @@ pub fn expire(member: &mut Member, rules: &Rules, today: NaiveDate, now: DateTim
         kind: EntryKind::Expiry,
         points: Points(-expired),
         balance_after: member.wallet.balance,
+        pending: Points::ZERO,
         reason: format!("points earned on or before {} expired", today - Duration::days(rules.points.expiry_days as i64)),
         reference: Some(format!("expiry-{today}")),
         at: now - Duration::microseconds(1),
     })
+}
+
+/// Makes the pending points whose return window has ended available; answers the ledger
+/// entry. Dated two microseconds before `now`: it sorts before the expiry and the operation.
+pub fn release(member: &mut Member, today: NaiveDate, now: DateTime<Utc>) -> Option<LedgerEntry> {
+    let released = member.wallet.release(today);
+    (released > 0).then(|| LedgerEntry {
+        kind: EntryKind::Release,
+        points: Points(released),
+        balance_after: member.wallet.balance,
+        pending: Points(-released),
+        reason: "the return window ended: pending points are available".into(),
+        reference: Some(format!("release-{today}")),
+        at: now - Duration::microseconds(2),
+    })
+}
+
+/// What every change of a member does first: release what the return window no longer holds,
+/// then expire what is due, so no rule ever sees a stale wallet.
+pub fn settle(member: &mut Member, rules: &Rules, today: NaiveDate, now: DateTime<Utc>) -> Vec<LedgerEntry> {
+    release(member, today, now).into_iter().chain(expire(member, rules, today, now)).collect()
+}
+
+/// The day points earned on `day` become available.
+pub fn release_day(rules: &Rules, day: NaiveDate) -> NaiveDate {
+    day + Duration::days(rules.return_window_days as i64)
+}
+
+/// Earns `points` from `source` earned on `day`: pending until the return window ends, or at
+/// once when it already has (a late order event, a window of 0 days). Answers the entry's
+/// (available, pending) changes.
+fn earn_kept(member: &mut Member, rules: &Rules, source: &str, points: i64, day: NaiveDate, today: NaiveDate) -> (Points, Points) {
+    let release_on = release_day(rules, day);
+    if release_on <= today {
+        let before = member.wallet.balance;
+        member.wallet.earn(points, release_on);
+        (member.wallet.balance - before, Points::ZERO)
+    } else {
+        member.wallet.add_pending(source, points, release_on);
+        (Points::ZERO, Points(points.max(0)))
+    }
 }
 
 /// Adds (or, negative, removes) qualifying spend on `day`, keeping only the days inside the
@@ -319,22 +371,26 @@ pub struct Purchased {
     pub tier_change: Option<TierChange>,
     /// The member's first recorded purchase (the referral reward's trigger).
     pub first_purchase: bool,
+    /// When the purchase's points leave the return window (and a referral reward with them).
+    pub release_on: NaiveDate,
 }
 
-/// Earns the purchase's points (lot dated by the purchase's program day), adds the spend,
-/// and upgrades the tier at once when the new rolling spend reaches a threshold.
+/// Earns the purchase's points (pending through the return window, then a lot dated by its
+/// release day), adds the spend, and upgrades the tier at once when the new rolling spend
+/// reaches a threshold.
 pub fn apply_purchase(member: &mut Member, rules: &Rules, req: &PurchaseRequest, windows: &[MultiplierWindow], now: DateTime<Utc>) -> Purchased {
     let tz = rules.time_zone;
     let (today, day) = (program_date(tz, now), program_date(tz, req.occurred_at).min(program_date(tz, now)));
     let campaign = purchase_campaign_multiplier(rules, windows, member.tier, req.occurred_at);
     let points = purchase_points(req.amount, rules.points.per_cny, rules.tier(member.tier).multiplier, campaign);
-    member.wallet.earn(points, day);
+    let (available, pending) = earn_kept(member, rules, &req.order_id, points, day, today);
     record_spend(member, day, req.amount, today, rules.tier_window_days);
     member.lifetime_spend += req.amount;
     let first_purchase = member.order_count == 0;
     member.order_count += 1;
     member.last_purchase_at = Some(member.last_purchase_at.map_or(req.occurred_at, |t| t.max(req.occurred_at)));
     let rolling = member.rolling_spend(today, rules.tier_window_days);
+    tier::record_reach(member, rules, rolling, now);
     let upgraded = tier::upgrade_on_purchase(rules, member.tier, rolling);
     let tier_change = (upgraded != member.tier).then(|| {
         let change = TierChange { from: member.tier, to: upgraded, reason: format!("rolling spend {rolling} reached {upgraded}"), at: now };
@@ -343,32 +399,64 @@ pub fn apply_purchase(member: &mut Member, rules: &Rules, req: &PurchaseRequest,
         change
     });
     let reason = if campaign > Multiplier::ONE { format!("purchase {} ({}× campaign)", req.amount, campaign.as_f64()) } else { format!("purchase {}", req.amount) };
-    let entry = LedgerEntry { kind: EntryKind::Purchase, points: Points(points), balance_after: member.wallet.balance, reason, reference: Some(req.order_id.clone()), at: now };
-    Purchased { points, entry, tier_change, first_purchase }
+    let entry = LedgerEntry { kind: EntryKind::Purchase, points: available, balance_after: member.wallet.balance, pending, reason, reference: Some(req.order_id.clone()), at: now };
+    Purchased { points, entry, tier_change, first_purchase, release_on: release_day(rules, day) }
 }
 
-/// The referrer's reward for a referred member's first purchase.
-pub fn apply_referral(referrer: &mut Member, rules: &Rules, new_member: &str, today: NaiveDate, now: DateTime<Utc>) -> LedgerEntry {
+/// The pending-lot source of the referral reward for `new_member`.
+pub fn referral_source(new_member: &str) -> String {
+    format!("referral:{new_member}")
+}
+
+/// The referrer's reward for a referred member's first purchase: pending until that
+/// purchase's return window ends (on `release_on`), cancelled if it is refunded in full.
+pub fn apply_referral(referrer: &mut Member, rules: &Rules, new_member: &str, release_on: NaiveDate, now: DateTime<Utc>) -> LedgerEntry {
     let points = rules.referral.referrer_points;
-    referrer.wallet.earn(points, today);
+    let today = program_date(rules.time_zone, now);
+    let day = release_on - Duration::days(rules.return_window_days as i64);
+    let (available, pending) = earn_kept(referrer, rules, &referral_source(new_member), points, day, today);
     LedgerEntry {
         kind: EntryKind::Referral,
-        points: Points(points),
+        points: available,
         balance_after: referrer.wallet.balance,
+        pending,
         reason: "a member you referred made their first purchase".into(),
         reference: Some(new_member.to_string()),
         at: now,
     }
 }
 
+/// Cancels the referrer's pending reward for `new_member` (their first order was refunded in
+/// full inside its return window); none once the reward is available.
+pub fn cancel_referral(referrer: &mut Member, new_member: &str, now: DateTime<Utc>) -> Option<LedgerEntry> {
+    let cancelled = referrer.wallet.cancel_pending(&referral_source(new_member), i64::MAX);
+    (cancelled > 0).then(|| LedgerEntry {
+        kind: EntryKind::Referral,
+        points: Points::ZERO,
+        balance_after: referrer.wallet.balance,
+        pending: Points(-cancelled),
+        reason: "the referred member's first order was returned: the reward is cancelled".into(),
+        // Not the reward's own reference: an entry's key is (time, kind, reference).
+        reference: Some(format!("{new_member}:returned")),
+        at: now,
+    })
+}
+
 /// What a refund did: points taken back, spent points given back, coupons given back, and
 /// the ledger entries (none for a part that moves no points, e.g. a few fen of a large order).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Refunded {
+    /// Points the refund took back: cancelled while pending, clawed back once available.
     pub clawed_back: i64,
+    /// Of those, how many were still pending (cancelled, never a debt).
+    pub pending_cancelled: i64,
     pub points_returned: i64,
     pub coupons_returned: Vec<String>,
     pub entries: Vec<LedgerEntry>,
+    /// The tier the refund re-decided (spend that reached it was refunded).
+    pub tier_change: Option<TierChange>,
+    /// The order is now refunded in full.
+    pub full: bool,
 }
 
 /// Takes back a refund's points and spend, and gives back the points the order spent in
@@ -382,16 +470,22 @@ pub fn apply_refund(member: &mut Member, rules: &Rules, order: &mut OrderRecord,
     let (claw, refunded) = clawback(order.earned, order.paid, before, req.amount)?;
     order.refunded = refunded;
     order.clawed_back += claw;
-    member.wallet.claw_back(claw);
+    // Inside the return window the points are still pending: cancel them (no debt possible);
+    // after it, take them back from the balance as before.
+    let cancelled = member.wallet.cancel_pending(&order.order_id, claw);
+    member.wallet.claw_back(claw - cancelled);
     let today = program_date(rules.time_zone, now);
     record_spend(member, order.day, -req.amount, today, rules.tier_window_days);
     member.lifetime_spend = Fen((member.lifetime_spend.0 - req.amount.0).max(0));
-    let mut out = Refunded { clawed_back: claw, ..Default::default() };
+    let recorded_at = order.recorded_at.unwrap_or(order.occurred_at);
+    let tier_change = tier::redecide_after_refund(member, rules, order.day, recorded_at, req.amount, now);
+    let mut out = Refunded { clawed_back: claw, pending_cancelled: cancelled, tier_change, full: order.refunded == order.paid, ..Default::default() };
     if claw > 0 {
         out.entries.push(LedgerEntry {
             kind: EntryKind::Refund,
-            points: Points(-claw),
+            points: Points(-(claw - cancelled)),
             balance_after: member.wallet.balance,
+            pending: Points(-cancelled),
             reason: format!("refund {} of order {}", req.amount, req.order_id),
             reference: Some(req.refund_id.clone()),
             at: now,
@@ -407,6 +501,7 @@ pub fn apply_refund(member: &mut Member, rules: &Rules, order: &mut OrderRecord,
             kind: EntryKind::Returned,
             points: Points(returned),
             balance_after: member.wallet.balance,
+            pending: Points::ZERO,
             reason: format!("points spent on order {} given back by refund {}", req.order_id, req.amount),
             reference: Some(req.refund_id.clone()),
             at: now,
@@ -435,6 +530,7 @@ pub fn apply_redemption(member: &mut Member, rules: &Rules, points: i64, referen
         kind: EntryKind::Redemption,
         points: Points(-points),
         balance_after: member.wallet.balance,
+        pending: Points::ZERO,
         reason: format!("redeemed for {} off", redemption_value(rules, points)),
         reference: Some(reference.to_string()),
         at: now,
@@ -482,7 +578,7 @@ pub fn apply_activity(member: &mut Member, rules: &Rules, kind: ActivityKind, re
         ActivityKind::Review => "review",
         ActivityKind::Share => "share",
     };
-    Ok(LedgerEntry { kind: EntryKind::Activity, points: Points(points), balance_after: member.wallet.balance, reason: what.into(), reference: Some(reference.to_string()), at: now })
+    Ok(LedgerEntry { kind: EntryKind::Activity, points: Points(points), balance_after: member.wallet.balance, pending: Points::ZERO, reason: what.into(), reference: Some(reference.to_string()), at: now })
 }
 
 #[cfg(test)]
@@ -572,7 +668,7 @@ mod tests {
 
     #[test]
     fn refund_lowers_rolling_spend_on_the_purchase_day() {
-        let r = Rules::default();
+        let r = Rules::from_overrides(r#"{"returnWindowDays":0}"#).unwrap();
         let now = at("2026-11-20T04:00:00Z");
         let mut m = member(now);
         let req = purchase("o1", 500_00, "2026-11-20T03:00:00Z");
@@ -660,8 +756,9 @@ mod tests {
             let mut orders: Vec<OrderRecord> = Vec::new();
             for (n, o) in ops.into_iter().enumerate() {
                 let today = program_date(r.time_zone, now);
-                // Every operation applies the expiry due first.
-                ledger.extend(expire(&mut m, &r, today, now));
+                // Every operation releases what the return window no longer holds and expires what is due, first.
+                ledger.extend(settle(&mut m, &r, today, now));
+                prop_assert!(m.wallet.pending.iter().all(|p| p.release_on > today), "nothing past its window stays pending");
                 prop_assert!(m.wallet.lots.iter().all(|l| l.earned_on > today - Duration::days(365)));
                 match o {
                     Op::Buy(fen, hours_ago) => {
@@ -673,7 +770,13 @@ mod tests {
                     Op::Refund(i, fen) => if !orders.is_empty() {
                         let i = i % orders.len();
                         let req = RefundRequest { order_id: orders[i].order_id.clone(), refund_id: format!("r{n}"), amount: Fen(fen) };
-                        if let Ok(done) = apply_refund(&mut m, &r, &mut orders[i], &req, now) { ledger.extend(done.entries); }
+                        let before = m.wallet.balance;
+                        let in_window = m.wallet.pending.iter().any(|p| p.source == orders[i].order_id);
+                        if let Ok(done) = apply_refund(&mut m, &r, &mut orders[i], &req, now) {
+                            // Inside the window a refund cancels pending points: it never makes a debt.
+                            if in_window && before.0 >= 0 { prop_assert!(m.wallet.balance.0 >= 0); }
+                            ledger.extend(done.entries);
+                        }
                         prop_assert!(orders[i].clawed_back <= orders[i].earned);
                     },
                     Op::Redeem(p) => if let Ok(e) = apply_redemption(&mut m, &r, p, "k", now) { ledger.push(e); },
@@ -686,7 +789,75 @@ mod tests {
                 }
                 prop_assert!(m.wallet.is_consistent(), "{:?}", m.wallet);
                 prop_assert_eq!(m.wallet.balance.0, ledger.iter().map(|e| e.points.0).sum::<i64>());
+                prop_assert_eq!(m.wallet.pending_total(), ledger.iter().map(|e| e.pending.0).sum::<i64>());
                 if let Some(e) = ledger.last() { prop_assert_eq!(e.balance_after, m.wallet.balance); }
+            }
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum TierOp {
+        Buy(i64),
+        Refund(usize, i64),
+        Wait(i64),
+    }
+
+    fn tier_op() -> impl Strategy<Value = TierOp> {
+        prop_oneof![
+            (1i64..3_000_000).prop_map(TierOp::Buy),
+            (0usize..8, 1i64..3_000_000).prop_map(|(i, f)| TierOp::Refund(i, f)),
+            (0i64..25).prop_map(TierOp::Wait),
+        ]
+    }
+
+    proptest! {
+        /// Within a year (every order inside every window, every reach protected), the tier
+        /// after any purchases and refunds is exactly the reference: the highest of what the
+        /// kept spend earns now and what kept spend reached at any purchase; and the nightly
+        /// evaluation of that day agrees (changes nothing).
+        #[test]
+        fn refunds_re_decide_the_tier_as_if_the_refunded_spend_never_counted(ops in proptest::collection::vec(tier_op(), 1..40)) {
+            let r = Rules::default();
+            let mut now = at("2026-01-01T04:00:00Z");
+            let mut m = member(now);
+            // (order, recorded in sequence) — kept amounts are paid minus refunded.
+            let mut orders: Vec<OrderRecord> = Vec::new();
+            let mut days = 0;
+            for (n, o) in ops.into_iter().enumerate() {
+                let today = program_date(r.time_zone, now);
+                settle(&mut m, &r, today, now);
+                match o {
+                    TierOp::Buy(fen) => {
+                        let req = PurchaseRequest { order_id: format!("o{n}"), amount: Fen(fen), currency: "CNY".into(), channel: Channel::Store, occurred_at: now };
+                        let p = apply_purchase(&mut m, &r, &req, &[], now);
+                        let mut order = OrderRecord::purchase(&req, p.points, today, String::new(), String::new());
+                        order.recorded_at = Some(now);
+                        orders.push(order);
+                    }
+                    TierOp::Refund(i, fen) => if !orders.is_empty() {
+                        let i = i % orders.len();
+                        let req = RefundRequest { order_id: orders[i].order_id.clone(), refund_id: format!("r{n}"), amount: Fen(fen) };
+                        let before = m.tier;
+                        if let Ok(done) = apply_refund(&mut m, &r, &mut orders[i], &req, now) {
+                            prop_assert!(m.tier <= before, "a refund never raises a tier");
+                            prop_assert_eq!(done.tier_change.is_some(), m.tier < before);
+                            if let Some(c) = done.tier_change { prop_assert_eq!(c.reason, "refund"); }
+                        }
+                    },
+                    TierOp::Wait(d) => if days + d < 300 { days += d; now += Duration::days(d); },
+                }
+                now += Duration::minutes(1);
+                // The reference: kept spend up to each purchase, and now.
+                let kept = |o: &OrderRecord| o.paid.0 - o.refunded.0;
+                let mut reached = TierCode::Regular;
+                let mut running = 0;
+                for o in &orders {
+                    running += kept(o);
+                    reached = reached.max(tier::earned_tier(&r, Fen(running)));
+                }
+                let earned_now = tier::earned_tier(&r, Fen(orders.iter().map(kept).sum()));
+                prop_assert_eq!(m.tier, reached.max(earned_now), "orders {:?}", orders.iter().map(|o| (o.paid.0, o.refunded.0)).collect::<Vec<_>>());
+                prop_assert!(tier::evaluate(&m, &r, now).is_none_or(|e| e.member.tier == m.tier), "the nightly evaluation disagrees");
             }
         }
     }

@@ -23,6 +23,9 @@ pub struct Rules {
     pub tier_window_days: u32,
     /// A tier is kept at least this many days from when it was reached.
     pub tier_protection_days: u32,
+    /// Points (and referral rewards) earned by an order are pending this many program days
+    /// (七天无理由退货) before they can be spent; a refund inside the window cancels them.
+    pub return_window_days: u32,
     pub points: PointsRules,
     pub activities: ActivityRules,
     pub signup: SignupRules,
@@ -213,6 +216,9 @@ impl Rules {
         }
         if self.tier_window_days == 0 || self.tier_protection_days == 0 {
             return bad("tierWindowDays and tierProtectionDays must be positive".into());
+        }
+        if self.return_window_days > 90 {
+            return bad("returnWindowDays must be 0..90".into());
         }
         let p = &self.points;
         if p.per_cny < 1 || p.expiry_days == 0 || p.redemption_points_per_cny < 1 || p.redemption_step < 1 {

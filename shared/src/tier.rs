@@ -89,6 +89,70 @@ pub fn upgrade_on_purchase(rules: &Rules, current: TierCode, rolling_spend: Fen)
     current.max(earned_tier(rules, rolling_spend))
 }
 
+/// The last time a tier's threshold was met by the rolling spend (at a purchase), and the part
+/// of that rolling spend that is still kept (refunds of orders it counted are taken off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reach {
+    #[serde(rename = "t")]
+    pub tier: TierCode,
+    #[serde(rename = "at")]
+    pub at: DateTime<Utc>,
+    #[serde(rename = "k")]
+    pub kept: Fen,
+}
+
+/// After a purchase: every tier the rolling spend now meets was reached now, with all of it
+/// kept. Reaches whose protection is over are dropped (at most one per tier is kept).
+pub fn record_reach(member: &mut crate::member::Member, rules: &Rules, rolling: Fen, now: DateTime<Utc>) {
+    let today = crate::calendar::program_date(rules.time_zone, now);
+    member.reached.retain(|r| reach_protects(rules, r, today) && rolling < rules.tier(r.tier).threshold);
+    for t in rules.tiers.iter().skip(1).filter(|t| rolling >= t.threshold) {
+        member.reached.push(Reach { tier: t.code, at: now, kept: rolling });
+    }
+    member.reached.sort_by_key(|r| r.tier);
+}
+
+fn reach_protects(rules: &Rules, r: &Reach, today: NaiveDate) -> bool {
+    crate::calendar::program_date(rules.time_zone, r.at) + Duration::days(rules.tier_protection_days as i64) >= today
+}
+
+/// A refund of `amount` of an order of program day `order_day`, recorded at `recorded_at`:
+/// every reach that counted that order loses it. Then the tier is re-decided: the member keeps
+/// the higher of what the rolling spend earns now and the highest tier still reached, within
+/// its protection, by kept spend — never more than the tier held. A drop is recorded with
+/// reason `refund`; a tier kept by an earlier reach keeps that reach's protection, one kept
+/// only by today's spend starts none (as a nightly step down).
+pub fn redecide_after_refund(member: &mut crate::member::Member, rules: &Rules, order_day: NaiveDate, recorded_at: DateTime<Utc>, amount: Fen, now: DateTime<Utc>) -> Option<TierChange> {
+    let tz = rules.time_zone;
+    let today = crate::calendar::program_date(tz, now);
+    let window = Duration::days(rules.tier_window_days as i64 - 1);
+    for r in member.reached.iter_mut() {
+        if r.at >= recorded_at && order_day >= crate::calendar::program_date(tz, r.at) - window {
+            r.kept = Fen((r.kept.0 - amount.0).max(0));
+        }
+    }
+    let rolling = member.rolling_spend(today, rules.tier_window_days);
+    let earned = earned_tier(rules, rolling);
+    let protected = member.reached.iter().filter(|r| reach_protects(rules, r, today) && r.kept >= rules.tier(r.tier).threshold).max_by_key(|r| (r.tier, r.at)).copied();
+    let keep = protected.map_or(earned, |p| p.tier.max(earned)).min(member.tier);
+    if keep >= member.tier {
+        return None;
+    }
+    let change = TierChange { from: member.tier, to: keep, reason: ChangeReason::Refund.as_str().into(), at: now };
+    member.tier = keep;
+    match protected.filter(|p| p.tier == keep) {
+        Some(p) => {
+            member.tier_since = p.at;
+            member.stepped_down_at = None;
+        }
+        None => {
+            member.tier_since = now;
+            member.stepped_down_at = Some(now);
+        }
+    }
+    Some(change)
+}
+
 /// Progress toward the next tier: which tier and how much more qualifying spend it needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -167,6 +231,8 @@ pub enum ChangeReason {
     NightlyUpgrade,
     /// Protection over and the rolling spend earns less: one level down.
     StepDown,
+    /// A refund took away spend the tier was reached with.
+    Refund,
 }
 
 impl ChangeReason {
@@ -174,6 +240,7 @@ impl ChangeReason {
         match self {
             ChangeReason::NightlyUpgrade => "nightly_upgrade",
             ChangeReason::StepDown => "step_down",
+            ChangeReason::Refund => "refund",
         }
     }
 }

@@ -27,7 +27,8 @@ struct T {
 
 async fn setup() -> T {
     let clock = Arc::new(Mutex::new(at(NOW)));
-    let h = harness_with(Rules::default(), Clock::Shared(clock.clone())).await;
+    // No return window here: earned points are available at once (return_window.rs has the window).
+    let h = harness_with(Rules::from_overrides(r#"{"returnWindowDays":0}"#).unwrap(), Clock::Shared(clock.clone())).await;
     T {
         points: h.points_app(),
         signup: signup::App { env: h.env.clone(), codes: code_key(), contacts: contact_key() },

@@ -24,8 +24,10 @@ struct T {
 }
 
 async fn setup(clock: Clock) -> T {
-    // Points may pay a whole order here, so that spending (`T::redeem`) earns nothing back.
-    let rules = Rules::from_overrides(r#"{"checkout":{"maxPointsPercent":100}}"#).unwrap();
+    // Points may pay a whole order here, so that spending (`T::redeem`) earns nothing back;
+    // and no return window, so earned points are available at once (the window has its own
+    // tests in return_window.rs).
+    let rules = Rules::from_overrides(r#"{"returnWindowDays":0,"checkout":{"maxPointsPercent":100}}"#).unwrap();
     let h = harness_with(rules, clock).await;
     T { points: h.points_app(), signup: signup::App { env: h.env.clone(), codes: code_key(), contacts: contact_key() }, h }
 }

@@ -92,7 +92,7 @@ pub async fn quote(app: &App, id: &MemberId, req: CheckoutRequest) -> Result<Ans
         let coupons = coupons_read(&mut read, &req.coupon_codes)?;
         let read_version = member.version;
         member.version += 1;
-        let entries: Vec<LedgerEntry> = points::expire(&mut member, rules, today, now).into_iter().collect();
+        let entries: Vec<LedgerEntry> = points::settle(&mut member, rules, today, now);
         let q = checkout::quote(rules, &member, Some(&req.order_id), req.amount, &coupons, req.points, now).map_err(refused)?;
         let until = checkout::hold(&mut member, rules, &req.order_id, &q, now).map_err(refused)?;
         let answer = Answer::created(&Held { order_id: &req.order_id, state: "held", hold_until: until, quote: &q, points_available: member.available_points(now, None) })?;
@@ -116,6 +116,8 @@ struct ConfirmedView<'a> {
     points_used: i64,
     coupons_redeemed: Vec<&'a str>,
     points_earned: i64,
+    /// The day the earned points leave the return window and can be spent.
+    available_on: chrono::NaiveDate,
     points: i64,
     tier: TierCode,
     tier_changed: bool,
@@ -153,7 +155,7 @@ pub async fn confirm(app: &App, id: &MemberId, order_id: &str, req: ConfirmReque
         let mut member = live(read.member.take())?;
         let read_version = member.version;
         member.version += 1;
-        let mut entries: Vec<LedgerEntry> = points::expire(&mut member, rules, today, now).into_iter().collect();
+        let mut entries: Vec<LedgerEntry> = points::settle(&mut member, rules, today, now);
         let done = checkout::confirm(&mut member, rules, &item.quoted, &read.windows, occurred_at, now).map_err(refused)?;
         entries.extend(done.entries);
         let answer = Answer::with(
@@ -165,14 +167,17 @@ pub async fn confirm(app: &App, id: &MemberId, order_id: &str, req: ConfirmReque
                 points_used: done.order.points_spent,
                 coupons_redeemed: item.quoted.coupons.iter().map(|c| c.code.as_str()).collect(),
                 points_earned: done.purchased.points,
+                available_on: done.purchased.release_on,
                 points: member.wallet.balance.0,
                 tier: member.tier,
                 tier_changed: done.purchased.tier_change.is_some(),
             },
         )?;
+        let (side, rewarded) = purchase_side_writes(app, id, &member, &done.purchased, today, now).await?;
         let mut order = done.order;
         order.fingerprint = format!("checkout:{fingerprint}");
         order.answer = answer.body.clone();
+        order.referral_to = rewarded;
         let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
         writes.push(store.put(&OrderItem::new(id.as_str(), order), Some(Cond::absent()))?);
         let first_coupon = writes.len();
@@ -183,7 +188,7 @@ pub async fn confirm(app: &App, id: &MemberId, order_id: &str, req: ConfirmReque
         let coupon_writes = first_coupon..writes.len();
         let outcome = Outcome { fingerprint: fingerprint.clone(), status: answer.status, body: answer.body.clone() };
         writes.push(store.put_finished_checkout(&item.clone().finish(CheckoutState::Confirmed, outcome))?);
-        writes.extend(purchase_side_writes(app, id, &member, &done.purchased, today, now).await?);
+        writes.extend(side);
         match store.transact(writes).await {
             Ok(()) => {
                 tracing::info!(member_id = %id, points_used = item.quoted.points, "checkout confirmed");
@@ -229,7 +234,7 @@ pub async fn cancel(app: &App, id: &MemberId, order_id: &str) -> Result<Answer, 
         let mut member = live(read.member.take())?;
         let read_version = member.version;
         member.version += 1;
-        let entries: Vec<LedgerEntry> = points::expire(&mut member, rules, today, now).into_iter().collect();
+        let entries: Vec<LedgerEntry> = points::settle(&mut member, rules, today, now);
         checkout::release(&mut member, order_id, now);
         let answer = Answer::with(200, &Cancelled { order_id, state: "cancelled" })?;
         let outcome = Outcome { fingerprint: String::new(), status: answer.status, body: answer.body.clone() };
@@ -262,7 +267,7 @@ pub async fn preview(app: &App, id: &MemberId, req: PreviewRequest) -> Result<An
     let mut member = live(read.member.take())?;
     let coupons = coupons_read(&mut read, &req.coupon_codes)?;
     // Lots due to expire today are not spendable, as the next write would expire them.
-    points::expire(&mut member, rules, program_date(rules.time_zone, now), now);
+    points::settle(&mut member, rules, program_date(rules.time_zone, now), now);
     let q = checkout::quote(rules, &member, None, req.amount, &coupons, req.points, now).map_err(refused)?;
     Answer::with(200, &Preview { quote: &q, points_available: member.available_points(now, None) })
 }

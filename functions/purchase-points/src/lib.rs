@@ -188,6 +188,8 @@ pub(crate) fn contended() -> ApiError {
 struct Purchased<'a> {
     order_id: &'a str,
     points_earned: i64,
+    /// The day the earned points leave the return window and can be spent.
+    available_on: NaiveDate,
     points: i64,
     tier: loyalty::TierCode,
     tier_changed: bool,
@@ -212,15 +214,18 @@ pub async fn purchase(app: &App, id: &MemberId, req: PurchaseRequest) -> Result<
         let mut member = live(read.member.take())?;
         let read_version = member.version;
         member.version += 1;
-        let mut entries: Vec<LedgerEntry> = points::expire(&mut member, rules, today, now).into_iter().collect();
+        let mut entries: Vec<LedgerEntry> = points::settle(&mut member, rules, today, now);
         let p = points::apply_purchase(&mut member, rules, &req, &read.windows, now);
         entries.push(p.entry.clone());
-        let answer = Answer::created(&Purchased { order_id: &req.order_id, points_earned: p.points, points: member.wallet.balance.0, tier: member.tier, tier_changed: p.tier_change.is_some() })?;
+        let answer = Answer::created(&Purchased { order_id: &req.order_id, points_earned: p.points, available_on: p.release_on, points: member.wallet.balance.0, tier: member.tier, tier_changed: p.tier_change.is_some() })?;
         let day = program_date(rules.time_zone, req.occurred_at).min(today);
-        let order = OrderRecord::purchase(&req, p.points, day, fingerprint.clone(), answer.body.clone());
+        let mut order = OrderRecord::purchase(&req, p.points, day, fingerprint.clone(), answer.body.clone());
+        order.recorded_at = Some(now);
+        let (side, rewarded) = purchase_side_writes(app, id, &member, &p, today, now).await?;
+        order.referral_to = rewarded;
         let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
         writes.push(store.put(&OrderItem::new(id.as_str(), order), Some(Cond::absent()))?);
-        writes.extend(purchase_side_writes(app, id, &member, &p, today, now).await?);
+        writes.extend(side);
         if store.commit(writes, attempt).await? == Commit::Done {
             tracing::info!(member_id = %id, points = p.points, "purchase recorded");
             return Ok(answer);
@@ -230,10 +235,13 @@ pub async fn purchase(app: &App, id: &MemberId, req: PurchaseRequest) -> Result<
 }
 
 /// What a recorded purchase adds to its transaction besides the member and the order: the
-/// tier change, and on the member's first purchase the referrer's reward.
-pub(crate) async fn purchase_side_writes(app: &App, id: &MemberId, member: &Member, p: &points::Purchased, today: NaiveDate, now: DateTime<Utc>) -> Result<Vec<TransactWriteItem>, ApiError> {
+/// tier change, and on the member's first purchase the referrer's reward (pending through
+/// this purchase's return window); answers the writes and whom the reward went to, which the
+/// order records so that a full refund can cancel it.
+pub(crate) async fn purchase_side_writes(app: &App, id: &MemberId, member: &Member, p: &points::Purchased, today: NaiveDate, now: DateTime<Utc>) -> Result<(Vec<TransactWriteItem>, Option<String>), ApiError> {
     let (store, rules) = (&app.env.store, &*app.env.rules);
     let mut writes = Vec::new();
+    let mut rewarded = None;
     if let Some(change) = p.tier_change.clone() {
         tracing::info!(member_id = %id, from = %change.from, to = %change.to, "tier upgraded");
         writes.push(store.put(&TierChangeItem::new(id.as_str(), change), None)?);
@@ -246,13 +254,29 @@ pub(crate) async fn purchase_side_writes(app: &App, id: &MemberId, member: &Memb
             if let Some(mut referrer) = store.member(referrer_id.as_str()).await?.filter(|r| !r.is_erased()) {
                 let referrer_version = referrer.version;
                 referrer.version += 1;
-                let mut rentries: Vec<LedgerEntry> = points::expire(&mut referrer, rules, today, now).into_iter().collect();
-                rentries.push(points::apply_referral(&mut referrer, rules, id.as_str(), today, now));
+                let mut rentries: Vec<LedgerEntry> = points::settle(&mut referrer, rules, today, now);
+                rentries.push(points::apply_referral(&mut referrer, rules, id.as_str(), p.release_on, now));
                 writes.extend(store.member_change(&referrer, referrer_version, rentries, rules, now)?);
+                rewarded = Some(referrer_id.as_str().to_string());
             }
         }
     }
-    Ok(writes)
+    Ok((writes, rewarded))
+}
+
+/// A referred member's first order refunded in full: the referrer's reward, still pending,
+/// is cancelled in the same transaction (the referrer is read: a second read, at most once
+/// per member lifetime, like the reward itself).
+async fn cancel_referral_writes(app: &App, order: &OrderRecord, id: &MemberId, today: NaiveDate, now: DateTime<Utc>) -> Result<Vec<TransactWriteItem>, ApiError> {
+    let (store, rules) = (&app.env.store, &*app.env.rules);
+    let Some(referrer_id) = &order.referral_to else { return Ok(Vec::new()) };
+    let Some(mut referrer) = store.member(referrer_id).await?.filter(|r| !r.is_erased()) else { return Ok(Vec::new()) };
+    let referrer_version = referrer.version;
+    referrer.version += 1;
+    let mut entries = points::settle(&mut referrer, rules, today, now);
+    let Some(cancel) = points::cancel_referral(&mut referrer, id.as_str(), now) else { return Ok(Vec::new()) };
+    entries.push(cancel);
+    Ok(store.member_change(&referrer, referrer_version, entries, rules, now)?)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -266,11 +290,16 @@ struct Refunded<'a> {
     amount: loyalty::Fen,
     refunded_total: loyalty::Fen,
     points_clawed_back: i64,
+    /// Of those, how many were still pending in the return window (cancelled, never a debt).
+    pending_cancelled: i64,
     /// Points the order spent at checkout, given back in proportion to the refund.
     points_returned: i64,
     /// Coupons given back (a full refund, while they are still valid).
     coupons_returned: &'a [String],
     points: i64,
+    /// The tier after the refund: spend it was reached with may be gone.
+    tier: loyalty::TierCode,
+    tier_changed: bool,
 }
 
 pub async fn refund(app: &App, id: &MemberId, req: RefundRequest) -> Result<Answer, ApiError> {
@@ -294,9 +323,9 @@ pub async fn refund(app: &App, id: &MemberId, req: RefundRequest) -> Result<Answ
         let mut order = read.take::<OrderItem>(&order_sk)?.ok_or_else(|| ApiError::not_found("order_not_found", "no purchase with this orderId is recorded for the member"))?;
         let read_version = member.version;
         member.version += 1;
-        let mut entries: Vec<LedgerEntry> = points::expire(&mut member, rules, today, now).into_iter().collect();
+        let mut entries: Vec<LedgerEntry> = points::settle(&mut member, rules, today, now);
         let done = points::apply_refund(&mut member, rules, &mut order.order, &req, now).map_err(refused)?;
-        entries.extend(done.entries);
+        entries.extend(done.entries.iter().cloned());
         // Given-back points keep their first earning day: any whose life has ended go at once.
         entries.extend(points::expire(&mut member, rules, today, now));
         let answer = Answer::created(&Refunded {
@@ -305,9 +334,12 @@ pub async fn refund(app: &App, id: &MemberId, req: RefundRequest) -> Result<Answ
             amount: req.amount,
             refunded_total: order.order.refunded,
             points_clawed_back: done.clawed_back,
+            pending_cancelled: done.pending_cancelled,
             points_returned: done.points_returned,
             coupons_returned: &done.coupons_returned,
             points: member.wallet.balance.0,
+            tier: member.tier,
+            tier_changed: done.tier_change.is_some(),
         })?;
         order.order.refunds.push(RefundRecord { refund_id: req.refund_id.clone(), amount: req.amount, clawed_back: done.clawed_back, fingerprint: fingerprint.clone(), answer: answer.body.clone() });
         let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
@@ -316,6 +348,13 @@ pub async fn refund(app: &App, id: &MemberId, req: RefundRequest) -> Result<Answ
         writes.push(store.put(&Receipt::new(id.as_str(), keys::REFUND_SCOPE, &req.refund_id, fingerprint.clone(), answer.status, answer.body.clone(), now), Some(Cond::absent()))?);
         for code in &done.coupons_returned {
             writes.push(store.return_coupon_write(id.as_str(), code, &req.order_id)?);
+        }
+        if let Some(change) = done.tier_change.clone() {
+            tracing::info!(member_id = %id, from = %change.from, to = %change.to, "tier re-decided by a refund");
+            writes.push(store.put(&TierChangeItem::new(id.as_str(), change), None)?);
+        }
+        if done.full {
+            writes.extend(cancel_referral_writes(app, &order.order, id, today, now).await?);
         }
         if store.commit(writes, attempt).await? == Commit::Done {
             tracing::info!(member_id = %id, clawed = done.clawed_back, returned = done.points_returned, "refund recorded");
@@ -375,7 +414,7 @@ pub async fn activity(app: &App, id: &MemberId, req: ActivityRequest, idempotenc
         }
         let read_version = member.version;
         member.version += 1;
-        let mut entries: Vec<LedgerEntry> = points::expire(&mut member, rules, today, now).into_iter().collect();
+        let mut entries: Vec<LedgerEntry> = points::settle(&mut member, rules, today, now);
         let shares = points::activity_today(&member, today).shares;
         let reference = match req.kind {
             ActivityKind::Checkin => format!("checkin-{today}"),
@@ -513,18 +552,22 @@ pub async fn expiry_sweep(app: &App, now: DateTime<Utc>, deadline: SystemTime) -
     Ok(report)
 }
 
-/// Expires one member's due lots with the versioned transaction; answers the points expired.
+/// Releases one member's pending points whose window ended and expires their due lots, with
+/// the versioned transaction; answers the points expired.
 pub async fn expire_member(app: &App, id: &str, today: NaiveDate, now: DateTime<Utc>) -> Result<i64, StoreError> {
     let (store, rules) = (&app.env.store, &*app.env.rules);
     for attempt in 0..MAX_ATTEMPTS {
         let Some(mut member) = store.member(id).await? else { return Ok(0) };
         let read_version = member.version;
         member.version += 1;
-        let Some(entry) = points::expire(&mut member, rules, today, now) else { return Ok(0) };
-        let points = -entry.points.0;
-        let writes = store.member_change(&member, read_version, vec![entry], rules, now)?;
+        let entries = points::settle(&mut member, rules, today, now);
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let expired = entries.iter().filter(|e| e.kind == loyalty::ledger::EntryKind::Expiry).map(|e| -e.points.0).sum();
+        let writes = store.member_change(&member, read_version, entries, rules, now)?;
         if store.commit(writes, attempt).await? == Commit::Done {
-            return Ok(points);
+            return Ok(expired);
         }
     }
     Err(StoreError::Contended)

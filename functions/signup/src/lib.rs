@@ -141,6 +141,7 @@ fn welcome_entry(member: &mut Member, points: i64, today: chrono::NaiveDate, now
         kind: EntryKind::Welcome,
         points: Points(points),
         balance_after: member.wallet.balance,
+        pending: Points::ZERO,
         reason: "welcome points for joining".into(),
         reference: None,
         at: now,
@@ -162,11 +163,15 @@ fn member_param(id: &str) -> Result<MemberId, ApiError> {
 async fn profile(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
     let id = member_param(id)?;
     app.env.caller(req).require_member(&id)?;
-    let (member, coupons) = match app.env.store.member_with_coupons(id.as_str()).await? {
+    let (mut member, coupons) = match app.env.store.member_with_coupons(id.as_str()).await? {
         Some((m, c)) if !m.is_erased() => (m, c),
         _ => return Err(ApiError::not_found("member_not_found", "no such member")),
     };
-    Ok(http::json(200, &member.profile(&coupons, &app.env.rules, app.env.clock.now())))
+    // Shown as the next write will find it: pending points past their window are available,
+    // due lots are gone (the write itself happens on the member's next change or the sweep).
+    let now = app.env.clock.now();
+    loyalty::points::settle(&mut member, &app.env.rules, loyalty::calendar::program_date(app.env.rules.time_zone, now), now);
+    Ok(http::json(200, &member.profile(&coupons, &app.env.rules, now)))
 }
 
 async fn erase(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {

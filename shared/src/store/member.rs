@@ -64,7 +64,8 @@ impl MemberItem {
         let today = calendar::program_date(rules.time_zone, now);
         let active = !member.is_erased();
         let seen = member.last_purchase_at.unwrap_or(member.joined_at).to_rfc3339_opts(SecondsFormat::Secs, true);
-        let expiry = member.wallet.next_expiry(rules.points.expiry_days);
+        // The daily sweep visits a member on the first day a lot expires or pending points are released.
+        let expiry = member.wallet.next_expiry(rules.points.expiry_days).into_iter().chain(member.wallet.next_release()).min();
         let review = tier::review_date(member, rules);
         let birthday = member.birthday.filter(|_| active);
         MemberItem {
