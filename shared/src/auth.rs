@@ -255,6 +255,18 @@ mod tests {
         assert_eq!(verified_contacts(&plain), VerifiedContacts::default());
     }
 
+    /// `cargo test -p loyalty --features local-auth`: the local stand-ins for the claims.
+    #[cfg(feature = "local-auth")]
+    #[test]
+    fn local_headers_stand_in_for_the_verified_claims() {
+        std::env::set_var("LOYALTY_LOCAL_AUTH", "1");
+        let mut req = request_with_claims(serde_json::json!({}));
+        for (k, v) in [("x-loyalty-dev-sub", "m1"), ("x-loyalty-dev-email", "A@Example.com"), ("x-loyalty-dev-email-verified", "true"), ("x-loyalty-dev-phone", "+8613800138000")] {
+            req.headers_mut().insert(k, v.parse().unwrap());
+        }
+        assert_eq!(verified_contacts(&req), VerifiedContacts { email: Some("a@example.com".into()), phone: None }, "a phone without -verified: true is not verified");
+    }
+
     #[test]
     fn each_iam_route_family_refuses_the_other_kind() {
         let (op, os) = (Caller::Operator("a".into()), Caller::OrderSystem("b".into()));
