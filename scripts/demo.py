@@ -44,6 +44,8 @@ PROGRAM_TZ = ZoneInfo("Asia/Shanghai")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIERS = ["regular", "silver", "gold", "diamond"]
 MEMBER_DAY = 18
+# The birthday job runs this many days on: a birthday must be known birthday.minDaysKnown (30) days ahead.
+BIRTHDAY_AHEAD_DAYS = 40
 # The default rules (shared/rules/default.json): the member-day check below uses them.
 MEMBER_DAY_MULTIPLIER_THOUSANDTHS = 2000
 
@@ -415,13 +417,17 @@ def run(a):
 
     local_today = now.astimezone(PROGRAM_TZ).date()
     today = (local_today.year, local_today.month, local_today.day)
+    # A birthday brings a coupon only if it was recorded birthday.minDaysKnown (30) days ahead, and
+    # the members sign up today: the demo runs the birthday job as it will run on the gift day,
+    # 40 days from now, for the members whose birthday falls then.
+    gift_day = local_today + dt.timedelta(days=BIRTHDAY_AHEAD_DAYS)
     members = []
     for n in range(a.members):
         rng = random.Random(seed * 1_000_003 + n)
         bd = None
-        if rng.random() < 0.4:  # a birthday; a quarter of them today (the birthday job's members)
-            if rng.random() < 0.25 and today[1:] != (2, 29):
-                bd = dt.date(rng.randint(1960, 2005), today[1], today[2]).isoformat()
+        if rng.random() < 0.4:  # a birthday; a quarter of them on the gift day (the birthday job's members)
+            if rng.random() < 0.25 and (gift_day.month, gift_day.day) != (2, 29):
+                bd = dt.date(rng.randint(1960, 2005), gift_day.month, gift_day.day).isoformat()
             else:
                 bd = dt.date(rng.randint(1960, 2005), rng.randint(1, 12), rng.randint(1, 28)).isoformat()
         members.append({"n": n, "id": f"{prefix}-m{n:04d}", "rng": rng, "birthday": bd})
@@ -449,11 +455,14 @@ def run(a):
         f"{tally.c['orders_with_points']} orders partly paid with points, {tally.c['welcome_redeemed']} welcome coupons used "
         f"in {time.monotonic() - t1:.0f}s")
 
-    # The daily birthday job: today's birthdays get their tier's coupon through CampaignQueue.
-    birthday_job = fire(a.port, "CouponIssueFunction", "BirthdayCoupons", iso(now))
-    birthday_grant = birthday_job.get("grant") or f"birthday-{today[0]}"
-    birthday_today = [m for m in members if m["birthday"] and m["birthday"][5:] == local_today.isoformat()[5:]]
-    log(f"birthday job: {birthday_job.get('members')} members with a birthday today ({len(birthday_today)} of this run)")
+    # The daily birthday job on the gift day (00:05 program time): that day's birthdays get their
+    # tier's coupon through CampaignQueue.
+    gift_at = dt.datetime.combine(gift_day, dt.time(0, 5), tzinfo=PROGRAM_TZ)
+    birthday_job = fire(a.port, "CouponIssueFunction", "BirthdayCoupons", iso(gift_at))
+    birthday_grant = birthday_job.get("grant") or f"birthday-{gift_day.year}"
+    birthday_today = [m for m in members if m["birthday"] and m["birthday"][5:] == gift_day.isoformat()[5:]]
+    log(f"birthday job on {gift_day}: {birthday_job.get('members')} members with a birthday that day "
+        f"({len(birthday_today)} of this run)")
 
     # The nightly tier evaluation, as its schedule would run it now (fans out through TierShardQueue).
     tiers_job = fire(a.port, "TierRecomputeFunction", "Nightly", iso(now))
@@ -554,7 +563,7 @@ def report(a, prefix, md, members, views, tally, tiers_job, drained, grants, dem
             redeemed[kind] += c["status"] == "redeemed"
         if per_grant[birthday_grant] != (mid in birthday_today):
             errors.append(f"{mid} holds {per_grant[birthday_grant]} {birthday_grant} coupons; "
-                          f"birthday today: {mid in birthday_today}")
+                          f"birthday on the gift day: {mid in birthday_today}")
         if per_grant["welcome"] != 1:
             errors.append(f"{mid} holds {per_grant['welcome']} welcome coupons, not 1")
         for cid, g in grants.items():
@@ -640,7 +649,8 @@ def report(a, prefix, md, members, views, tally, tiers_job, drained, grants, dem
       f"{t['gifts_shipped']} shipped, {t['gifts_cancelled']} cancelled; {t['reward_out_of_stock']} refused out of stock)")
     w(f"  points on rewards {on_rewards:>12,}   vs at checkout {spent:,} (points paid "
       f"{on_rewards / max(on_rewards + spent, 1):.0%} for rewards, {spent / max(on_rewards + spent, 1):.0%} off orders)")
-    w(f"Birthday job:       {len(birthday_today)} of this run's members have their birthday today and got "
+    w(f"Birthday job:       {len(birthday_today)} of this run's members have their birthday on the gift day "
+      f"({BIRTHDAY_AHEAD_DAYS} days on, as birthdays must be known 30 days ahead) and got "
       f"their tier's {birthday_grant} coupon")
     w(f"Tier evaluation:    {tiers_job.get('date')}: {tiers_job.get('tasks')} shard tasks through TierShardQueue")
     w(f"Member day {md.date()} (scripts/fire MemberDayFunction MemberDay), runs through the local queues:")
@@ -656,7 +666,7 @@ def report(a, prefix, md, members, views, tally, tiers_job, drained, grants, dem
             w(f"  - {e}")
         return 1
     w("All checks hold: ledgers = balances = the API's answers; campaign counts add up; one coupon per grant;\n"
-      "birthday coupons exactly for today's birthdays; reward points, coupons and stock add up.")
+      "birthday coupons exactly for the gift day's birthdays; reward points, coupons and stock add up.")
     return 0
 
 

@@ -55,6 +55,7 @@ env = dict(
     AWS_ENDPOINT_URL_SQS=closed,
     LOYALTY_TABLE="LoyaltyTable",
     COUPON_CODE_SECRET="bench-secret-bench-secret-bench-secret-00",
+    CONTACT_KEY="bench-contact-key-bench-contact-key-0000",
     RUST_LOG="warn",
 )
 for k in ("CAMPAIGN_QUEUE_URL", "ORDER_EVENTS_QUEUE_URL", "TIER_SHARD_QUEUE_URL", "CONTINUATION_QUEUE_URL"):

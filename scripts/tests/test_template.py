@@ -29,6 +29,7 @@ def test_samconfig_defaults_and_no_secret():
     deploy = cfg["default"]["deploy"]["parameters"]
     assert deploy["capabilities"] == "CAPABILITY_IAM"
     assert deploy["confirm_changeset"] is True
-    # The coupon code key is a NoEcho parameter without a default: a deployment supplies it
-    # (the guided deploy prompts for it); it must never be committed.
+    # The coupon code key and the contact key are NoEcho parameters without a default: a
+    # deployment supplies them (the guided deploy prompts for them); never committed.
     assert "CouponCodeSecret" not in deploy.get("parameter_overrides", "")
+    assert "ContactKeySecret" not in deploy.get("parameter_overrides", "")

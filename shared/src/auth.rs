@@ -11,12 +11,17 @@
 //! managed policies of the template (each allowing `execute-api:Invoke` on its routes only)
 //! are the whole separation.
 //!
+//! A member's token may also vouch for contact details (`verified_contacts`): signup uses
+//! them and refuses a body naming others.
+//!
 //! Local development has no API Gateway. With the `local-auth` cargo feature compiled in
 //! AND `LOYALTY_LOCAL_AUTH=1` set, the headers `x-loyalty-dev-sub: <member id>` and
-//! `x-loyalty-dev-iam: operator|order-system` stand in for the authorizers. Release builds
-//! (SAM) never compile the feature and the template never sets the variable (both checked by
-//! tests).
+//! `x-loyalty-dev-iam: operator|order-system` stand in for the authorizers, and
+//! `x-loyalty-dev-email[-verified]` / `x-loyalty-dev-phone[-verified]` for the token's
+//! claims. Release builds (SAM) never compile the feature and the template never sets the
+//! variable (both checked by tests).
 
+use crate::contact::VerifiedContacts;
 use crate::error::ApiError;
 use crate::member::MemberId;
 use lambda_http::request::RequestContext;
@@ -102,6 +107,43 @@ pub fn caller(req: &Request, principals: &Principals) -> Caller {
     Caller::Anonymous
 }
 
+/// The contacts the member's identity token vouches for: Cognito's `email` /
+/// `phone_number` claims with `email_verified` / `phone_number_verified` = `"true"` (API
+/// Gateway passes every claim as a string). Empty for a request without a JWT. Locally, the
+/// headers `x-loyalty-dev-email`, `x-loyalty-dev-email-verified: true`, `x-loyalty-dev-phone`
+/// and `x-loyalty-dev-phone-verified: true` stand in for the claims (with `local-auth`).
+pub fn verified_contacts(req: &Request) -> VerifiedContacts {
+    #[cfg(feature = "local-auth")]
+    if let Some(v) = local_contacts(req) {
+        return v;
+    }
+    let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() else {
+        return VerifiedContacts::default();
+    };
+    match ctx.authorizer.as_ref().and_then(|a| a.jwt.as_ref()) {
+        Some(jwt) => VerifiedContacts::from_claims(|name| jwt.claims.get(name).map(String::as_str)),
+        None => VerifiedContacts::default(),
+    }
+}
+
+#[cfg(feature = "local-auth")]
+fn local_contacts(req: &Request) -> Option<VerifiedContacts> {
+    if std::env::var("LOYALTY_LOCAL_AUTH").ok().as_deref() != Some("1") || req.headers().get("x-loyalty-dev-sub").is_none() {
+        return None;
+    }
+    let claim = |name: &str| {
+        let header = match name {
+            "email" => "x-loyalty-dev-email",
+            "email_verified" => "x-loyalty-dev-email-verified",
+            "phone_number" => "x-loyalty-dev-phone",
+            "phone_number_verified" => "x-loyalty-dev-phone-verified",
+            _ => return None,
+        };
+        req.headers().get(header).and_then(|v| v.to_str().ok())
+    };
+    Some(VerifiedContacts::from_claims(claim))
+}
+
 #[cfg(feature = "local-auth")]
 fn local_caller(req: &Request) -> Option<Caller> {
     if std::env::var("LOYALTY_LOCAL_AUTH").ok().as_deref() != Some("1") {
@@ -161,6 +203,15 @@ impl Caller {
         }
     }
 
+    /// The IAM principal's ARN of an IAM caller (for an audit trail); None for members and
+    /// anonymous callers.
+    pub fn iam_principal(&self) -> Option<&str> {
+        match self {
+            Caller::Operator(arn) | Caller::OrderSystem(arn) | Caller::UnknownIam(arn) | Caller::Iam(arn) => Some(arn),
+            Caller::Member(_) | Caller::Anonymous => None,
+        }
+    }
+
     pub fn member_id(&self) -> Result<&MemberId, ApiError> {
         match self {
             Caller::Member(m) => Ok(m),
@@ -188,6 +239,43 @@ mod tests {
         assert!(matches!(p.classify("arn:aws:sts::1:assumed-role/order-system-test/x".into()), Caller::UnknownIam(_)));
         assert!(matches!(p.classify("arn:aws:iam::1:user/opsx".into()), Caller::UnknownIam(_)));
         assert!(matches!(Principals::default().classify("arn:aws:iam::1:user/anyone".into()), Caller::Iam(_)));
+    }
+
+    fn request_with_claims(claims: serde_json::Value) -> Request {
+        let event = serde_json::json!({
+            "version": "2.0", "routeKey": "$default", "rawPath": "/members", "rawQueryString": "", "headers": {},
+            "requestContext": {
+                "accountId": "1", "apiId": "api", "domainName": "d", "domainPrefix": "d", "requestId": "r", "routeKey": "$default",
+                "stage": "$default", "time": "27/Nov/2026:00:00:00 +0000", "timeEpoch": 0,
+                "http": { "method": "POST", "path": "/members", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t" },
+                "authorizer": { "jwt": { "claims": claims, "scopes": null } }
+            },
+            "isBase64Encoded": false
+        });
+        lambda_http::request::from_str(&event.to_string()).unwrap()
+    }
+
+    #[test]
+    fn verified_contacts_come_from_the_token_s_claims_and_leave_the_caller_alone() {
+        let req = request_with_claims(serde_json::json!({
+            "sub": "m1", "email": "Li.Wei@Example.com", "email_verified": "true", "phone_number": "+8613800138000", "phone_number_verified": "false"
+        }));
+        assert_eq!(verified_contacts(&req), VerifiedContacts { email: Some("li.wei@example.com".into()), phone: None });
+        assert_eq!(caller(&req, &Principals::default()), Caller::Member(MemberId::parse("m1").unwrap()));
+        let plain = request_with_claims(serde_json::json!({ "sub": "m1" }));
+        assert_eq!(verified_contacts(&plain), VerifiedContacts::default());
+    }
+
+    /// `cargo test -p loyalty --features local-auth`: the local stand-ins for the claims.
+    #[cfg(feature = "local-auth")]
+    #[test]
+    fn local_headers_stand_in_for_the_verified_claims() {
+        std::env::set_var("LOYALTY_LOCAL_AUTH", "1");
+        let mut req = request_with_claims(serde_json::json!({}));
+        for (k, v) in [("x-loyalty-dev-sub", "m1"), ("x-loyalty-dev-email", "A@Example.com"), ("x-loyalty-dev-email-verified", "true"), ("x-loyalty-dev-phone", "+8613800138000")] {
+            req.headers_mut().insert(k, v.parse().unwrap());
+        }
+        assert_eq!(verified_contacts(&req), VerifiedContacts { email: Some("a@example.com".into()), phone: None }, "a phone without -verified: true is not verified");
     }
 
     #[test]

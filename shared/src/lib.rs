@@ -1,15 +1,17 @@
 //! The loyalty engine's domain crate.
 //!
-//! Rules are pure functions (`rules`, `tier`, `ledger`, `coupon`, `calendar`, `member`):
-//! no I/O, the clock and the program rules are inputs. `store` is the DynamoDB adapter,
-//! `http` and `auth` are the thin edge shared by every Lambda function, `app` builds
-//! what a function needs once, at init.
+//! Rules are pure functions (`rules`, `tier`, `ledger`, `coupon`, `calendar`, `member`,
+//! `contact`, `birthday`): no I/O, the clock and the program rules are inputs. `store` is
+//! the DynamoDB adapter, `http` and `auth` are the thin edge shared by every Lambda
+//! function, `app` builds what a function needs once, at init.
 
 pub mod app;
 pub mod auth;
+pub mod birthday;
 pub mod calendar;
 pub mod campaign;
 pub mod checkout;
+pub mod contact;
 pub mod coupon;
 pub mod error;
 pub mod http;

@@ -1,6 +1,8 @@
 //! Members: who they are (validated at the edge), their standing (tier, points, spend)
 //! and the signup rules.
 
+use crate::birthday::{BirthdayChange, BirthdayChangeRecord, BirthdayFacts};
+use crate::contact::{PriorGifts, Verification, VerifiedContacts};
 use crate::ledger::Wallet;
 use crate::money::Fen;
 use crate::tier::TierCode;
@@ -70,6 +72,10 @@ pub enum SignupError {
     InvalidBirthday,
     #[error("referralCode is not a valid referral code")]
     InvalidReferralCode,
+    #[error("email differs from the verified email of your sign-in: leave it out or send that one")]
+    EmailMismatch,
+    #[error("phone differs from the verified phone number of your sign-in: leave it out or send that one")]
+    PhoneMismatch,
 }
 
 impl SignupError {
@@ -81,14 +87,26 @@ impl SignupError {
             SignupError::InvalidName => "invalid_name",
             SignupError::InvalidBirthday => "invalid_birthday",
             SignupError::InvalidReferralCode => "invalid_referral_code",
+            SignupError::EmailMismatch | SignupError::PhoneMismatch => "contact_mismatch",
         }
     }
 }
 
 impl SignupRequest {
+    /// Validation without an identity that vouches for any contact.
     pub fn validate(self, today: NaiveDate) -> Result<NewMember, SignupError> {
+        self.validate_with(today, &VerifiedContacts::default()).map(|(m, _)| m)
+    }
+
+    /// Validation against the contacts the member's identity verified: a verified contact is
+    /// used when the body leaves it out, and a body naming another one is refused (nobody
+    /// signs up with someone else's address while holding a token for their own). A contact
+    /// only the body names is kept, unverified.
+    pub fn validate_with(self, today: NaiveDate, verified: &VerifiedContacts) -> Result<(NewMember, Verification), SignupError> {
         let email = self.email.map(|e| normalize_email(&e)).transpose()?;
         let phone = self.phone.map(|p| normalize_phone(&p)).transpose()?;
+        let (email, email_verified) = reconcile(email, verified.email.as_deref(), SignupError::EmailMismatch)?;
+        let (phone, phone_verified) = reconcile(phone, verified.phone.as_deref(), SignupError::PhoneMismatch)?;
         if email.is_none() && phone.is_none() {
             return Err(SignupError::ContactRequired);
         }
@@ -99,7 +117,17 @@ impl SignupRequest {
         }
         let birthday = self.birthday.map(|b| parse_birthday(&b, today)).transpose()?;
         let referral_code = self.referral_code.map(|c| normalize_referral_code(&c).ok_or(SignupError::InvalidReferralCode)).transpose()?;
-        Ok(NewMember { email, phone, name, birthday, referral_code, marketing_consent: self.marketing_consent })
+        let new = NewMember { email, phone, name, birthday, referral_code, marketing_consent: self.marketing_consent };
+        Ok((new, Verification { email: email_verified, phone: phone_verified }))
+    }
+}
+
+/// A body's contact against the identity's verified one: (the contact to keep, verified?).
+fn reconcile(body: Option<String>, verified: Option<&str>, mismatch: SignupError) -> Result<(Option<String>, bool), SignupError> {
+    match (body, verified) {
+        (Some(b), Some(v)) if b != v => Err(mismatch),
+        (_, Some(v)) => Ok((Some(v.to_string()), true)),
+        (b, None) => Ok((b, false)),
     }
 }
 
@@ -126,7 +154,7 @@ pub fn normalize_phone(s: &str) -> Result<String, SignupError> {
     ok.then(|| p.to_string()).ok_or(SignupError::InvalidPhone)
 }
 
-fn parse_birthday(s: &str, today: NaiveDate) -> Result<NaiveDate, SignupError> {
+pub fn parse_birthday(s: &str, today: NaiveDate) -> Result<NaiveDate, SignupError> {
     if s.len() != 10 {
         return Err(SignupError::InvalidBirthday);
     }
@@ -163,6 +191,24 @@ pub struct Member {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub birthday: Option<NaiveDate>,
+    /// Whether the identity provider verified the email / phone (the token's claims at
+    /// signup). Only a verified contact holds a uniqueness item and leaves a tombstone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub email_verified: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub phone_verified: bool,
+    /// When the birthday was recorded (signup, or the last support change): birthday coupons
+    /// need it known `birthday.minDaysKnown` days ahead. Absent on records from before it was
+    /// kept, whose birthday could only come from signup (`birthday_recorded_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birthday_set_at: Option<DateTime<Utc>>,
+    /// Support's changes of the birthday, newest last (at most `birthday::CHANGES_KEPT`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub birthday_changes: Vec<BirthdayChangeRecord>,
+    /// What erased memberships of this member's contacts had already received (their
+    /// tombstones, read at signup); passed on to this member's own tombstones when erased.
+    #[serde(default, skip_serializing_if = "PriorGifts::is_none")]
+    pub prior_gifts: PriorGifts,
     pub referral_code: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub referred_by: Option<MemberId>,
@@ -226,6 +272,11 @@ impl Member {
             phone: m.phone.clone(),
             name: Some(m.name.clone()),
             birthday: m.birthday,
+            email_verified: false,
+            phone_verified: false,
+            birthday_set_at: m.birthday.map(|_| now),
+            birthday_changes: Vec::new(),
+            prior_gifts: PriorGifts::default(),
             referral_code,
             referred_by,
             marketing_consent: m.marketing_consent,
@@ -252,15 +303,65 @@ impl Member {
         self.erased_at.is_some()
     }
 
-    /// Erasure: personal data goes; the ledger, points and standing stay (anonymized).
+    /// Erasure: personal data goes; the ledger, points (a debt included) and standing stay
+    /// (anonymized).
     pub fn erase(&mut self, now: DateTime<Utc>) {
         self.email = None;
         self.phone = None;
+        self.email_verified = false;
+        self.phone_verified = false;
         self.name = None;
         self.birthday = None;
+        self.birthday_set_at = None;
+        self.birthday_changes.clear();
         self.marketing_consent = false;
         self.consent_at = now;
         self.erased_at.get_or_insert(now);
+    }
+
+    /// A brand-new member from a signup: `join`, with which contacts the identity verified
+    /// and what erased memberships of its contacts already received.
+    pub fn sign_up(id: MemberId, m: &NewMember, verification: Verification, prior: PriorGifts, referral_code: String, referred_by: Option<MemberId>, now: DateTime<Utc>) -> Member {
+        let mut member = Member::join(id, m, referral_code, referred_by, now);
+        member.email_verified = verification.email && member.email.is_some();
+        member.phone_verified = verification.phone && member.phone.is_some();
+        member.prior_gifts = prior;
+        member
+    }
+
+    /// When the program learnt the birthday (records from before `birthdaySetAt` was kept
+    /// could only have it from signup).
+    pub fn birthday_recorded_at(&self) -> DateTime<Utc> {
+        self.birthday_set_at.unwrap_or(self.joined_at)
+    }
+
+    /// What the birthday rule needs to know about this member (`birthday::gift_allowed`).
+    pub fn birthday_facts(&self, tz: chrono_tz::Tz) -> BirthdayFacts {
+        BirthdayFacts { birthday: self.birthday, recorded_on: crate::calendar::program_date(tz, self.birthday_recorded_at()), prior_gift_year: self.prior_gifts.birthday_year }
+    }
+
+    /// Support sets or changes the birthday: it counts as recorded now (a birthday gift needs
+    /// it known ahead again), and who changed it and why is kept. Setting the birthday it
+    /// already has changes nothing (answers false), so a retried request is harmless.
+    pub fn change_birthday(&mut self, change: BirthdayChange, by: &str, now: DateTime<Utc>) -> bool {
+        if self.birthday == Some(change.birthday) {
+            return false;
+        }
+        self.birthday = Some(change.birthday);
+        self.birthday_set_at = Some(now);
+        self.birthday_changes.push(BirthdayChangeRecord { at: now, by: by.to_string(), reason: change.reason });
+        let excess = self.birthday_changes.len().saturating_sub(crate::birthday::CHANGES_KEPT);
+        self.birthday_changes.drain(..excess);
+        true
+    }
+
+    /// What this membership's contacts have received, for the tombstones its erasure leaves:
+    /// the welcome gift (every membership had it, or had it withheld because an earlier one
+    /// did), a referral link if this or an earlier membership had one, and the last year a
+    /// birthday coupon went to this or an earlier membership (`birthday_gift_year`: this year
+    /// if this member holds this year's birthday coupon).
+    pub fn gifts_received(&self, birthday_gift_year: Option<i32>) -> PriorGifts {
+        PriorGifts { welcome: true, referral: self.referred_by.is_some(), birthday_year: birthday_gift_year }.merge(self.prior_gifts)
     }
 
     /// Qualifying spend over the tier window ending on `today` (inclusive).
@@ -324,6 +425,72 @@ mod tests {
     }
 
     #[test]
+    fn verified_contacts_fill_the_signup_and_other_contacts_are_refused() {
+        let verified = VerifiedContacts { email: Some("li.wei@example.com".into()), phone: Some("+8613800138000".into()) };
+        // Left out of the body: taken from the token, verified.
+        let (m, v) = req(None, None, "A", None).validate_with(today(), &verified).unwrap();
+        assert_eq!((m.email.as_deref(), m.phone.as_deref()), (Some("li.wei@example.com"), Some("+8613800138000")));
+        assert_eq!(v, Verification { email: true, phone: true });
+        // The same in any case: verified.
+        let (_, v) = req(Some("LI.WEI@example.com"), None, "A", None).validate_with(today(), &verified).unwrap();
+        assert!(v.email);
+        // Another one: refused, naming which.
+        assert_eq!(req(Some("other@example.com"), None, "A", None).validate_with(today(), &verified).unwrap_err(), SignupError::EmailMismatch);
+        assert_eq!(req(None, Some("+8613900139000"), "A", None).validate_with(today(), &verified).unwrap_err(), SignupError::PhoneMismatch);
+        assert_eq!(SignupError::PhoneMismatch.code(), "contact_mismatch");
+        // A malformed body contact is still its own error, first.
+        assert_eq!(req(Some("nope"), None, "A", None).validate_with(today(), &verified).unwrap_err(), SignupError::InvalidEmail);
+        // Without verified claims, the body's contacts are kept unverified.
+        let (m, v) = req(Some("a@b.cn"), Some("+8613800138000"), "A", None).validate_with(today(), &VerifiedContacts::default()).unwrap();
+        assert_eq!((m.email.as_deref(), v), (Some("a@b.cn"), Verification::default()));
+        // Only a verified email, and the body a phone: email verified, phone not.
+        let only_email = VerifiedContacts { email: Some("li.wei@example.com".into()), phone: None };
+        let (m, v) = req(None, Some("+8613800138000"), "A", None).validate_with(today(), &only_email).unwrap();
+        assert_eq!((m.email.is_some(), v), (true, Verification { email: true, phone: false }));
+    }
+
+    #[test]
+    fn a_signup_carries_its_verification_prior_gifts_and_when_the_birthday_was_recorded() {
+        let now: DateTime<Utc> = "2026-11-27T10:00:00Z".parse().unwrap();
+        let nm = req(Some("a@b.cn"), None, "A", Some("1990-05-18")).validate(today()).unwrap();
+        let prior = PriorGifts { welcome: true, referral: true, birthday_year: Some(2026) };
+        let m = Member::sign_up(MemberId::parse("m1").unwrap(), &nm, Verification { email: true, phone: true }, prior, "ABCD2345".into(), None, now);
+        assert!(m.email_verified && !m.phone_verified, "no phone, nothing verified about it");
+        assert_eq!((m.birthday_set_at, m.prior_gifts), (Some(now), prior));
+        assert_eq!(m.birthday_facts(chrono_tz::Asia::Shanghai).prior_gift_year, Some(2026));
+        // Its tombstones pass on what it and its predecessors received.
+        assert_eq!(m.gifts_received(None), PriorGifts { welcome: true, referral: true, birthday_year: Some(2026) });
+        let fresh = Member::sign_up(MemberId::parse("m2").unwrap(), &nm, Verification::default(), PriorGifts::default(), "ABCD2346".into(), Some(MemberId::parse("r").unwrap()), now);
+        assert_eq!(fresh.gifts_received(Some(2027)), PriorGifts { welcome: true, referral: true, birthday_year: Some(2027) });
+        assert_eq!(fresh.gifts_received(None), PriorGifts { welcome: true, referral: true, birthday_year: None });
+    }
+
+    #[test]
+    fn support_changes_restart_the_birthday_clock_and_erasure_drops_them() {
+        let joined: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        let nm = req(Some("a@b.cn"), None, "A", None).validate(today()).unwrap();
+        let mut m = Member::join(MemberId::parse("m1").unwrap(), &nm, "ABCD2345".into(), None, joined);
+        assert_eq!(m.birthday_set_at, None);
+        let change = |d: &str, r: &str| crate::birthday::BirthdayChange { birthday: d.parse().unwrap(), reason: r.into() };
+        let at1: DateTime<Utc> = "2026-03-01T00:00:00Z".parse().unwrap();
+        assert!(m.change_birthday(change("1990-05-18", "ticket 1"), "arn:ops", at1));
+        assert_eq!((m.birthday_set_at, m.birthday_changes.len()), (Some(at1), 1));
+        assert!(!m.change_birthday(change("1990-05-18", "again"), "arn:ops", at1 + chrono::Duration::days(1)), "the same birthday changes nothing");
+        assert_eq!((m.birthday_set_at, m.birthday_changes.len()), (Some(at1), 1));
+        for i in 0..20 {
+            m.change_birthday(change(&format!("1990-06-{:02}", i + 1), &format!("ticket {i}")), "arn:ops", at1);
+        }
+        assert_eq!(m.birthday_changes.len(), crate::birthday::CHANGES_KEPT);
+        assert_eq!(m.birthday_changes.last().unwrap().reason, "ticket 19");
+        m.erase(at1);
+        assert!(m.birthday.is_none() && m.birthday_set_at.is_none() && m.birthday_changes.is_empty());
+        // A record from before birthdaySetAt was kept: the birthday came with the signup.
+        let mut legacy = Member::join(MemberId::parse("m3").unwrap(), &req(Some("a@b.cn"), None, "A", Some("1990-05-18")).validate(today()).unwrap(), "ABCD2347".into(), None, joined);
+        legacy.birthday_set_at = None;
+        assert_eq!(legacy.birthday_recorded_at(), joined);
+    }
+
+    #[test]
     fn referral_codes_are_normalized_and_checked() {
         assert_eq!(normalize_referral_code(" abcd2345 ").as_deref(), Some("ABCD2345"));
         assert_eq!(normalize_referral_code("ABCDEFGI"), None, "I is not in the alphabet");
@@ -350,7 +517,11 @@ pub struct ProfileView<'a> {
     pub name: Option<&'a str>,
     pub email: Option<&'a str>,
     pub phone: Option<&'a str>,
+    pub email_verified: bool,
+    pub phone_verified: bool,
     pub birthday: Option<NaiveDate>,
+    /// When the birthday was recorded; a birthday coupon needs it known ahead.
+    pub birthday_set_at: Option<DateTime<Utc>>,
     pub marketing_consent: bool,
     pub consent_at: DateTime<Utc>,
     pub joined_at: DateTime<Utc>,
@@ -409,7 +580,10 @@ impl Member {
             name: self.name.as_deref(),
             email: self.email.as_deref(),
             phone: self.phone.as_deref(),
+            email_verified: self.email_verified,
+            phone_verified: self.phone_verified,
             birthday: self.birthday,
+            birthday_set_at: self.birthday.map(|_| self.birthday_recorded_at()),
             marketing_consent: self.marketing_consent,
             consent_at: self.consent_at,
             joined_at: self.joined_at,

@@ -29,6 +29,7 @@ pub struct Rules {
     pub points: PointsRules,
     pub activities: ActivityRules,
     pub signup: SignupRules,
+    pub birthday: BirthdayRules,
     pub referral: ReferralRules,
     pub member_day: MemberDayRules,
     pub winback: WinbackRules,
@@ -82,6 +83,15 @@ pub struct ActivityRules {
 pub struct SignupRules {
     pub welcome_points: i64,
     pub welcome_coupon: CouponTemplate,
+}
+
+/// Birthday coupons (the coupon itself is the tier's `birthdayCoupon`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BirthdayRules {
+    /// A birthday brings a coupon only if it was recorded at least this many days before it
+    /// (`birthday::gift_allowed`), so that nobody sets "today" to collect one.
+    pub min_days_known: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -228,6 +238,9 @@ impl Rules {
             return bad("welcome and referral points must not be negative".into());
         }
         self.signup.welcome_coupon.validate().map_err(|e| RulesError::Invalid(format!("welcome coupon: {e}")))?;
+        if self.birthday.min_days_known > 365 {
+            return bad(format!("birthday.minDaysKnown must be 0..365 (a birthday known a year ahead is always in time), got {}", self.birthday.min_days_known));
+        }
         let md = &self.member_day;
         if !(1..=28).contains(&md.day_of_month) {
             return bad("memberDay.dayOfMonth must be 1..28 so that every month has one".into());
@@ -291,6 +304,7 @@ mod tests {
             ]
         );
         assert_eq!(r.signup.welcome_points, 100);
+        assert_eq!(r.birthday.min_days_known, 30);
         assert_eq!(r.member_day.day_of_month, 18);
     }
 
@@ -308,6 +322,14 @@ mod tests {
         doc["tiers"][2]["threshold"] = 100.into();
         let err = Rules::from_overrides(&doc.to_string()).unwrap_err();
         assert!(matches!(err, RulesError::Invalid(ref m) if m.contains("ascend")), "{err}");
+    }
+
+    #[test]
+    fn birthday_min_days_known_is_bounded() {
+        assert_eq!(Rules::from_overrides(r#"{"birthday":{"minDaysKnown":0}}"#).unwrap().birthday.min_days_known, 0);
+        let err = Rules::from_overrides(r#"{"birthday":{"minDaysKnown":400}}"#).unwrap_err();
+        assert!(matches!(err, RulesError::Invalid(ref m) if m.contains("birthday.minDaysKnown")), "{err}");
+        assert!(matches!(Rules::from_overrides(r#"{"birthday":{"minDaysKnown":-1}}"#), Err(RulesError::Schema(_))));
     }
 
     #[test]

@@ -108,10 +108,20 @@ pub fn code_key() -> loyalty::coupon::CodeKey {
     loyalty::coupon::CodeKey::new(b"integration-tests-coupon-secret-0123456789").unwrap()
 }
 
+/// The key contact details are digested with (uniqueness items, tombstones), as a
+/// deployment's `ContactKeySecret`.
+pub fn contact_key() -> loyalty::contact::ContactKey {
+    loyalty::contact::ContactKey::new(b"integration-tests-contact-secret-0123456789").unwrap()
+}
+
 /// Who the request claims to be, as API Gateway's authorizers would put it.
 #[derive(Debug, Clone)]
 pub enum As {
     Member(String),
+    /// A member whose token carries more claims than `sub`, e.g. Cognito's verified contacts:
+    /// `{"email": "a@example.com", "email_verified": "true"}` (API Gateway passes every claim
+    /// as a string).
+    MemberWithClaims(String, Value),
     /// An operator's role session (campaigns, coupon grants, support).
     Operator,
     /// The order system's role session (purchases, refunds, checkout).
@@ -119,6 +129,20 @@ pub enum As {
     /// An IAM principal on neither allow-list.
     OtherIam,
     Nobody,
+}
+
+/// The claims of a token whose identity provider verified these contacts (Cognito's names).
+pub fn verified_claims(email: Option<&str>, phone: Option<&str>) -> Value {
+    let mut c = serde_json::Map::new();
+    if let Some(e) = email {
+        c.insert("email".into(), e.into());
+        c.insert("email_verified".into(), "true".into());
+    }
+    if let Some(p) = phone {
+        c.insert("phone_number".into(), p.into());
+        c.insert("phone_number_verified".into(), "true".into());
+    }
+    Value::Object(c)
 }
 
 /// An API Gateway HTTP API (payload 2.0) event, parsed the way the runtime parses it.
@@ -130,6 +154,11 @@ pub fn request_with_headers(method: &str, path_and_query: &str, body: Option<&st
     let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
     let authorizer = match who {
         As::Member(sub) => json!({ "jwt": { "claims": { "sub": sub }, "scopes": null } }),
+        As::MemberWithClaims(sub, claims) => {
+            let mut all = claims.as_object().cloned().unwrap_or_default();
+            all.insert("sub".into(), Value::String(sub));
+            json!({ "jwt": { "claims": all, "scopes": null } })
+        }
         As::Operator => iam(&format!("arn:aws:sts::123456789012:assumed-role/{OPERATOR_ROLE}/alice")),
         As::OrderSystem => iam(&format!("arn:aws:sts::123456789012:assumed-role/{ORDER_SYSTEM_ROLE}/checkout-service")),
         As::OtherIam => iam("arn:aws:sts::123456789012:assumed-role/someone-else/x"),

@@ -31,7 +31,7 @@ async fn setup() -> T {
     let h = harness_with(Rules::from_overrides(r#"{"returnWindowDays":0}"#).unwrap(), Clock::Shared(clock.clone())).await;
     T {
         points: h.points_app(),
-        signup: signup::App { env: h.env.clone(), codes: code_key() },
+        signup: signup::App { env: h.env.clone(), codes: code_key(), contacts: contact_key() },
         coupons: coupon_issue::App { env: h.env.clone(), codes: code_key(), queue: None },
         clock,
         h,

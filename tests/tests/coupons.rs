@@ -371,7 +371,8 @@ async fn birthday_coupons(h: &Harness, id: &str) -> Vec<(String, Value)> {
 async fn birthday_coupons_go_out_once_a_year_by_tier_with_leap_day_birthdays_on_feb_28() {
     let (mut app, h) = app().await;
     app.queue = Some(own_queue(&h).await);
-    let now = Utc::now();
+    // Birthdays known well ahead of every birthday below (birthday.minDaysKnown is 30 days).
+    let now = at("2026-01-01T00:00:00Z");
     let tag = unique("bday");
     let d = |s: &str| s.parse::<NaiveDate>().unwrap();
     let feb28 = member(&format!("{tag}-feb28"), TierCode::Regular, Some(d("1990-02-28")), now);

@@ -35,4 +35,8 @@ fn local_auth_is_not_compiled_into_test_or_release_builds() {
     std::env::set_var("LOYALTY_LOCAL_AUTH", "1");
     let req = loyalty_tests::request_with_headers("GET", "/members/x", None, loyalty_tests::As::Nobody, &[("x-loyalty-dev-sub", "x"), ("x-loyalty-dev-iam", "order-system")]);
     assert_eq!(loyalty::auth::caller(&req, &Default::default()), loyalty::auth::Caller::Anonymous);
+    // Nor do the stand-ins for a token's verified contacts vouch for anything.
+    let headers = [("x-loyalty-dev-sub", "x"), ("x-loyalty-dev-email", "a@example.com"), ("x-loyalty-dev-email-verified", "true")];
+    let req = loyalty_tests::request_with_headers("POST", "/members", Some("{}"), loyalty_tests::As::Nobody, &headers);
+    assert_eq!(loyalty::auth::verified_contacts(&req), Default::default());
 }

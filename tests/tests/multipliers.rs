@@ -13,7 +13,7 @@ async fn a_campaign_window_multiplies_purchases_inside_it_and_only_there() {
     let h = harness().await;
     let table = clone_table(&h, "multipliers").await;
     let env = Env { store: Store::new(h.env.store.client.clone(), table), ..h.env.clone() };
-    let signup = signup::App { env: env.clone(), codes: code_key() };
+    let signup = signup::App { env: env.clone(), codes: code_key(), contacts: contact_key() };
     let points = purchase_points::App { env: env.clone(), sqs: aws_sdk_sqs::Client::new(&h.sdk_config), codes: code_key() };
     let sqs = aws_sdk_sqs::Client::new(&h.sdk_config);
     let q = |name: String| {

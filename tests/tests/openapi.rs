@@ -41,7 +41,7 @@ const NOW: &str = "2026-11-27T10:00:00Z";
 /// the gift's price and opens the Diamond one; the member sees their catalog, claims the
 /// coupon and two gifts, lists the claims; the first gift is shipped, the second cancelled
 /// (its points come back); the coupon reward is deactivated.
-const ORDER: [&str; 25] = [
+const ORDER: [&str; 26] = [
     "join",
     "recordPurchase",
     "previewCheckout",
@@ -62,6 +62,7 @@ const ORDER: [&str; 25] = [
     "fulfilRewardClaim",
     "deactivateReward",
     "getProfile",
+    "setBirthday",
     "createCampaign",
     "runCampaign",
     "getCampaign",
@@ -436,7 +437,7 @@ struct State {
     held: Vec<String>,
     /// The first reward defined (createReward's first example).
     reward: String,
-    /// The claims made by claimReward's request examples, in order (`x-claim` indexes them).
+    /// The claims made by claimReward's request examples, in order (`x-reward-claim` indexes them).
     claims: Vec<String>,
 }
 
@@ -459,7 +460,7 @@ impl Call<'_> {
             "id" if self.path.starts_with("/rewards") => state.reward.clone(),
             "id" => state.member.clone(),
             "claimId" => {
-                let n = ex["x-claim"].as_u64().unwrap_or(0) as usize;
+                let n = ex["x-reward-claim"].as_u64().unwrap_or(0) as usize;
                 state.claims.get(n).cloned().unwrap_or_else(|| panic!("{} {}: no claim {n} made yet for {{claimId}}", self.method, self.path))
             }
             "code" => state.coupon.clone(),
@@ -513,6 +514,14 @@ impl Call<'_> {
     /// The usual caller: the IAM kind the route is for; otherwise the member whose resource
     /// it is (a fresh identity for a signup).
     fn caller(&self, state: &State, ex: &Value) -> As {
+        // `x-claims`: the member's token carries these claims too (e.g. a verified email).
+        if let Some(claims) = ex.get("x-claims") {
+            let plain: Value = ex.as_object().into_iter().flatten().filter(|(k, _)| *k != "x-claims").map(|(k, v)| (k.clone(), v.clone())).collect();
+            return match self.caller(state, &plain) {
+                As::Member(sub) => As::MemberWithClaims(sub, claims.clone()),
+                other => panic!("x-claims on an example whose caller is no member: {other:?}"),
+            };
+        }
         match ex["x-caller"].as_str() {
             Some("member") => return As::Member(state.member.clone()),
             Some("other-member") => return As::Member(unique("other")),
@@ -592,7 +601,7 @@ async fn every_operation_answers_as_documented() {
     let env = Env { store, ..h.env.clone() };
     let sqs = aws_sdk_sqs::Client::new(&h.sdk_config);
     let apps = Apps {
-        signup: signup::App { env: env.clone(), codes: code_key() },
+        signup: signup::App { env: env.clone(), codes: code_key(), contacts: contact_key() },
         points: purchase_points::App { env: env.clone(), sqs: sqs.clone(), codes: code_key() },
         coupons: coupon_issue::App { env: env.clone(), codes: code_key(), queue: None },
         campaigns: member_day::App { env: env.clone(), sqs: sqs.clone(), campaign_queue: queue(&sqs).await, dispatch_queue: queue(&sqs).await, budget: std::time::Duration::from_secs(30) },
@@ -657,7 +666,7 @@ async fn every_operation_answers_as_documented() {
             }
             let who = call.caller(&state, ex);
             let joiner = match &who {
-                As::Member(m) => m.clone(),
+                As::Member(m) | As::MemberWithClaims(m, _) => m.clone(),
                 _ => String::new(),
             };
             let (s, answer_body, _) = answer(apps.call(f, call.request(&state, ex, body, who)).await);

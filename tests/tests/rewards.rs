@@ -37,7 +37,7 @@ async fn setup_with(rules: &str) -> T {
     let env = Env { store: store.clone(), ..h.env.clone() };
     T {
         points: purchase_points::App { env: env.clone(), sqs: aws_sdk_sqs::Client::new(&h.sdk_config), codes: code_key() },
-        signup: signup::App { env, codes: code_key() },
+        signup: signup::App { env, codes: code_key(), contacts: contact_key() },
         store,
         table,
         clock,
@@ -492,7 +492,7 @@ async fn the_sample_events_run_in_order_through_the_handler() {
     // Locally both principal lists are empty: any IAM caller passes, as with scripts/dev.
     let env = Env { principals: Arc::new(Default::default()), ..t.points.env.clone() };
     let points = purchase_points::App { env: env.clone(), sqs: t.points.sqs.clone(), codes: code_key() };
-    let signup = signup::App { env, codes: code_key() };
+    let signup = signup::App { env, codes: code_key(), contacts: contact_key() };
     let sample = |name: &str| {
         let text = std::fs::read_to_string(format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
         match classify(serde_json::from_str(&text).unwrap()) {

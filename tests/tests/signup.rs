@@ -7,7 +7,7 @@ use signup::App;
 
 async fn app() -> (App, Harness) {
     let h = harness().await;
-    (App { env: h.env.clone(), codes: code_key() }, h)
+    (App { env: h.env.clone(), codes: code_key(), contacts: contact_key() }, h)
 }
 
 fn email() -> String {
@@ -21,6 +21,12 @@ fn phone() -> String {
 
 async fn join(app: &App, sub: &str, body: Value) -> (u16, Value, String) {
     answer(signup::handle(app, request("POST", "/members", Some(&body.to_string()), As::Member(sub.into()))).await)
+}
+
+/// A signup whose token verified these contacts.
+async fn join_verified(app: &App, sub: &str, email: Option<&str>, phone: Option<&str>, body: Value) -> (u16, Value, String) {
+    let who = As::MemberWithClaims(sub.into(), verified_claims(email, phone));
+    answer(signup::handle(app, request("POST", "/members", Some(&body.to_string()), who)).await)
 }
 
 async fn get_profile(app: &App, sub: &str, id: &str) -> (u16, Value, String) {
@@ -73,22 +79,22 @@ async fn the_same_signup_again_gets_the_first_answer_and_a_different_one_is_409(
 }
 
 #[tokio::test]
-async fn a_taken_email_or_phone_is_409() {
+async fn a_taken_verified_email_or_phone_is_409() {
     let (app, _h) = app().await;
     let (e, p) = (email(), phone());
-    assert_eq!(join(&app, &unique("a"), json!({"email": e, "phone": p, "name": "A"})).await.0, 201);
-    let (s, b, ct) = join(&app, &unique("b"), json!({"email": e.to_uppercase(), "name": "B"})).await;
+    assert_eq!(join_verified(&app, &unique("a"), Some(&e), Some(&p), json!({"email": e, "phone": p, "name": "A"})).await.0, 201);
+    let (s, b, ct) = join_verified(&app, &unique("b"), Some(&e.to_uppercase()), None, json!({"email": e.to_uppercase(), "name": "B"})).await;
     assert_problem(s, &b, &ct, 409, "email_taken");
-    let (s, b, ct) = join(&app, &unique("c"), json!({"phone": p, "name": "C"})).await;
+    let (s, b, ct) = join_verified(&app, &unique("c"), None, Some(&p), json!({"name": "C"})).await;
     assert_problem(s, &b, &ct, 409, "phone_taken");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn twenty_concurrent_signups_with_one_email_make_exactly_one_member() {
+async fn twenty_concurrent_signups_with_one_verified_email_make_exactly_one_member() {
     let (app, _h) = app().await;
     let e = email();
     let ids: Vec<String> = (0..20).map(|_| unique("racer")).collect();
-    let results = futures::future::join_all(ids.iter().map(|id| join(&app, id, json!({"email": e, "name": "Racer"})))).await;
+    let results = futures::future::join_all(ids.iter().map(|id| join_verified(&app, id, Some(&e), None, json!({"name": "Racer"})))).await;
     let created: Vec<_> = results.iter().filter(|r| r.0 == 201).collect();
     assert_eq!(created.len(), 1, "{results:?}");
     for r in results.iter().filter(|r| r.0 != 201) {
@@ -176,15 +182,18 @@ async fn erasing_removes_personal_data_keeps_the_ledger_and_frees_the_email() {
     let (app, h) = app().await;
     let id = unique("erase");
     let (e, p) = (email(), phone());
-    join(&app, &id, json!({"email": e, "phone": p, "name": "Gone", "birthday": "1980-01-01"})).await;
+    let keys_of = (keys::email_pk(&app.contacts.email(&e)), keys::phone_pk(&app.contacts.phone(&p)));
+    assert_eq!(join_verified(&app, &id, Some(&e), Some(&p), json!({"name": "Gone", "birthday": "1980-01-01"})).await.0, 201);
+    assert!(h.env.store.get::<Value>(&keys_of.0, keys::UNIQUE_SK).await.unwrap().is_some(), "a verified email holds its slot");
     let del = || answer_async(&app, &id);
     assert_eq!(del().await, 204);
     let m = h.env.store.member(&id).await.unwrap().unwrap();
     assert!(m.email.is_none() && m.phone.is_none() && m.name.is_none() && m.birthday.is_none() && m.erased_at.is_some());
+    assert!(!m.email_verified && !m.phone_verified && m.birthday_set_at.is_none());
     assert_eq!(m.wallet.balance.0, 100);
     assert_eq!(h.env.store.ledger_all(&id).await.unwrap().len(), 1, "the ledger stays");
-    assert!(h.env.store.get::<Value>(&keys::email_pk(&e), keys::UNIQUE_SK).await.unwrap().is_none());
-    assert!(h.env.store.get::<Value>(&keys::phone_pk(&p), keys::UNIQUE_SK).await.unwrap().is_none());
+    assert!(h.env.store.get::<Value>(&keys_of.0, keys::UNIQUE_SK).await.unwrap().is_none());
+    assert!(h.env.store.get::<Value>(&keys_of.1, keys::UNIQUE_SK).await.unwrap().is_none());
     // The raw item keeps no contact data and has left the birthday index.
     let raw = h.env.store.get::<Value>(&keys::member_pk(&id), keys::PROFILE_SK).await.unwrap().unwrap();
     let text = raw.to_string();
@@ -192,7 +201,9 @@ async fn erasing_removes_personal_data_keeps_the_ledger_and_frees_the_email() {
     assert_eq!(del().await, 204, "a second erase is harmless");
     let (s, b, ct) = get_profile(&app, &id, &id).await;
     assert_problem(s, &b, &ct, 404, "member_not_found");
-    assert_eq!(join(&app, &unique("again"), json!({"email": e, "phone": p, "name": "New"})).await.0, 201);
+    // The contact is free again (no 409), but its welcome gift was given (tests/tests/identity.rs).
+    let (s, again, _) = join_verified(&app, &unique("again"), Some(&e), Some(&p), json!({"name": "New"})).await;
+    assert_eq!((s, &again["welcomeGift"]), (201, &json!(false)), "{again}");
 }
 
 async fn answer_async(app: &App, id: &str) -> u16 {
@@ -200,12 +211,20 @@ async fn answer_async(app: &App, id: &str) -> u16 {
 }
 
 #[tokio::test]
-async fn a_warm_signup_is_one_write_and_a_profile_one_read() {
+async fn a_warm_signup_is_one_read_and_one_write_and_a_profile_one_read() {
     let (app, h) = app().await;
     let id = unique("count");
     h.counter.reset();
-    assert_eq!(join(&app, &id, json!({"email": email(), "name": "C"})).await.0, 201);
-    assert_eq!((h.counter.reads(), h.counter.writes()), (0, 1), "{:?}", h.counter.snapshot());
+    // The one read: the contacts' tombstones (and a referral code's owner), one BatchGetItem.
+    let (e, p) = (email(), phone());
+    assert_eq!(join_verified(&app, &id, Some(&e), Some(&p), json!({"name": "C"})).await.0, 201);
+    assert_eq!((h.counter.reads(), h.counter.writes()), (1, 1), "{:?}", h.counter.snapshot());
+    assert_eq!(h.counter.snapshot().get("BatchGetItem"), Some(&1));
+    let (_, r, _) = get_profile(&app, &id, &id).await;
+    h.counter.reset();
+    let referred = unique("count-referred");
+    assert_eq!(join(&app, &referred, json!({"email": email(), "phone": phone(), "name": "R", "referralCode": r["referralCode"]})).await.0, 201);
+    assert_eq!((h.counter.reads(), h.counter.writes()), (1, 1), "with a referral code too: {:?}", h.counter.snapshot());
     h.counter.reset();
     assert_eq!(get_profile(&app, &id, &id).await.0, 200);
     assert_eq!((h.counter.reads(), h.counter.writes()), (1, 0), "{:?}", h.counter.snapshot());

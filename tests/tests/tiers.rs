@@ -367,7 +367,7 @@ async fn the_profile_shows_tier_standing_after_the_nightly_step_down() {
     assert_eq!(tier_recompute::evaluate_member(&h.env, &id, now).await.unwrap(), tier_recompute::Step::Changed);
     assert_eq!(tier_recompute::evaluate_member(&h.env, &id, now).await.unwrap(), tier_recompute::Step::Unchanged, "once a night");
 
-    let app = signup::App { env: h.env.clone(), codes: code_key() };
+    let app = signup::App { env: h.env.clone(), codes: code_key(), contacts: contact_key() };
     let (status, p, _) = answer(signup::handle(&app, request("GET", &format!("/members/{id}"), None, As::Member(id.clone()))).await);
     assert_eq!(status, 200, "{p}");
     assert_eq!(p["tier"], "gold");

@@ -1,7 +1,10 @@
 //! The daily birthday job: today's birthdays (program time zone; Feb 29 birthdays on Feb 28
 //! in common years) from the ByBirthday index, grouped by tier, sent to the campaign queue
 //! as `IssueBatch` messages of the tier's birthday coupon under the grant `birthday-<year>`
-//! (so a member gets one per year however often the job runs).
+//! (so a member gets one per year however often the job runs). The worker, which reads each
+//! member's record anyway, skips birthdays recorded too late and contacts that already had
+//! this year's gift in an erased membership (`loyalty::birthday`); the index projects only
+//! the id and the tier, so the job sends every birthday of the day.
 
 use crate::App;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
@@ -26,7 +29,7 @@ pub struct BirthdayRun {
 }
 
 pub fn grant(today: NaiveDate) -> String {
-    format!("birthday-{}", today.year())
+    loyalty::birthday::grant(today.year())
 }
 
 pub async fn run(app: &App, now: DateTime<Utc>) -> Result<BirthdayRun, String> {

@@ -7,12 +7,18 @@
 //! failed, or when some members' writes failed and deliveries remain. On the last delivery
 //! the failures are counted as `failed` so that the run's counts still add up, and the
 //! message still goes to the DLQ for an operator to replay.
+//!
+//! Birthday batches (grant `birthday-<year>`) also apply the birthday rule to each member's
+//! record (`birthday::gift_allowed`): a birthday recorded less than `birthday.minDaysKnown`
+//! days before it, or a contact whose erased membership had this year's coupon, is skipped
+//! as not eligible.
 
 use crate::App;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
+use loyalty::birthday;
 use loyalty::campaign::IssueBatch;
-use loyalty::store::issue::BatchCounts;
+use loyalty::store::issue::{BatchCounts, Candidate};
 
 /// Coupon writes in flight per message.
 pub const ISSUE_CONCURRENCY: usize = 16;
@@ -60,7 +66,16 @@ async fn process(app: &App, record: &SqsMessage, now: DateTime<Utc>) -> bool {
     };
     let deliveries = record.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse::<u64>().ok()).unwrap_or(1);
     let store = &app.env.store;
-    let counts = match store.issue_batch(&app.codes, &batch, now, ISSUE_CONCURRENCY).await {
+    let rules = &app.env.rules;
+    // A birthday grant's coupon goes only to birthdays recorded far enough ahead, and not to a
+    // contact whose erased membership had this year's (checked on the member record, which
+    // the index the job read may lag).
+    let birthday_year = birthday::grant_year(&batch.grant);
+    let eligible = |c: &Candidate| match birthday_year {
+        Some(year) => birthday::gift_allowed(&c.birthday_facts(rules.time_zone), year, rules.birthday.min_days_known).is_ok(),
+        None => true,
+    };
+    let counts = match store.issue_batch_checked(&app.codes, &batch, now, ISSUE_CONCURRENCY, &eligible).await {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(message_id, batch_id = %batch.batch_id, error = %e, "batch not processed; SQS will redeliver");

@@ -8,6 +8,7 @@ use super::coupon::CouponItem;
 use super::keys::{self, member_pk, PROFILE_SK};
 use super::{backoff, from_item, key, sdk, to_item, Cond, Item, Store, StoreError, TxFailure, MAX_ATTEMPTS};
 use crate::campaign::{IssueBatch, RunRef, SkipReason};
+use crate::contact::PriorGifts;
 use crate::coupon::{self, CodeKey, Coupon};
 use crate::member::MemberId;
 use crate::tier::TierCode;
@@ -15,7 +16,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -83,6 +84,33 @@ struct Eligibility {
     tier: TierCode,
     #[serde(rename = "erasedAt", default)]
     erased_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    birthday: Option<NaiveDate>,
+    #[serde(rename = "birthdaySetAt", default)]
+    birthday_set_at: Option<DateTime<Utc>>,
+    #[serde(rename = "joinedAt")]
+    joined_at: DateTime<Utc>,
+    #[serde(rename = "priorGifts", default)]
+    prior_gifts: PriorGifts,
+}
+
+/// What a batch's eligibility check sees of a member that exists and is not erased (read
+/// from the member record, strongly consistent, with the tier).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub tier: TierCode,
+    pub birthday: Option<NaiveDate>,
+    /// When the birthday was recorded (`Member::birthday_recorded_at`).
+    pub birthday_recorded_at: DateTime<Utc>,
+    /// The last year an erased membership of this member's contact had a birthday coupon.
+    pub prior_birthday_gift_year: Option<i32>,
+}
+
+impl Candidate {
+    /// The facts `birthday::gift_allowed` judges, in the program calendar `tz`.
+    pub fn birthday_facts(&self, tz: chrono_tz::Tz) -> crate::birthday::BirthdayFacts {
+        crate::birthday::BirthdayFacts { birthday: self.birthday, recorded_on: crate::calendar::program_date(tz, self.birthday_recorded_at), prior_gift_year: self.prior_birthday_gift_year }
+    }
 }
 
 /// A member found by the birthday index (which projects the id and the tier).
@@ -179,8 +207,15 @@ impl Store {
     }
 
     /// The tier of each member that exists and is not erased; members missing from the
-    /// answer are not eligible. One BatchGetItem per 100 members, only the needed attributes.
+    /// answer are not eligible.
     pub async fn member_tiers(&self, member_ids: &[String]) -> Result<HashMap<String, TierCode>, StoreError> {
+        Ok(self.candidates(member_ids).await?.into_iter().map(|(id, c)| (id, c.tier)).collect())
+    }
+
+    /// What eligibility needs of each member that exists and is not erased; members missing
+    /// from the answer are not eligible. One BatchGetItem per 100 members, only the needed
+    /// attributes.
+    pub async fn candidates(&self, member_ids: &[String]) -> Result<HashMap<String, Candidate>, StoreError> {
         let unique: Vec<&String> = {
             let mut seen = HashSet::new();
             // An id that cannot be a member id (empty, too long for a key...) is simply not eligible.
@@ -192,10 +227,14 @@ impl Store {
             let mut request = Some(
                 KeysAndAttributes::builder()
                     .set_keys(Some(keys))
-                    .projection_expression("#m, #t, #e")
+                    .projection_expression("#m, #t, #e, #b, #bs, #j, #pg")
                     .expression_attribute_names("#m", "memberId")
                     .expression_attribute_names("#t", "tier")
                     .expression_attribute_names("#e", "erasedAt")
+                    .expression_attribute_names("#b", "birthday")
+                    .expression_attribute_names("#bs", "birthdaySetAt")
+                    .expression_attribute_names("#j", "joinedAt")
+                    .expression_attribute_names("#pg", "priorGifts")
                     .consistent_read(true)
                     .build()
                     .map_err(sdk)?,
@@ -206,7 +245,13 @@ impl Store {
                 for item in page.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
                     let e: Eligibility = from_item(item)?;
                     if e.erased_at.is_none() {
-                        out.insert(e.member_id, e.tier);
+                        let c = Candidate {
+                            tier: e.tier,
+                            birthday: e.birthday,
+                            birthday_recorded_at: e.birthday_set_at.unwrap_or(e.joined_at),
+                            prior_birthday_gift_year: e.prior_gifts.birthday_year,
+                        };
+                        out.insert(e.member_id, c);
                     }
                 }
                 request = page.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).filter(|k| !k.keys().is_empty());
@@ -227,16 +272,23 @@ impl Store {
     /// writing. A member whose write failed is counted `failed` (the caller decides whether
     /// to retry the message). Reading eligibility failing fails the whole batch.
     pub async fn issue_batch(&self, key: &CodeKey, batch: &IssueBatch, now: DateTime<Utc>, concurrency: usize) -> Result<BatchCounts, StoreError> {
-        let tiers = self.member_tiers(&batch.member_ids).await?;
+        self.issue_batch_checked(key, batch, now, concurrency, &|_| true).await
+    }
+
+    /// `issue_batch` where a member must also pass `eligible` (a rule of the grant, e.g. the
+    /// birthday coupon's); one that does not is skipped as not eligible.
+    pub async fn issue_batch_checked(&self, key: &CodeKey, batch: &IssueBatch, now: DateTime<Utc>, concurrency: usize, eligible: &(dyn Fn(&Candidate) -> bool + Sync)) -> Result<BatchCounts, StoreError> {
+        let candidates = self.candidates(&batch.member_ids).await?;
         let spent = AtomicBool::new(false);
-        let (spent, tiers) = (&spent, &tiers);
+        let (spent, candidates) = (&spent, &candidates);
         let results: Vec<Result<SkipOrIssued, StoreError>> = futures::stream::iter(batch.member_ids.iter())
             .map(|member_id| async move {
-                match tiers.get(member_id) {
+                match candidates.get(member_id) {
                     None => return Ok(SkipOrIssued::Skipped(SkipReason::NotEligible)),
-                    Some(t) if !batch.template.tiers.is_empty() && !batch.template.tiers.contains(t) => {
+                    Some(c) if !batch.template.tiers.is_empty() && !batch.template.tiers.contains(&c.tier) => {
                         return Ok(SkipOrIssued::Skipped(SkipReason::NotEligible))
                     }
+                    Some(c) if !eligible(c) => return Ok(SkipOrIssued::Skipped(SkipReason::NotEligible)),
                     Some(_) => {}
                 }
                 if spent.load(Ordering::Relaxed) {

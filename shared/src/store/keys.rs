@@ -16,14 +16,15 @@
 //! | `MEMBER#<id>` | `REWARD_CLAIM#<claimId>` | a claim of a reward (store/reward.rs) |
 //! | `MEMBER#<id>` | `REWARD_LIMIT#<rewardId>#<period>` | the member's claims of a reward in a period |
 //! | `REWARDS` | `REWARD#<id>` | a reward of the catalog: definition, version, `claimed` counter |
-//! | `EMAIL#<sha256>` / `PHONE#<sha256>` | `#UNIQUE` | uniqueness of contact details |
+//! | `EMAIL#<hmac>` / `PHONE#<hmac>` | `#UNIQUE` | a live member's verified contact (uniqueness) |
+//! | `GIFTED#<hmac>` | `#GIFTED` | tombstone of an erased member's verified contact: what it received |
 //! | `REFCODE#<code>` | `#UNIQUE` | referral code → member |
 //! | `CAMPAIGN#<id>` | `RUN~` / `RUN#<runId>` / `BATCH#<runId>#<batchId>` | campaign definition, runs, counted batches (store/campaign.rs) |
 //! | `SCHEDULED` | `<campaignId>` | campaigns the schedules start |
 //! | `PROGRAM` | `MULTIPLIERS` | campaign multiplier windows |
 
+use crate::contact::ContactDigest;
 use chrono::{DateTime, SecondsFormat, Utc};
-use sha2::{Digest, Sha256};
 
 pub const PROFILE_SK: &str = "#PROFILE";
 pub const UNIQUE_SK: &str = "#UNIQUE";
@@ -64,21 +65,25 @@ pub fn tier_change_sk(at: DateTime<Utc>) -> String {
     format!("TIER#{}", at.to_rfc3339_opts(SecondsFormat::Micros, true))
 }
 
-/// Contact details are keyed by digest so the table's keys carry no readable personal data.
-pub fn email_pk(email: &str) -> String {
-    format!("EMAIL#{}", digest(email))
+/// Contact details are keyed by their keyed digest (`contact::ContactKey`), so the table's
+/// keys carry no personal data that could be read back, not even by trying every phone number.
+pub fn email_pk(email: &ContactDigest) -> String {
+    format!("EMAIL#{}", email.as_str())
 }
 
-pub fn phone_pk(phone: &str) -> String {
-    format!("PHONE#{}", digest(phone))
+pub fn phone_pk(phone: &ContactDigest) -> String {
+    format!("PHONE#{}", phone.as_str())
 }
+
+/// The tombstone of a contact (email and phone digests never collide: the kind is hashed in).
+pub fn gifted_pk(contact: &ContactDigest) -> String {
+    format!("GIFTED#{}", contact.as_str())
+}
+
+pub const GIFTED_SK: &str = "#GIFTED";
 
 pub fn refcode_pk(code: &str) -> String {
     format!("REFCODE#{code}")
-}
-
-fn digest(s: &str) -> String {
-    Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A member's shard: FNV-1a of the id, stable across releases.

@@ -15,7 +15,7 @@ pub mod reward;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -158,6 +158,31 @@ impl Store {
         }
     }
 
+    /// Strongly consistent read of up to 100 items in one BatchGetItem (keys the database
+    /// leaves unprocessed, under throttling, are asked again after a backoff). Items that do
+    /// not exist are simply not in the answer.
+    pub async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        if keys.is_empty() {
+            return Ok(out);
+        }
+        let mut request = Some(KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().map_err(sdk)?);
+        let mut attempt = 0;
+        while let Some(req) = request.take() {
+            let page = self.client.batch_get_item().request_items(&self.table, req).send().await.map_err(sdk)?;
+            out.extend(page.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default());
+            request = page.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).filter(|k| !k.keys().is_empty());
+            if request.is_some() {
+                if attempt >= MAX_ATTEMPTS {
+                    return Err(StoreError::Throttled("BatchGetItem left keys unprocessed".into()));
+                }
+                backoff(attempt).await;
+                attempt += 1;
+            }
+        }
+        Ok(out)
+    }
+
     /// Strongly consistent read of one item.
     pub async fn get<T: DeserializeOwned>(&self, pk: &str, sk: &str) -> Result<Option<T>, StoreError> {
         let out = self.client.get_item().table_name(&self.table).set_key(Some(key(pk, sk))).consistent_read(true).send().await.map_err(sdk)?;
@@ -204,6 +229,11 @@ pub fn key(pk: &str, sk: &str) -> Item {
 
 pub fn to_item<T: Serialize>(v: &T) -> Result<Item, StoreError> {
     serde_dynamo::to_item(v).map_err(|e| StoreError::Mapping(e.to_string()))
+}
+
+/// One value as the item would store it (for a condition comparing with a stored attribute).
+pub fn to_attribute<T: Serialize>(v: &T) -> Result<AttributeValue, StoreError> {
+    serde_dynamo::to_attribute_value(v).map_err(|e| StoreError::Mapping(e.to_string()))
 }
 
 pub fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {

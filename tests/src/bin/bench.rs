@@ -49,7 +49,7 @@ async fn timed(h: &Harness, op: &mut Op, want: u16, call: impl std::future::Futu
 async fn main() {
     let n: usize = std::env::var("BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
     let h = harness().await;
-    let signup = signup::App { env: h.env.clone(), codes: code_key() };
+    let signup = signup::App { env: h.env.clone(), codes: code_key(), contacts: contact_key() };
     let points = h.points_app();
     let coupons = coupon_issue::App { env: h.env.clone(), codes: code_key(), queue: None };
     let names = [
