@@ -593,8 +593,11 @@ def report(a, prefix, md, members, views, tally, tiers_job, drained, grants, dem
     same("tea sets claimed and not cancelled (the catalog's count)", gift_reward["claimed"], t["reward_gifts"] - t["gifts_cancelled"])
     if gift_reward["stockLeft"] != gift_reward["stock"] - gift_reward["claimed"]:
         errors.append(f"the gift's stock left {gift_reward['stockLeft']} != stock {gift_reward['stock']} - claimed {gift_reward['claimed']}")
-    if t["reward_out_of_stock"] and gift_reward["stockLeft"] != 0:
-        errors.append(f"{t['reward_out_of_stock']} claims were refused out of stock, but {gift_reward['stockLeft']} tea sets are left")
+    # Every claim came before any fulfilment: a refusal for stock means none was left then, so
+    # what is left now is exactly what cancelled claims gave back.
+    if t["reward_out_of_stock"] and gift_reward["stockLeft"] != t["gifts_cancelled"]:
+        errors.append(f"{t['reward_out_of_stock']} claims were refused out of stock and {t['gifts_cancelled']} cancelled, "
+                      f"but {gift_reward['stockLeft']} tea sets are left")
     for cid, run in drained.items():
         if run["targeted"] != run["issued"] + run["skipped"] + run["failed"]:
             errors.append(f"campaign {cid} run {run['runId']}: targeted {run['targeted']} != issued {run['issued']} "
@@ -629,8 +632,8 @@ def report(a, prefix, md, members, views, tally, tiers_job, drained, grants, dem
     w(f"  issued            {issued:>12,}   (welcome {kinds['welcome']:,}, purchases {kinds['purchase']:,}, "
       f"activities {kinds['activity']:,}, referrals {kinds['referral']:,})")
     w(f"  spent at checkout {spent:>12,}   (on {t['orders_with_points']} orders, {t['redeemed_fen'] / 100:,.2f} CNY off)")
-    w(f"  spent on rewards  {on_rewards:>12,}   ({t['reward_claims']} claims; {t['reward_returned']:,} given back by "
-      f"{t['gifts_cancelled']} cancelled gifts)")
+    w(f"  spent on rewards  {on_rewards:>12,}   ({t['reward_claims']} claims, net of {t['reward_returned']:,} given back "
+      f"by cancelled gift claims: {t['gifts_cancelled']})")
     w(f"  given back        {returned:>12,}   (points spent on refunded orders)")
     w(f"  clawed back       {clawed:>12,}   (refunds)")
     w(f"  expired           {expired:>12,}")
