@@ -118,7 +118,7 @@ async fn a_purchase_earns_whole_cny_points_and_a_repeat_replays_the_first_answer
     let id = t.member().await;
     let (s, b, ct) = t.buy(&id, "o-1", 12_399).await;
     assert_eq!((s, ct.as_str()), (201, "application/json"), "{b}");
-    assert_eq!(b, json!({"orderId": "o-1", "pointsEarned": 123, "points": 223, "tier": "regular", "tierChanged": false}));
+    assert_eq!(b, json!({"orderId": "o-1", "pointsEarned": 123, "availableOn": "2026-11-20", "points": 223, "tier": "regular", "tierChanged": false}));
     let again = t.buy(&id, "o-1", 12_399).await;
     assert_eq!((again.0, &again.1), (201, &b), "the same order again gets the first answer");
     let (s, b2, ct) = t.buy(&id, "o-1", 12_400).await;
@@ -245,7 +245,7 @@ async fn crossing_a_threshold_upgrades_at_once_and_records_why() {
     let t = fixed().await;
     let id = t.member().await;
     let (s, b, _) = t.call("POST", &format!("/internal/members/{id}/purchases"), Some(json!({"orderId": "up-1", "amount": 2_000_00, "currency": "CNY", "channel": "store", "occurredAt": "2026-11-20T03:00:00Z"})), As::OrderSystem, &[]).await;
-    assert_eq!((s, &b), (201, &json!({"orderId": "up-1", "pointsEarned": 2000, "points": 2100, "tier": "silver", "tierChanged": true})));
+    assert_eq!((s, &b), (201, &json!({"orderId": "up-1", "pointsEarned": 2000, "availableOn": "2026-11-20", "points": 2100, "tier": "silver", "tierChanged": true})));
     let history = t.h.env.store.tier_history(&id).await.unwrap();
     assert_eq!(history.len(), 1);
     assert_eq!((history[0].from, history[0].to), (loyalty::TierCode::Regular, loyalty::TierCode::Silver));
