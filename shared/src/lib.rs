@@ -1,6 +1,6 @@
 //! The loyalty engine's domain crate.
 //!
-//! Rules are pure functions (`rules`, `tier`, `ledger`, `coupon`, `calendar`, `member`):
+//! Rules are pure functions (`rules`, `tier`, `ledger`, `coupon`, `calendar`, `member`, `limits`):
 //! no I/O, the clock and the program rules are inputs. `store` is the DynamoDB adapter,
 //! `http` and `auth` are the thin edge shared by every Lambda function, `app` builds
 //! what a function needs once, at init.
@@ -14,11 +14,13 @@ pub mod coupon;
 pub mod error;
 pub mod http;
 pub mod ledger;
+pub mod limits;
 pub mod member;
 pub mod money;
 pub mod points;
 pub mod rules;
 pub mod runtime;
+pub mod secrets;
 pub mod store;
 pub mod tier;
 

@@ -19,7 +19,7 @@ pub struct App {
 
 impl App {
     pub async fn from_env() -> Result<App, String> {
-        Ok(App { env: Env::from_env().await?, codes: CodeKey::from_env()? })
+        Ok(App { env: Env::from_env().await?, codes: CodeKey::from_env().await? })
     }
 }
 

@@ -198,7 +198,9 @@ impl Store {
             (self.put(&MemberItem::new(m, rules, now), Some(Cond::absent()))?, SignupConflict::AlreadyMember),
             (self.put(&unique(keys::refcode_pk(&m.referral_code)), Some(Cond::absent()))?, SignupConflict::ReferralCodeTaken),
             (self.put(&LedgerItem::new(id, w.welcome), Some(Cond::absent()))?, SignupConflict::AlreadyMember),
-            (self.put(&CouponItem::new(w.coupon), Some(Cond::absent()))?, SignupConflict::AlreadyMember),
+            (self.put(&CouponItem::new(w.coupon.clone()), Some(Cond::absent()))?, SignupConflict::AlreadyMember),
+            // The welcome coupon's grant slot, as every coupon has (store::issue).
+            (self.put(&super::coupon::GrantItem::of(&w.coupon, None), Some(Cond::absent()))?, SignupConflict::AlreadyMember),
             (self.put(&w.receipt, None)?, SignupConflict::AlreadyMember),
         ];
         if let Some(e) = &m.email {
