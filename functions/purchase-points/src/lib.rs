@@ -407,6 +407,7 @@ pub async fn activity(app: &App, id: &MemberId, req: ActivityRequest, idempotenc
             }
         }
         let mut member = live(read.member.take())?;
+        loyalty::limits::count_member_write(&mut member, rules, now)?;
         if let Some(sk) = &order_sk {
             if !read.items.contains_key(sk) {
                 return Err(ApiError::unprocessable("unknown_order", "reviews earn points only for the member's own recorded orders"));
