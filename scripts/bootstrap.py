@@ -7,6 +7,12 @@ variables and event sources are all read from it, so nothing here names a table,
 function or variable. Run with .tools/venv/bin/python (boto3 and cfn-lint); scripts/stack
 calls it after both local services answer. Idempotent: existing tables and queues are kept.
 
+Secrets (AWS::SecretsManager::Secret) get a local stand-in instead: a file under
+<out>/secrets/<logical id> (SecretString, or a random value of GenerateSecretString's length,
+kept across restarts), and a function variable `<NAME>_ARN: !Ref <secret>` becomes
+`<NAME>_FILE=<that file>` (loyalty::secrets reads either), so nothing local calls Secrets
+Manager and init stays free of network calls.
+
 Writes <out>/env (shell `export` lines) and <out>/env.json:
   env        the variables to export: endpoints, region, fake credentials and the union of
              every function's Environment.Variables (Globals included), resolved locally
@@ -22,7 +28,9 @@ import argparse
 import json
 import os
 import re
+import secrets
 import shlex
+import string
 import sys
 
 import boto3
@@ -74,6 +82,7 @@ class Local:
         self.pseudo = PSEUDO
         self.tables = {}  # logical id -> table name
         self.queues = {}  # logical id -> {name, url, arn}
+        self.secrets = {}  # logical id -> local stand-in file
 
     def of_type(self, kind):
         return [(lid, r.get("Properties") or {}) for lid, r in self.resources.items() if r.get("Type") == kind]
@@ -108,7 +117,10 @@ class Local:
             return self.tables[name]
         if name in self.queues:
             return self.queues[name]["url"]
-        raise Fail(f"{where}: !Ref {name} has no local value (only parameters, tables and queues do)")
+        if name in self.secrets:
+            raise Fail(f"{where}: !Ref {name} names a secret; pass it to a function as <NAME>_ARN "
+                       "(locally it becomes <NAME>_FILE, see loyalty::secrets)")
+        raise Fail(f"{where}: !Ref {name} has no local value (only parameters, tables, queues and secrets do)")
 
     def get_att(self, arg, where):
         lid, attr = arg.split(".", 1) if isinstance(arg, str) else arg
@@ -249,13 +261,56 @@ class Local:
             arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
             self.queues[lid] = {"name": name, "url": url, "arn": arn}
 
+    # --- Secrets Manager ---------------------------------------------------------------
+    def create_secrets(self, out):
+        """A local stand-in file per secret: never the deployment's value, never a network call."""
+        for lid, props in self.of_type("AWS::SecretsManager::Secret"):
+            path = os.path.join(out, "secrets", lid)
+            self.secrets[lid] = path
+            if os.path.exists(path):
+                continue  # keep the value across restarts (local coupon codes stay stable)
+            if isinstance(props.get("SecretString"), str):
+                value = props["SecretString"]
+            else:
+                gen = props.get("GenerateSecretString") or {}
+                length = int(self.resolve(gen.get("PasswordLength", 32), f"{lid}.PasswordLength"))
+                alphabet = string.ascii_letters + string.digits
+                value = "".join(secrets.choice(alphabet) for _ in range(length))
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(value)
+            os.replace(path + ".tmp", path)
+            print(f"bootstrap: secret {lid}: local stand-in {path}")
+
+    def secret_variable(self, fid, name, value):
+        """(name, value) of a function variable that names a secret, as the local stand-in."""
+        if not isinstance(value, dict) or len(value) != 1:
+            return None
+        (fn, arg), = value.items()
+        if fn == "Ref":
+            lid = arg
+        elif fn == "Fn::GetAtt":
+            lid = arg.split(".")[0] if isinstance(arg, str) else arg[0]
+        else:
+            return None
+        if lid not in self.secrets:
+            return None
+        if not name.endswith("_ARN"):
+            raise Fail(f"{fid}: environment variable {name} names the secret {lid}; call it <NAME>_ARN "
+                       "(loyalty::secrets reads <NAME>_ARN, and locally <NAME>_FILE)")
+        return name[: -len("_ARN")] + "_FILE", self.secrets[lid]
+
     # --- functions ---------------------------------------------------------------------
     def functions(self):
         env, functions = {}, {}
         for fid, props in self.of_type("AWS::Serverless::Function"):
             merged = {**((self.globals.get("Environment") or {}).get("Variables") or {}),
                       **((props.get("Environment") or {}).get("Variables") or {})}
-            fenv = {k: text(self.resolve(v, f"{fid}: environment variable {k}")) for k, v in merged.items()}
+            fenv = {}
+            for k, v in merged.items():
+                k, v = self.secret_variable(fid, k, v) or (k, text(self.resolve(v, f"{fid}: environment variable {k}")))
+                fenv[k] = v
             for k, v in fenv.items():
                 if k in env and env[k][0] != v:
                     raise Fail(f"environment variable {k} differs between {env[k][1]} and {fid}; "
@@ -342,6 +397,7 @@ def main():
     local = Local(template, a.profile)
     local.create_tables(ddb)
     local.create_queues(sqs)
+    local.create_secrets(a.out)
     fn_env, functions = local.functions()
     clash = sorted(set(fn_env) & set(base))
     if clash:

@@ -3,7 +3,11 @@ work (that is when Lambda considers it ready). A stand-in Runtime API on loopbac
 moment; the binary's DynamoDB/SQS endpoints point at a closed port, so any network call at
 init would show up as a delay or a crash.
 
-usage: init_time.py BINARY RUNS  -> prints JSON {median_ms, p90_ms, min_ms, runs}
+usage: init_time.py BINARY RUNS [NAME=VALUE...]  -> prints JSON {median_ms, p90_ms, min_ms, runs}
+
+The coupon-code key is given as a plain COUPON_CODE_SECRET (loyalty::secrets' local path, no
+network); NAME=VALUE arguments override the environment, e.g. COUPON_CODE_SECRET_ARN=... with
+AWS_ENDPOINT_URL_SECRETS_MANAGER=... to time the deployed path's one GetSecretValue.
 """
 import json
 import os
@@ -16,6 +20,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 binary, runs = sys.argv[1], int(sys.argv[2])
+overrides = dict(a.split("=", 1) for a in sys.argv[3:])
 ready = threading.Event()
 
 
@@ -53,6 +58,7 @@ env = dict(
     AWS_EC2_METADATA_DISABLED="true",
     AWS_ENDPOINT_URL_DYNAMODB=closed,
     AWS_ENDPOINT_URL_SQS=closed,
+    AWS_ENDPOINT_URL_SECRETS_MANAGER=closed,
     LOYALTY_TABLE="LoyaltyTable",
     COUPON_CODE_SECRET="bench-secret-bench-secret-bench-secret-00",
     CONTACT_KEY="bench-contact-key-bench-contact-key-0000",
@@ -60,6 +66,10 @@ env = dict(
 )
 for k in ("CAMPAIGN_QUEUE_URL", "ORDER_EVENTS_QUEUE_URL", "TIER_SHARD_QUEUE_URL", "CONTINUATION_QUEUE_URL"):
     env.setdefault(k, closed + "/000000000000/bench")
+# The stack's env (sourced by scripts/bench) names a file stand-in; the plain value is measured.
+for k in ("COUPON_CODE_SECRET_ARN", "COUPON_CODE_SECRET_FILE"):
+    env.pop(k, None)
+env.update(overrides)
 samples = []
 for _ in range(runs):
     ready.clear()

@@ -243,3 +243,22 @@ def test_the_schedule_thread_fires_a_due_schedule(stack, fake_lambda):
         le.STOP.set()
         s.join(timeout=5)
         le.STOP.clear()
+
+
+def test_a_secret_gets_a_local_file_stand_in_that_survives_a_restart(stack, moto_port):
+    """A Secrets Manager secret named as <NAME>_ARN is <NAME>_FILE locally: no call to
+    Secrets Manager, and the value stays the same when the stack is bootstrapped again."""
+    env = stack["env"]
+    path = env["env"]["FIXTURE_KEY_FILE"]
+    assert "FIXTURE_KEY_ARN" not in env["env"]
+    assert env["functions"]["WorkerFunction"]["env"]["FIXTURE_KEY_FILE"] == path
+    value = open(path).read()
+    assert len(value) == 40 and value.isalnum()
+    assert os.stat(path).st_mode & 0o077 == 0, "readable by its owner only"
+    out = os.path.dirname(stack["path"])
+    subprocess.run([sys.executable, os.path.join(SCRIPTS, "bootstrap.py"), "--template",
+                    os.path.join(SCRIPTS, "tests", "fixtures", "template.yaml"), "--ddb-port", "1",
+                    "--sqs-port", str(moto_port), "--out", out, "--profile", "test"],
+                   check=True, env=dict(os.environ, AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local"),
+                   capture_output=True)
+    assert open(path).read() == value

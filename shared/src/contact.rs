@@ -34,12 +34,10 @@ impl ContactKey {
         Ok(ContactKey(secret.to_vec()))
     }
 
-    /// The deployment's key, read once at init. The one place that knows where the secret
-    /// comes from (today the template parameter `ContactKeySecret` as `CONTACT_KEY`), so that
-    /// moving it to a secrets store changes this function only.
-    pub fn from_env() -> Result<ContactKey, String> {
-        let s = std::env::var("CONTACT_KEY").map_err(|_| "CONTACT_KEY is not set".to_string())?;
-        ContactKey::new(s.as_bytes())
+    /// The deployment's key, `CONTACT_KEY` (the Secrets Manager secret `ContactKeySecret`, or
+    /// a local stand-in: `secrets::load`), read once at init.
+    pub async fn from_env() -> Result<ContactKey, String> {
+        ContactKey::new(crate::secrets::load("CONTACT_KEY").await?.expose())
     }
 
     /// The digest of a normalized email.

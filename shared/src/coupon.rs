@@ -78,6 +78,10 @@ fn one() -> u32 {
     1
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 impl CouponTemplate {
     pub fn validate(&self) -> Result<(), String> {
         if self.title.trim().is_empty() || self.title.chars().count() > 80 {
@@ -139,6 +143,10 @@ pub struct Coupon {
     pub member_id: String,
     /// What issued it: `welcome`, `birthday-2026`, a campaign run... One per member per grant and slot.
     pub grant: String,
+    /// Which of the grant's slots (`perMemberLimit`) it fills; the store keeps one coupon per
+    /// member, grant and slot with a key item that does not depend on the code's secret.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub slot: u32,
     pub title: String,
     pub offer: Offer,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -182,9 +190,10 @@ impl CodeKey {
         Ok(CodeKey(secret.to_vec()))
     }
 
-    pub fn from_env() -> Result<CodeKey, String> {
-        let s = std::env::var("COUPON_CODE_SECRET").map_err(|_| "COUPON_CODE_SECRET is not set".to_string())?;
-        CodeKey::new(s.as_bytes())
+    /// The deployment's key, `COUPON_CODE_SECRET` (a Secrets Manager secret, or a local
+    /// stand-in: `secrets::load`), read once at init.
+    pub async fn from_env() -> Result<CodeKey, String> {
+        CodeKey::new(crate::secrets::load("COUPON_CODE_SECRET").await?.expose())
     }
 
     /// 12 characters of Crockford base32: 60 bits of HMAC-SHA256.
@@ -217,6 +226,7 @@ pub fn issue(key: &CodeKey, template: &CouponTemplate, member_id: &str, grant: &
         code: key.code(member_id, grant, slot),
         member_id: member_id.to_string(),
         grant: grant.to_string(),
+        slot,
         title: template.title.clone(),
         offer: template.offer.clone(),
         tiers: template.tiers.clone(),

@@ -25,6 +25,9 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("send the body as application/json")]
     UnsupportedMediaType,
+    /// Over a per-member limit (`limits`): nothing was written; retry after the delay.
+    #[error("too many write attempts for this member; retry in {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
     #[error("{0}")]
     Unavailable(String),
     /// A fault on our side. The detail is logged, never sent.
@@ -57,6 +60,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => 413,
             ApiError::UnsupportedMediaType => 415,
             ApiError::Unprocessable { .. } => 422,
+            ApiError::TooManyRequests { .. } => 429,
             ApiError::Internal(_) => 500,
             ApiError::Unavailable(_) => 503,
         }
@@ -73,6 +77,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::PayloadTooLarge(_) => "body_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal_error",
         }
@@ -89,8 +94,17 @@ impl ApiError {
             413 => "Payload too large",
             415 => "Unsupported media type",
             422 => "Unprocessable request",
+            429 => "Too many requests",
             503 => "Service unavailable",
             _ => "Internal error",
+        }
+    }
+
+    /// Seconds for the `Retry-After` header, for answers that carry one.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::TooManyRequests { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
         }
     }
 

@@ -71,11 +71,14 @@ pub fn problem(err: &ApiError, instance: &str) -> Response<Body> {
         "code": err.code(),
         "instance": instance,
     });
-    Response::builder()
+    let mut resp = Response::builder()
         .status(StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
-        .header(header::CONTENT_TYPE, "application/problem+json")
-        .body(Body::Text(body.to_string()))
-        .expect("static response parts are valid")
+        .header(header::CONTENT_TYPE, "application/problem+json");
+    // RFC 9110: a 429 says when to come back, so well-behaved clients wait instead of hammering.
+    if let Some(secs) = err.retry_after() {
+        resp = resp.header(header::RETRY_AFTER, secs.to_string());
+    }
+    resp.body(Body::Text(body.to_string())).expect("static response parts are valid")
 }
 
 /// Turns a handler result into the response, errors as problem+json.
@@ -134,6 +137,16 @@ pub fn id_param<'a>(value: &'a str, what: &'static str, code: &'static str) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_429_says_when_to_retry_and_other_problems_do_not() {
+        let r = problem(&ApiError::TooManyRequests { retry_after_secs: 17 }, "/members/m-1/activities");
+        assert_eq!(r.status(), 429);
+        assert_eq!(r.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()), Some("17"));
+        let body: serde_json::Value = serde_json::from_slice(r.body().as_ref()).unwrap();
+        assert_eq!((body["code"].as_str(), body["title"].as_str()), (Some("rate_limited"), Some("Too many requests")));
+        assert!(problem(&ApiError::Unauthenticated, "/").headers().get(header::RETRY_AFTER).is_none());
+    }
 
     #[test]
     fn fingerprint_ignores_key_order() {

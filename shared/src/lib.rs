@@ -1,9 +1,9 @@
 //! The loyalty engine's domain crate.
 //!
 //! Rules are pure functions (`rules`, `tier`, `ledger`, `coupon`, `calendar`, `member`,
-//! `contact`, `birthday`): no I/O, the clock and the program rules are inputs. `store` is
-//! the DynamoDB adapter, `http` and `auth` are the thin edge shared by every Lambda
-//! function, `app` builds what a function needs once, at init.
+//! `contact`, `birthday`, `limits`): no I/O, the clock and the program rules are inputs.
+//! `store` is the DynamoDB adapter, `http` and `auth` are the thin edge shared by every
+//! Lambda function, `app` builds what a function needs once, at init.
 
 pub mod app;
 pub mod auth;
@@ -16,12 +16,14 @@ pub mod coupon;
 pub mod error;
 pub mod http;
 pub mod ledger;
+pub mod limits;
 pub mod member;
 pub mod money;
 pub mod points;
 pub mod reward;
 pub mod rules;
 pub mod runtime;
+pub mod secrets;
 pub mod store;
 pub mod tier;
 

@@ -234,6 +234,9 @@ pub struct Member {
     /// Today's activity counters (check-ins, reviews, shares) for the daily limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activity: Option<crate::points::ActivityDay>,
+    /// This minute's write count for the per-member limit (`limits`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_window: Option<crate::limits::WriteWindow>,
     /// Optimistic-concurrency version: every write is conditional on the version it read.
     #[serde(default)]
     pub version: u64,
@@ -291,6 +294,7 @@ impl Member {
             last_purchase_at: None,
             erased_at: None,
             activity: None,
+            write_window: None,
             version: 0,
             last_tier_evaluation: None,
             stepped_down_at: None,

@@ -34,6 +34,7 @@ pub struct Rules {
     pub member_day: MemberDayRules,
     pub winback: WinbackRules,
     pub checkout: CheckoutRules,
+    pub limits: LimitRules,
     /// Named coupon templates operators and campaigns issue by name.
     #[serde(default)]
     pub coupon_templates: BTreeMap<String, CouponTemplate>,
@@ -131,6 +132,15 @@ pub struct CheckoutRules {
     /// Most open (held, unexpired) checkouts a member may have at once.
     pub max_open_checkouts: u8,
     pub apply_order: Vec<crate::checkout::Step>,
+}
+
+/// Anti-flooding limits (`limits`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LimitRules {
+    /// Writes one member may make per minute through activities and checkout quotes; more
+    /// are answered 429 with `Retry-After`, writing nothing.
+    pub member_writes_per_minute: u32,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -263,6 +273,9 @@ impl Rules {
         if steps.len() != 3 || c.apply_order.len() != 3 {
             return bad("checkout.applyOrder must name member_discount, coupons and points once each".into());
         }
+        if !(1..=1000).contains(&self.limits.member_writes_per_minute) {
+            return bad("limits.memberWritesPerMinute must be 1..1000".into());
+        }
         for (name, t) in &self.coupon_templates {
             let ok = (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
             if !ok {
@@ -347,6 +360,17 @@ mod tests {
         assert!(matches!(err, RulesError::Invalid(ref m) if m.contains("coupon template x")), "{err}");
         let err = Rules::from_overrides(r#"{"couponTemplates":{"Bad Name":{"title":"X","offer":{"kind":"free_shipping"},"validDays":3}}}"#).unwrap_err();
         assert!(matches!(err, RulesError::Invalid(ref m) if m.contains("Bad Name")), "{err}");
+    }
+
+    #[test]
+    fn the_member_write_limit_has_a_default_and_is_validated() {
+        assert_eq!(Rules::default().limits.member_writes_per_minute, 30);
+        assert_eq!(Rules::from_overrides(r#"{"limits":{"memberWritesPerMinute":5}}"#).unwrap().limits.member_writes_per_minute, 5);
+        for bad in ["0", "1001"] {
+            let err = Rules::from_overrides(&format!(r#"{{"limits":{{"memberWritesPerMinute":{bad}}}}}"#)).unwrap_err();
+            assert!(matches!(err, RulesError::Invalid(ref m) if m.contains("memberWritesPerMinute")), "{err}");
+        }
+        assert!(matches!(Rules::from_overrides(r#"{"limits":{"perMinute":5}}"#), Err(RulesError::Schema(_))));
     }
 
     #[test]

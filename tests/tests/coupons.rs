@@ -449,3 +449,114 @@ async fn every_sample_event_reaches_its_handler() {
     }
     assert_eq!(seen, 6, "one sample per trigger and route");
 }
+
+// ---------------------------------------------------------------------------------------
+// One coupon per member per grant slot, whatever key made the codes
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rotated_code_secret_never_issues_a_grant_slot_twice() {
+    let (old_key, h) = app().await;
+    let new_key = App { env: h.env.clone(), codes: loyalty::coupon::CodeKey::new(b"the-rotated-coupon-code-secret-0123456789").unwrap(), queue: None };
+    let ids = seed_ids(&h, "rotate", 30, TierCode::Regular).await;
+    let grant = unique("month");
+    let campaign = unique("camp");
+    let run1 = RunRef { campaign_id: campaign.clone(), run_id: "r1".into() };
+    let first = batch("b-0", &grant, amount_off(), None, Some(run1.clone()), ids.clone());
+    assert!(coupon_issue::worker::handle(&old_key, sqs_event(&[message(&first)], 1)).await.batch_item_failures.is_empty());
+    let old_codes: Vec<String> = futures::future::join_all(ids.iter().map(|id| h.env.store.coupons(id))).await.into_iter().map(|c| c.unwrap()[0].code.clone()).collect();
+
+    // The secret rotates. A redelivery of the first batch issues nothing and still counts once;
+    // the month re-run (a new attempt: other run and batch ids) finds every slot taken.
+    assert!(coupon_issue::worker::handle(&new_key, sqs_event(&[message(&first)], 2)).await.batch_item_failures.is_empty());
+    let run2 = RunRef { campaign_id: campaign.clone(), run_id: "r2".into() };
+    let rerun = batch("b-1", &grant, amount_off(), Some(1_000), Some(run2.clone()), ids.clone());
+    assert!(coupon_issue::worker::handle(&new_key, sqs_event(&[message(&rerun)], 1)).await.batch_item_failures.is_empty());
+    let counts = run_counts(&h, &run1).await;
+    assert_eq!((counts["issued"].as_u64(), counts["skipped"].as_u64()), (Some(30), Some(0)), "{counts}");
+    let counts = run_counts(&h, &run2).await;
+    assert_eq!((counts["issued"].as_u64(), counts["skippedAlreadyHad"].as_u64(), counts["skippedBudgetSpent"].as_u64()), (Some(0), Some(30), Some(0)), "{counts}");
+    for (id, code) in ids.iter().zip(&old_codes) {
+        let held: Vec<String> = h.env.store.coupons(id).await.unwrap().into_iter().map(|c| c.code).collect();
+        assert_eq!(&held, std::slice::from_ref(code), "{id} holds one coupon, the one issued first");
+    }
+    assert_ne!(new_key.codes.code(&ids[0], &grant, 0), old_codes[0], "the new secret makes other codes");
+    let budget: Option<Value> = h.env.store.get(&keys::budget_pk(&grant), keys::BUDGET_SK).await.unwrap();
+    assert!(budget.is_none(), "a refused issue takes nothing from the budget: {budget:?}");
+
+    // The admin route under the new key answers the coupon the member holds (200, its old code).
+    let path = format!("/members/{}/coupons", ids[0]);
+    let template = json!({"title": "Test coupon", "offer": {"kind": "amount_off", "value": 1500, "minSpend": 9900}, "validDays": 7});
+    let (s, b, _) = call(&new_key, "POST", &path, Some(json!({"template": template, "grant": grant})), As::Operator).await;
+    assert_eq!((s, b["code"].as_str()), (200, Some(old_codes[0].as_str())), "{b}");
+    // Slot 1 of a grant is another slot: the new key issues it once.
+    let fs = json!({"template": "free-shipping", "grant": grant, "slot": 1});
+    assert_eq!(call(&new_key, "POST", &path, Some(fs.clone()), As::Operator).await.0, 201);
+    assert_eq!(call(&old_key, "POST", &path, Some(fs), As::Operator).await.0, 200);
+    assert_eq!(h.env.store.coupons(&ids[0]).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_coupon_issued_before_grant_slot_items_still_counts_as_already_had() {
+    let (app, h) = app().await;
+    let id = one_member(&h, TierCode::Regular).await;
+    let c = loyalty::coupon::issue(&app.codes, &amount_off(), &id, &unique("legacy"), 0, Utc::now());
+    // Written as the store wrote coupons before slot items existed: the coupon alone.
+    let legacy = loyalty::store::coupon::CouponItem { batch_id: Some("old-batch".into()), ..loyalty::store::coupon::CouponItem::new(c.clone()) };
+    h.env.store.transact(vec![h.env.store.put(&legacy, None).unwrap()]).await.unwrap();
+    match h.env.store.issue_coupon(&c, Some("new-batch"), None).await.unwrap() {
+        loyalty::store::issue::IssueOutcome::AlreadyHad(Some(held)) => assert_eq!((held.code, held.batch_id.as_deref()), (c.code.clone(), Some("old-batch"))),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.env.store.coupons(&id).await.unwrap().len(), 1);
+}
+
+/// A store on a table of its own, for jobs that read a whole index (birthdays).
+async fn on_own_table(h: &Harness, app: &mut App) -> Harness {
+    let table = clone_table(h, "bday").await;
+    app.env = loyalty::app::Env { store: loyalty::store::Store::new(h.env.store.client.clone(), table), ..h.env.clone() };
+    Harness { env: app.env.clone(), counter: h.counter.clone(), sdk_config: h.sdk_config.clone() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_past_birthday_run_again_issues_only_what_is_missing() {
+    let (mut app, h) = app().await;
+    let own = on_own_table(&h, &mut app).await;
+    app.queue = Some(own_queue(&h).await);
+    // Members who joined (and gave their birthday) well before it: birthdays count only when
+    // known 30 days ahead.
+    let (tag, now) = (unique("rerun"), at("2026-01-05T00:00:00Z"));
+    let d: NaiveDate = "1991-07-09".parse().unwrap();
+    let (a, b) = (member(&format!("{tag}-a"), TierCode::Regular, Some(d), now), member(&format!("{tag}-b"), TierCode::Gold, Some(d), now));
+    seed(&own, &[a.clone(), b.clone()]).await;
+
+    // 2026-07-09 00:05 in Shanghai, months ago: detail.now replays that day.
+    let day = "2026-07-08T16:05:00Z";
+    let first = birthday_job(&app, day).await;
+    assert_eq!((&first["date"], &first["grant"], &first["members"]), (&json!("2026-07-09"), &json!("birthday-2026"), &json!(2)), "{first}");
+    assert_eq!(drain(&app).await, 2, "one batch per tier");
+
+    // A member the first run missed (here: joined since). The day run again sends everyone;
+    // only the missing coupon is issued, the others count as already had.
+    let c = member(&format!("{tag}-c"), TierCode::Regular, Some(d), now);
+    seed(&own, std::slice::from_ref(&c)).await;
+    assert_eq!(birthday_job(&app, day).await["members"], 3);
+    let q = app.queue.as_ref().unwrap();
+    let msgs = q.client.receive_message().queue_url(&q.url).max_number_of_messages(10).send().await.unwrap().messages.unwrap_or_default();
+    assert_eq!(msgs.len(), 2);
+    let mut counts = loyalty::store::issue::BatchCounts::default();
+    for m in &msgs {
+        let batch = coupon_issue::worker::parse(m.body.as_deref().unwrap()).unwrap();
+        let got = own.env.store.issue_batch(&app.codes, &batch, Utc::now(), 4).await.unwrap();
+        counts.issued += got.issued;
+        counts.skipped_already_had += got.skipped_already_had;
+        counts.failed += got.failed;
+    }
+    assert_eq!((counts.issued, counts.skipped_already_had, counts.failed), (1, 2, 0), "{counts:?}");
+    // The same messages through the worker (a redelivery): nothing more.
+    let records: Vec<(String, String)> = msgs.iter().map(|m| (m.message_id.clone().unwrap(), m.body.clone().unwrap())).collect();
+    assert!(coupon_issue::worker::handle(&app, sqs_event(&records, 2)).await.batch_item_failures.is_empty());
+    for m in [&a, &b, &c] {
+        let got = birthday_coupons(&own, m.member_id.as_str()).await;
+        assert_eq!(got.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(), vec!["birthday-2026"], "{}", m.member_id);
+    }
+}

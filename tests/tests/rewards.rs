@@ -513,3 +513,22 @@ async fn the_sample_events_run_in_order_through_the_handler() {
     t.assert_balanced("member-demo-1", 0).await;
     t.done().await;
 }
+
+#[tokio::test]
+async fn a_member_s_claims_count_against_their_write_limit() {
+    let t = setup_with(r#"{"returnWindowDays":0,"limits":{"memberWritesPerMinute":2}}"#).await;
+    let reward = t.define(gift("Sticker", 100)).await;
+    let id = t.member_with(1_000).await;
+    assert_eq!(t.claim(&id, &reward, 100, "l-1").await.0, 201);
+    assert_eq!(t.claim(&id, &reward, 100, "l-2").await.0, 201);
+    let before = t.store.member(&id).await.unwrap().unwrap();
+    let (s, b, ct) = t.claim(&id, &reward, 100, "l-3").await;
+    assert_problem(s, &b, &ct, 429, "rate_limited");
+    assert_eq!(t.store.member(&id).await.unwrap().unwrap(), before, "nothing written");
+    // A retry of a recorded claim is answered, not counted; the next minute admits claims again.
+    assert_eq!(t.claim(&id, &reward, 100, "l-1").await.0, 201);
+    t.advance(Duration::minutes(1));
+    assert_eq!(t.claim(&id, &reward, 100, "l-3").await.0, 201);
+    t.assert_balanced(&id, 700).await;
+    t.done().await;
+}

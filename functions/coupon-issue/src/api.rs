@@ -89,11 +89,11 @@ async fn issue(app: &App, req: &Request, id: &str) -> Result<Response<Body>, Api
             tracing::info!(member_id = %id, grant, slot = body.slot, "coupon issued");
             Ok(http::json(201, &c.view(now)))
         }
-        IssueOutcome::AlreadyHad(old) => {
-            let old = match old {
-                Some(o) => o.coupon,
-                None => store.coupon(id.as_str(), &c.code).await?.map(|i| i.coupon).ok_or_else(|| ApiError::Internal("coupon vanished after its write was refused".into()))?,
-            };
+        IssueOutcome::AlreadyHad(held) => {
+            // The slot's coupon may carry a code made under an earlier secret: read it by the
+            // code the slot names.
+            let code = held.map(|h| h.code).unwrap_or(c.code);
+            let old = store.coupon(id.as_str(), &code).await?.map(|i| i.coupon).ok_or_else(|| ApiError::Internal("the grant slot names a coupon that is not there".into()))?;
             Ok(http::json(200, &old.view(now)))
         }
         IssueOutcome::BudgetSpent => Err(ApiError::conflict("budget_spent", "this grant's budget is spent")),

@@ -5,6 +5,11 @@
 //! member's record anyway, skips birthdays recorded too late and contacts that already had
 //! this year's gift in an erased membership (`loyalty::birthday`); the index projects only
 //! the id and the tier, so the job sends every birthday of the day.
+//!
+//! Re-running a day (`detail.now`, e.g. after a failed run reached the schedule DLQ) sends
+//! every birthday of that day again; the grant slots let only the missing coupons through,
+//! and each run's batch ids carry a tag of their own, so the coupons an earlier run issued
+//! count as already had (a redelivered message keeps its id and counts its own as issued).
 
 use crate::App;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
@@ -39,7 +44,7 @@ pub async fn run(app: &App, now: DateTime<Utc>) -> Result<BirthdayRun, String> {
     for key in calendar::birthday_keys(today) {
         members.extend(app.env.store.birthdays(&key).await.map_err(|e| e.to_string())?);
     }
-    let batches = batches(rules, today, &members);
+    let batches = batches(rules, today, &members, &run_tag());
     if !batches.is_empty() {
         let queue = app.queue.as_ref().ok_or("CAMPAIGN_QUEUE_URL is not set: birthday batches have nowhere to go")?;
         queue.send(&batches).await?;
@@ -48,16 +53,23 @@ pub async fn run(app: &App, now: DateTime<Utc>) -> Result<BirthdayRun, String> {
     Ok(BirthdayRun { job: JOB, date: today, grant: grant(today), members: members.len(), batches: batches.len() })
 }
 
+/// A run's own mark in its batch ids (random: two runs of one day must differ).
+fn run_tag() -> String {
+    let mut b = [0u8; 4];
+    let _ = getrandom::fill(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 /// Today's birthday members as batches: one tier's birthday coupon per batch, at most
-/// `BATCH_SIZE` members each, ids stable per day (so a rerun sends the same batches).
-pub fn batches(rules: &Rules, today: NaiveDate, members: &[BirthdayMember]) -> Vec<IssueBatch> {
+/// `BATCH_SIZE` members each, ids `<grant>-<day>-<run tag>-<tier>-<n>`.
+pub fn batches(rules: &Rules, today: NaiveDate, members: &[BirthdayMember], run_tag: &str) -> Vec<IssueBatch> {
     let grant = grant(today);
     let mut out = Vec::new();
     for tier in TierCode::ALL {
         let ids: Vec<String> = members.iter().filter(|m| m.tier == tier).map(|m| m.member_id.clone()).collect();
         for (n, chunk) in ids.chunks(BATCH_SIZE).enumerate() {
             out.push(IssueBatch {
-                batch_id: format!("{grant}-{today}-{tier}-{n}"),
+                batch_id: format!("{grant}-{today}-{run_tag}-{tier}-{n}"),
                 grant: grant.clone(),
                 template: rules.tier(tier).birthday_coupon.clone(),
                 budget: None,
@@ -80,11 +92,12 @@ mod tests {
         let mut members: Vec<BirthdayMember> = (0..BATCH_SIZE + 1).map(|i| m(format!("r{i}"), TierCode::Regular)).collect();
         members.push(m("g1".into(), TierCode::Gold));
         let today: NaiveDate = "2027-02-28".parse().unwrap();
-        let b = batches(&rules, today, &members);
+        let b = batches(&rules, today, &members, "t1");
         let shape: Vec<_> = b.iter().map(|b| (b.batch_id.as_str(), b.member_ids.len())).collect();
-        assert_eq!(shape, vec![("birthday-2027-2027-02-28-regular-0", BATCH_SIZE), ("birthday-2027-2027-02-28-regular-1", 1), ("birthday-2027-2027-02-28-gold-0", 1)]);
+        assert_eq!(shape, vec![("birthday-2027-2027-02-28-t1-regular-0", BATCH_SIZE), ("birthday-2027-2027-02-28-t1-regular-1", 1), ("birthday-2027-2027-02-28-t1-gold-0", 1)]);
         assert!(b.iter().all(|b| b.grant == "birthday-2027" && b.budget.is_none() && b.run.is_none()));
         assert_eq!(b[2].template, rules.tier(TierCode::Gold).birthday_coupon);
-        assert!(batches(&rules, today, &[]).is_empty());
+        assert!(batches(&rules, today, &[], "t1").is_empty());
+        assert_ne!(run_tag(), run_tag());
     }
 }

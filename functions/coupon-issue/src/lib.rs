@@ -26,7 +26,7 @@ pub struct App {
 impl App {
     pub async fn from_env() -> Result<App, String> {
         let env = Env::from_env().await?;
-        let codes = CodeKey::from_env()?;
+        let codes = CodeKey::from_env().await?;
         let config = loyalty::app::sdk_config().await;
         let queue = std::env::var("CAMPAIGN_QUEUE_URL").ok().filter(|u| !u.is_empty()).map(|url| CampaignQueue::new(aws_sdk_sqs::Client::new(&config), url));
         Ok(App { env, codes, queue })

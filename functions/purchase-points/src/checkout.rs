@@ -89,6 +89,7 @@ pub async fn quote(app: &App, id: &MemberId, req: CheckoutRequest) -> Result<Ans
                 return Ok(Answer { status: 201, body: c.answer });
             }
         }
+        loyalty::limits::count_member_write(&mut member, rules, now)?;
         let coupons = coupons_read(&mut read, &req.coupon_codes)?;
         let read_version = member.version;
         member.version += 1;

@@ -60,7 +60,7 @@ impl App {
     pub async fn from_env() -> Result<App, String> {
         let env = Env::from_env().await?;
         let sqs = aws_sdk_sqs::Client::new(&loyalty::app::sdk_config().await);
-        let codes = loyalty::coupon::CodeKey::from_env()?;
+        let codes = loyalty::coupon::CodeKey::from_env().await?;
         Ok(App { env, sqs, codes })
     }
 }
@@ -415,6 +415,7 @@ pub async fn activity(app: &App, id: &MemberId, req: ActivityRequest, idempotenc
             }
         }
         let mut member = live(read.member.take())?;
+        loyalty::limits::count_member_write(&mut member, rules, now)?;
         if let Some(sk) = &order_sk {
             if !read.items.contains_key(sk) {
                 return Err(ApiError::unprocessable("unknown_order", "reviews earn points only for the member's own recorded orders"));

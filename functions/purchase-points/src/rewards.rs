@@ -28,7 +28,6 @@ use loyalty::ledger::LedgerEntry;
 use loyalty::member::MemberId;
 use loyalty::points;
 use loyalty::reward::{self, Claim, ClaimError, ClaimRequest, ClaimStatus, FulfilmentRequest, Reward, RewardError, RewardKind, RewardPatch, RewardRequest, Step};
-use loyalty::store::coupon::CouponItem;
 use loyalty::store::keys;
 use loyalty::store::member::Receipt;
 use loyalty::store::points::Commit;
@@ -301,6 +300,8 @@ async fn claim_as(app: &App, id: &MemberId, body: ClaimRequest, key: &str) -> Re
             return replay(&r.fingerprint, &fingerprint, Answer { status: r.status, body: r.body }, "idempotency_key_reused", "this Idempotency-Key");
         }
         let mut member = live(read.member.clone())?;
+        // A member's own claims count against their per-minute write limit, as activities do.
+        loyalty::limits::count_member_write(&mut member, rules, now)?;
         let item = read.reward.as_ref().ok_or_else(reward_not_found)?;
         let reward = &item.reward;
         let period = reward::period(reward, today);
@@ -322,8 +323,9 @@ async fn claim_as(app: &App, id: &MemberId, body: ClaimRequest, key: &str) -> Re
         if let (Some(p), Some(limit)) = (&period, reward.per_member_limit) {
             writes.push(store.limit_take_write(id.as_str(), &reward.reward_id, p, limit, reward::counter_expires_at(reward, rules, today))?);
         }
-        if let Some(c) = issued {
-            writes.push(store.put(&CouponItem::new(c), Some(Cond::absent()))?);
+        if let Some(c) = &issued {
+            // The coupon with its grant slot, as every coupon is written.
+            writes.extend(store.coupon_writes(c, None)?);
         }
         match store.transact(writes).await {
             Ok(()) => {

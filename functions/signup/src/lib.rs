@@ -24,7 +24,7 @@ pub struct App {
 
 impl App {
     pub async fn from_env() -> Result<App, String> {
-        Ok(App { env: Env::from_env().await?, codes: CodeKey::from_env()?, contacts: ContactKey::from_env()? })
+        Ok(App { env: Env::from_env().await?, codes: CodeKey::from_env().await?, contacts: ContactKey::from_env().await? })
     }
 }
 

@@ -26,6 +26,41 @@ impl CouponItem {
     }
 }
 
+/// The grant slot a coupon fills (`keys::grant_sk`): written in the same transaction as the
+/// coupon, on the condition that it does not exist yet. It names the coupon's code, so a
+/// member who already holds the slot is answered with their coupon even after the code secret
+/// changed, and the batch that wrote it, so a redelivery of that batch counts it as issued.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GrantItem {
+    #[serde(rename = "PK")]
+    pub pk: String,
+    #[serde(rename = "SK")]
+    pub sk: String,
+    pub entity: String,
+    pub grant: String,
+    pub slot: u32,
+    pub code: String,
+    #[serde(rename = "batchId", default, skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<String>,
+    #[serde(rename = "issuedAt")]
+    pub issued_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl GrantItem {
+    pub fn of(coupon: &Coupon, batch_id: Option<&str>) -> GrantItem {
+        GrantItem {
+            pk: member_pk(&coupon.member_id),
+            sk: keys::grant_sk(&coupon.grant, coupon.slot),
+            entity: "grant".into(),
+            grant: coupon.grant.clone(),
+            slot: coupon.slot,
+            code: coupon.code.clone(),
+            batch_id: batch_id.map(str::to_string),
+            issued_at: coupon.issued_at,
+        }
+    }
+}
+
 impl Store {
     /// All of a member's coupons (one Query; a member holds tens, not thousands).
     pub async fn coupons(&self, member_id: &str) -> Result<Vec<Coupon>, StoreError> {

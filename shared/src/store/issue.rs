@@ -1,10 +1,15 @@
-//! Issuing coupons. One coupon is ONE conditional write: a `PutItem` that only lands if the
-//! coupon (whose code is derived from member + grant + slot) is not there yet, or, when the
-//! grant has a budget, one `TransactWriteItems` of that Put and the budget counter's
-//! conditional increment. A batch reads its members' eligibility with BatchGetItem and
+//! Issuing coupons. One coupon is ONE `TransactWriteItems`: the grant slot's key item
+//! (`GRANT#<grant>#<slot>`, which must not exist yet) and the coupon (`COUPON#<code>`, which
+//! must not exist yet), and when the grant has a budget the budget counter's conditional
+//! increment. Uniqueness rests on the grant slot, not on the code: the code is an HMAC under
+//! the coupon secret, so a rotated secret makes new codes, and without the slot item a re-run
+//! would issue a second coupon. A batch reads its members' eligibility with BatchGetItem and
 //! counts its progress into the campaign run exactly once (a marker item per batch).
+//!
+//! Write units: a transactional write costs two units per item (up to 1 KiB each), so a coupon
+//! costs 4 (grant slot + coupon), 6 with a budget; before the slot item it was one PutItem (1).
 
-use super::coupon::CouponItem;
+use super::coupon::{CouponItem, GrantItem};
 use super::keys::{self, member_pk, PROFILE_SK};
 use super::{backoff, from_item, key, sdk, to_item, Cond, Item, Store, StoreError, TxFailure, MAX_ATTEMPTS};
 use crate::campaign::{IssueBatch, RunRef, SkipReason};
@@ -13,7 +18,6 @@ use crate::coupon::{self, CodeKey, Coupon};
 use crate::member::MemberId;
 use crate::tier::TierCode;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -30,11 +34,21 @@ const BATCH_GET_MAX: usize = 100;
 pub enum IssueOutcome {
     /// The coupon was written now.
     Issued,
-    /// The member already holds this grant's coupon (for this slot). The stored item comes
-    /// back with the failed condition when the database returns it.
-    AlreadyHad(Option<Box<CouponItem>>),
+    /// The member already holds this grant slot: nothing was written. Which coupon holds it
+    /// (its code may come from an earlier secret) when the store can tell.
+    AlreadyHad(Option<Held>),
     /// The grant's budget is spent: nothing was written.
     BudgetSpent,
+}
+
+/// The coupon that holds a grant slot, as its slot item (or, for a coupon issued before slot
+/// items existed, the coupon item itself) names it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Held {
+    pub code: String,
+    /// The batch that issued it, so a redelivery of that batch counts it as issued.
+    #[serde(rename = "batchId", default)]
+    pub batch_id: Option<String>,
 }
 
 /// A campaign batch's result, in the run item's counter names.
@@ -122,47 +136,78 @@ pub struct BirthdayMember {
 }
 
 impl Store {
-    /// Issues `coupon` with one conditional write. `batch_id` tags the item with the batch
-    /// that issued it; `budget` caps how many coupons the coupon's grant may issue in all.
-    /// Transaction conflicts on the budget counter are retried with backoff.
-    pub async fn issue_coupon(&self, coupon: &Coupon, batch_id: Option<&str>, budget: Option<u64>) -> Result<IssueOutcome, StoreError> {
+    /// The grant slot's item and the coupon, each only if absent: every coupon is written
+    /// with these two (issuing here, the welcome coupon at signup), in one transaction.
+    pub fn coupon_writes(&self, coupon: &Coupon, batch_id: Option<&str>) -> Result<Vec<TransactWriteItem>, StoreError> {
         let mut item = CouponItem::new(coupon.clone());
         item.batch_id = batch_id.map(str::to_string);
-        let item = to_item(&item)?;
-        match budget {
-            None => self.put_coupon(item).await,
-            Some(budget) => self.put_coupon_within_budget(item, &coupon.grant, budget).await,
-        }
+        let put = |item: Item| {
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(PK)")
+                // The holder of a taken slot comes back with the refusal: no read to tell who.
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .build()
+                .map(|p| TransactWriteItem::builder().put(p).build())
+                .map_err(sdk)
+        };
+        Ok(vec![put(to_item(&GrantItem::of(coupon, batch_id))?)?, put(to_item(&item)?)?])
     }
 
-    async fn put_coupon(&self, item: Item) -> Result<IssueOutcome, StoreError> {
-        let sent = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(PK)")
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match sent {
-            Ok(_) => Ok(IssueOutcome::Issued),
-            Err(SdkError::ServiceError(e)) => match e.into_err() {
-                PutItemError::ConditionalCheckFailedException(c) => Ok(IssueOutcome::AlreadyHad(c.item.and_then(|i| from_item(i).ok()).map(Box::new))),
-                other => Err(sdk(other)),
-            },
-            Err(e) => Err(sdk(e)),
+    /// Issues `coupon` (member, grant and slot) with one transaction: the slot item, the
+    /// coupon and, with a `budget` (how many coupons the grant may issue in all), the budget
+    /// counter. `batch_id` tags the coupon and its slot with the batch that issued them.
+    /// Transaction conflicts (the budget counter is shared) are retried with backoff.
+    pub async fn issue_coupon(&self, coupon: &Coupon, batch_id: Option<&str>, budget: Option<u64>) -> Result<IssueOutcome, StoreError> {
+        let mut writes = self.coupon_writes(coupon, batch_id)?;
+        if let Some(budget) = budget {
+            writes.push(self.budget_write(&coupon.grant, budget)?);
         }
+        for attempt in 0..MAX_ATTEMPTS {
+            match self.client.transact_write_items().set_transact_items(Some(writes.clone())).send().await {
+                Ok(_) => return Ok(IssueOutcome::Issued),
+                Err(SdkError::ServiceError(e)) => match e.into_err() {
+                    TransactWriteItemsError::TransactionCanceledException(c) => {
+                        let reasons = c.cancellation_reasons();
+                        let failed = |i: usize| reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
+                        // The slot first (then a coupon of the same code issued before slot
+                        // items existed): a member who has it was not refused by the budget.
+                        if let Some(i) = [0, 1].into_iter().find(|i| failed(*i)) {
+                            let old = reasons[i].item().and_then(|it| from_item::<Held>(it.clone()).ok());
+                            return Ok(IssueOutcome::AlreadyHad(match old {
+                                Some(h) => Some(h),
+                                None => self.holder(coupon).await?,
+                            }));
+                        }
+                        if failed(2) {
+                            return Ok(IssueOutcome::BudgetSpent);
+                        }
+                        if reasons.iter().any(|r| matches!(r.code(), Some("ProvisionedThroughputExceeded" | "ThrottlingError" | "RequestLimitExceeded"))) {
+                            return Err(StoreError::Throttled("issuing a coupon".into()));
+                        }
+                        backoff(attempt).await
+                    }
+                    TransactWriteItemsError::TransactionInProgressException(_) => backoff(attempt).await,
+                    other => return Err(sdk(other)),
+                },
+                Err(e) => return Err(sdk(e)),
+            }
+        }
+        Err(StoreError::Contended)
     }
 
-    async fn put_coupon_within_budget(&self, item: Item, grant: &str, budget: u64) -> Result<IssueOutcome, StoreError> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(PK)")
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(sdk)?;
+    /// Who holds `coupon`'s slot, read back: only when a refused write did not return it.
+    async fn holder(&self, coupon: &Coupon) -> Result<Option<Held>, StoreError> {
+        let pk = member_pk(&coupon.member_id);
+        if let Some(h) = self.get::<Held>(&pk, &keys::grant_sk(&coupon.grant, coupon.slot)).await? {
+            return Ok(Some(h));
+        }
+        self.get::<Held>(&pk, &keys::coupon_sk(&coupon.code)).await
+    }
+
+    /// `BUDGET#<grant>`: one more coupon, only while fewer than `budget` were issued.
+    fn budget_write(&self, grant: &str, budget: u64) -> Result<TransactWriteItem, StoreError> {
         let count = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(&keys::budget_pk(grant), keys::BUDGET_SK)))
@@ -176,34 +221,7 @@ impl Store {
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .build()
             .map_err(sdk)?;
-        let writes = vec![TransactWriteItem::builder().put(put).build(), TransactWriteItem::builder().update(count).build()];
-        for attempt in 0..MAX_ATTEMPTS {
-            match self.client.transact_write_items().set_transact_items(Some(writes.clone())).send().await {
-                Ok(_) => return Ok(IssueOutcome::Issued),
-                Err(SdkError::ServiceError(e)) => match e.into_err() {
-                    TransactWriteItemsError::TransactionCanceledException(c) => {
-                        let reasons = c.cancellation_reasons();
-                        let failed = |i: usize| reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
-                        // The coupon's own condition first: a member who has it was not refused by the budget.
-                        if failed(0) {
-                            let old = reasons[0].item().and_then(|i| from_item(i.clone()).ok()).map(Box::new);
-                            return Ok(IssueOutcome::AlreadyHad(old));
-                        }
-                        if failed(1) {
-                            return Ok(IssueOutcome::BudgetSpent);
-                        }
-                        if reasons.iter().any(|r| matches!(r.code(), Some("ProvisionedThroughputExceeded" | "ThrottlingError" | "RequestLimitExceeded"))) {
-                            return Err(StoreError::Throttled("issuing a coupon within budget".into()));
-                        }
-                        backoff(attempt).await
-                    }
-                    TransactWriteItemsError::TransactionInProgressException(_) => backoff(attempt).await,
-                    other => return Err(sdk(other)),
-                },
-                Err(e) => return Err(sdk(e)),
-            }
-        }
-        Err(StoreError::Contended)
+        Ok(TransactWriteItem::builder().update(count).build())
     }
 
     /// The tier of each member that exists and is not erased; members missing from the
@@ -268,7 +286,7 @@ impl Store {
     }
 
     /// Issues a campaign batch: one coupon per eligible member (slot 0 of the grant), with
-    /// `concurrency` writes in flight. Once the budget is spent the rest are skipped without
+    /// `concurrency` transactions in flight (one request per coupon). Once the budget is spent the rest are skipped without
     /// writing. A member whose write failed is counted `failed` (the caller decides whether
     /// to retry the message). Reading eligibility failing fails the whole batch.
     pub async fn issue_batch(&self, key: &CodeKey, batch: &IssueBatch, now: DateTime<Utc>, concurrency: usize) -> Result<BatchCounts, StoreError> {

@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | `MEMBER#<id>` | `#PROFILE` | the member (tier, wallet, spend) |
 //! | `MEMBER#<id>` | `COUPON#<code>` | an issued coupon |
+//! | `MEMBER#<id>` | `GRANT#<grant>#<slot>` | the grant slot a coupon fills, with its code (one coupon per member, grant and slot, whatever key made the code) |
 //! | `MEMBER#<id>` | `LEDGER#<time>#<kind>#<ref>` | a points ledger entry |
 //! | `MEMBER#<id>` | `ORDER#<orderId>` | a purchase and its refunds |
 //! | `MEMBER#<id>` | `CHECKOUT#<orderId>` | a checkout: its quote, state and answers |
@@ -43,6 +44,12 @@ pub fn member_pk(id: &str) -> String {
 
 pub fn coupon_sk(code: &str) -> String {
     format!("{COUPON_PREFIX}{code}")
+}
+
+/// A member's slot of a grant. Written with the coupon (condition: absent), so uniqueness
+/// never rests on the code alone: a new code secret makes new codes, not second coupons.
+pub fn grant_sk(grant: &str, slot: u32) -> String {
+    format!("GRANT#{grant}#{slot}")
 }
 
 pub fn ledger_sk(at: DateTime<Utc>, kind: &str, reference: &str) -> String {
@@ -144,7 +151,7 @@ mod tests {
     fn profile_and_coupons_are_one_contiguous_range() {
         let at: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
         let inside = [PROFILE_SK.to_string(), coupon_sk("ZZZZZZZZZZZZ"), coupon_sk("000000000000")];
-        let outside = [ledger_sk(at, "welcome", "x"), order_sk("o1"), receipt_sk("signup", "-"), tier_change_sk(at), reward_claim_sk("rc-1"), reward_limit_sk("r-1", "all")];
+        let outside = [ledger_sk(at, "welcome", "x"), order_sk("o1"), receipt_sk("signup", "-"), tier_change_sk(at), grant_sk("welcome", 0), grant_sk("#", 0), reward_claim_sk("rc-1"), reward_limit_sk("r-1", "all")];
         for k in inside {
             assert!(k.as_str() >= PROFILE_SK && k.as_str() <= COUPONS_END, "{k}");
         }

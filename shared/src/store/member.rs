@@ -280,6 +280,8 @@ impl Store {
         ];
         if let Some((welcome, coupon)) = w.welcome {
             items.push((self.put(&LedgerItem::new(id, welcome), Some(Cond::absent()))?, SignupConflict::AlreadyMember));
+            // The welcome coupon's grant slot, as every coupon has (store::issue).
+            items.push((self.put(&super::coupon::GrantItem::of(&coupon, None), Some(Cond::absent()))?, SignupConflict::AlreadyMember));
             items.push((self.put(&CouponItem::new(coupon), Some(Cond::absent()))?, SignupConflict::AlreadyMember));
         }
         if let Some(e) = &w.reserve_email {

@@ -24,8 +24,9 @@ use std::time::Duration;
 
 pub type Item = HashMap<String, AttributeValue>;
 
-/// How many times an optimistic write is tried before the caller is told to retry.
-pub const MAX_ATTEMPTS: u32 = 40;
+/// How many times an optimistic write is tried before the caller is told to retry (with the
+/// backoff capped at 250 ms, about ten seconds of a hot member: well inside the API timeout).
+pub const MAX_ATTEMPTS: u32 = 80;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
