@@ -51,7 +51,8 @@ def test_the_keys_are_generated_secrets_that_only_their_readers_may_read():
     t = template()
     assert not any(text(p.get("NoEcho")) == "true" for p in t["Parameters"].values()), "no secret is typed in as a parameter"
     # Each key: the secret resource, the variable that names it, the functions that read it.
-    keys = {"CouponCodeSecret": ("COUPON_CODE_SECRET", {"SignupFunction", "CouponIssueFunction"}),
+    # purchase-points issues the coupons of coupon rewards (a reward claim).
+    keys = {"CouponCodeSecret": ("COUPON_CODE_SECRET", {"SignupFunction", "CouponIssueFunction", "PurchasePointsFunction"}),
             "ContactKeySecret": ("CONTACT_KEY", {"SignupFunction"})}
     for secret_id, (name, want_readers) in keys.items():
         secret = t["Resources"][secret_id]
