@@ -143,29 +143,6 @@ pub fn reward_limit_sk(reward_id: &str, period: &str) -> String {
     format!("REWARD_LIMIT#{reward_id}#{period}")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn profile_and_coupons_are_one_contiguous_range() {
-        let at: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
-        let inside = [PROFILE_SK.to_string(), coupon_sk("ZZZZZZZZZZZZ"), coupon_sk("000000000000")];
-        let outside = [ledger_sk(at, "welcome", "x"), order_sk("o1"), receipt_sk("signup", "-"), tier_change_sk(at), grant_sk("welcome", 0), grant_sk("#", 0), reward_claim_sk("rc-1"), reward_limit_sk("r-1", "all")];
-        for k in inside {
-            assert!(k.as_str() >= PROFILE_SK && k.as_str() <= COUPONS_END, "{k}");
-        }
-        for k in outside {
-            assert!(k.as_str() > COUPONS_END, "{k}");
-        }
-    }
-
-    #[test]
-    fn shards_are_stable_and_in_range() {
-        assert_eq!(shard("member-1"), shard("member-1"));
-        assert!((0..1000).all(|i| shard(&format!("m{i}")) < SHARDS));
-    }
-}
 
 /// Program-wide items (not per member).
 pub const PROGRAM_PK: &str = "PROGRAM";
@@ -227,3 +204,27 @@ pub const REFUND_SCOPE: &str = "refund";
 pub const REWARD_SCOPE: &str = "reward";
 pub const REDEEM_SCOPE: &str = "redeem";
 pub const ACTIVITY_SCOPE: &str = "activity";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_and_coupons_are_one_contiguous_range() {
+        let at: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        let inside = [PROFILE_SK.to_string(), coupon_sk("ZZZZZZZZZZZZ"), coupon_sk("000000000000")];
+        let outside = [ledger_sk(at, "welcome", "x"), order_sk("o1"), receipt_sk("signup", "-"), tier_change_sk(at), grant_sk("welcome", 0), grant_sk("#", 0), reward_claim_sk("rc-1"), reward_limit_sk("r-1", "all")];
+        for k in inside {
+            assert!(k.as_str() >= PROFILE_SK && k.as_str() <= COUPONS_END, "{k}");
+        }
+        for k in outside {
+            assert!(k.as_str() > COUPONS_END, "{k}");
+        }
+    }
+
+    #[test]
+    fn shards_are_stable_and_in_range() {
+        assert_eq!(shard("member-1"), shard("member-1"));
+        assert!((0..1000).all(|i| shard(&format!("m{i}")) < SHARDS));
+    }
+}
