@@ -12,6 +12,7 @@ pub mod campaign;
 pub mod checkout;
 pub mod coupon;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod ledger;
 pub mod member;

@@ -10,6 +10,7 @@ pub mod member;
 pub mod tier;
 pub mod points;
 pub mod campaign;
+pub mod stream;
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
