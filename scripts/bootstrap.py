@@ -8,6 +8,10 @@ a table, queue, bus, function or variable. Resources whose Condition is false ar
 Run with .tools/venv/bin/python (boto3 and cfn-lint); scripts/stack calls it after both local
 services answer. Idempotent: existing tables, queues and buses are kept.
 
+LOYALTY_LOCAL_STREAMS=0 leaves the tables' streams out (their DynamoDB event sources are then
+disabled): DynamoDB Local slows down every write to a table with a stream as its streams fill
+up, and the test profile's table needs none (the events tests make stream tables of their own).
+
 Locally only, every bus also gets a sink: a queue `<bus>-local-sink` and a rule sending it
 every event of the bus, which `scripts/events tail` prints (on AWS, consumers add their own
 rules).
@@ -79,8 +83,9 @@ def text(value):
 
 
 class Local:
-    def __init__(self, template, profile):
+    def __init__(self, template, profile, streams=True):
         self.profile = profile
+        self.with_streams = streams
         self.resources = template.get("Resources") or {}
         self.parameters = template.get("Parameters") or {}
         self.conditions = template.get("Conditions") or {}
@@ -176,6 +181,8 @@ class Local:
         if lid in self.tables and attr == "Arn":
             return f"arn:aws:dynamodb:{REGION}:{DDB_ACCOUNT}:table/{self.tables[lid]}"
         if lid in self.tables and attr == "StreamArn":
+            if not self.with_streams:
+                return None  # left out locally (LOYALTY_LOCAL_STREAMS=0)
             if lid not in self.streams:
                 raise Fail(f"{where}: table {lid} has no StreamSpecification, so no StreamArn")
             return self.streams[lid]
@@ -254,7 +261,7 @@ class Local:
             for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
                 if p.get(key):
                     want[key] = [{k: ix[k] for k in ("IndexName", "KeySchema", "Projection")} for ix in p[key]]
-            if p.get("StreamSpecification"):
+            if p.get("StreamSpecification") and self.with_streams:
                 want["StreamSpecification"] = {"StreamEnabled": True, **p["StreamSpecification"]}
             try:
                 have = ddb.describe_table(TableName=name)["Table"]
@@ -385,6 +392,9 @@ class Local:
                        Enabled=text(p.get("Enabled", True)) == "true")
         elif kind == "DynamoDB":
             arn = self.resolve(p.get("Stream"), f"{where}.Stream")
+            if arn is None and not self.with_streams:
+                out.update(Enabled=False, Disabled="LOYALTY_LOCAL_STREAMS=0: the table has no stream locally")
+                return out
             table = next((t for t, s in self.streams.items() if s == arn), None)
             if table is None:
                 raise Fail(f"{where}: stream {arn} is not the stream of a table of this template")
@@ -464,7 +474,7 @@ def main():
     sqs = session.client("sqs", endpoint_url=base["AWS_ENDPOINT_URL_SQS"], config=config)
     events = session.client("events", endpoint_url=base["AWS_ENDPOINT_URL_EVENTS"], config=config)
 
-    local = Local(template, a.profile)
+    local = Local(template, a.profile, streams=os.environ.get("LOYALTY_LOCAL_STREAMS", "1") != "0")
     local.create_tables(ddb)
     local.create_queues(sqs)
     local.create_buses(events, sqs)

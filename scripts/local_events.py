@@ -847,7 +847,7 @@ def cmd_run(a):
             if ev["Type"] not in ("SQS", "DynamoDB"):
                 continue
             if not ev.get("Enabled", True):
-                log(f"{fid}.{ev['Name']}: {ev['Type']} event disabled in the template; not polled")
+                log(f"{fid}.{ev['Name']}: {ev['Type']} event disabled ({ev.get('Disabled') or 'in the template'}); not polled")
                 continue
             threads.append((SqsPoller if ev["Type"] == "SQS" else StreamPoller)(env, fid, fn, ev, a.invoke_url))
     schedules = a.schedules or os.environ.get("LOYALTY_SCHEDULES") == "1"

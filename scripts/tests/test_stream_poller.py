@@ -214,3 +214,21 @@ def test_failed_sequence_reads_a_stream_answer_like_lambda():
     assert le.failed_sequence({"batchItemFailures": [{"itemIdentifier": "12"}, {"itemIdentifier": "11"}]}, seqs) == "11"
     assert le.failed_sequence({"batchItemFailures": [{"itemIdentifier": "99"}]}, seqs) == "invalid"
     assert le.attribute_json({"M": {"b": {"B": b"\x00\x01"}, "l": {"L": [{"N": "1"}]}}}) == {"M": {"b": {"B": "AAE="}, "l": {"L": [{"N": "1"}]}}}
+
+
+def test_streams_can_be_left_out_locally(moto_port, tmp_path):
+    s = bootstrap(moto_port, tmp_path, os.path.join(SCRIPTS, "tests", "fixtures", "stream-template.yaml"), moto_port,
+                  {"LOYALTY_LOCAL_STREAMS": "0"})
+    env = s["env"]
+    (ev,) = env["functions"]["PublisherFunction"]["events"]
+    assert ev["Enabled"] is False and "LOYALTY_LOCAL_STREAMS=0" in ev["Disabled"]
+    assert env["streams"] == {}
+    ddb = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{moto_port}", region_name="us-east-1",
+                       aws_access_key_id="local", aws_secret_access_key="local")
+    assert not (ddb.describe_table(TableName=env["tables"]["Table"])["Table"].get("StreamSpecification") or {}).get("StreamEnabled")
+    p = subprocess.Popen([sys.executable, os.path.join(SCRIPTS, "local_events.py"), "run", "--env-json", s["path"], "--invoke-url", "http://127.0.0.1:9"],
+                         stderr=subprocess.PIPE, text=True)
+    lines = [p.stderr.readline(), p.stderr.readline()]
+    p.terminate()
+    p.communicate(timeout=10)
+    assert "not polled" in lines[0] and "nothing to do" in lines[1], lines
