@@ -1,11 +1,20 @@
 #!/usr/bin/env python3
-"""Create the local DynamoDB tables and SQS queues that template.yaml defines, and write
-the environment the functions and tests run with.
+"""Create the local DynamoDB tables, SQS queues and EventBridge buses that template.yaml
+defines, and write the environment the functions and tests run with.
 
-template.yaml is the single source of truth: tables, queues, function environment
-variables and event sources are all read from it, so nothing here names a table, queue,
-function or variable. Run with .tools/venv/bin/python (boto3 and cfn-lint); scripts/stack
-calls it after both local services answer. Idempotent: existing tables and queues are kept.
+template.yaml is the single source of truth: tables (with their streams), queues, buses,
+function environment variables and event sources are all read from it, so nothing here names
+a table, queue, bus, function or variable. Resources whose Condition is false are skipped.
+Run with .tools/venv/bin/python (boto3 and cfn-lint); scripts/stack calls it after both local
+services answer. Idempotent: existing tables, queues and buses are kept.
+
+LOYALTY_LOCAL_STREAMS=0 leaves the tables' streams out (their DynamoDB event sources are then
+disabled): DynamoDB Local slows down every write to a table with a stream as its streams fill
+up, and the test profile's table needs none (the events tests make stream tables of their own).
+
+Locally only, every bus also gets a sink: a queue `<bus>-local-sink` and a rule sending it
+every event of the bus, which `scripts/events tail` prints (on AWS, consumers add their own
+rules).
 
 Secrets (AWS::SecretsManager::Secret) get a local stand-in instead: a file under
 <out>/secrets/<logical id> (SecretString, or a random value of GenerateSecretString's length,
@@ -17,12 +26,17 @@ Writes <out>/env (shell `export` lines) and <out>/env.json:
   env        the variables to export: endpoints, region, fake credentials and the union of
              every function's Environment.Variables (Globals included), resolved locally
   tables     logical id -> local table name
+  streams    logical id of a table -> its stream's ARN (tables with a StreamSpecification)
   queues     logical id -> {name, url, arn}
+  buses      logical id -> {name, arn, sink: {name, url, arn, rule}}
   functions  logical id -> {binary, env, events}; each event has Name and Type, SQS events
              QueueUrl, QueueArn, BatchSize, MaximumBatchingWindowInSeconds,
-             FunctionResponseTypes, Enabled; Schedule/ScheduleV2 events Schedule (the
-             expression), ScheduleExpressionTimezone, Input, Enabled; HttpApi/Api events
-             Method and Path.
+             FunctionResponseTypes, Enabled; DynamoDB events StreamArn, Table, StartingPosition,
+             BatchSize, MaximumBatchingWindowInSeconds, FunctionResponseTypes,
+             BisectBatchOnFunctionError, MaximumRetryAttempts, MaximumRecordAgeInSeconds,
+             OnFailure ({QueueUrl, QueueArn} of a queue of the template, or null), Enabled;
+             Schedule/ScheduleV2 events Schedule (the expression),
+             ScheduleExpressionTimezone, Input, Enabled; HttpApi/Api events Method and Path.
 """
 import argparse
 import json
@@ -62,6 +76,9 @@ class Fail(Exception):
     pass
 
 
+NO_VALUE = object()  # !Ref AWS::NoValue: the property is left out
+
+
 def text(value):
     """A resolved value as CloudFormation would render it into a string property."""
     if isinstance(value, bool):
@@ -74,18 +91,56 @@ def text(value):
 
 
 class Local:
-    def __init__(self, template, profile):
+    def __init__(self, template, profile, streams=True):
         self.profile = profile
+        self.with_streams = streams
         self.resources = template.get("Resources") or {}
         self.parameters = template.get("Parameters") or {}
+        self.conditions = template.get("Conditions") or {}
+        self.condition_values = {}
         self.globals = (template.get("Globals") or {}).get("Function") or {}
         self.pseudo = PSEUDO
         self.tables = {}  # logical id -> table name
+        self.streams = {}  # logical id of a table -> stream ARN
         self.queues = {}  # logical id -> {name, url, arn}
         self.secrets = {}  # logical id -> local stand-in file
+        self.buses = {}  # logical id -> {name, arn, sink}
 
     def of_type(self, kind):
-        return [(lid, r.get("Properties") or {}) for lid, r in self.resources.items() if r.get("Type") == kind]
+        """Resources of a type that the template's conditions create."""
+        return [(lid, r.get("Properties") or {}) for lid, r in self.resources.items()
+                if r.get("Type") == kind and self.created(lid, r)]
+
+    def created(self, lid, resource):
+        cond = resource.get("Condition")
+        return cond is None or self.condition(cond, f"{lid}.Condition")
+
+    def condition(self, name, where):
+        if name not in self.condition_values:
+            if name not in self.conditions:
+                raise Fail(f"{where}: no condition {name} in Conditions")
+            self.condition_values[name] = None  # a cycle reads as an error below
+            self.condition_values[name] = self.evaluate(self.conditions[name], f"Conditions.{name}")
+        if self.condition_values[name] is None:
+            raise Fail(f"{where}: condition {name} refers to itself")
+        return self.condition_values[name]
+
+    def evaluate(self, expr, where):
+        """A condition: Fn::Equals, Fn::Not, Fn::And, Fn::Or, Condition."""
+        if isinstance(expr, dict) and len(expr) == 1:
+            (fn, arg), = expr.items()
+            if fn == "Condition":
+                return self.condition(arg, where)
+            if fn == "Fn::Equals":
+                a, b = (text(self.resolve(v, where)) for v in arg)
+                return a == b
+            if fn == "Fn::Not":
+                return not self.evaluate(arg[0], where)
+            if fn == "Fn::And":
+                return all(self.evaluate(c, where) for c in arg)
+            if fn == "Fn::Or":
+                return any(self.evaluate(c, where) for c in arg)
+        raise Fail(f"{where}: {expr} is not a condition bootstrap can evaluate (Equals, Not, And, Or, Condition)")
 
     # --- intrinsic functions -----------------------------------------------------------
     def resolve(self, value, where):
@@ -104,11 +159,20 @@ class Local:
             if fn == "Fn::Join":
                 sep, items = arg
                 return sep.join(text(v) for v in self.resolve(items, where))
+            if fn == "Fn::Split":
+                sep, s = arg
+                return text(self.resolve(s, where)).split(sep)
+            if fn == "Fn::If":
+                name, yes, no = arg
+                return self.resolve(yes if self.condition(name, where) else no, where)
             if fn.startswith("Fn::"):
-                raise Fail(f"{where}: {fn} is not supported locally (only Ref, GetAtt, Sub, Join)")
-        return {k: self.resolve(v, f"{where}.{k}") for k, v in value.items()}
+                raise Fail(f"{where}: {fn} is not supported locally (only Ref, GetAtt, Sub, Join, Split, If)")
+        out = {k: self.resolve(v, f"{where}.{k}") for k, v in value.items()}
+        return {k: v for k, v in out.items() if v is not NO_VALUE}
 
     def ref(self, name, where):
+        if name == "AWS::NoValue":
+            return NO_VALUE
         if name in self.pseudo:
             return self.pseudo[name]
         if name in self.parameters:
@@ -117,15 +181,25 @@ class Local:
             return self.tables[name]
         if name in self.queues:
             return self.queues[name]["url"]
+        if name in self.buses:
+            return self.buses[name]["name"]
         if name in self.secrets:
             raise Fail(f"{where}: !Ref {name} names a secret; pass it to a function as <NAME>_ARN "
                        "(locally it becomes <NAME>_FILE, see loyalty::secrets)")
-        raise Fail(f"{where}: !Ref {name} has no local value (only parameters, tables, queues and secrets do)")
+        raise Fail(f"{where}: !Ref {name} has no local value (only parameters, tables, queues, buses and secrets do)")
 
     def get_att(self, arg, where):
         lid, attr = arg.split(".", 1) if isinstance(arg, str) else arg
         if lid in self.tables and attr == "Arn":
             return f"arn:aws:dynamodb:{REGION}:{DDB_ACCOUNT}:table/{self.tables[lid]}"
+        if lid in self.tables and attr == "StreamArn":
+            if not self.with_streams:
+                return None  # left out locally (LOYALTY_LOCAL_STREAMS=0)
+            if lid not in self.streams:
+                raise Fail(f"{where}: table {lid} has no StreamSpecification, so no StreamArn")
+            return self.streams[lid]
+        if lid in self.buses and attr in ("Arn", "Name"):
+            return self.buses[lid]["arn" if attr == "Arn" else "name"]
         if lid in self.queues and attr in ("Arn", "QueueName", "QueueUrl"):
             q = self.queues[lid]
             return {"Arn": q["arn"], "QueueName": q["name"], "QueueUrl": q["url"]}[attr]
@@ -199,12 +273,12 @@ class Local:
             for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
                 if p.get(key):
                     want[key] = [{k: ix[k] for k in ("IndexName", "KeySchema", "Projection")} for ix in p[key]]
-            if p.get("StreamSpecification"):
+            if p.get("StreamSpecification") and self.with_streams:
                 want["StreamSpecification"] = {"StreamEnabled": True, **p["StreamSpecification"]}
             try:
                 have = ddb.describe_table(TableName=name)["Table"]
                 if shape(have) != shape(want):
-                    raise Fail(f"table {name} exists with another key/index schema than template.yaml; restart "
+                    raise Fail(f"table {name} exists with another key/index/stream schema than template.yaml; restart "
                                f"the stack to recreate it: scripts/stack down {self.profile} && scripts/stack up {self.profile}")
                 print(f"bootstrap: table {name} exists")
             except ClientError as e:
@@ -212,7 +286,10 @@ class Local:
                     raise
                 ddb.create_table(**want)
                 ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+                have = ddb.describe_table(TableName=name)["Table"]
                 print(f"bootstrap: table {name} created")
+            if have.get("LatestStreamArn") and (have.get("StreamSpecification") or {}).get("StreamEnabled"):
+                self.streams[lid] = have["LatestStreamArn"]
             ttl = p.get("TimeToLiveSpecification")
             if ttl and text(ttl.get("Enabled")) == "true":
                 have = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
@@ -300,6 +377,33 @@ class Local:
             raise Fail(f"{fid}: environment variable {name} names the secret {lid}; call it <NAME>_ARN "
                        "(loyalty::secrets reads <NAME>_ARN, and locally <NAME>_FILE)")
         return name[: -len("_ARN")] + "_FILE", self.secrets[lid]
+    # --- EventBridge ---------------------------------------------------------------------
+    def create_buses(self, events, sqs):
+        for lid, props in self.of_type("AWS::Events::EventBus"):
+            name = text(self.resolve(props.get("Name"), f"{lid}.Name"))
+            try:
+                arn = events.create_event_bus(Name=name)["EventBusArn"]
+                print(f"bootstrap: event bus {name} created")
+            except ClientError as e:
+                if "Exists" not in e.response["Error"]["Code"]:
+                    raise
+                arn = events.describe_event_bus(Name=name)["Arn"]
+                print(f"bootstrap: event bus {name} exists")
+            self.buses[lid] = {"name": name, "arn": arn, "sink": self.local_sink(events, sqs, name)}
+
+    @staticmethod
+    def local_sink(events, sqs, bus):
+        """Locally only: a queue that receives every event of the bus (scripts/events tail)."""
+        queue = f"{bus}-local-sink"[:80]
+        url = sqs.create_queue(QueueName=queue, Attributes={"MessageRetentionPeriod": "86400"})["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        rule = "local-sink"
+        # Every event: the empty prefix matches any source.
+        events.put_rule(Name=rule, EventBusName=bus, EventPattern=json.dumps({"source": [{"prefix": ""}]}),
+                        Description="Local only: every event of the bus to the local sink queue")
+        events.put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": "local-sink", "Arn": arn}])
+        print(f"bootstrap: local sink {queue} receives every event of {bus}")
+        return {"name": queue, "url": url, "arn": arn, "rule": rule}
 
     # --- functions ---------------------------------------------------------------------
     def functions(self):
@@ -340,6 +444,29 @@ class Local:
                        MaximumBatchingWindowInSeconds=p.get("MaximumBatchingWindowInSeconds", 0),
                        FunctionResponseTypes=p.get("FunctionResponseTypes", []),
                        Enabled=text(p.get("Enabled", True)) == "true")
+        elif kind == "DynamoDB":
+            arn = self.resolve(p.get("Stream"), f"{where}.Stream")
+            if arn is None and not self.with_streams:
+                out.update(Enabled=False, Disabled="LOYALTY_LOCAL_STREAMS=0: the table has no stream locally")
+                return out
+            table = next((t for t, s in self.streams.items() if s == arn), None)
+            if table is None:
+                raise Fail(f"{where}: stream {arn} is not the stream of a table of this template")
+            failure = self.resolve(((p.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination"), where)
+            on_failure = None
+            if failure is not None:
+                queue = next((q for q in self.queues.values() if q["arn"] == failure), None)
+                if queue is None:
+                    raise Fail(f"{where}: the OnFailure destination {failure} is not an AWS::SQS::Queue of this template")
+                on_failure = {"QueueUrl": queue["url"], "QueueArn": queue["arn"]}
+            out.update(StreamArn=arn, Table=self.tables[table], StartingPosition=p.get("StartingPosition", "LATEST"),
+                       BatchSize=int(p.get("BatchSize", 100)),
+                       MaximumBatchingWindowInSeconds=p.get("MaximumBatchingWindowInSeconds", 0),
+                       FunctionResponseTypes=p.get("FunctionResponseTypes", []),
+                       BisectBatchOnFunctionError=text(p.get("BisectBatchOnFunctionError", False)) == "true",
+                       MaximumRetryAttempts=int(p.get("MaximumRetryAttempts", -1)),
+                       MaximumRecordAgeInSeconds=int(p.get("MaximumRecordAgeInSeconds", -1)),
+                       OnFailure=on_failure, Enabled=text(p.get("Enabled", True)) == "true")
         elif kind in ("Schedule", "ScheduleV2"):
             expr = p.get("Schedule") if kind == "Schedule" else p.get("ScheduleExpression")
             enabled = text(p.get("Enabled", True)) == "true" and p.get("State", "ENABLED") == "ENABLED"
@@ -355,7 +482,9 @@ def shape(table):
     """What must match for an existing table to be the template's table."""
     keys = lambda ks: tuple((k["AttributeName"], k["KeyType"]) for k in ks)
     indexes = lambda key: sorted((ix["IndexName"], keys(ix["KeySchema"])) for ix in table.get(key) or [])
-    return keys(table["KeySchema"]), indexes("GlobalSecondaryIndexes"), indexes("LocalSecondaryIndexes")
+    stream = table.get("StreamSpecification") or {}
+    view = stream.get("StreamViewType") if stream.get("StreamEnabled", True) else None
+    return keys(table["KeySchema"]), indexes("GlobalSecondaryIndexes"), indexes("LocalSecondaryIndexes"), view
 
 
 def write(path, content):
@@ -381,7 +510,11 @@ def main():
 
     base = {
         "AWS_ENDPOINT_URL_DYNAMODB": f"http://127.0.0.1:{a.ddb_port}",
+        # DynamoDB Local serves the streams API on the table endpoint.
+        "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": f"http://127.0.0.1:{a.ddb_port}",
         "AWS_ENDPOINT_URL_SQS": f"http://127.0.0.1:{a.sqs_port}",
+        # moto serves EventBridge next to SQS.
+        "AWS_ENDPOINT_URL_EVENTS": f"http://127.0.0.1:{a.sqs_port}",
         "AWS_REGION": REGION,
         "AWS_DEFAULT_REGION": REGION,
         **CREDENTIALS,
@@ -393,11 +526,13 @@ def main():
     config = Config(connect_timeout=3, read_timeout=30, retries={"max_attempts": 3})
     ddb = session.client("dynamodb", endpoint_url=base["AWS_ENDPOINT_URL_DYNAMODB"], config=config)
     sqs = session.client("sqs", endpoint_url=base["AWS_ENDPOINT_URL_SQS"], config=config)
+    events = session.client("events", endpoint_url=base["AWS_ENDPOINT_URL_EVENTS"], config=config)
 
-    local = Local(template, a.profile)
+    local = Local(template, a.profile, streams=os.environ.get("LOYALTY_LOCAL_STREAMS", "1") != "0")
     local.create_tables(ddb)
     local.create_queues(sqs)
     local.create_secrets(a.out)
+    local.create_buses(events, sqs)
     fn_env, functions = local.functions()
     clash = sorted(set(fn_env) & set(base))
     if clash:
@@ -408,8 +543,8 @@ def main():
     write(os.path.join(a.out, "env"), "# Generated by scripts/bootstrap.py from template.yaml. Do not edit.\n"
           + "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items()))
     write(os.path.join(a.out, "env.json"), json.dumps(
-        {"profile": a.profile, "env": env, "tables": local.tables, "queues": local.queues,
-         "functions": functions}, indent=2) + "\n")
+        {"profile": a.profile, "env": env, "tables": local.tables, "streams": local.streams, "queues": local.queues,
+         "buses": local.buses, "functions": functions}, indent=2) + "\n")
     print(f"bootstrap: wrote {a.out}/env and env.json ({len(functions)} functions)")
 
 

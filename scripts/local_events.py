@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Local event sources for the functions of template.yaml: what AWS does on a deployment
-(SQS event source mappings, EventBridge schedules) done against the local stack.
+(SQS and DynamoDB stream event source mappings, EventBridge schedules) done against the
+local stack.
 
   run   for every SQS event of every function: a poller that receives from the local queue
         and invokes the function with a real SQS event through cargo-lambda's Lambda Invoke
-        endpoint, deleting only what succeeded (ReportBatchItemFailures honoured); with
-        --schedules (or LOYALTY_SCHEDULES=1) also fires every Schedule/ScheduleV2 event on
-        its cron or rate.
+        endpoint, deleting only what succeeded (ReportBatchItemFailures honoured); for every
+        DynamoDB event: a poller of the table's stream (DynamoDB Local serves it) that invokes
+        the function with real stream batches, in order per shard; with --schedules (or
+        LOYALTY_SCHEDULES=1) also fires every Schedule/ScheduleV2 event on its cron or rate.
   fire  invokes one function now with the payload its Schedule/ScheduleV2 event would get.
+  tail  prints the events that reach the local sink of each event bus (scripts/events tail).
 
 Everything comes from <state>/env.json, which scripts/bootstrap.py writes from template.yaml:
 add a function, queue or schedule to the template, restart the stack, and it is picked up.
@@ -23,6 +26,20 @@ What matches AWS, and what is local:
   (moto) moves a message to its dead-letter queue once it was received more than the
   RedrivePolicy's maxReceiveCount times, as SQS does. One poller per event source; each
   invocation waits for the function (the first one includes cargo-lambda's build).
+- DynamoDB streams: every shard of the stream from StartingPosition (TRIM_HORIZON: the
+  oldest record; LATEST: records written after the poller started), parents before
+  children, at most BatchSize records per invocation, gathered for up to
+  MaximumBatchingWindowInSeconds; records as Lambda builds them (awsRegion is the stack's
+  region, not DynamoDB Local's). The shard's position moves only past what was acknowledged:
+  an answer naming a record (ReportBatchItemFailures, its SequenceNumber) retries from that
+  record on (read again AT_SEQUENCE_NUMBER); a function error retries the whole batch, split
+  in halves first when BisectBatchOnFunctionError is set (splits do not count as retries).
+  A batch still failing after MaximumRetryAttempts retries (-1: until it succeeds) is halved
+  down to one record too, so that only a poison record is given up: its description goes to
+  the OnFailure queue (as Lambda's DDBStreamBatchInfo), and polling continues after it. AWS
+  gives up the whole batch when bisecting is off; locally the records after a poison one are
+  always tried again, which only ever delivers more, never less. MaximumRecordAgeInSeconds
+  is not applied (a local stream is young).
 - Schedule (EventBridge rule): the expression is UTC; without Input the function gets the
   "Scheduled Event" envelope, with Input exactly the Input.
 - ScheduleV2 (EventBridge Scheduler): the expression is in ScheduleExpressionTimezone (UTC
@@ -68,12 +85,17 @@ def load_env(path):
 
 
 def sqs_client(env):
+    return client(env, "sqs", "AWS_ENDPOINT_URL_SQS")
+
+
+def client(env, service, endpoint_var):
     import boto3
     from botocore.config import Config
 
     e = env["env"]
+    endpoint = e.get(endpoint_var) or e["AWS_ENDPOINT_URL_DYNAMODB"]
     return boto3.client(
-        "sqs", endpoint_url=e["AWS_ENDPOINT_URL_SQS"], region_name=e["AWS_REGION"],
+        service, endpoint_url=endpoint, region_name=e["AWS_REGION"],
         aws_access_key_id=e["AWS_ACCESS_KEY_ID"], aws_secret_access_key=e["AWS_SECRET_ACCESS_KEY"],
         config=Config(connect_timeout=3, read_timeout=40, retries={"max_attempts": 3}))
 
@@ -259,6 +281,309 @@ class SqsPoller(threading.Thread):
                 for n, m in enumerate(batch[:10])])
         except Exception as e:
             log(f"{self.name}: could not release messages: {e}")
+
+
+# --- DynamoDB stream event sources ------------------------------------------------------------
+def attribute_json(value):
+    """A DynamoDB attribute value as boto3 returns it, in the JSON of a Lambda event (binary
+    values base64)."""
+    (kind, v), = value.items()
+    if kind == "B":
+        return {"B": base64.b64encode(v).decode()}
+    if kind == "BS":
+        return {"BS": [base64.b64encode(b).decode() for b in v]}
+    if kind == "M":
+        return {"M": {k: attribute_json(x) for k, x in v.items()}}
+    if kind == "L":
+        return {"L": [attribute_json(x) for x in v]}
+    return {kind: v}
+
+
+def stream_record(rec, stream_arn, region):
+    """One record of a DynamoDB stream Lambda event, as Lambda builds it from GetRecords."""
+    d = rec["dynamodb"]
+    change = {}
+    created = d.get("ApproximateCreationDateTime")
+    if created is not None:
+        change["ApproximateCreationDateTime"] = created.timestamp() if isinstance(created, dt.datetime) else float(created)
+    for part in ("Keys", "NewImage", "OldImage"):
+        if d.get(part) is not None:
+            change[part] = {k: attribute_json(v) for k, v in d[part].items()}
+    change.update(SequenceNumber=d["SequenceNumber"], SizeBytes=d.get("SizeBytes", 0), StreamViewType=d.get("StreamViewType"))
+    out = {"eventID": rec["eventID"], "eventName": rec["eventName"], "eventVersion": rec.get("eventVersion", "1.1"),
+           "eventSource": "aws:dynamodb", "awsRegion": region, "dynamodb": change, "eventSourceARN": stream_arn}
+    if rec.get("userIdentity"):  # TTL deletions
+        out["userIdentity"] = {"type": rec["userIdentity"].get("Type"), "principalId": rec["userIdentity"].get("PrincipalId")}
+    return out
+
+
+def failed_sequence(response, sequences):
+    """The sequence number to retry from, from a ReportBatchItemFailures answer: the lowest
+    one named, None when everything succeeded, or "invalid" (an identifier that is empty or
+    not in the batch: the whole batch failed, as on AWS)."""
+    named = failed_ids(response, set(sequences))
+    if named is None:
+        return "invalid"
+    return min(named, key=sequences.index) if named else None
+
+
+class Shard:
+    def __init__(self, shard_id, parent, start):
+        self.id, self.parent = shard_id, parent
+        self.start = start  # where to begin while nothing is acknowledged
+        self.iterator = None  # where to read next
+        self.checkpoint = None  # the last sequence number acknowledged
+        self.closed = False  # read to its end
+
+
+class StreamPoller(threading.Thread):
+    IDLE = 0.5  # seconds between reads of an idle stream (AWS polls a shard about 4 times a second)
+
+    def __init__(self, env, fid, fn, event, invoke_url):
+        super().__init__(name=f"{fid}.{event['Name']}", daemon=True)
+        self.streams = client(env, "dynamodbstreams", "AWS_ENDPOINT_URL_DYNAMODB_STREAMS")
+        self.sqs = sqs_client(env) if event.get("OnFailure") else None
+        self.region = env["env"]["AWS_REGION"]
+        self.fid, self.binary, self.event, self.invoke_url = fid, fn["binary"], event, invoke_url
+        self.arn = event["StreamArn"]
+        self.batch_size = max(1, int(event.get("BatchSize") or 100))
+        self.window = float(event.get("MaximumBatchingWindowInSeconds") or 0)
+        self.partial = "ReportBatchItemFailures" in (event.get("FunctionResponseTypes") or [])
+        self.bisect = bool(event.get("BisectBatchOnFunctionError"))
+        self.max_retries = int(event.get("MaximumRetryAttempts", -1))
+        self.start_at = event.get("StartingPosition") or "LATEST"
+        self.shards = {}
+        self.invocations = 0
+        self.parked = 0
+
+    # -- shards --
+    def discover(self, first):
+        kwargs = {"StreamArn": self.arn}
+        while True:
+            d = self.streams.describe_stream(**kwargs)["StreamDescription"]
+            for s in d.get("Shards") or []:
+                if s["ShardId"] not in self.shards:
+                    # A shard that appears after the poller started holds only new records: read it whole.
+                    start = self.start_at if first else "TRIM_HORIZON"
+                    self.shards[s["ShardId"]] = Shard(s["ShardId"], s.get("ParentShardId"), start)
+            last = d.get("LastEvaluatedShardId")
+            if not last:
+                return
+            kwargs["ExclusiveStartShardId"] = last
+
+    def ready(self, shard):
+        parent = self.shards.get(shard.parent) if shard.parent else None
+        return not shard.closed and (parent is None or parent.closed)
+
+    def iterator(self, shard, kind, sequence=None):
+        kwargs = {"StreamArn": self.arn, "ShardId": shard.id, "ShardIteratorType": kind}
+        if sequence:
+            kwargs["SequenceNumber"] = sequence
+        return self.streams.get_shard_iterator(**kwargs)["ShardIterator"]
+
+    def position(self, shard):
+        """An iterator at the first record not acknowledged."""
+        if shard.checkpoint:
+            return self.iterator(shard, "AFTER_SEQUENCE_NUMBER", shard.checkpoint)
+        return self.iterator(shard, shard.start)
+
+    # -- polling --
+    def run(self):
+        log(f"{self.name}: polling stream of {self.event['Table']} -> {self.binary} (batch {self.batch_size}, "
+            f"from {self.start_at}{', partial batch failures' if self.partial else ''}{', bisect' if self.bisect else ''}"
+            f", retries {self.max_retries})")
+        first = True
+        while not STOP.is_set():
+            try:
+                if not reachable(self.invoke_url):  # never read what the function cannot get
+                    STOP.wait(1)
+                    continue
+                self.discover(first)
+                moved = False
+                for shard in list(self.shards.values()):
+                    if self.ready(shard):
+                        if shard.iterator is None:
+                            shard.iterator = self.position(shard)
+                        moved |= self.poll(shard)
+                first = False
+                if not moved:
+                    STOP.wait(self.IDLE)
+            except Exception as e:  # keep polling: a bad moment of the local stack is not fatal
+                log(f"{self.name}: {type(e).__name__}: {e}")
+                for shard in self.shards.values():
+                    shard.iterator = None  # iterators may have expired: start again from the checkpoints
+                STOP.wait(2)
+
+    def read(self, shard, limit):
+        """Up to `limit` records from the shard's iterator, gathered for the batching window."""
+        records, deadline = [], time.monotonic() + self.window
+        while len(records) < limit and not STOP.is_set():
+            out = self.streams.get_records(ShardIterator=shard.iterator, Limit=limit - len(records))
+            records.extend(out.get("Records") or [])
+            shard.iterator = out.get("NextShardIterator")
+            if shard.iterator is None or time.monotonic() >= deadline or (not out.get("Records") and records):
+                break
+            if not records:
+                break  # nothing yet: poll again on the next round
+            STOP.wait(min(0.2, max(0, deadline - time.monotonic())))
+        return records
+
+    def poll(self, shard):
+        """Reads one batch and delivers it until it is acknowledged or given up; whether
+        anything was read."""
+        records = self.read(shard, self.batch_size)
+        if not records:
+            if shard.iterator is None:
+                shard.closed = True
+                log(f"{self.name}: shard {shard.id} read to its end")
+            return False
+        limit, retries = len(records), 0
+        while not STOP.is_set():
+            batch = records[:limit]
+            outcome, at = self.deliver(batch)
+            if outcome == "unreached":
+                STOP.wait(1)
+                continue
+            if outcome == "done":
+                shard.checkpoint = batch[-1]["dynamodb"]["SequenceNumber"]
+                records = records[limit:]
+                limit, retries = len(records), 0
+                if not records:
+                    break
+                continue
+            # Failed from record `at` on: what came before it is acknowledged.
+            if at > 0:
+                shard.checkpoint = batch[at - 1]["dynamodb"]["SequenceNumber"]
+                records, retries = records[at:], 0
+                limit = len(records)
+            if (outcome == "error" and self.bisect) or (self.max_retries >= 0 and retries >= self.max_retries):
+                if limit > 1:
+                    limit = (limit + 1) // 2  # a split is no retry
+                    continue
+            if self.max_retries >= 0 and retries >= self.max_retries:
+                self.give_up(shard, records[:1], retries + 1)
+                shard.checkpoint = records[0]["dynamodb"]["SequenceNumber"]
+                records = records[1:]
+                limit, retries = len(records), 0
+                if not records:
+                    break
+                continue
+            retries += 1
+            STOP.wait(min(0.1 * retries, 2))
+            # Read again from the failed record, as the event source mapping does.
+            records = self.read_at(shard, records[0]["dynamodb"]["SequenceNumber"], max(limit, len(records)))
+            limit = min(limit, len(records))
+        shard.iterator = None  # continue after the checkpoint
+        return True
+
+    def read_at(self, shard, sequence, limit):
+        shard.iterator = self.iterator(shard, "AT_SEQUENCE_NUMBER", sequence)
+        out = self.streams.get_records(ShardIterator=shard.iterator, Limit=limit)
+        shard.iterator = out.get("NextShardIterator")
+        return out.get("Records") or []
+
+    def deliver(self, batch):
+        """Invokes the function: ("done", None), ("failed", index of the first record to retry),
+        ("error", 0) for a function error or an invalid answer, or ("unreached", 0)."""
+        event = {"Records": [stream_record(r, self.arn, self.region) for r in batch]}
+        sequences = [r["dynamodb"]["SequenceNumber"] for r in batch]
+        self.invocations += 1
+        try:
+            response = invoke(self.invoke_url, self.binary, event)
+        except InvokeError as e:
+            log(f"{self.name}: batch of {len(batch)} failed: {e}")
+            return ("error", 0) if e.reached else ("unreached", 0)
+        if not self.partial:
+            return "done", None
+        failed = failed_sequence(response, sequences)
+        if failed == "invalid":
+            log(f"{self.name}: invalid batchItemFailures answer {json.dumps(response)[:300]}; the whole batch is retried")
+            return "error", 0
+        if failed is None:
+            log(f"{self.name}: batch of {len(batch)} done")
+            return "done", None
+        at = sequences.index(failed)
+        log(f"{self.name}: batch of {len(batch)}: {at} done, retried from {failed}")
+        return "failed", at
+
+    def give_up(self, shard, records, attempts):
+        """What Lambda sends the on-failure destination for a batch it gives up."""
+        self.parked += len(records)
+        first, last = records[0]["dynamodb"], records[-1]["dynamodb"]
+        info = {
+            "requestContext": {"requestId": str(uuid.uuid4()), "functionArn": f"arn:aws:lambda:{self.region}:{ACCOUNT}:function:{self.binary}",
+                               "condition": "RetryAttemptsExhausted", "approximateInvokeCount": attempts},
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": None},
+            "version": "1.0", "timestamp": iso(dt.datetime.now(UTC)),
+            "DDBStreamBatchInfo": {"shardId": shard.id, "startSequenceNumber": first["SequenceNumber"],
+                                   "endSequenceNumber": last["SequenceNumber"],
+                                   "approximateArrivalOfFirstRecord": iso_any(first.get("ApproximateCreationDateTime")),
+                                   "approximateArrivalOfLastRecord": iso_any(last.get("ApproximateCreationDateTime")),
+                                   "batchSize": len(records), "streamArn": self.arn},
+        }
+        log(f"{self.name}: gave up {len(records)} record(s) from {first['SequenceNumber']} after {attempts} tries"
+            + (", described in the OnFailure queue" if self.sqs else " (no OnFailure destination: dropped)"))
+        if self.sqs:
+            self.sqs.send_message(QueueUrl=self.event["OnFailure"]["QueueUrl"], MessageBody=json.dumps(info))
+
+
+def iso_any(t):
+    if isinstance(t, dt.datetime):
+        return iso(t)
+    return iso(dt.datetime.fromtimestamp(float(t), UTC)) if t is not None else None
+
+
+# --- the local sinks of the event buses ---------------------------------------------------------
+def sink_queues(env):
+    return [(lid, bus) for lid, bus in (env.get("buses") or {}).items() if bus.get("sink")]
+
+
+def cmd_tail(a):
+    env = load_env(a.env_json)
+    sinks = sink_queues(env)
+    if not sinks:
+        sys.exit("events: the template has no AWS::Events::EventBus, so there is no local sink to tail")
+    sqs = sqs_client(env)
+    types = set(a.type or [])
+    if not a.once:
+        log("tailing " + ", ".join(b["sink"]["name"] for _, b in sinks) + " (Ctrl-C stops)")
+    signal.signal(signal.SIGINT, lambda *_: STOP.set())
+    signal.signal(signal.SIGTERM, lambda *_: STOP.set())
+    seen = set()  # with --keep, events stay visible: each is printed once
+    while not STOP.is_set():
+        new = 0
+        for _, bus in sinks:
+            url = bus["sink"]["url"]
+            kwargs = {"VisibilityTimeout": 0} if a.keep else {}
+            msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0 if a.once else 2, **kwargs).get("Messages") or []
+            for m in msgs:
+                if m["MessageId"] in seen:
+                    continue
+                new += 1
+                seen.add(m["MessageId"]) if a.keep else None
+                show(m["Body"], types, a.member, a.json)
+            # Filters choose what is printed; what was read is taken off the sink all the same.
+            if msgs and not a.keep:
+                sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)])
+        if a.once and not new:
+            return
+        if a.keep and not new:
+            STOP.wait(1)
+
+
+def show(body, types, member, raw):
+    try:
+        event = json.loads(body)
+    except ValueError:
+        print(body, flush=True)
+        return
+    detail = event.get("detail") or {}
+    if (types and event.get("detail-type") not in types) or (member and detail.get("memberId") != member):
+        return
+    if raw:
+        print(json.dumps(event, separators=(",", ":")), flush=True)
+    else:
+        print(f"{event.get('time', '')} {event.get('detail-type', '?'):<20} {json.dumps(detail, separators=(',', ':'))}", flush=True)
 
 
 # --- schedule expressions ------------------------------------------------------------------
@@ -519,19 +844,19 @@ def cmd_run(a):
     threads = []
     for fid, fn in env["functions"].items():
         for ev in fn["events"]:
-            if ev["Type"] != "SQS":
+            if ev["Type"] not in ("SQS", "DynamoDB"):
                 continue
             if not ev.get("Enabled", True):
-                log(f"{fid}.{ev['Name']}: SQS event disabled in the template; not polled")
+                log(f"{fid}.{ev['Name']}: {ev['Type']} event disabled ({ev.get('Disabled') or 'in the template'}); not polled")
                 continue
-            threads.append(SqsPoller(env, fid, fn, ev, a.invoke_url))
+            threads.append((SqsPoller if ev["Type"] == "SQS" else StreamPoller)(env, fid, fn, ev, a.invoke_url))
     schedules = a.schedules or os.environ.get("LOYALTY_SCHEDULES") == "1"
     if schedules:
         threads.append(Scheduler(env, a.invoke_url))
     elif any(True for _ in schedule_events(env)):
         log("schedules are not fired on their cron (LOYALTY_SCHEDULES=1 does); fire one now with scripts/fire")
     if not threads:
-        log("nothing to do: the template has no SQS event" + ("" if schedules else " (and schedules are off)"))
+        log("nothing to do: the template has no SQS or DynamoDB event" + ("" if schedules else " (and schedules are off)"))
     for t in threads:
         t.start()
     signal.signal(signal.SIGTERM, lambda *_: STOP.set())
@@ -585,15 +910,21 @@ def main(argv=None):
     common.add_argument("--invoke-url", default=default_invoke_url(),
                         help="cargo lambda watch's address (default http://127.0.0.1:$LOYALTY_HTTP_PORT, port 9000)")
     sub = ap.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", parents=[common], help="poll every SQS event source; with --schedules fire schedules on their cron")
+    r = sub.add_parser("run", parents=[common], help="poll every SQS and DynamoDB stream event source; with --schedules fire schedules on their cron")
     r.add_argument("--schedules", action="store_true", help="also fire schedules (same as LOYALTY_SCHEDULES=1)")
     f = sub.add_parser("fire", parents=[common], help="invoke a function now with its schedule's payload")
     f.add_argument("function", help="the function's logical id (e.g. SignupFunction) or binary name")
     f.add_argument("event", nargs="?", help="the event's name, when the function has several schedules")
     f.add_argument("--now", help="RFC 3339 instant the job runs as (sent as detail.now)")
     f.add_argument("--print", action="store_true", help="print the payload instead of invoking")
+    t = sub.add_parser("tail", parents=[common], help="print the events reaching the local sink of every event bus")
+    t.add_argument("--type", action="append", help="only this detail type (repeatable)")
+    t.add_argument("--member", help="only events of this member id")
+    t.add_argument("--json", action="store_true", help="print each EventBridge event whole, one JSON per line")
+    t.add_argument("--once", action="store_true", help="print what is there and stop")
+    t.add_argument("--keep", action="store_true", help="leave the events in the sink (they come back after its visibility timeout)")
     a = ap.parse_args(argv)
-    {"run": cmd_run, "fire": cmd_fire}[a.command](a)
+    {"run": cmd_run, "fire": cmd_fire, "tail": cmd_tail}[a.command](a)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""Fixtures for the tests of scripts/local_events.py: a moto SQS server on a free port with
-the queues of fixtures/template.yaml (created by scripts/bootstrap.py, as the real stack
-does) and a fake Lambda Invoke endpoint standing in for the functions."""
+"""Fixtures for the tests of scripts/local_events.py: a moto server on a free port with the
+queues of fixtures/template.yaml (created by scripts/bootstrap.py, as the real stack does) —
+or the table, stream, queues and bus of fixtures/stream-template.yaml, moto standing in for
+DynamoDB Local too — and a fake Lambda Invoke endpoint standing in for the functions."""
 import json
 import os
 import socket
@@ -33,26 +34,39 @@ def moto_port():
     server.stop()
 
 
-@pytest.fixture()
-def stack(moto_port, tmp_path):
-    """bootstrap.py run on the fixture template against moto: the env.json the tools read.
-    Each test gets fresh queues (moto is reset first)."""
+def bootstrap(moto_port, tmp_path, template, ddb_port, extra_env=None):
+    """bootstrap.py run on a template against moto (after a reset): the env.json the tools read."""
     import urllib.request
 
     urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{moto_port}/moto-api/reset", method="POST")).read()
-    env = dict(os.environ, AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local")
-    subprocess.run([sys.executable, os.path.join(SCRIPTS, "bootstrap.py"), "--template",
-                    os.path.join(HERE, "fixtures", "template.yaml"), "--ddb-port", str(free_port()),
-                    "--sqs-port", str(moto_port), "--out", str(tmp_path), "--profile", "test"],
-                   check=True, env=env, capture_output=True)
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local", **(extra_env or {}))
+    r = subprocess.run([sys.executable, os.path.join(SCRIPTS, "bootstrap.py"), "--template", template,
+                        "--ddb-port", str(ddb_port), "--sqs-port", str(moto_port), "--out", str(tmp_path), "--profile", "test"],
+                       env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
     path = tmp_path / "env.json"
-    return {"path": str(path), "env": json.loads(path.read_text())}
+    return {"path": str(path), "env": json.loads(path.read_text()), "out": r.stdout}
+
+
+@pytest.fixture()
+def stack(moto_port, tmp_path):
+    """The fixture template's queues on moto (no table: DynamoDB is never asked).
+    Each test gets fresh queues (moto is reset first)."""
+    return bootstrap(moto_port, tmp_path, os.path.join(HERE, "fixtures", "template.yaml"), free_port())
+
+
+@pytest.fixture()
+def stream_stack(moto_port, tmp_path):
+    """The stream fixture template on moto, which serves DynamoDB, its streams, SQS and
+    EventBridge alike."""
+    return bootstrap(moto_port, tmp_path, os.path.join(HERE, "fixtures", "stream-template.yaml"), moto_port)
 
 
 class FakeLambda:
     """The Lambda Invoke API of `cargo lambda watch`, answering like a worker that fails the
     records whose body contains "poison" (batchItemFailures) and errors out (500) on a batch
-    with a "crash" record."""
+    with a "crash" record. Stream batches alike: a record whose new image has an attribute
+    `poison` is the one reported (its SequenceNumber), one with `crash` fails the batch."""
 
     def __init__(self):
         self.calls = []  # (function name, payload)
@@ -73,6 +87,12 @@ class FakeLambda:
                 records = payload.get("Records") if isinstance(payload, dict) else None
                 if records is None:
                     return self.answer(200, {"ok": True})
+                if records and records[0].get("eventSource") == "aws:dynamodb":
+                    images = [r["dynamodb"].get("NewImage") or {} for r in records]
+                    if any("crash" in i for i in images):
+                        return self.answer(500, {"errorType": "Crash", "errorMessage": "crashed"})
+                    poisoned = [r["dynamodb"]["SequenceNumber"] for r, i in zip(records, images) if "poison" in i]
+                    return self.answer(200, {"batchItemFailures": [{"itemIdentifier": s} for s in poisoned[:1]]})
                 if any("crash" in r["body"] for r in records):
                     return self.answer(500, {"errorType": "Crash", "errorMessage": "crashed"})
                 failures = [{"itemIdentifier": r["messageId"]} for r in records if "poison" in r["body"]]

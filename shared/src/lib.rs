@@ -14,6 +14,7 @@ pub mod checkout;
 pub mod contact;
 pub mod coupon;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod ledger;
 pub mod limits;

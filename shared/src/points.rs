@@ -305,6 +305,23 @@ pub fn expire(member: &mut Member, rules: &Rules, today: NaiveDate, now: DateTim
     })
 }
 
+/// The lots whose expiry the member is to be told today: those expiring after `today` and on
+/// or before `today + expiryNoticeDays`, except the lot days in `noticed` (told already).
+/// Run after `settle`, so a lot due today has expired rather than being announced.
+pub fn expiry_notices(member: &Member, rules: &Rules, today: NaiveDate, noticed: &[NaiveDate]) -> Vec<crate::events::ExpiryNotice> {
+    let (life, ahead) = (Duration::days(rules.points.expiry_days as i64), rules.points.expiry_notice_days as i64);
+    if ahead == 0 || member.is_erased() {
+        return Vec::new();
+    }
+    member
+        .wallet
+        .lots
+        .iter()
+        .map(|l| crate::events::ExpiryNotice { points: l.points, earned_on: l.earned_on, expires_on: l.earned_on + life })
+        .filter(|n| n.expires_on > today && n.expires_on <= today + Duration::days(ahead) && !noticed.contains(&n.earned_on))
+        .collect()
+}
+
 /// Makes the pending points whose return window has ended available; answers the ledger
 /// entry. Dated two microseconds before `now`: it sorts before the expiry and the operation.
 pub fn release(member: &mut Member, today: NaiveDate, now: DateTime<Utc>) -> Option<LedgerEntry> {
@@ -598,6 +615,25 @@ mod tests {
 
     fn purchase(order: &str, fen: i64, when: &str) -> PurchaseRequest {
         PurchaseRequest { order_id: order.into(), amount: Fen(fen), currency: "CNY".into(), channel: Channel::Online, occurred_at: at(when) }
+    }
+
+    #[test]
+    fn expiry_is_told_once_per_lot_within_the_notice_days() {
+        let r = Rules::default();
+        assert_eq!(r.points.expiry_notice_days, 7);
+        let mut m = member(at("2025-01-01T00:00:00Z"));
+        let day = |s: &str| s.parse::<NaiveDate>().unwrap();
+        // Lots earned 2025-11-10, -11-14 and -11-20 expire 2026-11-10, -11-14 and -11-20.
+        for d in ["2025-11-10", "2025-11-14", "2025-11-20"] {
+            m.wallet.earn(10, day(d));
+        }
+        let today = day("2026-11-07");
+        let told: Vec<_> = expiry_notices(&m, &r, today, &[]).iter().map(|n| (n.earned_on.to_string(), n.expires_on.to_string(), n.points)).collect();
+        assert_eq!(told, [("2025-11-10".to_string(), "2026-11-10".to_string(), 10), ("2025-11-14".into(), "2026-11-14".into(), 10)], "within 7 days, the 7th included");
+        assert_eq!(expiry_notices(&m, &r, today, &[day("2025-11-10"), day("2025-11-14")]), vec![], "each lot once");
+        assert!(expiry_notices(&m, &r, day("2026-11-10"), &[]).iter().all(|n| n.expires_on > day("2026-11-10")), "a lot due today expires, it is not announced");
+        m.erase(at("2026-11-01T00:00:00Z"));
+        assert_eq!(expiry_notices(&m, &r, today, &[]), vec![], "nobody to tell");
     }
 
     #[test]

@@ -61,6 +61,9 @@ pub struct PointsRules {
     pub expiry_days: u32,
     /// The profile lists points expiring within this many days.
     pub expiring_soon_days: u32,
+    /// The daily sweep tells a lot's expiry this many days ahead, once per lot (the event
+    /// `PointsExpiringSoon`); 0 tells nothing.
+    pub expiry_notice_days: u32,
     pub redemption_points_per_cny: i64,
     pub redemption_step: i64,
     /// The largest single order accepted (fen); larger is treated as a mistake.
@@ -233,6 +236,9 @@ impl Rules {
         let p = &self.points;
         if p.per_cny < 1 || p.expiry_days == 0 || p.redemption_points_per_cny < 1 || p.redemption_step < 1 {
             return bad("points: perCny, expiryDays, redemptionPointsPerCny and redemptionStep must be positive".into());
+        }
+        if p.expiry_notice_days > 60 || p.expiry_notice_days >= p.expiry_days {
+            return bad("points: expiryNoticeDays must be 0..60 and below expiryDays".into());
         }
         if p.redemption_step % p.redemption_points_per_cny != 0 {
             return bad("points: redemptionStep must be a multiple of redemptionPointsPerCny (whole fen off)".into());

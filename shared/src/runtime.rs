@@ -1,11 +1,13 @@
 //! One Lambda binary may be reached by several triggers: API Gateway (HTTP API, payload
-//! 2.0), SQS, and EventBridge schedules. `run` reads the raw event once, tells which it is,
+//! 2.0), SQS, EventBridge schedules and DynamoDB streams. `run` reads the raw event once, tells which it is,
 //! and hands the handler a typed `Trigger`; the handler answers an `Outcome`.
 
 use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
+use aws_lambda_events::dynamodb::Event as StreamEvent;
 use aws_lambda_events::encodings::Body as EventBody;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::streams::DynamoDbEventResponse;
 use lambda_http::{Body, Request, Response};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
@@ -16,11 +18,15 @@ pub enum Trigger {
     Sqs(SqsEvent),
     /// A scheduled (or manually fired) job: an EventBridge event whose `detail` names the job.
     Schedule(EventBridgeEvent<Value>),
+    /// A batch of the table's stream records (`Records[].eventSource` = `aws:dynamodb`).
+    Stream(StreamEvent),
 }
 
 pub enum Outcome {
     Http(Response<Body>),
     Sqs(SqsBatchResponse),
+    /// Partial batch failures of a stream batch: the first failed record's sequence number.
+    Stream(DynamoDbEventResponse),
     Done(Value),
 }
 
@@ -30,15 +36,17 @@ pub fn classify(event: Value) -> Result<Trigger, Error> {
         let req = lambda_http::request::from_str(&event.to_string())?;
         return Ok(Trigger::Http(req));
     }
-    if event.get("Records").and_then(|r| r.get(0)).and_then(|r| r.get("eventSource")).and_then(Value::as_str) == Some("aws:sqs")
-        || event.get("Records").and_then(Value::as_array).is_some_and(|r| r.is_empty())
-    {
+    let source = event.get("Records").and_then(|r| r.get(0)).and_then(|r| r.get("eventSource")).and_then(Value::as_str);
+    if source == Some("aws:dynamodb") {
+        return Ok(Trigger::Stream(serde_json::from_value(event)?));
+    }
+    if source == Some("aws:sqs") || event.get("Records").and_then(Value::as_array).is_some_and(|r| r.is_empty()) {
         return Ok(Trigger::Sqs(serde_json::from_value(event)?));
     }
     if event.get("detail-type").is_some() {
         return Ok(Trigger::Schedule(serde_json::from_value(event)?));
     }
-    Err("unrecognised event: expected an HTTP API request, an SQS batch or an EventBridge event".into())
+    Err("unrecognised event: expected an HTTP API request, an SQS batch, a DynamoDB stream batch or an EventBridge event".into())
 }
 
 /// The HTTP API's response shape for an `http::Response`.
@@ -66,6 +74,7 @@ impl Outcome {
         Ok(match self {
             Outcome::Http(r) => serde_json::to_value(http_response(r))?,
             Outcome::Sqs(b) => serde_json::to_value(b)?,
+            Outcome::Stream(b) => serde_json::to_value(b)?,
             Outcome::Done(v) => v,
         })
     }
@@ -118,6 +127,9 @@ mod tests {
         assert!(matches!(classify(sqs), Ok(Trigger::Sqs(_))));
         let sched = serde_json::json!({"detail-type": "Scheduled Event", "source": "loyalty.schedule", "detail": {"job": "expiry-sweep"}});
         assert!(matches!(classify(sched), Ok(Trigger::Schedule(_))));
+        let stream = serde_json::json!({"Records": [{"eventID": "1", "eventName": "INSERT", "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+            "dynamodb": {"ApproximateCreationDateTime": 1.7e9, "Keys": {"PK": {"S": "MEMBER#m"}, "SK": {"S": "#PROFILE"}}, "SequenceNumber": "1", "SizeBytes": 10, "StreamViewType": "NEW_AND_OLD_IMAGES"}}]});
+        assert!(matches!(classify(stream), Ok(Trigger::Stream(_))));
         assert!(classify(serde_json::json!({"hello": 1})).is_err());
     }
 }

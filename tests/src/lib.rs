@@ -17,6 +17,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+pub mod outbox;
+pub mod schema;
+pub use schema::conforms;
+
 /// Counts DynamoDB requests by operation (`GetItem`, `TransactWriteItems`...).
 #[derive(Debug, Default, Clone)]
 pub struct Counter(Arc<Mutex<HashMap<String, u64>>>);
@@ -250,7 +254,13 @@ pub fn plain_member(id: &str, tier: loyalty::TierCode, joined: DateTime<Utc>) ->
 /// template.yaml): for tests whose writes are program-wide (campaign multiplier windows,
 /// whole-table jobs) and must touch no other test.
 pub async fn clone_table(h: &Harness, prefix: &str) -> String {
-    use aws_sdk_dynamodb::types::{BillingMode, GlobalSecondaryIndex};
+    clone_table_with_stream(h, prefix, false).await
+}
+
+/// `clone_table`, with the template's stream (`NEW_AND_OLD_IMAGES`) when `stream` is set: the
+/// bootstrapped table may have none (the shared test stack's is made from another template).
+pub async fn clone_table_with_stream(h: &Harness, prefix: &str, stream: bool) -> String {
+    use aws_sdk_dynamodb::types::{BillingMode, GlobalSecondaryIndex, StreamSpecification, StreamViewType};
     let client = &h.env.store.client;
     let d = client.describe_table().table_name(&h.env.store.table).send().await.expect("describe the table").table.expect("a table");
     let gsis: Vec<GlobalSecondaryIndex> = d
@@ -269,6 +279,7 @@ pub async fn clone_table(h: &Harness, prefix: &str) -> String {
         .set_key_schema(Some(d.key_schema().to_vec()))
         .billing_mode(BillingMode::PayPerRequest)
         .set_global_secondary_indexes(Some(gsis))
+        .set_stream_specification(stream.then(|| StreamSpecification::builder().stream_enabled(true).stream_view_type(StreamViewType::NewAndOldImages).build().expect("a stream specification")))
         .send()
         .await
         .expect("create the table");

@@ -565,6 +565,7 @@ fn sample_events_reach_the_right_trigger_with_iam_identity() {
                 let m: member_day::dispatch::DispatchMessage = serde_json::from_str(e.records[0].body.as_deref().unwrap()).unwrap();
                 assert_eq!(m.campaign_id, "member-day", "{name}");
             }
+            Trigger::Stream(_) => panic!("{name}: member-day reads no stream"),
         }
     }
     assert_eq!(seen, 7);

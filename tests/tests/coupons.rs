@@ -445,6 +445,7 @@ async fn every_sample_event_reaches_its_handler() {
                 }
             }
             loyalty::runtime::Trigger::Schedule(e) => assert_eq!(e.detail["job"], coupon_issue::birthday::JOB, "{name}"),
+            loyalty::runtime::Trigger::Stream(_) => panic!("{name}: coupon-issue reads no stream"),
         }
     }
     assert_eq!(seen, 6, "one sample per trigger and route");

@@ -6,6 +6,7 @@
 mod common;
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use aws_lambda_events::dynamodb::Event as StreamEvent;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::SqsEvent;
 use loyalty::runtime::{classify, Trigger};
@@ -53,6 +54,15 @@ fn every_sample_parses_into_its_event_type_and_reaches_its_function() {
                 f.logical_id
             );
             assert!(matches!(classify(v.clone()), Ok(Trigger::Http(_))), "events/{name}: the runtime does not read it as HTTP");
+        } else if v["Records"][0]["eventSource"] == "aws:dynamodb" {
+            let typed: StreamEvent = serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("events/{name}: not a DynamoDB stream event: {e}"));
+            for r in &typed.records {
+                assert_eq!(r.event_source.as_deref(), Some("aws:dynamodb"), "events/{name}");
+                assert!(r.change.sequence_number.is_some() && !r.change.keys.is_empty(), "events/{name}: records need SequenceNumber and Keys");
+                loyalty::store::stream::events_of(r).unwrap_or_else(|e| panic!("events/{name}: a record does not map: {e}"));
+            }
+            assert!(has(&["DynamoDB"]), "events/{name}: {} has no DynamoDB event in template.yaml", f.logical_id);
+            assert!(matches!(classify(v.clone()), Ok(Trigger::Stream(_))), "events/{name}: the runtime does not read it as a stream batch");
         } else if v.get("Records").is_some() {
             let typed: SqsEvent = serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("events/{name}: not an SQS event: {e}"));
             assert!(!typed.records.is_empty(), "events/{name}: an SQS sample needs at least one record");
@@ -67,7 +77,21 @@ fn every_sample_parses_into_its_event_type_and_reaches_its_function() {
             assert!(has(&["Schedule", "ScheduleV2"]), "events/{name}: {} has no schedule in template.yaml", f.logical_id);
             assert!(matches!(classify(v.clone()), Ok(Trigger::Schedule(_))), "events/{name}: the runtime does not read it as a schedule");
         } else {
-            panic!("events/{name}: neither an HTTP API request (requestContext.http), an SQS batch (Records) nor an EventBridge event (detail-type)");
+            panic!("events/{name}: neither an HTTP API request (requestContext.http), an SQS or DynamoDB stream batch (Records) nor an EventBridge event (detail-type)");
+        }
+    }
+}
+
+#[test]
+fn every_function_has_a_sample_of_each_kind_of_trigger_it_has() {
+    let names: Vec<String> = samples().into_iter().map(|(n, _)| n).collect();
+    for f in common::functions() {
+        for kind in ["SQS", "DynamoDB"] {
+            if f.events.iter().any(|e| e.kind == kind) {
+                let wanted = |v: &Value| if kind == "SQS" { v["Records"][0]["eventSource"] == "aws:sqs" } else { v["Records"][0]["eventSource"] == "aws:dynamodb" };
+                let found = samples().into_iter().any(|(n, v)| n.starts_with(&format!("{}-", f.binary)) && wanted(&v));
+                assert!(found, "{} has a {kind} event but events/ has no sample of it (have: {names:?})", f.logical_id);
+            }
         }
     }
 }

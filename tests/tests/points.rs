@@ -522,6 +522,7 @@ fn every_sample_event_is_recognised_as_its_trigger() {
             Trigger::Sqs(e) => name.contains("order-events") && e.records.iter().all(|r| serde_json::from_str::<Value>(r.body.as_deref().unwrap()).is_ok()),
             Trigger::Schedule(e) => name.contains("expiry-sweep") && e.detail["job"] == "expiry-sweep",
             Trigger::Http(_) => !name.contains("order-events") && !name.contains("expiry-sweep"),
+            Trigger::Stream(_) => false,
         };
         assert!(ok, "{name}");
         seen += 1;

@@ -45,5 +45,6 @@ pub async fn handle_trigger(app: &App, trigger: Trigger) -> Result<Outcome, Erro
                 other => Err(format!("unknown scheduled job {other:?}").into()),
             }
         }
+        Trigger::Stream(_) => Err("coupon-issue reads no stream".into()),
     }
 }

@@ -107,6 +107,7 @@ pub async fn handle(app: &App, trigger: Trigger) -> Result<Outcome, lambda_runti
             let started = start::run_job(app, &job, at).await.map_err(|e| format!("job {job}: {e}"))?;
             Ok(Outcome::Done(json!({ "job": job, "at": at, "started": started })))
         }
+        Trigger::Stream(_) => Err("member-day reads no stream".into()),
     }
 }
 

@@ -9,7 +9,9 @@
 //! order system or an operator fulfils gifts (`/internal/members/{id}/reward-claims/…`).
 //! SQS: order events (`purchase`, `refund`, `confirm`, `cancel`) from the order system, with
 //! partial batch failures; an event that names an order not recorded yet waits (back-off).
-//! Schedule: the daily expiry sweep (`{"job": "expiry-sweep"}`).
+//! Schedule: the daily expiry sweep (`{"job": "expiry-sweep"}`): releases and expires what
+//! is due, and tells each lot's expiry `expiryNoticeDays` ahead, once (a notice item whose
+//! stream record the `events-out` function publishes as `PointsExpiringSoon`).
 //!
 //! Every points change is: ONE BatchGetItem (member + the order or receipt item that makes
 //! the request idempotent + the campaign multipliers), the pure rules of `loyalty::points`,
@@ -36,7 +38,7 @@ use loyalty::points::{self, ActivityKind, ActivityRequest, OrderRecord, PointsEr
 use loyalty::store::checkout::{CheckoutItem, CheckoutState};
 use loyalty::store::keys;
 use loyalty::store::member::{Receipt, TierChangeItem};
-use loyalty::store::points::{Commit, OrderItem};
+use loyalty::store::points::{Commit, ExpiryNoticeItem, OrderItem};
 use loyalty::store::{Cond, StoreError, MAX_ATTEMPTS};
 use loyalty::ApiError;
 use serde::Serialize;
@@ -91,6 +93,7 @@ pub async fn dispatch(app: &App, trigger: loyalty::runtime::Trigger, deadline: S
         Trigger::Http(req) => Outcome::Http(handle(app, req).await),
         Trigger::Sqs(event) => Outcome::Sqs(handle_sqs(app, event).await),
         Trigger::Schedule(event) => Outcome::Done(handle_schedule(app, event, deadline).await?),
+        Trigger::Stream(_) => return Err("purchase-points reads no stream".into()),
     })
 }
 
@@ -504,6 +507,8 @@ const LOCAL_SWEEP_BUDGET: Duration = Duration::from_secs(60);
 pub struct SweepReport {
     pub members: u64,
     pub points_expired: i64,
+    /// Lots whose coming expiry was told (one notice item each).
+    pub notices: u64,
     pub failed: u64,
     /// False when the sweep stopped for time; the next run continues.
     pub complete: bool,
@@ -520,7 +525,7 @@ pub async fn handle_schedule(app: &App, event: EventBridgeEvent<Value>, deadline
             let remaining_ms = deadline.duration_since(started).map(|d| d.as_millis()).unwrap_or(0);
             tracing::info!(%now, remaining_ms, "expiry sweep starting");
             let report = expiry_sweep(app, now, deadline).await?;
-            tracing::info!(members = report.members, points = report.points_expired, failed = report.failed, complete = report.complete, "expiry sweep");
+            tracing::info!(members = report.members, points = report.points_expired, notices = report.notices, failed = report.failed, complete = report.complete, "expiry sweep");
             Ok(json!(report))
         }
         other => Err(format!("unknown job {other:?}: this function runs expiry-sweep").into()),
@@ -529,6 +534,9 @@ pub async fn handle_schedule(app: &App, event: EventBridgeEvent<Value>, deadline
 
 pub async fn expiry_sweep(app: &App, now: DateTime<Utc>, deadline: SystemTime) -> Result<SweepReport, StoreError> {
     let today = program_date(app.env.rules.time_zone, now);
+    // Members whose first expiry is within the notice horizon are read too (ByExpiry keys the
+    // earlier of the first expiry and the first release), so a lot is told before it goes.
+    let horizon = today + chrono::Duration::days(app.env.rules.points.expiry_notice_days as i64);
     let mut report = SweepReport::default();
     let time_left = || deadline.duration_since(SystemTime::now()).unwrap_or_default() > SWEEP_MARGIN;
     for shard in 0..keys::SHARDS {
@@ -537,13 +545,14 @@ pub async fn expiry_sweep(app: &App, now: DateTime<Utc>, deadline: SystemTime) -
             if !time_left() {
                 return Ok(report);
             }
-            let (ids, next) = app.env.store.expiry_due(shard, today, start).await?;
+            let (ids, next) = app.env.store.expiry_due(shard, horizon, start).await?;
             let results: Vec<_> = futures::stream::iter(ids).map(|id| async move { expire_member(app, &id, today, now).await }).buffer_unordered(SWEEP_PARALLEL).collect().await;
             for r in results {
                 match r {
-                    Ok(points) => {
+                    Ok(swept) => {
                         report.members += 1;
-                        report.points_expired += points;
+                        report.points_expired += swept.expired;
+                        report.notices += swept.notices;
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "expiring a member failed; it stays due");
@@ -561,22 +570,35 @@ pub async fn expiry_sweep(app: &App, now: DateTime<Utc>, deadline: SystemTime) -
     Ok(report)
 }
 
-/// Releases one member's pending points whose window ended and expires their due lots, with
-/// the versioned transaction; answers the points expired.
-pub async fn expire_member(app: &App, id: &str, today: NaiveDate, now: DateTime<Utc>) -> Result<i64, StoreError> {
+/// What the sweep did to one member.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    pub expired: i64,
+    pub notices: u64,
+}
+
+/// Releases one member's pending points whose window ended, expires their due lots and tells
+/// the lots expiring within the notice horizon (each once: a notice item that must not exist
+/// yet), in one transaction: the member's write is versioned, and a notice another sweep
+/// wrote first fails it too, so the retry reads both again.
+pub async fn expire_member(app: &App, id: &str, today: NaiveDate, now: DateTime<Utc>) -> Result<Swept, StoreError> {
     let (store, rules) = (&app.env.store, &*app.env.rules);
     for attempt in 0..MAX_ATTEMPTS {
-        let Some(mut member) = store.member(id).await? else { return Ok(0) };
+        let Some((mut member, noticed)) = store.member_for_sweep(id).await? else { return Ok(Swept::default()) };
         let read_version = member.version;
         member.version += 1;
         let entries = points::settle(&mut member, rules, today, now);
-        if entries.is_empty() {
-            return Ok(0);
+        let notices = points::expiry_notices(&member, rules, today, &noticed);
+        if entries.is_empty() && notices.is_empty() {
+            return Ok(Swept::default());
         }
         let expired = entries.iter().filter(|e| e.kind == loyalty::ledger::EntryKind::Expiry).map(|e| -e.points.0).sum();
-        let writes = store.member_change(&member, read_version, entries, rules, now)?;
+        let mut writes = if entries.is_empty() { Vec::new() } else { store.member_change(&member, read_version, entries, rules, now)? };
+        for n in &notices {
+            writes.push(store.put(&ExpiryNoticeItem::new(id, *n, now), Some(Cond::absent()))?);
+        }
         if store.commit(writes, attempt).await? == Commit::Done {
-            return Ok(expired);
+            return Ok(Swept { expired, notices: notices.len() as u64 });
         }
     }
     Err(StoreError::Contended)

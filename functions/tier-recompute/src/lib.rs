@@ -90,6 +90,7 @@ pub async fn handle(app: &App, trigger: Trigger) -> Result<Outcome, Error> {
         Trigger::Schedule(event) => coordinate(app, &event).await.map(Outcome::Done),
         Trigger::Sqs(event) => Ok(Outcome::Sqs(work(app, event).await)),
         Trigger::Http(_) => Err("tier-recompute has no HTTP routes".into()),
+        Trigger::Stream(_) => Err("tier-recompute reads no stream".into()),
     }
 }
 

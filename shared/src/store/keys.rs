@@ -14,6 +14,7 @@
 //! | `MEMBER#<id>` | `CHECKOUT#<orderId>` | a checkout: its quote, state and answers |
 //! | `MEMBER#<id>` | `RECEIPT#<scope>#<key>` | the first answer to an idempotent request |
 //! | `MEMBER#<id>` | `TIER#<time>` | a tier change |
+//! | `MEMBER#<id>` | `#EXPIRING#<lot day>` | a lot's expiry notice, told once (`PointsExpiringSoon`); TTL |
 //! | `MEMBER#<id>` | `REWARD_CLAIM#<claimId>` | a claim of a reward (store/reward.rs) |
 //! | `MEMBER#<id>` | `REWARD_LIMIT#<rewardId>#<period>` | the member's claims of a reward in a period |
 //! | `REWARDS` | `REWARD#<id>` | a reward of the catalog: definition, version, `claimed` counter |
@@ -33,6 +34,9 @@ pub const UNIQUE_SK: &str = "#UNIQUE";
 pub const COUPONS_END: &str = "COUPON$";
 pub const COUPON_PREFIX: &str = "COUPON#";
 pub const LEDGER_PREFIX: &str = "LEDGER#";
+/// Expiry notices sort right before the profile (`E` < `P`), so the daily sweep reads a
+/// member's notices and the member in one Query, and the profile range never meets them.
+pub const EXPIRY_NOTICE_PREFIX: &str = "#EXPIRING#";
 
 /// Members are spread over this many shards in the segment indexes, so that no index
 /// partition holds more than a slice of the member base.
@@ -54,6 +58,10 @@ pub fn grant_sk(grant: &str, slot: u32) -> String {
 
 pub fn ledger_sk(at: DateTime<Utc>, kind: &str, reference: &str) -> String {
     format!("{LEDGER_PREFIX}{}#{kind}#{reference}", at.to_rfc3339_opts(SecondsFormat::Micros, true))
+}
+
+pub fn expiry_notice_sk(lot_day: chrono::NaiveDate) -> String {
+    format!("{EXPIRY_NOTICE_PREFIX}{lot_day}")
 }
 
 pub fn order_sk(order_id: &str) -> String {
@@ -220,6 +228,8 @@ mod tests {
         for k in outside {
             assert!(k.as_str() > COUPONS_END, "{k}");
         }
+        let notice = expiry_notice_sk(at.date_naive());
+        assert!(notice.as_str() > EXPIRY_NOTICE_PREFIX && notice.as_str() < PROFILE_SK, "notices sort right before the profile");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod tier;
 pub mod points;
 pub mod campaign;
 pub mod reward;
+pub mod stream;
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;

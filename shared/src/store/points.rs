@@ -7,6 +7,7 @@ use super::ledger::LedgerItem;
 use super::member::MemberItem;
 use super::{from_item, key, sdk, Item, Store, StoreError, TxFailure};
 use crate::campaign::MultiplierWindow;
+use crate::events::ExpiryNotice;
 use crate::ledger::LedgerEntry;
 use crate::member::Member;
 use crate::points::OrderRecord;
@@ -32,6 +33,43 @@ pub struct OrderItem {
 impl OrderItem {
     pub fn new(member_id: &str, order: OrderRecord) -> OrderItem {
         OrderItem { pk: member_pk(member_id), sk: keys::order_sk(&order.order_id), entity: "order".into(), member_id: member_id.into(), order }
+    }
+}
+
+/// A lot's expiry told (`PointsExpiringSoon`): one per member and lot day, written by the
+/// daily sweep on the condition that it does not exist yet, so the lot is told once however
+/// often the sweep meets it. It vanishes (TTL) a while after the lot's expiry day.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExpiryNoticeItem {
+    #[serde(rename = "PK")]
+    pub pk: String,
+    #[serde(rename = "SK")]
+    pub sk: String,
+    pub entity: String,
+    #[serde(rename = "memberId")]
+    pub member_id: String,
+    #[serde(flatten)]
+    pub notice: ExpiryNotice,
+    pub at: DateTime<Utc>,
+    #[serde(rename = "expiresAt")]
+    pub expires_at: i64,
+}
+
+/// Days a notice is kept after its lot expired: past that no sweep can meet the lot again.
+const KEEP_NOTICE_DAYS: i64 = 30;
+
+impl ExpiryNoticeItem {
+    pub fn new(member_id: &str, notice: ExpiryNotice, at: DateTime<Utc>) -> ExpiryNoticeItem {
+        let gone = notice.expires_on + chrono::Duration::days(KEEP_NOTICE_DAYS);
+        ExpiryNoticeItem {
+            pk: member_pk(member_id),
+            sk: keys::expiry_notice_sk(notice.earned_on),
+            entity: "expiry_notice".into(),
+            member_id: member_id.into(),
+            notice,
+            at,
+            expires_at: gone.and_time(chrono::NaiveTime::MIN).and_utc().timestamp(),
+        }
     }
 }
 
@@ -118,11 +156,44 @@ impl Store {
         }
     }
 
-    /// One page of members whose oldest lot expires on or before `today` (ByExpiry index),
-    /// for one shard: member ids and where to continue.
-    pub async fn expiry_due(&self, shard: u32, today: NaiveDate, start: Option<Item>) -> Result<(Vec<String>, Option<Item>), StoreError> {
+    /// A member and the lot days whose expiry it was already told, in one strongly consistent
+    /// Query from the first notice to the profile (they sort next to each other).
+    pub async fn member_for_sweep(&self, id: &str) -> Result<Option<(Member, Vec<NaiveDate>)>, StoreError> {
+        let (mut member, mut noticed, mut start) = (None, Vec::new(), None);
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk AND SK BETWEEN :a AND :b")
+                .expression_attribute_values(":pk", AttributeValue::S(member_pk(id)))
+                .expression_attribute_values(":a", AttributeValue::S(keys::EXPIRY_NOTICE_PREFIX.into()))
+                .expression_attribute_values(":b", AttributeValue::S(PROFILE_SK.into()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(sdk)?;
+            for item in page.items.unwrap_or_default() {
+                match item.get("entity").and_then(|e| e.as_s().ok()).map(String::as_str) {
+                    Some("member") => member = Some(from_item::<MemberItem>(item)?.member),
+                    Some("expiry_notice") => noticed.push(from_item::<ExpiryNoticeItem>(item)?.notice.earned_on),
+                    _ => {}
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(member.map(|m| (m, noticed)));
+            }
+        }
+    }
+
+    /// One page of members whose first lot expiry or release is on or before `until`
+    /// (ByExpiry index), for one shard: member ids and where to continue. The sweep asks up to
+    /// its notice horizon, so that members with a lot expiring soon are met before it expires.
+    pub async fn expiry_due(&self, shard: u32, until: NaiveDate, start: Option<Item>) -> Result<(Vec<String>, Option<Item>), StoreError> {
         // GSI4SK is `<expiry date>#<member id>`: everything below the next day's date is due.
-        let bound = (today + chrono::Duration::days(1)).to_string();
+        let bound = (until + chrono::Duration::days(1)).to_string();
         let out = self
             .client
             .query()

@@ -1,6 +1,8 @@
 //! `scripts/bench` drives this: every API operation through its real handler against the
-//! local stack, counting DynamoDB requests per call (SDK interceptor) and timing calls, and
-//! a campaign batch to price a coupon. Prints a Markdown section on stdout.
+//! local stack, counting DynamoDB requests per call (SDK interceptor) and timing calls, a
+//! campaign batch to price a coupon, and the events publisher (events per PutEvents request,
+//! latency per stream batch). Prints a Markdown section on stdout. `BENCH_ONLY=events-out`
+//! runs only the publisher's part (it writes nothing to the table).
 //!
 //! Latencies are in-process handler calls against DynamoDB Local on this machine: they show
 //! the code's overhead and regressions, not what DynamoDB in a region answers.
@@ -49,6 +51,10 @@ async fn timed(h: &Harness, op: &mut Op, want: u16, call: impl std::future::Futu
 async fn main() {
     let n: usize = std::env::var("BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
     let h = harness().await;
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("events-out") {
+        events_out_bench(&h, n).await;
+        return;
+    }
     let signup = signup::App { env: h.env.clone(), codes: code_key(), contacts: contact_key() };
     let points = h.points_app();
     let coupons = coupon_issue::App { env: h.env.clone(), codes: code_key(), queue: None };
@@ -166,6 +172,62 @@ async fn main() {
     let seeded: Vec<_> = (0..20_000).map(|i| plain_member(&unique("seg"), loyalty::TierCode::ALL[i % 4], chrono::Utc::now())).collect();
     seed_members(&h, &seeded, chrono::Utc::now()).await;
     campaign_run(&h, &coupons).await;
+    events_out_bench(&h, n).await;
+}
+
+/// The publisher: stream batches as a purchase leaves them in the stream (the member's
+/// change, its ledger entry, the order: one event in three records), 100 records a batch as
+/// the template's mapping sends them, through the real handler to a bus of the local
+/// EventBridge. The bus has no rule, so the time is the publisher's and the endpoint's, not a
+/// sink's. PutEvents requests are counted by an SDK interceptor.
+async fn events_out_bench(h: &Harness, n: usize) {
+    use loyalty::ledger::{EntryKind, LedgerEntry};
+    use loyalty::store::ledger::LedgerItem;
+    use loyalty::store::member::MemberItem;
+    use loyalty::store::points::OrderItem;
+    let purchases = (n * 10).max(100);
+    let counter = Counter::default();
+    let base = loyalty_tests::outbox::events_client(h);
+    let events = aws_sdk_eventbridge::Client::from_conf(base.config().to_builder().interceptor(counter.clone()).build());
+    let bus = unique("bench-bus");
+    events.create_event_bus().name(&bus).send().await.expect("create the bench bus");
+    let app = events_out::App { events: events.clone(), bus: bus.clone(), tries: 3, concurrency: 4 };
+    let now = chrono::Utc::now();
+    let rules = &h.env.rules;
+    let item = |x: serde_dynamo::Item| serde_json::to_value(x).expect("an item as DynamoDB JSON");
+    let mut records = Vec::new();
+    for i in 0..purchases {
+        let id = format!("bench-ev-{}", i % 100);
+        let m = plain_member(&id, loyalty::TierCode::Regular, now);
+        let member = item(serde_dynamo::to_item(MemberItem::new(&m, rules, now)).expect("member item"));
+        let entry = LedgerEntry { kind: EntryKind::Purchase, points: loyalty::Points(0), balance_after: loyalty::Points(0), pending: loyalty::Points(150), reason: "purchase 150.00 CNY".into(), reference: Some(format!("o-{i}")), at: now };
+        let ledger = item(serde_dynamo::to_item(LedgerItem::new(&id, entry)).expect("ledger item"));
+        let req = loyalty::points::PurchaseRequest { order_id: format!("o-{i}"), amount: loyalty::Fen(15_000), currency: "CNY".into(), channel: loyalty::points::Channel::Online, occurred_at: now };
+        let order = item(serde_dynamo::to_item(OrderItem::new(&id, loyalty::points::OrderRecord::purchase(&req, 150, now.date_naive(), "f".into(), "{}".into()))).expect("order item"));
+        for (j, (name, new, old)) in [("MODIFY", member.clone(), Some(member)), ("INSERT", ledger, None), ("INSERT", order, None)].into_iter().enumerate() {
+            let seq = format!("{:021}", 3 * i + j + 1);
+            let mut d = json!({"ApproximateCreationDateTime": now.timestamp() as f64, "Keys": {"PK": new["PK"], "SK": new["SK"]}, "NewImage": new, "SequenceNumber": seq, "SizeBytes": 500, "StreamViewType": "NEW_AND_OLD_IMAGES"});
+            if let Some(o) = old {
+                d["OldImage"] = o;
+            }
+            records.push(json!({"eventID": seq, "eventName": name, "eventVersion": "1.1", "eventSource": "aws:dynamodb", "awsRegion": "us-east-1", "dynamodb": d}));
+        }
+    }
+    let mut op = Op::new("stream batch of 100 records");
+    let (mut published, mut failed) = (0usize, 0usize);
+    for chunk in records.chunks(100) {
+        let Ok(loyalty::runtime::Trigger::Stream(batch)) = loyalty::runtime::classify(json!({ "Records": chunk })) else { panic!("a stream batch") };
+        published += batch.records.iter().map(|r| loyalty::store::stream::events_of(r).expect("maps").len()).sum::<usize>();
+        let t = Instant::now();
+        failed += events_out::handle(&app, batch).await.batch_item_failures.len();
+        op.micros.push(t.elapsed().as_micros());
+    }
+    let requests = counter.snapshot().get("PutEvents").copied().unwrap_or(0);
+    let _ = events.delete_event_bus().name(&bus).send().await;
+    println!("\n### Events out (the publisher: {purchases} purchases' stream records, 100 records a batch)\n");
+    println!("| stream records | events | PutEvents requests | events per request | batches failed | p50 ms / batch | p95 ms / batch |");
+    println!("|---|---|---|---|---|---|---|");
+    println!("| {} | {published} | {requests} | {:.2} | {failed} | {:.2} | {:.2} |", records.len(), published as f64 / requests.max(1) as f64, op.pct(0.5), op.pct(0.95));
 }
 
 /// A whole campaign run over every member in the table: the admin creates and runs it, the

@@ -1,0 +1,9 @@
+use events_out::App;
+use lambda_runtime::Error;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    loyalty::app::init_tracing();
+    let app = App::from_env().await?;
+    loyalty::runtime::run(|trigger| events_out::dispatch(&app, trigger)).await
+}
