@@ -9,8 +9,9 @@ Run with .tools/venv/bin/python (boto3 and cfn-lint); scripts/stack calls it aft
 services answer. Idempotent: existing tables, queues and buses are kept.
 
 LOYALTY_LOCAL_STREAMS=0 leaves the tables' streams out (their DynamoDB event sources are then
-disabled): DynamoDB Local slows down every write to a table with a stream as its streams fill
-up, and the test profile's table needs none (the events tests make stream tables of their own).
+disabled): DynamoDB Local makes writes to a stream table created after many stream records
+exist slower, and the test profile's table needs none (the events tests make stream tables of
+their own, after the suite has written to the shared table).
 
 Locally only, every bus also gets a sink: a queue `<bus>-local-sink` and a rule sending it
 every event of the bus, which `scripts/events tail` prints (on AWS, consumers add their own
