@@ -9,8 +9,9 @@ Run with .tools/venv/bin/python (boto3 and cfn-lint); scripts/stack calls it aft
 services answer. Idempotent: existing tables, queues and buses are kept.
 
 LOYALTY_LOCAL_STREAMS=0 leaves the tables' streams out (their DynamoDB event sources are then
-disabled): DynamoDB Local slows down every write to a table with a stream as its streams fill
-up, and the test profile's table needs none (the events tests make stream tables of their own).
+disabled): DynamoDB Local makes writes to a stream table created after many stream records
+exist slower, and the test profile's table needs none (the events tests make stream tables of
+their own, after the suite has written to the shared table).
 
 Locally only, every bus also gets a sink: a queue `<bus>-local-sink` and a rule sending it
 every event of the bus, which `scripts/events tail` prints (on AWS, consumers add their own
@@ -513,8 +514,9 @@ def main():
         # DynamoDB Local serves the streams API on the table endpoint.
         "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": f"http://127.0.0.1:{a.ddb_port}",
         "AWS_ENDPOINT_URL_SQS": f"http://127.0.0.1:{a.sqs_port}",
-        # moto serves EventBridge next to SQS.
-        "AWS_ENDPOINT_URL_EVENTS": f"http://127.0.0.1:{a.sqs_port}",
+        # moto serves EventBridge next to SQS. The SDKs name a service's variable after its
+        # service id ("EventBridge"), not its endpoint prefix ("events").
+        "AWS_ENDPOINT_URL_EVENTBRIDGE": f"http://127.0.0.1:{a.sqs_port}",
         "AWS_REGION": REGION,
         "AWS_DEFAULT_REGION": REGION,
         **CREDENTIALS,
@@ -526,7 +528,7 @@ def main():
     config = Config(connect_timeout=3, read_timeout=30, retries={"max_attempts": 3})
     ddb = session.client("dynamodb", endpoint_url=base["AWS_ENDPOINT_URL_DYNAMODB"], config=config)
     sqs = session.client("sqs", endpoint_url=base["AWS_ENDPOINT_URL_SQS"], config=config)
-    events = session.client("events", endpoint_url=base["AWS_ENDPOINT_URL_EVENTS"], config=config)
+    events = session.client("events", endpoint_url=base["AWS_ENDPOINT_URL_EVENTBRIDGE"], config=config)
 
     local = Local(template, a.profile, streams=os.environ.get("LOYALTY_LOCAL_STREAMS", "1") != "0")
     local.create_tables(ddb)

@@ -84,7 +84,7 @@ def test_bootstrap_reads_the_stream_event_source_and_the_bus_from_the_template(s
     assert (fenv["BUS"], fenv["BUS_ARN"], fenv["EXTRA"]) == (bus["name"], bus["arn"], "none")
     assert "ExtraQueue" not in env["queues"], "a resource whose condition is false is not created"
     e = env["env"]
-    assert e["AWS_ENDPOINT_URL_EVENTS"] == e["AWS_ENDPOINT_URL_SQS"]
+    assert e["AWS_ENDPOINT_URL_EVENTBRIDGE"] == e["AWS_ENDPOINT_URL_SQS"]
     assert e["AWS_ENDPOINT_URL_DYNAMODB_STREAMS"] == e["AWS_ENDPOINT_URL_DYNAMODB"]
 
 

@@ -3,7 +3,9 @@
 //! Rules are pure functions (`rules`, `tier`, `ledger`, `coupon`, `calendar`, `member`,
 //! `contact`, `birthday`, `limits`): no I/O, the clock and the program rules are inputs.
 //! `store` is the DynamoDB adapter, `http` and `auth` are the thin edge shared by every
-//! Lambda function, `app` builds what a function needs once, at init.
+//! Lambda function, `app` builds what a function needs once, at init. `events` says what a
+//! stored change means to the platforms around (the events published from the table's
+//! stream, `store::stream`).
 
 pub mod app;
 pub mod auth;

@@ -4,7 +4,7 @@
 //! which the tests read back and check against the schemas of events/schemas.
 //!
 //! Endpoints: `AWS_ENDPOINT_URL_DYNAMODB_STREAMS` (else DynamoDB Local's, which serves the
-//! streams API) and `AWS_ENDPOINT_URL_EVENTS` (else the SQS endpoint: moto serves both).
+//! streams API) and `AWS_ENDPOINT_URL_EVENTBRIDGE` (else the SQS endpoint: moto serves both).
 
 use crate::{unique, Harness};
 use aws_lambda_events::dynamodb::EventRecord;
@@ -244,7 +244,7 @@ impl Sink {
 
 /// An EventBridge client for the local endpoint.
 pub fn events_client(h: &Harness) -> aws_sdk_eventbridge::Client {
-    let conf = aws_sdk_eventbridge::config::Builder::from(&h.sdk_config).endpoint_url(endpoint("AWS_ENDPOINT_URL_EVENTS", "AWS_ENDPOINT_URL_SQS")).build();
+    let conf = aws_sdk_eventbridge::config::Builder::from(&h.sdk_config).endpoint_url(endpoint("AWS_ENDPOINT_URL_EVENTBRIDGE", "AWS_ENDPOINT_URL_SQS")).build();
     aws_sdk_eventbridge::Client::from_conf(conf)
 }
 

@@ -484,6 +484,27 @@ async fn a_record_that_does_not_map_is_reported_and_the_records_before_it_are_pu
     w.done().await;
 }
 
+/// As deployed: the publisher built from its environment alone (`LOYALTY_EVENT_BUS` and the
+/// SDK's standard endpoint variable, which bootstrap writes locally) reaches the bus.
+#[tokio::test]
+async fn the_publisher_built_from_its_environment_reaches_the_bus() {
+    let mut w = World::new("ev-env", Clock::System).await;
+    let moto = std::env::var("AWS_ENDPOINT_URL_EVENTBRIDGE").or_else(|_| std::env::var("AWS_ENDPOINT_URL_SQS")).unwrap();
+    // nextest runs each test in a process of its own: the variables are this test's.
+    std::env::set_var("AWS_ENDPOINT_URL_EVENTBRIDGE", moto);
+    std::env::set_var("LOYALTY_EVENT_BUS", &w.sink.bus);
+    let app = events_out::App::from_env().await.expect("the publisher's environment");
+    let signup = w.signup();
+    let id = unique("env");
+    let body = json!({"email": format!("{}@example.com", id.to_lowercase()), "name": "E"}).to_string();
+    assert_eq!(answer(signup::handle(&signup, request("POST", "/members", Some(&body), As::Member(id.clone()))).await).0, 201);
+    let records = w.stream.read().await;
+    let Ok(Outcome::Stream(response)) = events_out::dispatch(&app, loyalty::runtime::classify(json!({"Records": records})).unwrap()).await else { panic!("a stream answer") };
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(types(&w.sink.take(3).await), ["CouponIssued", "MemberJoined", "PointsEarned"]);
+    w.done().await;
+}
+
 #[test]
 fn every_detail_type_has_a_schema_and_its_examples_pass_the_validator() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/schemas");
