@@ -1,5 +1,5 @@
 //! The program is data: one rules document with bundled defaults (`rules/default.json`,
-//! the table of DESIGN.md), overridable per deployment by a JSON document that is merged
+//! the default program), overridable per deployment by a JSON document that is merged
 //! over the defaults and validated once, at start.
 
 use crate::coupon::CouponTemplate;
