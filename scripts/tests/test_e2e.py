@@ -1,9 +1,10 @@
 """End to end, through the real functions: `scripts/dev` on its own stack profile (e2e, state
 in .local/e2e/) on free ports (or LOYALTY_E2E_DDB_PORT / LOYALTY_E2E_SQS_PORT /
-LOYALTY_E2E_HTTP_PORT), then the schedule trigger (scripts/fire), the local queues and pollers
-(scripts/local_events.py) and the public HTTP API, as a user would run them.
+LOYALTY_E2E_HTTP_PORT / LOYALTY_E2E_INVOKE_PORT), then the schedule trigger (scripts/fire),
+the local queues and pollers (scripts/local_events.py) and the one public HTTP API
+(scripts/gateway.py) with real member tokens and SigV4 signatures, as a user would run them.
 
-The first call builds the functions (`cargo lambda watch --features local-auth`, debug): the
+The first call builds the functions (`cargo lambda watch`, debug, as built for AWS): the
 fixture waits up to LOYALTY_E2E_BUILD_TIMEOUT seconds (default 900) for that. Everything it
 started is stopped afterwards, also when a test fails. LOYALTY_SKIP_E2E=1 skips these tests.
 """
@@ -59,7 +60,8 @@ def dev(tmp_path_factory):
     # Free ports unless given: two checkouts may run their tests at once on one machine.
     env.update(LOYALTY_STACK="e2e", LOYALTY_HTTP_PORT=str(port),
                LOYALTY_DDB_PORT=os.environ.get("LOYALTY_E2E_DDB_PORT") or str(free_port()),
-               LOYALTY_SQS_PORT=os.environ.get("LOYALTY_E2E_SQS_PORT") or str(free_port()))
+               LOYALTY_SQS_PORT=os.environ.get("LOYALTY_E2E_SQS_PORT") or str(free_port()),
+               LOYALTY_INVOKE_PORT=os.environ.get("LOYALTY_E2E_INVOKE_PORT") or str(free_port()))
     # A stack a killed earlier run left behind would refuse the new ports.
     subprocess.run([os.path.join(REPO, "scripts", "stack"), "down", "e2e"], env=env, cwd=REPO,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
@@ -78,7 +80,7 @@ def dev(tmp_path_factory):
             if time.monotonic() > deadline:
                 pytest.fail(f"scripts/dev did not serve port {port} within 300s:\n{tail(log_path)}")
             time.sleep(0.5)
-        api = demo.Api(port)
+        api = demo.Api(port, env_json=os.path.join(REPO, ".local", "e2e", "env.json"))
         try:
             demo.wait_ready(api, BUILD_TIMEOUT)
         except demo.SetupError as e:
@@ -114,7 +116,7 @@ def test_member_day_schedule_flows_through_the_local_queues_and_drains_with_coun
     run_tag = f"e2e-{int(time.time())}"
     members = [f"{run_tag}-m{i:02d}" for i in range(12)]
     for m in members:
-        api.expect({201}, "POST", "signup", "/members", sub=m,
+        api.expect({201}, "POST", "/members", sub=m,
                    body={"email": f"{m}@example.com", "name": "E2E Member", "marketingConsent": True})
     member_day = demo.last_member_day(dt.datetime.now(dt.timezone.utc))
 
@@ -133,16 +135,16 @@ def test_member_day_schedule_flows_through_the_local_queues_and_drains_with_coun
     assert drained["targeted"] == drained["issued"] + drained["skipped"] + drained["failed"], drained
     assert drained["issued"] == len(members) and drained["failed"] == 0, drained
     for m in members:
-        coupons = api.expect({200}, "GET", "coupon-issue", f"/members/{m}/coupons", sub=m)["coupons"]
+        coupons = api.expect({200}, "GET", f"/members/{m}/coupons", sub=m)["coupons"]
         assert [c["grant"] for c in coupons].count(grant) == 1, (m, coupons)
 
     # EventBridge delivers at least once: the same firing again starts no second run.
     again = demo.fire(dev["port"], "MemberDayFunction", "MemberDay", member_day.isoformat(), env=dev["env"])
     assert not any(s["created"] for s in again["started"] if s["campaignId"] == "member-day"), again
-    show = api.expect({200}, "GET", "member-day", "/campaigns/member-day", iam="operator")
+    show = api.expect({200}, "GET", "/campaigns/member-day", iam="operator")
     assert [r["runId"] for r in show["runs"]] == [run_id], show
     for m in members[:3]:
-        coupons = api.expect({200}, "GET", "coupon-issue", f"/members/{m}/coupons", sub=m)["coupons"]
+        coupons = api.expect({200}, "GET", f"/members/{m}/coupons", sub=m)["coupons"]
         assert [c["grant"] for c in coupons].count(grant) == 1, (m, coupons)
 
 
