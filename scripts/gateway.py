@@ -379,7 +379,7 @@ class Gateway:
         return answer_of(result)
 
 
-def serve(gateway, host, port):
+def make_server(gateway, host, port):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -411,8 +411,14 @@ def serve(gateway, host, port):
 
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
-    local_events.log(f"gateway: the HTTP API on http://{host}:{port}/ ({len(gateway.routes)} routes) -> {gateway.invoke_url}")
+    return server
+
+
+def serve(gateway, host, port):
     import signal
+
+    server = make_server(gateway, host, port)
+    local_events.log(f"gateway: the HTTP API on http://{host}:{port}/ ({len(gateway.routes)} routes) -> {gateway.invoke_url}")
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     try:
         server.serve_forever()
