@@ -26,8 +26,9 @@ What matches API Gateway:
   userArn, userId and cognitoIdentity as on AWS.
 - No credentials: 401. Credentials that are wrong, or of the other kind (a member token on an
   IAM route, a signature on a JWT route): 403 (401 for a JWT that does not verify, as AWS).
-  These answers, and the 404, are problem+json (API Gateway answers {"message": ...}; the
-  openapi.yaml contract documents problem+json).
+  These answers are API Gateway's: application/json {"message":"Unauthorized"} or
+  {"message":"Forbidden"} (openapi.yaml documents them next to the functions' problem+json);
+  the reason is logged. A route that is not in the template: 404 problem+json.
 - The event: version 2.0, routeKey "METHOD /template", rawPath, rawQueryString, cookies,
   headers (lower-case names, repeated values joined by commas), queryStringParameters (joined
   likewise), pathParameters, requestContext (accountId, apiId, authorizer, domainName,
@@ -369,7 +370,9 @@ class Gateway:
         try:
             authorizer = self.auth.authorize(route, method, raw_path, raw_query, headers, body)
         except Denied as d:
-            return problem(d.status, "Unauthorized" if d.status == 401 else "Forbidden", d.detail)
+            local_events.log(f"gateway: {method} {raw_path}: {d.status}: {d.detail}")
+            message = "Unauthorized" if d.status == 401 else "Forbidden"
+            return d.status, {"content-type": "application/json"}, json.dumps({"message": message}).encode(), []
         event = event_of(route, params, method, raw_path, raw_query, header_pairs, body, authorizer, source_ip)
         try:
             result = local_events.invoke_fn(self.invoke_url, {"binary": route["binary"], "Timeout": route["timeout"]}, event)

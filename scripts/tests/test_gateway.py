@@ -80,12 +80,12 @@ def test_every_route_of_the_template_reaches_its_function_with_its_authorizer(ap
             assert event["pathParameters"]["id"] == "m-1"
         auth = event["requestContext"]["authorizer"]
         assert list(auth) == (["iam"] if iam else ["jwt"])
-        # Without credentials: 401, and the function is not invoked.
+        # Without credentials: API Gateway's 401, and the function is not invoked.
         status, headers, body = api.send(e["Method"], path, b"{}")
-        assert status == 401 and headers["content-type"] == "application/problem+json", (e, status)
+        assert (status, headers["content-type"], json.loads(body)) == (401, "application/json", {"message": "Unauthorized"}), e
         # The other kind of credentials: 403 (a member token on an IAM route, as on AWS).
-        status, _, _ = api.send(e["Method"], path, b"{}", who=wrong)
-        assert status == 403, (e, status)
+        status, _, body = api.send(e["Method"], path, b"{}", who=wrong)
+        assert (status, json.loads(body)) == (403, {"message": "Forbidden"}), e
         assert len(api.fake.calls) == calls + 1
 
 
