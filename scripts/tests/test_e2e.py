@@ -9,6 +9,7 @@ fixture waits up to LOYALTY_E2E_BUILD_TIMEOUT seconds (default 900) for that. Ev
 started is stopped afterwards, also when a test fails. LOYALTY_SKIP_E2E=1 skips these tests.
 """
 import datetime as dt
+import json
 import os
 import signal
 import socket
@@ -185,3 +186,61 @@ def test_schemathesis_finds_no_contract_failure_through_the_one_api(dev, tmp_pat
     assert out.returncode == 0, f"schemathesis exit {out.returncode}\n{report}\n{tail(dev['log'])}"
     assert "Stateful" in out.stdout and " passed" in out.stdout, report
     assert "failures" not in out.stdout.split("SUMMARY")[-1], report
+
+
+def operations():
+    import yaml
+
+    with open(os.path.join(REPO, "openapi.yaml")) as f:
+        doc = yaml.safe_load(f)
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            if isinstance(op, dict) and "responses" in op:
+                iam = any("sigv4" in s for s in op.get("security", doc.get("security", [])))
+                yield method.upper(), path, op, iam
+
+
+def request_examples(op):
+    media = ((op.get("requestBody") or {}).get("content") or {}).get("application/json") or {}
+    examples = [e["value"] for e in (media.get("examples") or {}).values() if "value" in e]
+    return examples or [None]
+
+
+def send(api, method, path, body=None, who=None, raw=None):
+    """One request to the one API: (status, content type, body)."""
+    import urllib.error
+    import urllib.request
+
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    url = api.base + path
+    headers = {"content-type": "application/json"} if data is not None else {}
+    if who:
+        headers = api.credentials(who, method, url, data, headers)
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=150) as r:
+            return r.status, r.headers.get("content-type"), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("content-type"), e.read()
+
+
+def test_every_request_example_needs_its_credentials_and_a_body_that_is_not_utf8_is_the_function_s_4xx(dev):
+    api = dev["api"]
+    member = f"e2e-raw-{int(time.time())}"
+    api.expect({201}, "POST", "/members", sub=member, body={"email": f"{member}@example.com", "name": "Raw Body", "marketingConsent": False})
+    checked = 0
+    for method, template, op, iam in operations():
+        path = template.replace("{id}", member).replace("{orderId}", "o-raw").replace("{claimId}", "c-raw")
+        for body in request_examples(op):
+            # The same request without credentials: API Gateway's 401.
+            status, ctype, raw = send(api, method, path, body)
+            assert (status, json.loads(raw)) == (401, {"message": "Unauthorized"}), (method, template, status, raw)
+            if iam:  # a member token on an IAM route: the authorizer's 403
+                status, ctype, raw = send(api, method, path, body, who=member)
+                assert (status, json.loads(raw)) == (403, {"message": "Forbidden"}), (method, template, status, raw)
+            checked += 1
+        if method in ("POST", "PUT", "PATCH") and op.get("requestBody"):
+            who = ("order-system" if template.startswith("/internal/") else "operator") if iam else member
+            status, ctype, raw = send(api, method, path, who=who, raw=b'\xff\xfe{"not": "utf-8"}')
+            assert 400 <= status < 500 and ctype == "application/problem+json", (method, template, status, raw)
+    assert checked >= 25
