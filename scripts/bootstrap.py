@@ -30,14 +30,20 @@ Writes <out>/env (shell `export` lines) and <out>/env.json:
   streams    logical id of a table -> its stream's ARN (tables with a StreamSpecification)
   queues     logical id -> {name, url, arn}
   buses      logical id -> {name, arn, sink: {name, url, arn, rule}}
-  functions  logical id -> {binary, env, events}; each event has Name and Type, SQS events
+  functions  logical id -> {binary, Timeout, env, events}; each event has Name and Type, SQS events
              QueueUrl, QueueArn, BatchSize, MaximumBatchingWindowInSeconds,
              FunctionResponseTypes, Enabled; DynamoDB events StreamArn, Table, StartingPosition,
              BatchSize, MaximumBatchingWindowInSeconds, FunctionResponseTypes,
              BisectBatchOnFunctionError, MaximumRetryAttempts, MaximumRecordAgeInSeconds,
              OnFailure ({QueueUrl, QueueArn} of a queue of the template, or null), Enabled;
              Schedule/ScheduleV2 events Schedule (the expression),
-             ScheduleExpressionTimezone, Input, Enabled; HttpApi/Api events Method and Path.
+             ScheduleExpressionTimezone, Input, Enabled; HttpApi/Api events Method and Path,
+             HttpApi events also Authorizer (AWS_IAM, NONE or a JWT authorizer's name) and Jwt
+             ({issuer, audience, identitySource}, resolved from the API's authorizer)
+  principals the two local IAM callers (order-system, operator): fixed access keys and their
+             role-session ARNs. Locally OrderSystemPrincipals / OperatorPrincipals default to
+             their role names (LOYALTY_PARAM_<name> overrides), so the functions classify them
+             as on AWS; scripts/gateway.py verifies their SigV4 signatures.
 """
 import argparse
 import json
@@ -58,6 +64,17 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 DDB_ACCOUNT = "000000000000"  # the account id DynamoDB Local reports in its ARNs
 # NoEcho parameters without a default are secrets that only a deployment supplies.
 LOCAL_SECRET = "local-dev-secret-not-for-production-0000000000"
+# The two local IAM principals (scripts/gateway.py verifies their SigV4 signatures; scripts/call
+# signs with them): fixed access keys of role sessions whose role names are the local values of
+# the template's allow-list parameters, so the functions tell them apart as on AWS.
+LOCAL_PRINCIPALS = {
+    "order-system": {"accessKey": "AKIALOCALORDERSYSTEM", "secretKey": "local-order-system-secret-not-for-aws",
+                     "role": "order-system", "parameter": "OrderSystemPrincipals"},
+    "operator": {"accessKey": "AKIALOCALOPERATOR000", "secretKey": "local-operator-secret-not-for-aws",
+                 "role": "loyalty-operators", "parameter": "OperatorPrincipals"},
+}
+# Parameters whose local value is not the template's Default (LOYALTY_PARAM_<name> still wins).
+LOCAL_PARAMETERS = {p["parameter"]: p["role"] for p in LOCAL_PRINCIPALS.values()}
 PSEUDO = {
     "AWS::Region": REGION,
     "AWS::Partition": "aws",
@@ -231,6 +248,8 @@ class Local:
                 raise Fail(f"LOYALTY_PARAM_{name} is shorter than the parameter's MinLength {spec['MinLength']}")
             if "AllowedPattern" in spec and not re.fullmatch(spec["AllowedPattern"], value):
                 raise Fail(f"LOYALTY_PARAM_{name} does not match the parameter's AllowedPattern")
+        elif name in LOCAL_PARAMETERS:
+            value = LOCAL_PARAMETERS[name]
         elif "Default" in spec:
             value = text(spec["Default"])
         elif text(spec.get("NoEcho", False)) == "true":
@@ -422,8 +441,10 @@ class Local:
                                "the local stack runs all functions with one environment")
                 env.setdefault(k, (v, fid))
             metadata = self.resources[fid].get("Metadata") or {}
+            timeout = props.get("Timeout", self.globals.get("Timeout", 3))
             functions[fid] = {
                 "binary": (metadata.get("BuildProperties") or {}).get("Binary"),
+                "Timeout": int(self.resolve(timeout, f"{fid}.Timeout")),
                 "env": fenv,
                 "events": [self.event(fid, name, ev) for name, ev in (props.get("Events") or {}).items()],
             }
@@ -476,7 +497,39 @@ class Local:
                        Input=self.resolve(p.get("Input"), f"{where}.Input"), Enabled=enabled)
         elif kind in ("HttpApi", "Api"):
             out.update(Method=p.get("Method"), Path=p.get("Path"))
+            if kind == "HttpApi":
+                out.update(self.route_auth(p, where))
         return out
+
+    def route_auth(self, p, where):
+        """The authorizer of an HttpApi route: Authorizer AWS_IAM, NONE, or a JWT authorizer's
+        name with its resolved Jwt {issuer, audience} (the route's Auth, else the API's default)."""
+        api_ref = p.get("ApiId")
+        api_id = api_ref.get("Ref") if isinstance(api_ref, dict) else None
+        api = ((self.resources.get(api_id) or {}).get("Properties") or {}) if api_id else {}
+        auth = api.get("Auth") or {}
+        name = (p.get("Auth") or {}).get("Authorizer") or auth.get("DefaultAuthorizer") or "NONE"
+        out = {"Authorizer": name}
+        if name not in ("AWS_IAM", "NONE"):
+            spec = (auth.get("Authorizers") or {}).get(name)
+            if not spec or "JwtConfiguration" not in spec:
+                raise Fail(f"{where}: authorizer {name} is not a JWT authorizer of {api_id}")
+            jwt = spec["JwtConfiguration"]
+            audience = self.resolve(jwt.get("audience"), f"{where}: audience")
+            out["Jwt"] = {"issuer": self.resolve(jwt.get("issuer"), f"{where}: issuer"),
+                          "audience": audience if isinstance(audience, list) else [audience],
+                          "identitySource": spec.get("IdentitySource", "$request.header.Authorization")}
+        return out
+
+
+def local_principals():
+    """kind -> {accessKey, secretKey, arn, userId}: the local IAM callers scripts/call signs as."""
+    out = {}
+    for kind, p in LOCAL_PRINCIPALS.items():
+        out[kind] = {"accessKey": p["accessKey"], "secretKey": p["secretKey"],
+                     "arn": f"arn:aws:sts::{PSEUDO['AWS::AccountId']}:assumed-role/{p['role']}/local",
+                     "userId": f"AROALOCAL{p['role'].upper().replace('-', '')}:local"}
+    return out
 
 
 def shape(table):
@@ -546,7 +599,7 @@ def main():
           + "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items()))
     write(os.path.join(a.out, "env.json"), json.dumps(
         {"profile": a.profile, "env": env, "tables": local.tables, "streams": local.streams, "queues": local.queues,
-         "buses": local.buses, "functions": functions}, indent=2) + "\n")
+         "buses": local.buses, "functions": functions, "principals": local_principals()}, indent=2) + "\n")
     print(f"bootstrap: wrote {a.out}/env and env.json ({len(functions)} functions)")
 
 

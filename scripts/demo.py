@@ -39,6 +39,10 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from zoneinfo import ZoneInfo
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gateway  # noqa: E402  (credentials: member tokens, SigV4)
+import local_events  # noqa: E402
+
 UTC = dt.timezone.utc
 PROGRAM_TZ = ZoneInfo("Asia/Shanghai")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -63,48 +67,56 @@ def iso(t):
 
 
 class Api:
-    """The functions at http://127.0.0.1:<port>/lambda-url/<binary>/<route>, with the local
-    identity headers that stand in for API Gateway's authorizers: a member (`sub`), or an IAM
-    caller (`iam`: "operator" or "order-system")."""
+    """The one local HTTP API at http://127.0.0.1:<port>/ (scripts/dev), called with real
+    credentials: a member token (`sub`: the member id) or a SigV4 signature of a local IAM
+    principal (`iam`: "operator" or "order-system"), made by scripts/gateway.py's Signer from
+    the stack profile's env.json."""
 
-    def __init__(self, port):
-        self.base = f"http://127.0.0.1:{port}/lambda-url"
+    def __init__(self, port, env_json=None):
+        self.base = f"http://127.0.0.1:{port}"
         self.port = port
+        self.env_json = env_json or local_events.default_env_json()
+        self.signer = None
         self.requests = 0
         self.lock = threading.Lock()
 
-    def call(self, method, binary, path, body=None, sub=None, iam=None, key=None, timeout=15, attempts=4):
+    def credentials(self, who, method, url, data, headers):
+        with self.lock:
+            if self.signer is None:
+                self.signer = gateway.Signer(local_events.load_env(self.env_json))
+        return self.signer.headers(who, method, url, data or b"", headers)
+
+    def call(self, method, path, body=None, sub=None, iam=None, key=None, timeout=15, attempts=4):
         headers = {"accept": "application/json"}
         data = None
         if body is not None:
             data = json.dumps(body).encode()
             headers["content-type"] = "application/json"
-        if sub:
-            headers["x-loyalty-dev-sub"] = sub
-        if iam:
-            headers["x-loyalty-dev-iam"] = iam
         if key:
             headers["idempotency-key"] = key
+        url = f"{self.base}{path}"
         for attempt in range(attempts):
             with self.lock:
                 self.requests += 1
-            req = urllib.request.Request(f"{self.base}/{binary}{path}", data=data, method=method, headers=headers)
+            # Signed anew each attempt: a SigV4 signature holds for 5 minutes.
+            sent = self.credentials(iam or sub, method, url, data, headers)
+            req = urllib.request.Request(url, data=data, method=method, headers=sent)
             try:
                 with urllib.request.urlopen(req, timeout=timeout) as resp:
                     status, raw = resp.status, resp.read()
             except urllib.error.HTTPError as e:
                 status, raw = e.code, e.read()
             except (TimeoutError, urllib.error.URLError) as e:
-                # `cargo lambda watch` restarts the functions when a file of the workspace changes,
-                # and an invocation in flight then never gets an answer: every call here is
-                # idempotent (natural keys, Idempotency-Key), so ask again.
+                # `cargo lambda watch` restarts a function when one of its sources changes, and an
+                # invocation in flight then fails (a 500 at the function's Timeout): every call
+                # here is idempotent (natural keys, Idempotency-Key), so ask again.
                 if isinstance(getattr(e, "reason", e), TimeoutError) and attempt + 1 < attempts:
-                    log(f"{method} {binary}{path}: no answer in {timeout:.0f}s; asking again")
+                    log(f"{method} {path}: no answer in {timeout:.0f}s; asking again")
                     continue
-                raise SetupError(f"cannot reach {self.base}/{binary}{path}: {e}. Is scripts/dev running "
+                raise SetupError(f"cannot reach {url}: {e}. Is scripts/dev running "
                                  f"(LOYALTY_HTTP_PORT={self.port})?") from None
             except (ConnectionError, OSError) as e:
-                raise SetupError(f"cannot reach {self.base}/{binary}{path}: {e}. Is scripts/dev running "
+                raise SetupError(f"cannot reach {url}: {e}. Is scripts/dev running "
                                  f"(LOYALTY_HTTP_PORT={self.port})?") from None
             # Every mutation here is idempotent (natural key or Idempotency-Key): a 5xx is retried as is.
             if status >= 500 and attempt + 1 < attempts:
@@ -116,31 +128,30 @@ class Api:
                 doc = {"raw": raw[:300].decode(errors="replace")}
             return status, doc
 
-    def expect(self, status_ok, method, binary, path, **kw):
-        status, doc = self.call(method, binary, path, **kw)
+    def expect(self, status_ok, method, path, **kw):
+        status, doc = self.call(method, path, **kw)
         if status not in status_ok:
-            raise RuntimeError(f"{method} {binary}{path} answered {status}: {json.dumps(doc)[:400]}")
+            raise RuntimeError(f"{method} {path} answered {status}: {json.dumps(doc)[:400]}")
         return doc
 
 
 def wait_ready(api, timeout):
     """The first call of each function makes `cargo lambda watch` build it: wait until each
     answers (a 404 or an empty page for a member that does not exist is an answer)."""
-    probes = [("signup", "/members/demo-probe", {"sub": "demo-probe"}),
-              ("purchase-points", "/members/demo-probe/ledger", {"sub": "demo-probe"}),
-              ("coupon-issue", "/members/demo-probe/coupons", {"sub": "demo-probe"}),
-              ("member-day", "/campaigns/demo-probe", {"iam": "operator"})]
-    log(f"waiting for the functions at {api.base} (the first call builds them; up to {timeout:.0f}s)")
+    probes = [("/members/demo-probe", {"sub": "demo-probe"}),
+              ("/members/demo-probe/ledger", {"sub": "demo-probe"}),
+              ("/members/demo-probe/coupons", {"sub": "demo-probe"}),
+              ("/campaigns/demo-probe", {"iam": "operator"})]
+    log(f"waiting for the functions behind {api.base} (the first call builds them; up to {timeout:.0f}s)")
     started = time.monotonic()
 
     def probe(p):
-        binary, path, kw = p
-        status, doc = api.call("GET", binary, path, timeout=timeout, attempts=1, **kw)
+        path, kw = p
+        status, doc = api.call("GET", path, timeout=timeout, attempts=1, **kw)
         if status in (401, 403):
-            raise SetupError(f"{binary} answered {status}: the identity headers are not accepted. scripts/dev builds "
-                             "the functions with --features local-auth and sets LOYALTY_LOCAL_AUTH=1; start it that way")
+            raise SetupError(f"GET {path} answered {status}: the credentials were refused: {json.dumps(doc)[:300]}")
         if status not in (200, 404):
-            raise SetupError(f"{binary} answered {status} to GET {path}: {json.dumps(doc)[:300]}")
+            raise SetupError(f"GET {path} answered {status}: {json.dumps(doc)[:300]}")
 
     with ThreadPoolExecutor(len(probes)) as pool:
         list(pool.map(probe, probes))
@@ -220,7 +231,7 @@ def signup(api, tally, member):
         body["birthday"] = member["birthday"]
     if member.get("referral_code"):
         body["referralCode"] = member["referral_code"]
-    doc = api.expect({201}, "POST", "signup", "/members", body=body, sub=member["id"])
+    doc = api.expect({201}, "POST", "/members", body=body, sub=member["id"])
     member["referral"] = doc["referralCode"]
     member["welcome"] = doc["welcomeCoupon"]["code"]
     member["tier"] = doc["tier"]
@@ -232,13 +243,13 @@ def checkout(api, tally, mid, order, fen, codes=(), points=0, at=None, channel="
     """One order through the order system's checkout: quote and hold, then confirm (dated
     `at`, when the order was paid). Answers (quote, confirm)."""
     base = f"/internal/members/{mid}/checkouts"
-    quote = api.expect({201}, "POST", "purchase-points", base, iam="order-system",
+    quote = api.expect({201}, "POST", base, iam="order-system",
                        body={"orderId": order, "amount": fen, "currency": "CNY", "channel": channel,
                              "couponCodes": list(codes), "points": points})
     body = {"paid": quote["payable"]}
     if at is not None:
         body["occurredAt"] = iso(at)
-    done = api.expect({200}, "POST", "purchase-points", f"{base}/{order}/confirm", iam="order-system", body=body)
+    done = api.expect({200}, "POST", f"{base}/{order}/confirm", iam="order-system", body=body)
     tally.add(orders=1, spend_fen=quote["payable"], purchase_points=done["pointsEarned"],
               member_discount_fen=quote["memberDiscount"], coupon_discount_fen=quote["couponDiscount"],
               coupons_used=len(done["couponsRedeemed"]), orders_with_coupon=1 if done["couponsRedeemed"] else 0,
@@ -278,13 +289,13 @@ def story(api, tally, member, now, multipliers):
         member["orders"] = member.get("orders", []) + [(order, doc["paid"])]
     if purchases and rng.random() < 0.15:
         order, paid = rng.choice(member["orders"])
-        doc = api.expect({201}, "POST", "purchase-points", f"/internal/members/{mid}/refunds", iam="order-system",
+        doc = api.expect({201}, "POST", f"/internal/members/{mid}/refunds", iam="order-system",
                          body={"orderId": order, "refundId": f"{order}-r1", "amount": max(1, paid // 2)})
         tally.add(refunds=1, refunded_fen=max(1, paid // 2), clawed_back=doc["pointsClawedBack"],
                   returned_points=doc["pointsReturned"])
         member["balance"] = doc["points"]
     if rng.random() < 0.5:
-        doc = api.expect({201}, "POST", "purchase-points", f"/members/{mid}/activities", sub=mid,
+        doc = api.expect({201}, "POST", f"/members/{mid}/activities", sub=mid,
                          body={"type": "checkin", "refId": now.astimezone(PROGRAM_TZ).date().isoformat()})
         tally.add(checkins=1, activity_points=doc["pointsEarned"])
         member["balance"] = doc["points"]
@@ -294,11 +305,11 @@ def story(api, tally, member, now, multipliers):
 
 def define_rewards(api, prefix, members):
     """An operator defines the demo's two rewards (an Idempotency-Key per run names them)."""
-    coupon = api.expect({201}, "POST", "purchase-points", "/rewards", iam="operator", key=f"{prefix}-reward-coupon", body={
+    coupon = api.expect({201}, "POST", "/rewards", iam="operator", key=f"{prefix}-reward-coupon", body={
         "name": "20 CNY off orders from 100 CNY", "description": "The rules' amount-20 coupon, for points",
         "imageUrl": "https://cdn.example.com/rewards/coupon-20.png", "price": 500, "kind": "coupon",
         "coupon": "amount-20", "perMemberLimit": 1})
-    gift = api.expect({201}, "POST", "purchase-points", "/rewards", iam="operator", key=f"{prefix}-reward-gift", body={
+    gift = api.expect({201}, "POST", "/rewards", iam="operator", key=f"{prefix}-reward-gift", body={
         "name": "Celadon tea set", "description": "Six cups and a pot, shipped by the shop",
         "imageUrl": "https://cdn.example.com/rewards/tea-set.jpg", "price": 1500, "kind": "gift",
         "stock": max(3, len(members) // 15), "perMemberLimit": 1})
@@ -312,13 +323,13 @@ def claim_rewards(api, tally, member, rewards):
     wants = [r for r, p in zip(rewards, (0.35, 0.3)) if rng.random() < p]
     if not wants:
         return
-    catalog = api.expect({200}, "GET", "purchase-points", f"/members/{mid}/rewards", sub=mid)
+    catalog = api.expect({200}, "GET", f"/members/{mid}/rewards", sub=mid)
     offered = {r["rewardId"]: r for r in catalog["rewards"]}
     for rid in wants:
         r = offered.get(rid)
         if r is None or not r["enoughPoints"]:
             continue
-        status, doc = api.call("POST", "purchase-points", f"/members/{mid}/reward-claims", sub=mid, key=f"{mid}-{rid}",
+        status, doc = api.call("POST", f"/members/{mid}/reward-claims", sub=mid, key=f"{mid}-{rid}",
                                body={"rewardId": rid, "price": r["price"]})
         if status == 409 and doc.get("code") == "out_of_stock":
             tally.add(reward_out_of_stock=1)
@@ -336,7 +347,7 @@ def fulfil_gifts(api, tally, member):
     mid = member["id"]
     for cid in member.get("gifts", []):
         cancel = member["rng"].random() < 0.3
-        doc = api.expect({200}, "POST", "purchase-points", f"/internal/members/{mid}/reward-claims/{cid}/fulfilment",
+        doc = api.expect({200}, "POST", f"/internal/members/{mid}/reward-claims/{cid}/fulfilment",
                          iam="operator" if cancel else "order-system",
                          body={"status": "cancelled", "note": "damaged in the warehouse"} if cancel
                          else {"status": "shipped", "note": f"SF{cid[-10:]}"})
@@ -348,16 +359,16 @@ def fulfil_gifts(api, tally, member):
 
 def read_back(api, member):
     mid = member["id"]
-    profile = api.expect({200}, "GET", "signup", f"/members/{mid}", sub=mid)
+    profile = api.expect({200}, "GET", f"/members/{mid}", sub=mid)
     entries, cursor = [], None
     while True:
         q = "?limit=100" + (f"&cursor={urllib.parse.quote(cursor)}" if cursor else "")
-        page = api.expect({200}, "GET", "purchase-points", f"/members/{mid}/ledger{q}", sub=mid)
+        page = api.expect({200}, "GET", f"/members/{mid}/ledger{q}", sub=mid)
         entries += page["entries"]
         cursor = page.get("nextCursor")
         if not cursor:
             break
-    coupons = api.expect({200}, "GET", "coupon-issue", f"/members/{mid}/coupons", sub=mid)["coupons"]
+    coupons = api.expect({200}, "GET", f"/members/{mid}/coupons", sub=mid)["coupons"]
     return {"profile": profile, "ledger": entries, "coupons": coupons}
 
 
@@ -367,7 +378,7 @@ def wait_drained(api, runs, timeout):
     pending = dict(runs)  # campaign id -> run id
     while pending:
         for cid, rid in list(pending.items()):
-            doc = api.expect({200}, "GET", "member-day", f"/campaigns/{cid}", iam="operator")
+            doc = api.expect({200}, "GET", f"/campaigns/{cid}", iam="operator")
             run = next((r for r in doc["runs"] if r["runId"] == rid), None)
             if run is None:
                 raise RuntimeError(f"campaign {cid} does not show its run {rid}")
@@ -447,7 +458,7 @@ def run(a):
 
     # The tier multipliers, for the member-day check: from the profile of one member per tier later
     # on; the regular one now (every member starts regular).
-    probe = api.expect({200}, "GET", "signup", f"/members/{members[0]['id']}", sub=members[0]["id"])
+    probe = api.expect({200}, "GET", f"/members/{members[0]['id']}", sub=members[0]["id"])
     multipliers = {probe["tier"]: round(probe["benefits"]["pointsMultiplier"] * 1000)}
     t1 = time.monotonic()
     each(lambda m: story(api, tally, m, now, multipliers), members)
@@ -469,7 +480,7 @@ def run(a):
     log(f"tier evaluation: {tiers_job.get('tasks')} shard tasks queued")
 
     # A monthly campaign for silver and up, then the member-day schedule of the last 18th.
-    created = api.expect({201}, "POST", "member-day", "/campaigns", iam="operator", key=f"{prefix}-campaign", body={
+    created = api.expect({201}, "POST", "/campaigns", iam="operator", key=f"{prefix}-campaign", body={
         "name": f"Demo member day {prefix}"[:100], "segment": {"tiers": ["silver", "gold", "diamond"]},
         "coupon": {"title": "Member day: 30 CNY off", "offer": {"kind": "amount_off", "value": 3000, "minSpend": 15000},
                    "validDays": 3},
@@ -491,7 +502,7 @@ def run(a):
     waiting = list(birthday_today)
     while waiting:
         def has(m):
-            cs = api.expect({200}, "GET", "coupon-issue", f"/members/{m['id']}/coupons", sub=m["id"])["coupons"]
+            cs = api.expect({200}, "GET", f"/members/{m['id']}/coupons", sub=m["id"])["coupons"]
             return any(c["grant"] == birthday_grant for c in cs)
         waiting = [m for m, ok in zip(waiting, pool.map(has, waiting)) if not ok]
         if waiting and time.monotonic() > deadline:
@@ -506,7 +517,7 @@ def run(a):
     def use_member_day_coupon(m):
         if m["rng"].random() >= 0.25:
             return
-        coupons = api.expect({200}, "GET", "coupon-issue", f"/members/{m['id']}/coupons?status=active", sub=m["id"])["coupons"]
+        coupons = api.expect({200}, "GET", f"/members/{m['id']}/coupons?status=active", sub=m["id"])["coupons"]
         mine = [c for c in coupons if c["grant"] == grants[demo_campaign]]
         if mine:
             # 250 CNY: above the 150 CNY minimum after any tier's member price.
@@ -519,7 +530,7 @@ def run(a):
     rewards = define_rewards(api, prefix, members)
     each(lambda m: claim_rewards(api, tally, m, rewards), members)
     each(lambda m: fulfil_gifts(api, tally, m), members)
-    catalog = {r["rewardId"]: r for r in api.expect({200}, "GET", "purchase-points", "/rewards", iam="operator")["rewards"]}
+    catalog = {r["rewardId"]: r for r in api.expect({200}, "GET", "/rewards", iam="operator")["rewards"]}
     log(f"rewards: {tally.c['reward_claims']} claims ({tally.c['reward_coupons']} coupons, {tally.c['reward_gifts']} gifts, "
         f"{tally.c['reward_out_of_stock']} refused out of stock), {tally.c['gifts_shipped']} shipped, "
         f"{tally.c['gifts_cancelled']} cancelled")

@@ -22,10 +22,12 @@ What matches AWS, and what is local:
   A function error (the invoke endpoint answers non-200 or X-Amz-Function-Error) deletes
   nothing; with ReportBatchItemFailures only the listed messages stay, and an invalid
   response (an itemIdentifier that is empty or not in the batch) fails the whole batch.
+  Each invocation is limited by the function's Timeout in the template (plus the first build
+  of the function by cargo-lambda, up to LOYALTY_BUILD_TIMEOUT); one that times out, fails or
+  loses its connection (the watcher restarted the function) deletes nothing, as on Lambda.
   Messages left on the queue reappear after the queue's visibility timeout; the local SQS
   (moto) moves a message to its dead-letter queue once it was received more than the
-  RedrivePolicy's maxReceiveCount times, as SQS does. One poller per event source; each
-  invocation waits for the function (the first one includes cargo-lambda's build).
+  RedrivePolicy's maxReceiveCount times, as SQS does. One poller per event source.
 - DynamoDB streams: every shard of the stream from StartingPosition (TRIM_HORIZON: the
   oldest record; LATEST: records written after the poller started), parents before
   children, at most BatchSize records per invocation, gathered for up to
@@ -67,7 +69,10 @@ from zoneinfo import ZoneInfo
 
 UTC = dt.timezone.utc
 ACCOUNT = "123456789012"  # the account id of the local ARNs (moto's default), as bootstrap.py
-INVOKE_TIMEOUT = float(os.environ.get("LOYALTY_INVOKE_TIMEOUT", "900"))  # the first call builds
+# The first invocation of a function also waits for cargo-lambda to build it; after that, each
+# invocation is limited by the function's Timeout in the template, as Lambda limits it.
+BUILD_TIMEOUT = float(os.environ.get("LOYALTY_BUILD_TIMEOUT", "900"))
+LOCAL_SLACK = 1.0  # seconds for the local HTTP hops on top of the function's Timeout
 STOP = threading.Event()
 
 
@@ -102,14 +107,52 @@ def client(env, service, endpoint_var):
 
 # --- invoking a function through cargo-lambda --------------------------------------------
 class InvokeError(Exception):
-    """The function failed (an error response) or could not be reached."""
+    """The function failed (an error response, a timeout, a dropped connection) or could not
+    be reached at all (reached=False: nothing ran)."""
 
-    def __init__(self, message, reached=True):
+    def __init__(self, message, reached=True, timed_out=False):
         super().__init__(message)
-        self.reached = reached
+        self.reached, self.timed_out = reached, timed_out
 
 
-def invoke(base_url, binary, payload, timeout=INVOKE_TIMEOUT):
+def lambda_timeout(timeout, warm):
+    """How long an invocation may take: the function's Timeout once it has answered (warm);
+    before that, also cargo-lambda's first build (LOYALTY_BUILD_TIMEOUT)."""
+    return float(timeout) + LOCAL_SLACK if warm else max(float(timeout), BUILD_TIMEOUT)
+
+
+class Warmth:
+    """Which binaries have answered an invocation (so only their Timeout applies)."""
+
+    def __init__(self):
+        self.binaries, self.lock = set(), threading.Lock()
+
+    def timeout(self, binary, timeout):
+        with self.lock:
+            return lambda_timeout(timeout, binary in self.binaries)
+
+    def answered(self, binary):
+        with self.lock:
+            self.binaries.add(binary)
+
+
+WARM = Warmth()
+
+
+def invoke_fn(base_url, fn, payload):
+    """invoke() with the function's Timeout (env.json) and the first-build allowance."""
+    binary = fn["binary"]
+    try:
+        result = invoke(base_url, binary, payload, timeout=WARM.timeout(binary, fn.get("Timeout", 3)))
+    except InvokeError as e:
+        if e.reached and not e.timed_out:
+            WARM.answered(binary)
+        raise
+    WARM.answered(binary)
+    return result
+
+
+def invoke(base_url, binary, payload, timeout=BUILD_TIMEOUT):
     """Synchronous Lambda Invoke (RequestResponse): the function's JSON answer.
 
     `cargo lambda watch` serves the Lambda Invoke API at
@@ -126,8 +169,17 @@ def invoke(base_url, binary, payload, timeout=INVOKE_TIMEOUT):
                 raise InvokeError(f"{binary} failed: {body[:500]!r}")
     except urllib.error.HTTPError as e:
         raise InvokeError(f"{binary} answered {e.code}: {e.read()[:500]!r}") from None
-    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as e:
-        raise InvokeError(f"cannot reach {url}: {e}", reached=False) from None
+    except TimeoutError:
+        raise InvokeError(f"{binary} timed out after {timeout:g}s (the function's Timeout)", timed_out=True) from None
+    except (urllib.error.URLError, ConnectionError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        if isinstance(reason, TimeoutError):
+            raise InvokeError(f"{binary} timed out after {timeout:g}s (the function's Timeout)", timed_out=True) from None
+        # Refused: nothing ran (the invoke endpoint is not up). Anything else (a reset or a
+        # dropped connection: the function was stopped or restarted mid-invocation) is a
+        # failed invocation, as on Lambda.
+        refused = isinstance(reason, (ConnectionRefusedError, FileNotFoundError))
+        raise InvokeError(f"{'cannot reach' if refused else 'invocation failed at'} {url}: {e}", reached=not refused) from None
     if not body.strip():
         return None
     try:
@@ -204,7 +256,7 @@ class SqsPoller(threading.Thread):
         super().__init__(name=f"{fid}.{event['Name']}", daemon=True)
         self.sqs = sqs_client(env)
         self.region = env["env"]["AWS_REGION"]
-        self.fid, self.binary, self.event, self.invoke_url = fid, fn["binary"], event, invoke_url
+        self.fid, self.fn, self.binary, self.event, self.invoke_url = fid, fn, fn["binary"], event, invoke_url
         self.batch_size = max(1, int(event.get("BatchSize") or 10))
         self.window = float(event.get("MaximumBatchingWindowInSeconds") or 0)
         self.partial = "ReportBatchItemFailures" in (event.get("FunctionResponseTypes") or [])
@@ -253,9 +305,10 @@ class SqsPoller(threading.Thread):
         ids = {m["MessageId"] for m in batch}
         self.invocations += 1
         try:
-            response = invoke(self.invoke_url, self.binary, event)
+            response = invoke_fn(self.invoke_url, self.fn, event)
         except InvokeError as e:
-            log(f"{self.name}: batch of {len(batch)} failed, nothing deleted: {e}")
+            log(f"{self.name}: batch of {len(batch)} failed, nothing deleted" +
+                (" (they come back after the queue's visibility timeout)" if e.reached else "") + f": {e}")
             if not e.reached:  # the function was not there: let the messages come back at once
                 self.release(batch)
             return
@@ -344,7 +397,7 @@ class StreamPoller(threading.Thread):
         self.streams = client(env, "dynamodbstreams", "AWS_ENDPOINT_URL_DYNAMODB_STREAMS")
         self.sqs = sqs_client(env) if event.get("OnFailure") else None
         self.region = env["env"]["AWS_REGION"]
-        self.fid, self.binary, self.event, self.invoke_url = fid, fn["binary"], event, invoke_url
+        self.fid, self.fn, self.binary, self.event, self.invoke_url = fid, fn, fn["binary"], event, invoke_url
         self.arn = event["StreamArn"]
         self.batch_size = max(1, int(event.get("BatchSize") or 100))
         self.window = float(event.get("MaximumBatchingWindowInSeconds") or 0)
@@ -489,7 +542,7 @@ class StreamPoller(threading.Thread):
         sequences = [r["dynamodb"]["SequenceNumber"] for r in batch]
         self.invocations += 1
         try:
-            response = invoke(self.invoke_url, self.binary, event)
+            response = invoke_fn(self.invoke_url, self.fn, event)
         except InvokeError as e:
             log(f"{self.name}: batch of {len(batch)} failed: {e}")
             return ("error", 0) if e.reached else ("unreached", 0)
@@ -823,7 +876,7 @@ class Scheduler(threading.Thread):
     def fire(self, e, at):
         name = f"{e['fid']}.{e['ev']['Name']}"
         try:
-            result = invoke(self.invoke_url, e["fn"]["binary"], schedule_payload(self.env, e["fid"], e["ev"], at))
+            result = invoke_fn(self.invoke_url, e["fn"], schedule_payload(self.env, e["fid"], e["ev"], at))
             log(f"schedule {name} fired for {iso(at)}: {json.dumps(result)[:300]}")
         except (InvokeError, ValueError) as err:
             log(f"schedule {name} fired for {iso(at)} and failed: {err}")
@@ -836,7 +889,16 @@ def default_env_json():
 
 
 def default_invoke_url():
-    return f"http://127.0.0.1:{os.environ.get('LOYALTY_HTTP_PORT', '9000')}"
+    """cargo lambda watch's invoke endpoint: LOYALTY_INVOKE_URL, else the one the running
+    scripts/dev of the profile wrote to .local/<profile>/invoke-url, else port
+    LOYALTY_INVOKE_PORT (default 9001)."""
+    if os.environ.get("LOYALTY_INVOKE_URL"):
+        return os.environ["LOYALTY_INVOKE_URL"]
+    try:
+        with open(os.path.join(os.path.dirname(default_env_json()), "invoke-url")) as f:
+            return f.read().strip()
+    except OSError:
+        return f"http://127.0.0.1:{os.environ.get('LOYALTY_INVOKE_PORT', '9001')}"
 
 
 def cmd_run(a):
@@ -897,7 +959,8 @@ def cmd_fire(a):
         return
     log(f"firing {fid}.{ev['Name']} -> {fn['binary']}: {json.dumps(payload)}")
     try:
-        result = invoke(a.invoke_url, fn["binary"], payload)
+        # Run by hand: the function may not be built yet, so the build allowance applies.
+        result = invoke(a.invoke_url, fn["binary"], payload, timeout=lambda_timeout(fn.get("Timeout", 3), False))
     except InvokeError as e:
         sys.exit(f"fire: {e}")
     print(json.dumps(result, indent=2))
@@ -908,7 +971,8 @@ def main(argv=None):
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--env-json", default=default_env_json(), help="default .local/$LOYALTY_STACK/env.json")
     common.add_argument("--invoke-url", default=default_invoke_url(),
-                        help="cargo lambda watch's address (default http://127.0.0.1:$LOYALTY_HTTP_PORT, port 9000)")
+                        help="cargo lambda watch's invoke endpoint (default: the one scripts/dev of the profile wrote "
+                        "to .local/<profile>/invoke-url, else http://127.0.0.1:$LOYALTY_INVOKE_PORT, port 9001)")
     sub = ap.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", parents=[common], help="poll every SQS and DynamoDB stream event source; with --schedules fire schedules on their cron")
     r.add_argument("--schedules", action="store_true", help="also fire schedules (same as LOYALTY_SCHEDULES=1)")

@@ -66,11 +66,18 @@ class FakeLambda:
     """The Lambda Invoke API of `cargo lambda watch`, answering like a worker that fails the
     records whose body contains "poison" (batchItemFailures) and errors out (500) on a batch
     with a "crash" record. Stream batches alike: a record whose new image has an attribute
-    `poison` is the one reported (its SequenceNumber), one with `crash` fails the batch."""
+    `poison` is the one reported (its SequenceNumber), one with `crash` fails the batch.
+    The first delivery of a record whose body contains "hang-once" never gets an answer (a
+    function stuck past its Timeout); the first of one with "drop-once" loses its connection
+    (the watcher restarting the function mid-invocation). An API Gateway payload 2.0 event is
+    answered with `http_answer` (a payload 2.0 response)."""
 
     def __init__(self):
         self.calls = []  # (function name, payload)
+        self.seen = set()  # bodies delivered before
+        self.http_answer = {"statusCode": 200, "headers": {"content-type": "application/json"}, "body": "{}"}
         self.lock = threading.Lock()
+        self.stopping = threading.Event()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -84,9 +91,21 @@ class FakeLambda:
                 payload = json.loads(self.rfile.read(int(self.headers["content-length"])))
                 with fake.lock:
                     fake.calls.append((parts[2], payload))
+                if isinstance(payload, dict) and payload.get("version") == "2.0":
+                    return self.answer(200, fake.http_answer)
                 records = payload.get("Records") if isinstance(payload, dict) else None
                 if records is None:
                     return self.answer(200, {"ok": True})
+                with fake.lock:
+                    first = {r.get("body", "") for r in records} - fake.seen
+                    fake.seen |= first
+                if any("hang-once" in b for b in first):
+                    fake.stopping.wait(60)
+                    return
+                if any("drop-once" in b for b in first):
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 if records and records[0].get("eventSource") == "aws:dynamodb":
                     images = [r["dynamodb"].get("NewImage") or {} for r in records]
                     if any("crash" in i for i in images):
@@ -119,6 +138,7 @@ class FakeLambda:
 def fake_lambda():
     fake = FakeLambda()
     yield fake
+    fake.stopping.set()
     fake.server.shutdown()
 
 

@@ -1,13 +1,15 @@
 """End to end, through the real functions: `scripts/dev` on its own stack profile (e2e, state
 in .local/e2e/) on free ports (or LOYALTY_E2E_DDB_PORT / LOYALTY_E2E_SQS_PORT /
-LOYALTY_E2E_HTTP_PORT), then the schedule trigger (scripts/fire), the local queues and pollers
-(scripts/local_events.py) and the public HTTP API, as a user would run them.
+LOYALTY_E2E_HTTP_PORT / LOYALTY_E2E_INVOKE_PORT), then the schedule trigger (scripts/fire),
+the local queues and pollers (scripts/local_events.py) and the one public HTTP API
+(scripts/gateway.py) with real member tokens and SigV4 signatures, as a user would run them.
 
-The first call builds the functions (`cargo lambda watch --features local-auth`, debug): the
+The first call builds the functions (`cargo lambda watch`, debug, as built for AWS): the
 fixture waits up to LOYALTY_E2E_BUILD_TIMEOUT seconds (default 900) for that. Everything it
 started is stopped afterwards, also when a test fails. LOYALTY_SKIP_E2E=1 skips these tests.
 """
 import datetime as dt
+import json
 import os
 import signal
 import socket
@@ -59,7 +61,8 @@ def dev(tmp_path_factory):
     # Free ports unless given: two checkouts may run their tests at once on one machine.
     env.update(LOYALTY_STACK="e2e", LOYALTY_HTTP_PORT=str(port),
                LOYALTY_DDB_PORT=os.environ.get("LOYALTY_E2E_DDB_PORT") or str(free_port()),
-               LOYALTY_SQS_PORT=os.environ.get("LOYALTY_E2E_SQS_PORT") or str(free_port()))
+               LOYALTY_SQS_PORT=os.environ.get("LOYALTY_E2E_SQS_PORT") or str(free_port()),
+               LOYALTY_INVOKE_PORT=os.environ.get("LOYALTY_E2E_INVOKE_PORT") or str(free_port()))
     # A stack a killed earlier run left behind would refuse the new ports.
     subprocess.run([os.path.join(REPO, "scripts", "stack"), "down", "e2e"], env=env, cwd=REPO,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
@@ -78,7 +81,7 @@ def dev(tmp_path_factory):
             if time.monotonic() > deadline:
                 pytest.fail(f"scripts/dev did not serve port {port} within 300s:\n{tail(log_path)}")
             time.sleep(0.5)
-        api = demo.Api(port)
+        api = demo.Api(port, env_json=os.path.join(REPO, ".local", "e2e", "env.json"))
         try:
             demo.wait_ready(api, BUILD_TIMEOUT)
         except demo.SetupError as e:
@@ -114,7 +117,7 @@ def test_member_day_schedule_flows_through_the_local_queues_and_drains_with_coun
     run_tag = f"e2e-{int(time.time())}"
     members = [f"{run_tag}-m{i:02d}" for i in range(12)]
     for m in members:
-        api.expect({201}, "POST", "signup", "/members", sub=m,
+        api.expect({201}, "POST", "/members", sub=m,
                    body={"email": f"{m}@example.com", "name": "E2E Member", "marketingConsent": True})
     member_day = demo.last_member_day(dt.datetime.now(dt.timezone.utc))
 
@@ -133,16 +136,16 @@ def test_member_day_schedule_flows_through_the_local_queues_and_drains_with_coun
     assert drained["targeted"] == drained["issued"] + drained["skipped"] + drained["failed"], drained
     assert drained["issued"] == len(members) and drained["failed"] == 0, drained
     for m in members:
-        coupons = api.expect({200}, "GET", "coupon-issue", f"/members/{m}/coupons", sub=m)["coupons"]
+        coupons = api.expect({200}, "GET", f"/members/{m}/coupons", sub=m)["coupons"]
         assert [c["grant"] for c in coupons].count(grant) == 1, (m, coupons)
 
     # EventBridge delivers at least once: the same firing again starts no second run.
     again = demo.fire(dev["port"], "MemberDayFunction", "MemberDay", member_day.isoformat(), env=dev["env"])
     assert not any(s["created"] for s in again["started"] if s["campaignId"] == "member-day"), again
-    show = api.expect({200}, "GET", "member-day", "/campaigns/member-day", iam="operator")
+    show = api.expect({200}, "GET", "/campaigns/member-day", iam="operator")
     assert [r["runId"] for r in show["runs"]] == [run_id], show
     for m in members[:3]:
-        coupons = api.expect({200}, "GET", "coupon-issue", f"/members/{m}/coupons", sub=m)["coupons"]
+        coupons = api.expect({200}, "GET", f"/members/{m}/coupons", sub=m)["coupons"]
         assert [c["grant"] for c in coupons].count(grant) == 1, (m, coupons)
 
 
@@ -152,3 +155,92 @@ def test_the_demo_runs_and_its_numbers_add_up(dev):
     assert out.returncode == 0, f"demo exit {out.returncode}\n{out.stdout}\n{out.stderr[-3000:]}"
     assert "All checks hold" in out.stdout, out.stdout
     assert "Members per tier" in out.stdout and "points liability" in out.stdout, out.stdout
+
+
+# Contract fuzzing: bounded so that the whole suite stays within its time (about a minute here).
+FUZZ_EXAMPLES = int(os.environ.get("LOYALTY_FUZZ_EXAMPLES", "10"))
+
+
+def test_schemathesis_finds_no_contract_failure_through_the_one_api(dev, tmp_path):
+    """schemathesis (pinned in scripts/requirements-tools.txt) against the one local API, with a
+    member token or the right SigV4 signature on every request (schemathesis_hooks.py): the
+    request examples, fuzzed requests (valid and invalid) of every operation, and stateful
+    sequences along openapi.yaml's links (signup -> checkout -> confirm -> ledger, the catalog,
+    campaigns). Checks: no 5xx, a documented status, content type and schema, and invalid data
+    rejected. Zero failures; LOYALTY_FUZZ_EXAMPLES examples per operation (default 10: some 340
+    requests, about a minute)."""
+    import sys
+
+    env = dict(os.environ, SCHEMATHESIS_HOOKS="schemathesis_hooks",
+               PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.abspath(__file__)), os.environ.get("PYTHONPATH", "")]),
+               LOYALTY_FUZZ_ENV_JSON=os.path.join(REPO, ".local", "e2e", "env.json"),
+               LOYALTY_FUZZ_MEMBER_PREFIX=f"fuzz-{int(time.time())}")
+    cmd = [os.path.join(os.path.dirname(sys.executable), "schemathesis"), "run", os.path.join(REPO, "openapi.yaml"),
+           "--url", f"http://127.0.0.1:{dev['port']}", "--max-examples", str(FUZZ_EXAMPLES), "--seed", "17",
+           "--phases", "examples,fuzzing,stateful", "--workers", "2", "--request-timeout", "130",
+           "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,"
+                       "response_schema_conformance,negative_data_rejection"]
+    # Its caches (.hypothesis, .schemathesis) go to tmp_path, not into the checkout.
+    out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    report = out.stdout[-12000:] + out.stderr[-3000:]
+    assert out.returncode == 0, f"schemathesis exit {out.returncode}\n{report}\n{tail(dev['log'])}"
+    assert "Stateful" in out.stdout and " passed" in out.stdout, report
+    assert "failures" not in out.stdout.split("SUMMARY")[-1], report
+
+
+def operations():
+    import yaml
+
+    with open(os.path.join(REPO, "openapi.yaml")) as f:
+        doc = yaml.safe_load(f)
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            if isinstance(op, dict) and "responses" in op:
+                iam = any("sigv4" in s for s in op.get("security", doc.get("security", [])))
+                yield method.upper(), path, op, iam
+
+
+def request_examples(op):
+    media = ((op.get("requestBody") or {}).get("content") or {}).get("application/json") or {}
+    examples = [e["value"] for e in (media.get("examples") or {}).values() if "value" in e]
+    return examples or [None]
+
+
+def send(api, method, path, body=None, who=None, raw=None):
+    """One request to the one API: (status, content type, body)."""
+    import urllib.error
+    import urllib.request
+
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    url = api.base + path
+    headers = {"content-type": "application/json"} if data is not None else {}
+    if who:
+        headers = api.credentials(who, method, url, data, headers)
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=150) as r:
+            return r.status, r.headers.get("content-type"), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("content-type"), e.read()
+
+
+def test_every_request_example_needs_its_credentials_and_a_body_that_is_not_utf8_is_the_function_s_4xx(dev):
+    api = dev["api"]
+    member = f"e2e-raw-{int(time.time())}"
+    api.expect({201}, "POST", "/members", sub=member, body={"email": f"{member}@example.com", "name": "Raw Body", "marketingConsent": False})
+    checked = 0
+    for method, template, op, iam in operations():
+        path = template.replace("{id}", member).replace("{orderId}", "o-raw").replace("{claimId}", "c-raw")
+        for body in request_examples(op):
+            # The same request without credentials: API Gateway's 401.
+            status, ctype, raw = send(api, method, path, body)
+            assert (status, json.loads(raw)) == (401, {"message": "Unauthorized"}), (method, template, status, raw)
+            if iam:  # a member token on an IAM route: the authorizer's 403
+                status, ctype, raw = send(api, method, path, body, who=member)
+                assert (status, json.loads(raw)) == (403, {"message": "Forbidden"}), (method, template, status, raw)
+            checked += 1
+        if method in ("POST", "PUT", "PATCH") and op.get("requestBody"):
+            who = ("order-system" if template.startswith("/internal/") else "operator") if iam else member
+            status, ctype, raw = send(api, method, path, who=who, raw=b'\xff\xfe{"not": "utf-8"}')
+            assert 400 <= status < 500 and ctype == "application/problem+json", (method, template, status, raw)
+    assert checked >= 25

@@ -262,3 +262,33 @@ def test_a_secret_gets_a_local_file_stand_in_that_survives_a_restart(stack, moto
                    check=True, env=dict(os.environ, AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local"),
                    capture_output=True)
     assert open(path).read() == value
+
+
+@pytest.mark.parametrize("body", ["hang-once", "drop-once"])
+def test_an_invocation_past_the_timeout_or_cut_off_leaves_its_messages_to_the_visibility_timeout(stack, sqs, fake_lambda, poller, body):
+    """A function stuck past its Timeout (the fixture's worker has Lambda's default, 3 s), or
+    restarted by the watcher mid-invocation: the poller fails the invocation, deletes nothing,
+    and the message comes back after the queue's visibility timeout (1 s) and is done; the
+    queue never waits for the stuck invocation (the fake holds it for 60 s)."""
+    work, dlq = queue(stack, "WorkQueue"), queue(stack, "WorkDeadLetterQueue")
+    assert stack["env"]["functions"]["WorkerFunction"]["Timeout"] == 3
+    # The first build is not in question here: no allowance on top of the Timeout.
+    os.environ["LOYALTY_BUILD_TIMEOUT"] = "0"
+    try:
+        proc = poller()
+    finally:
+        del os.environ["LOYALTY_BUILD_TIMEOUT"]
+    started = time.monotonic()
+    sqs.send_message(QueueUrl=work["url"], MessageBody=f'{{"{body}": true}}')
+
+    def delivered_twice():
+        """the message delivered again after the failed invocation"""
+        return [r for r in fake_lambda.records() if body in r["body"]][1:]
+
+    again = until(delivered_twice, timeout=20)
+    took = time.monotonic() - started
+    assert took < 3 + 1 + 1 + 5, f"redelivered after {took:.1f}s: the poller waited for the stuck invocation"
+    assert again[0]["attributes"]["ApproximateReceiveCount"] == "2"
+    until(lambda: counts(sqs, work["url"]) == (0, 0), timeout=10)
+    assert not sqs.receive_message(QueueUrl=dlq["url"], MaxNumberOfMessages=10).get("Messages")
+    assert proc.poll() is None

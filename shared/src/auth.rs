@@ -14,12 +14,9 @@
 //! A member's token may also vouch for contact details (`verified_contacts`): signup uses
 //! them and refuses a body naming others.
 //!
-//! Local development has no API Gateway. With the `local-auth` cargo feature compiled in
-//! AND `LOYALTY_LOCAL_AUTH=1` set, the headers `x-loyalty-dev-sub: <member id>` and
-//! `x-loyalty-dev-iam: operator|order-system` stand in for the authorizers, and
-//! `x-loyalty-dev-email[-verified]` / `x-loyalty-dev-phone[-verified]` for the token's
-//! claims. Release builds (SAM) never compile the feature and the template never sets the
-//! variable (both checked by tests).
+//! Locally, `scripts/dev` serves the same HTTP API through scripts/gateway.py, which verifies
+//! real member tokens and SigV4 signatures and fills the same request context as API Gateway:
+//! the functions run locally exactly as built for AWS (tests/tests/deploy_safety.rs).
 
 use crate::contact::VerifiedContacts;
 use crate::error::ApiError;
@@ -86,10 +83,6 @@ fn names(entry: &str, arn: &str) -> bool {
 }
 
 pub fn caller(req: &Request, principals: &Principals) -> Caller {
-    #[cfg(feature = "local-auth")]
-    if let Some(c) = local_caller(req) {
-        return c;
-    }
     let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() else {
         return Caller::Anonymous;
     };
@@ -109,14 +102,8 @@ pub fn caller(req: &Request, principals: &Principals) -> Caller {
 
 /// The contacts the member's identity token vouches for: Cognito's `email` /
 /// `phone_number` claims with `email_verified` / `phone_number_verified` = `"true"` (API
-/// Gateway passes every claim as a string). Empty for a request without a JWT. Locally, the
-/// headers `x-loyalty-dev-email`, `x-loyalty-dev-email-verified: true`, `x-loyalty-dev-phone`
-/// and `x-loyalty-dev-phone-verified: true` stand in for the claims (with `local-auth`).
+/// Gateway passes every claim as a string). Empty for a request without a JWT.
 pub fn verified_contacts(req: &Request) -> VerifiedContacts {
-    #[cfg(feature = "local-auth")]
-    if let Some(v) = local_contacts(req) {
-        return v;
-    }
     let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() else {
         return VerifiedContacts::default();
     };
@@ -124,39 +111,6 @@ pub fn verified_contacts(req: &Request) -> VerifiedContacts {
         Some(jwt) => VerifiedContacts::from_claims(|name| jwt.claims.get(name).map(String::as_str)),
         None => VerifiedContacts::default(),
     }
-}
-
-#[cfg(feature = "local-auth")]
-fn local_contacts(req: &Request) -> Option<VerifiedContacts> {
-    if std::env::var("LOYALTY_LOCAL_AUTH").ok().as_deref() != Some("1") || req.headers().get("x-loyalty-dev-sub").is_none() {
-        return None;
-    }
-    let claim = |name: &str| {
-        let header = match name {
-            "email" => "x-loyalty-dev-email",
-            "email_verified" => "x-loyalty-dev-email-verified",
-            "phone_number" => "x-loyalty-dev-phone",
-            "phone_number_verified" => "x-loyalty-dev-phone-verified",
-            _ => return None,
-        };
-        req.headers().get(header).and_then(|v| v.to_str().ok())
-    };
-    Some(VerifiedContacts::from_claims(claim))
-}
-
-#[cfg(feature = "local-auth")]
-fn local_caller(req: &Request) -> Option<Caller> {
-    if std::env::var("LOYALTY_LOCAL_AUTH").ok().as_deref() != Some("1") {
-        return None;
-    }
-    let h = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    match h("x-loyalty-dev-iam") {
-        Some("operator") => return Some(Caller::Operator("local-operator".into())),
-        Some("order-system") => return Some(Caller::OrderSystem("local-order-system".into())),
-        Some(_) => return Some(Caller::UnknownIam("local-unknown".into())),
-        None => {}
-    }
-    h("x-loyalty-dev-sub").and_then(MemberId::parse).map(Caller::Member)
 }
 
 impl Caller {
@@ -264,18 +218,6 @@ mod tests {
         assert_eq!(caller(&req, &Principals::default()), Caller::Member(MemberId::parse("m1").unwrap()));
         let plain = request_with_claims(serde_json::json!({ "sub": "m1" }));
         assert_eq!(verified_contacts(&plain), VerifiedContacts::default());
-    }
-
-    /// `cargo test -p loyalty --features local-auth`: the local stand-ins for the claims.
-    #[cfg(feature = "local-auth")]
-    #[test]
-    fn local_headers_stand_in_for_the_verified_claims() {
-        std::env::set_var("LOYALTY_LOCAL_AUTH", "1");
-        let mut req = request_with_claims(serde_json::json!({}));
-        for (k, v) in [("x-loyalty-dev-sub", "m1"), ("x-loyalty-dev-email", "A@Example.com"), ("x-loyalty-dev-email-verified", "true"), ("x-loyalty-dev-phone", "+8613800138000")] {
-            req.headers_mut().insert(k, v.parse().unwrap());
-        }
-        assert_eq!(verified_contacts(&req), VerifiedContacts { email: Some("a@example.com".into()), phone: None }, "a phone without -verified: true is not verified");
     }
 
     #[test]

@@ -86,14 +86,13 @@ pub fn respond(req: &Request, result: Result<Response<Body>, ApiError>) -> Respo
     result.unwrap_or_else(|e| problem(&e, path(req)))
 }
 
-/// The request path, without the `/lambda-url/<function>` prefix `cargo lambda watch` adds
-/// and without an API Gateway stage.
+/// The request path as API Gateway passes it (`rawPath`; the `$default` stage adds no prefix).
 pub fn path(req: &Request) -> &str {
     let raw = req.raw_http_path();
-    let p = if raw.is_empty() { req.uri().path() } else { raw };
-    match p.strip_prefix("/lambda-url/") {
-        Some(rest) => rest.find('/').map(|i| &rest[i..]).unwrap_or("/"),
-        None => p,
+    if raw.is_empty() {
+        req.uri().path()
+    } else {
+        raw
     }
 }
 
