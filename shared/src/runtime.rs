@@ -6,7 +6,8 @@ use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use aws_lambda_events::dynamodb::Event as StreamEvent;
 use aws_lambda_events::encodings::Body as EventBody;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use futures::StreamExt;
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use lambda_http::{Body, Request, Response};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
@@ -103,6 +104,28 @@ where
         handler(classify(event.payload)?, deadline).await?.into_value()
     }))
     .await
+}
+
+/// An SQS batch with partial failures (`ReportBatchItemFailures`): runs `handle` on every
+/// message, at most `concurrency` at once, and reports the messages it did not finish
+/// (`handle` answered `false`) so that only they are redelivered. `handle` logs its own
+/// failures: it knows what went wrong.
+pub async fn each_message<F, Fut>(event: SqsEvent, concurrency: usize, handle: F) -> SqsBatchResponse
+where
+    F: FnMut(SqsMessage) -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let ids: Vec<String> = event.records.iter().map(|r| r.message_id.clone().unwrap_or_default()).collect();
+    let done: Vec<bool> = futures::stream::iter(event.records).map(handle).buffered(concurrency.max(1)).collect().await;
+    let mut response = SqsBatchResponse::default();
+    for (id, done) in ids.into_iter().zip(done) {
+        if !done {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
+        }
+    }
+    response
 }
 
 /// A scheduled job's instant: `detail.now` when given (to replay or test a day), else the

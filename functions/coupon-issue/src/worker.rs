@@ -14,7 +14,7 @@
 //! as not eligible.
 
 use crate::App;
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
 use loyalty::birthday;
 use loyalty::campaign::IssueBatch;
@@ -27,16 +27,9 @@ pub const MAX_RECEIVES: u64 = 3;
 
 pub async fn handle(app: &App, event: SqsEvent) -> SqsBatchResponse {
     let now = app.env.clock.now();
-    let results = futures::future::join_all(event.records.iter().map(|r| process(app, r, now))).await;
-    let mut out = SqsBatchResponse::default();
-    for (record, ok) in event.records.iter().zip(results) {
-        if !ok {
-            let mut f = BatchItemFailure::default();
-            f.item_identifier = record.message_id.clone().unwrap_or_default();
-            out.batch_item_failures.push(f);
-        }
-    }
-    out
+    // Every message of the batch at once (each bounds its own writes: ISSUE_CONCURRENCY).
+    let all = event.records.len();
+    loyalty::runtime::each_message(event, all, |record| async move { process(app, &record, now).await }).await
 }
 
 /// Why a message is refused outright (it would fail the same way on every delivery).

@@ -34,13 +34,12 @@
 pub mod dispatch;
 mod start;
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse};
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use loyalty::app::Env;
 use loyalty::campaign::{self, Campaign, CampaignRequest, Progress, RunState};
 use loyalty::http::{self, json_body};
-use loyalty::runtime::{job_time, Outcome, Trigger};
+use loyalty::runtime::{each_message, job_time, Outcome, Trigger};
 use loyalty::store::campaign::{CampaignItem, RunItem};
 use loyalty::store::{backoff, TxFailure, MAX_ATTEMPTS};
 use loyalty::ApiError;
@@ -86,21 +85,17 @@ pub async fn handle(app: &App, trigger: Trigger) -> Result<Outcome, lambda_runti
     let deadline = Instant::now() + app.budget;
     match trigger {
         Trigger::Http(req) => Ok(Outcome::Http(handle_http(app, req).await)),
-        Trigger::Sqs(event) => {
-            let mut failures = Vec::new();
-            for record in event.records {
-                let id = record.message_id.clone().unwrap_or_default();
-                if let Err(e) = dispatch::on_message(app, record.body.as_deref().unwrap_or_default(), deadline).await {
+        Trigger::Sqs(event) => Ok(Outcome::Sqs(
+            each_message(event, 1, |record| async move {
+                let id = record.message_id.as_deref().unwrap_or_default();
+                let result = dispatch::on_message(app, record.body.as_deref().unwrap_or_default(), deadline).await;
+                if let Err(e) = &result {
                     tracing::error!(message_id = %id, error = %e, "dispatch failed; the message will be retried");
-                    let mut f = BatchItemFailure::default();
-                    f.item_identifier = id;
-                    failures.push(f);
                 }
-            }
-            let mut out = SqsBatchResponse::default();
-            out.batch_item_failures = failures;
-            Ok(Outcome::Sqs(out))
-        }
+                result.is_ok()
+            })
+            .await,
+        )),
         Trigger::Schedule(event) => {
             let at = job_time(&event, &app.env.clock);
             let job = event.detail.get("job").and_then(|j| j.as_str()).unwrap_or_default().to_string();

@@ -8,7 +8,7 @@
 //! the dead-letter queue, and its alarm, quickly.
 
 use crate::{checkout, purchase, refund, Answer, App};
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use loyalty::member::MemberId;
 use loyalty::ApiError;
 use serde_json::Value;
@@ -59,27 +59,27 @@ pub async fn order_event(app: &App, body: &str) -> Result<Answer, ApiError> {
 /// Each message is handled on its own; the failed ones are reported so that only they are
 /// redelivered. A retried event that was already recorded replays its first answer: a success.
 pub async fn handle_sqs(app: &App, event: SqsEvent) -> SqsBatchResponse {
-    let mut out = SqsBatchResponse::default();
-    for record in event.records {
-        let id = record.message_id.clone().unwrap_or_default();
-        let Err(e) = order_event(app, record.body.as_deref().unwrap_or_default()).await else { continue };
-        let receives = record.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse::<u32>().ok()).unwrap_or(1);
-        let wait = if EARLY.contains(&e.code()) {
-            Some(retry_delay(receives))
-        } else if e.status() < 500 {
-            Some(0)
-        } else {
-            None
-        };
-        tracing::warn!(message_id = %id, code = e.code(), status = e.status(), receives, wait_seconds = ?wait, "order event failed");
-        if let Some(seconds) = wait {
-            set_visibility(app, &record, seconds).await;
-        }
-        let mut f = BatchItemFailure::default();
-        f.item_identifier = id;
-        out.batch_item_failures.push(f);
+    // One at a time, in order: a refund after its purchase in the same batch finds it.
+    loyalty::runtime::each_message(event, 1, |record| async move { handle_message(app, &record).await }).await
+}
+
+/// Applies one message; `false` when it is to be delivered again.
+async fn handle_message(app: &App, record: &SqsMessage) -> bool {
+    let id = record.message_id.as_deref().unwrap_or_default();
+    let Err(e) = order_event(app, record.body.as_deref().unwrap_or_default()).await else { return true };
+    let receives = record.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse::<u32>().ok()).unwrap_or(1);
+    let wait = if EARLY.contains(&e.code()) {
+        Some(retry_delay(receives))
+    } else if e.status() < 500 {
+        Some(0)
+    } else {
+        None
+    };
+    tracing::warn!(message_id = %id, code = e.code(), status = e.status(), receives, wait_seconds = ?wait, "order event failed");
+    if let Some(seconds) = wait {
+        set_visibility(app, record, seconds).await;
     }
-    out
+    false
 }
 
 /// Makes the message visible again in `seconds`. If this fails the queue's own visibility

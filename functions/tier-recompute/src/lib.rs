@@ -11,8 +11,7 @@
 //!   cursor, which is safe because an evaluation on a date already evaluated is a no-op.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use lambda_runtime::Error;
@@ -107,7 +106,7 @@ pub async fn coordinate(app: &App, event: &EventBridgeEvent<Value>) -> Result<Va
     let rules_changed = mark.as_ref().map(|m| &m.fingerprint) != Some(&fingerprint);
     let sweep = rules_changed || event.detail.get("sweep").and_then(Value::as_bool) == Some(true);
     let tasks = tasks(now, sweep);
-    send_tasks(app, &tasks).await?;
+    loyalty::queue::send(&app.sqs, &app.queue_url, &tasks).await?;
     if rules_changed {
         // Only once every sweep task is queued (the queue and its DLQ keep them): a crash
         // before this line just sweeps again tomorrow, which changes nothing twice.
@@ -130,49 +129,22 @@ pub fn tasks(now: DateTime<Utc>, sweep: bool) -> Vec<ShardTask> {
     out
 }
 
-/// SendMessageBatch, ten a call; entries the queue refused are sent again a few times.
-async fn send_tasks(app: &App, tasks: &[ShardTask]) -> Result<(), Error> {
-    for chunk in tasks.chunks(10) {
-        let mut pending: Vec<(String, String)> = chunk.iter().enumerate().map(|(i, t)| Ok::<_, serde_json::Error>((i.to_string(), serde_json::to_string(t)?))).collect::<Result<_, _>>()?;
-        for attempt in 0..5u32 {
-            let entries = pending.iter().map(|(id, body)| SendMessageBatchRequestEntry::builder().id(id).message_body(body).build()).collect::<Result<Vec<_>, _>>()?;
-            let out = app.sqs.send_message_batch().queue_url(&app.queue_url).set_entries(Some(entries)).send().await?;
-            let failed: Vec<String> = out.failed.iter().map(|f| f.id.clone()).collect();
-            pending.retain(|(id, _)| failed.contains(id));
-            if pending.is_empty() {
-                break;
-            }
-            tracing::warn!(failed = pending.len(), attempt, "shard queue refused some tasks; sending them again");
-            backoff(attempt).await;
-        }
-        if !pending.is_empty() {
-            return Err(format!("the shard queue refused {} tasks", pending.len()).into());
-        }
-    }
-    Ok(())
-}
-
 /// The worker: each record is one task; a failed task is reported for redelivery.
 pub async fn work(app: &App, event: SqsEvent) -> SqsBatchResponse {
     let started = Instant::now();
-    let mut failures = Vec::new();
-    for record in event.records {
-        let id = record.message_id.clone().unwrap_or_default();
+    loyalty::runtime::each_message(event, 1, |record| async move {
+        let id = record.message_id.as_deref().unwrap_or_default();
         let task = serde_json::from_str::<ShardTask>(record.body.as_deref().unwrap_or_default()).map_err(|e| format!("not a shard task: {e}"));
         let result = match task {
             Ok(task) => run_task(app, task, started).await.map_err(|e| e.to_string()),
             Err(e) => Err(e),
         };
-        if let Err(error) = result {
+        if let Err(error) = &result {
             tracing::error!(message_id = %id, %error, "shard task failed; it will be retried");
-            let mut f = BatchItemFailure::default();
-            f.item_identifier = id;
-            failures.push(f);
         }
-    }
-    let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = failures;
-    response
+        result.is_ok()
+    })
+    .await
 }
 
 /// What one task did.
