@@ -3,7 +3,7 @@
 //! checkout, the order and the named coupons) and ONE TransactWriteItems; a confirm that is
 //! the member's first purchase also reads the referrer (see `purchase_side_writes`).
 
-use crate::{contended, live, purchase_side_writes, replay, Answer, App};
+use crate::{live, purchase_side_writes, replay, Answer, App};
 use loyalty::calendar::program_date;
 use loyalty::checkout::{self, CheckoutError, CheckoutRequest, ConfirmRequest, PreviewRequest, Quote, Quoted};
 use loyalty::coupon::{self, Coupon, RedeemError, Redemption};
@@ -14,8 +14,8 @@ use loyalty::points;
 use loyalty::store::checkout::{CheckoutItem, CheckoutState, Outcome};
 use loyalty::store::coupon::CouponItem;
 use loyalty::store::keys;
-use loyalty::store::points::{Commit, OrderItem, PointsRead};
-use loyalty::store::{backoff, Cond, TxFailure, MAX_ATTEMPTS};
+use loyalty::store::points::{Attempt, Failed, Judge, OrderItem, PointsRead};
+use loyalty::store::Cond;
 use loyalty::{ApiError, Fen, TierCode};
 use serde::Serialize;
 use chrono::{DateTime, Utc};
@@ -72,7 +72,8 @@ pub async fn quote(app: &App, id: &MemberId, req: CheckoutRequest) -> Result<Ans
     let (checkout_sk, order_sk) = (keys::checkout_sk(&req.order_id), keys::order_sk(&req.order_id));
     let mut sks = vec![checkout_sk.clone(), order_sk.clone()];
     sks.extend(req.coupon_codes.iter().map(|c| keys::coupon_sk(c)));
-    for attempt in 0..MAX_ATTEMPTS {
+    let (answer, held) = store
+        .change_member(async || {
         let now = app.env.clock.now();
         let today = program_date(rules.time_zone, now);
         let mut read = store.points_read(id.as_str(), &sks).await?;
@@ -86,7 +87,7 @@ pub async fn quote(app: &App, id: &MemberId, req: CheckoutRequest) -> Result<Ans
         let mut member = live(read.member.take())?;
         if let Some(c) = existing.filter(|c| c.state == CheckoutState::Held && c.fingerprint == fingerprint) {
             if member.live_holds(now).any(|h| h.order_id == req.order_id) {
-                return Ok(Answer { status: 201, body: c.answer });
+                return Ok(Attempt::Answer((Answer { status: 201, body: c.answer }, false)));
             }
         }
         loyalty::limits::count_member_write(&mut member, rules, now)?;
@@ -100,12 +101,13 @@ pub async fn quote(app: &App, id: &MemberId, req: CheckoutRequest) -> Result<Ans
         let quoted = Quoted { order_id: req.order_id.clone(), amount: req.amount, currency: req.currency.clone(), channel: req.channel, coupons, points: req.points, quote: q };
         let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
         writes.push(store.put_quote(&CheckoutItem::new(id.as_str(), quoted, until, fingerprint.clone(), answer.body.clone()))?);
-        if store.commit(writes, attempt).await? == Commit::Done {
-            tracing::info!(member_id = %id, "checkout held");
-            return Ok(answer);
-        }
+        Ok(Attempt::Commit(writes, (answer, true)))
+        })
+        .await?;
+    if held {
+        tracing::info!(member_id = %id, "checkout held");
     }
-    Err(contended())
+    Ok(answer)
 }
 
 #[derive(Serialize)]
@@ -135,13 +137,14 @@ pub async fn confirm(app: &App, id: &MemberId, order_id: &str, req: ConfirmReque
     http::id_param(order_id, "orderId", "invalid_order_id")?;
     let fingerprint = http::fingerprint(&req);
     let (checkout_sk, order_sk) = (keys::checkout_sk(order_id), keys::order_sk(order_id));
-    for attempt in 0..MAX_ATTEMPTS {
+    let (answer, points_used) = store
+        .change_member(async || {
         let now = app.env.clock.now();
         let today = program_date(rules.time_zone, now);
         let mut read = store.points_read(id.as_str(), &[checkout_sk.clone(), order_sk.clone()]).await?;
         let item = read.take::<CheckoutItem>(&checkout_sk)?.ok_or_else(checkout_not_found)?;
         match (&item.state, &item.outcome) {
-            (CheckoutState::Confirmed, Some(o)) => return replay(&o.fingerprint, &fingerprint, Answer { status: o.status, body: o.body.clone() }, "confirm_conflict", "this checkout's confirm"),
+            (CheckoutState::Confirmed, Some(o)) => return replay(&o.fingerprint, &fingerprint, Answer { status: o.status, body: o.body.clone() }, "confirm_conflict", "this checkout's confirm").map(|a| Attempt::Answer((a, None))),
             (CheckoutState::Cancelled, _) => return Err(ApiError::conflict("checkout_cancelled", "this checkout was cancelled; quote the order again")),
             _ => {}
         }
@@ -190,24 +193,19 @@ pub async fn confirm(app: &App, id: &MemberId, order_id: &str, req: ConfirmReque
         let outcome = Outcome { fingerprint: fingerprint.clone(), status: answer.status, body: answer.body.clone() };
         writes.push(store.put_finished_checkout(&item.clone().finish(CheckoutState::Confirmed, outcome))?);
         writes.extend(side);
-        match store.transact(writes).await {
-            Ok(()) => {
-                tracing::info!(member_id = %id, points_used = item.quoted.points, "checkout confirmed");
-                return Ok(answer);
-            }
-            Err(TxFailure::Conditions(failed)) => {
-                // Only a confirm of another order after this hold expired can have used the coupon.
-                if let Some(i) = failed.iter().find(|i| coupon_writes.contains(i)) {
-                    let code = item.quoted.coupons[i - first_coupon].code.clone();
-                    return Err(refused(CheckoutError::Coupon { code, why: RedeemError::AlreadyUsed }));
-                }
-                backoff(attempt).await
-            }
-            Err(TxFailure::Conflict) => backoff(attempt).await,
-            Err(TxFailure::Store(e)) => return Err(e.into()),
-        }
+        // Only a confirm of another order after this hold expired can have used the coupon.
+        let codes: Vec<String> = item.quoted.coupons.iter().map(|c| c.code.clone()).collect();
+        let coupon_taken: Judge<ApiError> = Box::new(move |failed: &[usize]| match failed.iter().find(|i| coupon_writes.contains(i)) {
+            Some(i) => Failed::Refused(refused(CheckoutError::Coupon { code: codes[i - first_coupon].clone(), why: RedeemError::AlreadyUsed })),
+            None => Failed::Contended,
+        });
+        Ok(Attempt::CommitOr(writes, (answer, Some(item.quoted.points)), coupon_taken))
+        })
+        .await?;
+    if let Some(points_used) = points_used {
+        tracing::info!(member_id = %id, points_used, "checkout confirmed");
     }
-    Err(contended())
+    Ok(answer)
 }
 
 #[derive(Serialize)]
@@ -222,14 +220,15 @@ pub async fn cancel(app: &App, id: &MemberId, order_id: &str) -> Result<Answer, 
     let (store, rules) = (&app.env.store, &*app.env.rules);
     http::id_param(order_id, "orderId", "invalid_order_id")?;
     let checkout_sk = keys::checkout_sk(order_id);
-    for attempt in 0..MAX_ATTEMPTS {
+    let (answer, cancelled) = store
+        .change_member(async || {
         let now = app.env.clock.now();
         let today = program_date(rules.time_zone, now);
         let mut read = store.points_read(id.as_str(), std::slice::from_ref(&checkout_sk)).await?;
         let item = read.take::<CheckoutItem>(&checkout_sk)?.ok_or_else(checkout_not_found)?;
         match (&item.state, &item.outcome) {
             (CheckoutState::Confirmed, _) => return Err(ApiError::conflict("checkout_confirmed", "this checkout is confirmed; refund the order instead")),
-            (CheckoutState::Cancelled, Some(o)) => return Ok(Answer { status: o.status, body: o.body.clone() }),
+            (CheckoutState::Cancelled, Some(o)) => return Ok(Attempt::Answer((Answer { status: o.status, body: o.body.clone() }, false))),
             _ => {}
         }
         let mut member = live(read.member.take())?;
@@ -241,12 +240,13 @@ pub async fn cancel(app: &App, id: &MemberId, order_id: &str) -> Result<Answer, 
         let outcome = Outcome { fingerprint: String::new(), status: answer.status, body: answer.body.clone() };
         let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
         writes.push(store.put_finished_checkout(&item.finish(CheckoutState::Cancelled, outcome))?);
-        if store.commit(writes, attempt).await? == Commit::Done {
-            tracing::info!(member_id = %id, "checkout cancelled");
-            return Ok(answer);
-        }
+        Ok(Attempt::Commit(writes, (answer, true)))
+        })
+        .await?;
+    if cancelled {
+        tracing::info!(member_id = %id, "checkout cancelled");
     }
-    Err(contended())
+    Ok(answer)
 }
 
 #[derive(Serialize)]

@@ -38,8 +38,8 @@ use loyalty::points::{self, ActivityKind, ActivityRequest, OrderRecord, PointsEr
 use loyalty::store::checkout::{CheckoutItem, CheckoutState};
 use loyalty::store::keys;
 use loyalty::store::member::{Receipt, TierChangeItem};
-use loyalty::store::points::{Commit, ExpiryNoticeItem, OrderItem};
-use loyalty::store::{Cond, StoreError, MAX_ATTEMPTS};
+use loyalty::store::points::{Attempt, ExpiryNoticeItem, OrderItem};
+use loyalty::store::{Cond, StoreError};
 use loyalty::ApiError;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -212,12 +212,13 @@ pub async fn purchase(app: &App, id: &MemberId, req: PurchaseRequest) -> Result<
     points::validate_purchase(&req, rules, app.env.clock.now()).map_err(refused)?;
     let fingerprint = http::fingerprint(&req);
     let (order_sk, checkout_sk) = (keys::order_sk(&req.order_id), keys::checkout_sk(&req.order_id));
-    for attempt in 0..MAX_ATTEMPTS {
+    let (answer, points) = store
+        .change_member(async || {
         let now = app.env.clock.now();
         let today = program_date(rules.time_zone, now);
         let mut read = store.points_read(id.as_str(), &[order_sk.clone(), checkout_sk.clone()]).await?;
         if let Some(o) = read.take::<OrderItem>(&order_sk)? {
-            return replay(&o.order.fingerprint, &fingerprint, Answer { status: 201, body: o.order.answer }, "order_conflict", "this orderId");
+            return replay(&o.order.fingerprint, &fingerprint, Answer { status: 201, body: o.order.answer }, "order_conflict", "this orderId").map(|a| Attempt::Answer((a, None)));
         }
         if read.take::<CheckoutItem>(&checkout_sk)?.is_some_and(|c| c.state == CheckoutState::Held) {
             return Err(ApiError::conflict("checkout_open", "this order has an open checkout: confirm or cancel it instead of reporting a plain purchase"));
@@ -237,12 +238,13 @@ pub async fn purchase(app: &App, id: &MemberId, req: PurchaseRequest) -> Result<
         let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
         writes.push(store.put(&OrderItem::new(id.as_str(), order), Some(Cond::absent()))?);
         writes.extend(side);
-        if store.commit(writes, attempt).await? == Commit::Done {
-            tracing::info!(member_id = %id, points = p.points, "purchase recorded");
-            return Ok(answer);
-        }
+        Ok(Attempt::Commit(writes, (answer, Some(p.points))))
+        })
+        .await?;
+    if let Some(points) = points {
+        tracing::info!(member_id = %id, points, "purchase recorded");
     }
-    Err(contended())
+    Ok(answer)
 }
 
 /// What a recorded purchase adds to its transaction besides the member and the order: the
@@ -323,12 +325,13 @@ pub async fn refund(app: &App, id: &MemberId, req: RefundRequest) -> Result<Answ
     let fingerprint = http::fingerprint(&req);
     // The refund's receipt makes the refundId unique across the member's orders.
     let (order_sk, receipt_sk) = (keys::order_sk(&req.order_id), keys::receipt_sk(keys::REFUND_SCOPE, &req.refund_id));
-    for attempt in 0..MAX_ATTEMPTS {
+    let (answer, recorded) = store
+        .change_member(async || {
         let now = app.env.clock.now();
         let today = program_date(rules.time_zone, now);
         let mut read = store.points_read(id.as_str(), &[order_sk.clone(), receipt_sk.clone()]).await?;
         if let Some(r) = read.take::<Receipt>(&receipt_sk)? {
-            return replay(&r.fingerprint, &fingerprint, Answer { status: r.status, body: r.body }, "refund_conflict", "this refundId");
+            return replay(&r.fingerprint, &fingerprint, Answer { status: r.status, body: r.body }, "refund_conflict", "this refundId").map(|a| Attempt::Answer((a, None)));
         }
         let mut member = live(read.member.take())?;
         let mut order = read.take::<OrderItem>(&order_sk)?.ok_or_else(|| ApiError::not_found("order_not_found", "no purchase with this orderId is recorded for the member"))?;
@@ -367,12 +370,13 @@ pub async fn refund(app: &App, id: &MemberId, req: RefundRequest) -> Result<Answ
         if done.full {
             writes.extend(cancel_referral_writes(app, &order.order, id, today, now).await?);
         }
-        if store.commit(writes, attempt).await? == Commit::Done {
-            tracing::info!(member_id = %id, clawed = done.clawed_back, returned = done.points_returned, "refund recorded");
-            return Ok(answer);
-        }
+        Ok(Attempt::Commit(writes, (answer, Some((done.clawed_back, done.points_returned)))))
+        })
+        .await?;
+    if let Some((clawed, returned)) = recorded {
+        tracing::info!(member_id = %id, clawed, returned, "refund recorded");
     }
-    Err(contended())
+    Ok(answer)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -394,7 +398,8 @@ pub async fn activity(app: &App, id: &MemberId, req: ActivityRequest, idempotenc
         http::id_param(r, "refId", "invalid_ref_id")?;
     }
     let fingerprint = http::fingerprint(&req);
-    for attempt in 0..MAX_ATTEMPTS {
+    store
+        .change_member(async || {
         let now = app.env.clock.now();
         let today = program_date(rules.time_zone, now);
         // The receipt that makes the activity once-only (check-in per day, review per order,
@@ -413,7 +418,7 @@ pub async fn activity(app: &App, id: &MemberId, req: ActivityRequest, idempotenc
                 return match req.kind {
                     ActivityKind::Checkin => Err(refused(PointsError::AlreadyCheckedIn)),
                     ActivityKind::Review => Err(refused(PointsError::AlreadyReviewed)),
-                    ActivityKind::Share => replay(&r.fingerprint, &fingerprint, Answer { status: r.status, body: r.body }, "idempotency_key_reused", "this Idempotency-Key"),
+                    ActivityKind::Share => replay(&r.fingerprint, &fingerprint, Answer { status: r.status, body: r.body }, "idempotency_key_reused", "this Idempotency-Key").map(Attempt::Answer),
                 };
             }
         }
@@ -441,11 +446,9 @@ pub async fn activity(app: &App, id: &MemberId, req: ActivityRequest, idempotenc
         if let Some(k) = &receipt_key {
             writes.push(store.put(&Receipt::new(id.as_str(), keys::ACTIVITY_SCOPE, k, fingerprint.clone(), answer.status, answer.body.clone(), now), Some(Cond::absent()))?);
         }
-        if store.commit(writes, attempt).await? == Commit::Done {
-            return Ok(answer);
-        }
-    }
-    Err(contended())
+        Ok(Attempt::Commit(writes, answer))
+        })
+        .await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -583,23 +586,22 @@ pub struct Swept {
 /// wrote first fails it too, so the retry reads both again.
 pub async fn expire_member(app: &App, id: &str, today: NaiveDate, now: DateTime<Utc>) -> Result<Swept, StoreError> {
     let (store, rules) = (&app.env.store, &*app.env.rules);
-    for attempt in 0..MAX_ATTEMPTS {
-        let Some((mut member, noticed)) = store.member_for_sweep(id).await? else { return Ok(Swept::default()) };
+    store
+        .change_member(async || {
+        let Some((mut member, noticed)) = store.member_for_sweep(id).await? else { return Ok(Attempt::Answer(Swept::default())) };
         let read_version = member.version;
         member.version += 1;
         let entries = points::settle(&mut member, rules, today, now);
         let notices = points::expiry_notices(&member, rules, today, &noticed);
         if entries.is_empty() && notices.is_empty() {
-            return Ok(Swept::default());
+            return Ok(Attempt::Answer(Swept::default()));
         }
         let expired = entries.iter().filter(|e| e.kind == loyalty::ledger::EntryKind::Expiry).map(|e| -e.points.0).sum();
         let mut writes = if entries.is_empty() { Vec::new() } else { store.member_change(&member, read_version, entries, rules, now)? };
         for n in &notices {
             writes.push(store.put(&ExpiryNoticeItem::new(id, *n, now), Some(Cond::absent()))?);
         }
-        if store.commit(writes, attempt).await? == Commit::Done {
-            return Ok(Swept { expired, notices: notices.len() as u64 });
-        }
-    }
-    Err(StoreError::Contended)
+        Ok(Attempt::Commit(writes, Swept { expired, notices: notices.len() as u64 }))
+        })
+        .await
 }

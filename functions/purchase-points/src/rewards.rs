@@ -30,7 +30,7 @@ use loyalty::points;
 use loyalty::reward::{self, Claim, ClaimError, ClaimRequest, ClaimStatus, FulfilmentRequest, Reward, RewardError, RewardKind, RewardPatch, RewardRequest, Step};
 use loyalty::store::keys;
 use loyalty::store::member::Receipt;
-use loyalty::store::points::Commit;
+use loyalty::store::points::{Attempt, Failed, Judge};
 use loyalty::store::reward::RewardItem;
 use loyalty::store::{backoff, Cond, TxFailure, MAX_ATTEMPTS};
 use loyalty::ApiError;
@@ -290,14 +290,15 @@ async fn claim_as(app: &App, id: &MemberId, body: ClaimRequest, key: &str) -> Re
     let fingerprint = http::fingerprint(&body);
     let claim_id = reward::claim_id(id.as_str(), key);
     let receipt_sk = keys::receipt_sk(keys::REWARD_SCOPE, key);
-    for attempt in 0..MAX_ATTEMPTS {
+    let (answer, claimed) = store
+        .change_member(async || {
         let now = app.env.clock.now();
         let today = program_date(rules.time_zone, now);
         let mut sks = vec![receipt_sk.clone()];
         sks.extend(reward::periods(today).iter().map(|p| keys::reward_limit_sk(&body.reward_id, p)));
         let read = store.reward_read(id.as_str(), &sks, Some(&body.reward_id)).await?;
         if let Some(r) = read.receipt {
-            return replay(&r.fingerprint, &fingerprint, Answer { status: r.status, body: r.body }, "idempotency_key_reused", "this Idempotency-Key");
+            return replay(&r.fingerprint, &fingerprint, Answer { status: r.status, body: r.body }, "idempotency_key_reused", "this Idempotency-Key").map(|a| Attempt::Answer((a, None)));
         }
         let mut member = live(read.member.clone())?;
         // A member's own claims count against their per-minute write limit, as activities do.
@@ -327,19 +328,16 @@ async fn claim_as(app: &App, id: &MemberId, body: ClaimRequest, key: &str) -> Re
             // The coupon with its grant slot, as every coupon is written.
             writes.extend(store.coupon_writes(c, None)?);
         }
-        match store.transact(writes).await {
-            Ok(()) => {
-                tracing::info!(member_id = %id, reward_id = %reward.reward_id, price = reward.price, "reward claimed");
-                return Ok(answer);
-            }
-            // The stock ran out or an operator changed the reward since the read: read again
-            // at once, which tells which (no backoff: nothing to wait for).
-            Err(TxFailure::Conditions(failed)) if failed.contains(&take) => {}
-            Err(TxFailure::Conditions(_) | TxFailure::Conflict) => backoff(attempt).await,
-            Err(TxFailure::Store(e)) => return Err(e.into()),
-        }
+        // The stock ran out or an operator changed the reward since the read: read again at
+        // once, which tells which (no backoff: nothing to wait for).
+        let judge: Judge<ApiError> = Box::new(move |failed: &[usize]| if failed.contains(&take) { Failed::ReadAgainNow } else { Failed::Contended });
+        Ok(Attempt::CommitOr(writes, (answer, Some((reward.reward_id.clone(), reward.price))), judge))
+        })
+        .await?;
+    if let Some((reward_id, price)) = claimed {
+        tracing::info!(member_id = %id, %reward_id, price, "reward claimed");
     }
-    Err(contended())
+    Ok(answer)
 }
 
 /// The member's claims, newest first.
@@ -364,13 +362,14 @@ async fn fulfil(app: &App, req: &Request, id: &str, claim_id: &str) -> Result<Re
     }
     let (store, rules) = (&app.env.store, &*app.env.rules);
     let claim_sk = keys::reward_claim_sk(claim_id);
-    for attempt in 0..MAX_ATTEMPTS {
+    let (claim, moved) = store
+        .change_member(async || {
         let now = app.env.clock.now();
         let today = program_date(rules.time_zone, now);
         let read = store.reward_read(id.as_str(), std::slice::from_ref(&claim_sk), None).await?;
         let mut claim = read.claim.ok_or_else(|| ApiError::not_found("claim_not_found", "no such claim of the member"))?.claim;
         let writes = match reward::fulfil(&claim, body.status).map_err(refused_claim)? {
-            Step::Already => return Ok(http::json(200, &claim_view(&claim))),
+            Step::Already => return Ok::<_, ApiError>(Attempt::Answer((claim, false))),
             Step::Ship => {
                 reward::ship(&mut claim, body.note.clone(), now);
                 vec![store.fulfilled_claim_write(id.as_str(), claim.clone())?]
@@ -391,10 +390,11 @@ async fn fulfil(app: &App, req: &Request, id: &str, claim_id: &str) -> Result<Re
                 writes
             }
         };
-        if store.commit(writes, attempt).await? == Commit::Done {
-            tracing::info!(member_id = %id, claim_id, status = ?claim.status, "reward claim fulfilment moved");
-            return Ok(http::json(200, &claim_view(&claim)));
-        }
+        Ok(Attempt::Commit(writes, (claim, true)))
+        })
+        .await?;
+    if moved {
+        tracing::info!(member_id = %id, claim_id, status = ?claim.status, "reward claim fulfilment moved");
     }
-    Err(contended())
+    Ok(http::json(200, &claim_view(&claim)))
 }

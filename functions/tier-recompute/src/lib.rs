@@ -19,7 +19,8 @@ use loyalty::app::{Clock, Env};
 use loyalty::runtime::{job_time, Outcome, Trigger};
 use loyalty::store::member::{MemberItem, TierChangeItem};
 use loyalty::store::tier::{Cursor, MemberPage, TierRulesMark};
-use loyalty::store::{backoff, keys, Store, StoreError, TxFailure, MAX_ATTEMPTS};
+use loyalty::store::points::Attempt;
+use loyalty::store::{keys, Store, StoreError};
 use loyalty::{calendar, tier, Rules, TierCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -201,14 +202,16 @@ pub enum Step {
 /// retried from a fresh read when another writer got there first.
 pub async fn evaluate_member(env: &Env, member_id: &str, now: DateTime<Utc>) -> Result<Step, StoreError> {
     let rules = &env.rules;
-    for attempt in 0..MAX_ATTEMPTS {
-        let Some(stored) = env.store.get::<MemberItem>(&keys::member_pk(member_id), keys::PROFILE_SK).await? else { return Ok(Step::Unchanged) };
+    let (step, change) = env
+        .store
+        .change_member(async || {
+        let Some(stored) = env.store.get::<MemberItem>(&keys::member_pk(member_id), keys::PROFILE_SK).await? else { return Ok(Attempt::Answer((Step::Unchanged, None))) };
         let member = stored.member;
-        let Some(eval) = tier::evaluate(&member, rules, now) else { return Ok(Step::Unchanged) };
+        let Some(eval) = tier::evaluate(&member, rules, now) else { return Ok(Attempt::Answer((Step::Unchanged, None))) };
         // The stored review key may have been computed under other rules: compare with it.
         let moved = MemberItem::new(&eval.member, rules, now).gsi5sk != stored.gsi5sk;
         if eval.change.is_none() && eval.trimmed == 0 && !moved {
-            return Ok(Step::Unchanged);
+            return Ok(Attempt::Answer((Step::Unchanged, None)));
         }
         let mut next = eval.member;
         next.version = member.version + 1;
@@ -216,19 +219,14 @@ pub async fn evaluate_member(env: &Env, member_id: &str, now: DateTime<Utc>) -> 
         if let Some(change) = &eval.change {
             writes.push(env.store.put(&TierChangeItem::new(member_id, change.clone()), None)?);
         }
-        match env.store.transact(writes).await {
-            Ok(()) => {
-                if let Some(c) = &eval.change {
-                    tracing::info!(member_id, from = %c.from, to = %c.to, reason = %c.reason, "tier changed");
-                    return Ok(Step::Changed);
-                }
-                return Ok(Step::Written);
-            }
-            Err(TxFailure::Conditions(_) | TxFailure::Conflict) => backoff(attempt).await,
-            Err(TxFailure::Store(e)) => return Err(e),
-        }
+        let step = if eval.change.is_some() { Step::Changed } else { Step::Written };
+        Ok(Attempt::Commit(writes, (step, eval.change)))
+        })
+        .await?;
+    if let Some(c) = &change {
+        tracing::info!(member_id, from = %c.from, to = %c.to, reason = %c.reason, "tier changed");
     }
-    Err(StoreError::Contended)
+    Ok(step)
 }
 
 #[cfg(test)]

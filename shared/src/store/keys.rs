@@ -76,8 +76,11 @@ pub fn receipt_sk(scope: &str, key: &str) -> String {
     format!("RECEIPT#{scope}#{key}")
 }
 
+/// The sort-key prefix of a member's tier changes.
+pub const TIER_CHANGE_PREFIX: &str = "TIER#";
+
 pub fn tier_change_sk(at: DateTime<Utc>) -> String {
-    format!("TIER#{}", at.to_rfc3339_opts(SecondsFormat::Micros, true))
+    format!("{TIER_CHANGE_PREFIX}{}", at.to_rfc3339_opts(SecondsFormat::Micros, true))
 }
 
 /// Contact details are keyed by their keyed digest (`contact::ContactKey`), so the table's

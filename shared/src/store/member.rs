@@ -3,6 +3,7 @@
 use super::coupon::CouponItem;
 use super::keys::{self, member_pk, PROFILE_SK, UNIQUE_SK};
 use super::ledger::LedgerItem;
+use super::points::Attempt;
 use super::{from_item, key, sdk, to_attribute, Cond, Item, Store, StoreError, TxFailure};
 use crate::calendar;
 use crate::contact::{ContactDigest, ContactKey, PriorGifts};
@@ -324,7 +325,7 @@ impl Store {
     /// gift of this year was given.
     pub async fn erase_member(&self, id: &str, contacts: &ContactKey, birthday_coupon_code: &str, rules: &Rules, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let year = calendar::program_date(rules.time_zone, now).year();
-        for attempt in 0..super::MAX_ATTEMPTS {
+        self.change_member(async || {
             let mut m = None;
             let mut birthday_coupon = false;
             for item in self.batch_get(vec![key(&member_pk(id), PROFILE_SK), key(&member_pk(id), &keys::coupon_sk(birthday_coupon_code))]).await? {
@@ -334,9 +335,9 @@ impl Store {
                     _ => {}
                 }
             }
-            let Some(mut m) = m else { return Ok(false) };
+            let Some(mut m) = m else { return Ok(Attempt::Answer(false)) };
             if m.is_erased() {
-                return Ok(true);
+                return Ok(Attempt::Answer(true));
             }
             let gifts = m.gifts_received(birthday_coupon.then_some(year));
             let verified_email = m.email.as_deref().filter(|_| m.email_verified).map(|e| contacts.email(e));
@@ -357,13 +358,9 @@ impl Store {
                 writes.push(self.delete(&keys::phone_pk(p), UNIQUE_SK, Some(mine()))?);
                 writes.push(self.put(&TombstoneItem::new(p, gifts, now), None)?);
             }
-            match self.transact(writes).await {
-                Ok(()) => return Ok(true),
-                Err(TxFailure::Conditions(_) | TxFailure::Conflict) => super::backoff(attempt).await,
-                Err(TxFailure::Store(e)) => return Err(e),
-            }
-        }
-        Err(StoreError::Contended)
+            Ok(Attempt::Commit(writes, true))
+        })
+        .await
     }
 }
 
@@ -399,20 +396,17 @@ impl Store {
     /// Support sets or changes a member's birthday (`Member::change_birthday`): one read and
     /// one version-checked write, retried from a fresh read when another write came between.
     pub async fn change_birthday(&self, id: &str, change: &crate::birthday::BirthdayChange, by: &str, rules: &Rules, now: DateTime<Utc>) -> Result<BirthdayChanged, StoreError> {
-        for attempt in 0..super::MAX_ATTEMPTS {
-            let Some(mut m) = self.member(id).await?.filter(|m| !m.is_erased()) else { return Ok(BirthdayChanged::NoSuchMember) };
+        self.change_member(async || {
+            let Some(mut m) = self.member(id).await?.filter(|m| !m.is_erased()) else { return Ok(Attempt::Answer(BirthdayChanged::NoSuchMember)) };
             let version = m.version;
             if !m.change_birthday(change.clone(), by, now) {
-                return Ok(BirthdayChanged::Done(Box::new(m), false));
+                return Ok(Attempt::Answer(BirthdayChanged::Done(Box::new(m), false)));
             }
             m.version += 1;
-            match self.transact(vec![self.member_write(&m, version, rules, now)?]).await {
-                Ok(()) => return Ok(BirthdayChanged::Done(Box::new(m), true)),
-                Err(TxFailure::Conditions(_) | TxFailure::Conflict) => super::backoff(attempt).await,
-                Err(TxFailure::Store(e)) => return Err(e),
-            }
-        }
-        Err(StoreError::Contended)
+            let write = self.member_write(&m, version, rules, now)?;
+            Ok(Attempt::Commit(vec![write], BirthdayChanged::Done(Box::new(m), true)))
+        })
+        .await
     }
 
     /// The write of a changed member: `member.version` must already be one past `read_version`,
@@ -424,16 +418,6 @@ impl Store {
 
     /// A member's tier history, oldest first.
     pub async fn tier_history(&self, member_id: &str) -> Result<Vec<crate::tier::TierChange>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :p)")
-            .expression_attribute_values(":pk", AttributeValue::S(member_pk(member_id)))
-            .expression_attribute_values(":p", AttributeValue::S("TIER#".into()))
-            .send()
-            .await
-            .map_err(sdk)?;
-        out.items.unwrap_or_default().into_iter().map(|i| from_item::<TierChangeItem>(i).map(|t| t.change)).collect()
+        Ok(self.member_items::<TierChangeItem>(member_id, keys::TIER_CHANGE_PREFIX).await?.into_iter().map(|t| t.change).collect())
     }
 }

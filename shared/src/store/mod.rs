@@ -160,6 +160,19 @@ impl Store {
         }
     }
 
+    /// Every item of one kind in a member's partition: the items whose sort key starts with
+    /// `prefix` (coupons, reward claims, tier changes...), in sort-key order, every page.
+    pub async fn member_items<T: DeserializeOwned>(&self, member_id: &str, prefix: &str) -> Result<Vec<T>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :p)")
+            .expression_attribute_values(":pk", AttributeValue::S(keys::member_pk(member_id)))
+            .expression_attribute_values(":p", AttributeValue::S(prefix.into()));
+        self.query_all(query).await
+    }
+
     /// Strongly consistent read of up to 100 items in one BatchGetItem (keys the database
     /// leaves unprocessed, under throttling, are asked again after a backoff). Items that do
     /// not exist are simply not in the answer.

@@ -239,14 +239,7 @@ impl Store {
 
     /// A member's claims (one Query; a member claims tens, not thousands).
     pub async fn claims(&self, member_id: &str) -> Result<Vec<Claim>, StoreError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :p)")
-            .expression_attribute_values(":pk", AttributeValue::S(member_pk(member_id)))
-            .expression_attribute_values(":p", AttributeValue::S(keys::REWARD_CLAIM_PREFIX.into()));
-        Ok(self.query_all::<ClaimItem>(query).await?.into_iter().map(|i| i.claim).collect())
+        Ok(self.member_items::<ClaimItem>(member_id, keys::REWARD_CLAIM_PREFIX).await?.into_iter().map(|i| i.claim).collect())
     }
 }
 
