@@ -55,8 +55,19 @@ impl Principals {
     /// From `ORDER_SYSTEM_PRINCIPALS` and `OPERATOR_PRINCIPALS` (comma-separated; empty or
     /// unset means none).
     pub fn from_env() -> Principals {
-        let list = |name: &str| std::env::var(name).unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
-        Principals { order_system: list("ORDER_SYSTEM_PRINCIPALS"), operators: list("OPERATOR_PRINCIPALS") }
+        let list = |name: &str| {
+            std::env::var(name)
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        Principals {
+            order_system: list("ORDER_SYSTEM_PRINCIPALS"),
+            operators: list("OPERATOR_PRINCIPALS"),
+        }
     }
 
     /// The kind of IAM caller `arn` is.
@@ -128,7 +139,9 @@ pub fn verified_contacts(req: &Request) -> VerifiedContacts {
 
 #[cfg(feature = "local-auth")]
 fn local_contacts(req: &Request) -> Option<VerifiedContacts> {
-    if std::env::var("LOYALTY_LOCAL_AUTH").ok().as_deref() != Some("1") || req.headers().get("x-loyalty-dev-sub").is_none() {
+    if std::env::var("LOYALTY_LOCAL_AUTH").ok().as_deref() != Some("1")
+        || req.headers().get("x-loyalty-dev-sub").is_none()
+    {
         return None;
     }
     let claim = |name: &str| {
@@ -164,7 +177,9 @@ impl Caller {
     pub fn require_member(&self, id: &MemberId) -> Result<(), ApiError> {
         match self {
             Caller::Member(me) if me == id => Ok(()),
-            Caller::Member(_) => Err(ApiError::Forbidden("members may only read or change their own data".into())),
+            Caller::Member(_) => {
+                Err(ApiError::Forbidden("members may only read or change their own data".into()))
+            }
             Caller::Anonymous => Err(ApiError::Unauthenticated),
             _ => Err(ApiError::Forbidden("this route is for the member themself".into())),
         }
@@ -174,9 +189,15 @@ impl Caller {
     pub fn require_operator(&self) -> Result<(), ApiError> {
         match self {
             Caller::Operator(_) | Caller::Iam(_) => Ok(()),
-            Caller::OrderSystem(_) => Err(ApiError::Forbidden("the order system may not use operator routes".into())),
-            Caller::UnknownIam(_) => Err(ApiError::Forbidden("this IAM principal is not an operator".into())),
-            Caller::Member(_) => Err(ApiError::Forbidden("this route needs operator (IAM) authorization".into())),
+            Caller::OrderSystem(_) => {
+                Err(ApiError::Forbidden("the order system may not use operator routes".into()))
+            }
+            Caller::UnknownIam(_) => {
+                Err(ApiError::Forbidden("this IAM principal is not an operator".into()))
+            }
+            Caller::Member(_) => {
+                Err(ApiError::Forbidden("this route needs operator (IAM) authorization".into()))
+            }
             Caller::Anonymous => Err(ApiError::Unauthenticated),
         }
     }
@@ -197,8 +218,12 @@ impl Caller {
     pub fn require_order_system_or_operator(&self) -> Result<(), ApiError> {
         match self {
             Caller::OrderSystem(_) | Caller::Operator(_) | Caller::Iam(_) => Ok(()),
-            Caller::UnknownIam(_) => Err(ApiError::Forbidden("this IAM principal is neither the order system nor an operator".into())),
-            Caller::Member(_) => Err(ApiError::Forbidden("fulfilment is moved by the order system or an operator (IAM)".into())),
+            Caller::UnknownIam(_) => Err(ApiError::Forbidden(
+                "this IAM principal is neither the order system nor an operator".into(),
+            )),
+            Caller::Member(_) => Err(ApiError::Forbidden(
+                "fulfilment is moved by the order system or an operator (IAM)".into(),
+            )),
             Caller::Anonymous => Err(ApiError::Unauthenticated),
         }
     }
@@ -207,7 +232,10 @@ impl Caller {
     /// anonymous callers.
     pub fn iam_principal(&self) -> Option<&str> {
         match self {
-            Caller::Operator(arn) | Caller::OrderSystem(arn) | Caller::UnknownIam(arn) | Caller::Iam(arn) => Some(arn),
+            Caller::Operator(arn)
+            | Caller::OrderSystem(arn)
+            | Caller::UnknownIam(arn)
+            | Caller::Iam(arn) => Some(arn),
             Caller::Member(_) | Caller::Anonymous => None,
         }
     }
@@ -226,19 +254,37 @@ mod tests {
     use super::*;
 
     fn lists() -> Principals {
-        Principals { order_system: vec!["order-system".into()], operators: vec!["loyalty-operators".into(), "arn:aws:iam::1:user/ops".into()] }
+        Principals {
+            order_system: vec!["order-system".into()],
+            operators: vec!["loyalty-operators".into(), "arn:aws:iam::1:user/ops".into()],
+        }
     }
 
     #[test]
     fn principals_are_classified_by_role_name_or_whole_arn() {
         let p = lists();
-        assert_eq!(p.classify("arn:aws:sts::1:assumed-role/order-system/checkout".into()), Caller::OrderSystem("arn:aws:sts::1:assumed-role/order-system/checkout".into()));
-        assert_eq!(p.classify("arn:aws:iam::1:role/loyalty-operators".into()), Caller::Operator("arn:aws:iam::1:role/loyalty-operators".into()));
-        assert_eq!(p.classify("arn:aws:iam::1:user/ops".into()), Caller::Operator("arn:aws:iam::1:user/ops".into()));
+        assert_eq!(
+            p.classify("arn:aws:sts::1:assumed-role/order-system/checkout".into()),
+            Caller::OrderSystem("arn:aws:sts::1:assumed-role/order-system/checkout".into())
+        );
+        assert_eq!(
+            p.classify("arn:aws:iam::1:role/loyalty-operators".into()),
+            Caller::Operator("arn:aws:iam::1:role/loyalty-operators".into())
+        );
+        assert_eq!(
+            p.classify("arn:aws:iam::1:user/ops".into()),
+            Caller::Operator("arn:aws:iam::1:user/ops".into())
+        );
         // A name is not a prefix: `order-system-test` is another role.
-        assert!(matches!(p.classify("arn:aws:sts::1:assumed-role/order-system-test/x".into()), Caller::UnknownIam(_)));
+        assert!(matches!(
+            p.classify("arn:aws:sts::1:assumed-role/order-system-test/x".into()),
+            Caller::UnknownIam(_)
+        ));
         assert!(matches!(p.classify("arn:aws:iam::1:user/opsx".into()), Caller::UnknownIam(_)));
-        assert!(matches!(Principals::default().classify("arn:aws:iam::1:user/anyone".into()), Caller::Iam(_)));
+        assert!(matches!(
+            Principals::default().classify("arn:aws:iam::1:user/anyone".into()),
+            Caller::Iam(_)
+        ));
     }
 
     fn request_with_claims(claims: serde_json::Value) -> Request {
@@ -260,8 +306,14 @@ mod tests {
         let req = request_with_claims(serde_json::json!({
             "sub": "m1", "email": "Li.Wei@Example.com", "email_verified": "true", "phone_number": "+8613800138000", "phone_number_verified": "false"
         }));
-        assert_eq!(verified_contacts(&req), VerifiedContacts { email: Some("li.wei@example.com".into()), phone: None });
-        assert_eq!(caller(&req, &Principals::default()), Caller::Member(MemberId::parse("m1").unwrap()));
+        assert_eq!(
+            verified_contacts(&req),
+            VerifiedContacts { email: Some("li.wei@example.com".into()), phone: None }
+        );
+        assert_eq!(
+            caller(&req, &Principals::default()),
+            Caller::Member(MemberId::parse("m1").unwrap())
+        );
         let plain = request_with_claims(serde_json::json!({ "sub": "m1" }));
         assert_eq!(verified_contacts(&plain), VerifiedContacts::default());
     }
@@ -272,10 +324,19 @@ mod tests {
     fn local_headers_stand_in_for_the_verified_claims() {
         std::env::set_var("LOYALTY_LOCAL_AUTH", "1");
         let mut req = request_with_claims(serde_json::json!({}));
-        for (k, v) in [("x-loyalty-dev-sub", "m1"), ("x-loyalty-dev-email", "A@Example.com"), ("x-loyalty-dev-email-verified", "true"), ("x-loyalty-dev-phone", "+8613800138000")] {
+        for (k, v) in [
+            ("x-loyalty-dev-sub", "m1"),
+            ("x-loyalty-dev-email", "A@Example.com"),
+            ("x-loyalty-dev-email-verified", "true"),
+            ("x-loyalty-dev-phone", "+8613800138000"),
+        ] {
             req.headers_mut().insert(k, v.parse().unwrap());
         }
-        assert_eq!(verified_contacts(&req), VerifiedContacts { email: Some("a@example.com".into()), phone: None }, "a phone without -verified: true is not verified");
+        assert_eq!(
+            verified_contacts(&req),
+            VerifiedContacts { email: Some("a@example.com".into()), phone: None },
+            "a phone without -verified: true is not verified"
+        );
     }
 
     #[test]
@@ -289,8 +350,17 @@ mod tests {
         let member = Caller::Member(MemberId::parse("m1").unwrap());
         assert_eq!(member.require_order_system().unwrap_err().status(), 403);
         // Fulfilment: both IAM kinds, neither a member nor a principal on neither list.
-        assert!(op.require_order_system_or_operator().is_ok() && os.require_order_system_or_operator().is_ok());
-        assert_eq!((unknown.require_order_system_or_operator().unwrap_err().status(), member.require_order_system_or_operator().unwrap_err().status()), (403, 403));
+        assert!(
+            op.require_order_system_or_operator().is_ok()
+                && os.require_order_system_or_operator().is_ok()
+        );
+        assert_eq!(
+            (
+                unknown.require_order_system_or_operator().unwrap_err().status(),
+                member.require_order_system_or_operator().unwrap_err().status()
+            ),
+            (403, 403)
+        );
         assert_eq!(Caller::Anonymous.require_order_system().unwrap_err().status(), 401);
     }
 }

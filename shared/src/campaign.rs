@@ -30,8 +30,18 @@ impl MultiplierWindow {
 
 /// The campaign multiplier of a purchase: the largest that applies (campaign multipliers do
 /// not stack with each other), at least 1. The rules' member day counts as one of them.
-pub fn campaign_multiplier<'a>(windows: impl IntoIterator<Item = &'a MultiplierWindow>, tier: TierCode, at: DateTime<Utc>) -> Multiplier {
-    windows.into_iter().filter(|w| w.applies(tier, at)).map(|w| w.multiplier).max().unwrap_or(Multiplier::ONE).max(Multiplier::ONE)
+pub fn campaign_multiplier<'a>(
+    windows: impl IntoIterator<Item = &'a MultiplierWindow>,
+    tier: TierCode,
+    at: DateTime<Utc>,
+) -> Multiplier {
+    windows
+        .into_iter()
+        .filter(|w| w.applies(tier, at))
+        .map(|w| w.multiplier)
+        .max()
+        .unwrap_or(Multiplier::ONE)
+        .max(Multiplier::ONE)
 }
 
 /// One SQS message on the campaign queue: issue `template` under `grant` to each member.
@@ -122,7 +132,9 @@ impl Segment {
     /// project (e.g. no rolling spend) does not match: missing data never widens a segment.
     pub fn matches(&self, m: &SegmentMember, now: DateTime<Utc>) -> bool {
         self.tiers.contains(&m.tier)
-            && self.dormant_days.is_none_or(|d| m.last_purchase_at.is_none_or(|t| t <= now - Duration::days(d as i64)))
+            && self.dormant_days.is_none_or(|d| {
+                m.last_purchase_at.is_none_or(|t| t <= now - Duration::days(d as i64))
+            })
             && self.birthday_month.is_none_or(|month| m.birth_month == Some(month))
             && self.min_rolling_spend.is_none_or(|min| m.rolling_spend.is_some_and(|s| s >= min))
     }
@@ -135,7 +147,12 @@ impl Segment {
 
 /// When a campaign's multiplier applies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", rename_all_fields = "camelCase", deny_unknown_fields)]
+#[serde(
+    tag = "kind",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
+)]
 pub enum WindowSpec {
     /// The whole program-calendar day the run is for (the member day, all day).
     RunDay,
@@ -152,7 +169,12 @@ pub struct MultiplierSpec {
 
 /// When a campaign runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(tag = "kind", rename_all = "snake_case", rename_all_fields = "camelCase", deny_unknown_fields)]
+#[serde(
+    tag = "kind",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
+)]
 pub enum Schedule {
     /// Every month on the rules' member day, 00:00 program time.
     #[default]
@@ -283,7 +305,17 @@ impl CampaignRequest {
         }
         let mut segment = self.segment;
         segment.tiers = segment.target_tiers();
-        Ok(Campaign { id, name, segment, coupon: self.coupon, multiplier: self.multiplier, schedule: self.schedule, budget: self.budget, audience: Audience::Segment, created_at: now })
+        Ok(Campaign {
+            id,
+            name,
+            segment,
+            coupon: self.coupon,
+            multiplier: self.multiplier,
+            schedule: self.schedule,
+            budget: self.budget,
+            audience: Audience::Segment,
+            created_at: now,
+        })
     }
 }
 
@@ -297,7 +329,12 @@ impl Campaign {
         Campaign {
             id: MEMBER_DAY_ID.into(),
             name: format!("Member day (the {}th of each month)", md.day_of_month),
-            segment: Segment { tiers: md.tiers.clone(), dormant_days: None, birthday_month: None, min_rolling_spend: None },
+            segment: Segment {
+                tiers: md.tiers.clone(),
+                dormant_days: None,
+                birthday_month: None,
+                min_rolling_spend: None,
+            },
             coupon: md.coupon.clone(),
             multiplier: None,
             schedule: Schedule::MonthlyMemberDay,
@@ -313,7 +350,12 @@ impl Campaign {
         Campaign {
             id: WINBACK_ID.into(),
             name: format!("Win-back: no purchase for {} days", w.dormant_days),
-            segment: Segment { tiers: TierCode::ALL.to_vec(), dormant_days: Some(w.dormant_days), birthday_month: None, min_rolling_spend: None },
+            segment: Segment {
+                tiers: TierCode::ALL.to_vec(),
+                dormant_days: Some(w.dormant_days),
+                birthday_month: None,
+                min_rolling_spend: None,
+            },
             coupon: w.coupon.clone(),
             multiplier: None,
             schedule: Schedule::MonthlyMemberDay,
@@ -334,13 +376,18 @@ impl Campaign {
         match (self.audience, &self.schedule) {
             (Audience::Dormant, _) => {
                 let start = cooldown_period_start(today, rules.winback.cooldown_days);
-                RunPlan { label: today.format("%Y-%m-%d").to_string(), grant: format!("winback:{}", start.format("%Y-%m-%d")) }
+                RunPlan {
+                    label: today.format("%Y-%m-%d").to_string(),
+                    grant: format!("winback:{}", start.format("%Y-%m-%d")),
+                }
             }
             (_, Schedule::MonthlyMemberDay) => {
                 let month = today.format("%Y-%m").to_string();
                 RunPlan { grant: format!("campaign:{}:{month}", self.id), label: month }
             }
-            (_, Schedule::Once { .. }) => RunPlan { label: "once".into(), grant: format!("campaign:{}:once", self.id) },
+            (_, Schedule::Once { .. }) => {
+                RunPlan { label: "once".into(), grant: format!("campaign:{}:once", self.id) }
+            }
         }
     }
 
@@ -351,8 +398,18 @@ impl Campaign {
             WindowSpec::Fixed { from, until } => (from, until),
             WindowSpec::RunDay => program_day_window(tz, calendar::program_date(tz, at)),
         };
-        let tiers = if self.segment.tiers.len() == TierCode::ALL.len() { Vec::new() } else { self.segment.tiers.clone() };
-        Some(MultiplierWindow { campaign_id: self.id.clone(), multiplier: m.multiplier, from, until, tiers })
+        let tiers = if self.segment.tiers.len() == TierCode::ALL.len() {
+            Vec::new()
+        } else {
+            self.segment.tiers.clone()
+        };
+        Some(MultiplierWindow {
+            campaign_id: self.id.clone(),
+            multiplier: m.multiplier,
+            from,
+            until,
+            tiers,
+        })
     }
 }
 
@@ -394,7 +451,11 @@ pub fn next_member_day(rules: &Rules, at: DateTime<Utc>) -> DateTime<Utc> {
     let target = if this_month >= today {
         this_month
     } else {
-        let (y, m) = if today.month() == 12 { (today.year() + 1, 1) } else { (today.year(), today.month() + 1) };
+        let (y, m) = if today.month() == 12 {
+            (today.year() + 1, 1)
+        } else {
+            (today.year(), today.month() + 1)
+        };
         NaiveDate::from_ymd_opt(y, m, day).expect("validated: day_of_month is 1..28")
     };
     calendar::start_of_day(rules.time_zone, target)
@@ -404,18 +465,31 @@ pub fn next_member_day(rules: &Rules, at: DateTime<Utc>) -> DateTime<Utc> {
 /// purchase function to combine with the stored campaign windows via `campaign_multiplier`.
 pub fn member_day_window(rules: &Rules, at: DateTime<Utc>) -> Option<MultiplierWindow> {
     is_member_day(rules, at).then(|| {
-        let (from, until) = program_day_window(rules.time_zone, calendar::program_date(rules.time_zone, at));
-        MultiplierWindow { campaign_id: MEMBER_DAY_ID.into(), multiplier: rules.member_day.multiplier, from, until, tiers: rules.member_day.tiers.clone() }
+        let (from, until) =
+            program_day_window(rules.time_zone, calendar::program_date(rules.time_zone, at));
+        MultiplierWindow {
+            campaign_id: MEMBER_DAY_ID.into(),
+            multiplier: rules.member_day.multiplier,
+            from,
+            until,
+            tiers: rules.member_day.tiers.clone(),
+        }
     })
 }
 
 /// The stored window list after adding `new`: windows that ended by `now` are pruned, a window
 /// of the same campaign and start is replaced (a re-run does not duplicate it), sorted by start.
-pub fn merge_windows(existing: Vec<MultiplierWindow>, new: Option<MultiplierWindow>, now: DateTime<Utc>) -> Vec<MultiplierWindow> {
+pub fn merge_windows(
+    existing: Vec<MultiplierWindow>,
+    new: Option<MultiplierWindow>,
+    now: DateTime<Utc>,
+) -> Vec<MultiplierWindow> {
     let mut out: Vec<MultiplierWindow> = existing
         .into_iter()
         .filter(|w| w.until > now)
-        .filter(|w| new.as_ref().is_none_or(|n| !(n.campaign_id == w.campaign_id && n.from == w.from)))
+        .filter(|w| {
+            new.as_ref().is_none_or(|n| !(n.campaign_id == w.campaign_id && n.from == w.from))
+        })
         .collect();
     out.extend(new.filter(|n| n.until > now));
     out.sort_by(|a, b| (a.from, &a.campaign_id).cmp(&(b.from, &b.campaign_id)));
@@ -507,15 +581,32 @@ mod campaign_tests {
     }
 
     fn template() -> CouponTemplate {
-        CouponTemplate { title: "15 off".into(), offer: Offer::AmountOff { value: Fen(1500), min_spend: Fen(9900) }, valid_days: Some(1), valid_from: None, valid_until: None, tiers: vec![], per_member_limit: 1, stackable: false }
+        CouponTemplate {
+            title: "15 off".into(),
+            offer: Offer::AmountOff { value: Fen(1500), min_spend: Fen(9900) },
+            valid_days: Some(1),
+            valid_from: None,
+            valid_until: None,
+            tiers: vec![],
+            per_member_limit: 1,
+            stackable: false,
+        }
     }
 
     fn request() -> CampaignRequest {
         CampaignRequest {
             name: "Gold day".into(),
-            segment: Segment { tiers: vec![TierCode::Gold, TierCode::Silver], dormant_days: None, birthday_month: None, min_rolling_spend: None },
+            segment: Segment {
+                tiers: vec![TierCode::Gold, TierCode::Silver],
+                dormant_days: None,
+                birthday_month: None,
+                min_rolling_spend: None,
+            },
             coupon: template(),
-            multiplier: Some(MultiplierSpec { multiplier: Multiplier(3000), window: WindowSpec::RunDay }),
+            multiplier: Some(MultiplierSpec {
+                multiplier: Multiplier(3000),
+                window: WindowSpec::RunDay,
+            }),
             schedule: Schedule::MonthlyMemberDay,
             budget: Some(1000),
         }
@@ -532,11 +623,36 @@ mod campaign_tests {
             ("invalid_segment", Box::new(|r| r.segment.dormant_days = Some(0))),
             ("invalid_segment", Box::new(|r| r.segment.min_rolling_spend = Some(Fen(-1)))),
             ("invalid_coupon", Box::new(|r| r.coupon.valid_days = None)),
-            ("invalid_multiplier", Box::new(|r| r.multiplier.as_mut().unwrap().multiplier = Multiplier(999))),
-            ("invalid_multiplier", Box::new(|r| r.multiplier.as_mut().unwrap().multiplier = Multiplier(10_001))),
-            ("invalid_window", Box::new(|r| r.multiplier.as_mut().unwrap().window = WindowSpec::Fixed { from: t("2026-12-02T00:00:00Z"), until: t("2026-12-01T00:00:00Z") })),
-            ("invalid_window", Box::new(|r| r.multiplier.as_mut().unwrap().window = WindowSpec::Fixed { from: t("2026-12-01T00:00:00Z"), until: t("2026-12-01T00:00:00Z") })),
-            ("schedule_in_past", Box::new(|r| r.schedule = Schedule::Once { at: t("2026-11-26T00:00:00Z") })),
+            (
+                "invalid_multiplier",
+                Box::new(|r| r.multiplier.as_mut().unwrap().multiplier = Multiplier(999)),
+            ),
+            (
+                "invalid_multiplier",
+                Box::new(|r| r.multiplier.as_mut().unwrap().multiplier = Multiplier(10_001)),
+            ),
+            (
+                "invalid_window",
+                Box::new(|r| {
+                    r.multiplier.as_mut().unwrap().window = WindowSpec::Fixed {
+                        from: t("2026-12-02T00:00:00Z"),
+                        until: t("2026-12-01T00:00:00Z"),
+                    }
+                }),
+            ),
+            (
+                "invalid_window",
+                Box::new(|r| {
+                    r.multiplier.as_mut().unwrap().window = WindowSpec::Fixed {
+                        from: t("2026-12-01T00:00:00Z"),
+                        until: t("2026-12-01T00:00:00Z"),
+                    }
+                }),
+            ),
+            (
+                "schedule_in_past",
+                Box::new(|r| r.schedule = Schedule::Once { at: t("2026-11-26T00:00:00Z") }),
+            ),
             ("invalid_budget", Box::new(|r| r.budget = Some(0))),
         ];
         for (code, change) in cases {
@@ -545,7 +661,11 @@ mod campaign_tests {
             assert_eq!(r.validate("c1".into(), now).map_err(|e| e.code()).unwrap_err(), code);
         }
         let ok = request().validate("c1".into(), now).unwrap();
-        assert_eq!(ok.segment.tiers, vec![TierCode::Silver, TierCode::Gold], "tiers are normalized to rank order");
+        assert_eq!(
+            ok.segment.tiers,
+            vec![TierCode::Silver, TierCode::Gold],
+            "tiers are normalized to rank order"
+        );
     }
 
     #[test]
@@ -559,7 +679,13 @@ mod campaign_tests {
         assert_eq!(c.plan(&rules, t("2026-10-31T15:59:59Z")).grant, "campaign:c1:2026-10");
         let mut once = request();
         once.schedule = Schedule::Once { at: t("2026-12-01T00:00:00Z") };
-        assert_eq!(once.validate("c2".into(), t("2026-11-01T00:00:00Z")).unwrap().plan(&rules, t("2026-12-01T00:00:00Z")).grant, "campaign:c2:once");
+        assert_eq!(
+            once.validate("c2".into(), t("2026-11-01T00:00:00Z"))
+                .unwrap()
+                .plan(&rules, t("2026-12-01T00:00:00Z"))
+                .grant,
+            "campaign:c2:once"
+        );
     }
 
     #[test]
@@ -572,8 +698,15 @@ mod campaign_tests {
         assert_eq!(a.grant, b.grant);
         let start = cooldown_period_start("2026-06-01".parse().unwrap(), 180);
         assert_eq!((start - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() % 180, 0);
-        assert!(start <= "2026-06-01".parse().unwrap() && "2026-06-01".parse::<NaiveDate>().unwrap() < start + Duration::days(180));
-        assert_ne!(c.plan(&rules, (start + Duration::days(180)).and_hms_opt(4, 0, 0).unwrap().and_utc()).grant, a.grant);
+        assert!(
+            start <= "2026-06-01".parse().unwrap()
+                && "2026-06-01".parse::<NaiveDate>().unwrap() < start + Duration::days(180)
+        );
+        assert_ne!(
+            c.plan(&rules, (start + Duration::days(180)).and_hms_opt(4, 0, 0).unwrap().and_utc())
+                .grant,
+            a.grant
+        );
     }
 
     #[test]
@@ -586,15 +719,37 @@ mod campaign_tests {
             rolling_spend: spend.map(Fen),
             birth_month: bm,
         };
-        let s = Segment { tiers: vec![TierCode::Gold], dormant_days: Some(90), birthday_month: Some(11), min_rolling_spend: Some(Fen(100_000)) };
-        assert!(s.matches(&m(TierCode::Gold, Some("2026-08-01T00:00:00Z"), Some(100_000), Some(11)), now));
-        assert!(s.matches(&m(TierCode::Gold, None, Some(200_000), Some(11)), now), "never purchased counts as dormant");
+        let s = Segment {
+            tiers: vec![TierCode::Gold],
+            dormant_days: Some(90),
+            birthday_month: Some(11),
+            min_rolling_spend: Some(Fen(100_000)),
+        };
+        assert!(s.matches(
+            &m(TierCode::Gold, Some("2026-08-01T00:00:00Z"), Some(100_000), Some(11)),
+            now
+        ));
+        assert!(
+            s.matches(&m(TierCode::Gold, None, Some(200_000), Some(11)), now),
+            "never purchased counts as dormant"
+        );
         assert!(!s.matches(&m(TierCode::Silver, None, Some(200_000), Some(11)), now), "tier");
-        assert!(!s.matches(&m(TierCode::Gold, Some("2026-10-01T00:00:00Z"), Some(200_000), Some(11)), now), "recent purchase");
+        assert!(
+            !s.matches(
+                &m(TierCode::Gold, Some("2026-10-01T00:00:00Z"), Some(200_000), Some(11)),
+                now
+            ),
+            "recent purchase"
+        );
         assert!(!s.matches(&m(TierCode::Gold, None, Some(99_999), Some(11)), now), "spend");
         assert!(!s.matches(&m(TierCode::Gold, None, None, Some(11)), now), "no spend projected");
         assert!(!s.matches(&m(TierCode::Gold, None, Some(200_000), None), now), "no birthday");
-        let all = Segment { tiers: TierCode::ALL.to_vec(), dormant_days: None, birthday_month: None, min_rolling_spend: None };
+        let all = Segment {
+            tiers: TierCode::ALL.to_vec(),
+            dormant_days: None,
+            birthday_month: None,
+            min_rolling_spend: None,
+        };
         assert!(all.matches(&m(TierCode::Regular, None, None, None), now));
     }
 
@@ -607,7 +762,10 @@ mod campaign_tests {
         assert!(is_member_day(&r, t("2026-11-18T00:00:00Z")));
         assert!(is_member_day(&r, t("2026-11-18T15:59:59Z")));
         assert!(!is_member_day(&r, t("2026-11-18T16:00:00Z")));
-        assert!(!is_member_day(&r, t("2026-11-18T23:59:59Z")), "still the 18th in UTC, already the 19th in Shanghai");
+        assert!(
+            !is_member_day(&r, t("2026-11-18T23:59:59Z")),
+            "still the 18th in UTC, already the 19th in Shanghai"
+        );
         assert_eq!(next_member_day(&r, t("2026-11-10T00:00:00Z")), t("2026-11-17T16:00:00Z"));
         assert_eq!(next_member_day(&r, t("2026-11-18T10:00:00Z")), t("2026-11-17T16:00:00Z"));
         assert_eq!(next_member_day(&r, t("2026-12-20T00:00:00Z")), t("2027-01-17T16:00:00Z"));
@@ -620,9 +778,17 @@ mod campaign_tests {
             let at = t(at);
             campaign_multiplier(member_day_window(&r, at).iter(), TierCode::Silver, at)
         };
-        assert_eq!(mult("2026-11-17T15:59:59Z"), Multiplier::ONE, "23:59:59 on the 17th in Shanghai");
+        assert_eq!(
+            mult("2026-11-17T15:59:59Z"),
+            Multiplier::ONE,
+            "23:59:59 on the 17th in Shanghai"
+        );
         assert_eq!(mult("2026-11-17T16:00:00Z"), Multiplier(2000), "00:00 on the 18th in Shanghai");
-        assert_eq!(mult("2026-11-18T00:00:00Z"), Multiplier(2000), "midnight UTC, 08:00 on the 18th");
+        assert_eq!(
+            mult("2026-11-18T00:00:00Z"),
+            Multiplier(2000),
+            "midnight UTC, 08:00 on the 18th"
+        );
         assert_eq!(mult("2026-11-18T16:00:00Z"), Multiplier::ONE, "00:00 on the 19th in Shanghai");
         assert_eq!(mult("2026-11-19T00:00:00Z"), Multiplier::ONE);
     }
@@ -637,13 +803,26 @@ mod campaign_tests {
         assert_eq!(w.tiers, vec![TierCode::Silver, TierCode::Gold]);
         let windows = [w.clone(), member_day_window(&r, at).unwrap()];
         assert_eq!(campaign_multiplier(windows.iter(), TierCode::Gold, at), Multiplier(3000));
-        assert_eq!(campaign_multiplier(windows.iter(), TierCode::Regular, at), Multiplier(2000), "the 3x is for silver and gold only");
-        assert_eq!(campaign_multiplier(windows.iter(), TierCode::Gold, t("2026-11-18T16:00:00Z")), Multiplier::ONE);
+        assert_eq!(
+            campaign_multiplier(windows.iter(), TierCode::Regular, at),
+            Multiplier(2000),
+            "the 3x is for silver and gold only"
+        );
+        assert_eq!(
+            campaign_multiplier(windows.iter(), TierCode::Gold, t("2026-11-18T16:00:00Z")),
+            Multiplier::ONE
+        );
     }
 
     #[test]
     fn merge_prunes_expired_and_replaces_a_rerun() {
-        let w = |id: &str, from: &str, until: &str| MultiplierWindow { campaign_id: id.into(), multiplier: Multiplier(2000), from: t(from), until: t(until), tiers: vec![] };
+        let w = |id: &str, from: &str, until: &str| MultiplierWindow {
+            campaign_id: id.into(),
+            multiplier: Multiplier(2000),
+            from: t(from),
+            until: t(until),
+            tiers: vec![],
+        };
         let old = w("a", "2026-10-17T16:00:00Z", "2026-10-18T16:00:00Z");
         let cur = w("b", "2026-11-17T16:00:00Z", "2026-11-18T16:00:00Z");
         let now = t("2026-11-17T16:00:00Z");
@@ -655,7 +834,8 @@ mod campaign_tests {
 
     #[test]
     fn progress_is_drained_only_when_dispatched_and_accounted() {
-        let mut p = Progress { targeted: 10, issued: 7, skipped: 2, failed: 0, ..Default::default() };
+        let mut p =
+            Progress { targeted: 10, issued: 7, skipped: 2, failed: 0, ..Default::default() };
         assert_eq!(p.state(true, false), RunState::Running);
         assert_eq!(p.state(true, true), RunState::Failed);
         p.failed = 1;
@@ -672,7 +852,9 @@ mod campaign_tests {
         assert_eq!(packs.concat(), ids);
         let long: Vec<String> = (0..1000).map(|i| format!("{i:0>128}")).collect();
         let packs = pack_ids(long.clone(), 400);
-        assert!(packs.iter().all(|p| 400 + p.iter().map(|i| i.len() + 3).sum::<usize>() <= MAX_MESSAGE_BYTES));
+        assert!(packs
+            .iter()
+            .all(|p| 400 + p.iter().map(|i| i.len() + 3).sum::<usize>() <= MAX_MESSAGE_BYTES));
         assert_eq!(packs.concat(), long);
     }
 

@@ -35,8 +35,15 @@ impl Queue {
 /// Sends every item to the queue at `url` as one JSON message, up to ten messages and
 /// `MAX_REQUEST_BYTES` per SendMessageBatch; entries SQS refuses are sent again (a few
 /// times) before failing.
-pub async fn send<T: Serialize>(client: &aws_sdk_sqs::Client, url: &str, items: &[T]) -> Result<(), String> {
-    let bodies = items.iter().map(|b| serde_json::to_string(b).map_err(|e| e.to_string())).collect::<Result<Vec<_>, _>>()?;
+pub async fn send<T: Serialize>(
+    client: &aws_sdk_sqs::Client,
+    url: &str,
+    items: &[T],
+) -> Result<(), String> {
+    let bodies = items
+        .iter()
+        .map(|b| serde_json::to_string(b).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
     for group in groups(&bodies) {
         send_group(client, url, group).await?;
     }
@@ -44,12 +51,23 @@ pub async fn send<T: Serialize>(client: &aws_sdk_sqs::Client, url: &str, items: 
 }
 
 /// One SendMessageBatch request, and again with the entries refused.
-async fn send_group(client: &aws_sdk_sqs::Client, url: &str, group: &[String]) -> Result<(), String> {
-    let mut pending: Vec<(String, &str)> = group.iter().enumerate().map(|(i, b)| (i.to_string(), b.as_str())).collect();
+async fn send_group(
+    client: &aws_sdk_sqs::Client,
+    url: &str,
+    group: &[String],
+) -> Result<(), String> {
+    let mut pending: Vec<(String, &str)> =
+        group.iter().enumerate().map(|(i, b)| (i.to_string(), b.as_str())).collect();
     for attempt in 0..SEND_ATTEMPTS {
         let entries = pending
             .iter()
-            .map(|(id, body)| SendMessageBatchRequestEntry::builder().id(id).message_body(*body).build().map_err(|e| e.to_string()))
+            .map(|(id, body)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(id)
+                    .message_body(*body)
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
             .collect::<Result<Vec<_>, _>>()?;
         match client.send_message_batch().queue_url(url).set_entries(Some(entries)).send().await {
             Ok(o) => {
@@ -57,14 +75,24 @@ async fn send_group(client: &aws_sdk_sqs::Client, url: &str, group: &[String]) -
                 pending.retain(|(id, _)| failed.contains(&id.as_str()));
             }
             Err(e) if attempt + 1 == SEND_ATTEMPTS => {
-                return Err(format!("sending to {}: {}", url, aws_sdk_sqs::error::DisplayErrorContext(e)));
+                return Err(format!(
+                    "sending to {}: {}",
+                    url,
+                    aws_sdk_sqs::error::DisplayErrorContext(e)
+                ));
             }
-            Err(e) => tracing::warn!(attempt, error = %aws_sdk_sqs::error::DisplayErrorContext(e), "SendMessageBatch failed; sending again"),
+            Err(e) => {
+                tracing::warn!(attempt, error = %aws_sdk_sqs::error::DisplayErrorContext(e), "SendMessageBatch failed; sending again")
+            }
         }
         if pending.is_empty() {
             return Ok(());
         }
-        tracing::warn!(refused = pending.len(), attempt, "the queue refused some messages; sending them again");
+        tracing::warn!(
+            refused = pending.len(),
+            attempt,
+            "the queue refused some messages; sending them again"
+        );
         backoff(attempt).await;
     }
     Err(format!("the queue {} refused {} messages", url, pending.len()))

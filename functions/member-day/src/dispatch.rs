@@ -28,14 +28,27 @@ pub struct DispatchMessage {
 
 pub async fn send_dispatch(app: &App, msg: &DispatchMessage) -> Result<(), String> {
     let body = serde_json::to_string(msg).map_err(|e| e.to_string())?;
-    app.sqs.send_message().queue_url(&app.dispatch_queue).message_body(body).send().await.map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
+    app.sqs
+        .send_message()
+        .queue_url(&app.dispatch_queue)
+        .message_body(body)
+        .send()
+        .await
+        .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
     Ok(())
 }
 
 /// One dispatch message: dispatches pages of its run until done or out of time.
 pub async fn on_message(app: &App, body: &str, deadline: Instant) -> Result<(), String> {
-    let msg: DispatchMessage = serde_json::from_str(body).map_err(|e| format!("not a dispatch message: {e}"))?;
-    let Some(run) = app.env.store.campaign_run(&msg.campaign_id, &msg.run_id).await.map_err(|e| e.to_string())? else {
+    let msg: DispatchMessage =
+        serde_json::from_str(body).map_err(|e| format!("not a dispatch message: {e}"))?;
+    let Some(run) = app
+        .env
+        .store
+        .campaign_run(&msg.campaign_id, &msg.run_id)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
         tracing::warn!(campaign_id = %msg.campaign_id, run_id = %msg.run_id, "dispatch for a run that does not exist; dropped");
         return Ok(());
     };
@@ -54,7 +67,10 @@ enum Step {
 
 async fn dispatch(app: &App, mut run: RunItem, deadline: Instant) -> Result<Step, String> {
     let store = &app.env.store;
-    let overhead = serde_json::to_vec(&batch(&run, String::new(), Vec::new())).map_err(|e| e.to_string())?.len() + 64;
+    let overhead = serde_json::to_vec(&batch(&run, String::new(), Vec::new()))
+        .map_err(|e| e.to_string())?
+        .len()
+        + 64;
     // Always at least one page per invocation, so a tiny budget still makes progress.
     loop {
         if run.dispatch_done || run.superseded_by.is_some() {
@@ -64,8 +80,15 @@ async fn dispatch(app: &App, mut run: RunItem, deadline: Instant) -> Result<Step
         let (ids, next) = match run.targets.partitions.get(part) {
             None => (Vec::new(), None),
             Some(partition) => {
-                let (members, next) = store.segment_page(&run.targets, partition, run.cursor.start.as_ref(), PAGE_SIZE).await.map_err(|e| e.to_string())?;
-                let ids: Vec<String> = members.into_iter().filter(|m| run.segment.matches(m, run.at)).map(|m| m.member_id).collect();
+                let (members, next) = store
+                    .segment_page(&run.targets, partition, run.cursor.start.as_ref(), PAGE_SIZE)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let ids: Vec<String> = members
+                    .into_iter()
+                    .filter(|m| run.segment.matches(m, run.at))
+                    .map(|m| m.member_id)
+                    .collect();
                 (ids, next)
             }
         };
@@ -73,15 +96,23 @@ async fn dispatch(app: &App, mut run: RunItem, deadline: Instant) -> Result<Step
         let batches: Vec<IssueBatch> = pack_ids(ids, overhead)
             .into_iter()
             .enumerate()
-            .map(|(n, pack)| batch(&run, format!("{}#{part:03}#{:06}#{n:02}", run.run_id, run.cursor.page), pack))
+            .map(|(n, pack)| {
+                batch(&run, format!("{}#{part:03}#{:06}#{n:02}", run.run_id, run.cursor.page), pack)
+            })
             .collect();
         loyalty::queue::send(&app.sqs, &app.campaign_queue, &batches).await?;
         let cursor = match next {
-            Some(start) => Cursor { part: part as u32, page: run.cursor.page + 1, start: Some(start) },
+            Some(start) => {
+                Cursor { part: part as u32, page: run.cursor.page + 1, start: Some(start) }
+            }
             None => Cursor { part: part as u32 + 1, page: 0, start: None },
         };
         let done = cursor.part as usize >= run.targets.partitions.len();
-        if !store.advance_run(&run, run.cursor_seq, &cursor, targeted, done, app.env.clock.now()).await.map_err(|e| e.to_string())? {
+        if !store
+            .advance_run(&run, run.cursor_seq, &cursor, targeted, done, app.env.clock.now())
+            .await
+            .map_err(|e| e.to_string())?
+        {
             tracing::info!(campaign_id = %run.campaign_id, run_id = %run.run_id, "another dispatcher or a newer attempt moved on; stopping");
             return Ok(Step::Yielded);
         }

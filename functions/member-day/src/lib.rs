@@ -67,7 +67,9 @@ impl App {
         let config = loyalty::app::sdk_config().await;
         let var = |k: &str| std::env::var(k).map_err(|_| format!("{k} is not set"));
         let budget = match std::env::var("DISPATCH_BUDGET_SECONDS") {
-            Ok(s) => s.parse::<u64>().map_err(|_| "DISPATCH_BUDGET_SECONDS must be a whole number of seconds".to_string())?,
+            Ok(s) => s.parse::<u64>().map_err(|_| {
+                "DISPATCH_BUDGET_SECONDS must be a whole number of seconds".to_string()
+            })?,
             Err(_) => 90,
         };
         Ok(App {
@@ -110,8 +112,12 @@ pub async fn handle_http(app: &App, req: Request) -> Response<Body> {
     let result = match http::route(&req) {
         (Method::POST, p) if p == ["campaigns"] => create(app, &req).await,
         (Method::GET, p) if p.len() == 2 && p[0] == "campaigns" => show(app, &req, p[1]).await,
-        (Method::POST, p) if p.len() == 3 && p[0] == "campaigns" && p[2] == "run" => run_now(app, &req, p[1]).await,
-        (m, p) if p.first() == Some(&"campaigns") && p.len() <= 3 => Err(ApiError::MethodNotAllowed(m.to_string())),
+        (Method::POST, p) if p.len() == 3 && p[0] == "campaigns" && p[2] == "run" => {
+            run_now(app, &req, p[1]).await
+        }
+        (m, p) if p.first() == Some(&"campaigns") && p.len() <= 3 => {
+            Err(ApiError::MethodNotAllowed(m.to_string()))
+        }
         _ => Err(http::not_found(&req)),
     };
     http::respond(&req, result)
@@ -149,23 +155,35 @@ async fn create(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let key = http::idempotency_key(req)?;
     let (store, rules, now) = (&app.env.store, &app.env.rules, app.env.clock.now());
     let id = new_campaign_id(key.as_deref());
-    let campaign = body.validate(id.clone(), now).map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
+    let campaign = body
+        .validate(id.clone(), now)
+        .map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
     for attempt in 0..MAX_ATTEMPTS {
         let (existing, multipliers) = store.campaign_and_multipliers(&id).await?;
         if let Some(existing) = existing {
             // Only an Idempotency-Key retry can name an existing id: same definition, same answer.
-            let same = Campaign { created_at: existing.campaign.created_at, ..campaign.clone() } == existing.campaign;
+            let same = Campaign { created_at: existing.campaign.created_at, ..campaign.clone() }
+                == existing.campaign;
             return match same {
-                true => Ok(http::json(201, &Created { campaign_id: &id, campaign: &existing.campaign })),
-                false => Err(ApiError::conflict("idempotency_key_reused", "this Idempotency-Key was used for another campaign")),
+                true => {
+                    Ok(http::json(201, &Created { campaign_id: &id, campaign: &existing.campaign }))
+                }
+                false => Err(ApiError::conflict(
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used for another campaign",
+                )),
             };
         }
         // A fixed window is known now: install it with the definition. Run-day windows come with each run.
         let window = match campaign.multiplier.as_ref().map(|m| &m.window) {
-            Some(campaign::WindowSpec::Fixed { .. }) => campaign.multiplier_window(rules.time_zone, now),
+            Some(campaign::WindowSpec::Fixed { .. }) => {
+                campaign.multiplier_window(rules.time_zone, now)
+            }
             _ => None,
         };
-        let windows = window.map(|w| (campaign::merge_windows(multipliers.windows, Some(w), now), multipliers.version));
+        let windows = window.map(|w| {
+            (campaign::merge_windows(multipliers.windows, Some(w), now), multipliers.version)
+        });
         match store.create_campaign(&campaign, windows).await? {
             Ok(()) => {
                 tracing::info!(campaign_id = %id, "campaign defined");
@@ -175,7 +193,9 @@ async fn create(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
             Err(TxFailure::Store(e)) => return Err(e.into()),
         }
     }
-    Err(ApiError::Unavailable("the campaign could not be saved against concurrent changes; retry".into()))
+    Err(ApiError::Unavailable(
+        "the campaign could not be saved against concurrent changes; retry".into(),
+    ))
 }
 
 #[derive(Serialize)]
@@ -216,7 +236,11 @@ fn run_view(r: &RunItem) -> RunView<'_> {
         targeted: p.targeted,
         issued: p.issued,
         skipped: p.skipped,
-        skipped_reasons: SkipReasons { already_had: p.skipped_already_had, budget_spent: p.skipped_budget_spent, not_eligible: p.skipped_not_eligible },
+        skipped_reasons: SkipReasons {
+            already_had: p.skipped_already_had,
+            budget_spent: p.skipped_budget_spent,
+            not_eligible: p.skipped_not_eligible,
+        },
         failed: p.failed,
         dispatch_done: r.dispatch_done,
         started_at: r.started_at,
@@ -235,7 +259,10 @@ async fn show(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiE
         return Err(ApiError::not_found("campaign_not_found", "no such campaign"));
     };
     let CampaignItem { campaign, .. } = def;
-    Ok(http::json(200, &json!({ "campaign": campaign, "runs": runs.iter().map(run_view).collect::<Vec<_>>() })))
+    Ok(http::json(
+        200,
+        &json!({ "campaign": campaign, "runs": runs.iter().map(run_view).collect::<Vec<_>>() }),
+    ))
 }
 
 async fn run_now(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {

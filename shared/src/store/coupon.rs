@@ -21,7 +21,13 @@ pub struct CouponItem {
 
 impl CouponItem {
     pub fn new(coupon: Coupon) -> CouponItem {
-        CouponItem { pk: member_pk(&coupon.member_id), sk: keys::coupon_sk(&coupon.code), entity: "coupon".into(), batch_id: None, coupon }
+        CouponItem {
+            pk: member_pk(&coupon.member_id),
+            sk: keys::coupon_sk(&coupon.code),
+            entity: "coupon".into(),
+            batch_id: None,
+            coupon,
+        }
     }
 }
 
@@ -63,6 +69,11 @@ impl GrantItem {
 impl Store {
     /// All of a member's coupons (one Query; a member holds tens, not thousands).
     pub async fn coupons(&self, member_id: &str) -> Result<Vec<Coupon>, StoreError> {
-        Ok(self.member_items::<CouponItem>(member_id, keys::COUPON_PREFIX).await?.into_iter().map(|i| i.coupon).collect())
+        Ok(self
+            .member_items::<CouponItem>(member_id, keys::COUPON_PREFIX)
+            .await?
+            .into_iter()
+            .map(|i| i.coupon)
+            .collect())
     }
 }

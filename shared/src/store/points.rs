@@ -32,7 +32,13 @@ pub struct OrderItem {
 
 impl OrderItem {
     pub fn new(member_id: &str, order: OrderRecord) -> OrderItem {
-        OrderItem { pk: member_pk(member_id), sk: keys::order_sk(&order.order_id), entity: "order".into(), member_id: member_id.into(), order }
+        OrderItem {
+            pk: member_pk(member_id),
+            sk: keys::order_sk(&order.order_id),
+            entity: "order".into(),
+            member_id: member_id.into(),
+            order,
+        }
     }
 }
 
@@ -88,7 +94,10 @@ pub struct PointsRead {
 
 impl PointsRead {
     /// The item at `sk` in the member's partition, typed.
-    pub fn take<T: serde::de::DeserializeOwned>(&mut self, sk: &str) -> Result<Option<T>, StoreError> {
+    pub fn take<T: serde::de::DeserializeOwned>(
+        &mut self,
+        sk: &str,
+    ) -> Result<Option<T>, StoreError> {
         self.items.remove(sk).map(from_item).transpose()
     }
 }
@@ -129,14 +138,28 @@ impl Store {
     /// One BatchGetItem (strongly consistent) of the member, the items at `sks` in the
     /// member's partition, and the campaign multipliers item. Unprocessed keys (throttling)
     /// are asked again, which is the only case of a second request.
-    pub async fn points_read(&self, member_id: &str, sks: &[String]) -> Result<PointsRead, StoreError> {
+    pub async fn points_read(
+        &self,
+        member_id: &str,
+        sks: &[String],
+    ) -> Result<PointsRead, StoreError> {
         let pk = member_pk(member_id);
         let mut keys = vec![key(&pk, PROFILE_SK), key(keys::PROGRAM_PK, keys::MULTIPLIERS_SK)];
         keys.extend(sks.iter().map(|sk| key(&pk, sk)));
         let mut out = PointsRead::default();
         for attempt in 0..super::MAX_ATTEMPTS {
-            let ka = KeysAndAttributes::builder().set_keys(Some(keys.clone())).consistent_read(true).build().map_err(sdk)?;
-            let resp = self.client.batch_get_item().request_items(&self.table, ka).send().await.map_err(sdk)?;
+            let ka = KeysAndAttributes::builder()
+                .set_keys(Some(keys.clone()))
+                .consistent_read(true)
+                .build()
+                .map_err(sdk)?;
+            let resp = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, ka)
+                .send()
+                .await
+                .map_err(sdk)?;
             for item in resp.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
                 let sk_of = item.get("SK").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
                 let pk_of = item.get("PK").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
@@ -148,7 +171,11 @@ impl Store {
                     out.items.insert(sk_of, item);
                 }
             }
-            keys = resp.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
+            keys = resp
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .map(|k| k.keys)
+                .unwrap_or_default();
             if keys.is_empty() {
                 return Ok(out);
             }
@@ -158,7 +185,14 @@ impl Store {
     }
 
     /// The versioned write of a changed member with its ledger entries (each entry new).
-    pub fn member_change(&self, member: &Member, read_version: u64, entries: Vec<LedgerEntry>, rules: &Rules, now: DateTime<Utc>) -> Result<Vec<TransactWriteItem>, StoreError> {
+    pub fn member_change(
+        &self,
+        member: &Member,
+        read_version: u64,
+        entries: Vec<LedgerEntry>,
+        rules: &Rules,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
         let id = member.member_id.as_str();
         let mut writes = vec![self.member_write(member, read_version, rules, now)?];
         for e in entries {
@@ -205,7 +239,11 @@ impl Store {
 
     /// Commits one points transaction. Version and uniqueness conditions failing, or a
     /// conflicting transaction, mean "read again" (after a backoff).
-    pub async fn commit(&self, writes: Vec<TransactWriteItem>, attempt: u32) -> Result<Commit, StoreError> {
+    pub async fn commit(
+        &self,
+        writes: Vec<TransactWriteItem>,
+        attempt: u32,
+    ) -> Result<Commit, StoreError> {
         match self.transact(writes).await {
             Ok(()) => Ok(Commit::Done),
             Err(TxFailure::Conditions(_) | TxFailure::Conflict) => {
@@ -218,7 +256,10 @@ impl Store {
 
     /// A member and the lot days whose expiry it was already told, in one strongly consistent
     /// Query from the first notice to the profile (they sort next to each other).
-    pub async fn member_for_sweep(&self, id: &str) -> Result<Option<(Member, Vec<NaiveDate>)>, StoreError> {
+    pub async fn member_for_sweep(
+        &self,
+        id: &str,
+    ) -> Result<Option<(Member, Vec<NaiveDate>)>, StoreError> {
         let (mut member, mut noticed, mut start) = (None, Vec::new(), None);
         loop {
             let page = self
@@ -227,7 +268,10 @@ impl Store {
                 .table_name(&self.table)
                 .key_condition_expression("PK = :pk AND SK BETWEEN :a AND :b")
                 .expression_attribute_values(":pk", AttributeValue::S(member_pk(id)))
-                .expression_attribute_values(":a", AttributeValue::S(keys::EXPIRY_NOTICE_PREFIX.into()))
+                .expression_attribute_values(
+                    ":a",
+                    AttributeValue::S(keys::EXPIRY_NOTICE_PREFIX.into()),
+                )
                 .expression_attribute_values(":b", AttributeValue::S(PROFILE_SK.into()))
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
@@ -237,7 +281,9 @@ impl Store {
             for item in page.items.unwrap_or_default() {
                 match item.get("entity").and_then(|e| e.as_s().ok()).map(String::as_str) {
                     Some("member") => member = Some(from_item::<MemberItem>(item)?.member),
-                    Some("expiry_notice") => noticed.push(from_item::<ExpiryNoticeItem>(item)?.notice.earned_on),
+                    Some("expiry_notice") => {
+                        noticed.push(from_item::<ExpiryNoticeItem>(item)?.notice.earned_on)
+                    }
                     _ => {}
                 }
             }
@@ -251,7 +297,12 @@ impl Store {
     /// One page of members whose first lot expiry or release is on or before `until`
     /// (ByExpiry index), for one shard: member ids and where to continue. The sweep asks up to
     /// its notice horizon, so that members with a lot expiring soon are met before it expires.
-    pub async fn expiry_due(&self, shard: u32, until: NaiveDate, start: Option<Item>) -> Result<(Vec<String>, Option<Item>), StoreError> {
+    pub async fn expiry_due(
+        &self,
+        shard: u32,
+        until: NaiveDate,
+        start: Option<Item>,
+    ) -> Result<(Vec<String>, Option<Item>), StoreError> {
         // GSI4SK is `<expiry date>#<member id>`: everything below the next day's date is due.
         let bound = (until + chrono::Duration::days(1)).to_string();
         let out = self
@@ -271,7 +322,12 @@ impl Store {
             .items
             .unwrap_or_default()
             .iter()
-            .filter_map(|i| i.get("PK").and_then(|v| v.as_s().ok()).and_then(|pk| pk.strip_prefix("MEMBER#")).map(str::to_string))
+            .filter_map(|i| {
+                i.get("PK")
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|pk| pk.strip_prefix("MEMBER#"))
+                    .map(str::to_string)
+            })
             .collect();
         Ok((ids, out.last_evaluated_key))
     }
