@@ -9,8 +9,16 @@ use std::sync::Arc;
 /// Structured JSON logs (tracing) without timestamps (CloudWatch adds them) or colours.
 /// The runtime's span carries the request id; handlers add the member id, never contact data.
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_target(false).with_current_span(true).without_time().with_ansi(false).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_current_span(true)
+        .without_time()
+        .with_ansi(false)
+        .try_init();
 }
 
 /// The AWS configuration every client is built from: region, credentials and endpoints from
@@ -18,7 +26,9 @@ pub fn init_tracing() {
 /// HTTPS client, rustls with ring. Reads the environment only; no network call.
 pub async fn sdk_config() -> aws_config::SdkConfig {
     use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
-    let http = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
     aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http).load().await
 }
 
@@ -57,7 +67,12 @@ impl Env {
         let config = sdk_config().await;
         let store = Store::from_env(&config).await?;
         let rules = Rules::from_env().map_err(|e| e.to_string())?;
-        Ok(Env { store, rules: Arc::new(rules), clock: Clock::System, principals: Arc::new(crate::auth::Principals::from_env()) })
+        Ok(Env {
+            store,
+            rules: Arc::new(rules),
+            clock: Clock::System,
+            principals: Arc::new(crate::auth::Principals::from_env()),
+        })
     }
 
     /// Who sent `req`, by the request context and the IAM allow-lists.

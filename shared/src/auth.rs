@@ -52,8 +52,19 @@ impl Principals {
     /// From `ORDER_SYSTEM_PRINCIPALS` and `OPERATOR_PRINCIPALS` (comma-separated; empty or
     /// unset means none).
     pub fn from_env() -> Principals {
-        let list = |name: &str| std::env::var(name).unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
-        Principals { order_system: list("ORDER_SYSTEM_PRINCIPALS"), operators: list("OPERATOR_PRINCIPALS") }
+        let list = |name: &str| {
+            std::env::var(name)
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        Principals {
+            order_system: list("ORDER_SYSTEM_PRINCIPALS"),
+            operators: list("OPERATOR_PRINCIPALS"),
+        }
     }
 
     /// The kind of IAM caller `arn` is.
@@ -118,7 +129,9 @@ impl Caller {
     pub fn require_member(&self, id: &MemberId) -> Result<(), ApiError> {
         match self {
             Caller::Member(me) if me == id => Ok(()),
-            Caller::Member(_) => Err(ApiError::Forbidden("members may only read or change their own data".into())),
+            Caller::Member(_) => {
+                Err(ApiError::Forbidden("members may only read or change their own data".into()))
+            }
             Caller::Anonymous => Err(ApiError::Unauthenticated),
             _ => Err(ApiError::Forbidden("this route is for the member themself".into())),
         }
@@ -128,9 +141,15 @@ impl Caller {
     pub fn require_operator(&self) -> Result<(), ApiError> {
         match self {
             Caller::Operator(_) | Caller::Iam(_) => Ok(()),
-            Caller::OrderSystem(_) => Err(ApiError::Forbidden("the order system may not use operator routes".into())),
-            Caller::UnknownIam(_) => Err(ApiError::Forbidden("this IAM principal is not an operator".into())),
-            Caller::Member(_) => Err(ApiError::Forbidden("this route needs operator (IAM) authorization".into())),
+            Caller::OrderSystem(_) => {
+                Err(ApiError::Forbidden("the order system may not use operator routes".into()))
+            }
+            Caller::UnknownIam(_) => {
+                Err(ApiError::Forbidden("this IAM principal is not an operator".into()))
+            }
+            Caller::Member(_) => {
+                Err(ApiError::Forbidden("this route needs operator (IAM) authorization".into()))
+            }
             Caller::Anonymous => Err(ApiError::Unauthenticated),
         }
     }
@@ -151,8 +170,12 @@ impl Caller {
     pub fn require_order_system_or_operator(&self) -> Result<(), ApiError> {
         match self {
             Caller::OrderSystem(_) | Caller::Operator(_) | Caller::Iam(_) => Ok(()),
-            Caller::UnknownIam(_) => Err(ApiError::Forbidden("this IAM principal is neither the order system nor an operator".into())),
-            Caller::Member(_) => Err(ApiError::Forbidden("fulfilment is moved by the order system or an operator (IAM)".into())),
+            Caller::UnknownIam(_) => Err(ApiError::Forbidden(
+                "this IAM principal is neither the order system nor an operator".into(),
+            )),
+            Caller::Member(_) => Err(ApiError::Forbidden(
+                "fulfilment is moved by the order system or an operator (IAM)".into(),
+            )),
             Caller::Anonymous => Err(ApiError::Unauthenticated),
         }
     }
@@ -161,7 +184,10 @@ impl Caller {
     /// anonymous callers.
     pub fn iam_principal(&self) -> Option<&str> {
         match self {
-            Caller::Operator(arn) | Caller::OrderSystem(arn) | Caller::UnknownIam(arn) | Caller::Iam(arn) => Some(arn),
+            Caller::Operator(arn)
+            | Caller::OrderSystem(arn)
+            | Caller::UnknownIam(arn)
+            | Caller::Iam(arn) => Some(arn),
             Caller::Member(_) | Caller::Anonymous => None,
         }
     }
@@ -180,19 +206,37 @@ mod tests {
     use super::*;
 
     fn lists() -> Principals {
-        Principals { order_system: vec!["order-system".into()], operators: vec!["loyalty-operators".into(), "arn:aws:iam::1:user/ops".into()] }
+        Principals {
+            order_system: vec!["order-system".into()],
+            operators: vec!["loyalty-operators".into(), "arn:aws:iam::1:user/ops".into()],
+        }
     }
 
     #[test]
     fn principals_are_classified_by_role_name_or_whole_arn() {
         let p = lists();
-        assert_eq!(p.classify("arn:aws:sts::1:assumed-role/order-system/checkout".into()), Caller::OrderSystem("arn:aws:sts::1:assumed-role/order-system/checkout".into()));
-        assert_eq!(p.classify("arn:aws:iam::1:role/loyalty-operators".into()), Caller::Operator("arn:aws:iam::1:role/loyalty-operators".into()));
-        assert_eq!(p.classify("arn:aws:iam::1:user/ops".into()), Caller::Operator("arn:aws:iam::1:user/ops".into()));
+        assert_eq!(
+            p.classify("arn:aws:sts::1:assumed-role/order-system/checkout".into()),
+            Caller::OrderSystem("arn:aws:sts::1:assumed-role/order-system/checkout".into())
+        );
+        assert_eq!(
+            p.classify("arn:aws:iam::1:role/loyalty-operators".into()),
+            Caller::Operator("arn:aws:iam::1:role/loyalty-operators".into())
+        );
+        assert_eq!(
+            p.classify("arn:aws:iam::1:user/ops".into()),
+            Caller::Operator("arn:aws:iam::1:user/ops".into())
+        );
         // A name is not a prefix: `order-system-test` is another role.
-        assert!(matches!(p.classify("arn:aws:sts::1:assumed-role/order-system-test/x".into()), Caller::UnknownIam(_)));
+        assert!(matches!(
+            p.classify("arn:aws:sts::1:assumed-role/order-system-test/x".into()),
+            Caller::UnknownIam(_)
+        ));
         assert!(matches!(p.classify("arn:aws:iam::1:user/opsx".into()), Caller::UnknownIam(_)));
-        assert!(matches!(Principals::default().classify("arn:aws:iam::1:user/anyone".into()), Caller::Iam(_)));
+        assert!(matches!(
+            Principals::default().classify("arn:aws:iam::1:user/anyone".into()),
+            Caller::Iam(_)
+        ));
     }
 
     fn request_with_claims(claims: serde_json::Value) -> Request {
@@ -214,8 +258,14 @@ mod tests {
         let req = request_with_claims(serde_json::json!({
             "sub": "m1", "email": "Li.Wei@Example.com", "email_verified": "true", "phone_number": "+8613800138000", "phone_number_verified": "false"
         }));
-        assert_eq!(verified_contacts(&req), VerifiedContacts { email: Some("li.wei@example.com".into()), phone: None });
-        assert_eq!(caller(&req, &Principals::default()), Caller::Member(MemberId::parse("m1").unwrap()));
+        assert_eq!(
+            verified_contacts(&req),
+            VerifiedContacts { email: Some("li.wei@example.com".into()), phone: None }
+        );
+        assert_eq!(
+            caller(&req, &Principals::default()),
+            Caller::Member(MemberId::parse("m1").unwrap())
+        );
         let plain = request_with_claims(serde_json::json!({ "sub": "m1" }));
         assert_eq!(verified_contacts(&plain), VerifiedContacts::default());
     }
@@ -231,8 +281,17 @@ mod tests {
         let member = Caller::Member(MemberId::parse("m1").unwrap());
         assert_eq!(member.require_order_system().unwrap_err().status(), 403);
         // Fulfilment: both IAM kinds, neither a member nor a principal on neither list.
-        assert!(op.require_order_system_or_operator().is_ok() && os.require_order_system_or_operator().is_ok());
-        assert_eq!((unknown.require_order_system_or_operator().unwrap_err().status(), member.require_order_system_or_operator().unwrap_err().status()), (403, 403));
+        assert!(
+            op.require_order_system_or_operator().is_ok()
+                && os.require_order_system_or_operator().is_ok()
+        );
+        assert_eq!(
+            (
+                unknown.require_order_system_or_operator().unwrap_err().status(),
+                member.require_order_system_or_operator().unwrap_err().status()
+            ),
+            (403, 403)
+        );
         assert_eq!(Caller::Anonymous.require_order_system().unwrap_err().status(), 401);
     }
 }

@@ -33,7 +33,9 @@ pub fn celebrated_in(birthday: NaiveDate, year: i32) -> NaiveDate {
 pub enum NoGift {
     #[error("no birthday recorded")]
     NoBirthday,
-    #[error("the birthday was recorded {known_days} days before it, fewer than the {min_days} required")]
+    #[error(
+        "the birthday was recorded {known_days} days before it, fewer than the {min_days} required"
+    )]
     RecordedTooLate { known_days: i64, min_days: u32 },
     #[error("an erased membership of the same contact already had this year's birthday gift")]
     AlreadyGiftedThisYear,
@@ -63,7 +65,11 @@ pub fn gift_allowed(f: &BirthdayFacts, year: i32, min_days_known: u32) -> Result
 
 /// The first day a birthday recorded on `recorded_on` can bring a coupon: the first
 /// celebration at least `min_days_known` days later.
-pub fn first_gift_on(birthday: NaiveDate, recorded_on: NaiveDate, min_days_known: u32) -> NaiveDate {
+pub fn first_gift_on(
+    birthday: NaiveDate,
+    recorded_on: NaiveDate,
+    min_days_known: u32,
+) -> NaiveDate {
     let earliest = recorded_on + chrono::Duration::days(min_days_known as i64);
     let this_year = celebrated_in(birthday, earliest.year());
     if this_year >= earliest {
@@ -107,7 +113,8 @@ pub struct BirthdayChange {
 
 impl BirthdayChangeRequest {
     pub fn validate(self, today: NaiveDate) -> Result<BirthdayChange, BirthdayChangeError> {
-        let birthday = crate::member::parse_birthday(&self.birthday, today).map_err(|_| BirthdayChangeError::InvalidBirthday)?;
+        let birthday = crate::member::parse_birthday(&self.birthday, today)
+            .map_err(|_| BirthdayChangeError::InvalidBirthday)?;
         let reason = self.reason.trim().to_string();
         let len = reason.chars().count();
         if !(1..=200).contains(&len) || reason.chars().any(char::is_control) {
@@ -141,14 +148,20 @@ mod tests {
     }
 
     fn facts(birthday: &str, recorded_on: &str, prior: Option<i32>) -> BirthdayFacts {
-        BirthdayFacts { birthday: Some(d(birthday)), recorded_on: d(recorded_on), prior_gift_year: prior }
+        BirthdayFacts {
+            birthday: Some(d(birthday)),
+            recorded_on: d(recorded_on),
+            prior_gift_year: prior,
+        }
     }
 
     #[test]
     fn birthday_grants_name_their_year() {
         assert_eq!(grant(2027), "birthday-2027");
         assert_eq!(grant_year("birthday-2027"), Some(2027));
-        for other in ["welcome", "birthday-27", "birthday-2027x", "campaign:c-1:2027-05", "birthday-"] {
+        for other in
+            ["welcome", "birthday-27", "birthday-2027x", "campaign:c-1:2027-05", "birthday-"]
+        {
             assert_eq!(grant_year(other), None, "{other}");
         }
     }
@@ -157,16 +170,33 @@ mod tests {
     fn a_birthday_must_be_known_min_days_before_it() {
         // Recorded 5 days before the birthday: no coupon that year, one the next.
         let f = facts("1990-05-18", "2026-05-13", None);
-        assert_eq!(gift_allowed(&f, 2026, 30), Err(NoGift::RecordedTooLate { known_days: 5, min_days: 30 }));
+        assert_eq!(
+            gift_allowed(&f, 2026, 30),
+            Err(NoGift::RecordedTooLate { known_days: 5, min_days: 30 })
+        );
         assert_eq!(gift_allowed(&f, 2027, 30), Ok(()));
         // Exactly 30 days is enough, 29 is not.
         assert_eq!(gift_allowed(&facts("1990-05-18", "2026-04-18", None), 2026, 30), Ok(()));
         assert!(gift_allowed(&facts("1990-05-18", "2026-04-19", None), 2026, 30).is_err());
         // Recorded after this year's birthday: this year's is in the past.
-        assert!(matches!(gift_allowed(&facts("1990-01-02", "2026-03-01", None), 2026, 30), Err(NoGift::RecordedTooLate { known_days: -58, .. })));
+        assert!(matches!(
+            gift_allowed(&facts("1990-01-02", "2026-03-01", None), 2026, 30),
+            Err(NoGift::RecordedTooLate { known_days: -58, .. })
+        ));
         // A rule of 0 days allows a birthday recorded on the day.
         assert_eq!(gift_allowed(&facts("1990-05-18", "2026-05-18", None), 2026, 0), Ok(()));
-        assert_eq!(gift_allowed(&BirthdayFacts { birthday: None, recorded_on: d("2020-01-01"), prior_gift_year: None }, 2026, 30), Err(NoGift::NoBirthday));
+        assert_eq!(
+            gift_allowed(
+                &BirthdayFacts {
+                    birthday: None,
+                    recorded_on: d("2020-01-01"),
+                    prior_gift_year: None
+                },
+                2026,
+                30
+            ),
+            Err(NoGift::NoBirthday)
+        );
     }
 
     #[test]
@@ -195,9 +225,24 @@ mod tests {
     #[test]
     fn support_changes_are_validated() {
         let today = d("2026-11-27");
-        let ok = BirthdayChangeRequest { birthday: "1990-05-18".into(), reason: "  typo at signup, ticket 4711 ".into() }.validate(today).unwrap();
-        assert_eq!(ok, BirthdayChange { birthday: d("1990-05-18"), reason: "typo at signup, ticket 4711".into() });
-        let bad = |b: &str, r: &str| BirthdayChangeRequest { birthday: b.into(), reason: r.into() }.validate(today).unwrap_err();
+        let ok = BirthdayChangeRequest {
+            birthday: "1990-05-18".into(),
+            reason: "  typo at signup, ticket 4711 ".into(),
+        }
+        .validate(today)
+        .unwrap();
+        assert_eq!(
+            ok,
+            BirthdayChange {
+                birthday: d("1990-05-18"),
+                reason: "typo at signup, ticket 4711".into()
+            }
+        );
+        let bad = |b: &str, r: &str| {
+            BirthdayChangeRequest { birthday: b.into(), reason: r.into() }
+                .validate(today)
+                .unwrap_err()
+        };
         assert_eq!(bad("2026-11-27", "r"), BirthdayChangeError::InvalidBirthday);
         assert_eq!(bad("1990-02-30", "r"), BirthdayChangeError::InvalidBirthday);
         assert_eq!(bad("18/05/1990", "r"), BirthdayChangeError::InvalidBirthday);

@@ -12,7 +12,9 @@ pub fn program_date(tz: Tz, at: DateTime<Utc>) -> NaiveDate {
 pub fn start_of_day(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
     let midnight = date.and_hms_opt(0, 0, 0).expect("midnight exists");
     match tz.from_local_datetime(&midnight) {
-        chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => t.with_timezone(&Utc),
+        chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => {
+            t.with_timezone(&Utc)
+        }
         // A gap at midnight (DST): the day starts an hour later.
         chrono::LocalResult::None => tz
             .from_local_datetime(&(midnight + chrono::Duration::hours(1)))
@@ -57,7 +59,10 @@ mod tests {
         // 16:30 UTC on the 17th is 00:30 on the 18th in Shanghai.
         let t: DateTime<Utc> = "2026-03-17T16:30:00Z".parse().unwrap();
         assert_eq!(program_date(Shanghai, t), d("2026-03-18"));
-        assert_eq!(start_of_day(Shanghai, d("2026-03-18")), "2026-03-17T16:00:00Z".parse::<DateTime<Utc>>().unwrap());
+        assert_eq!(
+            start_of_day(Shanghai, d("2026-03-18")),
+            "2026-03-17T16:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
     }
 
     #[test]

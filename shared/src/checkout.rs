@@ -175,7 +175,10 @@ impl CheckoutError {
     /// 409 where the member's state stands in the way (used, held, changed), 422 otherwise.
     pub fn status(&self) -> u16 {
         match self {
-            CheckoutError::Coupon { why: RedeemError::AlreadyUsed, .. } | CheckoutError::CouponOnHold(_) | CheckoutError::TooManyOpenCheckouts(_) | CheckoutError::QuoteChanged => 409,
+            CheckoutError::Coupon { why: RedeemError::AlreadyUsed, .. }
+            | CheckoutError::CouponOnHold(_)
+            | CheckoutError::TooManyOpenCheckouts(_)
+            | CheckoutError::QuoteChanged => 409,
             _ => 422,
         }
     }
@@ -233,7 +236,15 @@ fn step_down(points: i64, step: i64) -> i64 {
 
 /// The quote for an order of `amount` using `coupons` (the member's, as read, in the order
 /// asked) and `points`, for order `order_id` (whose own hold, if any, is being replaced).
-pub fn quote(rules: &Rules, member: &Member, order_id: Option<&str>, amount: Fen, coupons: &[Coupon], points_asked: i64, now: DateTime<Utc>) -> Result<Quote, CheckoutError> {
+pub fn quote(
+    rules: &Rules,
+    member: &Member,
+    order_id: Option<&str>,
+    amount: Fen,
+    coupons: &[Coupon],
+    points_asked: i64,
+    now: DateTime<Utc>,
+) -> Result<Quote, CheckoutError> {
     let c = &rules.checkout;
     let step = rules.points.redemption_step.max(1);
     if points_asked < 0 || points_asked % step != 0 {
@@ -246,7 +257,10 @@ pub fn quote(rules: &Rules, member: &Member, order_id: Option<&str>, amount: Fen
         return Err(CheckoutError::NotStackable);
     }
     for coupon in coupons {
-        if member.live_holds(now).any(|h| Some(h.order_id.as_str()) != order_id && h.coupons.contains(&coupon.code)) {
+        if member
+            .live_holds(now)
+            .any(|h| Some(h.order_id.as_str()) != order_id && h.coupons.contains(&coupon.code))
+        {
             return Err(CheckoutError::CouponOnHold(coupon.code.clone()));
         }
     }
@@ -275,24 +289,36 @@ pub fn quote(rules: &Rules, member: &Member, order_id: Option<&str>, amount: Fen
                 // takes its discount off what the coupons before it left.
                 let base = left;
                 for coupon in coupons {
-                    coupon::check_usable(coupon, member.tier, base, now).map_err(|why| CheckoutError::Coupon { code: coupon.code.clone(), why })?;
+                    coupon::check_usable(coupon, member.tier, base, now)
+                        .map_err(|why| CheckoutError::Coupon { code: coupon.code.clone(), why })?;
                     let discount = coupon.offer.discount(left);
                     left -= discount;
                     q.coupon_discount += discount;
                     let free_shipping = matches!(coupon.offer, Offer::FreeShipping { .. });
                     q.free_shipping |= free_shipping;
-                    q.coupons.push(AppliedCoupon { code: coupon.code.clone(), title: coupon.title.clone(), discount, free_shipping });
+                    q.coupons.push(AppliedCoupon {
+                        code: coupon.code.clone(),
+                        title: coupon.title.clone(),
+                        discount,
+                        free_shipping,
+                    });
                 }
             }
             Step::Points => {
                 let cap_fen = left.0 as i128 * c.max_points_percent as i128 / 100;
-                let cap = step_down((cap_fen * rules.points.redemption_points_per_cny as i128 / 100) as i64, step);
+                let cap = step_down(
+                    (cap_fen * rules.points.redemption_points_per_cny as i128 / 100) as i64,
+                    step,
+                );
                 q.max_points = cap.min(step_down(available, step));
                 if points_asked > cap {
                     return Err(CheckoutError::PointsOverCap { max: cap, asked: points_asked });
                 }
                 if points_asked > available {
-                    return Err(CheckoutError::InsufficientPoints { available, asked: points_asked });
+                    return Err(CheckoutError::InsufficientPoints {
+                        available,
+                        asked: points_asked,
+                    });
                 }
                 q.points_used = points_asked;
                 q.points_discount = points::redemption_value(rules, points_asked);
@@ -306,14 +332,25 @@ pub fn quote(rules: &Rules, member: &Member, order_id: Option<&str>, amount: Fen
 
 /// Holds the quote's coupons and points for `order_id` until the rules' hold time has passed,
 /// replacing the order's earlier hold; dead holds are dropped. Answers the hold's end.
-pub fn hold(member: &mut Member, rules: &Rules, order_id: &str, q: &Quote, now: DateTime<Utc>) -> Result<DateTime<Utc>, CheckoutError> {
+pub fn hold(
+    member: &mut Member,
+    rules: &Rules,
+    order_id: &str,
+    q: &Quote,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, CheckoutError> {
     member.holds.retain(|h| h.is_live(now) && h.order_id != order_id);
     let max = rules.checkout.max_open_checkouts;
     if member.holds.len() >= max as usize {
         return Err(CheckoutError::TooManyOpenCheckouts(max));
     }
     let until = now + Duration::minutes(rules.checkout.hold_minutes as i64);
-    member.holds.push(Hold { order_id: order_id.to_string(), points: q.points_used, coupons: q.coupons.iter().map(|c| c.code.clone()).collect(), until });
+    member.holds.push(Hold {
+        order_id: order_id.to_string(),
+        points: q.points_used,
+        coupons: q.coupons.iter().map(|c| c.code.clone()).collect(),
+        until,
+    });
     Ok(until)
 }
 
@@ -349,11 +386,26 @@ pub struct Confirmed {
 /// Makes the holds final and records the purchase on what is paid. A live hold keeps its
 /// quote; an expired one is priced again and must come out the same (else `QuoteChanged`,
 /// or the reason a coupon or the points can no longer be used).
-pub fn confirm(member: &mut Member, rules: &Rules, quoted: &Quoted, windows: &[MultiplierWindow], occurred_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<Confirmed, CheckoutError> {
+pub fn confirm(
+    member: &mut Member,
+    rules: &Rules,
+    quoted: &Quoted,
+    windows: &[MultiplierWindow],
+    occurred_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Confirmed, CheckoutError> {
     let order_id = quoted.order_id.as_str();
     let live = member.live_holds(now).any(|h| h.order_id == order_id);
     if !live {
-        let again = quote(rules, member, Some(order_id), quoted.amount, &quoted.coupons, quoted.points, now)?;
+        let again = quote(
+            rules,
+            member,
+            Some(order_id),
+            quoted.amount,
+            &quoted.coupons,
+            quoted.points,
+            now,
+        )?;
         if !again.same_terms(&quoted.quote) {
             return Err(CheckoutError::QuoteChanged);
         }
@@ -364,7 +416,10 @@ pub fn confirm(member: &mut Member, rules: &Rules, quoted: &Quoted, windows: &[M
     let spent_from: Option<NaiveDate> = member.wallet.lots.first().map(|l| l.earned_on);
     if q.points_used > 0 {
         // Held points can be gone by now (expired lots, a refund's clawback): say so.
-        member.wallet.spend(q.points_used).map_err(|_| CheckoutError::InsufficientPoints { available: member.wallet.balance.0.max(0), asked: q.points_used })?;
+        member.wallet.spend(q.points_used).map_err(|_| CheckoutError::InsufficientPoints {
+            available: member.wallet.balance.0.max(0),
+            asked: q.points_used,
+        })?;
         entries.push(LedgerEntry {
             kind: EntryKind::Redemption,
             points: Points(-q.points_used),
@@ -375,14 +430,21 @@ pub fn confirm(member: &mut Member, rules: &Rules, quoted: &Quoted, windows: &[M
             at: now,
         });
     }
-    let purchase = PurchaseRequest { order_id: order_id.to_string(), amount: q.payable, currency: quoted.currency.clone(), channel: quoted.channel, occurred_at };
+    let purchase = PurchaseRequest {
+        order_id: order_id.to_string(),
+        amount: q.payable,
+        currency: quoted.currency.clone(),
+        channel: quoted.channel,
+        occurred_at,
+    };
     let purchased = points::apply_purchase(member, rules, &purchase, windows, now);
     entries.push(purchased.entry.clone());
     let order = OrderRecord {
         order_id: order_id.to_string(),
         paid: q.payable,
         earned: purchased.points,
-        day: crate::calendar::program_date(rules.time_zone, occurred_at).min(crate::calendar::program_date(rules.time_zone, now)),
+        day: crate::calendar::program_date(rules.time_zone, occurred_at)
+            .min(crate::calendar::program_date(rules.time_zone, now)),
         occurred_at,
         refunded: Fen::ZERO,
         clawed_back: 0,
@@ -392,7 +454,11 @@ pub fn confirm(member: &mut Member, rules: &Rules, quoted: &Quoted, windows: &[M
         points_spent: q.points_used,
         points_returned: 0,
         spent_from: spent_from.filter(|_| q.points_used > 0),
-        coupons: quoted.coupons.iter().map(|c| points::UsedCoupon { code: c.code.clone(), valid_until: c.valid_until }).collect(),
+        coupons: quoted
+            .coupons
+            .iter()
+            .map(|c| points::UsedCoupon { code: c.code.clone(), valid_until: c.valid_until })
+            .collect(),
         coupons_returned: false,
         recorded_at: Some(now),
         referral_to: None,

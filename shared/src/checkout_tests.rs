@@ -14,14 +14,36 @@ fn now() -> DateTime<Utc> {
 }
 
 fn member(points: i64) -> Member {
-    let nm = NewMember { email: None, phone: None, name: "A".into(), birthday: None, referral_code: None, marketing_consent: false };
-    let mut m = Member::join(MemberId::parse("m1").unwrap(), &nm, "ABCD2345".into(), None, now() - Duration::days(30));
+    let nm = NewMember {
+        email: None,
+        phone: None,
+        name: "A".into(),
+        birthday: None,
+        referral_code: None,
+        marketing_consent: false,
+    };
+    let mut m = Member::join(
+        MemberId::parse("m1").unwrap(),
+        &nm,
+        "ABCD2345".into(),
+        None,
+        now() - Duration::days(30),
+    );
     m.wallet.earn(points, NaiveDate::from_ymd_opt(2026, 11, 1).unwrap());
     m
 }
 
 fn coupon(grant: &str, offer: Offer, stackable: bool) -> Coupon {
-    let t = CouponTemplate { title: grant.into(), offer, valid_days: Some(30), valid_from: None, valid_until: None, tiers: vec![], per_member_limit: 1, stackable };
+    let t = CouponTemplate {
+        title: grant.into(),
+        offer,
+        valid_days: Some(30),
+        valid_from: None,
+        valid_until: None,
+        tiers: vec![],
+        per_member_limit: 1,
+        stackable,
+    };
     coupon::issue(&CodeKey::new(&[1u8; 32]).unwrap(), &t, "m1", grant, 0, now() - Duration::days(1))
 }
 
@@ -37,7 +59,10 @@ fn discounts_apply_member_price_then_coupon_then_points_capped_at_half() {
     let c = coupon("c", off(2_000, 10_000), false);
     // 200.00 CNY: 10% member price → 180.00; 20.00 off → 160.00; points at most 80.00.
     let q = quote(&r, &m, Some("o1"), Fen(20_000), std::slice::from_ref(&c), 5_000, now()).unwrap();
-    assert_eq!((q.member_discount, q.coupon_discount, q.points_discount, q.payable), (Fen(2_000), Fen(2_000), Fen(5_000), Fen(11_000)));
+    assert_eq!(
+        (q.member_discount, q.coupon_discount, q.points_discount, q.payable),
+        (Fen(2_000), Fen(2_000), Fen(5_000), Fen(11_000))
+    );
     assert_eq!(q.max_points, 8_000);
     let err = quote(&r, &m, Some("o1"), Fen(20_000), &[c], 8_100, now()).unwrap_err();
     assert_eq!(err, CheckoutError::PointsOverCap { max: 8_000, asked: 8_100 });
@@ -56,13 +81,21 @@ fn minimum_spend_is_checked_after_the_member_discount() {
 
 #[test]
 fn the_order_of_steps_is_rules_data() {
-    let r = Rules::from_overrides(r#"{"checkout":{"applyOrder":["coupons","member_discount","points"]}}"#).unwrap();
+    let r = Rules::from_overrides(
+        r#"{"checkout":{"applyOrder":["coupons","member_discount","points"]}}"#,
+    )
+    .unwrap();
     let mut m = member(0);
     m.tier = TierCode::Silver;
-    let q = quote(&r, &m, None, Fen(20_000), &[coupon("c", off(2_000, 0), false)], 0, now()).unwrap();
+    let q =
+        quote(&r, &m, None, Fen(20_000), &[coupon("c", off(2_000, 0), false)], 0, now()).unwrap();
     // 200 − 20 = 180, then 10% → 162.
-    assert_eq!((q.coupon_discount, q.member_discount, q.payable), (Fen(2_000), Fen(1_800), Fen(16_200)));
-    assert!(Rules::from_overrides(r#"{"checkout":{"applyOrder":["coupons","coupons","points"]}}"#).is_err());
+    assert_eq!(
+        (q.coupon_discount, q.member_discount, q.payable),
+        (Fen(2_000), Fen(1_800), Fen(16_200))
+    );
+    assert!(Rules::from_overrides(r#"{"checkout":{"applyOrder":["coupons","coupons","points"]}}"#)
+        .is_err());
 }
 
 #[test]
@@ -70,7 +103,10 @@ fn two_coupons_need_both_to_be_stackable() {
     let r = Rules::default();
     let m = member(0);
     let (a, b) = (coupon("a", off(1_000, 0), true), coupon("b", off(500, 0), false));
-    assert_eq!(quote(&r, &m, None, Fen(20_000), &[a.clone(), b], 0, now()).unwrap_err(), CheckoutError::NotStackable);
+    assert_eq!(
+        quote(&r, &m, None, Fen(20_000), &[a.clone(), b], 0, now()).unwrap_err(),
+        CheckoutError::NotStackable
+    );
     let c = coupon("c", off(500, 0), true);
     let q = quote(&r, &m, None, Fen(20_000), &[a, c], 0, now()).unwrap();
     assert_eq!((q.coupon_discount, q.coupons.len()), (Fen(1_500), 2));
@@ -83,12 +119,21 @@ fn each_unusable_coupon_says_why() {
     let m = member(0);
     let mut used = coupon("u", off(1_000, 0), false);
     used.status = CouponStatus::Redeemed;
-    used.redemption = Some(Redemption { order_id: "x".into(), order_amount: Fen(1), discount: Fen(1), at: now() });
+    used.redemption = Some(Redemption {
+        order_id: "x".into(),
+        order_amount: Fen(1),
+        discount: Fen(1),
+        at: now(),
+    });
     let mut expired = coupon("e", off(1_000, 0), false);
     expired.valid_until = now() - Duration::seconds(1);
     let mut gold = coupon("g", off(1_000, 0), false);
     gold.tiers = vec![TierCode::Gold];
-    for (c, code, status) in [(used, "coupon_already_used", 409), (expired, "coupon_expired", 422), (gold, "tier_not_eligible", 422)] {
+    for (c, code, status) in [
+        (used, "coupon_already_used", 409),
+        (expired, "coupon_expired", 422),
+        (gold, "tier_not_eligible", 422),
+    ] {
         let err = quote(&r, &m, None, Fen(20_000), &[c], 0, now()).unwrap_err();
         assert_eq!((err.code(), err.status()), (code, status));
     }
@@ -103,8 +148,16 @@ fn a_hold_keeps_its_coupon_and_points_from_other_orders_until_it_expires() {
     let until = hold(&mut m, &r, "o1", &q, now()).unwrap();
     assert_eq!(until, now() + Duration::minutes(15));
     assert_eq!(m.available_points(now(), None), 2_000);
-    assert_eq!(quote(&r, &m, Some("o2"), Fen(20_000), std::slice::from_ref(&c), 0, now()).unwrap_err().code(), "coupon_on_hold");
-    assert_eq!(quote(&r, &m, Some("o2"), Fen(20_000), &[], 3_000, now()).unwrap_err().code(), "insufficient_points");
+    assert_eq!(
+        quote(&r, &m, Some("o2"), Fen(20_000), std::slice::from_ref(&c), 0, now())
+            .unwrap_err()
+            .code(),
+        "coupon_on_hold"
+    );
+    assert_eq!(
+        quote(&r, &m, Some("o2"), Fen(20_000), &[], 3_000, now()).unwrap_err().code(),
+        "insufficient_points"
+    );
     // Re-quoting the same order replaces its hold instead of adding one.
     let q1 = quote(&r, &m, Some("o1"), Fen(20_000), &[], 5_000, now()).unwrap();
     hold(&mut m, &r, "o1", &q1, now()).unwrap();
@@ -121,10 +174,21 @@ fn confirm_spends_the_held_points_and_earns_on_what_was_paid() {
     let c = coupon("c", off(1_000, 0), false);
     let q = quote(&r, &m, Some("o1"), Fen(20_000), std::slice::from_ref(&c), 3_000, now()).unwrap();
     hold(&mut m, &r, "o1", &q, now()).unwrap();
-    let quoted = Quoted { order_id: "o1".into(), amount: Fen(20_000), currency: "CNY".into(), channel: Channel::Online, coupons: vec![c], points: 3_000, quote: q };
+    let quoted = Quoted {
+        order_id: "o1".into(),
+        amount: Fen(20_000),
+        currency: "CNY".into(),
+        channel: Channel::Online,
+        coupons: vec![c],
+        points: 3_000,
+        quote: q,
+    };
     let done = confirm(&mut m, &r, &quoted, &[], now(), now()).unwrap();
     // 200 − 10 − 30 = 160 CNY paid → 160 points; 5,000 − 3,000 + 160.
-    assert_eq!((done.order.paid, done.purchased.points, m.wallet.balance.0), (Fen(16_000), 160, 2_160));
+    assert_eq!(
+        (done.order.paid, done.purchased.points, m.wallet.balance.0),
+        (Fen(16_000), 160, 2_160)
+    );
     assert_eq!(done.entries.iter().map(|e| e.points.0).sum::<i64>(), -3_000 + 160);
     assert!(m.holds.is_empty());
     assert_eq!((done.order.points_spent, done.order.coupons.len()), (3_000, 1));
@@ -136,17 +200,31 @@ fn an_expired_hold_is_priced_again_at_confirm() {
     let mut m = member(5_000);
     let q = quote(&r, &m, Some("o1"), Fen(20_000), &[], 3_000, now()).unwrap();
     hold(&mut m, &r, "o1", &q, now()).unwrap();
-    let quoted = Quoted { order_id: "o1".into(), amount: Fen(20_000), currency: "CNY".into(), channel: Channel::Online, coupons: vec![], points: 3_000, quote: q };
+    let quoted = Quoted {
+        order_id: "o1".into(),
+        amount: Fen(20_000),
+        currency: "CNY".into(),
+        channel: Channel::Online,
+        coupons: vec![],
+        points: 3_000,
+        quote: q,
+    };
     let later = now() + Duration::minutes(20);
     // Another order took the points meanwhile: the confirm says exactly that.
     let q2 = quote(&r, &m, Some("o2"), Fen(20_000), &[], 3_000, later).unwrap();
     let mut other = m.clone();
     hold(&mut other, &r, "o2", &q2, later).unwrap();
-    assert_eq!(confirm(&mut other.clone(), &r, &quoted, &[], later, later).unwrap_err().code(), "insufficient_points");
+    assert_eq!(
+        confirm(&mut other.clone(), &r, &quoted, &[], later, later).unwrap_err().code(),
+        "insufficient_points"
+    );
     // The member became Silver meanwhile: the price changed.
     let mut silver = m.clone();
     silver.tier = TierCode::Silver;
-    assert_eq!(confirm(&mut silver, &r, &quoted, &[], later, later).unwrap_err(), CheckoutError::QuoteChanged);
+    assert_eq!(
+        confirm(&mut silver, &r, &quoted, &[], later, later).unwrap_err(),
+        CheckoutError::QuoteChanged
+    );
     // Nothing changed: the expired hold confirms.
     assert!(confirm(&mut m, &r, &quoted, &[], later, later).is_ok());
 }
@@ -157,12 +235,27 @@ fn refunds_give_back_spent_points_in_proportion_and_coupons_on_a_full_refund() {
     let mut m = member(5_000);
     let c = coupon("c", off(1_000, 0), false);
     let q = quote(&r, &m, Some("o1"), Fen(20_000), std::slice::from_ref(&c), 3_000, now()).unwrap();
-    let quoted = Quoted { order_id: "o1".into(), amount: Fen(20_000), currency: "CNY".into(), channel: Channel::Online, coupons: vec![c.clone()], points: 3_000, quote: q };
+    let quoted = Quoted {
+        order_id: "o1".into(),
+        amount: Fen(20_000),
+        currency: "CNY".into(),
+        channel: Channel::Online,
+        coupons: vec![c.clone()],
+        points: 3_000,
+        quote: q,
+    };
     hold(&mut m, &r, "o1", &quoted.quote, now()).unwrap();
     let mut order = confirm(&mut m, &r, &quoted, &[], now(), now()).unwrap().order;
-    let refund = |id: &str, fen: i64| RefundRequest { order_id: "o1".into(), refund_id: id.into(), amount: Fen(fen) };
+    let refund = |id: &str, fen: i64| RefundRequest {
+        order_id: "o1".into(),
+        refund_id: id.into(),
+        amount: Fen(fen),
+    };
     let half = points::apply_refund(&mut m, &r, &mut order, &refund("r1", 8_000), now()).unwrap();
-    assert_eq!((half.clawed_back, half.points_returned, half.coupons_returned.len()), (80, 1_500, 0));
+    assert_eq!(
+        (half.clawed_back, half.points_returned, half.coupons_returned.len()),
+        (80, 1_500, 0)
+    );
     let rest = points::apply_refund(&mut m, &r, &mut order, &refund("r2", 8_000), now()).unwrap();
     assert_eq!((rest.points_returned, rest.coupons_returned), (1_500, vec![c.code]));
     assert_eq!(m.wallet.balance.0, 5_000);

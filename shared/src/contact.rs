@@ -101,8 +101,12 @@ impl VerifiedContacts {
     /// a body naming a valid contact is then judged on its own.
     pub fn from_claims<'a>(claim: impl Fn(&str) -> Option<&'a str>) -> VerifiedContacts {
         let verified = |flag: &str| claim(flag).is_some_and(|v| v.eq_ignore_ascii_case("true"));
-        let email = claim("email").filter(|_| verified("email_verified")).and_then(|e| crate::member::normalize_email(e).ok());
-        let phone = claim("phone_number").filter(|_| verified("phone_number_verified")).and_then(|p| crate::member::normalize_phone(p).ok());
+        let email = claim("email")
+            .filter(|_| verified("email_verified"))
+            .and_then(|e| crate::member::normalize_email(e).ok());
+        let phone = claim("phone_number")
+            .filter(|_| verified("phone_number_verified"))
+            .and_then(|p| crate::member::normalize_phone(p).ok());
         VerifiedContacts { email, phone }
     }
 }
@@ -139,7 +143,11 @@ impl PriorGifts {
 
     /// Two contacts' records together: a gift given to either was given.
     pub fn merge(self, other: PriorGifts) -> PriorGifts {
-        PriorGifts { welcome: self.welcome || other.welcome, referral: self.referral || other.referral, birthday_year: self.birthday_year.max(other.birthday_year) }
+        PriorGifts {
+            welcome: self.welcome || other.welcome,
+            referral: self.referral || other.referral,
+            birthday_year: self.birthday_year.max(other.birthday_year),
+        }
     }
 }
 
@@ -201,11 +209,20 @@ mod tests {
         let d = k.email("li.wei@example.com");
         assert_eq!(d, k.email("li.wei@example.com"));
         assert_eq!(d.as_str().len(), 64);
-        assert_ne!(d, ContactKey::new(&[8u8; 32]).unwrap().email("li.wei@example.com"), "another key, another digest");
-        assert_ne!(k.email("+8613800138000"), k.phone("+8613800138000"), "an email and a phone never share a digest");
+        assert_ne!(
+            d,
+            ContactKey::new(&[8u8; 32]).unwrap().email("li.wei@example.com"),
+            "another key, another digest"
+        );
+        assert_ne!(
+            k.email("+8613800138000"),
+            k.phone("+8613800138000"),
+            "an email and a phone never share a digest"
+        );
         // Not the bare SHA-256 of the contact (which anyone could compute).
         use sha2::Digest;
-        let bare: String = Sha256::digest(b"li.wei@example.com").iter().map(|b| format!("{b:02x}")).collect();
+        let bare: String =
+            Sha256::digest(b"li.wei@example.com").iter().map(|b| format!("{b:02x}")).collect();
         assert_ne!(d.as_str(), bare);
     }
 
@@ -217,12 +234,30 @@ mod tests {
 
     #[test]
     fn only_verified_claims_count_and_they_are_normalized() {
-        let claims = |pairs: &'static [(&'static str, &'static str)]| move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
-        let v = VerifiedContacts::from_claims(claims(&[("email", "Li.Wei@Example.COM"), ("email_verified", "true"), ("phone_number", "+8613800138000"), ("phone_number_verified", "false")]));
+        let claims = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| *v)
+        };
+        let v = VerifiedContacts::from_claims(claims(&[
+            ("email", "Li.Wei@Example.COM"),
+            ("email_verified", "true"),
+            ("phone_number", "+8613800138000"),
+            ("phone_number_verified", "false"),
+        ]));
         assert_eq!(v, VerifiedContacts { email: Some("li.wei@example.com".into()), phone: None });
-        let v = VerifiedContacts::from_claims(claims(&[("phone_number", "+8613800138000"), ("phone_number_verified", "true"), ("email", "x@example.com")]));
-        assert_eq!(v, VerifiedContacts { email: None, phone: Some("+8613800138000".into()) }, "an email without email_verified is not verified");
-        let v = VerifiedContacts::from_claims(claims(&[("email", "not an email"), ("email_verified", "true")]));
+        let v = VerifiedContacts::from_claims(claims(&[
+            ("phone_number", "+8613800138000"),
+            ("phone_number_verified", "true"),
+            ("email", "x@example.com"),
+        ]));
+        assert_eq!(
+            v,
+            VerifiedContacts { email: None, phone: Some("+8613800138000".into()) },
+            "an email without email_verified is not verified"
+        );
+        let v = VerifiedContacts::from_claims(claims(&[
+            ("email", "not an email"),
+            ("email_verified", "true"),
+        ]));
         assert_eq!(v, VerifiedContacts::default(), "a verified claim our rules refuse is dropped");
     }
 
@@ -230,11 +265,25 @@ mod tests {
     fn welcome_and_referral_go_once_per_contact() {
         let fresh = gifts(&PriorGifts::default(), true);
         assert_eq!(fresh, Gifts { welcome: true, referral_link: true, withheld: vec![] });
-        let rejoin = gifts(&PriorGifts { welcome: true, referral: false, birthday_year: None }, true);
-        assert_eq!(rejoin, Gifts { welcome: false, referral_link: true, withheld: vec![WELCOME_WITHHELD] }, "a contact never referred may be referred once");
-        let referred = gifts(&PriorGifts { welcome: true, referral: true, birthday_year: None }, true);
-        assert_eq!(referred, Gifts { welcome: false, referral_link: false, withheld: vec![WELCOME_WITHHELD, REFERRAL_WITHHELD] });
-        let no_code = gifts(&PriorGifts { welcome: true, referral: true, birthday_year: None }, false);
+        let rejoin =
+            gifts(&PriorGifts { welcome: true, referral: false, birthday_year: None }, true);
+        assert_eq!(
+            rejoin,
+            Gifts { welcome: false, referral_link: true, withheld: vec![WELCOME_WITHHELD] },
+            "a contact never referred may be referred once"
+        );
+        let referred =
+            gifts(&PriorGifts { welcome: true, referral: true, birthday_year: None }, true);
+        assert_eq!(
+            referred,
+            Gifts {
+                welcome: false,
+                referral_link: false,
+                withheld: vec![WELCOME_WITHHELD, REFERRAL_WITHHELD]
+            }
+        );
+        let no_code =
+            gifts(&PriorGifts { welcome: true, referral: true, birthday_year: None }, false);
         assert_eq!(no_code.withheld, vec![WELCOME_WITHHELD], "no code given, no referral withheld");
     }
 
@@ -242,7 +291,10 @@ mod tests {
     fn prior_gifts_merge_as_either_contact_received() {
         let a = PriorGifts { welcome: true, referral: false, birthday_year: Some(2025) };
         let b = PriorGifts { welcome: true, referral: true, birthday_year: Some(2026) };
-        assert_eq!(a.merge(b), PriorGifts { welcome: true, referral: true, birthday_year: Some(2026) });
+        assert_eq!(
+            a.merge(b),
+            PriorGifts { welcome: true, referral: true, birthday_year: Some(2026) }
+        );
         assert_eq!(PriorGifts::default().merge(a), a);
     }
 }

@@ -10,7 +10,12 @@ use sha2::Sha256;
 
 /// What a coupon gives. `minSpend` is the smallest order (fen) it applies to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", rename_all_fields = "camelCase", deny_unknown_fields)]
+#[serde(
+    tag = "kind",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
+)]
 pub enum Offer {
     AmountOff {
         value: Fen,
@@ -33,7 +38,9 @@ pub enum Offer {
 impl Offer {
     pub fn min_spend(&self) -> Fen {
         match self {
-            Offer::AmountOff { min_spend, .. } | Offer::PercentOff { min_spend, .. } | Offer::FreeShipping { min_spend } => *min_spend,
+            Offer::AmountOff { min_spend, .. }
+            | Offer::PercentOff { min_spend, .. }
+            | Offer::FreeShipping { min_spend } => *min_spend,
         }
     }
 
@@ -42,7 +49,9 @@ impl Offer {
     pub fn discount(&self, amount: Fen) -> Fen {
         let d = match self {
             Offer::AmountOff { value, .. } => *value,
-            Offer::PercentOff { percent, cap, .. } => Fen((amount.0 as i128 * *percent as i128 / 100) as i64).min(*cap),
+            Offer::PercentOff { percent, cap, .. } => {
+                Fen((amount.0 as i128 * *percent as i128 / 100) as i64).min(*cap)
+            }
             Offer::FreeShipping { .. } => Fen::ZERO,
         };
         d.min(amount).max(Fen::ZERO)
@@ -91,17 +100,28 @@ impl CouponTemplate {
             Offer::AmountOff { value, min_spend } if value.0 <= 0 || min_spend.0 < 0 => {
                 return Err("amount_off needs a positive value and a minSpend of at least 0".into())
             }
-            Offer::PercentOff { percent, cap, min_spend } if !(1..=100).contains(percent) || cap.0 <= 0 || min_spend.0 < 0 => {
-                return Err("percent_off needs percent 1..100, a positive cap and a minSpend of at least 0".into())
+            Offer::PercentOff { percent, cap, min_spend }
+                if !(1..=100).contains(percent) || cap.0 <= 0 || min_spend.0 < 0 =>
+            {
+                return Err(
+                    "percent_off needs percent 1..100, a positive cap and a minSpend of at least 0"
+                        .into(),
+                )
             }
-            Offer::FreeShipping { min_spend } if min_spend.0 < 0 => return Err("free_shipping minSpend must be at least 0".into()),
+            Offer::FreeShipping { min_spend } if min_spend.0 < 0 => {
+                return Err("free_shipping minSpend must be at least 0".into())
+            }
             _ => {}
         }
         match (self.valid_days, self.valid_from, self.valid_until) {
             (Some(d), None, None) if d > 0 && d <= 3660 => {}
             (None, Some(from), Some(until)) if from < until => {}
             (None, Some(_), Some(_)) => return Err("validUntil must be after validFrom".into()),
-            _ => return Err("give either validDays (1..3660) or both validFrom and validUntil".into()),
+            _ => {
+                return Err(
+                    "give either validDays (1..3660) or both validFrom and validUntil".into()
+                )
+            }
         }
         if self.per_member_limit == 0 || self.per_member_limit > 100 {
             return Err("perMemberLimit must be 1..100".into());
@@ -220,7 +240,14 @@ pub fn looks_like_code(s: &str) -> bool {
 }
 
 /// The coupon a template gives `member_id` for `grant` (slot < per-member limit), issued now.
-pub fn issue(key: &CodeKey, template: &CouponTemplate, member_id: &str, grant: &str, slot: u32, now: DateTime<Utc>) -> Coupon {
+pub fn issue(
+    key: &CodeKey,
+    template: &CouponTemplate,
+    member_id: &str,
+    grant: &str,
+    slot: u32,
+    now: DateTime<Utc>,
+) -> Coupon {
     let (valid_from, valid_until) = template.window(now);
     Coupon {
         code: key.code(member_id, grant, slot),
@@ -267,7 +294,12 @@ impl RedeemError {
 
 /// Whether `coupon` may take part in an order of `order_amount` (after the discounts that
 /// apply before coupons) by a member of `tier` at `now`.
-pub fn check_usable(coupon: &Coupon, tier: TierCode, order_amount: Fen, now: DateTime<Utc>) -> Result<(), RedeemError> {
+pub fn check_usable(
+    coupon: &Coupon,
+    tier: TierCode,
+    order_amount: Fen,
+    now: DateTime<Utc>,
+) -> Result<(), RedeemError> {
     if coupon.redemption.is_some() || coupon.status == CouponStatus::Redeemed {
         return Err(RedeemError::AlreadyUsed);
     }
@@ -328,17 +360,37 @@ mod tests {
         let c = issue(&key(), &tpl, "m1", "welcome", 0, t0());
         let day = Duration::days(1);
         assert_eq!(check_usable(&c, TierCode::Regular, Fen(10_000), t0() + day), Ok(()));
-        assert_eq!(check_usable(&c, TierCode::Regular, Fen(9_999), t0() + day), Err(RedeemError::BelowMinimumSpend));
-        assert_eq!(check_usable(&c, TierCode::Regular, Fen(10_000), t0() + day * 30), Err(RedeemError::Expired));
-        assert_eq!(check_usable(&c, TierCode::Regular, Fen(10_000), t0() - day), Err(RedeemError::NotYetValid));
+        assert_eq!(
+            check_usable(&c, TierCode::Regular, Fen(9_999), t0() + day),
+            Err(RedeemError::BelowMinimumSpend)
+        );
+        assert_eq!(
+            check_usable(&c, TierCode::Regular, Fen(10_000), t0() + day * 30),
+            Err(RedeemError::Expired)
+        );
+        assert_eq!(
+            check_usable(&c, TierCode::Regular, Fen(10_000), t0() - day),
+            Err(RedeemError::NotYetValid)
+        );
         let gold_only = Coupon { tiers: vec![TierCode::Gold], ..c.clone() };
-        assert_eq!(check_usable(&gold_only, TierCode::Silver, Fen(10_000), t0()), Err(RedeemError::WrongTier));
+        assert_eq!(
+            check_usable(&gold_only, TierCode::Silver, Fen(10_000), t0()),
+            Err(RedeemError::WrongTier)
+        );
         let used = Coupon {
             status: CouponStatus::Redeemed,
-            redemption: Some(Redemption { order_id: "o1".into(), order_amount: Fen(10_000), discount: Fen(2_000), at: t0() }),
+            redemption: Some(Redemption {
+                order_id: "o1".into(),
+                order_amount: Fen(10_000),
+                discount: Fen(2_000),
+                at: t0(),
+            }),
             ..c
         };
-        assert_eq!(check_usable(&used, TierCode::Regular, Fen(10_000), t0()), Err(RedeemError::AlreadyUsed));
+        assert_eq!(
+            check_usable(&used, TierCode::Regular, Fen(10_000), t0()),
+            Err(RedeemError::AlreadyUsed)
+        );
     }
 
     #[test]

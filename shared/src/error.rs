@@ -111,7 +111,9 @@ impl ApiError {
     /// What the caller is told. Internal details stay in the logs.
     pub fn public_detail(&self) -> String {
         match self {
-            ApiError::Internal(_) => "something went wrong on our side; the request may be retried".into(),
+            ApiError::Internal(_) => {
+                "something went wrong on our side; the request may be retried".into()
+            }
             other => other.to_string(),
         }
     }
@@ -120,8 +122,13 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Contended => ApiError::conflict("concurrent_update", "too many concurrent changes to this member; retry the request"),
-            StoreError::Throttled(m) => ApiError::Unavailable(format!("the database is busy ({m}); retry the request")),
+            StoreError::Contended => ApiError::conflict(
+                "concurrent_update",
+                "too many concurrent changes to this member; retry the request",
+            ),
+            StoreError::Throttled(m) => {
+                ApiError::Unavailable(format!("the database is busy ({m}); retry the request"))
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }

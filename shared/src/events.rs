@@ -138,9 +138,19 @@ pub fn event_id(detail_type: DetailType, pk: &str, sk: &str, discriminator: &str
 }
 
 /// The common head of every detail, then the body's own fields.
-fn event<T: Serialize>(detail_type: DetailType, origin: Origin<'_>, discriminator: &str, member_id: Option<&str>, at: DateTime<Utc>, body: &T) -> Result<Event, serde_json::Error> {
+fn event<T: Serialize>(
+    detail_type: DetailType,
+    origin: Origin<'_>,
+    discriminator: &str,
+    member_id: Option<&str>,
+    at: DateTime<Utc>,
+    body: &T,
+) -> Result<Event, serde_json::Error> {
     let mut detail = Map::new();
-    detail.insert("eventId".into(), Value::String(event_id(detail_type, origin.pk, origin.sk, discriminator)));
+    detail.insert(
+        "eventId".into(),
+        Value::String(event_id(detail_type, origin.pk, origin.sk, discriminator)),
+    );
     detail.insert("version".into(), Value::from(VERSION));
     if let Some(m) = member_id {
         detail.insert("memberId".into(), Value::String(m.into()));
@@ -184,16 +194,32 @@ struct Joined<'a> {
 /// A member item was written: joined when it is new, erased when this write erased it. With
 /// no old image (a stream of NEW_IMAGE only) an erased member's every write would say erased
 /// again — with the same eventId, so still de-duplicable.
-pub fn member_events(origin: Origin<'_>, old: Option<&MemberFacts>, new: &MemberFacts, inserted: bool) -> Result<Vec<Event>, serde_json::Error> {
+pub fn member_events(
+    origin: Origin<'_>,
+    old: Option<&MemberFacts>,
+    new: &MemberFacts,
+    inserted: bool,
+) -> Result<Vec<Event>, serde_json::Error> {
     let mut out = Vec::new();
     let id = new.member_id.as_str();
     if inserted {
-        let body = Joined { tier: new.tier, referred_by: new.referred_by.as_deref(), marketing_consent: new.marketing_consent };
+        let body = Joined {
+            tier: new.tier,
+            referred_by: new.referred_by.as_deref(),
+            marketing_consent: new.marketing_consent,
+        };
         out.push(event(DetailType::MemberJoined, origin, "", Some(id), new.joined_at, &body)?);
     }
     if let Some(erased_at) = new.erased_at {
         if old.is_none_or(|o| o.erased_at.is_none()) {
-            out.push(event(DetailType::MemberErased, origin, "", Some(id), erased_at, &Value::Null)?);
+            out.push(event(
+                DetailType::MemberErased,
+                origin,
+                "",
+                Some(id),
+                erased_at,
+                &Value::Null,
+            )?);
         }
     }
     Ok(out)
@@ -245,9 +271,19 @@ pub fn points_detail_type(entry: &LedgerEntry) -> Option<DetailType> {
     })
 }
 
-pub fn ledger_events(origin: Origin<'_>, member_id: &str, entry: &LedgerEntry) -> Result<Vec<Event>, serde_json::Error> {
+pub fn ledger_events(
+    origin: Origin<'_>,
+    member_id: &str,
+    entry: &LedgerEntry,
+) -> Result<Vec<Event>, serde_json::Error> {
     let Some(dt) = points_detail_type(entry) else { return Ok(Vec::new()) };
-    let body = PointsChange { kind: entry.kind, points: entry.points.0, pending: entry.pending.0, balance_after: entry.balance_after.0, reference: entry.reference.as_deref() };
+    let body = PointsChange {
+        kind: entry.kind,
+        points: entry.points.0,
+        pending: entry.pending.0,
+        balance_after: entry.balance_after.0,
+        reference: entry.reference.as_deref(),
+    };
     Ok(vec![event(dt, origin, "", Some(member_id), entry.at, &body)?])
 }
 
@@ -263,7 +299,12 @@ pub struct ExpiryNotice {
     pub expires_on: NaiveDate,
 }
 
-pub fn expiry_notice_events(origin: Origin<'_>, member_id: &str, notice: &ExpiryNotice, at: DateTime<Utc>) -> Result<Vec<Event>, serde_json::Error> {
+pub fn expiry_notice_events(
+    origin: Origin<'_>,
+    member_id: &str,
+    notice: &ExpiryNotice,
+    at: DateTime<Utc>,
+) -> Result<Vec<Event>, serde_json::Error> {
     Ok(vec![event(DetailType::PointsExpiringSoon, origin, "", Some(member_id), at, notice)?])
 }
 
@@ -290,7 +331,11 @@ pub fn tier_reason(stored: &str) -> &'static str {
     }
 }
 
-pub fn tier_events(origin: Origin<'_>, member_id: &str, change: &TierChange) -> Result<Vec<Event>, serde_json::Error> {
+pub fn tier_events(
+    origin: Origin<'_>,
+    member_id: &str,
+    change: &TierChange,
+) -> Result<Vec<Event>, serde_json::Error> {
     let body = TierMove { from: change.from, to: change.to, reason: tier_reason(&change.reason) };
     Ok(vec![event(DetailType::TierChanged, origin, "", Some(member_id), change.at, &body)?])
 }
@@ -333,7 +378,13 @@ struct Returned<'a> {
 /// A coupon item was written: issued when new; redeemed when an order took it; returned when
 /// a full refund of that order gave it back. Without an old image a return cannot be told
 /// (the new image no longer names the order), a redemption still can.
-pub fn coupon_events(origin: Origin<'_>, old: Option<&Coupon>, new: &Coupon, inserted: bool, at: DateTime<Utc>) -> Result<Vec<Event>, serde_json::Error> {
+pub fn coupon_events(
+    origin: Origin<'_>,
+    old: Option<&Coupon>,
+    new: &Coupon,
+    inserted: bool,
+    at: DateTime<Utc>,
+) -> Result<Vec<Event>, serde_json::Error> {
     let member = Some(new.member_id.as_str());
     if inserted {
         let body = Issued {
@@ -346,12 +397,25 @@ pub fn coupon_events(origin: Origin<'_>, old: Option<&Coupon>, new: &Coupon, ins
             tiers: &new.tiers,
             stackable: new.stackable,
         };
-        return Ok(vec![event(DetailType::CouponIssued, origin, "", member, new.issued_at, &body)?]);
+        return Ok(vec![event(
+            DetailType::CouponIssued,
+            origin,
+            "",
+            member,
+            new.issued_at,
+            &body,
+        )?]);
     }
     let was = old.and_then(|o| o.redemption.as_ref());
     match (&new.redemption, was) {
         (Some(r), prev) if prev.is_none_or(|p| p.order_id != r.order_id) => {
-            let body = Redeemed { code: &new.code, grant: &new.grant, order_id: &r.order_id, order_amount: r.order_amount, discount: r.discount };
+            let body = Redeemed {
+                code: &new.code,
+                grant: &new.grant,
+                order_id: &r.order_id,
+                order_amount: r.order_amount,
+                discount: r.discount,
+            };
             Ok(vec![event(DetailType::CouponRedeemed, origin, &r.order_id, member, r.at, &body)?])
         }
         (None, Some(prev)) => {
@@ -380,7 +444,13 @@ struct Confirmed<'a> {
 }
 
 /// A checkout confirmed by this write (a confirmed checkout is never written again).
-pub fn checkout_events(origin: Origin<'_>, member_id: &str, quoted: &crate::checkout::Quoted, confirmed_now: bool, at: DateTime<Utc>) -> Result<Vec<Event>, serde_json::Error> {
+pub fn checkout_events(
+    origin: Origin<'_>,
+    member_id: &str,
+    quoted: &crate::checkout::Quoted,
+    confirmed_now: bool,
+    at: DateTime<Utc>,
+) -> Result<Vec<Event>, serde_json::Error> {
     if !confirmed_now {
         return Ok(Vec::new());
     }
@@ -412,8 +482,19 @@ struct Claim<'a> {
 /// The rewards catalog decides its item's shape; until it extends this mapping, the event
 /// says who claimed and which item (its sort key) and nothing else, so no attribute it may
 /// hold (a delivery address...) can leak.
-pub fn claim_events(origin: Origin<'_>, member_id: &str, at: DateTime<Utc>) -> Result<Vec<Event>, serde_json::Error> {
-    Ok(vec![event(DetailType::RewardClaimed, origin, "", Some(member_id), at, &Claim { claim_key: origin.sk })?])
+pub fn claim_events(
+    origin: Origin<'_>,
+    member_id: &str,
+    at: DateTime<Utc>,
+) -> Result<Vec<Event>, serde_json::Error> {
+    Ok(vec![event(
+        DetailType::RewardClaimed,
+        origin,
+        "",
+        Some(member_id),
+        at,
+        &Claim { claim_key: origin.sk },
+    )?])
 }
 
 // ---------------------------------------------------------------------------------------
@@ -441,7 +522,8 @@ pub struct RunFacts {
 
 impl RunFacts {
     pub fn drained(&self) -> bool {
-        self.progress.state(self.dispatch_done, self.superseded_by.is_some()) == crate::campaign::RunState::Drained
+        self.progress.state(self.dispatch_done, self.superseded_by.is_some())
+            == crate::campaign::RunState::Drained
     }
 }
 
@@ -464,7 +546,12 @@ struct Drained<'a> {
 }
 
 /// A run that this write drained: every targeted member is accounted for.
-pub fn run_events(origin: Origin<'_>, old: Option<&RunFacts>, new: &RunFacts, at: DateTime<Utc>) -> Result<Vec<Event>, serde_json::Error> {
+pub fn run_events(
+    origin: Origin<'_>,
+    old: Option<&RunFacts>,
+    new: &RunFacts,
+    at: DateTime<Utc>,
+) -> Result<Vec<Event>, serde_json::Error> {
     if !new.drained() || old.is_some_and(RunFacts::drained) {
         return Ok(Vec::new());
     }
@@ -493,11 +580,23 @@ mod tests {
     use crate::money::Points;
 
     fn origin() -> Origin<'static> {
-        Origin { pk: "MEMBER#m1", sk: "LEDGER#2026-11-27T00:00:00.000000Z#purchase#o-1", sequence: "100" }
+        Origin {
+            pk: "MEMBER#m1",
+            sk: "LEDGER#2026-11-27T00:00:00.000000Z#purchase#o-1",
+            sequence: "100",
+        }
     }
 
     fn entry(kind: EntryKind, points: i64, pending: i64) -> LedgerEntry {
-        LedgerEntry { kind, points: Points(points), balance_after: Points(500), pending: Points(pending), reason: "r".into(), reference: Some("o-1".into()), at: "2026-11-27T00:00:00Z".parse().unwrap() }
+        LedgerEntry {
+            kind,
+            points: Points(points),
+            balance_after: Points(500),
+            pending: Points(pending),
+            reason: "r".into(),
+            reference: Some("o-1".into()),
+            at: "2026-11-27T00:00:00Z".parse().unwrap(),
+        }
     }
 
     #[test]
@@ -525,13 +624,29 @@ mod tests {
     #[test]
     fn a_ledger_event_has_the_common_head_and_a_stable_id() {
         let e = &ledger_events(origin(), "m1", &entry(EntryKind::Purchase, 0, 250)).unwrap()[0];
-        let again = &ledger_events(Origin { sequence: "999", ..origin() }, "m1", &entry(EntryKind::Purchase, 0, 250)).unwrap()[0];
+        let again = &ledger_events(
+            Origin { sequence: "999", ..origin() },
+            "m1",
+            &entry(EntryKind::Purchase, 0, 250),
+        )
+        .unwrap()[0];
         assert_eq!(e.detail_type, DetailType::PointsPending);
         assert_eq!(e.event_id(), again.event_id(), "the id is the item's, not the delivery's");
         assert_eq!(e.event_id().len(), 32);
         let d = &e.detail;
-        assert_eq!((d["version"].as_u64(), d["memberId"].as_str(), d["sequenceNumber"].as_str()), (Some(1), Some("m1"), Some("100")));
-        assert_eq!((d["kind"].as_str(), d["points"].as_i64(), d["pending"].as_i64(), d["balanceAfter"].as_i64()), (Some("purchase"), Some(0), Some(250), Some(500)));
+        assert_eq!(
+            (d["version"].as_u64(), d["memberId"].as_str(), d["sequenceNumber"].as_str()),
+            (Some(1), Some("m1"), Some("100"))
+        );
+        assert_eq!(
+            (
+                d["kind"].as_str(),
+                d["points"].as_i64(),
+                d["pending"].as_i64(),
+                d["balanceAfter"].as_i64()
+            ),
+            (Some("purchase"), Some(0), Some(250), Some(500))
+        );
         assert_eq!(d["at"], "2026-11-27T00:00:00Z");
     }
 
@@ -540,22 +655,44 @@ mod tests {
         let a = event_id(DetailType::CouponRedeemed, "MEMBER#m", "COUPON#X", "o-1");
         assert_ne!(a, event_id(DetailType::CouponRedeemed, "MEMBER#m", "COUPON#X", "o-2"));
         assert_ne!(a, event_id(DetailType::CouponReturned, "MEMBER#m", "COUPON#X", "o-1"));
-        assert_ne!(event_id(DetailType::MemberJoined, "MEMBER#ab", "c", ""), event_id(DetailType::MemberJoined, "MEMBER#a", "bc", ""));
+        assert_ne!(
+            event_id(DetailType::MemberJoined, "MEMBER#ab", "c", ""),
+            event_id(DetailType::MemberJoined, "MEMBER#a", "bc", "")
+        );
     }
 
     fn facts(erased: bool) -> MemberFacts {
-        MemberFacts { member_id: "m1".into(), tier: TierCode::Regular, joined_at: "2026-11-01T00:00:00Z".parse().unwrap(), referred_by: None, marketing_consent: true, erased_at: erased.then(|| "2026-11-27T00:00:00Z".parse().unwrap()) }
+        MemberFacts {
+            member_id: "m1".into(),
+            tier: TierCode::Regular,
+            joined_at: "2026-11-01T00:00:00Z".parse().unwrap(),
+            referred_by: None,
+            marketing_consent: true,
+            erased_at: erased.then(|| "2026-11-27T00:00:00Z".parse().unwrap()),
+        }
     }
 
     #[test]
     fn a_member_joins_once_and_is_erased_once() {
         let o = Origin { pk: "MEMBER#m1", sk: "#PROFILE", sequence: "1" };
         let joined = member_events(o, None, &facts(false), true).unwrap();
-        assert_eq!(joined.iter().map(|e| e.detail_type).collect::<Vec<_>>(), [DetailType::MemberJoined]);
-        assert!(member_events(o, Some(&facts(false)), &facts(false), false).unwrap().is_empty(), "a points change is no member event");
+        assert_eq!(
+            joined.iter().map(|e| e.detail_type).collect::<Vec<_>>(),
+            [DetailType::MemberJoined]
+        );
+        assert!(
+            member_events(o, Some(&facts(false)), &facts(false), false).unwrap().is_empty(),
+            "a points change is no member event"
+        );
         let erased = member_events(o, Some(&facts(false)), &facts(true), false).unwrap();
-        assert_eq!(erased.iter().map(|e| e.detail_type).collect::<Vec<_>>(), [DetailType::MemberErased]);
-        assert!(member_events(o, Some(&facts(true)), &facts(true), false).unwrap().is_empty(), "a later write of an erased member");
+        assert_eq!(
+            erased.iter().map(|e| e.detail_type).collect::<Vec<_>>(),
+            [DetailType::MemberErased]
+        );
+        assert!(
+            member_events(o, Some(&facts(true)), &facts(true), false).unwrap().is_empty(),
+            "a later write of an erased member"
+        );
     }
 
     #[test]

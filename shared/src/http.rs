@@ -33,9 +33,15 @@ fn json_error(e: serde_json::Error) -> ApiError {
     use serde_json::error::Category;
     let msg = e.to_string();
     match e.classify() {
-        Category::Syntax | Category::Eof | Category::Io => ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {msg}")),
-        Category::Data if msg.starts_with("unknown field") => ApiError::bad_request("unknown_field", msg),
-        Category::Data if msg.starts_with("missing field") => ApiError::bad_request("missing_field", msg),
+        Category::Syntax | Category::Eof | Category::Io => {
+            ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {msg}"))
+        }
+        Category::Data if msg.starts_with("unknown field") => {
+            ApiError::bad_request("unknown_field", msg)
+        }
+        Category::Data if msg.starts_with("missing field") => {
+            ApiError::bad_request("missing_field", msg)
+        }
         Category::Data => ApiError::bad_request("invalid_field", msg),
     }
 }
@@ -114,7 +120,10 @@ pub fn idempotency_key(req: &Request) -> Result<Option<String>, ApiError> {
     let Some(v) = req.headers().get("idempotency-key") else { return Ok(None) };
     let k = v.to_str().unwrap_or_default();
     if k.is_empty() || k.len() > 100 || !k.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be 1 to 100 visible ASCII characters"));
+        return Err(ApiError::bad_request(
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1 to 100 visible ASCII characters",
+        ));
     }
     Ok(Some(k.to_string()))
 }
@@ -128,9 +137,16 @@ pub fn fingerprint<T: Serialize>(what: &T) -> String {
 }
 
 /// Validates a path segment as an id (order, refund, coupon...): 1..128 safe characters.
-pub fn id_param<'a>(value: &'a str, what: &'static str, code: &'static str) -> Result<&'a str, ApiError> {
-    let ok = (1..=128).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:@".contains(&b));
-    ok.then_some(value).ok_or_else(|| ApiError::bad_request(code, format!("{what} must be 1 to 128 letters, digits or -_.:@")))
+pub fn id_param<'a>(
+    value: &'a str,
+    what: &'static str,
+    code: &'static str,
+) -> Result<&'a str, ApiError> {
+    let ok = (1..=128).contains(&value.len())
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:@".contains(&b));
+    ok.then_some(value).ok_or_else(|| {
+        ApiError::bad_request(code, format!("{what} must be 1 to 128 letters, digits or -_.:@"))
+    })
 }
 
 #[cfg(test)]
@@ -139,12 +155,19 @@ mod tests {
 
     #[test]
     fn a_429_says_when_to_retry_and_other_problems_do_not() {
-        let r = problem(&ApiError::TooManyRequests { retry_after_secs: 17 }, "/members/m-1/activities");
+        let r =
+            problem(&ApiError::TooManyRequests { retry_after_secs: 17 }, "/members/m-1/activities");
         assert_eq!(r.status(), 429);
         assert_eq!(r.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()), Some("17"));
         let body: serde_json::Value = serde_json::from_slice(r.body().as_ref()).unwrap();
-        assert_eq!((body["code"].as_str(), body["title"].as_str()), (Some("rate_limited"), Some("Too many requests")));
-        assert!(problem(&ApiError::Unauthenticated, "/").headers().get(header::RETRY_AFTER).is_none());
+        assert_eq!(
+            (body["code"].as_str(), body["title"].as_str()),
+            (Some("rate_limited"), Some("Too many requests"))
+        );
+        assert!(problem(&ApiError::Unauthenticated, "/")
+            .headers()
+            .get(header::RETRY_AFTER)
+            .is_none());
     }
 
     #[test]

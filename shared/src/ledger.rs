@@ -58,8 +58,11 @@ impl Wallet {
     pub fn is_consistent(&self) -> bool {
         let lots: i64 = self.lots.iter().map(|l| l.points).sum();
         let ordered = self.lots.windows(2).all(|w| w[0].earned_on < w[1].earned_on);
-        let positive = self.lots.iter().all(|l| l.points > 0) && self.pending.iter().all(|p| p.points > 0);
-        ordered && positive && if self.balance.0 >= 0 { lots == self.balance.0 } else { self.lots.is_empty() }
+        let positive =
+            self.lots.iter().all(|l| l.points > 0) && self.pending.iter().all(|p| p.points > 0);
+        ordered
+            && positive
+            && if self.balance.0 >= 0 { lots == self.balance.0 } else { self.lots.is_empty() }
     }
 
     /// Adds earned points: a debt is paid first, the rest becomes (or joins) today's lot.
@@ -97,19 +100,24 @@ impl Wallet {
         }
         match self.pending.iter_mut().find(|p| p.source == source) {
             Some(p) => p.points += points,
-            None => self.pending.push(PendingLot { source: source.to_string(), points, release_on }),
+            None => {
+                self.pending.push(PendingLot { source: source.to_string(), points, release_on })
+            }
         }
     }
 
     /// Makes the pending lots due on or before `today` available, each as a lot dated by its
     /// release day. Answers the points released.
     pub fn release(&mut self, today: NaiveDate) -> i64 {
-        let (due, keep): (Vec<PendingLot>, Vec<PendingLot>) = std::mem::take(&mut self.pending).into_iter().partition(|p| p.release_on <= today);
+        let (due, keep): (Vec<PendingLot>, Vec<PendingLot>) =
+            std::mem::take(&mut self.pending).into_iter().partition(|p| p.release_on <= today);
         self.pending = keep;
-        due.iter().map(|p| {
-            self.earn(p.points, p.release_on);
-            p.points
-        }).sum()
+        due.iter()
+            .map(|p| {
+                self.earn(p.points, p.release_on);
+                p.points
+            })
+            .sum()
     }
 
     /// Cancels up to `points` of `source`'s pending points; answers how many were cancelled.
@@ -151,7 +159,8 @@ impl Wallet {
     /// Removes the lots whose life ended on or before `today`; answers the points expired.
     pub fn expire(&mut self, today: NaiveDate, expiry_days: u32) -> i64 {
         let keep_from = today - Duration::days(expiry_days as i64);
-        let expired: i64 = self.lots.iter().filter(|l| l.earned_on <= keep_from).map(|l| l.points).sum();
+        let expired: i64 =
+            self.lots.iter().filter(|l| l.earned_on <= keep_from).map(|l| l.points).sum();
         self.lots.retain(|l| l.earned_on > keep_from);
         self.balance.0 -= expired;
         expired
@@ -163,7 +172,12 @@ impl Wallet {
     }
 
     /// Points expiring in the next `within_days` days, grouped by the day they expire.
-    pub fn expiring_within(&self, today: NaiveDate, expiry_days: u32, within_days: u32) -> Vec<(NaiveDate, i64)> {
+    pub fn expiring_within(
+        &self,
+        today: NaiveDate,
+        expiry_days: u32,
+        within_days: u32,
+    ) -> Vec<(NaiveDate, i64)> {
         self.lots
             .iter()
             .map(|l| (l.earned_on + Duration::days(expiry_days as i64), l.points))

@@ -23,6 +23,7 @@ pub mod limits;
 pub mod member;
 pub mod money;
 pub mod points;
+pub mod queue;
 pub mod reward;
 pub mod rules;
 pub mod runtime;

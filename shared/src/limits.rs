@@ -40,19 +40,31 @@ pub struct RateLimited {
 
 /// The window after one more write at `now`, or how long to wait: the count restarts with
 /// each minute, so the wait is what is left of this one (1..=60 s).
-pub fn admit(window: Option<WriteWindow>, limit: u32, now: DateTime<Utc>) -> Result<WriteWindow, RateLimited> {
+pub fn admit(
+    window: Option<WriteWindow>,
+    limit: u32,
+    now: DateTime<Utc>,
+) -> Result<WriteWindow, RateLimited> {
     let minute = now.timestamp().div_euclid(60);
     let count = window.filter(|w| w.minute == minute).map_or(0, |w| w.count);
     if count >= limit {
-        return Err(RateLimited { limit, retry_after_secs: (60 - now.timestamp().rem_euclid(60)) as u64 });
+        return Err(RateLimited {
+            limit,
+            retry_after_secs: (60 - now.timestamp().rem_euclid(60)) as u64,
+        });
     }
     Ok(WriteWindow { minute, count: count + 1 })
 }
 
 /// Counts one write of `member` (an activity, a checkout quote) against the rules' limit:
 /// call it on the member as read, before deciding anything; the count is saved with the write.
-pub fn count_member_write(member: &mut Member, rules: &Rules, now: DateTime<Utc>) -> Result<(), ApiError> {
-    member.write_window = Some(admit(member.write_window, rules.limits.member_writes_per_minute, now)?);
+pub fn count_member_write(
+    member: &mut Member,
+    rules: &Rules,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    member.write_window =
+        Some(admit(member.write_window, rules.limits.member_writes_per_minute, now)?);
     Ok(())
 }
 
@@ -78,7 +90,10 @@ mod tests {
             assert_eq!(next.count, n);
             w = Some(next);
         }
-        assert_eq!(admit(w, 3, t("2026-11-27T10:15:42Z")), Err(RateLimited { limit: 3, retry_after_secs: 18 }));
+        assert_eq!(
+            admit(w, 3, t("2026-11-27T10:15:42Z")),
+            Err(RateLimited { limit: 3, retry_after_secs: 18 })
+        );
         assert_eq!(admit(w, 3, t("2026-11-27T10:15:59.900Z")).unwrap_err().retry_after_secs, 1);
         // A refusal changes nothing: the same window stays, and the next minute starts afresh.
         let next = admit(w, 3, t("2026-11-27T10:16:00Z")).unwrap();
@@ -90,7 +105,12 @@ mod tests {
         let old = WriteWindow { minute: t("2026-11-27T09:00:00Z").timestamp() / 60, count: 99 };
         assert_eq!(admit(Some(old), 3, t("2026-11-27T10:00:30Z")).unwrap().count, 1);
         assert_eq!(admit(None, 1, t("2026-11-27T10:00:30Z")).unwrap().count, 1);
-        assert!(admit(Some(WriteWindow { minute: t("2026-11-27T10:00:00Z").timestamp() / 60, count: 1 }), 1, t("2026-11-27T10:00:30Z")).is_err());
+        assert!(admit(
+            Some(WriteWindow { minute: t("2026-11-27T10:00:00Z").timestamp() / 60, count: 1 }),
+            1,
+            t("2026-11-27T10:00:30Z")
+        )
+        .is_err());
     }
 
     #[test]

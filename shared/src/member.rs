@@ -16,7 +16,8 @@ pub struct MemberId(String);
 
 impl MemberId {
     pub fn parse(s: &str) -> Option<MemberId> {
-        let ok = (1..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:@".contains(&b));
+        let ok = (1..=128).contains(&s.len())
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:@".contains(&b));
         ok.then(|| MemberId(s.to_string()))
     }
     pub fn as_str(&self) -> &str {
@@ -72,7 +73,9 @@ pub enum SignupError {
     InvalidBirthday,
     #[error("referralCode is not a valid referral code")]
     InvalidReferralCode,
-    #[error("email differs from the verified email of your sign-in: leave it out or send that one")]
+    #[error(
+        "email differs from the verified email of your sign-in: leave it out or send that one"
+    )]
     EmailMismatch,
     #[error("phone differs from the verified phone number of your sign-in: leave it out or send that one")]
     PhoneMismatch,
@@ -102,11 +105,17 @@ impl SignupRequest {
     /// used when the body leaves it out, and a body naming another one is refused (nobody
     /// signs up with someone else's address while holding a token for their own). A contact
     /// only the body names is kept, unverified.
-    pub fn validate_with(self, today: NaiveDate, verified: &VerifiedContacts) -> Result<(NewMember, Verification), SignupError> {
+    pub fn validate_with(
+        self,
+        today: NaiveDate,
+        verified: &VerifiedContacts,
+    ) -> Result<(NewMember, Verification), SignupError> {
         let email = self.email.map(|e| normalize_email(&e)).transpose()?;
         let phone = self.phone.map(|p| normalize_phone(&p)).transpose()?;
-        let (email, email_verified) = reconcile(email, verified.email.as_deref(), SignupError::EmailMismatch)?;
-        let (phone, phone_verified) = reconcile(phone, verified.phone.as_deref(), SignupError::PhoneMismatch)?;
+        let (email, email_verified) =
+            reconcile(email, verified.email.as_deref(), SignupError::EmailMismatch)?;
+        let (phone, phone_verified) =
+            reconcile(phone, verified.phone.as_deref(), SignupError::PhoneMismatch)?;
         if email.is_none() && phone.is_none() {
             return Err(SignupError::ContactRequired);
         }
@@ -116,14 +125,28 @@ impl SignupRequest {
             return Err(SignupError::InvalidName);
         }
         let birthday = self.birthday.map(|b| parse_birthday(&b, today)).transpose()?;
-        let referral_code = self.referral_code.map(|c| normalize_referral_code(&c).ok_or(SignupError::InvalidReferralCode)).transpose()?;
-        let new = NewMember { email, phone, name, birthday, referral_code, marketing_consent: self.marketing_consent };
+        let referral_code = self
+            .referral_code
+            .map(|c| normalize_referral_code(&c).ok_or(SignupError::InvalidReferralCode))
+            .transpose()?;
+        let new = NewMember {
+            email,
+            phone,
+            name,
+            birthday,
+            referral_code,
+            marketing_consent: self.marketing_consent,
+        };
         Ok((new, Verification { email: email_verified, phone: phone_verified }))
     }
 }
 
 /// A body's contact against the identity's verified one: (the contact to keep, verified?).
-fn reconcile(body: Option<String>, verified: Option<&str>, mismatch: SignupError) -> Result<(Option<String>, bool), SignupError> {
+fn reconcile(
+    body: Option<String>,
+    verified: Option<&str>,
+    mismatch: SignupError,
+) -> Result<(Option<String>, bool), SignupError> {
     match (body, verified) {
         (Some(b), Some(v)) if b != v => Err(mismatch),
         (_, Some(v)) => Ok((Some(v.to_string()), true)),
@@ -135,11 +158,24 @@ fn reconcile(body: Option<String>, verified: Option<&str>, mismatch: SignupError
 pub fn normalize_email(s: &str) -> Result<String, SignupError> {
     let e = s.trim().to_ascii_lowercase();
     let (local, domain) = e.split_once('@').ok_or(SignupError::InvalidEmail)?;
-    let local_ok = !local.is_empty() && local.len() <= 64 && local.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~.-".contains(&b)) && !local.starts_with('.') && !local.ends_with('.') && !local.contains("..");
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && local.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~.-".contains(&b))
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..");
     let labels: Vec<&str> = domain.split('.').collect();
     let domain_ok = labels.len() >= 2
-        && labels.iter().all(|l| !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-') && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-        && labels.last().is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic()));
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        && labels
+            .last()
+            .is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic()));
     if e.len() > 254 || !local_ok || !domain_ok {
         return Err(SignupError::InvalidEmail);
     }
@@ -150,7 +186,9 @@ pub fn normalize_email(s: &str) -> Result<String, SignupError> {
 pub fn normalize_phone(s: &str) -> Result<String, SignupError> {
     let p = s.trim();
     let digits = p.strip_prefix('+').ok_or(SignupError::InvalidPhone)?;
-    let ok = (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
+    let ok = (8..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0');
     ok.then(|| p.to_string()).ok_or(SignupError::InvalidPhone)
 }
 
@@ -268,7 +306,13 @@ pub struct SpendDay {
 
 impl Member {
     /// A brand-new member of the lowest tier, before welcome points.
-    pub fn join(id: MemberId, m: &NewMember, referral_code: String, referred_by: Option<MemberId>, now: DateTime<Utc>) -> Member {
+    pub fn join(
+        id: MemberId,
+        m: &NewMember,
+        referral_code: String,
+        referred_by: Option<MemberId>,
+        now: DateTime<Utc>,
+    ) -> Member {
         Member {
             member_id: id,
             email: m.email.clone(),
@@ -325,7 +369,15 @@ impl Member {
 
     /// A brand-new member from a signup: `join`, with which contacts the identity verified
     /// and what erased memberships of its contacts already received.
-    pub fn sign_up(id: MemberId, m: &NewMember, verification: Verification, prior: PriorGifts, referral_code: String, referred_by: Option<MemberId>, now: DateTime<Utc>) -> Member {
+    pub fn sign_up(
+        id: MemberId,
+        m: &NewMember,
+        verification: Verification,
+        prior: PriorGifts,
+        referral_code: String,
+        referred_by: Option<MemberId>,
+        now: DateTime<Utc>,
+    ) -> Member {
         let mut member = Member::join(id, m, referral_code, referred_by, now);
         member.email_verified = verification.email && member.email.is_some();
         member.phone_verified = verification.phone && member.phone.is_some();
@@ -341,19 +393,32 @@ impl Member {
 
     /// What the birthday rule needs to know about this member (`birthday::gift_allowed`).
     pub fn birthday_facts(&self, tz: chrono_tz::Tz) -> BirthdayFacts {
-        BirthdayFacts { birthday: self.birthday, recorded_on: crate::calendar::program_date(tz, self.birthday_recorded_at()), prior_gift_year: self.prior_gifts.birthday_year }
+        BirthdayFacts {
+            birthday: self.birthday,
+            recorded_on: crate::calendar::program_date(tz, self.birthday_recorded_at()),
+            prior_gift_year: self.prior_gifts.birthday_year,
+        }
     }
 
     /// Support sets or changes the birthday: it counts as recorded now (a birthday gift needs
     /// it known ahead again), and who changed it and why is kept. Setting the birthday it
     /// already has changes nothing (answers false), so a retried request is harmless.
-    pub fn change_birthday(&mut self, change: BirthdayChange, by: &str, now: DateTime<Utc>) -> bool {
+    pub fn change_birthday(
+        &mut self,
+        change: BirthdayChange,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> bool {
         if self.birthday == Some(change.birthday) {
             return false;
         }
         self.birthday = Some(change.birthday);
         self.birthday_set_at = Some(now);
-        self.birthday_changes.push(BirthdayChangeRecord { at: now, by: by.to_string(), reason: change.reason });
+        self.birthday_changes.push(BirthdayChangeRecord {
+            at: now,
+            by: by.to_string(),
+            reason: change.reason,
+        });
         let excess = self.birthday_changes.len().saturating_sub(crate::birthday::CHANGES_KEPT);
         self.birthday_changes.drain(..excess);
         true
@@ -365,7 +430,12 @@ impl Member {
     /// birthday coupon went to this or an earlier membership (`birthday_gift_year`: this year
     /// if this member holds this year's birthday coupon).
     pub fn gifts_received(&self, birthday_gift_year: Option<i32>) -> PriorGifts {
-        PriorGifts { welcome: true, referral: self.referred_by.is_some(), birthday_year: birthday_gift_year }.merge(self.prior_gifts)
+        PriorGifts {
+            welcome: true,
+            referral: self.referred_by.is_some(),
+            birthday_year: birthday_gift_year,
+        }
+        .merge(self.prior_gifts)
     }
 
     /// Qualifying spend over the tier window ending on `today` (inclusive).
@@ -383,7 +453,12 @@ mod tests {
         NaiveDate::from_ymd_opt(2026, 11, 27).unwrap()
     }
 
-    fn req(email: Option<&str>, phone: Option<&str>, name: &str, birthday: Option<&str>) -> SignupRequest {
+    fn req(
+        email: Option<&str>,
+        phone: Option<&str>,
+        name: &str,
+        birthday: Option<&str>,
+    ) -> SignupRequest {
         SignupRequest {
             email: email.map(Into::into),
             phone: phone.map(Into::into),
@@ -396,7 +471,10 @@ mod tests {
 
     #[test]
     fn signup_normalizes_contact_details() {
-        let m = req(Some(" Li.Wei@Example.COM "), Some("+8613800138000"), " 李伟 ", Some("1990-02-28")).validate(today()).unwrap();
+        let m =
+            req(Some(" Li.Wei@Example.COM "), Some("+8613800138000"), " 李伟 ", Some("1990-02-28"))
+                .validate(today())
+                .unwrap();
         assert_eq!(m.email.as_deref(), Some("li.wei@example.com"));
         assert_eq!(m.name, "李伟");
         assert_eq!(m.birthday, NaiveDate::from_ymd_opt(1990, 2, 28));
@@ -430,26 +508,51 @@ mod tests {
 
     #[test]
     fn verified_contacts_fill_the_signup_and_other_contacts_are_refused() {
-        let verified = VerifiedContacts { email: Some("li.wei@example.com".into()), phone: Some("+8613800138000".into()) };
+        let verified = VerifiedContacts {
+            email: Some("li.wei@example.com".into()),
+            phone: Some("+8613800138000".into()),
+        };
         // Left out of the body: taken from the token, verified.
         let (m, v) = req(None, None, "A", None).validate_with(today(), &verified).unwrap();
-        assert_eq!((m.email.as_deref(), m.phone.as_deref()), (Some("li.wei@example.com"), Some("+8613800138000")));
+        assert_eq!(
+            (m.email.as_deref(), m.phone.as_deref()),
+            (Some("li.wei@example.com"), Some("+8613800138000"))
+        );
         assert_eq!(v, Verification { email: true, phone: true });
         // The same in any case: verified.
-        let (_, v) = req(Some("LI.WEI@example.com"), None, "A", None).validate_with(today(), &verified).unwrap();
+        let (_, v) = req(Some("LI.WEI@example.com"), None, "A", None)
+            .validate_with(today(), &verified)
+            .unwrap();
         assert!(v.email);
         // Another one: refused, naming which.
-        assert_eq!(req(Some("other@example.com"), None, "A", None).validate_with(today(), &verified).unwrap_err(), SignupError::EmailMismatch);
-        assert_eq!(req(None, Some("+8613900139000"), "A", None).validate_with(today(), &verified).unwrap_err(), SignupError::PhoneMismatch);
+        assert_eq!(
+            req(Some("other@example.com"), None, "A", None)
+                .validate_with(today(), &verified)
+                .unwrap_err(),
+            SignupError::EmailMismatch
+        );
+        assert_eq!(
+            req(None, Some("+8613900139000"), "A", None)
+                .validate_with(today(), &verified)
+                .unwrap_err(),
+            SignupError::PhoneMismatch
+        );
         assert_eq!(SignupError::PhoneMismatch.code(), "contact_mismatch");
         // A malformed body contact is still its own error, first.
-        assert_eq!(req(Some("nope"), None, "A", None).validate_with(today(), &verified).unwrap_err(), SignupError::InvalidEmail);
+        assert_eq!(
+            req(Some("nope"), None, "A", None).validate_with(today(), &verified).unwrap_err(),
+            SignupError::InvalidEmail
+        );
         // Without verified claims, the body's contacts are kept unverified.
-        let (m, v) = req(Some("a@b.cn"), Some("+8613800138000"), "A", None).validate_with(today(), &VerifiedContacts::default()).unwrap();
+        let (m, v) = req(Some("a@b.cn"), Some("+8613800138000"), "A", None)
+            .validate_with(today(), &VerifiedContacts::default())
+            .unwrap();
         assert_eq!((m.email.as_deref(), v), (Some("a@b.cn"), Verification::default()));
         // Only a verified email, and the body a phone: email verified, phone not.
         let only_email = VerifiedContacts { email: Some("li.wei@example.com".into()), phone: None };
-        let (m, v) = req(None, Some("+8613800138000"), "A", None).validate_with(today(), &only_email).unwrap();
+        let (m, v) = req(None, Some("+8613800138000"), "A", None)
+            .validate_with(today(), &only_email)
+            .unwrap();
         assert_eq!((m.email.is_some(), v), (true, Verification { email: true, phone: false }));
     }
 
@@ -458,38 +561,86 @@ mod tests {
         let now: DateTime<Utc> = "2026-11-27T10:00:00Z".parse().unwrap();
         let nm = req(Some("a@b.cn"), None, "A", Some("1990-05-18")).validate(today()).unwrap();
         let prior = PriorGifts { welcome: true, referral: true, birthday_year: Some(2026) };
-        let m = Member::sign_up(MemberId::parse("m1").unwrap(), &nm, Verification { email: true, phone: true }, prior, "ABCD2345".into(), None, now);
+        let m = Member::sign_up(
+            MemberId::parse("m1").unwrap(),
+            &nm,
+            Verification { email: true, phone: true },
+            prior,
+            "ABCD2345".into(),
+            None,
+            now,
+        );
         assert!(m.email_verified && !m.phone_verified, "no phone, nothing verified about it");
         assert_eq!((m.birthday_set_at, m.prior_gifts), (Some(now), prior));
         assert_eq!(m.birthday_facts(chrono_tz::Asia::Shanghai).prior_gift_year, Some(2026));
         // Its tombstones pass on what it and its predecessors received.
-        assert_eq!(m.gifts_received(None), PriorGifts { welcome: true, referral: true, birthday_year: Some(2026) });
-        let fresh = Member::sign_up(MemberId::parse("m2").unwrap(), &nm, Verification::default(), PriorGifts::default(), "ABCD2346".into(), Some(MemberId::parse("r").unwrap()), now);
-        assert_eq!(fresh.gifts_received(Some(2027)), PriorGifts { welcome: true, referral: true, birthday_year: Some(2027) });
-        assert_eq!(fresh.gifts_received(None), PriorGifts { welcome: true, referral: true, birthday_year: None });
+        assert_eq!(
+            m.gifts_received(None),
+            PriorGifts { welcome: true, referral: true, birthday_year: Some(2026) }
+        );
+        let fresh = Member::sign_up(
+            MemberId::parse("m2").unwrap(),
+            &nm,
+            Verification::default(),
+            PriorGifts::default(),
+            "ABCD2346".into(),
+            Some(MemberId::parse("r").unwrap()),
+            now,
+        );
+        assert_eq!(
+            fresh.gifts_received(Some(2027)),
+            PriorGifts { welcome: true, referral: true, birthday_year: Some(2027) }
+        );
+        assert_eq!(
+            fresh.gifts_received(None),
+            PriorGifts { welcome: true, referral: true, birthday_year: None }
+        );
     }
 
     #[test]
     fn support_changes_restart_the_birthday_clock_and_erasure_drops_them() {
         let joined: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
         let nm = req(Some("a@b.cn"), None, "A", None).validate(today()).unwrap();
-        let mut m = Member::join(MemberId::parse("m1").unwrap(), &nm, "ABCD2345".into(), None, joined);
+        let mut m =
+            Member::join(MemberId::parse("m1").unwrap(), &nm, "ABCD2345".into(), None, joined);
         assert_eq!(m.birthday_set_at, None);
-        let change = |d: &str, r: &str| crate::birthday::BirthdayChange { birthday: d.parse().unwrap(), reason: r.into() };
+        let change = |d: &str, r: &str| crate::birthday::BirthdayChange {
+            birthday: d.parse().unwrap(),
+            reason: r.into(),
+        };
         let at1: DateTime<Utc> = "2026-03-01T00:00:00Z".parse().unwrap();
         assert!(m.change_birthday(change("1990-05-18", "ticket 1"), "arn:ops", at1));
         assert_eq!((m.birthday_set_at, m.birthday_changes.len()), (Some(at1), 1));
-        assert!(!m.change_birthday(change("1990-05-18", "again"), "arn:ops", at1 + chrono::Duration::days(1)), "the same birthday changes nothing");
+        assert!(
+            !m.change_birthday(
+                change("1990-05-18", "again"),
+                "arn:ops",
+                at1 + chrono::Duration::days(1)
+            ),
+            "the same birthday changes nothing"
+        );
         assert_eq!((m.birthday_set_at, m.birthday_changes.len()), (Some(at1), 1));
         for i in 0..20 {
-            m.change_birthday(change(&format!("1990-06-{:02}", i + 1), &format!("ticket {i}")), "arn:ops", at1);
+            m.change_birthday(
+                change(&format!("1990-06-{:02}", i + 1), &format!("ticket {i}")),
+                "arn:ops",
+                at1,
+            );
         }
         assert_eq!(m.birthday_changes.len(), crate::birthday::CHANGES_KEPT);
         assert_eq!(m.birthday_changes.last().unwrap().reason, "ticket 19");
         m.erase(at1);
-        assert!(m.birthday.is_none() && m.birthday_set_at.is_none() && m.birthday_changes.is_empty());
+        assert!(
+            m.birthday.is_none() && m.birthday_set_at.is_none() && m.birthday_changes.is_empty()
+        );
         // A record from before birthdaySetAt was kept: the birthday came with the signup.
-        let mut legacy = Member::join(MemberId::parse("m3").unwrap(), &req(Some("a@b.cn"), None, "A", Some("1990-05-18")).validate(today()).unwrap(), "ABCD2347".into(), None, joined);
+        let mut legacy = Member::join(
+            MemberId::parse("m3").unwrap(),
+            &req(Some("a@b.cn"), None, "A", Some("1990-05-18")).validate(today()).unwrap(),
+            "ABCD2347".into(),
+            None,
+            joined,
+        );
         legacy.birthday_set_at = None;
         assert_eq!(legacy.birthday_recorded_at(), joined);
     }
@@ -508,7 +659,11 @@ mod tests {
         let nm = req(Some("a@b.cn"), None, "A", None).validate(today()).unwrap();
         let mut m = Member::join(id, &nm, "ABCD2345".into(), None, Utc::now());
         let t = today();
-        m.spend_days = vec![SpendDay { day: t - chrono::Duration::days(365), amount: Fen(7) }, SpendDay { day: t - chrono::Duration::days(364), amount: Fen(5) }, SpendDay { day: t, amount: Fen(1) }];
+        m.spend_days = vec![
+            SpendDay { day: t - chrono::Duration::days(365), amount: Fen(7) },
+            SpendDay { day: t - chrono::Duration::days(364), amount: Fen(5) },
+            SpendDay { day: t, amount: Fen(1) },
+        ];
         assert_eq!(m.rolling_spend(t, 365), Fen(6));
     }
 }
@@ -573,7 +728,12 @@ pub struct ExpiringPoints {
 
 impl Member {
     /// The profile as of `now`; lists the member's active coupons.
-    pub fn profile<'a>(&'a self, coupons: &'a [crate::coupon::Coupon], rules: &'a crate::rules::Rules, now: DateTime<Utc>) -> ProfileView<'a> {
+    pub fn profile<'a>(
+        &'a self,
+        coupons: &'a [crate::coupon::Coupon],
+        rules: &'a crate::rules::Rules,
+        now: DateTime<Utc>,
+    ) -> ProfileView<'a> {
         use crate::coupon::CouponStatus;
         let today = crate::calendar::program_date(rules.time_zone, now);
         let rolling = self.rolling_spend(today, rules.tier_window_days);
@@ -605,7 +765,10 @@ impl Member {
                 for p in &self.wallet.pending {
                     *by_day.entry(p.release_on).or_default() += p.points;
                 }
-                by_day.into_iter().map(|(available_on, points)| PendingPoints { points, available_on }).collect()
+                by_day
+                    .into_iter()
+                    .map(|(available_on, points)| PendingPoints { points, available_on })
+                    .collect()
             },
             expiring_soon: self
                 .wallet
@@ -620,7 +783,11 @@ impl Member {
             next_tier: crate::tier::next_tier(rules, self.tier, rolling),
             spend_to_keep_tier: crate::tier::spend_to_keep(self, rules, today),
             benefits: crate::tier::benefits(tier_rule),
-            coupons: coupons.iter().filter(|c| c.status_at(now) == CouponStatus::Active).map(|c| c.view(now)).collect(),
+            coupons: coupons
+                .iter()
+                .filter(|c| c.status_at(now) == CouponStatus::Active)
+                .map(|c| c.view(now))
+                .collect(),
         }
     }
 }

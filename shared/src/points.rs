@@ -187,7 +187,13 @@ pub struct UsedCoupon {
 
 impl OrderRecord {
     /// A plain purchase (no checkout) as first recorded.
-    pub fn purchase(req: &PurchaseRequest, earned: i64, day: NaiveDate, fingerprint: String, answer: String) -> OrderRecord {
+    pub fn purchase(
+        req: &PurchaseRequest,
+        earned: i64,
+        day: NaiveDate,
+        fingerprint: String,
+        answer: String,
+    ) -> OrderRecord {
         OrderRecord {
             order_id: req.order_id.clone(),
             paid: req.amount,
@@ -221,7 +227,11 @@ pub struct RefundRecord {
 }
 
 /// Checks a purchase against the rules at `now`.
-pub fn validate_purchase(req: &PurchaseRequest, rules: &Rules, now: DateTime<Utc>) -> Result<(), PointsError> {
+pub fn validate_purchase(
+    req: &PurchaseRequest,
+    rules: &Rules,
+    now: DateTime<Utc>,
+) -> Result<(), PointsError> {
     let p = &rules.points;
     if req.amount.0 <= 0 {
         return Err(PointsError::InvalidAmount);
@@ -237,7 +247,11 @@ pub fn validate_purchase(req: &PurchaseRequest, rules: &Rules, now: DateTime<Utc
 
 /// When an order was paid: not in the future (beyond the clock skew), not so long ago that
 /// its points would already have expired.
-pub fn validate_occurred_at(rules: &Rules, occurred_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), PointsError> {
+pub fn validate_occurred_at(
+    rules: &Rules,
+    occurred_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), PointsError> {
     let p = &rules.points;
     if occurred_at > now + Duration::seconds(p.clock_skew_seconds) {
         return Err(PointsError::OccurredInFuture);
@@ -263,13 +277,23 @@ pub fn member_day_multiplier(rules: &Rules, tier: TierCode, at: DateTime<Utc>) -
 
 /// The campaign multiplier of a purchase: the largest of the active windows and the member
 /// day (they don't stack), at least 1×.
-pub fn purchase_campaign_multiplier(rules: &Rules, windows: &[MultiplierWindow], tier: TierCode, at: DateTime<Utc>) -> Multiplier {
+pub fn purchase_campaign_multiplier(
+    rules: &Rules,
+    windows: &[MultiplierWindow],
+    tier: TierCode,
+    at: DateTime<Utc>,
+) -> Multiplier {
     campaign_multiplier(windows, tier, at).max(member_day_multiplier(rules, tier, at))
 }
 
 /// floor(whole CNY × points per CNY × tier multiplier × campaign multiplier), computed in
 /// integer thousandths and rounded down once, at the end.
-pub fn purchase_points(amount: Fen, per_cny: i64, tier_multiplier: Multiplier, campaign: Multiplier) -> i64 {
+pub fn purchase_points(
+    amount: Fen,
+    per_cny: i64,
+    tier_multiplier: Multiplier,
+    campaign: Multiplier,
+) -> i64 {
     let base = amount.whole_cny().max(0) as i128 * per_cny.max(0) as i128;
     let p = base * tier_multiplier.0 as i128 * campaign.0 as i128 / 1_000_000;
     p.min(i64::MAX as i128) as i64
@@ -278,11 +302,21 @@ pub fn purchase_points(amount: Fen, per_cny: i64, tier_multiplier: Multiplier, c
 /// The points a refund takes back. Cumulative: after all refunds so far the order has lost
 /// floor(earned × refunded / paid), so partial refunds add up exactly and the total never
 /// exceeds what the order earned. Answers (clawback, refunded total after).
-pub fn clawback(earned: i64, paid: Fen, refunded_before: Fen, amount: Fen) -> Result<(i64, Fen), PointsError> {
+pub fn clawback(
+    earned: i64,
+    paid: Fen,
+    refunded_before: Fen,
+    amount: Fen,
+) -> Result<(i64, Fen), PointsError> {
     if amount.0 <= 0 {
         return Err(PointsError::InvalidAmount);
     }
-    let after = refunded_before.0.checked_add(amount.0).filter(|a| *a <= paid.0).ok_or(PointsError::RefundExceedsPaid { paid, asked: Fen(refunded_before.0.saturating_add(amount.0)) })?;
+    let after = refunded_before.0.checked_add(amount.0).filter(|a| *a <= paid.0).ok_or(
+        PointsError::RefundExceedsPaid {
+            paid,
+            asked: Fen(refunded_before.0.saturating_add(amount.0)),
+        },
+    )?;
     if paid.0 <= 0 {
         return Ok((0, Fen(after)));
     }
@@ -292,14 +326,22 @@ pub fn clawback(earned: i64, paid: Fen, refunded_before: Fen, amount: Fen) -> Re
 
 /// Applies the expiry due on `today`; answers the ledger entry when points expired. The
 /// entry is dated a microsecond before `now` so it sorts before the operation it precedes.
-pub fn expire(member: &mut Member, rules: &Rules, today: NaiveDate, now: DateTime<Utc>) -> Option<LedgerEntry> {
+pub fn expire(
+    member: &mut Member,
+    rules: &Rules,
+    today: NaiveDate,
+    now: DateTime<Utc>,
+) -> Option<LedgerEntry> {
     let expired = member.wallet.expire(today, rules.points.expiry_days);
     (expired > 0).then(|| LedgerEntry {
         kind: EntryKind::Expiry,
         points: Points(-expired),
         balance_after: member.wallet.balance,
         pending: Points::ZERO,
-        reason: format!("points earned on or before {} expired", today - Duration::days(rules.points.expiry_days as i64)),
+        reason: format!(
+            "points earned on or before {} expired",
+            today - Duration::days(rules.points.expiry_days as i64)
+        ),
         reference: Some(format!("expiry-{today}")),
         at: now - Duration::microseconds(1),
     })
@@ -308,8 +350,14 @@ pub fn expire(member: &mut Member, rules: &Rules, today: NaiveDate, now: DateTim
 /// The lots whose expiry the member is to be told today: those expiring after `today` and on
 /// or before `today + expiryNoticeDays`, except the lot days in `noticed` (told already).
 /// Run after `settle`, so a lot due today has expired rather than being announced.
-pub fn expiry_notices(member: &Member, rules: &Rules, today: NaiveDate, noticed: &[NaiveDate]) -> Vec<crate::events::ExpiryNotice> {
-    let (life, ahead) = (Duration::days(rules.points.expiry_days as i64), rules.points.expiry_notice_days as i64);
+pub fn expiry_notices(
+    member: &Member,
+    rules: &Rules,
+    today: NaiveDate,
+    noticed: &[NaiveDate],
+) -> Vec<crate::events::ExpiryNotice> {
+    let (life, ahead) =
+        (Duration::days(rules.points.expiry_days as i64), rules.points.expiry_notice_days as i64);
     if ahead == 0 || member.is_erased() {
         return Vec::new();
     }
@@ -317,8 +365,16 @@ pub fn expiry_notices(member: &Member, rules: &Rules, today: NaiveDate, noticed:
         .wallet
         .lots
         .iter()
-        .map(|l| crate::events::ExpiryNotice { points: l.points, earned_on: l.earned_on, expires_on: l.earned_on + life })
-        .filter(|n| n.expires_on > today && n.expires_on <= today + Duration::days(ahead) && !noticed.contains(&n.earned_on))
+        .map(|l| crate::events::ExpiryNotice {
+            points: l.points,
+            earned_on: l.earned_on,
+            expires_on: l.earned_on + life,
+        })
+        .filter(|n| {
+            n.expires_on > today
+                && n.expires_on <= today + Duration::days(ahead)
+                && !noticed.contains(&n.earned_on)
+        })
         .collect()
 }
 
@@ -339,7 +395,12 @@ pub fn release(member: &mut Member, today: NaiveDate, now: DateTime<Utc>) -> Opt
 
 /// What every change of a member does first: release what the return window no longer holds,
 /// then expire what is due, so no rule ever sees a stale wallet.
-pub fn settle(member: &mut Member, rules: &Rules, today: NaiveDate, now: DateTime<Utc>) -> Vec<LedgerEntry> {
+pub fn settle(
+    member: &mut Member,
+    rules: &Rules,
+    today: NaiveDate,
+    now: DateTime<Utc>,
+) -> Vec<LedgerEntry> {
     release(member, today, now).into_iter().chain(expire(member, rules, today, now)).collect()
 }
 
@@ -351,7 +412,14 @@ pub fn release_day(rules: &Rules, day: NaiveDate) -> NaiveDate {
 /// Earns `points` from `source` earned on `day`: pending until the return window ends, or at
 /// once when it already has (a late order event, a window of 0 days). Answers the entry's
 /// (available, pending) changes.
-fn earn_kept(member: &mut Member, rules: &Rules, source: &str, points: i64, day: NaiveDate, today: NaiveDate) -> (Points, Points) {
+fn earn_kept(
+    member: &mut Member,
+    rules: &Rules,
+    source: &str,
+    points: i64,
+    day: NaiveDate,
+    today: NaiveDate,
+) -> (Points, Points) {
     let release_on = release_day(rules, day);
     if release_on <= today {
         let before = member.wallet.balance;
@@ -365,7 +433,13 @@ fn earn_kept(member: &mut Member, rules: &Rules, source: &str, points: i64, day:
 
 /// Adds (or, negative, removes) qualifying spend on `day`, keeping only the days inside the
 /// tier window that ends `today`.
-pub fn record_spend(member: &mut Member, day: NaiveDate, amount: Fen, today: NaiveDate, window_days: u32) {
+pub fn record_spend(
+    member: &mut Member,
+    day: NaiveDate,
+    amount: Fen,
+    today: NaiveDate,
+    window_days: u32,
+) {
     let from = today - Duration::days(window_days as i64 - 1);
     member.spend_days.retain(|s| s.day >= from);
     if day < from || day > today {
@@ -395,28 +469,58 @@ pub struct Purchased {
 /// Earns the purchase's points (pending through the return window, then a lot dated by its
 /// release day), adds the spend, and upgrades the tier at once when the new rolling spend
 /// reaches a threshold.
-pub fn apply_purchase(member: &mut Member, rules: &Rules, req: &PurchaseRequest, windows: &[MultiplierWindow], now: DateTime<Utc>) -> Purchased {
+pub fn apply_purchase(
+    member: &mut Member,
+    rules: &Rules,
+    req: &PurchaseRequest,
+    windows: &[MultiplierWindow],
+    now: DateTime<Utc>,
+) -> Purchased {
     let tz = rules.time_zone;
-    let (today, day) = (program_date(tz, now), program_date(tz, req.occurred_at).min(program_date(tz, now)));
+    let (today, day) =
+        (program_date(tz, now), program_date(tz, req.occurred_at).min(program_date(tz, now)));
     let campaign = purchase_campaign_multiplier(rules, windows, member.tier, req.occurred_at);
-    let points = purchase_points(req.amount, rules.points.per_cny, rules.tier(member.tier).multiplier, campaign);
+    let points = purchase_points(
+        req.amount,
+        rules.points.per_cny,
+        rules.tier(member.tier).multiplier,
+        campaign,
+    );
     let (available, pending) = earn_kept(member, rules, &req.order_id, points, day, today);
     record_spend(member, day, req.amount, today, rules.tier_window_days);
     member.lifetime_spend += req.amount;
     let first_purchase = member.order_count == 0;
     member.order_count += 1;
-    member.last_purchase_at = Some(member.last_purchase_at.map_or(req.occurred_at, |t| t.max(req.occurred_at)));
+    member.last_purchase_at =
+        Some(member.last_purchase_at.map_or(req.occurred_at, |t| t.max(req.occurred_at)));
     let rolling = member.rolling_spend(today, rules.tier_window_days);
     tier::record_reach(member, rules, rolling, now);
     let upgraded = tier::upgrade_on_purchase(rules, member.tier, rolling);
     let tier_change = (upgraded != member.tier).then(|| {
-        let change = TierChange { from: member.tier, to: upgraded, reason: format!("rolling spend {rolling} reached {upgraded}"), at: now };
+        let change = TierChange {
+            from: member.tier,
+            to: upgraded,
+            reason: format!("rolling spend {rolling} reached {upgraded}"),
+            at: now,
+        };
         member.tier = upgraded;
         member.tier_since = now;
         change
     });
-    let reason = if campaign > Multiplier::ONE { format!("purchase {} ({}× campaign)", req.amount, campaign.as_f64()) } else { format!("purchase {}", req.amount) };
-    let entry = LedgerEntry { kind: EntryKind::Purchase, points: available, balance_after: member.wallet.balance, pending, reason, reference: Some(req.order_id.clone()), at: now };
+    let reason = if campaign > Multiplier::ONE {
+        format!("purchase {} ({}× campaign)", req.amount, campaign.as_f64())
+    } else {
+        format!("purchase {}", req.amount)
+    };
+    let entry = LedgerEntry {
+        kind: EntryKind::Purchase,
+        points: available,
+        balance_after: member.wallet.balance,
+        pending,
+        reason,
+        reference: Some(req.order_id.clone()),
+        at: now,
+    };
     Purchased { points, entry, tier_change, first_purchase, release_on: release_day(rules, day) }
 }
 
@@ -427,11 +531,18 @@ pub fn referral_source(new_member: &str) -> String {
 
 /// The referrer's reward for a referred member's first purchase: pending until that
 /// purchase's return window ends (on `release_on`), cancelled if it is refunded in full.
-pub fn apply_referral(referrer: &mut Member, rules: &Rules, new_member: &str, release_on: NaiveDate, now: DateTime<Utc>) -> LedgerEntry {
+pub fn apply_referral(
+    referrer: &mut Member,
+    rules: &Rules,
+    new_member: &str,
+    release_on: NaiveDate,
+    now: DateTime<Utc>,
+) -> LedgerEntry {
     let points = rules.referral.referrer_points;
     let today = program_date(rules.time_zone, now);
     let day = release_on - Duration::days(rules.return_window_days as i64);
-    let (available, pending) = earn_kept(referrer, rules, &referral_source(new_member), points, day, today);
+    let (available, pending) =
+        earn_kept(referrer, rules, &referral_source(new_member), points, day, today);
     LedgerEntry {
         kind: EntryKind::Referral,
         points: available,
@@ -445,7 +556,11 @@ pub fn apply_referral(referrer: &mut Member, rules: &Rules, new_member: &str, re
 
 /// Cancels the referrer's pending reward for `new_member` (their first order was refunded in
 /// full inside its return window); none once the reward is available.
-pub fn cancel_referral(referrer: &mut Member, new_member: &str, now: DateTime<Utc>) -> Option<LedgerEntry> {
+pub fn cancel_referral(
+    referrer: &mut Member,
+    new_member: &str,
+    now: DateTime<Utc>,
+) -> Option<LedgerEntry> {
     let cancelled = referrer.wallet.cancel_pending(&referral_source(new_member), i64::MAX);
     (cancelled > 0).then(|| LedgerEntry {
         kind: EntryKind::Referral,
@@ -479,7 +594,13 @@ pub struct Refunded {
 /// Takes back a refund's points and spend, and gives back the points the order spent in
 /// proportion to the refunded share (cumulative, like the clawback). A full refund gives the
 /// order's coupons back while they are still valid; a partial one keeps them used.
-pub fn apply_refund(member: &mut Member, rules: &Rules, order: &mut OrderRecord, req: &RefundRequest, now: DateTime<Utc>) -> Result<Refunded, PointsError> {
+pub fn apply_refund(
+    member: &mut Member,
+    rules: &Rules,
+    order: &mut OrderRecord,
+    req: &RefundRequest,
+    now: DateTime<Utc>,
+) -> Result<Refunded, PointsError> {
     if order.refunds.len() >= MAX_REFUNDS_PER_ORDER {
         return Err(PointsError::TooManyRefunds);
     }
@@ -495,8 +616,15 @@ pub fn apply_refund(member: &mut Member, rules: &Rules, order: &mut OrderRecord,
     record_spend(member, order.day, -req.amount, today, rules.tier_window_days);
     member.lifetime_spend = Fen((member.lifetime_spend.0 - req.amount.0).max(0));
     let recorded_at = order.recorded_at.unwrap_or(order.occurred_at);
-    let tier_change = tier::redecide_after_refund(member, rules, order.day, recorded_at, req.amount, now);
-    let mut out = Refunded { clawed_back: claw, pending_cancelled: cancelled, tier_change, full: order.refunded == order.paid, ..Default::default() };
+    let tier_change =
+        tier::redecide_after_refund(member, rules, order.day, recorded_at, req.amount, now);
+    let mut out = Refunded {
+        clawed_back: claw,
+        pending_cancelled: cancelled,
+        tier_change,
+        full: order.refunded == order.paid,
+        ..Default::default()
+    };
     if claw > 0 {
         out.entries.push(LedgerEntry {
             kind: EntryKind::Refund,
@@ -519,14 +647,18 @@ pub fn apply_refund(member: &mut Member, rules: &Rules, order: &mut OrderRecord,
             points: Points(returned),
             balance_after: member.wallet.balance,
             pending: Points::ZERO,
-            reason: format!("points spent on order {} given back by refund {}", req.order_id, req.amount),
+            reason: format!(
+                "points spent on order {} given back by refund {}",
+                req.order_id, req.amount
+            ),
             reference: Some(req.refund_id.clone()),
             at: now,
         });
     }
     if order.refunded == order.paid && !order.coupons_returned {
         order.coupons_returned = true;
-        out.coupons_returned = order.coupons.iter().filter(|c| now < c.valid_until).map(|c| c.code.clone()).collect();
+        out.coupons_returned =
+            order.coupons.iter().filter(|c| now < c.valid_until).map(|c| c.code.clone()).collect();
     }
     Ok(out)
 }
@@ -537,12 +669,21 @@ pub fn redemption_value(rules: &Rules, points: i64) -> Fen {
 }
 
 /// Spends `points` from the oldest lots (after expiry has been applied by the caller).
-pub fn apply_redemption(member: &mut Member, rules: &Rules, points: i64, reference: &str, now: DateTime<Utc>) -> Result<LedgerEntry, PointsError> {
+pub fn apply_redemption(
+    member: &mut Member,
+    rules: &Rules,
+    points: i64,
+    reference: &str,
+    now: DateTime<Utc>,
+) -> Result<LedgerEntry, PointsError> {
     let step = rules.points.redemption_step.max(1);
     if points <= 0 || points % step != 0 {
         return Err(PointsError::InvalidRedemptionPoints(step));
     }
-    member.wallet.spend(points).map_err(|_| PointsError::InsufficientPoints { balance: member.wallet.balance.0, asked: points })?;
+    member.wallet.spend(points).map_err(|_| PointsError::InsufficientPoints {
+        balance: member.wallet.balance.0,
+        asked: points,
+    })?;
     Ok(LedgerEntry {
         kind: EntryKind::Redemption,
         points: Points(-points),
@@ -556,12 +697,20 @@ pub fn apply_redemption(member: &mut Member, rules: &Rules, points: i64, referen
 
 /// Today's counters (a new day starts from zero).
 pub fn activity_today(member: &Member, today: NaiveDate) -> ActivityDay {
-    member.activity.filter(|a| a.day == today).unwrap_or(ActivityDay { day: today, points: 0, shares: 0 })
+    member.activity.filter(|a| a.day == today).unwrap_or(ActivityDay {
+        day: today,
+        points: 0,
+        shares: 0,
+    })
 }
 
 /// The points an activity earns today, or why it earns none. The once-per-day check-in and
 /// once-per-order review are enforced by their receipt items; this checks the daily limits.
-pub fn activity_points(rules: &Rules, kind: ActivityKind, counters: ActivityDay) -> Result<(i64, ActivityDay), PointsError> {
+pub fn activity_points(
+    rules: &Rules,
+    kind: ActivityKind,
+    counters: ActivityDay,
+) -> Result<(i64, ActivityDay), PointsError> {
     let a = &rules.activities;
     let points = match kind {
         ActivityKind::Checkin => a.checkin,
@@ -585,7 +734,13 @@ pub fn activity_points(rules: &Rules, kind: ActivityKind, counters: ActivityDay)
 }
 
 /// Earns an activity's points on the member; answers the ledger entry.
-pub fn apply_activity(member: &mut Member, rules: &Rules, kind: ActivityKind, reference: &str, now: DateTime<Utc>) -> Result<LedgerEntry, PointsError> {
+pub fn apply_activity(
+    member: &mut Member,
+    rules: &Rules,
+    kind: ActivityKind,
+    reference: &str,
+    now: DateTime<Utc>,
+) -> Result<LedgerEntry, PointsError> {
     let today = program_date(rules.time_zone, now);
     let (points, counters) = activity_points(rules, kind, activity_today(member, today))?;
     member.activity = Some(counters);
@@ -595,7 +750,15 @@ pub fn apply_activity(member: &mut Member, rules: &Rules, kind: ActivityKind, re
         ActivityKind::Review => "review",
         ActivityKind::Share => "share",
     };
-    Ok(LedgerEntry { kind: EntryKind::Activity, points: Points(points), balance_after: member.wallet.balance, pending: Points::ZERO, reason: what.into(), reference: Some(reference.to_string()), at: now })
+    Ok(LedgerEntry {
+        kind: EntryKind::Activity,
+        points: Points(points),
+        balance_after: member.wallet.balance,
+        pending: Points::ZERO,
+        reason: what.into(),
+        reference: Some(reference.to_string()),
+        at: now,
+    })
 }
 
 #[cfg(test)]
@@ -609,12 +772,25 @@ mod tests {
     }
 
     fn member(now: DateTime<Utc>) -> Member {
-        let nm = NewMember { email: Some("a@b.cn".into()), phone: None, name: "A".into(), birthday: None, referral_code: None, marketing_consent: false };
+        let nm = NewMember {
+            email: Some("a@b.cn".into()),
+            phone: None,
+            name: "A".into(),
+            birthday: None,
+            referral_code: None,
+            marketing_consent: false,
+        };
         Member::join(MemberId::parse("m1").unwrap(), &nm, "ABCD2345".into(), None, now)
     }
 
     fn purchase(order: &str, fen: i64, when: &str) -> PurchaseRequest {
-        PurchaseRequest { order_id: order.into(), amount: Fen(fen), currency: "CNY".into(), channel: Channel::Online, occurred_at: at(when) }
+        PurchaseRequest {
+            order_id: order.into(),
+            amount: Fen(fen),
+            currency: "CNY".into(),
+            channel: Channel::Online,
+            occurred_at: at(when),
+        }
     }
 
     #[test]
@@ -628,10 +804,29 @@ mod tests {
             m.wallet.earn(10, day(d));
         }
         let today = day("2026-11-07");
-        let told: Vec<_> = expiry_notices(&m, &r, today, &[]).iter().map(|n| (n.earned_on.to_string(), n.expires_on.to_string(), n.points)).collect();
-        assert_eq!(told, [("2025-11-10".to_string(), "2026-11-10".to_string(), 10), ("2025-11-14".into(), "2026-11-14".into(), 10)], "within 7 days, the 7th included");
-        assert_eq!(expiry_notices(&m, &r, today, &[day("2025-11-10"), day("2025-11-14")]), vec![], "each lot once");
-        assert!(expiry_notices(&m, &r, day("2026-11-10"), &[]).iter().all(|n| n.expires_on > day("2026-11-10")), "a lot due today expires, it is not announced");
+        let told: Vec<_> = expiry_notices(&m, &r, today, &[])
+            .iter()
+            .map(|n| (n.earned_on.to_string(), n.expires_on.to_string(), n.points))
+            .collect();
+        assert_eq!(
+            told,
+            [
+                ("2025-11-10".to_string(), "2026-11-10".to_string(), 10),
+                ("2025-11-14".into(), "2026-11-14".into(), 10)
+            ],
+            "within 7 days, the 7th included"
+        );
+        assert_eq!(
+            expiry_notices(&m, &r, today, &[day("2025-11-10"), day("2025-11-14")]),
+            vec![],
+            "each lot once"
+        );
+        assert!(
+            expiry_notices(&m, &r, day("2026-11-10"), &[])
+                .iter()
+                .all(|n| n.expires_on > day("2026-11-10")),
+            "a lot due today expires, it is not announced"
+        );
         m.erase(at("2026-11-01T00:00:00Z"));
         assert_eq!(expiry_notices(&m, &r, today, &[]), vec![], "nobody to tell");
     }
@@ -642,20 +837,54 @@ mod tests {
         // 123 × 1.2 × 1.5 = 221.4 → 221 (not 147 × 1.5 = 220 from rounding twice).
         assert_eq!(purchase_points(Fen(12_399), 1, Multiplier(1200), Multiplier(1500)), 221);
         assert_eq!(purchase_points(Fen(99), 1, Multiplier(2000), Multiplier(2000)), 0);
-        assert_eq!(purchase_points(Fen(100_000_000), 1, Multiplier(100_000), Multiplier(100_000)), 10_000_000_000);
+        assert_eq!(
+            purchase_points(Fen(100_000_000), 1, Multiplier(100_000), Multiplier(100_000)),
+            10_000_000_000
+        );
     }
 
     #[test]
     fn member_day_doubles_in_the_program_time_zone_and_campaigns_do_not_stack() {
         let r = Rules::default();
         // 16:30 UTC on the 17th is the 18th in Shanghai.
-        assert_eq!(member_day_multiplier(&r, TierCode::Regular, at("2026-03-17T16:30:00Z")), Multiplier(2000));
-        assert_eq!(member_day_multiplier(&r, TierCode::Regular, at("2026-03-18T16:30:00Z")), Multiplier::ONE);
-        let w = MultiplierWindow { campaign_id: "c".into(), multiplier: Multiplier(3000), from: at("2026-03-01T00:00:00Z"), until: at("2026-04-01T00:00:00Z"), tiers: vec![] };
-        assert_eq!(purchase_campaign_multiplier(&r, std::slice::from_ref(&w), TierCode::Gold, at("2026-03-17T16:30:00Z")), Multiplier(3000));
+        assert_eq!(
+            member_day_multiplier(&r, TierCode::Regular, at("2026-03-17T16:30:00Z")),
+            Multiplier(2000)
+        );
+        assert_eq!(
+            member_day_multiplier(&r, TierCode::Regular, at("2026-03-18T16:30:00Z")),
+            Multiplier::ONE
+        );
+        let w = MultiplierWindow {
+            campaign_id: "c".into(),
+            multiplier: Multiplier(3000),
+            from: at("2026-03-01T00:00:00Z"),
+            until: at("2026-04-01T00:00:00Z"),
+            tiers: vec![],
+        };
+        assert_eq!(
+            purchase_campaign_multiplier(
+                &r,
+                std::slice::from_ref(&w),
+                TierCode::Gold,
+                at("2026-03-17T16:30:00Z")
+            ),
+            Multiplier(3000)
+        );
         let small = MultiplierWindow { multiplier: Multiplier(1500), ..w };
-        assert_eq!(purchase_campaign_multiplier(&r, std::slice::from_ref(&small), TierCode::Gold, at("2026-03-17T16:30:00Z")), Multiplier(2000));
-        assert_eq!(purchase_campaign_multiplier(&r, &[small], TierCode::Gold, at("2026-03-10T00:00:00Z")), Multiplier(1500));
+        assert_eq!(
+            purchase_campaign_multiplier(
+                &r,
+                std::slice::from_ref(&small),
+                TierCode::Gold,
+                at("2026-03-17T16:30:00Z")
+            ),
+            Multiplier(2000)
+        );
+        assert_eq!(
+            purchase_campaign_multiplier(&r, &[small], TierCode::Gold, at("2026-03-10T00:00:00Z")),
+            Multiplier(1500)
+        );
     }
 
     #[test]
@@ -669,8 +898,14 @@ mod tests {
             (PurchaseRequest { amount: Fen(-5), ..ok.clone() }, "invalid_amount"),
             (PurchaseRequest { amount: Fen(100_000_001), ..ok.clone() }, "amount_too_large"),
             (PurchaseRequest { currency: "USD".into(), ..ok.clone() }, "unsupported_currency"),
-            (PurchaseRequest { occurred_at: at("2026-11-27T00:05:01Z"), ..ok.clone() }, "occurred_at_in_future"),
-            (PurchaseRequest { occurred_at: at("2025-11-26T00:00:00Z"), ..ok.clone() }, "occurred_at_too_old"),
+            (
+                PurchaseRequest { occurred_at: at("2026-11-27T00:05:01Z"), ..ok.clone() },
+                "occurred_at_in_future",
+            ),
+            (
+                PurchaseRequest { occurred_at: at("2025-11-26T00:00:00Z"), ..ok.clone() },
+                "occurred_at_too_old",
+            ),
         ];
         for (req, code) in cases {
             assert_eq!(validate_purchase(&req, &r, now).unwrap_err().code(), code, "{req:?}");
@@ -682,13 +917,15 @@ mod tests {
         let r = Rules::default();
         let now = at("2026-11-20T04:00:00Z");
         let mut m = member(now);
-        let p = apply_purchase(&mut m, &r, &purchase("o1", 2_000_00, "2026-11-20T03:00:00Z"), &[], now);
+        let p =
+            apply_purchase(&mut m, &r, &purchase("o1", 2_000_00, "2026-11-20T03:00:00Z"), &[], now);
         assert_eq!(p.points, 2000, "points at the tier before the upgrade");
         let change = p.tier_change.unwrap();
         assert_eq!((change.from, change.to), (TierCode::Regular, TierCode::Silver));
         assert_eq!(change.reason, "rolling spend 2000.00 CNY reached silver");
         assert_eq!((m.tier, m.tier_since, m.order_count), (TierCode::Silver, now, 1));
-        let p2 = apply_purchase(&mut m, &r, &purchase("o2", 100_00, "2026-11-20T03:30:00Z"), &[], now);
+        let p2 =
+            apply_purchase(&mut m, &r, &purchase("o2", 100_00, "2026-11-20T03:30:00Z"), &[], now);
         assert_eq!((p2.points, p2.first_purchase, p2.tier_change), (120, false, None));
     }
 
@@ -699,7 +936,10 @@ mod tests {
         let (b, r2) = clawback(333, Fen(1000), r1, Fen(333)).unwrap();
         let (c, r3) = clawback(333, Fen(1000), r2, Fen(334)).unwrap();
         assert_eq!((a + b + c, r3), (333, Fen(1000)));
-        assert_eq!(clawback(333, Fen(1000), r3, Fen(1)), Err(PointsError::RefundExceedsPaid { paid: Fen(1000), asked: Fen(1001) }));
+        assert_eq!(
+            clawback(333, Fen(1000), r3, Fen(1)),
+            Err(PointsError::RefundExceedsPaid { paid: Fen(1000), asked: Fen(1001) })
+        );
     }
 
     #[test]
@@ -709,9 +949,25 @@ mod tests {
         let mut m = member(now);
         let req = purchase("o1", 500_00, "2026-11-20T03:00:00Z");
         let p = apply_purchase(&mut m, &r, &req, &[], now);
-        let mut order = OrderRecord::purchase(&req, p.points, NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(), String::new(), String::new());
-        let refunded = apply_refund(&mut m, &r, &mut order, &RefundRequest { order_id: "o1".into(), refund_id: "r1".into(), amount: Fen(200_00) }, now).unwrap();
-        assert_eq!((refunded.clawed_back, refunded.entries[0].points, refunded.points_returned), (200, Points(-200), 0));
+        let mut order = OrderRecord::purchase(
+            &req,
+            p.points,
+            NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
+            String::new(),
+            String::new(),
+        );
+        let refunded = apply_refund(
+            &mut m,
+            &r,
+            &mut order,
+            &RefundRequest { order_id: "o1".into(), refund_id: "r1".into(), amount: Fen(200_00) },
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            (refunded.clawed_back, refunded.entries[0].points, refunded.points_returned),
+            (200, Points(-200), 0)
+        );
         assert_eq!(m.rolling_spend(order.day, 365), Fen(300_00));
         assert_eq!((m.wallet.balance, m.lifetime_spend), (Points(300), Fen(300_00)));
     }
@@ -722,9 +978,15 @@ mod tests {
         let now = at("2026-11-20T04:00:00Z");
         let mut m = member(now);
         m.wallet.earn(250, NaiveDate::from_ymd_opt(2026, 11, 1).unwrap());
-        assert_eq!(apply_redemption(&mut m, &r, 150, "k", now).unwrap_err().code(), "invalid_points");
+        assert_eq!(
+            apply_redemption(&mut m, &r, 150, "k", now).unwrap_err().code(),
+            "invalid_points"
+        );
         assert_eq!(apply_redemption(&mut m, &r, 0, "k", now).unwrap_err().code(), "invalid_points");
-        assert_eq!(apply_redemption(&mut m, &r, 300, "k", now).unwrap_err().code(), "insufficient_points");
+        assert_eq!(
+            apply_redemption(&mut m, &r, 300, "k", now).unwrap_err().code(),
+            "insufficient_points"
+        );
         assert_eq!(apply_redemption(&mut m, &r, 200, "k", now).unwrap().balance_after, Points(50));
         assert_eq!(redemption_value(&r, 200), Fen(200));
     }
@@ -737,10 +999,19 @@ mod tests {
         for _ in 0..3 {
             c = activity_points(&r, ActivityKind::Share, c).unwrap().1;
         }
-        assert_eq!(activity_points(&r, ActivityKind::Share, c).unwrap_err().code(), "share_limit_reached");
+        assert_eq!(
+            activity_points(&r, ActivityKind::Share, c).unwrap_err().code(),
+            "share_limit_reached"
+        );
         let c = ActivityDay { day, points: 45, shares: 0 };
-        assert_eq!(activity_points(&r, ActivityKind::Review, c).unwrap_err().code(), "daily_activity_cap_reached");
-        assert_eq!(activity_points(&r, ActivityKind::Checkin, c).unwrap(), (5, ActivityDay { day, points: 50, shares: 0 }));
+        assert_eq!(
+            activity_points(&r, ActivityKind::Review, c).unwrap_err().code(),
+            "daily_activity_cap_reached"
+        );
+        assert_eq!(
+            activity_points(&r, ActivityKind::Checkin, c).unwrap(),
+            (5, ActivityDay { day, points: 50, shares: 0 })
+        );
     }
 
     #[derive(Debug, Clone)]

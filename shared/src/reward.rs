@@ -135,7 +135,9 @@ pub struct Reward {
 
 /// `Some(value)` for a value or `null`, `None` when the field is left out: a patch tells
 /// "remove" (null) from "keep" (absent).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -256,15 +258,23 @@ fn normalize_tiers(tiers: Vec<TierCode>) -> Vec<TierCode> {
 }
 
 /// What a coupon reward's coupon resolves to: (the template's name, the template).
-fn resolve_coupon(kind: RewardKind, coupon: Option<TemplateRef>, rules: &Rules) -> Result<(Option<String>, Option<CouponTemplate>), RewardError> {
+fn resolve_coupon(
+    kind: RewardKind,
+    coupon: Option<TemplateRef>,
+    rules: &Rules,
+) -> Result<(Option<String>, Option<CouponTemplate>), RewardError> {
     match (kind, coupon) {
         (RewardKind::Gift, None) => Ok((None, None)),
-        (RewardKind::Gift, Some(_)) => Err(RewardError::InvalidCoupon("a gift reward issues no coupon; leave coupon out".into())),
+        (RewardKind::Gift, Some(_)) => Err(RewardError::InvalidCoupon(
+            "a gift reward issues no coupon; leave coupon out".into(),
+        )),
         (RewardKind::Coupon, None) => Err(RewardError::CouponRequired),
-        (RewardKind::Coupon, Some(TemplateRef::Named(name))) => match rules.coupon_templates.get(&name) {
-            Some(t) => Ok((Some(name), Some(t.clone()))),
-            None => Err(RewardError::UnknownTemplate(name)),
-        },
+        (RewardKind::Coupon, Some(TemplateRef::Named(name))) => {
+            match rules.coupon_templates.get(&name) {
+                Some(t) => Ok((Some(name), Some(t.clone()))),
+                None => Err(RewardError::UnknownTemplate(name)),
+            }
+        }
         (RewardKind::Coupon, Some(TemplateRef::Inline(t))) => {
             t.validate().map_err(RewardError::InvalidCoupon)?;
             Ok((None, Some(*t)))
@@ -273,7 +283,8 @@ fn resolve_coupon(kind: RewardKind, coupon: Option<TemplateRef>, rules: &Rules) 
 }
 
 fn valid_image_url(url: &str) -> bool {
-    let host = url.strip_prefix("https://").and_then(|rest| rest.split('/').next()).unwrap_or_default();
+    let host =
+        url.strip_prefix("https://").and_then(|rest| rest.split('/').next()).unwrap_or_default();
     url.len() <= 1000 && !host.is_empty() && url.chars().all(|c| c.is_ascii_graphic())
 }
 
@@ -296,8 +307,12 @@ fn check(r: &Reward) -> Result<(), RewardError> {
         return Err(RewardError::InvalidStock);
     }
     match r.per_member_limit {
-        Some(l) if !(1..=MAX_LIMIT).contains(&l) => return Err(RewardError::InvalidLimit("perMemberLimit must be 1..1000 claims")),
-        None if r.limit_period != LimitPeriod::Lifetime => return Err(RewardError::InvalidLimit("limitPeriod needs a perMemberLimit")),
+        Some(l) if !(1..=MAX_LIMIT).contains(&l) => {
+            return Err(RewardError::InvalidLimit("perMemberLimit must be 1..1000 claims"))
+        }
+        None if r.limit_period != LimitPeriod::Lifetime => {
+            return Err(RewardError::InvalidLimit("limitPeriod needs a perMemberLimit"))
+        }
         _ => {}
     }
     if let (Some(from), Some(until)) = (r.available_from, r.available_until) {
@@ -309,7 +324,10 @@ fn check(r: &Reward) -> Result<(), RewardError> {
     if let Some(t) = r.coupon.as_ref().filter(|t| !t.tiers.is_empty()) {
         if r.tiers.is_empty() || !r.tiers.iter().all(|x| t.tiers.contains(x)) {
             let names: Vec<&str> = t.tiers.iter().map(|x| x.as_str()).collect();
-            return Err(RewardError::InvalidTiers(format!("the coupon may be used only by {}: the reward's tiers must be among them", names.join(", "))));
+            return Err(RewardError::InvalidTiers(format!(
+                "the coupon may be used only by {}: the reward's tiers must be among them",
+                names.join(", ")
+            )));
         }
     }
     Ok(())
@@ -317,7 +335,12 @@ fn check(r: &Reward) -> Result<(), RewardError> {
 
 impl RewardRequest {
     /// Checks the request and makes it reward `id`, version 1, defined at `now`.
-    pub fn validate(self, id: String, rules: &Rules, now: DateTime<Utc>) -> Result<Reward, RewardError> {
+    pub fn validate(
+        self,
+        id: String,
+        rules: &Rules,
+        now: DateTime<Utc>,
+    ) -> Result<Reward, RewardError> {
         let (coupon_template, coupon) = resolve_coupon(self.kind, self.coupon, rules)?;
         let r = Reward {
             reward_id: id,
@@ -351,7 +374,13 @@ impl RewardRequest {
 impl Reward {
     /// The reward after `patch`, as its next version; `claimed` units are already taken, so
     /// the stock may not go below them.
-    pub fn patched(&self, patch: RewardPatch, rules: &Rules, claimed: u64, now: DateTime<Utc>) -> Result<Reward, RewardError> {
+    pub fn patched(
+        &self,
+        patch: RewardPatch,
+        rules: &Rules,
+        claimed: u64,
+        now: DateTime<Utc>,
+    ) -> Result<Reward, RewardError> {
         if patch.version.is_some_and(|v| v != self.version) {
             return Err(RewardError::VersionConflict { current: self.version });
         }
@@ -434,10 +463,18 @@ pub fn periods(today: NaiveDate) -> [String; 2] {
 
 /// When a monthly counter may vanish: a month after its month ended (TTL). A lifetime counter
 /// stays.
-pub fn counter_expires_at(reward: &Reward, rules: &Rules, today: NaiveDate) -> Option<DateTime<Utc>> {
+pub fn counter_expires_at(
+    reward: &Reward,
+    rules: &Rules,
+    today: NaiveDate,
+) -> Option<DateTime<Utc>> {
     (reward.limit_period == LimitPeriod::Month).then(|| {
         let (y, m) = (today.year(), today.month());
-        let after_next = if m >= 11 { NaiveDate::from_ymd_opt(y + 1, m - 10, 1) } else { NaiveDate::from_ymd_opt(y, m + 2, 1) };
+        let after_next = if m >= 11 {
+            NaiveDate::from_ymd_opt(y + 1, m - 10, 1)
+        } else {
+            NaiveDate::from_ymd_opt(y, m + 2, 1)
+        };
         calendar::start_of_day(rules.time_zone, after_next.unwrap_or(today + Duration::days(62)))
     })
 }
@@ -503,7 +540,11 @@ pub struct Claim {
 /// A claim's id: derived from the member and the Idempotency-Key, so a retry addresses the
 /// same claim (and the same coupon grant).
 pub fn claim_id(member_id: &str, idempotency_key: &str) -> String {
-    format!("rc-{}", hex(&Sha256::digest(format!("reward-claim\0{member_id}\0{idempotency_key}").as_bytes())[..8]))
+    format!(
+        "rc-{}",
+        hex(&Sha256::digest(format!("reward-claim\0{member_id}\0{idempotency_key}").as_bytes())
+            [..8])
+    )
 }
 
 /// The coupon grant of a coupon reward's claim: one coupon per claim.
@@ -566,15 +607,28 @@ impl ClaimError {
 /// window, for their tier, at that price, in stock (`claimed` units taken), under their limit
 /// (`claims_in_period` so far) and within their available points. Checked in that order, so
 /// the answer names what the reward says before what the member lacks.
-pub fn check_claim(reward: &Reward, claimed: u64, member: &Member, claims_in_period: u32, price_seen: i64, now: DateTime<Utc>) -> Result<(), ClaimError> {
+pub fn check_claim(
+    reward: &Reward,
+    claimed: u64,
+    member: &Member,
+    claims_in_period: u32,
+    price_seen: i64,
+    now: DateTime<Utc>,
+) -> Result<(), ClaimError> {
     if !reward.active {
         return Err(ClaimError::Inactive);
     }
     if let Some(from) = reward.available_from.filter(|f| now < *f) {
-        return Err(ClaimError::NotAvailable(format!("this reward can be claimed from {}", from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))));
+        return Err(ClaimError::NotAvailable(format!(
+            "this reward can be claimed from {}",
+            from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )));
     }
     if let Some(until) = reward.available_until.filter(|u| now >= *u) {
-        return Err(ClaimError::NotAvailable(format!("this reward could be claimed until {}", until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))));
+        return Err(ClaimError::NotAvailable(format!(
+            "this reward could be claimed until {}",
+            until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )));
     }
     if !reward.tier_may_claim(member.tier) {
         return Err(ClaimError::TierNotEligible);
@@ -586,7 +640,10 @@ pub fn check_claim(reward: &Reward, claimed: u64, member: &Member, claims_in_per
         return Err(ClaimError::OutOfStock);
     }
     if let Some(limit) = reward.per_member_limit.filter(|l| claims_in_period >= *l) {
-        return Err(ClaimError::LimitReached { limit, monthly: reward.limit_period == LimitPeriod::Month });
+        return Err(ClaimError::LimitReached {
+            limit,
+            monthly: reward.limit_period == LimitPeriod::Month,
+        });
     }
     let available = member.available_points(now, None);
     if available < reward.price {
@@ -606,10 +663,22 @@ pub struct Claimed {
 /// price from the oldest lots and answers the claim (without its coupon code, which the caller
 /// issues) and its `reward` ledger entry.
 #[allow(clippy::too_many_arguments)]
-pub fn claim(member: &mut Member, reward: &Reward, claimed: u64, claims_in_period: u32, price_seen: i64, claim_id: &str, rules: &Rules, now: DateTime<Utc>) -> Result<Claimed, ClaimError> {
+pub fn claim(
+    member: &mut Member,
+    reward: &Reward,
+    claimed: u64,
+    claims_in_period: u32,
+    price_seen: i64,
+    claim_id: &str,
+    rules: &Rules,
+    now: DateTime<Utc>,
+) -> Result<Claimed, ClaimError> {
     check_claim(reward, claimed, member, claims_in_period, price_seen, now)?;
     let spent_from = member.wallet.lots.first().map(|l| l.earned_on);
-    member.wallet.spend(reward.price).map_err(|_| ClaimError::InsufficientPoints { available: member.available_points(now, None), asked: reward.price })?;
+    member.wallet.spend(reward.price).map_err(|_| ClaimError::InsufficientPoints {
+        available: member.available_points(now, None),
+        asked: reward.price,
+    })?;
     let entry = LedgerEntry {
         kind: EntryKind::Reward,
         points: Points(-reward.price),
@@ -674,7 +743,8 @@ pub fn fulfil(claim: &Claim, to: Fulfilment) -> Result<Step, ClaimError> {
         (ClaimStatus::Issued, _) => Err(ClaimError::NotAGift),
         (ClaimStatus::Pending, Fulfilment::Shipped) => Ok(Step::Ship),
         (ClaimStatus::Pending, Fulfilment::Cancelled) => Ok(Step::Cancel),
-        (ClaimStatus::Shipped, Fulfilment::Shipped) | (ClaimStatus::Cancelled, Fulfilment::Cancelled) => Ok(Step::Already),
+        (ClaimStatus::Shipped, Fulfilment::Shipped)
+        | (ClaimStatus::Cancelled, Fulfilment::Cancelled) => Ok(Step::Already),
         (ClaimStatus::Shipped, Fulfilment::Cancelled) => Err(ClaimError::AlreadyShipped),
         (ClaimStatus::Cancelled, Fulfilment::Shipped) => Err(ClaimError::AlreadyCancelled),
     }
@@ -689,7 +759,13 @@ pub fn ship(claim: &mut Claim, note: Option<String>, now: DateTime<Utc>) {
 /// Cancels a pending gift claim: its points come back to `member` (whose wallet the caller has
 /// settled) as a `reward` entry, dated like the oldest lot they were spent from, so a point
 /// whose life ended meanwhile expires at once (a second entry, after the return).
-pub fn cancel(member: &mut Member, claim: &mut Claim, note: Option<String>, rules: &Rules, now: DateTime<Utc>) -> Vec<LedgerEntry> {
+pub fn cancel(
+    member: &mut Member,
+    claim: &mut Claim,
+    note: Option<String>,
+    rules: &Rules,
+    now: DateTime<Utc>,
+) -> Vec<LedgerEntry> {
     let today = program_date(rules.time_zone, now);
     member.wallet.earn(claim.price, claim.spent_from.unwrap_or(today));
     let mut entries = vec![LedgerEntry {
@@ -759,7 +835,13 @@ pub struct Offered<'a> {
 
 /// `reward` as `member` sees it now, or none when it is not for them now (inactive, outside
 /// its window, another tier's).
-pub fn offer<'a>(reward: &'a Reward, claimed: u64, member: &Member, claims_in_period: u32, now: DateTime<Utc>) -> Option<Offered<'a>> {
+pub fn offer<'a>(
+    reward: &'a Reward,
+    claimed: u64,
+    member: &Member,
+    claims_in_period: u32,
+    now: DateTime<Utc>,
+) -> Option<Offered<'a>> {
     if !reward.active || !reward.in_window(now) || !reward.tier_may_claim(member.tier) {
         return None;
     }
@@ -795,8 +877,21 @@ mod tests {
     }
 
     fn member(points: i64, tier: TierCode) -> Member {
-        let nm = NewMember { email: Some("a@b.cn".into()), phone: None, name: "A".into(), birthday: None, referral_code: None, marketing_consent: false };
-        let mut m = Member::join(MemberId::parse("m1").unwrap(), &nm, "ABCD2345".into(), None, at("2026-01-01T00:00:00Z"));
+        let nm = NewMember {
+            email: Some("a@b.cn".into()),
+            phone: None,
+            name: "A".into(),
+            birthday: None,
+            referral_code: None,
+            marketing_consent: false,
+        };
+        let mut m = Member::join(
+            MemberId::parse("m1").unwrap(),
+            &nm,
+            "ABCD2345".into(),
+            None,
+            at("2026-01-01T00:00:00Z"),
+        );
         m.wallet.earn(points, NaiveDate::from_ymd_opt(2026, 11, 1).unwrap());
         m.tier = tier;
         m
@@ -829,29 +924,97 @@ mod tests {
         let cases: Vec<(RewardRequest, &str)> = vec![
             (RewardRequest { name: " ".into(), ..gift(500) }, "invalid_name"),
             (RewardRequest { description: "x".repeat(2001), ..gift(500) }, "invalid_description"),
-            (RewardRequest { image_url: Some("http://cdn.example.com/a.jpg".into()), ..gift(500) }, "invalid_image_url"),
-            (RewardRequest { image_url: Some("https://a b".into()), ..gift(500) }, "invalid_image_url"),
+            (
+                RewardRequest {
+                    image_url: Some("http://cdn.example.com/a.jpg".into()),
+                    ..gift(500)
+                },
+                "invalid_image_url",
+            ),
+            (
+                RewardRequest { image_url: Some("https://a b".into()), ..gift(500) },
+                "invalid_image_url",
+            ),
             (gift(0), "invalid_price"),
             (gift(MAX_PRICE + 1), "invalid_price"),
             (RewardRequest { kind: RewardKind::Coupon, ..gift(500) }, "coupon_required"),
-            (RewardRequest { coupon: Some(TemplateRef::Named("amount-20".into())), ..gift(500) }, "invalid_coupon"),
-            (RewardRequest { kind: RewardKind::Coupon, coupon: Some(TemplateRef::Named("amount-99".into())), ..gift(500) }, "unknown_template"),
+            (
+                RewardRequest { coupon: Some(TemplateRef::Named("amount-20".into())), ..gift(500) },
+                "invalid_coupon",
+            ),
+            (
+                RewardRequest {
+                    kind: RewardKind::Coupon,
+                    coupon: Some(TemplateRef::Named("amount-99".into())),
+                    ..gift(500)
+                },
+                "unknown_template",
+            ),
             (RewardRequest { stock: Some(MAX_STOCK + 1), ..gift(500) }, "invalid_stock"),
             (RewardRequest { per_member_limit: Some(0), ..gift(500) }, "invalid_limit"),
-            (RewardRequest { per_member_limit: None, limit_period: LimitPeriod::Month, ..gift(500) }, "invalid_limit"),
-            (RewardRequest { available_from: Some(at("2027-01-02T00:00:00Z")), available_until: Some(at("2027-01-01T00:00:00Z")), ..gift(500) }, "invalid_window"),
-            (RewardRequest { available_until: Some(at("2026-11-01T00:00:00Z")), ..gift(500) }, "invalid_window"),
+            (
+                RewardRequest {
+                    per_member_limit: None,
+                    limit_period: LimitPeriod::Month,
+                    ..gift(500)
+                },
+                "invalid_limit",
+            ),
+            (
+                RewardRequest {
+                    available_from: Some(at("2027-01-02T00:00:00Z")),
+                    available_until: Some(at("2027-01-01T00:00:00Z")),
+                    ..gift(500)
+                },
+                "invalid_window",
+            ),
+            (
+                RewardRequest { available_until: Some(at("2026-11-01T00:00:00Z")), ..gift(500) },
+                "invalid_window",
+            ),
         ];
         for (req, code) in cases {
-            assert_eq!(req.clone().validate("r-1".into(), &r, now).unwrap_err().code(), code, "{req:?}");
+            assert_eq!(
+                req.clone().validate("r-1".into(), &r, now).unwrap_err().code(),
+                code,
+                "{req:?}"
+            );
         }
-        let diamond_coupon = CouponTemplate { title: "D".into(), offer: Offer::FreeShipping { min_spend: Fen(0) }, valid_days: Some(7), valid_from: None, valid_until: None, tiers: vec![TierCode::Diamond], per_member_limit: 1, stackable: false };
-        let req = RewardRequest { kind: RewardKind::Coupon, coupon: Some(TemplateRef::Inline(Box::new(diamond_coupon))), ..gift(500) };
-        assert_eq!(req.clone().validate("r-1".into(), &r, now).unwrap_err().code(), "invalid_tiers", "sold to tiers that may not use it");
-        let ok = RewardRequest { tiers: vec![TierCode::Diamond, TierCode::Diamond], ..req }.validate("r-1".into(), &r, now).unwrap();
+        let diamond_coupon = CouponTemplate {
+            title: "D".into(),
+            offer: Offer::FreeShipping { min_spend: Fen(0) },
+            valid_days: Some(7),
+            valid_from: None,
+            valid_until: None,
+            tiers: vec![TierCode::Diamond],
+            per_member_limit: 1,
+            stackable: false,
+        };
+        let req = RewardRequest {
+            kind: RewardKind::Coupon,
+            coupon: Some(TemplateRef::Inline(Box::new(diamond_coupon))),
+            ..gift(500)
+        };
+        assert_eq!(
+            req.clone().validate("r-1".into(), &r, now).unwrap_err().code(),
+            "invalid_tiers",
+            "sold to tiers that may not use it"
+        );
+        let ok = RewardRequest { tiers: vec![TierCode::Diamond, TierCode::Diamond], ..req }
+            .validate("r-1".into(), &r, now)
+            .unwrap();
         assert_eq!((ok.tiers, ok.version), (vec![TierCode::Diamond], 1));
-        let named = RewardRequest { kind: RewardKind::Coupon, coupon: Some(TemplateRef::Named("amount-20".into())), ..gift(500) }.validate("r-2".into(), &r, now).unwrap();
-        assert_eq!((named.coupon_template.as_deref(), named.coupon.as_ref()), (Some("amount-20"), r.coupon_templates.get("amount-20")));
+        let named = RewardRequest {
+            kind: RewardKind::Coupon,
+            coupon: Some(TemplateRef::Named("amount-20".into())),
+            ..gift(500)
+        }
+        .validate("r-2".into(), &r, now)
+        .unwrap();
+        assert_eq!(
+            (named.coupon_template.as_deref(), named.coupon.as_ref()),
+            (Some("amount-20"), r.coupon_templates.get("amount-20"))
+        );
     }
 
     #[test]
@@ -859,14 +1022,44 @@ mod tests {
         let r = Rules::default();
         let now = at(NOW);
         let v1 = gift(500).validate("r-1".into(), &r, now).unwrap();
-        let v2 = v1.patched(RewardPatch { price: Some(600), stock: Some(None), ..Default::default() }, &r, 40, now).unwrap();
+        let v2 = v1
+            .patched(
+                RewardPatch { price: Some(600), stock: Some(None), ..Default::default() },
+                &r,
+                40,
+                now,
+            )
+            .unwrap();
         assert_eq!((v2.version, v2.price, v2.stock, v2.name.as_str()), (2, 600, None, "Tea set"));
-        assert_eq!(v2.patched(RewardPatch { stock: Some(Some(39)), ..Default::default() }, &r, 40, now).unwrap_err(), RewardError::StockBelowClaimed { claimed: 40 });
-        assert_eq!(v2.patched(RewardPatch { stock: Some(Some(40)), ..Default::default() }, &r, 40, now).unwrap().stock_left(40), Some(0));
-        assert_eq!(v2.patched(RewardPatch { version: Some(1), ..Default::default() }, &r, 0, now).unwrap_err(), RewardError::VersionConflict { current: 2 });
-        assert_eq!(v2.patched(RewardPatch { price: Some(0), ..Default::default() }, &r, 0, now).unwrap_err().code(), "invalid_price");
-        let patch: RewardPatch = serde_json::from_str(r#"{"imageUrl": null, "availableUntil": "2027-01-01T00:00:00Z"}"#).unwrap();
-        assert_eq!((patch.image_url, patch.price, patch.available_until), (Some(None), None, Some(Some(at("2027-01-01T00:00:00Z")))));
+        assert_eq!(
+            v2.patched(RewardPatch { stock: Some(Some(39)), ..Default::default() }, &r, 40, now)
+                .unwrap_err(),
+            RewardError::StockBelowClaimed { claimed: 40 }
+        );
+        assert_eq!(
+            v2.patched(RewardPatch { stock: Some(Some(40)), ..Default::default() }, &r, 40, now)
+                .unwrap()
+                .stock_left(40),
+            Some(0)
+        );
+        assert_eq!(
+            v2.patched(RewardPatch { version: Some(1), ..Default::default() }, &r, 0, now)
+                .unwrap_err(),
+            RewardError::VersionConflict { current: 2 }
+        );
+        assert_eq!(
+            v2.patched(RewardPatch { price: Some(0), ..Default::default() }, &r, 0, now)
+                .unwrap_err()
+                .code(),
+            "invalid_price"
+        );
+        let patch: RewardPatch =
+            serde_json::from_str(r#"{"imageUrl": null, "availableUntil": "2027-01-01T00:00:00Z"}"#)
+                .unwrap();
+        assert_eq!(
+            (patch.image_url, patch.price, patch.available_until),
+            (Some(None), None, Some(Some(at("2027-01-01T00:00:00Z"))))
+        );
     }
 
     #[test]
@@ -877,9 +1070,30 @@ mod tests {
         let rich = member(1_000, TierCode::Gold);
         let cases: Vec<(Reward, u64, Member, u32, i64, &str)> = vec![
             (Reward { active: false, ..base.clone() }, 0, rich.clone(), 0, 500, "reward_inactive"),
-            (Reward { available_from: Some(at("2026-12-01T00:00:00Z")), ..base.clone() }, 0, rich.clone(), 0, 500, "reward_not_available"),
-            (Reward { available_until: Some(now), ..base.clone() }, 0, rich.clone(), 0, 500, "reward_not_available"),
-            (Reward { tiers: vec![TierCode::Diamond], ..base.clone() }, 0, rich.clone(), 0, 500, "tier_not_eligible"),
+            (
+                Reward { available_from: Some(at("2026-12-01T00:00:00Z")), ..base.clone() },
+                0,
+                rich.clone(),
+                0,
+                500,
+                "reward_not_available",
+            ),
+            (
+                Reward { available_until: Some(now), ..base.clone() },
+                0,
+                rich.clone(),
+                0,
+                500,
+                "reward_not_available",
+            ),
+            (
+                Reward { tiers: vec![TierCode::Diamond], ..base.clone() },
+                0,
+                rich.clone(),
+                0,
+                500,
+                "tier_not_eligible",
+            ),
             (base.clone(), 0, rich.clone(), 0, 400, "price_changed"),
             (base.clone(), 100, rich.clone(), 0, 500, "out_of_stock"),
             (base.clone(), 0, rich.clone(), 1, 500, "claim_limit_reached"),
@@ -899,13 +1113,32 @@ mod tests {
         let reward = gift(500).validate("r-1".into(), &rules, now).unwrap();
         let mut m = member(600, TierCode::Regular);
         m.wallet.add_pending("o-1", 10_000, NaiveDate::from_ymd_opt(2026, 12, 4).unwrap());
-        m.holds.push(crate::checkout::Hold { order_id: "o-2".into(), points: 200, coupons: vec![], until: now + Duration::minutes(10) });
-        assert_eq!(check_claim(&reward, 0, &m, 0, 500, now), Err(ClaimError::InsufficientPoints { available: 400, asked: 500 }));
+        m.holds.push(crate::checkout::Hold {
+            order_id: "o-2".into(),
+            points: 200,
+            coupons: vec![],
+            until: now + Duration::minutes(10),
+        });
+        assert_eq!(
+            check_claim(&reward, 0, &m, 0, 500, now),
+            Err(ClaimError::InsufficientPoints { available: 400, asked: 500 })
+        );
         // Once the hold lapses the 600 available points pay for it, oldest lot first.
         let later = now + Duration::minutes(11);
         let done = claim(&mut m, &reward, 0, 0, 500, "rc-1", &rules, later).unwrap();
-        assert_eq!((done.entry.kind, done.entry.points, done.entry.balance_after, m.wallet.pending_total()), (EntryKind::Reward, Points(-500), Points(100), 10_000));
-        assert_eq!((done.claim.status, done.claim.period.as_deref(), done.claim.spent_from), (ClaimStatus::Pending, Some("all"), NaiveDate::from_ymd_opt(2026, 11, 1)));
+        assert_eq!(
+            (
+                done.entry.kind,
+                done.entry.points,
+                done.entry.balance_after,
+                m.wallet.pending_total()
+            ),
+            (EntryKind::Reward, Points(-500), Points(100), 10_000)
+        );
+        assert_eq!(
+            (done.claim.status, done.claim.period.as_deref(), done.claim.spent_from),
+            (ClaimStatus::Pending, Some("all"), NaiveDate::from_ymd_opt(2026, 11, 1))
+        );
     }
 
     #[test]
@@ -916,14 +1149,21 @@ mod tests {
         let mut m = member(800, TierCode::Regular);
         let mut c = claim(&mut m, &reward, 0, 0, 500, "rc-1", &rules, now).unwrap().claim;
         assert_eq!(fulfil(&c, Fulfilment::Cancelled), Ok(Step::Cancel));
-        let entries = cancel(&mut m, &mut c, Some("out of stock at the warehouse".into()), &rules, now);
-        assert_eq!((entries.len(), entries[0].points, m.wallet.balance, c.points_returned), (1, Points(500), Points(800), 500));
+        let entries =
+            cancel(&mut m, &mut c, Some("out of stock at the warehouse".into()), &rules, now);
+        assert_eq!(
+            (entries.len(), entries[0].points, m.wallet.balance, c.points_returned),
+            (1, Points(500), Points(800), 500)
+        );
         assert_eq!(fulfil(&c, Fulfilment::Cancelled), Ok(Step::Already));
         assert_eq!(fulfil(&c, Fulfilment::Shipped), Err(ClaimError::AlreadyCancelled));
         let mut shipped = Claim { status: ClaimStatus::Pending, ..c.clone() };
         ship(&mut shipped, None, now);
         assert_eq!(fulfil(&shipped, Fulfilment::Cancelled), Err(ClaimError::AlreadyShipped));
-        assert_eq!(fulfil(&Claim { status: ClaimStatus::Issued, ..c }, Fulfilment::Shipped), Err(ClaimError::NotAGift));
+        assert_eq!(
+            fulfil(&Claim { status: ClaimStatus::Issued, ..c }, Fulfilment::Shipped),
+            Err(ClaimError::NotAGift)
+        );
     }
 
     #[test]
@@ -936,7 +1176,10 @@ mod tests {
         // A year later the lot they came from (earned 2026-11-01) has ended its life.
         let later = at("2027-11-02T10:00:00Z");
         let entries = cancel(&mut m, &mut c, None, &rules, later);
-        assert_eq!(entries.iter().map(|e| (e.kind, e.points.0)).collect::<Vec<_>>(), vec![(EntryKind::Reward, 500), (EntryKind::Expiry, -500)]);
+        assert_eq!(
+            entries.iter().map(|e| (e.kind, e.points.0)).collect::<Vec<_>>(),
+            vec![(EntryKind::Reward, 500), (EntryKind::Expiry, -500)]
+        );
         assert_eq!(m.wallet.balance, Points(0));
         assert!(m.wallet.is_consistent());
     }
@@ -945,13 +1188,26 @@ mod tests {
     fn the_member_sees_what_they_could_claim_and_why_not() {
         let rules = Rules::default();
         let now = at(NOW);
-        let reward = RewardRequest { per_member_limit: Some(2), limit_period: LimitPeriod::Month, ..gift(500) }.validate("r-1".into(), &rules, now).unwrap();
+        let reward = RewardRequest {
+            per_member_limit: Some(2),
+            limit_period: LimitPeriod::Month,
+            ..gift(500)
+        }
+        .validate("r-1".into(), &rules, now)
+        .unwrap();
         let m = member(700, TierCode::Silver);
         let o = offer(&reward, 98, &m, 1, now).unwrap();
-        assert_eq!((o.stock_left, o.remaining, o.enough_points, o.claimable, o.reason), (Some(2), Some(1), true, true, None));
+        assert_eq!(
+            (o.stock_left, o.remaining, o.enough_points, o.claimable, o.reason),
+            (Some(2), Some(1), true, true, None)
+        );
         let o = offer(&reward, 100, &m, 1, now).unwrap();
         assert_eq!((o.claimable, o.reason), (false, Some("out_of_stock")));
-        assert!(offer(&Reward { tiers: vec![TierCode::Diamond], ..reward.clone() }, 0, &m, 0, now).is_none(), "another tier's reward is not shown");
+        assert!(
+            offer(&Reward { tiers: vec![TierCode::Diamond], ..reward.clone() }, 0, &m, 0, now)
+                .is_none(),
+            "another tier's reward is not shown"
+        );
         assert!(offer(&Reward { active: false, ..reward.clone() }, 0, &m, 0, now).is_none());
         let today = NaiveDate::from_ymd_opt(2026, 12, 15).unwrap();
         assert_eq!(period(&reward, today).as_deref(), Some("2026-12"));

@@ -167,7 +167,8 @@ impl Rules {
     /// Defaults with `overrides` merged over them (objects merge key by key; arrays and
     /// values replace), then validated.
     pub fn from_overrides(overrides: &str) -> Result<Rules, RulesError> {
-        let mut doc: Value = serde_json::from_str(DEFAULTS).map_err(|e| RulesError::Json(e.to_string()))?;
+        let mut doc: Value =
+            serde_json::from_str(DEFAULTS).map_err(|e| RulesError::Json(e.to_string()))?;
         let patch: Value = if overrides.trim().is_empty() {
             Value::Object(Default::default())
         } else {
@@ -177,7 +178,8 @@ impl Rules {
             return Err(RulesError::Json("the rules document must be a JSON object".into()));
         }
         merge(&mut doc, patch);
-        let rules: Rules = serde_json::from_value(doc).map_err(|e| RulesError::Schema(e.to_string()))?;
+        let rules: Rules =
+            serde_json::from_value(doc).map_err(|e| RulesError::Schema(e.to_string()))?;
         rules.validate()?;
         Ok(rules)
     }
@@ -185,7 +187,8 @@ impl Rules {
     /// The deployment's rules: `LOYALTY_RULES` (a JSON document) or `LOYALTY_RULES_FILE`.
     pub fn from_env() -> Result<Rules, RulesError> {
         if let Ok(path) = std::env::var("LOYALTY_RULES_FILE") {
-            let text = std::fs::read_to_string(&path).map_err(|e| RulesError::Json(format!("{path}: {e}")))?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| RulesError::Json(format!("{path}: {e}")))?;
             return Rules::from_overrides(&text);
         }
         Rules::from_overrides(&std::env::var("LOYALTY_RULES").unwrap_or_default())
@@ -199,32 +202,50 @@ impl Rules {
     pub fn validate(&self) -> Result<(), RulesError> {
         let bad = |m: String| Err(RulesError::Invalid(m));
         if self.currency != "CNY" {
-            return bad(format!("currency must be CNY (money is kept in fen), got {}", self.currency));
+            return bad(format!(
+                "currency must be CNY (money is kept in fen), got {}",
+                self.currency
+            ));
         }
         if self.tiers.len() != TierCode::ALL.len() {
-            return bad(format!("expected {} tiers, got {}", TierCode::ALL.len(), self.tiers.len()));
+            return bad(format!(
+                "expected {} tiers, got {}",
+                TierCode::ALL.len(),
+                self.tiers.len()
+            ));
         }
         for (rule, code) in self.tiers.iter().zip(TierCode::ALL) {
             if rule.code != code {
                 return bad(format!("tiers must be listed regular, silver, gold, diamond; found {} where {code} belongs", rule.code));
             }
             if rule.multiplier < Multiplier::ONE {
-                return bad(format!("tier {code}: multiplier must be at least 1, got {}", rule.multiplier.as_f64()));
+                return bad(format!(
+                    "tier {code}: multiplier must be at least 1, got {}",
+                    rule.multiplier.as_f64()
+                ));
             }
             if rule.discount_percent > 100 {
                 return bad(format!("tier {code}: discountPercent must be 0..100"));
             }
-            rule.birthday_coupon.validate().map_err(|e| RulesError::Invalid(format!("tier {code} birthday coupon: {e}")))?;
+            rule.birthday_coupon
+                .validate()
+                .map_err(|e| RulesError::Invalid(format!("tier {code} birthday coupon: {e}")))?;
         }
         if self.tiers[0].threshold != Fen::ZERO {
             return bad("the regular tier's threshold must be 0".into());
         }
         for w in self.tiers.windows(2) {
             if w[1].threshold <= w[0].threshold {
-                return bad(format!("tier thresholds must ascend: {} is not above {}", w[1].code, w[0].code));
+                return bad(format!(
+                    "tier thresholds must ascend: {} is not above {}",
+                    w[1].code, w[0].code
+                ));
             }
             if w[1].multiplier < w[0].multiplier {
-                return bad(format!("tier multipliers must not fall: {} is below {}", w[1].code, w[0].code));
+                return bad(format!(
+                    "tier multipliers must not fall: {} is below {}",
+                    w[1].code, w[0].code
+                ));
             }
         }
         if self.tier_window_days == 0 || self.tier_protection_days == 0 {
@@ -234,7 +255,11 @@ impl Rules {
             return bad("returnWindowDays must be 0..90".into());
         }
         let p = &self.points;
-        if p.per_cny < 1 || p.expiry_days == 0 || p.redemption_points_per_cny < 1 || p.redemption_step < 1 {
+        if p.per_cny < 1
+            || p.expiry_days == 0
+            || p.redemption_points_per_cny < 1
+            || p.redemption_step < 1
+        {
             return bad("points: perCny, expiryDays, redemptionPointsPerCny and redemptionStep must be positive".into());
         }
         if p.expiry_notice_days > 60 || p.expiry_notice_days >= p.expiry_days {
@@ -253,7 +278,10 @@ impl Rules {
         if self.signup.welcome_points < 0 || self.referral.referrer_points < 0 {
             return bad("welcome and referral points must not be negative".into());
         }
-        self.signup.welcome_coupon.validate().map_err(|e| RulesError::Invalid(format!("welcome coupon: {e}")))?;
+        self.signup
+            .welcome_coupon
+            .validate()
+            .map_err(|e| RulesError::Invalid(format!("welcome coupon: {e}")))?;
         if self.birthday.min_days_known > 365 {
             return bad(format!("birthday.minDaysKnown must be 0..365 (a birthday known a year ahead is always in time), got {}", self.birthday.min_days_known));
         }
@@ -265,7 +293,10 @@ impl Rules {
             return bad("memberDay.multiplier must be at least 1".into());
         }
         md.coupon.validate().map_err(|e| RulesError::Invalid(format!("member day coupon: {e}")))?;
-        self.winback.coupon.validate().map_err(|e| RulesError::Invalid(format!("win-back coupon: {e}")))?;
+        self.winback
+            .coupon
+            .validate()
+            .map_err(|e| RulesError::Invalid(format!("win-back coupon: {e}")))?;
         let c = &self.checkout;
         if !(1..=24 * 60).contains(&c.hold_minutes) {
             return bad("checkout.holdMinutes must be 1..1440".into());
@@ -277,17 +308,26 @@ impl Rules {
         steps.sort();
         steps.dedup();
         if steps.len() != 3 || c.apply_order.len() != 3 {
-            return bad("checkout.applyOrder must name member_discount, coupons and points once each".into());
+            return bad(
+                "checkout.applyOrder must name member_discount, coupons and points once each"
+                    .into(),
+            );
         }
         if !(1..=1000).contains(&self.limits.member_writes_per_minute) {
             return bad("limits.memberWritesPerMinute must be 1..1000".into());
         }
         for (name, t) in &self.coupon_templates {
-            let ok = (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+            let ok = (1..=64).contains(&name.len())
+                && name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
             if !ok {
-                return bad(format!("couponTemplates: name {name:?} must be 1..64 of a-z, 0-9, - and _"));
+                return bad(format!(
+                    "couponTemplates: name {name:?} must be 1..64 of a-z, 0-9, - and _"
+                ));
             }
-            t.validate().map_err(|e| RulesError::Invalid(format!("coupon template {name}: {e}")))?;
+            t.validate()
+                .map_err(|e| RulesError::Invalid(format!("coupon template {name}: {e}")))?;
         }
         Ok(())
     }
@@ -312,7 +352,11 @@ mod tests {
     fn defaults_are_valid_and_match_the_design_table() {
         let r = Rules::default();
         assert_eq!(r.time_zone, chrono_tz::Asia::Shanghai);
-        let t: Vec<_> = r.tiers.iter().map(|t| (t.code, t.threshold.0, t.multiplier.0, t.discount_percent)).collect();
+        let t: Vec<_> = r
+            .tiers
+            .iter()
+            .map(|t| (t.code, t.threshold.0, t.multiplier.0, t.discount_percent))
+            .collect();
         assert_eq!(
             t,
             vec![
@@ -329,7 +373,10 @@ mod tests {
 
     #[test]
     fn overrides_merge_over_defaults() {
-        let r = Rules::from_overrides(r#"{"points":{"expiryDays":180},"referral":{"referrerPoints":300}}"#).unwrap();
+        let r = Rules::from_overrides(
+            r#"{"points":{"expiryDays":180},"referral":{"referrerPoints":300}}"#,
+        )
+        .unwrap();
         assert_eq!(r.points.expiry_days, 180);
         assert_eq!(r.points.redemption_step, 100);
         assert_eq!(r.referral.referrer_points, 300);
@@ -345,25 +392,49 @@ mod tests {
 
     #[test]
     fn birthday_min_days_known_is_bounded() {
-        assert_eq!(Rules::from_overrides(r#"{"birthday":{"minDaysKnown":0}}"#).unwrap().birthday.min_days_known, 0);
+        assert_eq!(
+            Rules::from_overrides(r#"{"birthday":{"minDaysKnown":0}}"#)
+                .unwrap()
+                .birthday
+                .min_days_known,
+            0
+        );
         let err = Rules::from_overrides(r#"{"birthday":{"minDaysKnown":400}}"#).unwrap_err();
-        assert!(matches!(err, RulesError::Invalid(ref m) if m.contains("birthday.minDaysKnown")), "{err}");
-        assert!(matches!(Rules::from_overrides(r#"{"birthday":{"minDaysKnown":-1}}"#), Err(RulesError::Schema(_))));
+        assert!(
+            matches!(err, RulesError::Invalid(ref m) if m.contains("birthday.minDaysKnown")),
+            "{err}"
+        );
+        assert!(matches!(
+            Rules::from_overrides(r#"{"birthday":{"minDaysKnown":-1}}"#),
+            Err(RulesError::Schema(_))
+        ));
     }
 
     #[test]
     fn multiplier_below_one_is_refused() {
         let err = Rules::from_overrides(r#"{"memberDay":{"multiplier":0.5}}"#).unwrap_err();
-        assert!(matches!(err, RulesError::Invalid(ref m) if m.contains("memberDay.multiplier")), "{err}");
+        assert!(
+            matches!(err, RulesError::Invalid(ref m) if m.contains("memberDay.multiplier")),
+            "{err}"
+        );
     }
 
     #[test]
     fn coupon_templates_have_defaults_and_are_validated() {
         let r = Rules::default();
-        assert!(matches!(r.coupon_templates["percent-15"].offer, crate::coupon::Offer::PercentOff { percent: 15, .. }));
-        assert!(matches!(r.coupon_templates["free-shipping"].offer, crate::coupon::Offer::FreeShipping { .. }));
+        assert!(matches!(
+            r.coupon_templates["percent-15"].offer,
+            crate::coupon::Offer::PercentOff { percent: 15, .. }
+        ));
+        assert!(matches!(
+            r.coupon_templates["free-shipping"].offer,
+            crate::coupon::Offer::FreeShipping { .. }
+        ));
         let err = Rules::from_overrides(r#"{"couponTemplates":{"x":{"title":"X","offer":{"kind":"percent_off","percent":0,"cap":100},"validDays":3}}}"#).unwrap_err();
-        assert!(matches!(err, RulesError::Invalid(ref m) if m.contains("coupon template x")), "{err}");
+        assert!(
+            matches!(err, RulesError::Invalid(ref m) if m.contains("coupon template x")),
+            "{err}"
+        );
         let err = Rules::from_overrides(r#"{"couponTemplates":{"Bad Name":{"title":"X","offer":{"kind":"free_shipping"},"validDays":3}}}"#).unwrap_err();
         assert!(matches!(err, RulesError::Invalid(ref m) if m.contains("Bad Name")), "{err}");
     }
@@ -371,12 +442,27 @@ mod tests {
     #[test]
     fn the_member_write_limit_has_a_default_and_is_validated() {
         assert_eq!(Rules::default().limits.member_writes_per_minute, 30);
-        assert_eq!(Rules::from_overrides(r#"{"limits":{"memberWritesPerMinute":5}}"#).unwrap().limits.member_writes_per_minute, 5);
+        assert_eq!(
+            Rules::from_overrides(r#"{"limits":{"memberWritesPerMinute":5}}"#)
+                .unwrap()
+                .limits
+                .member_writes_per_minute,
+            5
+        );
         for bad in ["0", "1001"] {
-            let err = Rules::from_overrides(&format!(r#"{{"limits":{{"memberWritesPerMinute":{bad}}}}}"#)).unwrap_err();
-            assert!(matches!(err, RulesError::Invalid(ref m) if m.contains("memberWritesPerMinute")), "{err}");
+            let err = Rules::from_overrides(&format!(
+                r#"{{"limits":{{"memberWritesPerMinute":{bad}}}}}"#
+            ))
+            .unwrap_err();
+            assert!(
+                matches!(err, RulesError::Invalid(ref m) if m.contains("memberWritesPerMinute")),
+                "{err}"
+            );
         }
-        assert!(matches!(Rules::from_overrides(r#"{"limits":{"perMinute":5}}"#), Err(RulesError::Schema(_))));
+        assert!(matches!(
+            Rules::from_overrides(r#"{"limits":{"perMinute":5}}"#),
+            Err(RulesError::Schema(_))
+        ));
     }
 
     #[test]
@@ -384,6 +470,9 @@ mod tests {
         assert!(matches!(Rules::from_overrides(r#"{"tierz":[]}"#), Err(RulesError::Schema(_))));
         assert!(matches!(Rules::from_overrides("{"), Err(RulesError::Json(_))));
         assert!(matches!(Rules::from_overrides("[1]"), Err(RulesError::Json(_))));
-        assert!(matches!(Rules::from_overrides(r#"{"timeZone":"Mars/Olympus"}"#), Err(RulesError::Schema(_))));
+        assert!(matches!(
+            Rules::from_overrides(r#"{"timeZone":"Mars/Olympus"}"#),
+            Err(RulesError::Schema(_))
+        ));
     }
 }

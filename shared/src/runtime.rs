@@ -6,8 +6,9 @@ use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use aws_lambda_events::dynamodb::Event as StreamEvent;
 use aws_lambda_events::encodings::Body as EventBody;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_lambda_events::streams::DynamoDbEventResponse;
+use futures::StreamExt;
 use lambda_http::{Body, Request, Response};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
@@ -36,11 +37,17 @@ pub fn classify(event: Value) -> Result<Trigger, Error> {
         let req = lambda_http::request::from_str(&event.to_string())?;
         return Ok(Trigger::Http(req));
     }
-    let source = event.get("Records").and_then(|r| r.get(0)).and_then(|r| r.get("eventSource")).and_then(Value::as_str);
+    let source = event
+        .get("Records")
+        .and_then(|r| r.get(0))
+        .and_then(|r| r.get("eventSource"))
+        .and_then(Value::as_str);
     if source == Some("aws:dynamodb") {
         return Ok(Trigger::Stream(serde_json::from_value(event)?));
     }
-    if source == Some("aws:sqs") || event.get("Records").and_then(Value::as_array).is_some_and(|r| r.is_empty()) {
+    if source == Some("aws:sqs")
+        || event.get("Records").and_then(Value::as_array).is_some_and(|r| r.is_empty())
+    {
         return Ok(Trigger::Sqs(serde_json::from_value(event)?));
     }
     if event.get("detail-type").is_some() {
@@ -87,7 +94,10 @@ where
     Fut: Future<Output = Result<Outcome, Error>>,
 {
     let handler = &handler;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move { handler(classify(event.payload)?).await?.into_value() })).await
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        handler(classify(event.payload)?).await?.into_value()
+    }))
+    .await
 }
 
 /// Like `run`, also giving the handler the invocation's deadline, so long jobs (sweeps) can
@@ -99,15 +109,50 @@ where
 {
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let deadline = std::time::UNIX_EPOCH + std::time::Duration::from_millis(event.context.deadline);
+        let deadline =
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(event.context.deadline);
         handler(classify(event.payload)?, deadline).await?.into_value()
     }))
     .await
 }
 
+/// An SQS batch with partial failures (`ReportBatchItemFailures`): runs `handle` on every
+/// message, at most `concurrency` at once, and reports the messages it did not finish
+/// (`handle` answered `false`) so that only they are redelivered. `handle` logs its own
+/// failures: it knows what went wrong.
+pub async fn each_message<F, Fut>(
+    event: SqsEvent,
+    concurrency: usize,
+    handle: F,
+) -> SqsBatchResponse
+where
+    F: FnMut(SqsMessage) -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let ids: Vec<String> =
+        event.records.iter().map(|r| r.message_id.clone().unwrap_or_default()).collect();
+    let done: Vec<bool> = futures::stream::iter(event.records)
+        .map(handle)
+        .buffered(concurrency.max(1))
+        .collect()
+        .await;
+    let mut response = SqsBatchResponse::default();
+    for (id, done) in ids.into_iter().zip(done) {
+        if !done {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
+        }
+    }
+    response
+}
+
 /// A scheduled job's instant: `detail.now` when given (to replay or test a day), else the
 /// event's time, else the clock.
-pub fn job_time(event: &EventBridgeEvent<Value>, clock: &crate::app::Clock) -> chrono::DateTime<chrono::Utc> {
+pub fn job_time(
+    event: &EventBridgeEvent<Value>,
+    clock: &crate::app::Clock,
+) -> chrono::DateTime<chrono::Utc> {
     event
         .detail
         .get("now")

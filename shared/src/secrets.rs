@@ -70,12 +70,12 @@ pub async fn load(name: &str) -> Result<Secret, String> {
 
 async fn from_secrets_manager(name: &str, arn: &str) -> Result<Vec<u8>, String> {
     let client = aws_sdk_secretsmanager::Client::new(&crate::app::sdk_config().await);
-    let out = client
-        .get_secret_value()
-        .secret_id(arn)
-        .send()
-        .await
-        .map_err(|e| format!("{name}_ARN: reading the secret failed: {}", aws_smithy_types::error::display::DisplayErrorContext(&e)))?;
+    let out = client.get_secret_value().secret_id(arn).send().await.map_err(|e| {
+        format!(
+            "{name}_ARN: reading the secret failed: {}",
+            aws_smithy_types::error::display::DisplayErrorContext(&e)
+        )
+    })?;
     match (out.secret_string, out.secret_binary) {
         (Some(s), _) => Ok(s.into_bytes()),
         (None, Some(b)) => Ok(b.into_inner()),
@@ -89,17 +89,26 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |k| m.get(k).cloned()
     }
 
     #[test]
     fn the_arn_wins_then_the_file_then_the_plain_value() {
-        let all = [("K_ARN", "arn:aws:secretsmanager:r:1:secret:k"), ("K_FILE", "/tmp/k"), ("K", "v")];
-        assert_eq!(source("K", env(&all)), Some(Source::SecretsManager("arn:aws:secretsmanager:r:1:secret:k".into())));
+        let all =
+            [("K_ARN", "arn:aws:secretsmanager:r:1:secret:k"), ("K_FILE", "/tmp/k"), ("K", "v")];
+        assert_eq!(
+            source("K", env(&all)),
+            Some(Source::SecretsManager("arn:aws:secretsmanager:r:1:secret:k".into()))
+        );
         assert_eq!(source("K", env(&all[1..])), Some(Source::File("/tmp/k".into())));
         assert_eq!(source("K", env(&all[2..])), Some(Source::Env));
-        assert_eq!(source("K", env(&[("K_ARN", ""), ("K", "v")])), Some(Source::Env), "an empty variable is not set");
+        assert_eq!(
+            source("K", env(&[("K_ARN", ""), ("K", "v")])),
+            Some(Source::Env),
+            "an empty variable is not set"
+        );
         assert_eq!(source("K", env(&[("OTHER", "v")])), None);
     }
 

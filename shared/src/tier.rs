@@ -38,7 +38,8 @@ pub enum TierCode {
 }
 
 impl TierCode {
-    pub const ALL: [TierCode; 4] = [TierCode::Regular, TierCode::Silver, TierCode::Gold, TierCode::Diamond];
+    pub const ALL: [TierCode; 4] =
+        [TierCode::Regular, TierCode::Silver, TierCode::Gold, TierCode::Diamond];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -103,9 +104,16 @@ pub struct Reach {
 
 /// After a purchase: every tier the rolling spend now meets was reached now, with all of it
 /// kept. Reaches whose protection is over are dropped (at most one per tier is kept).
-pub fn record_reach(member: &mut crate::member::Member, rules: &Rules, rolling: Fen, now: DateTime<Utc>) {
+pub fn record_reach(
+    member: &mut crate::member::Member,
+    rules: &Rules,
+    rolling: Fen,
+    now: DateTime<Utc>,
+) {
     let today = crate::calendar::program_date(rules.time_zone, now);
-    member.reached.retain(|r| reach_protects(rules, r, today) && rolling < rules.tier(r.tier).threshold);
+    member
+        .reached
+        .retain(|r| reach_protects(rules, r, today) && rolling < rules.tier(r.tier).threshold);
     for t in rules.tiers.iter().skip(1).filter(|t| rolling >= t.threshold) {
         member.reached.push(Reach { tier: t.code, at: now, kept: rolling });
     }
@@ -113,7 +121,9 @@ pub fn record_reach(member: &mut crate::member::Member, rules: &Rules, rolling: 
 }
 
 fn reach_protects(rules: &Rules, r: &Reach, today: NaiveDate) -> bool {
-    crate::calendar::program_date(rules.time_zone, r.at) + Duration::days(rules.tier_protection_days as i64) >= today
+    crate::calendar::program_date(rules.time_zone, r.at)
+        + Duration::days(rules.tier_protection_days as i64)
+        >= today
 }
 
 /// A refund of `amount` of an order of program day `order_day`, recorded at `recorded_at`:
@@ -122,7 +132,14 @@ fn reach_protects(rules: &Rules, r: &Reach, today: NaiveDate) -> bool {
 /// its protection, by kept spend — never more than the tier held. A drop is recorded with
 /// reason `refund`; a tier kept by an earlier reach keeps that reach's protection, one kept
 /// only by today's spend starts none (as a nightly step down).
-pub fn redecide_after_refund(member: &mut crate::member::Member, rules: &Rules, order_day: NaiveDate, recorded_at: DateTime<Utc>, amount: Fen, now: DateTime<Utc>) -> Option<TierChange> {
+pub fn redecide_after_refund(
+    member: &mut crate::member::Member,
+    rules: &Rules,
+    order_day: NaiveDate,
+    recorded_at: DateTime<Utc>,
+    amount: Fen,
+    now: DateTime<Utc>,
+) -> Option<TierChange> {
     let tz = rules.time_zone;
     let today = crate::calendar::program_date(tz, now);
     let window = Duration::days(rules.tier_window_days as i64 - 1);
@@ -133,12 +150,22 @@ pub fn redecide_after_refund(member: &mut crate::member::Member, rules: &Rules, 
     }
     let rolling = member.rolling_spend(today, rules.tier_window_days);
     let earned = earned_tier(rules, rolling);
-    let protected = member.reached.iter().filter(|r| reach_protects(rules, r, today) && r.kept >= rules.tier(r.tier).threshold).max_by_key(|r| (r.tier, r.at)).copied();
+    let protected = member
+        .reached
+        .iter()
+        .filter(|r| reach_protects(rules, r, today) && r.kept >= rules.tier(r.tier).threshold)
+        .max_by_key(|r| (r.tier, r.at))
+        .copied();
     let keep = protected.map_or(earned, |p| p.tier.max(earned)).min(member.tier);
     if keep >= member.tier {
         return None;
     }
-    let change = TierChange { from: member.tier, to: keep, reason: ChangeReason::Refund.as_str().into(), at: now };
+    let change = TierChange {
+        from: member.tier,
+        to: keep,
+        reason: ChangeReason::Refund.as_str().into(),
+        at: now,
+    };
     member.tier = keep;
     match protected.filter(|p| p.tier == keep) {
         Some(p) => {
@@ -165,7 +192,11 @@ pub struct NextTier {
 pub fn next_tier(rules: &Rules, current: TierCode, rolling_spend: Fen) -> Option<NextTier> {
     let next = current.above()?;
     let rule = rules.tier(next);
-    Some(NextTier { tier: next, threshold: rule.threshold, spend_needed: Fen((rule.threshold.0 - rolling_spend.0).max(0)) })
+    Some(NextTier {
+        tier: next,
+        threshold: rule.threshold,
+        spend_needed: Fen((rule.threshold.0 - rolling_spend.0).max(0)),
+    })
 }
 
 /// A recorded tier change (tier history item).
@@ -212,7 +243,10 @@ mod tests {
     fn purchase_never_lowers_a_tier() {
         let r = Rules::default();
         assert_eq!(upgrade_on_purchase(&r, TierCode::Gold, Fen::ZERO), TierCode::Gold);
-        assert_eq!(upgrade_on_purchase(&r, TierCode::Regular, Fen::from_cny(12_000)), TierCode::Gold);
+        assert_eq!(
+            upgrade_on_purchase(&r, TierCode::Regular, Fen::from_cny(12_000)),
+            TierCode::Gold
+        );
     }
 
     #[test]
@@ -276,7 +310,8 @@ pub fn protected_until(member: &crate::member::Member, rules: &Rules) -> DateTim
 /// The profile's view of protection: none for the regular tier (nothing to lose) nor for a
 /// tier entered by stepping down.
 pub fn protection(member: &crate::member::Member, rules: &Rules) -> Option<DateTime<Utc>> {
-    (member.tier != TierCode::Regular && member.stepped_down_at != Some(member.tier_since)).then(|| protected_until(member, rules))
+    (member.tier != TierCode::Regular && member.stepped_down_at != Some(member.tier_since))
+        .then(|| protected_until(member, rules))
 }
 
 /// Spend still needed to keep the current tier on the first day it can be lowered (today if
@@ -284,7 +319,8 @@ pub fn protection(member: &crate::member::Member, rules: &Rules) -> Option<DateT
 /// window that day. Zero for the regular tier or when already enough.
 pub fn spend_to_keep(member: &crate::member::Member, rules: &Rules, today: NaiveDate) -> Fen {
     let at = first_downgrade_date(member, rules).max(today);
-    Fen((rules.tier(member.tier).threshold.0 - member.rolling_spend(at, rules.tier_window_days).0).max(0))
+    Fen((rules.tier(member.tier).threshold.0 - member.rolling_spend(at, rules.tier_window_days).0)
+        .max(0))
 }
 
 /// The pure tier rule of one evaluation on `today` (see the module notes). `None`: no change.
@@ -316,7 +352,11 @@ pub struct Evaluation {
 /// must not overrule a newer state; a purchase stamped just past midnight defers the member
 /// to the next night, as it stays due in the review index). Otherwise the tier rule is applied, spend days outside the
 /// window are dropped and the evaluation date is recorded. The version is left as read.
-pub fn evaluate(member: &crate::member::Member, rules: &Rules, now: DateTime<Utc>) -> Option<Evaluation> {
+pub fn evaluate(
+    member: &crate::member::Member,
+    rules: &Rules,
+    now: DateTime<Utc>,
+) -> Option<Evaluation> {
     let today = crate::calendar::program_date(rules.time_zone, now);
     let newer = member.tier_since > now || member.spend_days.last().is_some_and(|s| s.day > today);
     let stale = member.last_tier_evaluation.is_some_and(|d| d >= today) || newer;
@@ -325,7 +365,8 @@ pub fn evaluate(member: &crate::member::Member, rules: &Rules, now: DateTime<Utc
     }
     let mut m = member.clone();
     let change = decide(member, rules, today).map(|d| {
-        let change = TierChange { from: m.tier, to: d.to, reason: d.reason.as_str().into(), at: now };
+        let change =
+            TierChange { from: m.tier, to: d.to, reason: d.reason.as_str().into(), at: now };
         m.tier = d.to;
         m.tier_since = now;
         m.stepped_down_at = (d.reason == ChangeReason::StepDown).then_some(now);
@@ -374,11 +415,18 @@ pub fn review_date(member: &crate::member::Member, rules: &Rules) -> Option<Naiv
     if below(from) {
         return Some(from);
     }
-    let mut roll_offs: Vec<NaiveDate> = member.spend_days.iter().map(|s| s.day + Duration::days(window as i64)).filter(|d| *d > from).collect();
+    let mut roll_offs: Vec<NaiveDate> = member
+        .spend_days
+        .iter()
+        .map(|s| s.day + Duration::days(window as i64))
+        .filter(|d| *d > from)
+        .collect();
     roll_offs.sort_unstable();
     // Once every day has rolled off the spend is zero, below any non-regular threshold, so the
     // last roll-off is always an answer; `from` covers a member without spend days.
-    Some(roll_offs.iter().copied().find(|d| below(*d)).or(roll_offs.last().copied()).unwrap_or(from))
+    Some(
+        roll_offs.iter().copied().find(|d| below(*d)).or(roll_offs.last().copied()).unwrap_or(from),
+    )
 }
 
 #[cfg(test)]

@@ -17,7 +17,10 @@ fn rules() -> Rules {
 
 /// Noon, program time, on `day`.
 fn noon(day: NaiveDate) -> DateTime<Utc> {
-    chrono_tz::Asia::Shanghai.from_local_datetime(&day.and_hms_opt(12, 0, 0).unwrap()).unwrap().with_timezone(&Utc)
+    chrono_tz::Asia::Shanghai
+        .from_local_datetime(&day.and_hms_opt(12, 0, 0).unwrap())
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
 /// The nightly run's instant on `day`: 00:30 program time.
@@ -26,11 +29,21 @@ fn night(day: NaiveDate) -> DateTime<Utc> {
 }
 
 fn member(tier: TierCode, since: DateTime<Utc>, spend: &[(&str, i64)]) -> Member {
-    let nm = NewMember { email: Some("a@b.cn".into()), phone: None, name: "A".into(), birthday: None, referral_code: None, marketing_consent: false };
+    let nm = NewMember {
+        email: Some("a@b.cn".into()),
+        phone: None,
+        name: "A".into(),
+        birthday: None,
+        referral_code: None,
+        marketing_consent: false,
+    };
     let mut m = Member::join(MemberId::parse("m1").unwrap(), &nm, "ABCD2345".into(), None, since);
     m.tier = tier;
     m.tier_since = since;
-    m.spend_days = spend.iter().map(|(day, cny)| SpendDay { day: d(day), amount: Fen::from_cny(*cny) }).collect();
+    m.spend_days = spend
+        .iter()
+        .map(|(day, cny)| SpendDay { day: d(day), amount: Fen::from_cny(*cny) })
+        .collect();
     m
 }
 
@@ -45,7 +58,10 @@ fn protection_covers_day_365_and_ends_on_day_366() {
     assert_eq!(first_downgrade_date(&m, &rules()), d("2026-03-11"));
     assert_eq!(tier_on(&m, "2026-03-10"), None, "day 365 is still protected");
     assert_eq!(tier_on(&m, "2026-03-11"), Some(TierCode::Silver), "day 366: one level down");
-    assert_eq!(protected_until(&m, &rules()), "2026-03-10T16:00:00Z".parse::<DateTime<Utc>>().unwrap());
+    assert_eq!(
+        protected_until(&m, &rules()),
+        "2026-03-10T16:00:00Z".parse::<DateTime<Utc>>().unwrap()
+    );
 }
 
 #[test]
@@ -105,8 +121,15 @@ fn a_second_evaluation_on_the_same_date_changes_nothing() {
     let m = member(TierCode::Diamond, noon(d("2024-01-10")), &[]);
     let first = evaluate(&m, &rules(), night(d("2025-06-01"))).unwrap();
     assert_eq!(first.member.tier, TierCode::Gold);
-    assert_eq!(evaluate(&first.member, &rules(), night(d("2025-06-01")) + Duration::hours(3)), None);
-    assert_eq!(evaluate(&first.member, &rules(), night(d("2025-05-30"))), None, "an older night is not replayed over a newer state");
+    assert_eq!(
+        evaluate(&first.member, &rules(), night(d("2025-06-01")) + Duration::hours(3)),
+        None
+    );
+    assert_eq!(
+        evaluate(&first.member, &rules(), night(d("2025-05-30"))),
+        None,
+        "an older night is not replayed over a newer state"
+    );
     assert!(review_date(&first.member, &rules()).unwrap() > d("2025-06-01"));
 }
 
@@ -145,12 +168,18 @@ fn a_rules_change_raises_at_once_but_lowers_nobody_before_protection_ends() {
     // 1,500 CNY: regular under the defaults, silver under the new rules.
     let r = member(TierCode::Regular, noon(d("2025-01-01")), &[("2025-05-01", 1_500)]);
     let e = evaluate(&r, &lower, night(d("2025-05-02"))).unwrap();
-    assert_eq!((e.change.as_ref().unwrap().to, e.change.as_ref().unwrap().reason.as_str()), (TierCode::Silver, "nightly_upgrade"));
+    assert_eq!(
+        (e.change.as_ref().unwrap().to, e.change.as_ref().unwrap().reason.as_str()),
+        (TierCode::Silver, "nightly_upgrade")
+    );
     assert!(is_protected(&e.member, &lower, d("2026-05-02")));
     // 12,000 CNY: gold under the defaults, only silver under the new rules: protected, then one step.
     let g = member(TierCode::Gold, noon(d("2025-01-01")), &[("2025-05-01", 12_000)]);
     assert_eq!(decide(&g, &lower, d("2026-01-01")), None);
-    assert_eq!(decide(&g, &lower, d("2026-01-02")), Some(Decision { to: TierCode::Silver, reason: ChangeReason::StepDown }));
+    assert_eq!(
+        decide(&g, &lower, d("2026-01-02")),
+        Some(Decision { to: TierCode::Silver, reason: ChangeReason::StepDown })
+    );
 }
 
 #[test]
@@ -175,7 +204,11 @@ fn the_rules_fingerprint_follows_thresholds_window_and_protection_only() {
 
 #[test]
 fn the_profile_shows_protection_and_the_spend_to_keep_the_tier() {
-    let m = member(TierCode::Gold, noon(d("2025-06-01")), &[("2025-06-01", 10_000), ("2025-12-01", 3_000)]);
+    let m = member(
+        TierCode::Gold,
+        noon(d("2025-06-01")),
+        &[("2025-06-01", 10_000), ("2025-12-01", 3_000)],
+    );
     // Protection ends 2026-06-02; by then the June purchase has rolled off (2026-06-01).
     assert_eq!(spend_to_keep(&m, &rules(), d("2025-12-02")), Fen::from_cny(7_000));
     let r = rules();
@@ -183,7 +216,10 @@ fn the_profile_shows_protection_and_the_spend_to_keep_the_tier() {
     assert_eq!(p.rolling_spend, Fen::from_cny(13_000));
     assert_eq!(p.tier_protected_until, Some("2026-06-01T16:00:00Z".parse().unwrap()));
     assert_eq!(p.spend_to_keep_tier, Fen::from_cny(7_000));
-    assert_eq!(p.next_tier.as_ref().map(|n| (n.tier, n.spend_needed)), Some((TierCode::Diamond, Fen::from_cny(37_000))));
+    assert_eq!(
+        p.next_tier.as_ref().map(|n| (n.tier, n.spend_needed)),
+        Some((TierCode::Diamond, Fen::from_cny(37_000)))
+    );
     assert_eq!(p.benefits.member_discount_percent, 20);
     assert_eq!(serde_json::to_value(&p.benefits.birthday_coupon.offer).unwrap()["value"], 8000);
 }
@@ -202,18 +238,22 @@ struct Order {
 fn amounts() -> impl Strategy<Value = i64> {
     prop_oneof![
         // Exactly on, just under and just over the thresholds.
-        prop::sample::select(vec![200_000, 199_999, 200_001, 1_000_000, 999_999, 5_000_000, 4_999_999, 800_000, 4_000_000]),
+        prop::sample::select(vec![
+            200_000, 199_999, 200_001, 1_000_000, 999_999, 5_000_000, 4_999_999, 800_000, 4_000_000
+        ]),
         1i64..3_000_000,
     ]
 }
 
 fn orders() -> impl Strategy<Value = Vec<Order>> {
     prop::collection::vec(
-        (0i64..1_100, amounts(), prop::option::weighted(0.3, (1i64..60, 1i64..=100))).prop_map(|(day, amount, r)| Order {
-            day,
-            amount,
-            refund: r.map(|(later, pct)| (day + later, amount * pct / 100)),
-        }),
+        (0i64..1_100, amounts(), prop::option::weighted(0.3, (1i64..60, 1i64..=100))).prop_map(
+            |(day, amount, r)| Order {
+                day,
+                amount,
+                refund: r.map(|(later, pct)| (day + later, amount * pct / 100)),
+            },
+        ),
         0..25,
     )
 }
@@ -225,7 +265,9 @@ fn reference(start: NaiveDate, orders: &[Order], days: i64, thresholds: [i64; 4]
     let mut spend: Vec<(i64, i64)> = Vec::new(); // (day, fen)
     let (mut tier, mut since, mut protected) = (0usize, 0i64, true);
     let mut out = Vec::new();
-    let rolling = |spend: &Vec<(i64, i64)>, today: i64| spend.iter().filter(|(d, _)| *d > today - 365 && *d <= today).map(|(_, a)| a).sum::<i64>();
+    let rolling = |spend: &Vec<(i64, i64)>, today: i64| {
+        spend.iter().filter(|(d, _)| *d > today - 365 && *d <= today).map(|(_, a)| a).sum::<i64>()
+    };
     for today in 0..days {
         // 00:30: the nightly evaluation.
         let e = earned(rolling(&spend, today));

@@ -50,7 +50,12 @@ impl Intercept for Counter {
     fn name(&self) -> &'static str {
         "request-counter"
     }
-    fn read_before_transmit(&self, ctx: &BeforeTransmitInterceptorContextRef<'_>, _: &RuntimeComponents, _: &mut ConfigBag) -> Result<(), BoxError> {
+    fn read_before_transmit(
+        &self,
+        ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
         let target = ctx.request().headers().get("x-amz-target").unwrap_or("unknown");
         let op = target.rsplit('.').next().unwrap_or(target).to_string();
         *self.0.lock().unwrap().entry(op).or_default() += 1;
@@ -87,14 +92,27 @@ pub async fn harness() -> Harness {
 }
 
 pub async fn harness_with(rules: Rules, clock: Clock) -> Harness {
-    let table = std::env::var("LOYALTY_TABLE").expect("LOYALTY_TABLE is not set: run the tests with scripts/test, which starts the local stack");
-    assert!(std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok(), "AWS_ENDPOINT_URL_DYNAMODB is not set: run the tests with scripts/test");
+    let table = std::env::var("LOYALTY_TABLE").expect(
+        "LOYALTY_TABLE is not set: run the tests with scripts/test, which starts the local stack",
+    );
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok(),
+        "AWS_ENDPOINT_URL_DYNAMODB is not set: run the tests with scripts/test"
+    );
     let sdk_config = loyalty::app::sdk_config().await;
     let counter = Counter::default();
-    let ddb = aws_sdk_dynamodb::config::Builder::from(&sdk_config).interceptor(counter.clone()).build();
+    let ddb =
+        aws_sdk_dynamodb::config::Builder::from(&sdk_config).interceptor(counter.clone()).build();
     let store = Store::new(aws_sdk_dynamodb::Client::from_conf(ddb), table);
-    let principals = loyalty::auth::Principals { order_system: vec![ORDER_SYSTEM_ROLE.into()], operators: vec![OPERATOR_ROLE.into()] };
-    Harness { env: Env { store, rules: Arc::new(rules), clock, principals: Arc::new(principals) }, counter, sdk_config }
+    let principals = loyalty::auth::Principals {
+        order_system: vec![ORDER_SYSTEM_ROLE.into()],
+        operators: vec![OPERATOR_ROLE.into()],
+    };
+    Harness {
+        env: Env { store, rules: Arc::new(rules), clock, principals: Arc::new(principals) },
+        counter,
+        sdk_config,
+    }
 }
 
 /// The IAM roles the harness's allow-lists name (as a deployment's parameters would).
@@ -104,7 +122,11 @@ pub const OPERATOR_ROLE: &str = "loyalty-operators";
 impl Harness {
     /// purchase-points over this harness's store and SQS endpoint.
     pub fn points_app(&self) -> purchase_points::App {
-        purchase_points::App { env: self.env.clone(), sqs: aws_sdk_sqs::Client::new(&self.sdk_config), codes: code_key() }
+        purchase_points::App {
+            env: self.env.clone(),
+            sqs: aws_sdk_sqs::Client::new(&self.sdk_config),
+            codes: code_key(),
+        }
     }
 }
 
@@ -154,7 +176,13 @@ pub fn request(method: &str, path_and_query: &str, body: Option<&str>, who: As) 
     request_with_headers(method, path_and_query, body, who, &[])
 }
 
-pub fn request_with_headers(method: &str, path_and_query: &str, body: Option<&str>, who: As, headers: &[(&str, &str)]) -> Request {
+pub fn request_with_headers(
+    method: &str,
+    path_and_query: &str,
+    body: Option<&str>,
+    who: As,
+    headers: &[(&str, &str)],
+) -> Request {
     let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
     let authorizer = match who {
         As::Member(sub) => json!({ "jwt": { "claims": { "sub": sub }, "scopes": null } }),
@@ -163,8 +191,12 @@ pub fn request_with_headers(method: &str, path_and_query: &str, body: Option<&st
             all.insert("sub".into(), Value::String(sub));
             json!({ "jwt": { "claims": all, "scopes": null } })
         }
-        As::Operator => iam(&format!("arn:aws:sts::123456789012:assumed-role/{OPERATOR_ROLE}/alice")),
-        As::OrderSystem => iam(&format!("arn:aws:sts::123456789012:assumed-role/{ORDER_SYSTEM_ROLE}/checkout-service")),
+        As::Operator => {
+            iam(&format!("arn:aws:sts::123456789012:assumed-role/{OPERATOR_ROLE}/alice"))
+        }
+        As::OrderSystem => iam(&format!(
+            "arn:aws:sts::123456789012:assumed-role/{ORDER_SYSTEM_ROLE}/checkout-service"
+        )),
         As::OtherIam => iam("arn:aws:sts::123456789012:assumed-role/someone-else/x"),
         As::Nobody => Value::Null,
     };
@@ -196,14 +228,29 @@ fn iam(arn: &str) -> Value {
 /// Status and JSON body of a response (problem+json included).
 pub fn answer(resp: Response<Body>) -> (u16, Value, String) {
     let status = resp.status().as_u16();
-    let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     let body: &[u8] = resp.body().as_ref();
-    let v = if body.is_empty() { Value::Null } else { serde_json::from_slice(body).unwrap_or(Value::String(String::from_utf8_lossy(body).into())) };
+    let v = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(body).unwrap_or(Value::String(String::from_utf8_lossy(body).into()))
+    };
     (status, v, ct)
 }
 
 /// Asserts an RFC 9457 problem with the given status and machine code.
-pub fn assert_problem(status: u16, body: &Value, content_type: &str, want_status: u16, want_code: &str) {
+pub fn assert_problem(
+    status: u16,
+    body: &Value,
+    content_type: &str,
+    want_status: u16,
+    want_code: &str,
+) {
     assert_eq!(status, want_status, "status for {body}");
     assert_eq!(content_type, "application/problem+json", "{body}");
     assert_eq!(body["code"], want_code, "{body}");
@@ -229,23 +276,56 @@ pub async fn seed_members(h: &Harness, members: &[loyalty::member::Member], now:
             let writes: Vec<WriteRequest> = chunk
                 .iter()
                 .map(|m| {
-                    let item = loyalty::store::to_item(&loyalty::store::member::MemberItem::new(m, rules, now)).expect("a member maps to an item");
-                    WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build().expect("item set")).build()
+                    let item = loyalty::store::to_item(&loyalty::store::member::MemberItem::new(
+                        m, rules, now,
+                    ))
+                    .expect("a member maps to an item");
+                    WriteRequest::builder()
+                        .put_request(
+                            PutRequest::builder().set_item(Some(item)).build().expect("item set"),
+                        )
+                        .build()
                 })
                 .collect();
             let mut pending = Some(writes);
             while let Some(w) = pending.take() {
-                let out = store.client.batch_write_item().request_items(&store.table, w).send().await.expect("batch write");
-                pending = out.unprocessed_items.and_then(|mut u| u.remove(&store.table)).filter(|v| !v.is_empty());
+                let out = store
+                    .client
+                    .batch_write_item()
+                    .request_items(&store.table, w)
+                    .send()
+                    .await
+                    .expect("batch write");
+                pending = out
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(&store.table))
+                    .filter(|v| !v.is_empty());
             }
         })
         .await;
 }
 
 /// A member as signup would store it, of `tier`, without contact data.
-pub fn plain_member(id: &str, tier: loyalty::TierCode, joined: DateTime<Utc>) -> loyalty::member::Member {
-    let new = loyalty::member::NewMember { email: None, phone: None, name: "Seed".into(), birthday: None, referral_code: None, marketing_consent: false };
-    let mut m = loyalty::member::Member::join(loyalty::member::MemberId::parse(id).expect("a valid member id"), &new, "SEEDCODE".into(), None, joined);
+pub fn plain_member(
+    id: &str,
+    tier: loyalty::TierCode,
+    joined: DateTime<Utc>,
+) -> loyalty::member::Member {
+    let new = loyalty::member::NewMember {
+        email: None,
+        phone: None,
+        name: "Seed".into(),
+        birthday: None,
+        referral_code: None,
+        marketing_consent: false,
+    };
+    let mut m = loyalty::member::Member::join(
+        loyalty::member::MemberId::parse(id).expect("a valid member id"),
+        &new,
+        "SEEDCODE".into(),
+        None,
+        joined,
+    );
     m.tier = tier;
     m
 }
@@ -260,14 +340,25 @@ pub async fn clone_table(h: &Harness, prefix: &str) -> String {
 /// `clone_table`, with the template's stream (`NEW_AND_OLD_IMAGES`) when `stream` is set: the
 /// bootstrapped table may have none (the shared test stack's is made from another template).
 pub async fn clone_table_with_stream(h: &Harness, prefix: &str, stream: bool) -> String {
-    use aws_sdk_dynamodb::types::{BillingMode, GlobalSecondaryIndex, StreamSpecification, StreamViewType};
+    use aws_sdk_dynamodb::types::{
+        BillingMode, GlobalSecondaryIndex, StreamSpecification, StreamViewType,
+    };
     let client = &h.env.store.client;
-    let d = client.describe_table().table_name(&h.env.store.table).send().await.expect("describe the table").table.expect("a table");
+    let d = client
+        .describe_table()
+        .table_name(&h.env.store.table)
+        .send()
+        .await
+        .expect("describe the table")
+        .table
+        .expect("a table");
     let gsis: Vec<GlobalSecondaryIndex> = d
         .global_secondary_indexes()
         .iter()
         .map(|g| {
-            let b = GlobalSecondaryIndex::builder().index_name(g.index_name().unwrap_or_default()).set_key_schema(Some(g.key_schema().to_vec()));
+            let b = GlobalSecondaryIndex::builder()
+                .index_name(g.index_name().unwrap_or_default())
+                .set_key_schema(Some(g.key_schema().to_vec()));
             b.set_projection(g.projection().cloned()).build().expect("index definition")
         })
         .collect();
@@ -279,7 +370,13 @@ pub async fn clone_table_with_stream(h: &Harness, prefix: &str, stream: bool) ->
         .set_key_schema(Some(d.key_schema().to_vec()))
         .billing_mode(BillingMode::PayPerRequest)
         .set_global_secondary_indexes(Some(gsis))
-        .set_stream_specification(stream.then(|| StreamSpecification::builder().stream_enabled(true).stream_view_type(StreamViewType::NewAndOldImages).build().expect("a stream specification")))
+        .set_stream_specification(stream.then(|| {
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()
+                .expect("a stream specification")
+        }))
         .send()
         .await
         .expect("create the table");

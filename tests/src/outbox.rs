@@ -15,7 +15,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 fn endpoint(var: &str, fallback: &str) -> String {
-    std::env::var(var).or_else(|_| std::env::var(fallback)).unwrap_or_else(|_| panic!("neither {var} nor {fallback} is set: run the tests with scripts/test"))
+    std::env::var(var).or_else(|_| std::env::var(fallback)).unwrap_or_else(|_| {
+        panic!("neither {var} nor {fallback} is set: run the tests with scripts/test")
+    })
 }
 
 /// A table like `clone_table`'s, with the template's stream (`NEW_AND_OLD_IMAGES`).
@@ -38,11 +40,32 @@ pub struct StreamReader {
 
 impl StreamReader {
     pub async fn open(h: &Harness, table: &str) -> StreamReader {
-        let d = h.env.store.client.describe_table().table_name(table).send().await.expect("describe the table").table.expect("a table");
+        let d = h
+            .env
+            .store
+            .client
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .expect("describe the table")
+            .table
+            .expect("a table");
         let arn = d.latest_stream_arn().expect("the table has a stream").to_string();
-        let conf = aws_sdk_dynamodbstreams::config::Builder::from(&h.sdk_config).endpoint_url(endpoint("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", "AWS_ENDPOINT_URL_DYNAMODB")).build();
-        let region = h.sdk_config.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
-        StreamReader { client: aws_sdk_dynamodbstreams::Client::from_conf(conf), arn, next: BTreeMap::new(), region }
+        let conf = aws_sdk_dynamodbstreams::config::Builder::from(&h.sdk_config)
+            .endpoint_url(endpoint(
+                "AWS_ENDPOINT_URL_DYNAMODB_STREAMS",
+                "AWS_ENDPOINT_URL_DYNAMODB",
+            ))
+            .build();
+        let region =
+            h.sdk_config.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
+        StreamReader {
+            client: aws_sdk_dynamodbstreams::Client::from_conf(conf),
+            arn,
+            next: BTreeMap::new(),
+            region,
+        }
     }
 
     /// Every record written since the last read, in stream order per shard (parents first),
@@ -51,7 +74,14 @@ impl StreamReader {
         let mut shards = Vec::new();
         let mut start = None;
         loop {
-            let d = self.client.describe_stream().stream_arn(&self.arn).set_exclusive_start_shard_id(start).send().await.expect("describe the stream");
+            let d = self
+                .client
+                .describe_stream()
+                .stream_arn(&self.arn)
+                .set_exclusive_start_shard_id(start)
+                .send()
+                .await
+                .expect("describe the stream");
             let d = d.stream_description.expect("a stream description");
             shards.extend(d.shards().iter().map(|s| s.shard_id().unwrap_or_default().to_string()));
             start = d.last_evaluated_shard_id;
@@ -77,7 +107,14 @@ impl StreamReader {
                     .expect("an iterator"),
             };
             loop {
-                let page = self.client.get_records().shard_iterator(&iterator).limit(1000).send().await.expect("get records");
+                let page = self
+                    .client
+                    .get_records()
+                    .shard_iterator(&iterator)
+                    .limit(1000)
+                    .send()
+                    .await
+                    .expect("get records");
                 let got = page.records().len();
                 out.extend(page.records().iter().map(|r| self.lambda_record(r)));
                 match page.next_shard_iterator {
@@ -99,11 +136,15 @@ impl StreamReader {
     /// The record as the event source mapping puts it in a Lambda event.
     fn lambda_record(&self, r: &Record) -> EventRecord {
         let d = r.dynamodb().expect("a stream record");
-        let image = |m: Option<&HashMap<String, AttributeValue>>| m.map(|m| Value::Object(m.iter().map(|(k, v)| (k.clone(), attribute(v))).collect()));
+        let image = |m: Option<&HashMap<String, AttributeValue>>| {
+            m.map(|m| Value::Object(m.iter().map(|(k, v)| (k.clone(), attribute(v))).collect()))
+        };
         let mut change = Map::new();
         let created = d.approximate_creation_date_time().map(|t| t.as_secs_f64()).unwrap_or(0.0);
         change.insert("ApproximateCreationDateTime".into(), json!(created));
-        for (name, m) in [("Keys", d.keys()), ("NewImage", d.new_image()), ("OldImage", d.old_image())] {
+        for (name, m) in
+            [("Keys", d.keys()), ("NewImage", d.new_image()), ("OldImage", d.old_image())]
+        {
             if let Some(v) = image(m) {
                 change.insert(name.into(), v);
             }
@@ -121,7 +162,9 @@ impl StreamReader {
 
 /// A DynamoDB Streams attribute value in the JSON of a Lambda event.
 fn attribute(v: &AttributeValue) -> Value {
-    let b64 = |b: &aws_sdk_dynamodbstreams::primitives::Blob| aws_smithy_types::base64::encode(b.as_ref());
+    let b64 = |b: &aws_sdk_dynamodbstreams::primitives::Blob| {
+        aws_smithy_types::base64::encode(b.as_ref())
+    };
     match v {
         AttributeValue::S(s) => json!({"S": s}),
         AttributeValue::N(n) => json!({"N": n}),
@@ -131,7 +174,9 @@ fn attribute(v: &AttributeValue) -> Value {
         AttributeValue::Ss(ss) => json!({"SS": ss}),
         AttributeValue::Ns(ns) => json!({"NS": ns}),
         AttributeValue::Bs(bs) => json!({"BS": bs.iter().map(b64).collect::<Vec<_>>()}),
-        AttributeValue::M(m) => json!({"M": m.iter().map(|(k, v)| (k.clone(), attribute(v))).collect::<Map<_, _>>()}),
+        AttributeValue::M(m) => {
+            json!({"M": m.iter().map(|(k, v)| (k.clone(), attribute(v))).collect::<Map<_, _>>()})
+        }
         AttributeValue::L(l) => json!({"L": l.iter().map(attribute).collect::<Vec<_>>()}),
         other => panic!("an attribute type the tests do not know: {other:?}"),
     }
@@ -166,7 +211,14 @@ impl Sink {
         let sqs = aws_sdk_sqs::Client::new(&h.sdk_config);
         let bus = unique("bus");
         events.create_event_bus().name(&bus).send().await.expect("create the bus");
-        let queue_url = sqs.create_queue().queue_name(unique("sink")).send().await.expect("create the sink").queue_url.expect("a queue url");
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(unique("sink"))
+            .send()
+            .await
+            .expect("create the sink")
+            .queue_url
+            .expect("a queue url");
         let arn = sqs
             .get_queue_attributes()
             .queue_url(&queue_url)
@@ -177,15 +229,38 @@ impl Sink {
             .attributes
             .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
             .expect("a queue arn");
-        events.put_rule().name("all").event_bus_name(&bus).event_pattern(r#"{"source":[{"prefix":""}]}"#).send().await.expect("the sink rule");
-        let target = aws_sdk_eventbridge::types::Target::builder().id("sink").arn(arn).build().expect("a target");
-        events.put_targets().rule("all").event_bus_name(&bus).targets(target).send().await.expect("the sink target");
+        events
+            .put_rule()
+            .name("all")
+            .event_bus_name(&bus)
+            .event_pattern(r#"{"source":[{"prefix":""}]}"#)
+            .send()
+            .await
+            .expect("the sink rule");
+        let target = aws_sdk_eventbridge::types::Target::builder()
+            .id("sink")
+            .arn(arn)
+            .build()
+            .expect("a target");
+        events
+            .put_targets()
+            .rule("all")
+            .event_bus_name(&bus)
+            .targets(target)
+            .send()
+            .await
+            .expect("the sink target");
         Sink { events, sqs, bus, queue_url }
     }
 
     /// The publisher on this bus.
     pub fn app(&self) -> events_out::App {
-        events_out::App { events: self.events.clone(), bus: self.bus.clone(), tries: 3, concurrency: 4 }
+        events_out::App {
+            events: self.events.clone(),
+            bus: self.bus.clone(),
+            tries: 3,
+            concurrency: 4,
+        }
     }
 
     /// The events that reach the sink (each taken off it), until `at_least` have come and the
@@ -207,7 +282,16 @@ impl Sink {
             }
             // Long polling while the count is unknown: no busy loop on the local SQS.
             let wait = if known.is_some() { 0 } else { 1 };
-            let got = self.sqs.receive_message().queue_url(&self.queue_url).max_number_of_messages(10).visibility_timeout(300).wait_time_seconds(wait).send().await.expect("receive");
+            let got = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(300)
+                .wait_time_seconds(wait)
+                .send()
+                .await
+                .expect("receive");
             let msgs = got.messages.unwrap_or_default();
             if msgs.is_empty() {
                 if known.is_some_and(|k| out.len() >= k) {
@@ -224,18 +308,40 @@ impl Sink {
             let entries = msgs
                 .iter()
                 .enumerate()
-                .map(|(i, m)| aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(m.receipt_handle().unwrap_or_default()).build().expect("an entry"))
+                .map(|(i, m)| {
+                    aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(m.receipt_handle().unwrap_or_default())
+                        .build()
+                        .expect("an entry")
+                })
                 .collect();
-            self.sqs.delete_message_batch().queue_url(&self.queue_url).set_entries(Some(entries)).send().await.expect("delete");
+            self.sqs
+                .delete_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .expect("delete");
             for m in msgs {
-                out.push(serde_json::from_str(m.body().unwrap_or_default()).expect("an EventBridge event"));
+                out.push(
+                    serde_json::from_str(m.body().unwrap_or_default())
+                        .expect("an EventBridge event"),
+                );
             }
         }
         out
     }
 
     pub async fn remove(self) {
-        let _ = self.events.remove_targets().rule("all").event_bus_name(&self.bus).ids("sink").send().await;
+        let _ = self
+            .events
+            .remove_targets()
+            .rule("all")
+            .event_bus_name(&self.bus)
+            .ids("sink")
+            .send()
+            .await;
         let _ = self.events.delete_rule().name("all").event_bus_name(&self.bus).send().await;
         let _ = self.events.delete_event_bus().name(&self.bus).send().await;
         let _ = self.sqs.delete_queue().queue_url(&self.queue_url).send().await;
@@ -244,13 +350,19 @@ impl Sink {
 
 /// An EventBridge client for the local endpoint.
 pub fn events_client(h: &Harness) -> aws_sdk_eventbridge::Client {
-    let conf = aws_sdk_eventbridge::config::Builder::from(&h.sdk_config).endpoint_url(endpoint("AWS_ENDPOINT_URL_EVENTBRIDGE", "AWS_ENDPOINT_URL_SQS")).build();
+    let conf = aws_sdk_eventbridge::config::Builder::from(&h.sdk_config)
+        .endpoint_url(endpoint("AWS_ENDPOINT_URL_EVENTBRIDGE", "AWS_ENDPOINT_URL_SQS"))
+        .build();
     aws_sdk_eventbridge::Client::from_conf(conf)
 }
 
 /// Publishes `records` in batches of `size`, one after the other as one shard's mapping
 /// does; answers each batch's response.
-pub async fn publish(app: &events_out::App, records: &[EventRecord], size: usize) -> Vec<DynamoDbEventResponse> {
+pub async fn publish(
+    app: &events_out::App,
+    records: &[EventRecord],
+    size: usize,
+) -> Vec<DynamoDbEventResponse> {
     let mut out = Vec::new();
     for batch in batches(records, size) {
         out.push(events_out::handle(app, batch).await);
@@ -260,8 +372,11 @@ pub async fn publish(app: &events_out::App, records: &[EventRecord], size: usize
 
 /// The event schema of a detail type (events/schemas/<DetailType>.json).
 pub fn schema(detail_type: &str) -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/schemas").join(format!("{detail_type}.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("no schema {}: {e}", path.display()));
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../events/schemas")
+        .join(format!("{detail_type}.json"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("no schema {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -271,12 +386,14 @@ pub fn check(event: &Value) {
     assert_eq!(event["source"], "loyalty", "{event}");
     let dt = event["detail-type"].as_str().expect("a detail type");
     let s = schema(dt);
-    crate::conforms(&s, &s, &event["detail"], dt).unwrap_or_else(|e| panic!("{dt} does not match its schema: {e}\n{event}"));
+    crate::conforms(&s, &s, &event["detail"], dt)
+        .unwrap_or_else(|e| panic!("{dt} does not match its schema: {e}\n{event}"));
 }
 
 /// The detail types of events, sorted (for comparing what was published).
 pub fn types(events: &[Value]) -> Vec<String> {
-    let mut t: Vec<String> = events.iter().map(|e| e["detail-type"].as_str().unwrap_or_default().to_string()).collect();
+    let mut t: Vec<String> =
+        events.iter().map(|e| e["detail-type"].as_str().unwrap_or_default().to_string()).collect();
     t.sort();
     t
 }

@@ -12,13 +12,15 @@ use serde_json::{json, Value};
 /// into); the error says where and why not.
 pub fn conforms(doc: &Value, s: &Value, v: &Value, at: &str) -> Result<(), String> {
     if let Some(r) = s.get("$ref").and_then(Value::as_str) {
-        let target = doc.pointer(r.trim_start_matches('#')).ok_or_else(|| format!("dangling $ref {r}"))?;
+        let target =
+            doc.pointer(r.trim_start_matches('#')).ok_or_else(|| format!("dangling $ref {r}"))?;
         conforms(doc, target, v, at)?;
     }
     if let Some(alts) = s.get("oneOf").and_then(Value::as_array) {
         let ok = alts.iter().filter(|a| conforms(doc, a, v, at).is_ok()).count();
         if ok != 1 {
-            let why: Vec<String> = alts.iter().filter_map(|a| conforms(doc, a, v, at).err()).collect();
+            let why: Vec<String> =
+                alts.iter().filter_map(|a| conforms(doc, a, v, at).err()).collect();
             return Err(format!("{at}: {v} matches {ok} oneOf alternatives, not one ({why:?})"));
         }
     }
@@ -64,18 +66,23 @@ pub fn conforms(doc: &Value, s: &Value, v: &Value, at: &str) -> Result<(), Strin
     }
     if let Some(t) = v.as_str() {
         let len = t.chars().count() as u64;
-        if s.get("minLength").and_then(Value::as_u64).is_some_and(|m| len < m) || s.get("maxLength").and_then(Value::as_u64).is_some_and(|m| len > m) {
+        if s.get("minLength").and_then(Value::as_u64).is_some_and(|m| len < m)
+            || s.get("maxLength").and_then(Value::as_u64).is_some_and(|m| len > m)
+        {
             return Err(format!("{at}: {v} has a length out of bounds"));
         }
         if let Some(p) = s.get("pattern").and_then(Value::as_str) {
-            let re = regex_lite::Regex::new(p).map_err(|e| format!("{at}: bad pattern {p}: {e}"))?;
+            let re =
+                regex_lite::Regex::new(p).map_err(|e| format!("{at}: bad pattern {p}: {e}"))?;
             if !re.is_match(t) {
                 return Err(format!("{at}: {v} does not match {p}"));
             }
         }
         let format_ok = match s.get("format").and_then(Value::as_str) {
             Some("date-time") => chrono::DateTime::parse_from_rfc3339(t).is_ok(),
-            Some("date") => chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d").is_ok() && t.len() == 10,
+            Some("date") => {
+                chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d").is_ok() && t.len() == 10
+            }
             _ => true,
         };
         if !format_ok {
@@ -92,7 +99,9 @@ pub fn conforms(doc: &Value, s: &Value, v: &Value, at: &str) -> Result<(), Strin
         for (k, val) in obj {
             match props.and_then(|p| p.get(k)) {
                 Some(p) => conforms(doc, p, val, &format!("{at}.{k}"))?,
-                None if s.get("additionalProperties") == Some(&json!(false)) => return Err(format!("{at}: field {k} is not documented")),
+                None if s.get("additionalProperties") == Some(&json!(false)) => {
+                    return Err(format!("{at}: field {k} is not documented"))
+                }
                 None => {}
             }
         }

@@ -34,7 +34,6 @@ struct Stack {
     worker: coupon_issue::App,
 }
 
-
 async fn queue(sqs: &aws_sdk_sqs::Client, visibility_seconds: u32) -> String {
     sqs.create_queue()
         .queue_name(unique("q"))
@@ -47,7 +46,12 @@ async fn queue(sqs: &aws_sdk_sqs::Client, visibility_seconds: u32) -> String {
 }
 
 /// The functions wired to `table` and fresh queues. `budget`: the dispatcher's time budget.
-async fn stack(table: Option<String>, budget: std::time::Duration, visibility_seconds: u32, clock: Clock) -> Stack {
+async fn stack(
+    table: Option<String>,
+    budget: std::time::Duration,
+    visibility_seconds: u32,
+    clock: Clock,
+) -> Stack {
     if std::env::var("RUST_LOG").is_ok() {
         loyalty::app::init_tracing();
     }
@@ -70,8 +74,20 @@ async fn stack(table: Option<String>, budget: std::time::Duration, visibility_se
     Stack { counter: h.counter.clone(), store, sqs, md, worker }
 }
 
-fn member(id: &str, tier: TierCode, last_purchase_at: Option<DateTime<Utc>>, joined: DateTime<Utc>) -> Member {
-    let new = NewMember { email: None, phone: None, name: "Seed".into(), birthday: None, referral_code: None, marketing_consent: false };
+fn member(
+    id: &str,
+    tier: TierCode,
+    last_purchase_at: Option<DateTime<Utc>>,
+    joined: DateTime<Utc>,
+) -> Member {
+    let new = NewMember {
+        email: None,
+        phone: None,
+        name: "Seed".into(),
+        birthday: None,
+        referral_code: None,
+        marketing_consent: false,
+    };
     let mut m = Member::join(MemberId::parse(id).unwrap(), &new, "SEEDCODE".into(), None, joined);
     m.tier = tier;
     m.last_purchase_at = last_purchase_at;
@@ -81,14 +97,32 @@ fn member(id: &str, tier: TierCode, last_purchase_at: Option<DateTime<Utc>>, joi
 /// Writes members straight through the store's item shape, 25 per BatchWriteItem.
 async fn seed(store: &Store, members: &[Member], now: DateTime<Utc>) {
     let rules = Rules::default();
-    let items: Vec<_> = members.iter().map(|m| to_item(&MemberItem::new(m, &rules, now)).unwrap()).collect();
+    let items: Vec<_> =
+        members.iter().map(|m| to_item(&MemberItem::new(m, &rules, now)).unwrap()).collect();
     futures::stream::iter(items.chunks(25))
         .for_each_concurrent(16, |chunk| async {
-            let mut writes: Vec<WriteRequest> =
-                chunk.iter().map(|i| WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(i.clone())).build().unwrap()).build()).collect();
+            let mut writes: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|i| {
+                    WriteRequest::builder()
+                        .put_request(
+                            PutRequest::builder().set_item(Some(i.clone())).build().unwrap(),
+                        )
+                        .build()
+                })
+                .collect();
             while !writes.is_empty() {
-                let out = store.client.batch_write_item().request_items(&store.table, writes.clone()).send().await.unwrap();
-                writes = out.unprocessed_items.and_then(|mut u| u.remove(&store.table)).unwrap_or_default();
+                let out = store
+                    .client
+                    .batch_write_item()
+                    .request_items(&store.table, writes.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                writes = out
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(&store.table))
+                    .unwrap_or_default();
             }
         })
         .await;
@@ -111,7 +145,11 @@ fn big_table() -> &'static (String, Vec<String>) {
                 let now = Utc::now();
                 let tag = unique("m");
                 let ids: Vec<String> = (0..MEMBERS).map(|i| format!("{tag}-{i:05}")).collect();
-                let members: Vec<Member> = ids.iter().enumerate().map(|(i, id)| member(id, tier_of(i), None, now - Duration::days(400))).collect();
+                let members: Vec<Member> = ids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| member(id, tier_of(i), None, now - Duration::days(400)))
+                    .collect();
                 seed(&store, &members, now).await;
                 (table, ids)
             })
@@ -152,13 +190,24 @@ async fn receive(s: &Stack, url: &str, max: i32) -> Vec<aws_sdk_sqs::types::Mess
 
 async fn delete(s: &Stack, url: &str, messages: &[aws_sdk_sqs::types::Message]) {
     for m in messages {
-        s.sqs.delete_message().queue_url(url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+        s.sqs
+            .delete_message()
+            .queue_url(url)
+            .receipt_handle(m.receipt_handle().unwrap())
+            .send()
+            .await
+            .unwrap();
     }
 }
 
 /// What the event source mapping does: hand the messages to the handler, delete the ones it
 /// did not report as failed.
-async fn deliver(s: &Stack, url: &str, messages: Vec<aws_sdk_sqs::types::Message>, dispatcher: bool) {
+async fn deliver(
+    s: &Stack,
+    url: &str,
+    messages: Vec<aws_sdk_sqs::types::Message>,
+    dispatcher: bool,
+) {
     if messages.is_empty() {
         return;
     }
@@ -169,13 +218,23 @@ async fn deliver(s: &Stack, url: &str, messages: Vec<aws_sdk_sqs::types::Message
         coupon_issue::handle_trigger(&s.worker, Trigger::Sqs(event)).await.unwrap()
     };
     let Outcome::Sqs(resp) = outcome else { panic!("an SQS trigger answers a batch response") };
-    let failed: Vec<String> = resp.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
+    let failed: Vec<String> =
+        resp.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
     assert!(failed.is_empty() || !dispatcher, "dispatch failed: {failed:?}");
-    let (retry, ok): (Vec<_>, Vec<_>) = messages.into_iter().partition(|m| failed.iter().any(|f| Some(f.as_str()) == m.message_id()));
+    let (retry, ok): (Vec<_>, Vec<_>) = messages
+        .into_iter()
+        .partition(|m| failed.iter().any(|f| Some(f.as_str()) == m.message_id()));
     delete(s, url, &ok).await;
     // A reported failure is redelivered at once (as with a short visibility timeout).
     for m in retry {
-        s.sqs.change_message_visibility().queue_url(url).receipt_handle(m.receipt_handle().unwrap()).visibility_timeout(0).send().await.unwrap();
+        s.sqs
+            .change_message_visibility()
+            .queue_url(url)
+            .receipt_handle(m.receipt_handle().unwrap())
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap();
     }
 }
 
@@ -223,7 +282,13 @@ async fn pump(s: &Stack, max_dispatches: Option<usize>) {
     futures::join!(dispatcher, worker(), worker(), worker(), worker());
 }
 
-async fn call(s: &Stack, method: &str, path: &str, body: Option<Value>, who: As) -> (u16, Value, String) {
+async fn call(
+    s: &Stack,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    who: As,
+) -> (u16, Value, String) {
     let body = body.map(|b| b.to_string());
     answer(member_day::handle_http(&s.md, request(method, path, body.as_deref(), who)).await)
 }
@@ -265,7 +330,11 @@ async fn coupons_by_member(store: &Store, grant: &str) -> HashMap<String, usize>
     }
 }
 
-fn assert_one_each(coupons: &HashMap<String, usize>, ids: &[String], targeted: impl Fn(usize) -> bool) {
+fn assert_one_each(
+    coupons: &HashMap<String, usize>,
+    ids: &[String],
+    targeted: impl Fn(usize) -> bool,
+) {
     let mut want = 0;
     for (i, id) in ids.iter().enumerate() {
         let got = coupons.get(id).copied().unwrap_or(0);
@@ -273,15 +342,30 @@ fn assert_one_each(coupons: &HashMap<String, usize>, ids: &[String], targeted: i
             want += 1;
             assert_eq!(got, 1, "targeted member {id} ({}) has {got} coupons", tier_of(i));
         } else {
-            assert_eq!(got, 0, "member {id} ({}) is outside the segment but has {got} coupons", tier_of(i));
+            assert_eq!(
+                got,
+                0,
+                "member {id} ({}) is outside the segment but has {got} coupons",
+                tier_of(i)
+            );
         }
     }
-    assert_eq!(coupons.values().sum::<usize>(), want, "no coupons for members outside the seeded set");
+    assert_eq!(
+        coupons.values().sum::<usize>(),
+        want,
+        "no coupons for members outside the seeded set"
+    );
 }
 
 fn run_counts(run: &Value) -> (u64, u64, u64, u64, u64) {
     let n = |k: &str| run[k].as_u64().unwrap_or_else(|| panic!("{k} in {run}"));
-    (n("targeted"), n("issued"), n("skipped"), n("failed"), run["skippedReasons"]["alreadyHad"].as_u64().unwrap())
+    (
+        n("targeted"),
+        n("issued"),
+        n("skipped"),
+        n("failed"),
+        run["skippedReasons"]["alreadyHad"].as_u64().unwrap(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,14 +373,24 @@ async fn member_day_over_20000_members_issues_exactly_one_coupon_to_each_targete
     let (table, ids) = big_table();
     let s = stack(Some(table.clone()), std::time::Duration::from_secs(60), 60, Clock::System).await;
     let started = std::time::Instant::now();
-    let (status, created, _) = call(&s, "POST", "/campaigns", Some(definition(&["silver", "gold", "diamond"])), As::Operator).await;
+    let (status, created, _) = call(
+        &s,
+        "POST",
+        "/campaigns",
+        Some(definition(&["silver", "gold", "diamond"])),
+        As::Operator,
+    )
+    .await;
     assert_eq!(status, 201, "{created}");
     let id = created["campaignId"].as_str().unwrap().to_string();
 
-    let (status, run, _) = call(&s, "POST", &format!("/campaigns/{id}/run"), None, As::Operator).await;
+    let (status, run, _) =
+        call(&s, "POST", &format!("/campaigns/{id}/run"), None, As::Operator).await;
     assert_eq!(status, 202, "{run}");
     let grant = run["grant"].as_str().unwrap().to_string();
-    let month = loyalty::calendar::program_date(Rules::default().time_zone, Utc::now()).format("%Y-%m").to_string();
+    let month = loyalty::calendar::program_date(Rules::default().time_zone, Utc::now())
+        .format("%Y-%m")
+        .to_string();
     assert_eq!(grant, format!("campaign:{id}:{month}"));
     assert_eq!(run["runId"], format!("{month}.a001"));
 
@@ -323,17 +417,27 @@ async fn member_day_over_20000_members_issues_exactly_one_coupon_to_each_targete
     assert_eq!(w.until - w.from, Duration::days(1));
 
     // Running the same month again reuses the grant: nobody gets a second coupon.
-    let (status, again, _) = call(&s, "POST", &format!("/campaigns/{id}/run"), None, As::Operator).await;
+    let (status, again, _) =
+        call(&s, "POST", &format!("/campaigns/{id}/run"), None, As::Operator).await;
     assert_eq!(status, 202, "{again}");
-    assert_eq!((again["grant"].as_str(), again["attempt"].as_u64()), (Some(grant.as_str()), Some(2)));
+    assert_eq!(
+        (again["grant"].as_str(), again["attempt"].as_u64()),
+        (Some(grant.as_str()), Some(2))
+    );
     pump(&s, None).await;
     let (_, view, _) = call(&s, "GET", &format!("/campaigns/{id}"), None, As::Operator).await;
     assert_eq!(view["runs"][0]["state"], "drained", "{view}");
     assert_eq!(run_counts(&view["runs"][0]), (15_000, 0, 15_000, 0, 15_000));
     assert_eq!(view["runs"][1]["state"], "drained", "the first run stays drained");
-    assert_one_each(&coupons_by_member(&s.store, &grant).await, ids, |i| tier_of(i) != TierCode::Regular);
+    assert_one_each(&coupons_by_member(&s.store, &grant).await, ids, |i| {
+        tier_of(i) != TierCode::Regular
+    });
     let windows = s.store.multiplier_windows().await.unwrap();
-    assert_eq!(windows.iter().filter(|w| w.campaign_id == id).count(), 1, "a re-run does not duplicate the window");
+    assert_eq!(
+        windows.iter().filter(|w| w.campaign_id == id).count(),
+        1,
+        "a re-run does not duplicate the window"
+    );
     eprintln!("both runs done in {:?}", started.elapsed());
 }
 
@@ -343,10 +447,12 @@ async fn a_run_killed_half_way_then_rerun_issues_exactly_one_coupon_each_and_cou
     // Diamond only (5,000 of the 20,000), to keep the suite near two minutes on two shared cores.
     // One page per dispatcher invocation.
     let s = stack(Some(table.clone()), std::time::Duration::ZERO, 60, Clock::System).await;
-    let (_, created, _) = call(&s, "POST", "/campaigns", Some(definition(&["diamond"])), As::Operator).await;
+    let (_, created, _) =
+        call(&s, "POST", "/campaigns", Some(definition(&["diamond"])), As::Operator).await;
     let id = created["campaignId"].as_str().unwrap().to_string();
     let (_, run, _) = call(&s, "POST", &format!("/campaigns/{id}/run"), None, As::Operator).await;
-    let (grant, first) = (run["grant"].as_str().unwrap().to_string(), run["runId"].as_str().unwrap().to_string());
+    let (grant, first) =
+        (run["grant"].as_str().unwrap().to_string(), run["runId"].as_str().unwrap().to_string());
 
     // A duplicate dispatch message: two dispatchers race on the same run (as after a crash
     // between sending a page and recording it); pages are counted once.
@@ -355,7 +461,10 @@ async fn a_run_killed_half_way_then_rerun_issues_exactly_one_coupon_each_and_cou
     let dispatch_some = async {
         for _ in 0..7 {
             let msgs = receive(&s, &s.md.dispatch_queue, 2).await;
-            futures::future::join_all(msgs.into_iter().map(|m| deliver(&s, &s.md.dispatch_queue, vec![m], true))).await;
+            futures::future::join_all(
+                msgs.into_iter().map(|m| deliver(&s, &s.md.dispatch_queue, vec![m], true)),
+            )
+            .await;
         }
     };
     dispatch_some.await;
@@ -379,13 +488,21 @@ async fn a_run_killed_half_way_then_rerun_issues_exactly_one_coupon_each_and_cou
     delete(&s, &s.md.campaign_queue, lost).await;
 
     // The operator runs it again: a new attempt with the same grant replaces the dead one.
-    let (status, again, _) = call(&s, "POST", &format!("/campaigns/{id}/run"), None, As::Operator).await;
+    let (status, again, _) =
+        call(&s, "POST", &format!("/campaigns/{id}/run"), None, As::Operator).await;
     assert_eq!(status, 202, "{again}");
     assert_eq!(again["grant"], grant.as_str());
     assert_eq!(again["supersedes"], first.as_str());
     // Their visibility timeouts expire: SQS redelivers what was not acknowledged.
     for m in unacked.iter().chain(crashed) {
-        s.sqs.change_message_visibility().queue_url(&s.md.campaign_queue).receipt_handle(m.receipt_handle().unwrap()).visibility_timeout(0).send().await.unwrap();
+        s.sqs
+            .change_message_visibility()
+            .queue_url(&s.md.campaign_queue)
+            .receipt_handle(m.receipt_handle().unwrap())
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap();
     }
     pump(&s, None).await;
 
@@ -403,7 +520,11 @@ async fn a_run_killed_half_way_then_rerun_issues_exactly_one_coupon_each_and_cou
     let (_, old_issued, _, old_failed, _) = run_counts(old);
     assert_eq!(old_failed, 0);
     assert_eq!(old_issued + i, 5_000, "{view}");
-    assert_eq!(old["targeted"].as_u64().unwrap(), half, "the old run's pages were counted once despite two dispatchers");
+    assert_eq!(
+        old["targeted"].as_u64().unwrap(),
+        half,
+        "the old run's pages were counted once despite two dispatchers"
+    );
     let coupons = coupons_by_member(&s.store, &grant).await;
     assert_one_each(&coupons, ids, |i| tier_of(i) == TierCode::Diamond);
 }
@@ -430,8 +551,19 @@ async fn campaign_definitions_are_validated_with_clear_errors_and_need_iam() {
         (with(&["coupon", "offer", "value"], json!(0)), 422, "invalid_coupon"),
         (with(&["coupon", "validDays"], json!(null)), 422, "invalid_coupon"),
         (with(&["multiplier", "multiplier"], json!(0.5)), 422, "invalid_multiplier"),
-        (with(&["multiplier", "window"], json!({"kind": "fixed", "from": "2026-12-02T00:00:00Z", "until": "2026-12-01T00:00:00Z"})), 422, "invalid_window"),
-        (with(&["schedule"], json!({"kind": "once", "at": "2020-01-01T00:00:00Z"})), 422, "schedule_in_past"),
+        (
+            with(
+                &["multiplier", "window"],
+                json!({"kind": "fixed", "from": "2026-12-02T00:00:00Z", "until": "2026-12-01T00:00:00Z"}),
+            ),
+            422,
+            "invalid_window",
+        ),
+        (
+            with(&["schedule"], json!({"kind": "once", "at": "2020-01-01T00:00:00Z"})),
+            422,
+            "schedule_in_past",
+        ),
         (with(&["budget"], json!(0)), 422, "invalid_budget"),
         (with(&["colour"], json!("red")), 400, "unknown_field"),
     ];
@@ -439,7 +571,8 @@ async fn campaign_definitions_are_validated_with_clear_errors_and_need_iam() {
         let (st, b, ct) = call(&s, "POST", "/campaigns", Some(body.clone()), As::Operator).await;
         assert_problem(st, &b, &ct, status, code);
     }
-    let (st, b, ct) = call(&s, "POST", "/campaigns", Some(good.clone()), As::Member("m-1".into())).await;
+    let (st, b, ct) =
+        call(&s, "POST", "/campaigns", Some(good.clone()), As::Member("m-1".into())).await;
     assert_problem(st, &b, &ct, 403, "forbidden");
     let (st, b, ct) = call(&s, "POST", "/campaigns", Some(good.clone()), As::Nobody).await;
     assert_problem(st, &b, &ct, 401, "unauthenticated");
@@ -447,21 +580,36 @@ async fn campaign_definitions_are_validated_with_clear_errors_and_need_iam() {
     assert_problem(st, &b, &ct, 404, "campaign_not_found");
     let (st, b, ct) = call(&s, "POST", "/campaigns/c-nope/run", None, As::Operator).await;
     assert_problem(st, &b, &ct, 404, "campaign_not_found");
-    let (st, b, ct) = call(&s, "GET", "/campaigns/member-day", None, As::Member("m-1".into())).await;
+    let (st, b, ct) =
+        call(&s, "GET", "/campaigns/member-day", None, As::Member("m-1".into())).await;
     assert_problem(st, &b, &ct, 403, "forbidden");
     // Nothing was written by any refusal.
     assert!(s.store.scheduled_campaigns().await.unwrap().is_empty());
 
     // A fixed window is installed with the definition; the same Idempotency-Key answers the same campaign.
-    let fixed = with(&["multiplier", "window"], json!({"kind": "fixed", "from": "2030-01-01T00:00:00Z", "until": "2030-01-02T00:00:00Z"}));
+    let fixed = with(
+        &["multiplier", "window"],
+        json!({"kind": "fixed", "from": "2030-01-01T00:00:00Z", "until": "2030-01-02T00:00:00Z"}),
+    );
     let post = |body: Value| {
-        let r = request_with_headers("POST", "/campaigns", Some(&body.to_string()), As::Operator, &[("idempotency-key", "k-1")]);
+        let r = request_with_headers(
+            "POST",
+            "/campaigns",
+            Some(&body.to_string()),
+            As::Operator,
+            &[("idempotency-key", "k-1")],
+        );
         async { answer(member_day::handle_http(&s.md, r).await) }
     };
     s.counter.reset();
     let (st, a, _) = post(fixed.clone()).await;
     assert_eq!(st, 201, "{a}");
-    assert_eq!((s.counter.reads(), s.counter.writes()), (1, 1), "define: one read, one write: {:?}", s.counter.snapshot());
+    assert_eq!(
+        (s.counter.reads(), s.counter.writes()),
+        (1, 1),
+        "define: one read, one write: {:?}",
+        s.counter.snapshot()
+    );
     let (st, b, _) = post(fixed.clone()).await;
     assert_eq!((st, &b["campaignId"]), (201, &a["campaignId"]));
     let (st, b, ct) = post(good.clone()).await;
@@ -498,14 +646,19 @@ async fn run_job(s: &Stack, name: &str, now: &str) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_member_day_schedule_runs_the_built_in_campaign_once_a_month_and_win_back_reaches_the_newly_dormant() {
+async fn the_member_day_schedule_runs_the_built_in_campaign_once_a_month_and_win_back_reaches_the_newly_dormant(
+) {
     let now = at("2026-12-17T16:00:00Z"); // 00:00 on 18 December in Shanghai
     let s = stack(None, std::time::Duration::from_secs(30), 30, Clock::Fixed(now)).await;
     let tag = unique("s");
     let ids: Vec<String> = (0..200).map(|i| format!("{tag}-{i:03}")).collect();
     // Last purchases: 95 days ago (newly dormant), 30 days ago (active), 200 days ago (long gone).
     let ago = |i: usize| Duration::days([95, 30, 200, 95][i % 4]);
-    let members: Vec<Member> = ids.iter().enumerate().map(|(i, id)| member(id, tier_of(i), Some(now - ago(i)), now - Duration::days(400))).collect();
+    let members: Vec<Member> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| member(id, tier_of(i), Some(now - ago(i)), now - Duration::days(400)))
+        .collect();
     seed(&s.store, &members, now).await;
 
     // 23:59 on the 17th in Shanghai is not the member day: nothing starts.
@@ -519,11 +672,19 @@ async fn the_member_day_schedule_runs_the_built_in_campaign_once_a_month_and_win
     assert!(again["started"].as_array().unwrap().iter().all(|r| r["created"] == false), "{again}");
     pump(&s, None).await;
     let (_, view, _) = call(&s, "GET", "/campaigns/member-day", None, As::Operator).await;
-    assert_eq!(view["campaign"]["segment"]["tiers"], json!(["regular", "silver", "gold", "diamond"]), "{view}");
+    assert_eq!(
+        view["campaign"]["segment"]["tiers"],
+        json!(["regular", "silver", "gold", "diamond"]),
+        "{view}"
+    );
     assert_eq!(view["runs"].as_array().unwrap().len(), 1);
     assert_eq!(view["runs"][0]["state"], "drained");
     assert_eq!(run_counts(&view["runs"][0]), (200, 200, 0, 0, 0));
-    assert_one_each(&coupons_by_member(&s.store, "campaign:member-day:2026-12").await, &ids, |_| true);
+    assert_one_each(
+        &coupons_by_member(&s.store, "campaign:member-day:2026-12").await,
+        &ids,
+        |_| true,
+    );
     // The rules' member-day 2x is applied by the purchase function: the built-in installs no window.
     assert!(s.store.multiplier_windows().await.unwrap().is_empty());
 
@@ -559,10 +720,21 @@ fn sample_events_reach_the_right_trigger_with_iam_identity() {
         seen += 1;
         let event: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         match loyalty::runtime::classify(event).unwrap() {
-            Trigger::Http(req) => assert!(matches!(loyalty::auth::caller(&req, &Default::default()), loyalty::auth::Caller::Iam(_)), "{name}"),
-            Trigger::Schedule(e) => assert!(["member-day", "win-back", "campaigns-due"].contains(&e.detail["job"].as_str().unwrap()), "{name}"),
+            Trigger::Http(req) => assert!(
+                matches!(
+                    loyalty::auth::caller(&req, &Default::default()),
+                    loyalty::auth::Caller::Iam(_)
+                ),
+                "{name}"
+            ),
+            Trigger::Schedule(e) => assert!(
+                ["member-day", "win-back", "campaigns-due"]
+                    .contains(&e.detail["job"].as_str().unwrap()),
+                "{name}"
+            ),
             Trigger::Sqs(e) => {
-                let m: member_day::dispatch::DispatchMessage = serde_json::from_str(e.records[0].body.as_deref().unwrap()).unwrap();
+                let m: member_day::dispatch::DispatchMessage =
+                    serde_json::from_str(e.records[0].body.as_deref().unwrap()).unwrap();
                 assert_eq!(m.campaign_id, "member-day", "{name}");
             }
             Trigger::Stream(_) => panic!("{name}: member-day reads no stream"),
@@ -571,14 +743,17 @@ fn sample_events_reach_the_right_trigger_with_iam_identity() {
     assert_eq!(seen, 7);
 }
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_one_off_campaign_starts_when_due_and_only_once() {
     let now = at("2026-11-27T02:00:00Z");
     let s = stack(None, std::time::Duration::from_secs(30), 30, Clock::Fixed(now)).await;
     let tag = unique("o");
     let ids: Vec<String> = (0..40).map(|i| format!("{tag}-{i:02}")).collect();
-    let members: Vec<Member> = ids.iter().enumerate().map(|(i, id)| member(id, tier_of(i), None, now - Duration::days(10))).collect();
+    let members: Vec<Member> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| member(id, tier_of(i), None, now - Duration::days(10)))
+        .collect();
     seed(&s.store, &members, now).await;
     let mut def = definition(&["silver"]);
     def["schedule"] = json!({"kind": "once", "at": "2026-11-27T03:00:00Z"});
@@ -587,11 +762,19 @@ async fn a_one_off_campaign_starts_when_due_and_only_once() {
     assert_eq!(st, 201, "{created}");
     let id = created["campaignId"].as_str().unwrap();
 
-    assert_eq!(run_job(&s, "campaigns-due", "2026-11-27T02:45:00Z").await["started"], json!([]), "not due yet");
+    assert_eq!(
+        run_job(&s, "campaigns-due", "2026-11-27T02:45:00Z").await["started"],
+        json!([]),
+        "not due yet"
+    );
     let out = run_job(&s, "campaigns-due", "2026-11-27T03:00:00Z").await;
     assert_eq!(out["started"][0]["runId"], "once.a001", "{out}");
     assert_eq!(out["started"][0]["grant"], format!("campaign:{id}:once"));
-    assert_eq!(run_job(&s, "campaigns-due", "2026-11-27T03:15:00Z").await["started"], json!([]), "a one-off runs once");
+    assert_eq!(
+        run_job(&s, "campaigns-due", "2026-11-27T03:15:00Z").await["started"],
+        json!([]),
+        "a one-off runs once"
+    );
     pump(&s, None).await;
     let (_, view, _) = call(&s, "GET", &format!("/campaigns/{id}"), None, As::Operator).await;
     let r = &view["runs"][0];
@@ -599,5 +782,8 @@ async fn a_one_off_campaign_starts_when_due_and_only_once() {
     // Ten silver members, a budget of five: five issued, five skipped for the budget.
     assert_eq!(run_counts(r), (10, 5, 5, 0, 0), "{r}");
     assert_eq!(r["skippedReasons"]["budgetSpent"], 5);
-    assert_eq!(coupons_by_member(&s.store, &format!("campaign:{id}:once")).await.values().sum::<usize>(), 5);
+    assert_eq!(
+        coupons_by_member(&s.store, &format!("campaign:{id}:once")).await.values().sum::<usize>(),
+        5
+    );
 }

@@ -28,7 +28,11 @@ struct T {
 async fn setup() -> T {
     let clock = Arc::new(Mutex::new(at(NOW)));
     // No return window here: earned points are available at once (return_window.rs has the window).
-    let h = harness_with(Rules::from_overrides(r#"{"returnWindowDays":0}"#).unwrap(), Clock::Shared(clock.clone())).await;
+    let h = harness_with(
+        Rules::from_overrides(r#"{"returnWindowDays":0}"#).unwrap(),
+        Clock::Shared(clock.clone()),
+    )
+    .await;
     T {
         points: h.points_app(),
         signup: signup::App { env: h.env.clone(), codes: code_key(), contacts: contact_key() },
@@ -39,7 +43,16 @@ async fn setup() -> T {
 }
 
 fn template(offer: Offer, stackable: bool) -> CouponTemplate {
-    CouponTemplate { title: "Test".into(), offer, valid_days: Some(7), valid_from: None, valid_until: None, tiers: vec![], per_member_limit: 1, stackable }
+    CouponTemplate {
+        title: "Test".into(),
+        offer,
+        valid_days: Some(7),
+        valid_from: None,
+        valid_until: None,
+        tiers: vec![],
+        per_member_limit: 1,
+        stackable,
+    }
 }
 
 fn amount_off(value: i64, min: i64) -> Offer {
@@ -58,8 +71,15 @@ impl T {
     /// A new member (100 welcome points, the welcome coupon); answers the id and the coupon code.
     async fn member(&self) -> (String, String) {
         let id = unique("co");
-        let body = json!({"email": format!("{}@example.com", id.to_lowercase()), "name": "Test"}).to_string();
-        let (s, b, _) = answer(signup::handle(&self.signup, request("POST", "/members", Some(&body), As::Member(id.clone()))).await);
+        let body = json!({"email": format!("{}@example.com", id.to_lowercase()), "name": "Test"})
+            .to_string();
+        let (s, b, _) = answer(
+            signup::handle(
+                &self.signup,
+                request("POST", "/members", Some(&body), As::Member(id.clone())),
+            )
+            .await,
+        );
         assert_eq!(s, 201, "{b}");
         (id, b["welcomeCoupon"]["code"].as_str().unwrap().to_string())
     }
@@ -76,35 +96,80 @@ impl T {
     }
 
     async fn give(&self, member: &str, t: &CouponTemplate) -> String {
-        let c = loyalty::coupon::issue(&code_key(), t, member, &unique("grant"), 0, self.now() - Duration::hours(1));
+        let c = loyalty::coupon::issue(
+            &code_key(),
+            t,
+            member,
+            &unique("grant"),
+            0,
+            self.now() - Duration::hours(1),
+        );
         self.h.env.store.issue_coupon(&c, None, None).await.unwrap();
         c.code
     }
 
-    async fn call(&self, method: &str, path: &str, body: Option<Value>, who: As) -> (u16, Value, String) {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        who: As,
+    ) -> (u16, Value, String) {
         let text = body.map(|b| b.to_string());
-        answer(purchase_points::handle(&self.points, request(method, path, text.as_deref(), who)).await)
+        answer(
+            purchase_points::handle(&self.points, request(method, path, text.as_deref(), who))
+                .await,
+        )
     }
 
-    async fn order_system(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value, String) {
+    async fn order_system(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value, String) {
         self.call(method, path, body, As::OrderSystem).await
     }
 
-    async fn quote(&self, id: &str, order: &str, amount: i64, codes: &[&str], points: i64) -> (u16, Value, String) {
+    async fn quote(
+        &self,
+        id: &str,
+        order: &str,
+        amount: i64,
+        codes: &[&str],
+        points: i64,
+    ) -> (u16, Value, String) {
         let body = json!({"orderId": order, "amount": amount, "currency": "CNY", "channel": "online", "couponCodes": codes, "points": points});
         self.order_system("POST", &format!("/internal/members/{id}/checkouts"), Some(body)).await
     }
 
     async fn confirm(&self, id: &str, order: &str) -> (u16, Value, String) {
-        self.order_system("POST", &format!("/internal/members/{id}/checkouts/{order}/confirm"), None).await
+        self.order_system(
+            "POST",
+            &format!("/internal/members/{id}/checkouts/{order}/confirm"),
+            None,
+        )
+        .await
     }
 
     async fn cancel(&self, id: &str, order: &str) -> (u16, Value, String) {
-        self.order_system("POST", &format!("/internal/members/{id}/checkouts/{order}/cancel"), None).await
+        self.order_system("POST", &format!("/internal/members/{id}/checkouts/{order}/cancel"), None)
+            .await
     }
 
-    async fn refund(&self, id: &str, order: &str, refund: &str, amount: i64) -> (u16, Value, String) {
-        self.order_system("POST", &format!("/internal/members/{id}/refunds"), Some(json!({"orderId": order, "refundId": refund, "amount": amount}))).await
+    async fn refund(
+        &self,
+        id: &str,
+        order: &str,
+        refund: &str,
+        amount: i64,
+    ) -> (u16, Value, String) {
+        self.order_system(
+            "POST",
+            &format!("/internal/members/{id}/refunds"),
+            Some(json!({"orderId": order, "refundId": refund, "amount": amount})),
+        )
+        .await
     }
 
     async fn coupon_status(&self, id: &str, code: &str) -> String {
@@ -117,7 +182,8 @@ impl T {
         let m = self.h.env.store.member(id).await.unwrap().unwrap();
         assert!(m.wallet.is_consistent(), "{:?}", m.wallet);
         assert_eq!(m.wallet.balance.0, want, "balance");
-        let sum: i64 = self.h.env.store.ledger_all(id).await.unwrap().iter().map(|e| e.points.0).sum();
+        let sum: i64 =
+            self.h.env.store.ledger_all(id).await.unwrap().iter().map(|e| e.points.0).sum();
         assert_eq!(sum, want, "sum of the ledger");
     }
 }
@@ -133,9 +199,21 @@ async fn a_member_token_cannot_create_a_money_fact_by_any_route() {
     let quote = json!({"orderId": "lie-2", "amount": 10_000, "currency": "CNY", "channel": "online", "couponCodes": [code], "points": 100});
     // The retired member routes are gone (404), the order system's refuse a member (403).
     let cases = [
-        ("POST", format!("/members/{id}/purchases"), Some(purchase.clone()), 404, "route_not_found"),
+        (
+            "POST",
+            format!("/members/{id}/purchases"),
+            Some(purchase.clone()),
+            404,
+            "route_not_found",
+        ),
         ("POST", format!("/members/{id}/refunds"), Some(refund.clone()), 404, "route_not_found"),
-        ("POST", format!("/members/{id}/redemptions"), Some(json!({"points": 100})), 404, "route_not_found"),
+        (
+            "POST",
+            format!("/members/{id}/redemptions"),
+            Some(json!({"points": 100})),
+            404,
+            "route_not_found",
+        ),
         ("POST", format!("/internal/members/{id}/purchases"), Some(purchase), 403, "forbidden"),
         ("POST", format!("/internal/members/{id}/refunds"), Some(refund), 403, "forbidden"),
         ("POST", format!("/internal/members/{id}/checkouts"), Some(quote), 403, "forbidden"),
@@ -147,10 +225,23 @@ async fn a_member_token_cannot_create_a_money_fact_by_any_route() {
         assert_problem(s, &b, &ct, status, code);
     }
     let redeem = json!({"memberId": id, "orderId": "lie-3", "orderAmount": 10_000}).to_string();
-    let (s, b, ct) = answer(coupon_issue::api::handle(&t.coupons, request("POST", &format!("/coupons/{code}/redeem"), Some(&redeem), me())).await);
+    let (s, b, ct) = answer(
+        coupon_issue::api::handle(
+            &t.coupons,
+            request("POST", &format!("/coupons/{code}/redeem"), Some(&redeem), me()),
+        )
+        .await,
+    );
     assert_problem(s, &b, &ct, 404, "route_not_found");
     // A preview binds nothing and writes nothing.
-    let (s, b, _) = t.call("POST", &format!("/members/{id}/checkout-preview"), Some(json!({"amount": 10_000, "couponCodes": [code], "points": 100})), me()).await;
+    let (s, b, _) = t
+        .call(
+            "POST",
+            &format!("/members/{id}/checkout-preview"),
+            Some(json!({"amount": 10_000, "couponCodes": [code], "points": 100})),
+            me(),
+        )
+        .await;
     assert_eq!((s, b["payable"].as_i64()), (200, Some(10_000 - 2_000 - 100)), "{b}");
     assert_eq!(t.h.env.store.member(&id).await.unwrap().unwrap(), before, "nothing written");
     assert_eq!(t.coupon_status(&id, &code).await, "active");
@@ -163,19 +254,40 @@ async fn each_iam_caller_kind_is_refused_the_other_s_routes() {
     let (id, _) = t.member().await;
     let purchase = json!({"orderId": "op-1", "amount": 10_000, "currency": "CNY", "channel": "online", "occurredAt": t.now()});
     for who in [As::Operator, As::OtherIam] {
-        let (s, b, ct) = t.call("POST", &format!("/internal/members/{id}/purchases"), Some(purchase.clone()), who).await;
+        let (s, b, ct) = t
+            .call("POST", &format!("/internal/members/{id}/purchases"), Some(purchase.clone()), who)
+            .await;
         assert_problem(s, &b, &ct, 403, "forbidden");
     }
     let sqs = aws_sdk_sqs::Client::new(&t.h.sdk_config);
-    let queue = sqs.create_queue().queue_name(unique("co")).send().await.unwrap().queue_url.unwrap();
-    let campaigns = member_day::App { env: t.h.env.clone(), sqs, campaign_queue: queue.clone(), dispatch_queue: queue, budget: std::time::Duration::from_secs(30) };
+    let queue =
+        sqs.create_queue().queue_name(unique("co")).send().await.unwrap().queue_url.unwrap();
+    let campaigns = member_day::App {
+        env: t.h.env.clone(),
+        sqs,
+        campaign_queue: queue.clone(),
+        dispatch_queue: queue,
+        budget: std::time::Duration::from_secs(30),
+    };
     let campaign = json!({"name": "Not yours", "segment": {"tiers": ["gold"]}, "coupon": {"title": "5 off", "offer": {"kind": "amount_off", "value": 500, "minSpend": 0}, "validDays": 1}, "schedule": {"kind": "once", "at": "2030-01-01T00:00:00Z"}}).to_string();
     for who in [As::OrderSystem, As::OtherIam] {
-        let (s, b, ct) = answer(member_day::handle_http(&campaigns, request("POST", "/campaigns", Some(&campaign), who)).await);
+        let (s, b, ct) = answer(
+            member_day::handle_http(
+                &campaigns,
+                request("POST", "/campaigns", Some(&campaign), who),
+            )
+            .await,
+        );
         assert_problem(s, &b, &ct, 403, "forbidden");
     }
     let grant = json!({"template": "amount-20", "grant": "g"}).to_string();
-    let (s, b, ct) = answer(coupon_issue::api::handle(&t.coupons, request("POST", &format!("/members/{id}/coupons"), Some(&grant), As::OrderSystem)).await);
+    let (s, b, ct) = answer(
+        coupon_issue::api::handle(
+            &t.coupons,
+            request("POST", &format!("/members/{id}/coupons"), Some(&grant), As::OrderSystem),
+        )
+        .await,
+    );
     assert_problem(s, &b, &ct, 403, "forbidden");
     t.assert_balanced(&id, 100).await;
 }
@@ -219,14 +331,35 @@ async fn coupon_refusals_each_have_their_own_code() {
     let (other, others) = t.member().await;
     let stack_a = t.give(&id, &template(amount_off(500, 0), true)).await;
     let stack_b = t.give(&id, &template(amount_off(300, 0), true)).await;
-    let gold = t.give(&id, &CouponTemplate { tiers: vec![loyalty::TierCode::Gold], ..template(amount_off(500, 0), false) }).await;
+    let gold = t
+        .give(
+            &id,
+            &CouponTemplate {
+                tiers: vec![loyalty::TierCode::Gold],
+                ..template(amount_off(500, 0), false)
+            },
+        )
+        .await;
     let expired = {
-        let c = loyalty::coupon::issue(&code_key(), &template(amount_off(500, 0), false), &id, &unique("grant"), 0, t.now() - Duration::days(8));
+        let c = loyalty::coupon::issue(
+            &code_key(),
+            &template(amount_off(500, 0), false),
+            &id,
+            &unique("grant"),
+            0,
+            t.now() - Duration::days(8),
+        );
         t.h.env.store.issue_coupon(&c, None, None).await.unwrap();
         c.code
     };
     let cases: Vec<(&str, i64, Vec<&str>, u16, &str)> = vec![
-        ("two coupons, one not stackable", 20_000, vec![&welcome, &stack_a], 422, "coupons_not_stackable"),
+        (
+            "two coupons, one not stackable",
+            20_000,
+            vec![&welcome, &stack_a],
+            422,
+            "coupons_not_stackable",
+        ),
         ("below the minimum spend (100 CNY)", 9_999, vec![&welcome], 422, "below_minimum_spend"),
         ("another tier's coupon", 20_000, vec![&gold], 422, "tier_not_eligible"),
         ("another member's coupon", 20_000, vec![&others], 422, "coupon_not_found"),
@@ -240,7 +373,11 @@ async fn coupon_refusals_each_have_their_own_code() {
         assert_problem(s, &b, &ct, status, code);
     }
     let (s, b, _) = t.quote(&id, "stacked", 20_000, &[&stack_a, &stack_b], 0).await;
-    assert_eq!((s, b["couponDiscount"].as_i64(), b["payable"].as_i64()), (201, Some(800), Some(19_200)), "{b}");
+    assert_eq!(
+        (s, b["couponDiscount"].as_i64(), b["payable"].as_i64()),
+        (201, Some(800), Some(19_200)),
+        "{b}"
+    );
     assert_eq!(t.confirm(&id, "stacked").await.0, 200);
     let (s, b, ct) = t.quote(&id, &unique("o"), 20_000, &[&stack_a], 0).await;
     assert_problem(s, &b, &ct, 409, "coupon_already_used");
@@ -254,10 +391,26 @@ async fn confirm_twice_is_one_order_and_cancel_after_confirm_is_refused() {
     let (s, q, _) = t.quote(&id, "o-1", 20_000, &[&code], 500).await;
     assert_eq!(s, 201, "{q}");
     // 200 − 20 (coupon) − 5 (500 points) = 175 CNY to pay.
-    assert_eq!((q["memberDiscount"].as_i64(), q["couponDiscount"].as_i64(), q["pointsDiscount"].as_i64(), q["payable"].as_i64()), (Some(0), Some(2_000), Some(500), Some(17_500)));
-    assert_eq!(t.quote(&id, "o-1", 20_000, &[&code], 500).await.1, q, "the same quote again answers the same hold");
+    assert_eq!(
+        (
+            q["memberDiscount"].as_i64(),
+            q["couponDiscount"].as_i64(),
+            q["pointsDiscount"].as_i64(),
+            q["payable"].as_i64()
+        ),
+        (Some(0), Some(2_000), Some(500), Some(17_500))
+    );
+    assert_eq!(
+        t.quote(&id, "o-1", 20_000, &[&code], 500).await.1,
+        q,
+        "the same quote again answers the same hold"
+    );
     let (s, c1, _) = t.confirm(&id, "o-1").await;
-    assert_eq!((s, c1["pointsUsed"].as_i64(), c1["pointsEarned"].as_i64(), c1["points"].as_i64()), (200, Some(500), Some(175), Some(675)), "{c1}");
+    assert_eq!(
+        (s, c1["pointsUsed"].as_i64(), c1["pointsEarned"].as_i64(), c1["points"].as_i64()),
+        (200, Some(500), Some(175), Some(675)),
+        "{c1}"
+    );
     let (s, c2, _) = t.confirm(&id, "o-1").await;
     assert_eq!((s, &c2), (200, &c1), "a second confirm answers the first");
     let (s, b, ct) = t.cancel(&id, "o-1").await;
@@ -267,17 +420,32 @@ async fn confirm_twice_is_one_order_and_cancel_after_confirm_is_refused() {
     let (s, b, ct) = t.order_system("POST", &format!("/internal/members/{id}/purchases"), Some(json!({"orderId": "o-1", "amount": 17_500, "currency": "CNY", "channel": "online", "occurredAt": t.now()}))).await;
     assert_problem(s, &b, &ct, 409, "order_conflict");
     let ledger = t.h.env.store.ledger_all(&id).await.unwrap();
-    let of_order = |k: EntryKind| ledger.iter().filter(|e| e.kind == k && e.reference.as_deref() == Some("o-1")).count();
+    let of_order = |k: EntryKind| {
+        ledger.iter().filter(|e| e.kind == k && e.reference.as_deref() == Some("o-1")).count()
+    };
     assert_eq!((of_order(EntryKind::Redemption), of_order(EntryKind::Purchase)), (1, 1));
     assert_eq!(t.coupon_status(&id, &code).await, "redeemed");
     t.assert_balanced(&id, 675).await;
 
     // A refund of 40% gives back 40% of the points spent and takes 40% of those earned.
     let (s, r, _) = t.refund(&id, "o-1", "r-1", 7_000).await;
-    assert_eq!((s, r["pointsReturned"].as_i64(), r["pointsClawedBack"].as_i64(), r["couponsReturned"].as_array().map(Vec::len)), (201, Some(200), Some(70), Some(0)), "{r}");
+    assert_eq!(
+        (
+            s,
+            r["pointsReturned"].as_i64(),
+            r["pointsClawedBack"].as_i64(),
+            r["couponsReturned"].as_array().map(Vec::len)
+        ),
+        (201, Some(200), Some(70), Some(0)),
+        "{r}"
+    );
     // The rest: every spent point is back, and so is the coupon, still valid.
     let (s, r, _) = t.refund(&id, "o-1", "r-2", 10_500).await;
-    assert_eq!((s, r["pointsReturned"].as_i64(), r["couponsReturned"][0].as_str()), (201, Some(300), Some(code.as_str())), "{r}");
+    assert_eq!(
+        (s, r["pointsReturned"].as_i64(), r["couponsReturned"][0].as_str()),
+        (201, Some(300), Some(code.as_str())),
+        "{r}"
+    );
     assert_eq!(t.refund(&id, "o-1", "r-2", 10_500).await.1, r, "the same refundId is one refund");
     assert_eq!(t.coupon_status(&id, &code).await, "active");
     t.assert_balanced(&id, 1_000).await;
@@ -335,8 +503,22 @@ async fn each_checkout_call_is_one_read_and_one_write_request() {
     }
     assert_eq!(counts, vec![("quote", 1, 1), ("confirm", 1, 1), ("cancel", 1, 1)]);
     t.h.counter.reset();
-    assert_eq!(t.call("POST", &format!("/members/{id}/checkout-preview"), Some(json!({"amount": 20_000})), As::Member(id.clone())).await.0, 200);
-    assert_eq!((t.h.counter.reads(), t.h.counter.writes()), (1, 0), "a preview reads once and writes nothing");
+    assert_eq!(
+        t.call(
+            "POST",
+            &format!("/members/{id}/checkout-preview"),
+            Some(json!({"amount": 20_000})),
+            As::Member(id.clone())
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        (t.h.counter.reads(), t.h.counter.writes()),
+        (1, 0),
+        "a preview reads once and writes nothing"
+    );
 }
 
 #[tokio::test]
@@ -368,15 +550,31 @@ async fn bad_checkout_input_is_a_4xx_and_writes_nothing() {
         assert_eq!(s, status, "{body}: {b}");
         assert_problem(s, &b, &ct, status, want);
     }
-    let (s, b, ct) = t.order_system("POST", &format!("/internal/members/{id}/checkouts/b-1/confirm"), Some(json!({"paid": 1}))).await;
+    let (s, b, ct) = t
+        .order_system(
+            "POST",
+            &format!("/internal/members/{id}/checkouts/b-1/confirm"),
+            Some(json!({"paid": 1})),
+        )
+        .await;
     assert_problem(s, &b, &ct, 404, "checkout_not_found");
     assert_eq!(t.quote(&id, "b-2", 20_000, &[], 100).await.0, 201);
-    let (s, b, ct) = t.order_system("POST", &format!("/internal/members/{id}/checkouts/b-2/confirm"), Some(json!({"paid": 1}))).await;
+    let (s, b, ct) = t
+        .order_system(
+            "POST",
+            &format!("/internal/members/{id}/checkouts/b-2/confirm"),
+            Some(json!({"paid": 1})),
+        )
+        .await;
     assert_problem(s, &b, &ct, 409, "amount_mismatch");
     let (s, b, ct) = t.call("GET", &path, None, As::OrderSystem).await;
     assert_problem(s, &b, &ct, 405, "method_not_allowed");
     let after = t.h.env.store.member(&id).await.unwrap().unwrap();
-    assert_eq!((after.wallet, after.order_count), (before.wallet, before.order_count), "no money moved");
+    assert_eq!(
+        (after.wallet, after.order_count),
+        (before.wallet, before.order_count),
+        "no money moved"
+    );
 }
 
 fn record(queue_arn: &str, m: &aws_sdk_sqs::types::Message) -> SqsMessage {
@@ -386,7 +584,13 @@ fn record(queue_arn: &str, m: &aws_sdk_sqs::types::Message) -> SqsMessage {
     r.body = m.body.clone();
     r.event_source = Some("aws:sqs".into());
     r.event_source_arn = Some(queue_arn.to_string());
-    r.attributes = m.attributes.clone().unwrap_or_default().into_iter().map(|(k, v)| (k.as_str().to_string(), v)).collect();
+    r.attributes = m
+        .attributes
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k.as_str().to_string(), v))
+        .collect();
     r
 }
 
@@ -396,21 +600,52 @@ async fn a_refund_event_before_its_purchase_waits_and_is_applied_once_the_purcha
     let t = setup().await;
     let (id, _) = t.member().await;
     let sqs = aws_sdk_sqs::Client::new(&t.h.sdk_config);
-    let dlq = sqs.create_queue().queue_name(unique("orders-dlq")).send().await.unwrap().queue_url.unwrap();
+    let dlq = sqs
+        .create_queue()
+        .queue_name(unique("orders-dlq"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
     let arn_of = |url: String| {
         let sqs = sqs.clone();
         async move {
-            let a = sqs.get_queue_attributes().queue_url(url).attribute_names(QueueAttributeName::QueueArn).send().await.unwrap();
+            let a = sqs
+                .get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(QueueAttributeName::QueueArn)
+                .send()
+                .await
+                .unwrap();
             a.attributes.unwrap()[&QueueAttributeName::QueueArn].clone()
         }
     };
     let dlq_arn = arn_of(dlq.clone()).await;
     let redrive = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 14}).to_string();
-    let queue = sqs.create_queue().queue_name(unique("orders")).attributes(QueueAttributeName::RedrivePolicy, redrive).send().await.unwrap().queue_url.unwrap();
+    let queue = sqs
+        .create_queue()
+        .queue_name(unique("orders"))
+        .attributes(QueueAttributeName::RedrivePolicy, redrive)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
     let arn = arn_of(queue.clone()).await;
     let receive = || {
         let (sqs, queue) = (sqs.clone(), queue.clone());
-        async move { sqs.receive_message().queue_url(queue).max_number_of_messages(10).message_system_attribute_names(MessageSystemAttributeName::All).send().await.unwrap().messages.unwrap_or_default() }
+        async move {
+            sqs.receive_message()
+                .queue_url(queue)
+                .max_number_of_messages(10)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send()
+                .await
+                .unwrap()
+                .messages
+                .unwrap_or_default()
+        }
     };
     let handle = |msgs: &[aws_sdk_sqs::types::Message]| {
         let mut e = SqsEvent::default();
@@ -423,22 +658,42 @@ async fn a_refund_event_before_its_purchase_waits_and_is_applied_once_the_purcha
     let first = receive().await;
     assert_eq!(first.len(), 1);
     assert_eq!(handle(&first).await.batch_item_failures.len(), 1, "the refund cannot apply yet");
-    assert!(receive().await.is_empty(), "it waits out its back-off instead of coming straight back");
+    assert!(
+        receive().await.is_empty(),
+        "it waits out its back-off instead of coming straight back"
+    );
 
     let purchase = json!({"type": "purchase", "memberId": id, "orderId": "late-1", "amount": 300_00, "currency": "CNY", "channel": "online", "occurredAt": t.now() - Duration::minutes(1)}).to_string();
     sqs.send_message().queue_url(&queue).message_body(purchase).send().await.unwrap();
     let second = receive().await;
     assert_eq!(second.len(), 1);
     assert!(handle(&second).await.batch_item_failures.is_empty());
-    sqs.delete_message().queue_url(&queue).receipt_handle(second[0].receipt_handle.clone().unwrap()).send().await.unwrap();
+    sqs.delete_message()
+        .queue_url(&queue)
+        .receipt_handle(second[0].receipt_handle.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
 
     // The back-off ends (moved forward here): the refund now applies.
-    sqs.change_message_visibility().queue_url(&queue).receipt_handle(first[0].receipt_handle.clone().unwrap()).visibility_timeout(0).send().await.unwrap();
+    sqs.change_message_visibility()
+        .queue_url(&queue)
+        .receipt_handle(first[0].receipt_handle.clone().unwrap())
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap();
     let again = receive().await;
     assert_eq!(again.len(), 1);
     assert!(handle(&again).await.batch_item_failures.is_empty());
-    sqs.delete_message().queue_url(&queue).receipt_handle(again[0].receipt_handle.clone().unwrap()).send().await.unwrap();
-    let dead = sqs.receive_message().queue_url(&dlq).send().await.unwrap().messages.unwrap_or_default();
+    sqs.delete_message()
+        .queue_url(&queue)
+        .receipt_handle(again[0].receipt_handle.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let dead =
+        sqs.receive_message().queue_url(&dlq).send().await.unwrap().messages.unwrap_or_default();
     assert!(dead.is_empty(), "nothing reached the dead-letter queue");
     t.assert_balanced(&id, 100 + 300 - 100).await;
 }
@@ -449,12 +704,27 @@ async fn a_confirm_dated_by_the_order_system_earns_as_a_purchase_that_day() {
     let (id, _) = t.member().await;
     assert_eq!(t.quote(&id, "md-1", 10_000, &[], 0).await.0, 201);
     let confirm = |when: &str| json!({"occurredAt": when});
-    let (s, b, ct) = t.order_system("POST", &format!("/internal/members/{id}/checkouts/md-1/confirm"), Some(confirm("2026-11-21T04:00:00Z"))).await;
+    let (s, b, ct) = t
+        .order_system(
+            "POST",
+            &format!("/internal/members/{id}/checkouts/md-1/confirm"),
+            Some(confirm("2026-11-21T04:00:00Z")),
+        )
+        .await;
     assert_problem(s, &b, &ct, 422, "occurred_at_in_future");
     // Paid on the 18th (the member day, 2×), reported two days later.
-    let (s, b, _) = t.order_system("POST", &format!("/internal/members/{id}/checkouts/md-1/confirm"), Some(confirm("2026-11-18T04:00:00Z"))).await;
+    let (s, b, _) = t
+        .order_system(
+            "POST",
+            &format!("/internal/members/{id}/checkouts/md-1/confirm"),
+            Some(confirm("2026-11-18T04:00:00Z")),
+        )
+        .await;
     assert_eq!((s, b["pointsEarned"].as_i64()), (200, Some(200)), "{b}");
     let m = t.h.env.store.member(&id).await.unwrap().unwrap();
-    assert_eq!(m.spend_days.iter().map(|d| d.day.to_string()).collect::<Vec<_>>(), vec!["2026-11-18"]);
+    assert_eq!(
+        m.spend_days.iter().map(|d| d.day.to_string()).collect::<Vec<_>>(),
+        vec!["2026-11-18"]
+    );
     t.assert_balanced(&id, 300).await;
 }

@@ -31,7 +31,11 @@ fn the_deployed_crates_have_no_features_and_no_local_way_in() {
     for m in &manifests {
         let text = std::fs::read_to_string(m).unwrap();
         // A feature is a build of the code that AWS does not run: there is none.
-        assert!(!text.contains("[features]"), "{}: the deployed crates have no cargo features", m.display());
+        assert!(
+            !text.contains("[features]"),
+            "{}: the deployed crates have no cargo features",
+            m.display()
+        );
     }
     let mut files = Vec::new();
     sources(&repo().join("shared/src"), &mut files);
@@ -39,7 +43,9 @@ fn the_deployed_crates_have_no_features_and_no_local_way_in() {
     assert!(files.len() >= 6);
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
-        for needle in ["x-loyalty-dev", "LOYALTY_LOCAL_AUTH", "local-auth", "cfg(feature", "/lambda-url/"] {
+        for needle in
+            ["x-loyalty-dev", "LOYALTY_LOCAL_AUTH", "local-auth", "cfg(feature", "/lambda-url/"]
+        {
             assert!(!text.contains(needle), "{}: mentions {needle}", f.display());
         }
     }
@@ -52,11 +58,31 @@ fn the_deployed_crates_have_no_features_and_no_local_way_in() {
 #[test]
 fn identity_claimed_in_headers_is_anonymous() {
     // Only API Gateway's request context (the local gateway fills the same) names a caller.
-    let headers = [("x-loyalty-dev-sub", "x"), ("x-loyalty-dev-iam", "order-system"), ("x-amzn-oidc-identity", "x")];
-    let req = loyalty_tests::request_with_headers("GET", "/members/x", None, loyalty_tests::As::Nobody, &headers);
+    let headers = [
+        ("x-loyalty-dev-sub", "x"),
+        ("x-loyalty-dev-iam", "order-system"),
+        ("x-amzn-oidc-identity", "x"),
+    ];
+    let req = loyalty_tests::request_with_headers(
+        "GET",
+        "/members/x",
+        None,
+        loyalty_tests::As::Nobody,
+        &headers,
+    );
     assert_eq!(loyalty::auth::caller(&req, &Default::default()), loyalty::auth::Caller::Anonymous);
-    let headers = [("x-loyalty-dev-sub", "x"), ("x-loyalty-dev-email", "a@example.com"), ("x-loyalty-dev-email-verified", "true")];
-    let req = loyalty_tests::request_with_headers("POST", "/members", Some("{}"), loyalty_tests::As::Nobody, &headers);
+    let headers = [
+        ("x-loyalty-dev-sub", "x"),
+        ("x-loyalty-dev-email", "a@example.com"),
+        ("x-loyalty-dev-email-verified", "true"),
+    ];
+    let req = loyalty_tests::request_with_headers(
+        "POST",
+        "/members",
+        Some("{}"),
+        loyalty_tests::As::Nobody,
+        &headers,
+    );
     assert_eq!(loyalty::auth::verified_contacts(&req), Default::default());
 }
 
@@ -65,7 +91,10 @@ mod common;
 /// Every function of the workspace is deployed, and the template builds no binary that is not one.
 #[test]
 fn the_template_deploys_every_function_of_the_workspace() {
-    let mut dirs: Vec<String> = std::fs::read_dir(repo().join("functions")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+    let mut dirs: Vec<String> = std::fs::read_dir(repo().join("functions"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
     dirs.sort();
     let mut binaries: Vec<String> = common::functions().into_iter().map(|f| f.binary).collect();
     binaries.sort();
@@ -104,7 +133,9 @@ fn statements() -> Vec<(String, serde_yaml::Value)> {
 fn actions(s: &serde_yaml::Value) -> Vec<String> {
     match &s["Action"] {
         serde_yaml::Value::String(a) => vec![a.clone()],
-        serde_yaml::Value::Sequence(v) => v.iter().filter_map(|a| a.as_str().map(String::from)).collect(),
+        serde_yaml::Value::Sequence(v) => {
+            v.iter().filter_map(|a| a.as_str().map(String::from)).collect()
+        }
         _ => vec![],
     }
 }
@@ -114,27 +145,53 @@ fn actions(s: &serde_yaml::Value) -> Vec<String> {
 #[test]
 fn only_the_publisher_puts_events_and_only_on_its_bus() {
     let all = statements();
-    let putters: Vec<&(String, serde_yaml::Value)> = all.iter().filter(|(_, s)| actions(s).iter().any(|a| a.starts_with("events:Put") || a == "events:*")).collect();
+    let putters: Vec<&(String, serde_yaml::Value)> = all
+        .iter()
+        .filter(|(_, s)| actions(s).iter().any(|a| a.starts_with("events:Put") || a == "events:*"))
+        .collect();
     assert_eq!(putters.len(), 1, "one statement grants events:PutEvents: {putters:?}");
     let (owner, s) = putters[0];
     assert_eq!(owner, "EventsOutRole");
     assert_eq!(actions(s), ["events:PutEvents"]);
-    assert!(text(&s["Resource"]).contains("LoyaltyEventBus.Arn"), "on the loyalty bus only: {}", text(&s["Resource"]));
+    assert!(
+        text(&s["Resource"]).contains("LoyaltyEventBus.Arn"),
+        "on the loyalty bus only: {}",
+        text(&s["Resource"])
+    );
     let t = common::yaml("template.yaml");
     let f = &t["Resources"]["EventsOutFunction"]["Properties"];
-    assert!(text(&f["Role"]).contains("EventsOutRole.Arn"), "the publisher runs with its own role (SAM's stream policy reads every stream)");
+    assert!(
+        text(&f["Role"]).contains("EventsOutRole.Arn"),
+        "the publisher runs with its own role (SAM's stream policy reads every stream)"
+    );
     assert!(f.get("Policies").is_none());
     for (owner, s) in all.iter().filter(|(o, _)| o == "EventsOutRole") {
         for a in actions(s) {
             if a.starts_with("dynamodb:") {
-                assert!(["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"].contains(&a.as_str()), "{owner}: {a}");
-                assert!(text(&s["Resource"]).contains("${LoyaltyTable.Arn}/stream/*"), "{owner}: streams of the table only");
+                assert!(
+                    [
+                        "dynamodb:DescribeStream",
+                        "dynamodb:GetRecords",
+                        "dynamodb:GetShardIterator",
+                        "dynamodb:ListStreams"
+                    ]
+                    .contains(&a.as_str()),
+                    "{owner}: {a}"
+                );
+                assert!(
+                    text(&s["Resource"]).contains("${LoyaltyTable.Arn}/stream/*"),
+                    "{owner}: streams of the table only"
+                );
             }
             assert!(!a.ends_with(":*") && a != "*", "{owner}: no wildcard action ({a})");
         }
     }
     for func in common::functions().iter().filter(|f| f.binary != "events-out") {
-        assert!(t["Resources"][func.logical_id.as_str()]["Properties"].get("Role").is_none(), "{} keeps SAM's role with its listed policies", func.logical_id);
+        assert!(
+            t["Resources"][func.logical_id.as_str()]["Properties"].get("Role").is_none(),
+            "{} keeps SAM's role with its listed policies",
+            func.logical_id
+        );
     }
 }
 
@@ -142,7 +199,10 @@ fn only_the_publisher_puts_events_and_only_on_its_bus() {
 #[test]
 fn the_outbox_and_the_webhooks_are_wired_as_documented() {
     let t = common::yaml("template.yaml");
-    assert_eq!(t["Resources"]["LoyaltyTable"]["Properties"]["StreamSpecification"]["StreamViewType"], "NEW_AND_OLD_IMAGES");
+    assert_eq!(
+        t["Resources"]["LoyaltyTable"]["Properties"]["StreamSpecification"]["StreamViewType"],
+        "NEW_AND_OLD_IMAGES"
+    );
     let ev = &t["Resources"]["EventsOutFunction"]["Properties"]["Events"]["TableStream"];
     assert_eq!(ev["Type"], "DynamoDB");
     let p = &ev["Properties"];
@@ -150,7 +210,15 @@ fn the_outbox_and_the_webhooks_are_wired_as_documented() {
     assert_eq!(p["FunctionResponseTypes"][0], "ReportBatchItemFailures");
     assert_eq!(p["BisectBatchOnFunctionError"], true);
     assert!(text(&p["DestinationConfig"]["OnFailure"]["Destination"]).contains("EventsOutDLQ.Arn"));
-    for id in ["WebhookConnection", "WebhookDestination", "WebhookRule", "WebhookRole", "WebhookDLQ", "WebhookDLQPolicy", "WebhookDLQAlarm"] {
+    for id in [
+        "WebhookConnection",
+        "WebhookDestination",
+        "WebhookRule",
+        "WebhookRole",
+        "WebhookDLQ",
+        "WebhookDLQPolicy",
+        "WebhookDLQAlarm",
+    ] {
         assert_eq!(t["Resources"][id]["Condition"], "WebhooksOn", "{id}");
     }
     assert_eq!(t["Parameters"]["WebhookEndpoint"]["Default"], "", "webhooks are off by default");

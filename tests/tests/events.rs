@@ -22,7 +22,8 @@ fn samples() -> Vec<(String, Value)> {
         .map(|p| {
             let name = p.file_name().unwrap().to_string_lossy().to_string();
             let text = std::fs::read_to_string(&p).unwrap();
-            let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("events/{name} is not JSON: {e}"));
+            let v: Value = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("events/{name} is not JSON: {e}"));
             (name, v)
         })
         .collect();
@@ -45,37 +46,77 @@ fn every_sample_parses_into_its_event_type_and_reaches_its_function() {
             .unwrap_or_else(|| panic!("events/{name}: name it <function binary>-<what>.json after a function of template.yaml"));
         let has = |kind: &[&str]| f.events.iter().any(|e| kind.contains(&e.kind.as_str()));
         if v.get("requestContext").and_then(|c| c.get("http")).is_some() {
-            let typed: ApiGatewayV2httpRequest = serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("events/{name}: not an HTTP API (v2) request: {e}"));
+            let typed: ApiGatewayV2httpRequest = serde_json::from_value(v.clone())
+                .unwrap_or_else(|e| panic!("events/{name}: not an HTTP API (v2) request: {e}"));
             let method = typed.request_context.http.method.as_str().to_string();
             let path = typed.raw_path.clone().unwrap_or_default();
             assert!(
-                routes.iter().any(|(m, p, bin, _)| *m == method && common::path_matches(p, &path) && *bin == f.binary),
+                routes.iter().any(|(m, p, bin, _)| *m == method
+                    && common::path_matches(p, &path)
+                    && *bin == f.binary),
                 "events/{name}: {method} {path} is not a route of {} in template.yaml",
                 f.logical_id
             );
-            assert!(matches!(classify(v.clone()), Ok(Trigger::Http(_))), "events/{name}: the runtime does not read it as HTTP");
+            assert!(
+                matches!(classify(v.clone()), Ok(Trigger::Http(_))),
+                "events/{name}: the runtime does not read it as HTTP"
+            );
         } else if v["Records"][0]["eventSource"] == "aws:dynamodb" {
-            let typed: StreamEvent = serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("events/{name}: not a DynamoDB stream event: {e}"));
+            let typed: StreamEvent = serde_json::from_value(v.clone())
+                .unwrap_or_else(|e| panic!("events/{name}: not a DynamoDB stream event: {e}"));
             for r in &typed.records {
                 assert_eq!(r.event_source.as_deref(), Some("aws:dynamodb"), "events/{name}");
-                assert!(r.change.sequence_number.is_some() && !r.change.keys.is_empty(), "events/{name}: records need SequenceNumber and Keys");
-                loyalty::store::stream::events_of(r).unwrap_or_else(|e| panic!("events/{name}: a record does not map: {e}"));
+                assert!(
+                    r.change.sequence_number.is_some() && !r.change.keys.is_empty(),
+                    "events/{name}: records need SequenceNumber and Keys"
+                );
+                loyalty::store::stream::events_of(r)
+                    .unwrap_or_else(|e| panic!("events/{name}: a record does not map: {e}"));
             }
-            assert!(has(&["DynamoDB"]), "events/{name}: {} has no DynamoDB event in template.yaml", f.logical_id);
-            assert!(matches!(classify(v.clone()), Ok(Trigger::Stream(_))), "events/{name}: the runtime does not read it as a stream batch");
+            assert!(
+                has(&["DynamoDB"]),
+                "events/{name}: {} has no DynamoDB event in template.yaml",
+                f.logical_id
+            );
+            assert!(
+                matches!(classify(v.clone()), Ok(Trigger::Stream(_))),
+                "events/{name}: the runtime does not read it as a stream batch"
+            );
         } else if v.get("Records").is_some() {
-            let typed: SqsEvent = serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("events/{name}: not an SQS event: {e}"));
-            assert!(!typed.records.is_empty(), "events/{name}: an SQS sample needs at least one record");
+            let typed: SqsEvent = serde_json::from_value(v.clone())
+                .unwrap_or_else(|e| panic!("events/{name}: not an SQS event: {e}"));
+            assert!(
+                !typed.records.is_empty(),
+                "events/{name}: an SQS sample needs at least one record"
+            );
             for r in &typed.records {
                 assert_eq!(r.event_source.as_deref(), Some("aws:sqs"), "events/{name}");
-                assert!(r.message_id.is_some() && r.body.is_some(), "events/{name}: records need messageId and body");
+                assert!(
+                    r.message_id.is_some() && r.body.is_some(),
+                    "events/{name}: records need messageId and body"
+                );
             }
-            assert!(has(&["SQS"]), "events/{name}: {} has no SQS event in template.yaml", f.logical_id);
-            assert!(matches!(classify(v.clone()), Ok(Trigger::Sqs(_))), "events/{name}: the runtime does not read it as SQS");
+            assert!(
+                has(&["SQS"]),
+                "events/{name}: {} has no SQS event in template.yaml",
+                f.logical_id
+            );
+            assert!(
+                matches!(classify(v.clone()), Ok(Trigger::Sqs(_))),
+                "events/{name}: the runtime does not read it as SQS"
+            );
         } else if v.get("detail-type").is_some() {
-            let _typed: EventBridgeEvent<Value> = serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("events/{name}: not an EventBridge event: {e}"));
-            assert!(has(&["Schedule", "ScheduleV2"]), "events/{name}: {} has no schedule in template.yaml", f.logical_id);
-            assert!(matches!(classify(v.clone()), Ok(Trigger::Schedule(_))), "events/{name}: the runtime does not read it as a schedule");
+            let _typed: EventBridgeEvent<Value> = serde_json::from_value(v.clone())
+                .unwrap_or_else(|e| panic!("events/{name}: not an EventBridge event: {e}"));
+            assert!(
+                has(&["Schedule", "ScheduleV2"]),
+                "events/{name}: {} has no schedule in template.yaml",
+                f.logical_id
+            );
+            assert!(
+                matches!(classify(v.clone()), Ok(Trigger::Schedule(_))),
+                "events/{name}: the runtime does not read it as a schedule"
+            );
         } else {
             panic!("events/{name}: neither an HTTP API request (requestContext.http), an SQS or DynamoDB stream batch (Records) nor an EventBridge event (detail-type)");
         }
@@ -88,9 +129,21 @@ fn every_function_has_a_sample_of_each_kind_of_trigger_it_has() {
     for f in common::functions() {
         for kind in ["SQS", "DynamoDB"] {
             if f.events.iter().any(|e| e.kind == kind) {
-                let wanted = |v: &Value| if kind == "SQS" { v["Records"][0]["eventSource"] == "aws:sqs" } else { v["Records"][0]["eventSource"] == "aws:dynamodb" };
-                let found = samples().into_iter().any(|(n, v)| n.starts_with(&format!("{}-", f.binary)) && wanted(&v));
-                assert!(found, "{} has a {kind} event but events/ has no sample of it (have: {names:?})", f.logical_id);
+                let wanted = |v: &Value| {
+                    if kind == "SQS" {
+                        v["Records"][0]["eventSource"] == "aws:sqs"
+                    } else {
+                        v["Records"][0]["eventSource"] == "aws:dynamodb"
+                    }
+                };
+                let found = samples()
+                    .into_iter()
+                    .any(|(n, v)| n.starts_with(&format!("{}-", f.binary)) && wanted(&v));
+                assert!(
+                    found,
+                    "{} has a {kind} event but events/ has no sample of it (have: {names:?})",
+                    f.logical_id
+                );
             }
         }
     }

@@ -35,7 +35,8 @@ impl World {
     async fn new(prefix: &str, clock: Clock) -> World {
         let h = harness_with(Rules::default(), clock).await;
         let table = outbox::stream_table(&h, prefix).await;
-        let env = Env { store: Store::new(h.env.store.client.clone(), table.clone()), ..h.env.clone() };
+        let env =
+            Env { store: Store::new(h.env.store.client.clone(), table.clone()), ..h.env.clone() };
         let stream = StreamReader::open(&h, &table).await;
         let sink = Sink::new(&h).await;
         let publisher = sink.app();
@@ -47,12 +48,20 @@ impl World {
     }
 
     fn points(&self) -> purchase_points::App {
-        purchase_points::App { env: self.env.clone(), sqs: aws_sdk_sqs::Client::new(&self.h.sdk_config), codes: code_key() }
+        purchase_points::App {
+            env: self.env.clone(),
+            sqs: aws_sdk_sqs::Client::new(&self.h.sdk_config),
+            codes: code_key(),
+        }
     }
 
     /// A harness whose store is this world's table (for the seeding helpers).
     fn harness(&self) -> Harness {
-        Harness { env: self.env.clone(), counter: self.h.counter.clone(), sdk_config: self.h.sdk_config.clone() }
+        Harness {
+            env: self.env.clone(),
+            counter: self.h.counter.clone(),
+            sdk_config: self.h.sdk_config.clone(),
+        }
     }
 
     /// What the writes since the last call published: every new stream record through the
@@ -65,7 +74,10 @@ impl World {
     /// `published`, while `work` writes: the stream is read and published as the writes go
     /// (as the mapping does), the sink read at the same time, until the work is done and the
     /// stream has nothing more.
-    async fn published_while<T>(&mut self, work: impl std::future::Future<Output = T>) -> (T, Vec<Value>, Vec<aws_lambda_events::dynamodb::EventRecord>) {
+    async fn published_while<T>(
+        &mut self,
+        work: impl std::future::Future<Output = T>,
+    ) -> (T, Vec<Value>, Vec<aws_lambda_events::dynamodb::EventRecord>) {
         use std::sync::atomic::{AtomicBool, Ordering};
         let World { stream, sink, publisher, .. } = self;
         let done = AtomicBool::new(false);
@@ -80,9 +92,15 @@ impl World {
             loop {
                 let finished = done.load(Ordering::SeqCst);
                 let new = stream.read().await;
-                count += new.iter().map(|r| loyalty::store::stream::events_of(r).expect("every record maps").len()).sum::<usize>();
+                count += new
+                    .iter()
+                    .map(|r| loyalty::store::stream::events_of(r).expect("every record maps").len())
+                    .sum::<usize>();
                 for response in outbox::publish(publisher, &new, BATCH).await {
-                    assert!(response.batch_item_failures.is_empty(), "nothing fails against the local bus: {response:?}");
+                    assert!(
+                        response.batch_item_failures.is_empty(),
+                        "nothing fails against the local bus: {response:?}"
+                    );
                 }
                 if new.is_empty() {
                     idle_after_done += usize::from(finished);
@@ -93,10 +111,16 @@ impl World {
                 }
                 records.extend(new);
                 // While the writes go on, gather a second of records a batch (the mapping's window).
-                tokio::time::sleep(std::time::Duration::from_millis(if finished { 100 } else { 1000 })).await;
+                tokio::time::sleep(std::time::Duration::from_millis(if finished {
+                    100
+                } else {
+                    1000
+                }))
+                .await;
             }
         };
-        let (out, records, events) = tokio::join!(work, pump, sink.take_until(|| *expected.lock().unwrap()));
+        let (out, records, events) =
+            tokio::join!(work, pump, sink.take_until(|| *expected.lock().unwrap()));
         let count = expected.lock().unwrap().unwrap_or_default();
         assert_eq!(events.len(), count, "every event the records mean reached the bus, once");
         events.iter().for_each(outbox::check);
@@ -125,7 +149,10 @@ fn one<'a>(events: &'a [Value], detail_type: &str) -> &'a Value {
 }
 
 fn ids(events: &[Value]) -> Vec<String> {
-    let mut ids: Vec<String> = events.iter().map(|e| e["detail"]["eventId"].as_str().expect("an eventId").to_string()).collect();
+    let mut ids: Vec<String> = events
+        .iter()
+        .map(|e| e["detail"]["eventId"].as_str().expect("an eventId").to_string())
+        .collect();
     ids.sort();
     ids
 }
@@ -153,7 +180,10 @@ async fn a_members_life_publishes_exactly_its_events_once_each_and_again_with_th
     let phone = "+8613912345678".to_string();
     let name = "Zhang Xiaoming".to_string();
     let body = json!({"email": email, "phone": phone, "name": name, "birthday": "1990-05-18", "marketingConsent": true}).to_string();
-    let (s, joined, _) = answer(signup::handle(&signup, request("POST", "/members", Some(&body), As::Member(id.clone()))).await);
+    let (s, joined, _) = answer(
+        signup::handle(&signup, request("POST", "/members", Some(&body), As::Member(id.clone())))
+            .await,
+    );
     assert_eq!(s, 201, "{joined}");
     let code = joined["welcomeCoupon"]["code"].as_str().unwrap().to_string();
     let mut all = Vec::new();
@@ -168,52 +198,124 @@ async fn a_members_life_publishes_exactly_its_events_once_each_and_again_with_th
         events
     };
 
-    let e = step(w.published().await, vec!["MemberJoined", "PointsEarned", "CouponIssued"], "signup");
-    assert_eq!((one(&e, "MemberJoined")["tier"].as_str(), one(&e, "MemberJoined")["marketingConsent"].as_bool()), (Some("regular"), Some(true)));
-    assert_eq!((one(&e, "PointsEarned")["kind"].as_str(), one(&e, "PointsEarned")["points"].as_i64()), (Some("welcome"), Some(100)));
-    assert_eq!((one(&e, "CouponIssued")["code"].as_str(), one(&e, "CouponIssued")["grant"].as_str()), (Some(code.as_str()), Some("welcome")));
+    let e =
+        step(w.published().await, vec!["MemberJoined", "PointsEarned", "CouponIssued"], "signup");
+    assert_eq!(
+        (
+            one(&e, "MemberJoined")["tier"].as_str(),
+            one(&e, "MemberJoined")["marketingConsent"].as_bool()
+        ),
+        (Some("regular"), Some(true))
+    );
+    assert_eq!(
+        (one(&e, "PointsEarned")["kind"].as_str(), one(&e, "PointsEarned")["points"].as_i64()),
+        (Some("welcome"), Some(100))
+    );
+    assert_eq!(
+        (one(&e, "CouponIssued")["code"].as_str(), one(&e, "CouponIssued")["grant"].as_str()),
+        (Some(code.as_str()), Some("welcome"))
+    );
 
     let os = || As::OrderSystem;
     let post = |path: String, body: Value| {
         let points = &points;
-        async move { answer(purchase_points::handle(points, request("POST", &path, Some(&body.to_string()), os())).await) }
+        async move {
+            answer(
+                purchase_points::handle(
+                    points,
+                    request("POST", &path, Some(&body.to_string()), os()),
+                )
+                .await,
+            )
+        }
     };
     let internal = |route: &str| format!("/internal/members/{id}/{route}");
     let (s, b, _) = post(internal("purchases"), json!({"orderId": "o-1", "amount": 25_000, "currency": "CNY", "channel": "online", "occurredAt": at(NOW) - Duration::minutes(1)})).await;
     assert_eq!(s, 201, "{b}");
     let e = step(w.published().await, vec!["PointsPending"], "a purchase inside the return window");
     let d = one(&e, "PointsPending");
-    assert_eq!((d["kind"].as_str(), d["points"].as_i64(), d["pending"].as_i64(), d["reference"].as_str()), (Some("purchase"), Some(0), Some(250), Some("o-1")));
+    assert_eq!(
+        (d["kind"].as_str(), d["points"].as_i64(), d["pending"].as_i64(), d["reference"].as_str()),
+        (Some("purchase"), Some(0), Some(250), Some("o-1"))
+    );
 
-    let (s, b, _) = post(internal("refunds"), json!({"orderId": "o-1", "refundId": "r-1", "amount": 5_000})).await;
+    let (s, b, _) =
+        post(internal("refunds"), json!({"orderId": "o-1", "refundId": "r-1", "amount": 5_000}))
+            .await;
     assert_eq!(s, 201, "{b}");
-    let e = step(w.published().await, vec!["PointsClawedBack"], "a partial refund inside the window");
-    assert_eq!((one(&e, "PointsClawedBack")["pending"].as_i64(), one(&e, "PointsClawedBack")["reference"].as_str()), (Some(-50), Some("r-1")));
+    let e =
+        step(w.published().await, vec!["PointsClawedBack"], "a partial refund inside the window");
+    assert_eq!(
+        (
+            one(&e, "PointsClawedBack")["pending"].as_i64(),
+            one(&e, "PointsClawedBack")["reference"].as_str()
+        ),
+        (Some(-50), Some("r-1"))
+    );
 
     let (s, b, _) = post(internal("checkouts"), json!({"orderId": "o-2", "amount": 12_800, "currency": "CNY", "channel": "online", "couponCodes": [code], "points": 100})).await;
     assert_eq!(s, 201, "{b}");
     step(w.published().await, vec![], "a quote holds, it is no fact yet");
     let (s, b, _) = post(internal("checkouts/o-2/confirm"), json!({"paid": 10_700})).await;
     assert_eq!(s, 200, "{b}");
-    let e = step(w.published().await, vec!["CheckoutConfirmed", "CouponRedeemed", "PointsPending", "PointsRedeemed"], "a checkout confirmed");
+    let e = step(
+        w.published().await,
+        vec!["CheckoutConfirmed", "CouponRedeemed", "PointsPending", "PointsRedeemed"],
+        "a checkout confirmed",
+    );
     let c = one(&e, "CheckoutConfirmed");
-    assert_eq!((c["orderId"].as_str(), c["payable"].as_i64(), c["pointsUsed"].as_i64(), c["couponDiscount"].as_i64()), (Some("o-2"), Some(10_700), Some(100), Some(2_000)));
+    assert_eq!(
+        (
+            c["orderId"].as_str(),
+            c["payable"].as_i64(),
+            c["pointsUsed"].as_i64(),
+            c["couponDiscount"].as_i64()
+        ),
+        (Some("o-2"), Some(10_700), Some(100), Some(2_000))
+    );
     assert_eq!(c["couponCodes"], json!([code]));
-    assert_eq!((one(&e, "CouponRedeemed")["orderId"].as_str(), one(&e, "CouponRedeemed")["discount"].as_i64()), (Some("o-2"), Some(2_000)));
+    assert_eq!(
+        (
+            one(&e, "CouponRedeemed")["orderId"].as_str(),
+            one(&e, "CouponRedeemed")["discount"].as_i64()
+        ),
+        (Some("o-2"), Some(2_000))
+    );
     assert_eq!(one(&e, "PointsRedeemed")["points"].as_i64(), Some(-100));
     assert_eq!(one(&e, "PointsPending")["pending"].as_i64(), Some(107));
 
-    let (s, b, _) = post(internal("refunds"), json!({"orderId": "o-2", "refundId": "r-2", "amount": 10_700})).await;
+    let (s, b, _) =
+        post(internal("refunds"), json!({"orderId": "o-2", "refundId": "r-2", "amount": 10_700}))
+            .await;
     assert_eq!(s, 201, "{b}");
-    let e = step(w.published().await, vec!["CouponReturned", "PointsClawedBack", "PointsReturned"], "a full refund of the checkout");
+    let e = step(
+        w.published().await,
+        vec!["CouponReturned", "PointsClawedBack", "PointsReturned"],
+        "a full refund of the checkout",
+    );
     assert_eq!(one(&e, "PointsReturned")["points"].as_i64(), Some(100));
     assert_eq!(one(&e, "PointsClawedBack")["pending"].as_i64(), Some(-107));
-    assert_eq!((one(&e, "CouponReturned")["code"].as_str(), one(&e, "CouponReturned")["orderId"].as_str()), (Some(code.as_str()), Some("o-2")));
+    assert_eq!(
+        (one(&e, "CouponReturned")["code"].as_str(), one(&e, "CouponReturned")["orderId"].as_str()),
+        (Some(code.as_str()), Some("o-2"))
+    );
 
-    let (s, _, _) = answer(signup::handle(&signup, request("DELETE", &format!("/members/{id}"), None, As::Member(id.clone()))).await);
+    let (s, _, _) = answer(
+        signup::handle(
+            &signup,
+            request("DELETE", &format!("/members/{id}"), None, As::Member(id.clone())),
+        )
+        .await,
+    );
     assert_eq!(s, 204);
     step(w.published().await, vec!["MemberErased"], "an erasure");
-    let (s, _, _) = answer(signup::handle(&signup, request("DELETE", &format!("/members/{id}"), None, As::Member(id.clone()))).await);
+    let (s, _, _) = answer(
+        signup::handle(
+            &signup,
+            request("DELETE", &format!("/members/{id}"), None, As::Member(id.clone())),
+        )
+        .await,
+    );
     assert_eq!(s, 204);
     step(w.published().await, vec![], "a second erase changes nothing");
 
@@ -223,17 +325,25 @@ async fn a_members_life_publishes_exactly_its_events_once_each_and_again_with_th
     assert_eq!(unique_ids.len(), all.len(), "every fact has its own id");
 
     // Lambda delivers a record again (a retried batch): the same events, with the same ids.
-    let (responses, again) = tokio::join!(outbox::publish(&w.publisher, &records, 7), w.sink.take(all.len()));
+    let (responses, again) =
+        tokio::join!(outbox::publish(&w.publisher, &records, 7), w.sink.take(all.len()));
     assert!(responses.iter().all(|r| r.batch_item_failures.is_empty()));
     assert_eq!(ids(&again), ids(&all), "a redelivered record publishes the same eventIds");
-    let by_id = |v: &[Value]| v.iter().map(|e| (e["detail"]["eventId"].as_str().unwrap().to_string(), e["detail"].clone())).collect::<std::collections::BTreeMap<_, _>>();
+    let by_id = |v: &[Value]| {
+        v.iter()
+            .map(|e| (e["detail"]["eventId"].as_str().unwrap().to_string(), e["detail"].clone()))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
     assert_eq!(by_id(&again), by_id(&all), "and the same details");
     w.done().await;
 }
 
 #[tokio::test]
 async fn the_nightly_tier_evaluation_publishes_the_step_down() {
-    let night = loyalty::calendar::start_of_day(Rules::default().time_zone, NaiveDate::from_ymd_opt(2026, 11, 27).unwrap()) + Duration::minutes(30);
+    let night = loyalty::calendar::start_of_day(
+        Rules::default().time_zone,
+        NaiveDate::from_ymd_opt(2026, 11, 27).unwrap(),
+    ) + Duration::minutes(30);
     let mut w = World::new("ev-tier", Clock::Fixed(night)).await;
     let id = unique("tier");
     let mut m = plain_member(&id, TierCode::Gold, night - Duration::days(800));
@@ -243,12 +353,31 @@ async fn the_nightly_tier_evaluation_publishes_the_step_down() {
     assert_eq!(types(&seeded), ["MemberJoined"], "the seeded member");
 
     let sqs = aws_sdk_sqs::Client::new(&w.h.sdk_config);
-    let queue_url = sqs.create_queue().queue_name(unique("tq")).send().await.unwrap().queue_url.unwrap();
-    let app = tier_recompute::App { env: w.env.clone(), sqs: sqs.clone(), queue_url: queue_url.clone(), budget: std::time::Duration::from_secs(60), page_size: 100, concurrency: 16 };
+    let queue_url =
+        sqs.create_queue().queue_name(unique("tq")).send().await.unwrap().queue_url.unwrap();
+    let app = tier_recompute::App {
+        env: w.env.clone(),
+        sqs: sqs.clone(),
+        queue_url: queue_url.clone(),
+        budget: std::time::Duration::from_secs(60),
+        page_size: 100,
+        concurrency: 16,
+    };
     let schedule = serde_json::from_value(json!({"detail-type": "Scheduled Event", "source": "loyalty.schedule", "detail": {"job": "tier-evaluation", "now": night}})).unwrap();
-    assert!(matches!(tier_recompute::handle(&app, Trigger::Schedule(schedule)).await, Ok(Outcome::Done(_))));
+    assert!(matches!(
+        tier_recompute::handle(&app, Trigger::Schedule(schedule)).await,
+        Ok(Outcome::Done(_))
+    ));
     loop {
-        let got = sqs.receive_message().queue_url(&queue_url).max_number_of_messages(10).send().await.unwrap().messages.unwrap_or_default();
+        let got = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
         if got.is_empty() {
             break;
         }
@@ -259,13 +388,25 @@ async fn the_nightly_tier_evaluation_publishes_the_step_down() {
         let batch = serde_json::from_value(json!({"Records": records})).unwrap();
         assert!(tier_recompute::work(&app, batch).await.batch_item_failures.is_empty());
         for m in got {
-            sqs.delete_message().queue_url(&queue_url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+            sqs.delete_message()
+                .queue_url(&queue_url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
         }
     }
     let (events, _) = w.published().await;
-    assert_eq!(types(&events), ["TierChanged"], "the night's one fact: the member item's own change is no event");
+    assert_eq!(
+        types(&events),
+        ["TierChanged"],
+        "the night's one fact: the member item's own change is no event"
+    );
     let t = one(&events, "TierChanged");
-    assert_eq!((t["memberId"].as_str(), t["from"].as_str(), t["to"].as_str(), t["reason"].as_str()), (Some(id.as_str()), Some("gold"), Some("silver"), Some("step_down")));
+    assert_eq!(
+        (t["memberId"].as_str(), t["from"].as_str(), t["to"].as_str(), t["reason"].as_str()),
+        (Some(id.as_str()), Some("gold"), Some("silver"), Some("step_down"))
+    );
     let _ = sqs.delete_queue().queue_url(&queue_url).send().await;
     w.done().await;
 }
@@ -274,7 +415,9 @@ async fn the_nightly_tier_evaluation_publishes_the_step_down() {
 async fn a_campaign_run_publishes_its_coupons_and_once_drained_its_counts() {
     let mut w = World::new("ev-campaign", Clock::System).await;
     let now = Utc::now();
-    let seeded: Vec<_> = (0..40).map(|i| plain_member(&unique("cm"), TierCode::ALL[i % 4], now - Duration::days(30))).collect();
+    let seeded: Vec<_> = (0..40)
+        .map(|i| plain_member(&unique("cm"), TierCode::ALL[i % 4], now - Duration::days(30)))
+        .collect();
     seed_members(&w.harness(), &seeded, now).await;
     let (joined, _) = w.published().await;
     assert_eq!(joined.len(), 40);
@@ -284,32 +427,71 @@ async fn a_campaign_run_publishes_its_coupons_and_once_drained_its_counts() {
         let sqs = sqs.clone();
         async move { sqs.create_queue().queue_name(name).send().await.unwrap().queue_url.unwrap() }
     };
-    let app = member_day::App { env: w.env.clone(), sqs: sqs.clone(), campaign_queue: q(unique("cq")).await, dispatch_queue: q(unique("dq")).await, budget: std::time::Duration::from_secs(60) };
+    let app = member_day::App {
+        env: w.env.clone(),
+        sqs: sqs.clone(),
+        campaign_queue: q(unique("cq")).await,
+        dispatch_queue: q(unique("dq")).await,
+        budget: std::time::Duration::from_secs(60),
+    };
     let worker = coupon_issue::App { env: w.env.clone(), codes: code_key(), queue: None };
     let body = json!({"name": "Events day", "segment": {"tiers": ["regular", "silver", "gold", "diamond"]},
         "coupon": {"title": "8 CNY off", "offer": {"kind": "amount_off", "value": 800, "minSpend": 0}, "validDays": 3},
         "schedule": {"kind": "once", "at": now + Duration::days(30)}})
     .to_string();
-    let (s, created, _) = answer(member_day::handle_http(&app, request("POST", "/campaigns", Some(&body), As::Operator)).await);
+    let (s, created, _) = answer(
+        member_day::handle_http(&app, request("POST", "/campaigns", Some(&body), As::Operator))
+            .await,
+    );
     assert_eq!(s, 201, "{created}");
     let campaign = created["campaignId"].as_str().unwrap().to_string();
-    let (s, b, _) = answer(member_day::handle_http(&app, request("POST", &format!("/campaigns/{campaign}/run"), None, As::Operator)).await);
+    let (s, b, _) = answer(
+        member_day::handle_http(
+            &app,
+            request("POST", &format!("/campaigns/{campaign}/run"), None, As::Operator),
+        )
+        .await,
+    );
     assert_eq!(s, 202, "{b}");
     let mut during = Vec::new();
     loop {
         let mut moved = false;
-        for (queue, dispatch) in [(app.dispatch_queue.clone(), true), (app.campaign_queue.clone(), false)] {
-            let got = sqs.receive_message().queue_url(&queue).max_number_of_messages(10).send().await.unwrap().messages.unwrap_or_default();
+        for (queue, dispatch) in
+            [(app.dispatch_queue.clone(), true), (app.campaign_queue.clone(), false)]
+        {
+            let got = sqs
+                .receive_message()
+                .queue_url(&queue)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .unwrap()
+                .messages
+                .unwrap_or_default();
             for m in got {
                 moved = true;
                 let body = m.body().unwrap_or_default().to_string();
                 if dispatch {
-                    member_day::dispatch::on_message(&app, &body, std::time::Instant::now() + std::time::Duration::from_secs(60)).await.expect("dispatch");
+                    member_day::dispatch::on_message(
+                        &app,
+                        &body,
+                        std::time::Instant::now() + std::time::Duration::from_secs(60),
+                    )
+                    .await
+                    .expect("dispatch");
                 } else {
                     let batch = serde_json::from_value(json!({"Records": [{"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": body, "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs"}]})).unwrap();
-                    assert!(coupon_issue::worker::handle(&worker, batch).await.batch_item_failures.is_empty());
+                    assert!(coupon_issue::worker::handle(&worker, batch)
+                        .await
+                        .batch_item_failures
+                        .is_empty());
                 }
-                sqs.delete_message().queue_url(&queue).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+                sqs.delete_message()
+                    .queue_url(&queue)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
                 // Publish as the run goes: a drained run is told once, not at every count.
                 during.extend(w.published().await.0);
             }
@@ -323,10 +505,26 @@ async fn a_campaign_run_publishes_its_coupons_and_once_drained_its_counts() {
     assert_eq!(types(&during), sorted(want));
     let d = one(&during, "CampaignRunDrained");
     assert!(d.get("memberId").is_none(), "a run is no member's");
-    assert_eq!((d["campaignId"].as_str(), d["targeted"].as_u64(), d["issued"].as_u64(), d["skipped"].as_u64(), d["failed"].as_u64()), (Some(campaign.as_str()), Some(40), Some(40), Some(0), Some(0)));
+    assert_eq!(
+        (
+            d["campaignId"].as_str(),
+            d["targeted"].as_u64(),
+            d["issued"].as_u64(),
+            d["skipped"].as_u64(),
+            d["failed"].as_u64()
+        ),
+        (Some(campaign.as_str()), Some(40), Some(40), Some(0), Some(0))
+    );
     let grant = d["grant"].as_str().unwrap();
-    assert!(during.iter().filter(|e| e["detail-type"] == "CouponIssued").all(|e| e["detail"]["grant"] == grant));
-    let issued_to: std::collections::BTreeSet<&str> = during.iter().filter(|e| e["detail-type"] == "CouponIssued").map(|e| e["detail"]["memberId"].as_str().unwrap()).collect();
+    assert!(during
+        .iter()
+        .filter(|e| e["detail-type"] == "CouponIssued")
+        .all(|e| e["detail"]["grant"] == grant));
+    let issued_to: std::collections::BTreeSet<&str> = during
+        .iter()
+        .filter(|e| e["detail-type"] == "CouponIssued")
+        .map(|e| e["detail"]["memberId"].as_str().unwrap())
+        .collect();
     assert_eq!(issued_to.len(), 40, "one coupon per member");
     for u in [app.campaign_queue, app.dispatch_queue] {
         let _ = sqs.delete_queue().queue_url(u).send().await;
@@ -337,7 +535,8 @@ async fn a_campaign_run_publishes_its_coupons_and_once_drained_its_counts() {
 #[tokio::test]
 async fn the_daily_sweep_tells_each_lot_once_before_it_expires() {
     let tz = Rules::default().time_zone;
-    let sweep_at = |d: &str| loyalty::calendar::start_of_day(tz, d.parse().unwrap()) + Duration::minutes(10);
+    let sweep_at =
+        |d: &str| loyalty::calendar::start_of_day(tz, d.parse().unwrap()) + Duration::minutes(10);
     let mut w = World::new("ev-expiry", Clock::Fixed(sweep_at("2026-11-07"))).await;
     let id = unique("exp");
     let mut m = plain_member(&id, TierCode::Regular, at("2025-10-01T00:00:00Z"));
@@ -349,17 +548,25 @@ async fn the_daily_sweep_tells_each_lot_once_before_it_expires() {
     let points = w.points();
     let deadline = || std::time::SystemTime::now() + std::time::Duration::from_secs(60);
 
-    let report = purchase_points::expiry_sweep(&points, sweep_at("2026-11-07"), deadline()).await.unwrap();
+    let report =
+        purchase_points::expiry_sweep(&points, sweep_at("2026-11-07"), deadline()).await.unwrap();
     assert_eq!((report.points_expired, report.notices), (30, 1), "{report:?}");
     let (events, _) = w.published().await;
     assert_eq!(types(&events), ["PointsExpired", "PointsExpiringSoon"]);
     assert_eq!(one(&events, "PointsExpired")["points"].as_i64(), Some(-30));
     let soon = one(&events, "PointsExpiringSoon");
-    assert_eq!((soon["points"].as_i64(), soon["earnedOn"].as_str(), soon["expiresOn"].as_str()), (Some(40), Some("2025-11-10"), Some("2026-11-10")));
+    assert_eq!(
+        (soon["points"].as_i64(), soon["earnedOn"].as_str(), soon["expiresOn"].as_str()),
+        (Some(40), Some("2025-11-10"), Some("2026-11-10"))
+    );
 
     purchase_points::expiry_sweep(&points, sweep_at("2026-11-07"), deadline()).await.unwrap();
     purchase_points::expiry_sweep(&points, sweep_at("2026-11-08"), deadline()).await.unwrap();
-    assert_eq!(w.published().await.0, Vec::<Value>::new(), "a lot is told once, however often the sweep meets it");
+    assert_eq!(
+        w.published().await.0,
+        Vec::<Value>::new(),
+        "a lot is told once, however often the sweep meets it"
+    );
 
     purchase_points::expiry_sweep(&points, sweep_at("2026-11-13"), deadline()).await.unwrap();
     let (events, _) = w.published().await;
@@ -377,11 +584,18 @@ async fn a_thousand_concurrent_purchases_publish_a_thousand_events_without_perso
     let members: Vec<(String, String, String, String)> = (0..100)
         .map(|i| {
             let id = unique("load");
-            (id.clone(), format!("{}@example.com", id.to_lowercase()), format!("+86137{:08}", 10_000_000 + i), format!("Li Na {i}"))
+            (
+                id.clone(),
+                format!("{}@example.com", id.to_lowercase()),
+                format!("+86137{:08}", 10_000_000 + i),
+                format!("Li Na {i}"),
+            )
         })
         .collect();
     let occurred: DateTime<Utc> = Utc::now() - Duration::minutes(1);
-    let orders: Vec<(String, String)> = (0..10).flat_map(|j| members.iter().map(move |(id, ..)| (id.clone(), format!("o-{j}")))).collect();
+    let orders: Vec<(String, String)> = (0..10)
+        .flat_map(|j| members.iter().map(move |(id, ..)| (id.clone(), format!("o-{j}"))))
+        .collect();
     let writes = async {
         futures::stream::iter(&members)
             .for_each_concurrent(16, |(id, email, phone, name)| {
@@ -410,15 +624,33 @@ async fn a_thousand_concurrent_purchases_publish_a_thousand_events_without_perso
     let published = started.elapsed() - written;
     let bought: Vec<&Value> = events.iter().filter(|e| e["detail"]["kind"] == "purchase").collect();
     assert_eq!(bought.len(), 1_000, "one event per purchase, none lost");
-    assert!(bought.iter().all(|e| matches!(e["detail-type"].as_str(), Some("PointsPending" | "PointsEarned"))));
-    let mut keys: Vec<(String, String)> = bought.iter().map(|e| (e["detail"]["memberId"].as_str().unwrap().to_string(), e["detail"]["reference"].as_str().unwrap().to_string())).collect();
+    assert!(bought
+        .iter()
+        .all(|e| matches!(e["detail-type"].as_str(), Some("PointsPending" | "PointsEarned"))));
+    let mut keys: Vec<(String, String)> = bought
+        .iter()
+        .map(|e| {
+            (
+                e["detail"]["memberId"].as_str().unwrap().to_string(),
+                e["detail"]["reference"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
     keys.sort();
     keys.dedup();
     assert_eq!(keys.len(), 1_000, "every (member, order) once");
     assert_eq!(events.len(), 1_000 + 3 * 100, "and the signups' joined, welcome points and coupon");
-    let secrets: Vec<String> = members.iter().flat_map(|(_, e, p, n)| [e.clone(), p.clone(), n.clone()]).chain(["1988-08-08".to_string()]).collect();
+    let secrets: Vec<String> = members
+        .iter()
+        .flat_map(|(_, e, p, n)| [e.clone(), p.clone(), n.clone()])
+        .chain(["1988-08-08".to_string()])
+        .collect();
     assert_no_personal_data(&events, &secrets);
-    println!("{} records, {} events; writes done after {written:?}, the last event {published:?} later", records.len(), events.len());
+    println!(
+        "{} records, {} events; writes done after {written:?}, the last event {published:?} later",
+        records.len(),
+        events.len()
+    );
     w.done().await;
 }
 
@@ -427,13 +659,42 @@ async fn a_failing_put_events_acknowledges_nothing_half_published() {
     let mut w = World::new("ev-fail", Clock::System).await;
     let (signup, points) = (w.signup(), w.points());
     let id = unique("fail");
-    let body = json!({"email": format!("{}@example.com", id.to_lowercase()), "name": "F"}).to_string();
-    assert_eq!(answer(signup::handle(&signup, request("POST", "/members", Some(&body), As::Member(id.clone()))).await).0, 201);
+    let body =
+        json!({"email": format!("{}@example.com", id.to_lowercase()), "name": "F"}).to_string();
+    assert_eq!(
+        answer(
+            signup::handle(
+                &signup,
+                request("POST", "/members", Some(&body), As::Member(id.clone()))
+            )
+            .await
+        )
+        .0,
+        201
+    );
     w.published().await;
     let buy = json!({"orderId": "o-1", "amount": 30_000, "currency": "CNY", "channel": "online", "occurredAt": Utc::now() - Duration::minutes(1)}).to_string();
-    assert_eq!(answer(purchase_points::handle(&points, request("POST", &format!("/internal/members/{id}/purchases"), Some(&buy), As::OrderSystem)).await).0, 201);
+    assert_eq!(
+        answer(
+            purchase_points::handle(
+                &points,
+                request(
+                    "POST",
+                    &format!("/internal/members/{id}/purchases"),
+                    Some(&buy),
+                    As::OrderSystem
+                )
+            )
+            .await
+        )
+        .0,
+        201
+    );
     let records = w.stream.read().await;
-    let first_with_events = records.iter().position(|r| !loyalty::store::stream::events_of(r).unwrap().is_empty()).expect("the purchase's ledger entry");
+    let first_with_events = records
+        .iter()
+        .position(|r| !loyalty::store::stream::events_of(r).unwrap().is_empty())
+        .expect("the purchase's ledger entry");
 
     // EventBridge unreachable: a client on a port where nothing listens, no SDK retries.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
@@ -441,11 +702,17 @@ async fn a_failing_put_events_acknowledges_nothing_half_published() {
         .endpoint_url(format!("http://{closed}"))
         .retry_config(aws_sdk_eventbridge::config::retry::RetryConfig::disabled())
         .build();
-    let down = events_out::App { events: aws_sdk_eventbridge::Client::from_conf(conf), ..w.sink.app() };
+    let down =
+        events_out::App { events: aws_sdk_eventbridge::Client::from_conf(conf), ..w.sink.app() };
     let batch = outbox::batches(&records, BATCH).remove(0);
     let response = events_out::handle(&down, batch.clone()).await;
-    let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone().unwrap()).collect();
-    assert_eq!(failed, [records[first_with_events].change.sequence_number.clone().unwrap()], "retried from the first record whose events were not accepted");
+    let failed: Vec<_> =
+        response.batch_item_failures.iter().map(|f| f.item_identifier.clone().unwrap()).collect();
+    assert_eq!(
+        failed,
+        [records[first_with_events].change.sequence_number.clone().unwrap()],
+        "retried from the first record whose events were not accepted"
+    );
     assert!(w.sink.take(0).await.is_empty(), "nothing reached the bus");
 
     // The mapping retries the batch from that record once the bus is back: all is published.
@@ -461,8 +728,19 @@ async fn a_record_that_does_not_map_is_reported_and_the_records_before_it_are_pu
     let mut w = World::new("ev-poison", Clock::System).await;
     let signup = w.signup();
     let id = unique("poison");
-    let body = json!({"email": format!("{}@example.com", id.to_lowercase()), "name": "P"}).to_string();
-    assert_eq!(answer(signup::handle(&signup, request("POST", "/members", Some(&body), As::Member(id.clone()))).await).0, 201);
+    let body =
+        json!({"email": format!("{}@example.com", id.to_lowercase()), "name": "P"}).to_string();
+    assert_eq!(
+        answer(
+            signup::handle(
+                &signup,
+                request("POST", "/members", Some(&body), As::Member(id.clone()))
+            )
+            .await
+        )
+        .0,
+        201
+    );
     // A member item no handler would write (a tier that does not exist).
     let bad = unique("bad");
     let item = std::collections::HashMap::from([
@@ -471,16 +749,28 @@ async fn a_record_that_does_not_map_is_reported_and_the_records_before_it_are_pu
         ("entity".to_string(), aws_sdk_dynamodb::types::AttributeValue::S("member".into())),
         ("memberId".to_string(), aws_sdk_dynamodb::types::AttributeValue::S(bad.clone())),
         ("tier".to_string(), aws_sdk_dynamodb::types::AttributeValue::S("platinum".into())),
-        ("joinedAt".to_string(), aws_sdk_dynamodb::types::AttributeValue::S("2026-01-01T00:00:00Z".into())),
+        (
+            "joinedAt".to_string(),
+            aws_sdk_dynamodb::types::AttributeValue::S("2026-01-01T00:00:00Z".into()),
+        ),
     ]);
     w.env.store.client.put_item().table_name(&w.table).set_item(Some(item)).send().await.unwrap();
     let records = w.stream.read().await;
-    let poison = records.iter().position(|r| loyalty::store::stream::events_of(r).is_err()).expect("the bad item's record");
-    let response = events_out::handle(&w.publisher, outbox::batches(&records, BATCH).remove(0)).await;
-    let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone().unwrap()).collect();
+    let poison = records
+        .iter()
+        .position(|r| loyalty::store::stream::events_of(r).is_err())
+        .expect("the bad item's record");
+    let response =
+        events_out::handle(&w.publisher, outbox::batches(&records, BATCH).remove(0)).await;
+    let failed: Vec<_> =
+        response.batch_item_failures.iter().map(|f| f.item_identifier.clone().unwrap()).collect();
     assert_eq!(failed, [records[poison].change.sequence_number.clone().unwrap()]);
     let events = w.sink.take(3).await;
-    assert_eq!(types(&events), ["CouponIssued", "MemberJoined", "PointsEarned"], "what came before the bad record is published");
+    assert_eq!(
+        types(&events),
+        ["CouponIssued", "MemberJoined", "PointsEarned"],
+        "what came before the bad record is published"
+    );
     w.done().await;
 }
 
@@ -489,17 +779,37 @@ async fn a_record_that_does_not_map_is_reported_and_the_records_before_it_are_pu
 #[tokio::test]
 async fn the_publisher_built_from_its_environment_reaches_the_bus() {
     let mut w = World::new("ev-env", Clock::System).await;
-    let moto = std::env::var("AWS_ENDPOINT_URL_EVENTBRIDGE").or_else(|_| std::env::var("AWS_ENDPOINT_URL_SQS")).unwrap();
+    let moto = std::env::var("AWS_ENDPOINT_URL_EVENTBRIDGE")
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL_SQS"))
+        .unwrap();
     // nextest runs each test in a process of its own: the variables are this test's.
     std::env::set_var("AWS_ENDPOINT_URL_EVENTBRIDGE", moto);
     std::env::set_var("LOYALTY_EVENT_BUS", &w.sink.bus);
     let app = events_out::App::from_env().await.expect("the publisher's environment");
     let signup = w.signup();
     let id = unique("env");
-    let body = json!({"email": format!("{}@example.com", id.to_lowercase()), "name": "E"}).to_string();
-    assert_eq!(answer(signup::handle(&signup, request("POST", "/members", Some(&body), As::Member(id.clone()))).await).0, 201);
+    let body =
+        json!({"email": format!("{}@example.com", id.to_lowercase()), "name": "E"}).to_string();
+    assert_eq!(
+        answer(
+            signup::handle(
+                &signup,
+                request("POST", "/members", Some(&body), As::Member(id.clone()))
+            )
+            .await
+        )
+        .0,
+        201
+    );
     let records = w.stream.read().await;
-    let Ok(Outcome::Stream(response)) = events_out::dispatch(&app, loyalty::runtime::classify(json!({"Records": records})).unwrap()).await else { panic!("a stream answer") };
+    let Ok(Outcome::Stream(response)) = events_out::dispatch(
+        &app,
+        loyalty::runtime::classify(json!({"Records": records})).unwrap(),
+    )
+    .await
+    else {
+        panic!("a stream answer")
+    };
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     assert_eq!(types(&w.sink.take(3).await), ["CouponIssued", "MemberJoined", "PointsEarned"]);
     w.done().await;
@@ -508,7 +818,10 @@ async fn the_publisher_built_from_its_environment_reaches_the_bus() {
 #[test]
 fn every_detail_type_has_a_schema_and_its_examples_pass_the_validator() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/schemas");
-    let mut files: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().trim_end_matches(".json").to_string()).collect();
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().trim_end_matches(".json").to_string())
+        .collect();
     files.sort();
     let mut all: Vec<String> = DetailType::ALL.iter().map(|d| d.to_string()).collect();
     all.sort();

@@ -24,7 +24,9 @@ struct T {
 
 async fn setup(limit: u32) -> T {
     let clock = Arc::new(Mutex::new(at(NOW)));
-    let rules = Rules::from_overrides(&json!({"limits": {"memberWritesPerMinute": limit}}).to_string()).unwrap();
+    let rules =
+        Rules::from_overrides(&json!({"limits": {"memberWritesPerMinute": limit}}).to_string())
+            .unwrap();
     let h = harness_with(rules, Clock::Shared(clock.clone())).await;
     T { app: h.points_app(), clock, h }
 }
@@ -32,14 +34,30 @@ async fn setup(limit: u32) -> T {
 impl T {
     async fn member(&self) -> String {
         let id = unique("lim");
-        seed_members(&self.h, &[plain_member(&id, TierCode::Regular, at(NOW) - Duration::days(30))], at(NOW)).await;
+        seed_members(
+            &self.h,
+            &[plain_member(&id, TierCode::Regular, at(NOW) - Duration::days(30))],
+            at(NOW),
+        )
+        .await;
         id
     }
 
-    async fn call(&self, path: &str, body: Value, who: As, headers: &[(&str, &str)]) -> (u16, Value, Option<String>) {
+    async fn call(
+        &self,
+        path: &str,
+        body: Value,
+        who: As,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value, Option<String>) {
         let text = body.to_string();
-        let resp = purchase_points::handle(&self.app, request_with_headers("POST", path, Some(&text), who, headers)).await;
-        let retry_after = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+        let resp = purchase_points::handle(
+            &self.app,
+            request_with_headers("POST", path, Some(&text), who, headers),
+        )
+        .await;
+        let retry_after =
+            resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
         let (s, b, ct) = answer(resp);
         if s >= 400 {
             assert_eq!(ct, "application/problem+json", "{b}");
@@ -47,13 +65,19 @@ impl T {
         (s, b, retry_after)
     }
 
-    async fn activity(&self, id: &str, body: Value, key: Option<&str>) -> (u16, Value, Option<String>) {
+    async fn activity(
+        &self,
+        id: &str,
+        body: Value,
+        key: Option<&str>,
+    ) -> (u16, Value, Option<String>) {
         let headers: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
         self.call(&format!("/members/{id}/activities"), body, As::Member(id.into()), &headers).await
     }
 
     async fn quote(&self, id: &str, order: &str) -> (u16, Value, Option<String>) {
-        let body = json!({"orderId": order, "amount": 12_000, "currency": "CNY", "channel": "online"});
+        let body =
+            json!({"orderId": order, "amount": 12_000, "currency": "CNY", "channel": "online"});
         self.call(&format!("/internal/members/{id}/checkouts"), body, As::OrderSystem, &[]).await
     }
 
@@ -74,7 +98,11 @@ impl T {
     }
 
     /// A refused attempt: 429 rate_limited with the wait, one read, no write, nothing changed.
-    async fn assert_refused_writing_nothing(&self, id: &str, attempt: impl std::future::Future<Output = (u16, Value, Option<String>)>) {
+    async fn assert_refused_writing_nothing(
+        &self,
+        id: &str,
+        attempt: impl std::future::Future<Output = (u16, Value, Option<String>)>,
+    ) {
         let before = self.partition(id).await;
         self.h.counter.reset();
         let (s, b, retry_after) = attempt.await;
@@ -83,7 +111,12 @@ impl T {
         let secs: u64 = retry_after.expect("a 429 carries Retry-After").parse().unwrap();
         let left = 60 - self.clock.lock().unwrap().timestamp().rem_euclid(60) as u64;
         assert_eq!(secs, left, "the wait is what is left of the minute");
-        assert_eq!((self.h.counter.reads(), self.h.counter.writes()), (1, 0), "{:?}", self.h.counter.snapshot());
+        assert_eq!(
+            (self.h.counter.reads(), self.h.counter.writes()),
+            (1, 0),
+            "{:?}",
+            self.h.counter.snapshot()
+        );
         assert_eq!(self.partition(id).await, before, "a refused attempt writes nothing");
     }
 }
@@ -97,10 +130,19 @@ async fn activities_over_the_limit_are_429_with_retry_after_and_write_nothing() 
     assert_eq!(t.activity(&a, json!({"type": "share", "refId": "p-2"}), Some("s-2")).await.0, 201);
     // The fourth write within the minute: refused before anything is decided (the share limit,
     // 3 a day, would have allowed it).
-    t.assert_refused_writing_nothing(&a, t.activity(&a, json!({"type": "share", "refId": "p-3"}), Some("s-3"))).await;
-    t.assert_refused_writing_nothing(&a, t.activity(&a, json!({"type": "share", "refId": "p-3"}), Some("s-3"))).await;
+    t.assert_refused_writing_nothing(
+        &a,
+        t.activity(&a, json!({"type": "share", "refId": "p-3"}), Some("s-3")),
+    )
+    .await;
+    t.assert_refused_writing_nothing(
+        &a,
+        t.activity(&a, json!({"type": "share", "refId": "p-3"}), Some("s-3")),
+    )
+    .await;
     // A retry of a share that was recorded gets its first answer: it writes nothing, so no limit applies.
-    let (s, replay, _) = t.activity(&a, json!({"type": "share", "refId": "p-2"}), Some("s-2")).await;
+    let (s, replay, _) =
+        t.activity(&a, json!({"type": "share", "refId": "p-2"}), Some("s-2")).await;
     assert_eq!((s, &replay["type"]), (201, &json!("share")), "{replay}");
     // Another member is not affected.
     assert_eq!(t.activity(&b, json!({"type": "checkin"}), None).await.0, 201);
@@ -123,12 +165,23 @@ async fn checkout_quotes_share_the_member_s_limit_and_the_preview_stays_open() {
     assert_eq!(t.activity(&id, json!({"type": "checkin"}), None).await.0, 201);
     // Two writes this minute: a third quote, or any activity, waits.
     t.assert_refused_writing_nothing(&id, t.quote(&id, &o2)).await;
-    t.assert_refused_writing_nothing(&id, t.activity(&id, json!({"type": "share", "refId": "p"}), None)).await;
+    t.assert_refused_writing_nothing(
+        &id,
+        t.activity(&id, json!({"type": "share", "refId": "p"}), None),
+    )
+    .await;
     // The same quote again while its hold lives is its first answer (nothing written).
     let (s, b, _) = t.quote(&id, &o1).await;
     assert_eq!((s, &b["state"]), (201, &json!("held")), "{b}");
     // The member's preview reads only, so it is never counted nor refused.
-    let (s, b, _) = t.call(&format!("/members/{id}/checkout-preview"), json!({"amount": 12_000}), As::Member(id.clone()), &[]).await;
+    let (s, b, _) = t
+        .call(
+            &format!("/members/{id}/checkout-preview"),
+            json!({"amount": 12_000}),
+            As::Member(id.clone()),
+            &[],
+        )
+        .await;
     assert_eq!(s, 200, "{b}");
     *t.clock.lock().unwrap() += Duration::seconds(60);
     let (s, b, _) = t.quote(&id, &o2).await;

@@ -90,7 +90,12 @@ fn operations(doc: &Value) -> Vec<(String, String, Value)> {
 
 fn security_schemes(doc: &Value, op: &Value) -> BTreeSet<String> {
     let sec = op.get("security").unwrap_or(&doc["security"]);
-    sec.as_array().into_iter().flatten().filter_map(Value::as_object).flat_map(|o| o.keys().cloned()).collect()
+    sec.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+        .flat_map(|o| o.keys().cloned())
+        .collect()
 }
 
 fn is_iam_op(doc: &Value, op: &Value) -> bool {
@@ -100,7 +105,9 @@ fn is_iam_op(doc: &Value, op: &Value) -> bool {
 /// Follows a `$ref` (one level; the document's refs point at definitions, not at refs).
 fn deref<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
     match v.get("$ref").and_then(Value::as_str) {
-        Some(r) => doc.pointer(r.trim_start_matches('#')).unwrap_or_else(|| panic!("dangling $ref {r}")),
+        Some(r) => {
+            doc.pointer(r.trim_start_matches('#')).unwrap_or_else(|| panic!("dangling $ref {r}"))
+        }
         None => v,
     }
 }
@@ -119,12 +126,18 @@ fn routes_in_the_template_and_the_document_agree() {
             .iter()
             .find(|(m, p, _)| m == method && p == path)
             .map(|(_, _, op)| op)
-            .unwrap_or_else(|| panic!("{method} {path} ({binary}) is in template.yaml but not in openapi.yaml"));
+            .unwrap_or_else(|| {
+                panic!("{method} {path} ({binary}) is in template.yaml but not in openapi.yaml")
+            });
         assert_eq!(op["x-function"].as_str(), Some(binary.as_str()), "{method} {path}: x-function");
         let iam = match &event.properties["Auth"]["Authorizer"] {
             serde_yaml::Value::Null => false,
             a => {
-                assert_eq!(a.as_str(), Some("AWS_IAM"), "{method} {path}: an authorizer this test does not know");
+                assert_eq!(
+                    a.as_str(),
+                    Some("AWS_IAM"),
+                    "{method} {path}: an authorizer this test does not know"
+                );
                 true
             }
         };
@@ -133,9 +146,13 @@ fn routes_in_the_template_and_the_document_agree() {
         assert_eq!(schemes, want, "{method} {path}: the template's authorizer is {} but the document's security is {schemes:?}", if iam { "AWS_IAM" } else { "the JWT default" });
     }
     for (method, path, op) in &ops {
-        let f = op["x-function"].as_str().unwrap_or_else(|| panic!("{method} {path}: no x-function"));
+        let f =
+            op["x-function"].as_str().unwrap_or_else(|| panic!("{method} {path}: no x-function"));
         assert!(op["operationId"].is_string(), "{method} {path}: no operationId");
-        assert!(binaries.contains(f), "{method} {path}: x-function {f} is not a function of template.yaml");
+        assert!(
+            binaries.contains(f),
+            "{method} {path}: x-function {f} is not a function of template.yaml"
+        );
         assert!(
             routes.iter().any(|(m, p, b, _)| m == method && p == path && b == f),
             "{method} {path} is documented for {f}, which is in template.yaml without this route"
@@ -185,11 +202,22 @@ fn documented_error_codes_exist_in_the_code() {
     for (method, path, op) in operations(&doc) {
         for (status, name, ex) in problem_examples(&doc, &op) {
             let ex = &ex["value"];
-            let code = ex["code"].as_str().unwrap_or_else(|| panic!("{method} {path} {status} {name}: example without code"));
-            assert_eq!(ex["status"].as_u64().map(|s| s.to_string()), Some(status.clone()), "{method} {path}: example {code} has another status");
-            assert_eq!(ex["type"].as_str(), Some(format!("https://loyalty.dev/problems/{}", code.replace('_', "-")).as_str()), "{method} {path}: type of {code}");
+            let code = ex["code"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path} {status} {name}: example without code"));
+            assert_eq!(
+                ex["status"].as_u64().map(|s| s.to_string()),
+                Some(status.clone()),
+                "{method} {path}: example {code} has another status"
+            );
+            assert_eq!(
+                ex["type"].as_str(),
+                Some(format!("https://loyalty.dev/problems/{}", code.replace('_', "-")).as_str()),
+                "{method} {path}: type of {code}"
+            );
             assert!(sources.contains(&format!("\"{code}\"")), "{method} {path} {status}: code {code} occurs nowhere in shared/src or functions/*/src");
-            conforms(&doc, &doc["components"]["schemas"]["Problem"], ex, "problem").unwrap_or_else(|e| panic!("{method} {path} {status} {name}: {e}"));
+            conforms(&doc, &doc["components"]["schemas"]["Problem"], ex, "problem")
+                .unwrap_or_else(|e| panic!("{method} {path} {status} {name}: {e}"));
             checked += 1;
         }
     }
@@ -204,13 +232,19 @@ fn every_object_schema_is_closed() {
         match v {
             Value::Object(m) => {
                 if m.contains_key("properties") && !at.contains("/examples/") {
-                    assert_eq!(m.get("additionalProperties"), Some(&json!(false)), "{at}: an object schema without additionalProperties: false");
+                    assert_eq!(
+                        m.get("additionalProperties"),
+                        Some(&json!(false)),
+                        "{at}: an object schema without additionalProperties: false"
+                    );
                 }
                 for (k, x) in m {
                     walk(x, &format!("{at}/{k}"));
                 }
             }
-            Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| walk(x, &format!("{at}/{i}"))),
+            Value::Array(a) => {
+                a.iter().enumerate().for_each(|(i, x)| walk(x, &format!("{at}/{i}")))
+            }
             _ => {}
         }
     }
@@ -220,9 +254,13 @@ fn every_object_schema_is_closed() {
 /// The variants a serde enum takes, read from its own "unknown variant" error (which lists
 /// them all), so that no list here can drift from the code.
 fn rust_variants<T: serde::de::DeserializeOwned>(tagged: bool) -> BTreeSet<String> {
-    let probe = if tagged { json!({ "kind": "zz-no-such-variant" }) } else { json!("zz-no-such-variant") };
+    let probe =
+        if tagged { json!({ "kind": "zz-no-such-variant" }) } else { json!("zz-no-such-variant") };
     let err = serde_json::from_value::<T>(probe).err().expect("the probe is refused").to_string();
-    let expected = err.split_once("expected").map(|(_, e)| e).unwrap_or_else(|| panic!("no variant list in {err:?}"));
+    let expected = err
+        .split_once("expected")
+        .map(|(_, e)| e)
+        .unwrap_or_else(|| panic!("no variant list in {err:?}"));
     expected.split('`').skip(1).step_by(2).map(str::to_string).collect()
 }
 
@@ -234,7 +272,14 @@ fn documented_variants(doc: &Value, pointer: &str) -> BTreeSet<String> {
         return e.iter().map(|v| v.as_str().unwrap().to_string()).collect();
     }
     let alts = s["oneOf"].as_array().unwrap_or_else(|| panic!("{pointer}: neither enum nor oneOf"));
-    alts.iter().map(|a| deref(doc, a)["properties"]["kind"]["const"].as_str().unwrap_or_else(|| panic!("{pointer}: an alternative without a kind const")).to_string()).collect()
+    alts.iter()
+        .map(|a| {
+            deref(doc, a)["properties"]["kind"]["const"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{pointer}: an alternative without a kind const"))
+                .to_string()
+        })
+        .collect()
 }
 
 #[test]
@@ -247,22 +292,44 @@ fn documented_enums_are_the_rust_enums() {
         (format!("{s}/CouponStatus"), rust_variants::<coupon::CouponStatus>(false)),
         (format!("{s}/Offer"), rust_variants::<coupon::Offer>(true)),
         (format!("{s}/LedgerEntry/properties/kind"), rust_variants::<ledger::EntryKind>(false)),
-        (format!("{s}/PurchaseRequest/properties/channel"), rust_variants::<points::Channel>(false)),
-        (format!("{s}/CheckoutRequest/properties/channel"), rust_variants::<points::Channel>(false)),
-        (format!("{s}/ActivityRequest/properties/type"), rust_variants::<points::ActivityKind>(false)),
-        (format!("{s}/ActivityResult/properties/type"), rust_variants::<points::ActivityKind>(false)),
+        (
+            format!("{s}/PurchaseRequest/properties/channel"),
+            rust_variants::<points::Channel>(false),
+        ),
+        (
+            format!("{s}/CheckoutRequest/properties/channel"),
+            rust_variants::<points::Channel>(false),
+        ),
+        (
+            format!("{s}/ActivityRequest/properties/type"),
+            rust_variants::<points::ActivityKind>(false),
+        ),
+        (
+            format!("{s}/ActivityResult/properties/type"),
+            rust_variants::<points::ActivityKind>(false),
+        ),
         (format!("{s}/Schedule"), rust_variants::<campaign::Schedule>(true)),
-        (format!("{s}/MultiplierSpec/properties/window"), rust_variants::<campaign::WindowSpec>(true)),
+        (
+            format!("{s}/MultiplierSpec/properties/window"),
+            rust_variants::<campaign::WindowSpec>(true),
+        ),
         (format!("{s}/Campaign/properties/audience"), rust_variants::<campaign::Audience>(false)),
         (format!("{s}/CampaignRun/properties/state"), rust_variants::<campaign::RunState>(false)),
         (format!("{s}/RewardKind"), rust_variants::<reward::RewardKind>(false)),
         (format!("{s}/LimitPeriod"), rust_variants::<reward::LimitPeriod>(false)),
         (format!("{s}/ClaimStatus"), rust_variants::<reward::ClaimStatus>(false)),
-        (format!("{s}/FulfilmentRequest/properties/status"), rust_variants::<reward::Fulfilment>(false)),
+        (
+            format!("{s}/FulfilmentRequest/properties/status"),
+            rust_variants::<reward::Fulfilment>(false),
+        ),
     ];
     for (pointer, rust) in cases {
         assert!(rust.len() >= 2, "{pointer}: could not read the Rust variants ({rust:?})");
-        assert_eq!(documented_variants(&doc, &pointer), rust, "{pointer}: the document's values and the Rust enum's differ");
+        assert_eq!(
+            documented_variants(&doc, &pointer),
+            rust,
+            "{pointer}: the document's values and the Rust enum's differ"
+        );
     }
 }
 
@@ -275,7 +342,13 @@ fn the_validator_refuses_what_it_should() {
     let s = |name: &str| doc["components"]["schemas"][name].clone();
     let ok = json!({"orderId": "o-1", "amount": 100, "currency": "CNY", "channel": "store", "occurredAt": "2026-11-27T08:30:00Z"});
     assert!(conforms(&doc, &s("PurchaseRequest"), &ok, "r").is_ok());
-    for (field, bad) in [("amount", json!(0)), ("currency", json!("USD")), ("orderId", json!("a b")), ("occurredAt", json!("yesterday")), ("extra", json!(1))] {
+    for (field, bad) in [
+        ("amount", json!(0)),
+        ("currency", json!("USD")),
+        ("orderId", json!("a b")),
+        ("occurredAt", json!("yesterday")),
+        ("extra", json!(1)),
+    ] {
         let mut b = ok.clone();
         b[field] = bad;
         assert!(conforms(&doc, &s("PurchaseRequest"), &b, "r").is_err(), "{field}");
@@ -287,7 +360,12 @@ fn the_validator_refuses_what_it_should() {
     assert!(conforms(&doc, &s("Offer"), &json!({"kind": "amount_off", "percent": 5}), "o").is_err());
     let quote = json!({"orderId": "o-1", "amount": 12800, "currency": "CNY", "channel": "online", "couponCodes": ["ABCDEFGHJKMN"], "points": 500});
     assert!(conforms(&doc, &s("CheckoutRequest"), &quote, "q").is_ok());
-    for (field, bad) in [("points", json!(150)), ("points", json!(-100)), ("couponCodes", json!(["abc"])), ("couponCodes", json!("ABCDEFGHJKMN"))] {
+    for (field, bad) in [
+        ("points", json!(150)),
+        ("points", json!(-100)),
+        ("couponCodes", json!(["abc"])),
+        ("couponCodes", json!("ABCDEFGHJKMN")),
+    ] {
         let mut b = quote.clone();
         b[field] = bad;
         assert!(conforms(&doc, &s("CheckoutRequest"), &b, "q").is_err(), "{field}");
@@ -296,7 +374,6 @@ fn the_validator_refuses_what_it_should() {
 
 // ---------------------------------------------------------------------------------------
 // Every operation through the real handlers.
-
 
 async fn queue(sqs: &aws_sdk_sqs::Client) -> String {
     sqs.create_queue().queue_name(unique("openapi")).send().await.unwrap().queue_url.unwrap()
@@ -359,12 +436,20 @@ impl Call<'_> {
             "id" => state.member.clone(),
             "claimId" => {
                 let n = ex["x-reward-claim"].as_u64().unwrap_or(0) as usize;
-                state.claims.get(n).cloned().unwrap_or_else(|| panic!("{} {}: no claim {n} made yet for {{claimId}}", self.method, self.path))
+                state.claims.get(n).cloned().unwrap_or_else(|| {
+                    panic!("{} {}: no claim {n} made yet for {{claimId}}", self.method, self.path)
+                })
             }
             "code" => state.coupon.clone(),
             "orderId" => {
-                let held = if self.op["operationId"] == "cancelCheckout" { state.held.last() } else { state.held.first() };
-                held.cloned().unwrap_or_else(|| panic!("{} {}: no checkout quoted yet for {{orderId}}", self.method, self.path))
+                let held = if self.op["operationId"] == "cancelCheckout" {
+                    state.held.last()
+                } else {
+                    state.held.first()
+                };
+                held.cloned().unwrap_or_else(|| {
+                    panic!("{} {}: no checkout quoted yet for {{orderId}}", self.method, self.path)
+                })
             }
             other => panic!("{} {}: no value for path parameter {other}", self.method, self.path),
         }
@@ -414,7 +499,13 @@ impl Call<'_> {
     fn caller(&self, state: &State, ex: &Value) -> As {
         // `x-claims`: the member's token carries these claims too (e.g. a verified email).
         if let Some(claims) = ex.get("x-claims") {
-            let plain: Value = ex.as_object().into_iter().flatten().filter(|(k, _)| *k != "x-claims").map(|(k, v)| (k.clone(), v.clone())).collect();
+            let plain: Value = ex
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(k, _)| *k != "x-claims")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
             return match self.caller(state, &plain) {
                 As::Member(sub) => As::MemberWithClaims(sub, claims.clone()),
                 other => panic!("x-claims on an example whose caller is no member: {other:?}"),
@@ -454,8 +545,14 @@ impl Call<'_> {
             }
             b.to_string()
         });
-        let headers: Vec<(String, String)> = ex["x-headers"].as_object().into_iter().flatten().map(|(k, v)| (k.to_ascii_lowercase(), v.as_str().unwrap_or_default().to_string())).collect();
-        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let headers: Vec<(String, String)> = ex["x-headers"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.as_str().unwrap_or_default().to_string()))
+            .collect();
+        let headers: Vec<(&str, &str)> =
+            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         request_with_headers(self.method, &self.url(state, ex), body.as_deref(), who, &headers)
     }
 }
@@ -473,7 +570,14 @@ fn success(op: &Value) -> (u16, Option<Value>) {
 /// A problem example's answer: the documented status, content type, code, type, title and
 /// detail (with the welcome coupon's real code read as WELCOME_COUPON). Mismatches are
 /// collected, so that one run lists them all.
-fn check_problem(name: &str, got: (u16, Value, String), ex: &Value, status: &str, state: &State, failures: &mut Vec<String>) {
+fn check_problem(
+    name: &str,
+    got: (u16, Value, String),
+    ex: &Value,
+    status: &str,
+    state: &State,
+    failures: &mut Vec<String>,
+) {
     let (s, mut body, ct) = got;
     if let (Some(d), false) = (body["detail"].as_str(), state.coupon.is_empty()) {
         body["detail"] = json!(d.replace(&state.coupon, WELCOME_COUPON));
@@ -502,10 +606,19 @@ async fn every_operation_answers_as_documented() {
         signup: signup::App { env: env.clone(), codes: code_key(), contacts: contact_key() },
         points: purchase_points::App { env: env.clone(), sqs: sqs.clone(), codes: code_key() },
         coupons: coupon_issue::App { env: env.clone(), codes: code_key(), queue: None },
-        campaigns: member_day::App { env: env.clone(), sqs: sqs.clone(), campaign_queue: queue(&sqs).await, dispatch_queue: queue(&sqs).await, budget: std::time::Duration::from_secs(30) },
+        campaigns: member_day::App {
+            env: env.clone(),
+            sqs: sqs.clone(),
+            campaign_queue: queue(&sqs).await,
+            dispatch_queue: queue(&sqs).await,
+            budget: std::time::Duration::from_secs(30),
+        },
     };
     let ops = operations(&doc);
-    let documented: BTreeSet<String> = ops.iter().filter_map(|(_, _, op)| op["operationId"].as_str().map(str::to_string)).collect();
+    let documented: BTreeSet<String> = ops
+        .iter()
+        .filter_map(|(_, _, op)| op["operationId"].as_str().map(str::to_string))
+        .collect();
     let exercised: BTreeSet<String> = ORDER.iter().map(|s| s.to_string()).collect();
     assert_eq!(documented, exercised, "every documented operation is exercised here, in ORDER");
 
@@ -521,12 +634,21 @@ async fn every_operation_answers_as_documented() {
 
         if erased {
             // The erased member can no longer be read.
-            let (s, b, ct) = answer(apps.call(f, call.request(&state, &json!({}), None, call.caller(&state, &json!({})))).await);
+            let (s, b, ct) = answer(
+                apps.call(
+                    f,
+                    call.request(&state, &json!({}), None, call.caller(&state, &json!({}))),
+                )
+                .await,
+            );
             assert_problem(s, &b, &ct, 404, "member_not_found");
             continue;
         }
 
-        let media = op["requestBody"].get("$ref").map(|_| deref(&doc, &op["requestBody"])).unwrap_or(&op["requestBody"]);
+        let media = op["requestBody"]
+            .get("$ref")
+            .map(|_| deref(&doc, &op["requestBody"]))
+            .unwrap_or(&op["requestBody"]);
         let media = &media["content"]["application/json"];
         let request_schema = media.get("schema").cloned();
         let examples: Vec<(String, Value)> = match media["examples"].as_object() {
@@ -536,9 +658,16 @@ async fn every_operation_answers_as_documented() {
                 vec![("(no body)".into(), json!({ "value": null }))]
             }
         };
-        let errors: Vec<(String, String, Value)> = problem_examples(&doc, op).into_iter().filter(|(_, _, e)| e.get("x-request").is_some()).collect();
+        let errors: Vec<(String, String, Value)> = problem_examples(&doc, op)
+            .into_iter()
+            .filter(|(_, _, e)| e.get("x-request").is_some())
+            .collect();
         let send_errors = |before: bool, state: &State| {
-            let errors = errors.iter().filter(|(_, _, e)| e["x-before"].as_bool().unwrap_or(false) == before).cloned().collect::<Vec<_>>();
+            let errors = errors
+                .iter()
+                .filter(|(_, _, e)| e["x-before"].as_bool().unwrap_or(false) == before)
+                .cloned()
+                .collect::<Vec<_>>();
             let reqs: Vec<(String, String, Value, Request)> = errors
                 .into_iter()
                 .map(|(status, name, ex)| {
@@ -551,7 +680,14 @@ async fn every_operation_answers_as_documented() {
         };
 
         for (status, name, ex, req) in send_errors(true, &state) {
-            check_problem(&fail(&name), answer(apps.call(f, req).await), &ex, &status, &state, &mut failures);
+            check_problem(
+                &fail(&name),
+                answer(apps.call(f, req).await),
+                &ex,
+                &status,
+                &state,
+                &mut failures,
+            );
             problems += 1;
         }
 
@@ -560,18 +696,29 @@ async fn every_operation_answers_as_documented() {
         for (i, (name, ex)) in examples.iter().enumerate() {
             let body = ex.get("value").filter(|b| !b.is_null());
             if let (Some(s), Some(b)) = (&request_schema, body) {
-                conforms(&doc, s, b, "request").unwrap_or_else(|e| panic!("{}", fail(&format!("example {name} is not valid against its own schema: {e}"))));
+                conforms(&doc, s, b, "request").unwrap_or_else(|e| {
+                    panic!(
+                        "{}",
+                        fail(&format!("example {name} is not valid against its own schema: {e}"))
+                    )
+                });
             }
             let who = call.caller(&state, ex);
             let joiner = match &who {
                 As::Member(m) | As::MemberWithClaims(m, _) => m.clone(),
                 _ => String::new(),
             };
-            let (s, answer_body, _) = answer(apps.call(f, call.request(&state, ex, body, who)).await);
+            let (s, answer_body, _) =
+                answer(apps.call(f, call.request(&state, ex, body, who)).await);
             assert_eq!(s, want, "{}", fail(&format!("example {name}: {answer_body}")));
             match &schema {
-                Some(schema) => conforms(&doc, schema, &answer_body, "answer").unwrap_or_else(|e| panic!("{}", fail(&format!("example {name}: {e}")))),
-                None => assert!(answer_body.is_null(), "{}", fail(&format!("an undocumented answer body {answer_body}"))),
+                Some(schema) => conforms(&doc, schema, &answer_body, "answer")
+                    .unwrap_or_else(|e| panic!("{}", fail(&format!("example {name}: {e}")))),
+                None => assert!(
+                    answer_body.is_null(),
+                    "{}",
+                    fail(&format!("an undocumented answer body {answer_body}"))
+                ),
             }
             successes += 1;
             if id == "quoteCheckout" {
@@ -584,17 +731,25 @@ async fn every_operation_answers_as_documented() {
                 match id {
                     "join" => {
                         state.member = joiner;
-                        state.coupon = answer_body["welcomeCoupon"]["code"].as_str().unwrap().to_string();
+                        state.coupon =
+                            answer_body["welcomeCoupon"]["code"].as_str().unwrap().to_string();
                     }
-                    "createCampaign" => state.campaign = answer_body["campaignId"].as_str().unwrap().to_string(),
-                    "createReward" => state.reward = answer_body["rewardId"].as_str().unwrap().to_string(),
+                    "createCampaign" => {
+                        state.campaign = answer_body["campaignId"].as_str().unwrap().to_string()
+                    }
+                    "createReward" => {
+                        state.reward = answer_body["rewardId"].as_str().unwrap().to_string()
+                    }
                     _ => {}
                 }
                 // An issue answered again (same grant and slot) is the documented 200.
                 if let (Some(r), true) = (op["responses"].get("200"), want == 201 && id != "join") {
-                    let (s, again, _) = answer(apps.call(f, call.request(&state, ex, body, call.caller(&state, ex))).await);
+                    let (s, again, _) = answer(
+                        apps.call(f, call.request(&state, ex, body, call.caller(&state, ex))).await,
+                    );
                     assert_eq!(s, 200, "{}", fail(&format!("example {name} again: {again}")));
-                    conforms(&doc, &r["content"]["application/json"]["schema"], &again, "again").unwrap_or_else(|e| panic!("{}", fail(&e)));
+                    conforms(&doc, &r["content"]["application/json"]["schema"], &again, "again")
+                        .unwrap_or_else(|e| panic!("{}", fail(&e)));
                 }
             }
         }
@@ -603,7 +758,14 @@ async fn every_operation_answers_as_documented() {
         }
 
         for (status, name, ex, req) in send_errors(false, &state) {
-            check_problem(&fail(&name), answer(apps.call(f, req).await), &ex, &status, &state, &mut failures);
+            check_problem(
+                &fail(&name),
+                answer(apps.call(f, req).await),
+                &ex,
+                &status,
+                &state,
+                &mut failures,
+            );
             problems += 1;
         }
 
@@ -611,11 +773,16 @@ async fn every_operation_answers_as_documented() {
         let first = examples[0].1.get("value").filter(|b| !b.is_null()).cloned();
         let responses = &op["responses"];
         if responses.get("401").is_some() {
-            let (s, b, ct) = answer(apps.call(f, call.request(&state, &json!({}), first.as_ref(), As::Nobody)).await);
+            let (s, b, ct) = answer(
+                apps.call(f, call.request(&state, &json!({}), first.as_ref(), As::Nobody)).await,
+            );
             assert_problem(s, &b, &ct, 401, "unauthenticated");
         }
         if responses.get("403").is_some() {
-            let (s, b, ct) = answer(apps.call(f, call.request(&state, &json!({}), first.as_ref(), call.wrong_caller())).await);
+            let (s, b, ct) = answer(
+                apps.call(f, call.request(&state, &json!({}), first.as_ref(), call.wrong_caller()))
+                    .await,
+            );
             assert_problem(s, &b, &ct, 403, "forbidden");
         } else {
             assert!(call.iam, "{}", fail("a member route without a documented 403"));
@@ -627,23 +794,47 @@ async fn every_operation_answers_as_documented() {
             if s["additionalProperties"] == json!(false) {
                 let mut b = first.clone().expect("a body example");
                 b["zzUndocumented"] = json!(1);
-                let (st, body, ct) = answer(apps.call(f, call.request(&state, &json!({}), Some(&b), call.caller(&state, &json!({})))).await);
+                let (st, body, ct) = answer(
+                    apps.call(
+                        f,
+                        call.request(&state, &json!({}), Some(&b), call.caller(&state, &json!({}))),
+                    )
+                    .await,
+                );
                 assert_problem(st, &body, &ct, 400, "unknown_field");
-                assert!(responses.get("400").is_some(), "{}", fail("refuses unknown fields with 400, which is not documented"));
+                assert!(
+                    responses.get("400").is_some(),
+                    "{}",
+                    fail("refuses unknown fields with 400, which is not documented")
+                );
             }
             let used: BTreeSet<String> = examples
                 .iter()
                 .map(|(_, e)| e["value"].clone())
-                .chain(errors.iter().filter(|(st, _, e)| st != "400" || e["value"]["code"] != "unknown_field").map(|(_, _, e)| e["x-request"].clone()))
+                .chain(
+                    errors
+                        .iter()
+                        .filter(|(st, _, e)| st != "400" || e["value"]["code"] != "unknown_field")
+                        .map(|(_, _, e)| e["x-request"].clone()),
+                )
                 .filter_map(|b| b.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()))
                 .flatten()
                 .collect();
             for field in s["properties"].as_object().into_iter().flatten().map(|(k, _)| k) {
-                assert!(used.contains(field), "{}", fail(&format!("request field {field} is in no example: is it really taken?")));
+                assert!(
+                    used.contains(field),
+                    "{}",
+                    fail(&format!("request field {field} is in no example: is it really taken?"))
+                );
             }
         }
     }
-    assert!(failures.is_empty(), "{} problem examples differ from the handlers:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} problem examples differ from the handlers:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert!(successes >= 20, "only {successes} request examples sent");
     assert!(problems >= 60, "only {problems} problem examples sent");
     h.env.store.client.delete_table().table_name(&table).send().await.unwrap();

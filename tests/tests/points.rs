@@ -27,9 +27,15 @@ async fn setup(clock: Clock) -> T {
     // Points may pay a whole order here, so that spending (`T::redeem`) earns nothing back;
     // and no return window, so earned points are available at once (the window has its own
     // tests in return_window.rs).
-    let rules = Rules::from_overrides(r#"{"returnWindowDays":0,"checkout":{"maxPointsPercent":100}}"#).unwrap();
+    let rules =
+        Rules::from_overrides(r#"{"returnWindowDays":0,"checkout":{"maxPointsPercent":100}}"#)
+            .unwrap();
     let h = harness_with(rules, clock).await;
-    T { points: h.points_app(), signup: signup::App { env: h.env.clone(), codes: code_key(), contacts: contact_key() }, h }
+    T {
+        points: h.points_app(),
+        signup: signup::App { env: h.env.clone(), codes: code_key(), contacts: contact_key() },
+        h,
+    }
 }
 
 async fn fixed() -> T {
@@ -49,33 +55,84 @@ impl T {
 
     async fn member_referred(&self, code: Option<&str>) -> (String, Value) {
         let id = unique("pm");
-        let mut body = json!({"email": format!("{}@example.com", unique("e").to_lowercase()), "name": "Test"});
+        let mut body =
+            json!({"email": format!("{}@example.com", unique("e").to_lowercase()), "name": "Test"});
         if let Some(c) = code {
             body["referralCode"] = json!(c);
         }
-        let (s, b, _) = answer(signup::handle(&self.signup, request("POST", "/members", Some(&body.to_string()), As::Member(id.clone()))).await);
+        let (s, b, _) = answer(
+            signup::handle(
+                &self.signup,
+                request("POST", "/members", Some(&body.to_string()), As::Member(id.clone())),
+            )
+            .await,
+        );
         assert_eq!(s, 201, "{b}");
         (id, b)
     }
 
-    async fn call(&self, method: &str, path: &str, body: Option<Value>, who: As, headers: &[(&str, &str)]) -> (u16, Value, String) {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        who: As,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value, String) {
         let text = body.map(|b| b.to_string());
         self.call_raw(method, path, text.as_deref(), who, headers).await
     }
 
-    async fn call_raw(&self, method: &str, path: &str, body: Option<&str>, who: As, headers: &[(&str, &str)]) -> (u16, Value, String) {
-        answer(purchase_points::handle(&self.points, request_with_headers(method, path, body, who, headers)).await)
+    async fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        who: As,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value, String) {
+        answer(
+            purchase_points::handle(
+                &self.points,
+                request_with_headers(method, path, body, who, headers),
+            )
+            .await,
+        )
     }
 
     /// Purchases and refunds come from the order system; activities from the member.
     async fn post(&self, id: &str, route: &str, body: Value) -> (u16, Value, String) {
         match route {
-            "purchases" | "refunds" => self.call("POST", &format!("/internal/members/{id}/{route}"), Some(body), As::OrderSystem, &[]).await,
-            _ => self.call("POST", &format!("/members/{id}/{route}"), Some(body), As::Member(id.into()), &[]).await,
+            "purchases" | "refunds" => {
+                self.call(
+                    "POST",
+                    &format!("/internal/members/{id}/{route}"),
+                    Some(body),
+                    As::OrderSystem,
+                    &[],
+                )
+                .await
+            }
+            _ => {
+                self.call(
+                    "POST",
+                    &format!("/members/{id}/{route}"),
+                    Some(body),
+                    As::Member(id.into()),
+                    &[],
+                )
+                .await
+            }
         }
     }
 
-    async fn buy_at(&self, id: &str, order: &str, fen: i64, occurred: &str) -> (u16, Value, String) {
+    async fn buy_at(
+        &self,
+        id: &str,
+        order: &str,
+        fen: i64,
+        occurred: &str,
+    ) -> (u16, Value, String) {
         self.post(id, "purchases", json!({"orderId": order, "amount": fen, "currency": "CNY", "channel": "online", "occurredAt": occurred})).await
     }
 
@@ -88,11 +145,26 @@ impl T {
     /// earns nothing), quoted and confirmed. Answers the refusal, or the confirm.
     async fn redeem(&self, id: &str, points: i64, order: &str) -> (u16, Value, String) {
         let quote = json!({"orderId": order, "amount": points, "currency": "CNY", "channel": "online", "points": points});
-        let (s, b, ct) = self.call("POST", &format!("/internal/members/{id}/checkouts"), Some(quote), As::OrderSystem, &[]).await;
+        let (s, b, ct) = self
+            .call(
+                "POST",
+                &format!("/internal/members/{id}/checkouts"),
+                Some(quote),
+                As::OrderSystem,
+                &[],
+            )
+            .await;
         if s != 201 {
             return (s, b, ct);
         }
-        self.call("POST", &format!("/internal/members/{id}/checkouts/{order}/confirm"), None, As::OrderSystem, &[]).await
+        self.call(
+            "POST",
+            &format!("/internal/members/{id}/checkouts/{order}/confirm"),
+            None,
+            As::OrderSystem,
+            &[],
+        )
+        .await
     }
 
     async fn balance(&self, id: &str) -> i64 {
@@ -118,13 +190,19 @@ async fn a_purchase_earns_whole_cny_points_and_a_repeat_replays_the_first_answer
     let id = t.member().await;
     let (s, b, ct) = t.buy(&id, "o-1", 12_399).await;
     assert_eq!((s, ct.as_str()), (201, "application/json"), "{b}");
-    assert_eq!(b, json!({"orderId": "o-1", "pointsEarned": 123, "availableOn": "2026-11-20", "points": 223, "tier": "regular", "tierChanged": false}));
+    assert_eq!(
+        b,
+        json!({"orderId": "o-1", "pointsEarned": 123, "availableOn": "2026-11-20", "points": 223, "tier": "regular", "tierChanged": false})
+    );
     let again = t.buy(&id, "o-1", 12_399).await;
     assert_eq!((again.0, &again.1), (201, &b), "the same order again gets the first answer");
     let (s, b2, ct) = t.buy(&id, "o-1", 12_400).await;
     assert_problem(s, &b2, &ct, 409, "order_conflict");
     let m = t.h.env.store.member(&id).await.unwrap().unwrap();
-    assert_eq!((m.order_count, m.lifetime_spend.0, m.rolling_spend(m.joined_at.date_naive(), 365).0), (1, 12_399, 12_399));
+    assert_eq!(
+        (m.order_count, m.lifetime_spend.0, m.rolling_spend(m.joined_at.date_naive(), 365).0),
+        (1, 12_399, 12_399)
+    );
     assert_eq!(m.last_purchase_at, Some(at(NOW) - Duration::minutes(5)));
     t.assert_balanced(&id, 223).await;
 }
@@ -150,7 +228,11 @@ async fn a_warm_purchase_makes_one_read_and_one_write_request() {
     assert_eq!(t.buy(&id, "warm-1", 1_000).await.0, 201);
     let ops = t.h.counter.snapshot();
     assert_eq!((t.h.counter.reads(), t.h.counter.writes()), (1, 1), "{ops:?}");
-    assert_eq!((ops.get("BatchGetItem"), ops.get("TransactWriteItems")), (Some(&1), Some(&1)), "{ops:?}");
+    assert_eq!(
+        (ops.get("BatchGetItem"), ops.get("TransactWriteItems")),
+        (Some(&1), Some(&1)),
+        "{ops:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -180,7 +262,15 @@ async fn the_same_order_posted_twenty_times_concurrently_earns_once() {
     for (s, b, _) in &results {
         assert_eq!((*s, b), (201, &results[0].1));
     }
-    let purchases = t.h.env.store.ledger_all(&id).await.unwrap().into_iter().filter(|e| e.kind == EntryKind::Purchase).count();
+    let purchases =
+        t.h.env
+            .store
+            .ledger_all(&id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == EntryKind::Purchase)
+            .count();
     assert_eq!(purchases, 1);
     t.assert_balanced(&id, 600).await;
 }
@@ -204,7 +294,8 @@ async fn partial_refunds_add_up_and_never_claw_back_more_than_earned() {
     let t = fixed().await;
     let id = t.member().await;
     assert_eq!(t.buy(&id, "rf-1", 10_00).await.1["pointsEarned"], 10);
-    let refund = |rid: &str, amount: i64| json!({"orderId": "rf-1", "refundId": rid, "amount": amount});
+    let refund =
+        |rid: &str, amount: i64| json!({"orderId": "rf-1", "refundId": rid, "amount": amount});
     let mut clawed = Vec::new();
     for (rid, amount) in [("a", 333), ("b", 333), ("c", 334)] {
         let (s, b, _) = t.post(&id, "refunds", refund(rid, amount)).await;
@@ -215,15 +306,28 @@ async fn partial_refunds_add_up_and_never_claw_back_more_than_earned() {
     let (s, b, ct) = t.post(&id, "refunds", refund("d", 1)).await;
     assert_problem(s, &b, &ct, 422, "refund_exceeds_paid");
     let first = t.post(&id, "refunds", refund("a", 333)).await;
-    assert_eq!((first.0, first.1["pointsClawedBack"].as_i64()), (201, Some(3)), "the same refundId replays");
+    assert_eq!(
+        (first.0, first.1["pointsClawedBack"].as_i64()),
+        (201, Some(3)),
+        "the same refundId replays"
+    );
     let (s, b, ct) = t.post(&id, "refunds", refund("a", 300)).await;
     assert_problem(s, &b, &ct, 409, "refund_conflict");
-    let (s, b, ct) = t.post(&id, "refunds", json!({"orderId": "nope", "refundId": "z", "amount": 1})).await;
+    let (s, b, ct) =
+        t.post(&id, "refunds", json!({"orderId": "nope", "refundId": "z", "amount": 1})).await;
     assert_problem(s, &b, &ct, 404, "order_not_found");
     let m = t.h.env.store.member(&id).await.unwrap().unwrap();
-    assert_eq!((m.lifetime_spend.0, m.spend_days.len()), (0, 0), "the refunded spend is gone from the rolling window");
-    let order: OrderItem = t.h.env.store.get(&keys::member_pk(&id), &keys::order_sk("rf-1")).await.unwrap().unwrap();
-    assert_eq!((order.order.refunded.0, order.order.clawed_back, order.order.refunds.len()), (1000, 10, 3));
+    assert_eq!(
+        (m.lifetime_spend.0, m.spend_days.len()),
+        (0, 0),
+        "the refunded spend is gone from the rolling window"
+    );
+    let order: OrderItem =
+        t.h.env.store.get(&keys::member_pk(&id), &keys::order_sk("rf-1")).await.unwrap().unwrap();
+    assert_eq!(
+        (order.order.refunded.0, order.order.clawed_back, order.order.refunds.len()),
+        (1000, 10, 3)
+    );
     t.assert_balanced(&id, 100).await;
 }
 
@@ -233,7 +337,9 @@ async fn a_refund_after_spending_leaves_a_points_debt() {
     let id = t.member().await;
     t.buy(&id, "debt-1", 500_00).await;
     assert_eq!(t.redeem(&id, 600, "spend-all").await.0, 200);
-    let (s, b, _) = t.post(&id, "refunds", json!({"orderId": "debt-1", "refundId": "x", "amount": 500_00})).await;
+    let (s, b, _) = t
+        .post(&id, "refunds", json!({"orderId": "debt-1", "refundId": "x", "amount": 500_00}))
+        .await;
     assert_eq!((s, b["points"].as_i64()), (201, Some(-500)), "{b}");
     let (s, b, ct) = t.redeem(&id, 100, "in-debt").await;
     assert_problem(s, &b, &ct, 422, "insufficient_points");
@@ -245,13 +351,26 @@ async fn crossing_a_threshold_upgrades_at_once_and_records_why() {
     let t = fixed().await;
     let id = t.member().await;
     let (s, b, _) = t.call("POST", &format!("/internal/members/{id}/purchases"), Some(json!({"orderId": "up-1", "amount": 2_000_00, "currency": "CNY", "channel": "store", "occurredAt": "2026-11-20T03:00:00Z"})), As::OrderSystem, &[]).await;
-    assert_eq!((s, &b), (201, &json!({"orderId": "up-1", "pointsEarned": 2000, "availableOn": "2026-11-20", "points": 2100, "tier": "silver", "tierChanged": true})));
+    assert_eq!(
+        (s, &b),
+        (
+            201,
+            &json!({"orderId": "up-1", "pointsEarned": 2000, "availableOn": "2026-11-20", "points": 2100, "tier": "silver", "tierChanged": true})
+        )
+    );
     let history = t.h.env.store.tier_history(&id).await.unwrap();
     assert_eq!(history.len(), 1);
-    assert_eq!((history[0].from, history[0].to), (loyalty::TierCode::Regular, loyalty::TierCode::Silver));
+    assert_eq!(
+        (history[0].from, history[0].to),
+        (loyalty::TierCode::Regular, loyalty::TierCode::Silver)
+    );
     assert_eq!(history[0].reason, "rolling spend 2000.00 CNY reached silver");
     let (_, b, _) = t.buy(&id, "up-2", 100_00).await;
-    assert_eq!((b["pointsEarned"].as_i64(), b["tierChanged"].as_bool()), (Some(120), Some(false)), "silver earns 1.2×");
+    assert_eq!(
+        (b["pointsEarned"].as_i64(), b["tierChanged"].as_bool()),
+        (Some(120), Some(false)),
+        "silver earns 1.2×"
+    );
     let m = t.h.env.store.member(&id).await.unwrap().unwrap();
     assert_eq!((m.tier, m.tier_since), (loyalty::TierCode::Silver, at(NOW)));
 }
@@ -270,7 +389,10 @@ async fn the_referrer_earns_200_once_on_the_first_purchase() {
     let ledger = t.h.env.store.ledger_all(&referrer).await.unwrap();
     let referral: Vec<_> = ledger.iter().filter(|e| e.kind == EntryKind::Referral).collect();
     assert_eq!(referral.len(), 1);
-    assert_eq!((referral[0].points.0, referral[0].reference.as_deref()), (200, Some(newbie.as_str())));
+    assert_eq!(
+        (referral[0].points.0, referral[0].reference.as_deref()),
+        (200, Some(newbie.as_str()))
+    );
     t.assert_balanced(&newbie, 120).await;
 }
 
@@ -287,11 +409,25 @@ async fn activities_keep_their_daily_limits_and_say_why_they_refuse() {
         b
     };
     let (s, b, _) = t.post(&id, "activities", act("checkin", None)).await;
-    assert_eq!((s, &b), (201, &json!({"type": "checkin", "pointsEarned": 5, "points": 105, "activityPointsToday": 5})));
+    assert_eq!(
+        (s, &b),
+        (
+            201,
+            &json!({"type": "checkin", "pointsEarned": 5, "points": 105, "activityPointsToday": 5})
+        )
+    );
     let (s, b, ct) = t.post(&id, "activities", act("checkin", None)).await;
     assert_problem(s, &b, &ct, 422, "already_checked_in");
     let path = format!("/members/{id}/activities");
-    let keyed = || t.call("POST", &path, Some(act("share", None)), As::Member(id.clone()), &[("idempotency-key", "sh-0")]);
+    let keyed = || {
+        t.call(
+            "POST",
+            &path,
+            Some(act("share", None)),
+            As::Member(id.clone()),
+            &[("idempotency-key", "sh-0")],
+        )
+    };
     let first = keyed().await;
     assert_eq!((first.0, first.1["pointsEarned"].as_i64()), (201, Some(2)));
     assert_eq!(keyed().await.1, first.1, "a share retried under its Idempotency-Key replays");
@@ -300,24 +436,41 @@ async fn activities_keep_their_daily_limits_and_say_why_they_refuse() {
     }
     let (s, b, ct) = t.post(&id, "activities", act("share", None)).await;
     assert_problem(s, &b, &ct, 422, "share_limit_reached");
-    let (s, b, ct) = t.call("POST", &format!("/members/{id}/activities"), Some(act("share", None)), As::Member(id.clone()), &[("idempotency-key", "sh-1")]).await;
+    let (s, b, ct) = t
+        .call(
+            "POST",
+            &format!("/members/{id}/activities"),
+            Some(act("share", None)),
+            As::Member(id.clone()),
+            &[("idempotency-key", "sh-1")],
+        )
+        .await;
     assert_problem(s, &b, &ct, 422, "share_limit_reached");
     let (s, b, ct) = t.post(&id, "activities", act("review", Some("not-mine"))).await;
     assert_problem(s, &b, &ct, 422, "unknown_order");
     for o in ["rv-1", "rv-2", "rv-3", "rv-4"] {
         t.buy(&id, o, 1_00).await;
     }
-    assert_eq!(t.post(&id, "activities", act("review", Some("rv-1"))).await.1["activityPointsToday"], 21);
+    assert_eq!(
+        t.post(&id, "activities", act("review", Some("rv-1"))).await.1["activityPointsToday"],
+        21
+    );
     let (s, b, ct) = t.post(&id, "activities", act("review", Some("rv-1"))).await;
     assert_problem(s, &b, &ct, 422, "already_reviewed");
     assert_eq!(t.post(&id, "activities", act("review", Some("rv-2"))).await.0, 201);
-    assert_eq!(t.post(&id, "activities", act("review", Some("rv-3"))).await.1["activityPointsToday"], 41);
+    assert_eq!(
+        t.post(&id, "activities", act("review", Some("rv-3"))).await.1["activityPointsToday"],
+        41
+    );
     let (s, b, ct) = t.post(&id, "activities", act("review", Some("rv-4"))).await;
     assert_problem(s, &b, &ct, 422, "daily_activity_cap_reached");
     // The next program day starts afresh.
     *clock.lock().unwrap() = at(NOW) + Duration::days(1);
     assert_eq!(t.post(&id, "activities", act("checkin", None)).await.0, 201);
-    assert_eq!(t.post(&id, "activities", act("review", Some("rv-4"))).await.1["activityPointsToday"], 15);
+    assert_eq!(
+        t.post(&id, "activities", act("review", Some("rv-4"))).await.1["activityPointsToday"],
+        15
+    );
     t.assert_balanced(&id, 100 + 4 + 5 + 6 + 30 + 5 + 10).await;
 }
 
@@ -337,18 +490,27 @@ async fn the_ledger_pages_newest_first_with_an_opaque_cursor() {
     };
     let (s, p1, _) = get("?limit=4".into()).await;
     assert_eq!(s, 200, "{p1}");
-    let refs: Vec<_> = p1["entries"].as_array().unwrap().iter().map(|e| e["reference"].clone()).collect();
+    let refs: Vec<_> =
+        p1["entries"].as_array().unwrap().iter().map(|e| e["reference"].clone()).collect();
     assert_eq!(refs, vec![json!("lg-5"), json!("lg-4"), json!("lg-3"), json!("lg-2")]);
     let e = &p1["entries"][0];
-    assert_eq!((e["kind"].as_str(), e["points"].as_i64(), e["balanceAfter"].as_i64()), (Some("purchase"), Some(5), Some(115)));
+    assert_eq!(
+        (e["kind"].as_str(), e["points"].as_i64(), e["balanceAfter"].as_i64()),
+        (Some("purchase"), Some(5), Some(115))
+    );
     assert!(e["reason"].is_string() && e["at"].is_string());
     let cursor = p1["nextCursor"].as_str().unwrap().to_string();
     let (s, p2, _) = get(format!("?limit=4&cursor={cursor}")).await;
     assert_eq!(s, 200);
-    let kinds: Vec<_> = p2["entries"].as_array().unwrap().iter().map(|e| e["kind"].clone()).collect();
+    let kinds: Vec<_> =
+        p2["entries"].as_array().unwrap().iter().map(|e| e["kind"].clone()).collect();
     assert_eq!(kinds, vec![json!("purchase"), json!("welcome")]);
     assert!(p2.get("nextCursor").is_none(), "{p2}");
-    assert_eq!(get(String::new()).await.1["entries"].as_array().unwrap().len(), 6, "default page of 20");
+    assert_eq!(
+        get(String::new()).await.1["entries"].as_array().unwrap().len(),
+        6,
+        "default page of 20"
+    );
 }
 
 #[tokio::test]
@@ -361,8 +523,18 @@ async fn the_expiry_sweep_records_expiries_and_spending_never_uses_expired_point
     t.buy(&id, "ex-2", 30_00).await;
     // The profile warns of them in the last 30 days.
     *clock.lock().unwrap() = at("2026-10-15T04:00:00Z");
-    let (s, p, _) = answer(signup::handle(&t.signup, request("GET", &format!("/members/{id}"), None, As::Member(id.clone()))).await);
-    assert_eq!((s, &p["expiringSoon"]), (200, &json!([{"points": 150, "expiresOn": "2026-11-01"}])), "{p}");
+    let (s, p, _) = answer(
+        signup::handle(
+            &t.signup,
+            request("GET", &format!("/members/{id}"), None, As::Member(id.clone())),
+        )
+        .await,
+    );
+    assert_eq!(
+        (s, &p["expiringSoon"]),
+        (200, &json!([{"points": 150, "expiresOn": "2026-11-01"}])),
+        "{p}"
+    );
     // 2025-11-01 lots expire on 2026-11-01; run the sweep on 2026-11-05 (fixed by detail.now).
     let sweep_now = "2026-11-05T00:00:00Z";
     *clock.lock().unwrap() = at(sweep_now);
@@ -381,7 +553,8 @@ async fn the_expiry_sweep_records_expiries_and_spending_never_uses_expired_point
     let (s, b, ct) = t.redeem(&id, 100, "after-expiry").await;
     assert_problem(s, &b, &ct, 422, "insufficient_points");
     // A sweep that is out of time does nothing and says so.
-    let late = purchase_points::expiry_sweep(&t.points, at(sweep_now), SystemTime::now()).await.unwrap();
+    let late =
+        purchase_points::expiry_sweep(&t.points, at(sweep_now), SystemTime::now()).await.unwrap();
     assert!(!late.complete);
 }
 
@@ -392,8 +565,13 @@ async fn operations_expire_due_points_first_in_the_same_transaction() {
     let id = t.member().await;
     *clock.lock().unwrap() = at("2026-10-02T04:00:00Z");
     let (s, b, _) = t.buy(&id, "late-1", 20_00).await;
-    assert_eq!((s, b["points"].as_i64()), (201, Some(20)), "the welcome lot expired before the purchase: {b}");
-    let kinds: Vec<_> = t.h.env.store.ledger_all(&id).await.unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(
+        (s, b["points"].as_i64()),
+        (201, Some(20)),
+        "the welcome lot expired before the purchase: {b}"
+    );
+    let kinds: Vec<_> =
+        t.h.env.store.ledger_all(&id).await.unwrap().into_iter().map(|e| e.kind).collect();
     assert_eq!(kinds, vec![EntryKind::Purchase, EntryKind::Expiry, EntryKind::Welcome]);
     t.assert_balanced(&id, 20).await;
 }
@@ -421,8 +599,13 @@ async fn an_order_event_batch_reports_only_the_bad_message() {
     let refund = json!({"type": "refund", "memberId": id, "orderId": "sq-1", "refundId": "sq-r1", "amount": 100_00}).to_string();
     let batch = sqs(&[("m1", purchase.clone()), ("m2", "{not json".into()), ("m3", refund), ("m4", purchase), ("m5", json!({"type": "purchase", "memberId": id, "orderId": "sq-2", "amount": -1, "currency": "CNY", "channel": "online", "occurredAt": "2026-11-20T03:00:00Z"}).to_string())]);
     let out = purchase_points::handle_sqs(&t.points, batch).await;
-    let failed: Vec<_> = out.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
-    assert_eq!(failed, vec!["m2", "m5"], "bad JSON and a refused order fail; the replayed duplicate (m4) succeeds");
+    let failed: Vec<_> =
+        out.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    assert_eq!(
+        failed,
+        vec!["m2", "m5"],
+        "bad JSON and a refused order fail; the replayed duplicate (m4) succeeds"
+    );
     t.assert_balanced(&id, 100 + 300 - 100).await;
 }
 
@@ -455,42 +638,266 @@ async fn bad_inputs_are_4xx_problems_and_write_nothing() {
     let ledger = format!("/members/{id}/ledger");
     let big = "x".repeat(20_000);
     let cases: Vec<Case> = vec![
-        ("POST", purchases.clone(), Some(p(json!({"amount": 0}))), os(), vec![], 422, "invalid_amount"),
-        ("POST", purchases.clone(), Some(p(json!({"amount": -100}))), os(), vec![], 422, "invalid_amount"),
-        ("POST", purchases.clone(), Some(p(json!({"amount": 100_000_001}))), os(), vec![], 422, "amount_too_large"),
-        ("POST", purchases.clone(), Some(p(json!({"amount": 1e30}))), os(), vec![], 400, "invalid_field"),
-        ("POST", purchases.clone(), Some(p(json!({"amount": "99999999999999999999999"}))), os(), vec![], 400, "invalid_field"),
-        ("POST", purchases.clone(), Some(p(json!({"amount": 12.5}))), os(), vec![], 400, "invalid_field"),
-        ("POST", purchases.clone(), Some(p(json!({"currency": "USD"}))), os(), vec![], 422, "unsupported_currency"),
-        ("POST", purchases.clone(), Some(p(json!({"occurredAt": "2026-11-20T05:00:00Z"}))), os(), vec![], 422, "occurred_at_in_future"),
-        ("POST", purchases.clone(), Some(p(json!({"occurredAt": "2024-11-20T05:00:00Z"}))), os(), vec![], 422, "occurred_at_too_old"),
-        ("POST", purchases.clone(), Some(p(json!({"occurredAt": "yesterday"}))), os(), vec![], 400, "invalid_field"),
-        ("POST", purchases.clone(), Some(p(json!({"channel": "phone"}))), os(), vec![], 400, "invalid_field"),
-        ("POST", purchases.clone(), Some(p(json!({"points": 5}))), os(), vec![], 400, "unknown_field"),
-        ("POST", purchases.clone(), Some(p(json!({"orderId": null}))), os(), vec![], 400, "missing_field"),
-        ("POST", purchases.clone(), Some(p(json!({"orderId": "a b#c"}))), os(), vec![], 400, "invalid_order_id"),
-        ("POST", purchases.clone(), Some(p(json!({"orderId": "x".repeat(129)}))), os(), vec![], 400, "invalid_order_id"),
-        ("POST", purchases.clone(), Some("{\"orderId\":".into()), os(), vec![], 400, "malformed_json"),
+        (
+            "POST",
+            purchases.clone(),
+            Some(p(json!({"amount": 0}))),
+            os(),
+            vec![],
+            422,
+            "invalid_amount",
+        ),
+        (
+            "POST",
+            purchases.clone(),
+            Some(p(json!({"amount": -100}))),
+            os(),
+            vec![],
+            422,
+            "invalid_amount",
+        ),
+        (
+            "POST",
+            purchases.clone(),
+            Some(p(json!({"amount": 100_000_001}))),
+            os(),
+            vec![],
+            422,
+            "amount_too_large",
+        ),
+        (
+            "POST",
+            purchases.clone(),
+            Some(p(json!({"amount": 1e30}))),
+            os(),
+            vec![],
+            400,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            purchases.clone(),
+            Some(p(json!({"amount": "99999999999999999999999"}))),
+            os(),
+            vec![],
+            400,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            purchases.clone(),
+            Some(p(json!({"amount": 12.5}))),
+            os(),
+            vec![],
+            400,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            purchases.clone(),
+            Some(p(json!({"currency": "USD"}))),
+            os(),
+            vec![],
+            422,
+            "unsupported_currency",
+        ),
+        (
+            "POST",
+            purchases.clone(),
+            Some(p(json!({"occurredAt": "2026-11-20T05:00:00Z"}))),
+            os(),
+            vec![],
+            422,
+            "occurred_at_in_future",
+        ),
+        (
+            "POST",
+            purchases.clone(),
+            Some(p(json!({"occurredAt": "2024-11-20T05:00:00Z"}))),
+            os(),
+            vec![],
+            422,
+            "occurred_at_too_old",
+        ),
+        (
+            "POST",
+            purchases.clone(),
+            Some(p(json!({"occurredAt": "yesterday"}))),
+            os(),
+            vec![],
+            400,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            purchases.clone(),
+            Some(p(json!({"channel": "phone"}))),
+            os(),
+            vec![],
+            400,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            purchases.clone(),
+            Some(p(json!({"points": 5}))),
+            os(),
+            vec![],
+            400,
+            "unknown_field",
+        ),
+        (
+            "POST",
+            purchases.clone(),
+            Some(p(json!({"orderId": null}))),
+            os(),
+            vec![],
+            400,
+            "missing_field",
+        ),
+        (
+            "POST",
+            purchases.clone(),
+            Some(p(json!({"orderId": "a b#c"}))),
+            os(),
+            vec![],
+            400,
+            "invalid_order_id",
+        ),
+        (
+            "POST",
+            purchases.clone(),
+            Some(p(json!({"orderId": "x".repeat(129)}))),
+            os(),
+            vec![],
+            400,
+            "invalid_order_id",
+        ),
+        (
+            "POST",
+            purchases.clone(),
+            Some("{\"orderId\":".into()),
+            os(),
+            vec![],
+            400,
+            "malformed_json",
+        ),
         ("POST", purchases.clone(), Some("  ".into()), os(), vec![], 400, "body_required"),
-        ("POST", purchases.clone(), Some(format!("{{\"orderId\":\"{big}\"}}")), os(), vec![], 413, "body_too_large"),
-        ("POST", purchases.clone(), Some(p(json!({}))), os(), vec![("content-type", "text/plain")], 415, "unsupported_media_type"),
+        (
+            "POST",
+            purchases.clone(),
+            Some(format!("{{\"orderId\":\"{big}\"}}")),
+            os(),
+            vec![],
+            413,
+            "body_too_large",
+        ),
+        (
+            "POST",
+            purchases.clone(),
+            Some(p(json!({}))),
+            os(),
+            vec![("content-type", "text/plain")],
+            415,
+            "unsupported_media_type",
+        ),
         ("POST", purchases.clone(), Some(p(json!({}))), me(), vec![], 403, "forbidden"),
         ("POST", purchases.clone(), Some(p(json!({}))), As::Operator, vec![], 403, "forbidden"),
         ("POST", purchases.clone(), Some(p(json!({}))), As::OtherIam, vec![], 403, "forbidden"),
         ("POST", purchases.clone(), Some(p(json!({}))), As::Nobody, vec![], 401, "unauthenticated"),
-        ("POST", "/internal/members/bad%20id/purchases".to_string(), Some(p(json!({}))), os(), vec![], 400, "invalid_member_id"),
-        ("POST", purchases.clone(), Some(p(json!({"orderId": "bad-setup", "amount": 999}))), os(), vec![], 409, "order_conflict"),
-        ("POST", refunds.clone(), Some(json!({"orderId": "bad-setup", "refundId": "r", "amount": 0}).to_string()), os(), vec![], 422, "invalid_amount"),
-        ("POST", refunds.clone(), Some(json!({"orderId": "bad-setup", "refundId": "r", "amount": 1001}).to_string()), os(), vec![], 422, "refund_exceeds_paid"),
-        ("POST", refunds.clone(), Some(json!({"orderId": "missing", "refundId": "r", "amount": 1}).to_string()), os(), vec![], 404, "order_not_found"),
-        ("POST", refunds.clone(), Some(json!({"orderId": "bad-setup", "refundId": "r/1", "amount": 1}).to_string()), os(), vec![], 400, "invalid_refund_id"),
-        ("POST", activities.clone(), Some(json!({"type": "like"}).to_string()), me(), vec![], 400, "invalid_field"),
-        ("POST", activities.clone(), Some(json!({"type": "review"}).to_string()), me(), vec![], 400, "ref_id_required"),
-        ("POST", activities.clone(), Some(json!({"type": "review", "refId": "nobody's"}).to_string()), me(), vec![], 400, "invalid_ref_id"),
+        (
+            "POST",
+            "/internal/members/bad%20id/purchases".to_string(),
+            Some(p(json!({}))),
+            os(),
+            vec![],
+            400,
+            "invalid_member_id",
+        ),
+        (
+            "POST",
+            purchases.clone(),
+            Some(p(json!({"orderId": "bad-setup", "amount": 999}))),
+            os(),
+            vec![],
+            409,
+            "order_conflict",
+        ),
+        (
+            "POST",
+            refunds.clone(),
+            Some(json!({"orderId": "bad-setup", "refundId": "r", "amount": 0}).to_string()),
+            os(),
+            vec![],
+            422,
+            "invalid_amount",
+        ),
+        (
+            "POST",
+            refunds.clone(),
+            Some(json!({"orderId": "bad-setup", "refundId": "r", "amount": 1001}).to_string()),
+            os(),
+            vec![],
+            422,
+            "refund_exceeds_paid",
+        ),
+        (
+            "POST",
+            refunds.clone(),
+            Some(json!({"orderId": "missing", "refundId": "r", "amount": 1}).to_string()),
+            os(),
+            vec![],
+            404,
+            "order_not_found",
+        ),
+        (
+            "POST",
+            refunds.clone(),
+            Some(json!({"orderId": "bad-setup", "refundId": "r/1", "amount": 1}).to_string()),
+            os(),
+            vec![],
+            400,
+            "invalid_refund_id",
+        ),
+        (
+            "POST",
+            activities.clone(),
+            Some(json!({"type": "like"}).to_string()),
+            me(),
+            vec![],
+            400,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            activities.clone(),
+            Some(json!({"type": "review"}).to_string()),
+            me(),
+            vec![],
+            400,
+            "ref_id_required",
+        ),
+        (
+            "POST",
+            activities.clone(),
+            Some(json!({"type": "review", "refId": "nobody's"}).to_string()),
+            me(),
+            vec![],
+            400,
+            "invalid_ref_id",
+        ),
         ("GET", format!("{ledger}?limit=0"), None, me(), vec![], 400, "invalid_limit"),
         ("GET", format!("{ledger}?limit=101"), None, me(), vec![], 400, "invalid_limit"),
         ("GET", format!("{ledger}?cursor=zz"), None, me(), vec![], 400, "invalid_cursor"),
-        ("GET", format!("{ledger}?cursor={}", purchase_points::encode_cursor("#PROFILE")), None, me(), vec![], 400, "invalid_cursor"),
+        (
+            "GET",
+            format!("{ledger}?cursor={}", purchase_points::encode_cursor("#PROFILE")),
+            None,
+            me(),
+            vec![],
+            400,
+            "invalid_cursor",
+        ),
         ("GET", purchases.clone(), None, os(), vec![], 405, "method_not_allowed"),
     ];
     assert!(cases.len() >= 20);
@@ -501,7 +908,8 @@ async fn bad_inputs_are_4xx_problems_and_write_nothing() {
     let after = t.h.env.store.member(&id).await.unwrap().unwrap();
     assert_eq!(after, before, "nothing written");
     assert_eq!(t.h.env.store.ledger_all(&id).await.unwrap().len(), entries);
-    let none: Option<OrderItem> = t.h.env.store.get(&keys::member_pk(&id), &keys::order_sk("bad-1")).await.unwrap();
+    let none: Option<OrderItem> =
+        t.h.env.store.get(&keys::member_pk(&id), &keys::order_sk("bad-1")).await.unwrap();
     assert!(none.is_none());
 }
 
@@ -519,8 +927,15 @@ fn every_sample_event_is_recognised_as_its_trigger() {
         let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         let t = classify(v).unwrap_or_else(|e| panic!("{name}: {e}"));
         let ok = match &t {
-            Trigger::Sqs(e) => name.contains("order-events") && e.records.iter().all(|r| serde_json::from_str::<Value>(r.body.as_deref().unwrap()).is_ok()),
-            Trigger::Schedule(e) => name.contains("expiry-sweep") && e.detail["job"] == "expiry-sweep",
+            Trigger::Sqs(e) => {
+                name.contains("order-events")
+                    && e.records
+                        .iter()
+                        .all(|r| serde_json::from_str::<Value>(r.body.as_deref().unwrap()).is_ok())
+            }
+            Trigger::Schedule(e) => {
+                name.contains("expiry-sweep") && e.detail["job"] == "expiry-sweep"
+            }
             Trigger::Http(_) => !name.contains("order-events") && !name.contains("expiry-sweep"),
             Trigger::Stream(_) => false,
         };

@@ -25,7 +25,12 @@ async fn setup() -> T {
     let clock = Arc::new(Mutex::new(at(NOW)));
     let h = harness_with(Rules::default(), Clock::Shared(clock.clone())).await;
     assert_eq!(h.env.rules.return_window_days, 7);
-    T { points: h.points_app(), signup: signup::App { env: h.env.clone(), codes: code_key(), contacts: contact_key() }, clock, h }
+    T {
+        points: h.points_app(),
+        signup: signup::App { env: h.env.clone(), codes: code_key(), contacts: contact_key() },
+        clock,
+        h,
+    }
 }
 
 impl T {
@@ -39,17 +44,30 @@ impl T {
 
     async fn join(&self, referral: Option<&str>) -> (String, Value) {
         let id = unique("rw");
-        let mut body = json!({"email": format!("{}@example.com", id.to_lowercase()), "name": "Test"});
+        let mut body =
+            json!({"email": format!("{}@example.com", id.to_lowercase()), "name": "Test"});
         if let Some(c) = referral {
             body["referralCode"] = json!(c);
         }
-        let (s, b, _) = answer(signup::handle(&self.signup, request("POST", "/members", Some(&body.to_string()), As::Member(id.clone()))).await);
+        let (s, b, _) = answer(
+            signup::handle(
+                &self.signup,
+                request("POST", "/members", Some(&body.to_string()), As::Member(id.clone())),
+            )
+            .await,
+        );
         assert_eq!(s, 201, "{b}");
         (id, b)
     }
 
     async fn call(&self, path: &str, body: Value) -> (u16, Value, String) {
-        answer(purchase_points::handle(&self.points, request("POST", path, Some(&body.to_string()), As::OrderSystem)).await)
+        answer(
+            purchase_points::handle(
+                &self.points,
+                request("POST", path, Some(&body.to_string()), As::OrderSystem),
+            )
+            .await,
+        )
     }
 
     async fn buy(&self, id: &str, order: &str, fen: i64) -> Value {
@@ -59,13 +77,24 @@ impl T {
     }
 
     async fn refund(&self, id: &str, order: &str, refund: &str, fen: i64) -> Value {
-        let (s, b, _) = self.call(&format!("/internal/members/{id}/refunds"), json!({"orderId": order, "refundId": refund, "amount": fen})).await;
+        let (s, b, _) = self
+            .call(
+                &format!("/internal/members/{id}/refunds"),
+                json!({"orderId": order, "refundId": refund, "amount": fen}),
+            )
+            .await;
         assert_eq!(s, 201, "{b}");
         b
     }
 
     async fn profile(&self, id: &str) -> Value {
-        let (s, b, _) = answer(signup::handle(&self.signup, request("GET", &format!("/members/{id}"), None, As::Member(id.into()))).await);
+        let (s, b, _) = answer(
+            signup::handle(
+                &self.signup,
+                request("GET", &format!("/members/{id}"), None, As::Member(id.into())),
+            )
+            .await,
+        );
         assert_eq!(s, 200, "{b}");
         b
     }
@@ -75,26 +104,73 @@ impl T {
         let m = self.h.env.store.member(id).await.unwrap().unwrap();
         assert!(m.wallet.is_consistent(), "{:?}", m.wallet);
         let ledger = self.h.env.store.ledger_all(id).await.unwrap();
-        assert_eq!((m.wallet.balance.0, m.wallet.pending_total()), (available, pending), "stored balances");
-        assert_eq!((ledger.iter().map(|e| e.points.0).sum::<i64>(), ledger.iter().map(|e| e.pending.0).sum::<i64>()), (available, pending), "the ledger's sums");
+        assert_eq!(
+            (m.wallet.balance.0, m.wallet.pending_total()),
+            (available, pending),
+            "stored balances"
+        );
+        assert_eq!(
+            (
+                ledger.iter().map(|e| e.points.0).sum::<i64>(),
+                ledger.iter().map(|e| e.pending.0).sum::<i64>()
+            ),
+            (available, pending),
+            "the ledger's sums"
+        );
     }
 }
 
 #[tokio::test]
-async fn a_full_refund_inside_the_window_takes_the_tier_and_the_pending_points_and_leaves_no_debt() {
+async fn a_full_refund_inside_the_window_takes_the_tier_and_the_pending_points_and_leaves_no_debt()
+{
     let t = setup().await;
     let (id, _) = t.join(None).await;
     let b = t.buy(&id, "big-1", 50_000_00).await;
-    assert_eq!((b["tier"].as_str(), b["pointsEarned"].as_i64(), b["points"].as_i64(), b["availableOn"].as_str()), (Some("diamond"), Some(50_000), Some(100), Some("2026-11-27")), "{b}");
+    assert_eq!(
+        (
+            b["tier"].as_str(),
+            b["pointsEarned"].as_i64(),
+            b["points"].as_i64(),
+            b["availableOn"].as_str()
+        ),
+        (Some("diamond"), Some(50_000), Some(100), Some("2026-11-27")),
+        "{b}"
+    );
     let p = t.profile(&id).await;
-    assert_eq!((p["pointsPending"].as_i64(), &p["pending"]), (Some(50_000), &json!([{"points": 50_000, "availableOn": "2026-11-27"}])));
+    assert_eq!(
+        (p["pointsPending"].as_i64(), &p["pending"]),
+        (Some(50_000), &json!([{"points": 50_000, "availableOn": "2026-11-27"}]))
+    );
     t.advance(Duration::days(1));
     let r = t.refund(&id, "big-1", "big-1-r", 50_000_00).await;
-    assert_eq!((r["pendingCancelled"].as_i64(), r["points"].as_i64(), r["tier"].as_str(), r["tierChanged"].as_bool()), (Some(50_000), Some(100), Some("regular"), Some(true)), "{r}");
+    assert_eq!(
+        (
+            r["pendingCancelled"].as_i64(),
+            r["points"].as_i64(),
+            r["tier"].as_str(),
+            r["tierChanged"].as_bool()
+        ),
+        (Some(50_000), Some(100), Some("regular"), Some(true)),
+        "{r}"
+    );
     let p = t.profile(&id).await;
-    assert_eq!((p["tier"].as_str(), p["benefits"]["memberDiscountPercent"].as_i64(), p["tierProtectedUntil"].is_null()), (Some("regular"), Some(0), true), "{p}");
+    assert_eq!(
+        (
+            p["tier"].as_str(),
+            p["benefits"]["memberDiscountPercent"].as_i64(),
+            p["tierProtectedUntil"].is_null()
+        ),
+        (Some("regular"), Some(0), true),
+        "{p}"
+    );
     let history = t.h.env.store.tier_history(&id).await.unwrap();
-    assert_eq!(history.iter().map(|c| (c.to, c.reason.as_str())).collect::<Vec<_>>(), vec![(TierCode::Diamond, "rolling spend 50000.00 CNY reached diamond"), (TierCode::Regular, "refund")]);
+    assert_eq!(
+        history.iter().map(|c| (c.to, c.reason.as_str())).collect::<Vec<_>>(),
+        vec![
+            (TierCode::Diamond, "rolling spend 50000.00 CNY reached diamond"),
+            (TierCode::Regular, "refund")
+        ]
+    );
     t.assert_balanced(&id, 100, 0).await;
 }
 
@@ -106,13 +182,24 @@ async fn a_full_refund_after_the_window_claws_back_and_re_decides_the_tier_the_s
     t.buy(&id, "big", 48_000_00).await; // Diamond, to be returned late
     t.advance(Duration::days(8));
     let p = t.profile(&id).await;
-    assert_eq!((p["points"].as_i64(), p["pointsPending"].as_i64()), (Some(100 + 2_500 + 57_600), Some(0)), "available on day 8 without any job: {p}");
+    assert_eq!(
+        (p["points"].as_i64(), p["pointsPending"].as_i64()),
+        (Some(100 + 2_500 + 57_600), Some(0)),
+        "available on day 8 without any job: {p}"
+    );
     let r = t.refund(&id, "big", "big-r", 48_000_00).await;
-    assert_eq!((r["pointsClawedBack"].as_i64(), r["pendingCancelled"].as_i64(), r["tier"].as_str()), (Some(57_600), Some(0), Some("silver")), "{r}");
+    assert_eq!(
+        (r["pointsClawedBack"].as_i64(), r["pendingCancelled"].as_i64(), r["tier"].as_str()),
+        (Some(57_600), Some(0), Some("silver")),
+        "{r}"
+    );
     // Silver was reached with spend that was kept, so it keeps Silver's protection.
     let m = t.h.env.store.member(&id).await.unwrap().unwrap();
     assert_eq!((m.tier, m.stepped_down_at), (TierCode::Silver, None));
-    assert_eq!(t.h.env.store.tier_history(&id).await.unwrap().last().map(|c| c.reason.clone()), Some("refund".into()));
+    assert_eq!(
+        t.h.env.store.tier_history(&id).await.unwrap().last().map(|c| c.reason.clone()),
+        Some("refund".into())
+    );
     t.assert_balanced(&id, 2_600, 0).await;
 }
 
@@ -128,23 +215,44 @@ async fn pending_points_cannot_be_spent_and_a_refund_on_day_three_cancels_exactl
         async move { t.call(&format!("/internal/members/{id}/checkouts"), json!({"orderId": format!("c-{i}"), "amount": 10_000, "currency": "CNY", "channel": "online", "points": 100})).await }
     }))
     .await;
-    assert_eq!(results.iter().filter(|r| r.0 == 201).count(), 1, "exactly the 100 available points are held once");
+    assert_eq!(
+        results.iter().filter(|r| r.0 == 201).count(),
+        1,
+        "exactly the 100 available points are held once"
+    );
     for (s, b, ct) in results.iter().filter(|r| r.0 != 201) {
         assert_problem(*s, b, ct, 422, "insufficient_points");
     }
     t.advance(Duration::days(3));
     let r = t.refund(&id, "p-1", "p-1-r", 250_00).await;
-    assert_eq!((r["pendingCancelled"].as_i64(), r["pointsClawedBack"].as_i64()), (Some(250), Some(250)));
+    assert_eq!(
+        (r["pendingCancelled"].as_i64(), r["pointsClawedBack"].as_i64()),
+        (Some(250), Some(250))
+    );
     t.assert_balanced(&id, 100, 750 + 500).await;
     // Day 8: everything left is available, with no job having run.
     t.advance(Duration::days(5));
     let p = t.profile(&id).await;
     assert_eq!((p["points"].as_i64(), p["pointsPending"].as_i64()), (Some(1_350), Some(0)), "{p}");
     // The next change writes the release into the ledger.
-    let (s, b, _) = answer(purchase_points::handle(&t.points, request("POST", &format!("/members/{id}/activities"), Some(&json!({"type": "checkin"}).to_string()), As::Member(id.clone()))).await);
+    let (s, b, _) = answer(
+        purchase_points::handle(
+            &t.points,
+            request(
+                "POST",
+                &format!("/members/{id}/activities"),
+                Some(&json!({"type": "checkin"}).to_string()),
+                As::Member(id.clone()),
+            ),
+        )
+        .await,
+    );
     assert_eq!((s, b["points"].as_i64()), (201, Some(1_355)), "{b}");
     let ledger = t.h.env.store.ledger_all(&id).await.unwrap();
-    assert_eq!(ledger.iter().filter(|e| e.kind == EntryKind::Release).map(|e| e.points.0).sum::<i64>(), 1_250);
+    assert_eq!(
+        ledger.iter().filter(|e| e.kind == EntryKind::Release).map(|e| e.points.0).sum::<i64>(),
+        1_250
+    );
     t.assert_balanced(&id, 1_355, 0).await;
 }
 
@@ -154,10 +262,21 @@ async fn the_daily_sweep_releases_pending_points() {
     let (id, _) = t.join(None).await;
     t.buy(&id, "s-1", 300_00).await;
     t.advance(Duration::days(7));
-    purchase_points::expire_member(&t.points, &id, loyalty::calendar::program_date(t.h.env.rules.time_zone, t.now()), t.now()).await.unwrap();
+    purchase_points::expire_member(
+        &t.points,
+        &id,
+        loyalty::calendar::program_date(t.h.env.rules.time_zone, t.now()),
+        t.now(),
+    )
+    .await
+    .unwrap();
     t.assert_balanced(&id, 400, 0).await;
     let lots = t.h.env.store.member(&id).await.unwrap().unwrap().wallet.lots;
-    assert_eq!(lots.last().map(|l| (l.earned_on.to_string(), l.points)), Some(("2026-11-27".into(), 300)), "expiry counts from availability");
+    assert_eq!(
+        lots.last().map(|l| (l.earned_on.to_string(), l.points)),
+        Some(("2026-11-27".into(), 300)),
+        "expiry counts from availability"
+    );
 }
 
 #[tokio::test]

@@ -20,17 +20,35 @@ fn phone() -> String {
 }
 
 async fn join(app: &App, sub: &str, body: Value) -> (u16, Value, String) {
-    answer(signup::handle(app, request("POST", "/members", Some(&body.to_string()), As::Member(sub.into()))).await)
+    answer(
+        signup::handle(
+            app,
+            request("POST", "/members", Some(&body.to_string()), As::Member(sub.into())),
+        )
+        .await,
+    )
 }
 
 /// A signup whose token verified these contacts.
-async fn join_verified(app: &App, sub: &str, email: Option<&str>, phone: Option<&str>, body: Value) -> (u16, Value, String) {
+async fn join_verified(
+    app: &App,
+    sub: &str,
+    email: Option<&str>,
+    phone: Option<&str>,
+    body: Value,
+) -> (u16, Value, String) {
     let who = As::MemberWithClaims(sub.into(), verified_claims(email, phone));
     answer(signup::handle(app, request("POST", "/members", Some(&body.to_string()), who)).await)
 }
 
 async fn get_profile(app: &App, sub: &str, id: &str) -> (u16, Value, String) {
-    answer(signup::handle(app, request("GET", &format!("/members/{id}"), None, As::Member(sub.into()))).await)
+    answer(
+        signup::handle(
+            app,
+            request("GET", &format!("/members/{id}"), None, As::Member(sub.into())),
+        )
+        .await,
+    )
 }
 
 #[tokio::test]
@@ -43,7 +61,10 @@ async fn signup_gives_welcome_points_and_coupon_visible_in_profile_and_ledger() 
     assert_eq!(body["tier"], "regular");
     assert_eq!(body["points"], 100);
     assert_eq!(body["referralCode"].as_str().unwrap().len(), 8);
-    assert_eq!(body["welcomeCoupon"]["offer"], json!({"kind": "amount_off", "value": 2000, "minSpend": 10000}));
+    assert_eq!(
+        body["welcomeCoupon"]["offer"],
+        json!({"kind": "amount_off", "value": 2000, "minSpend": 10000})
+    );
     assert_eq!(body["welcomeCoupon"]["status"], "active");
 
     let (status, p, _) = get_profile(&app, &id, &id).await;
@@ -54,7 +75,10 @@ async fn signup_gives_welcome_points_and_coupon_visible_in_profile_and_ledger() 
     assert!(p["consentAt"].is_string());
     assert_eq!(p["coupons"].as_array().unwrap().len(), 1);
     assert_eq!(p["coupons"][0]["code"], body["welcomeCoupon"]["code"]);
-    assert_eq!(p["nextTier"], json!({"tier": "silver", "threshold": 200000, "spendNeeded": 200000}));
+    assert_eq!(
+        p["nextTier"],
+        json!({"tier": "silver", "threshold": 200000, "spendNeeded": 200000})
+    );
     assert_eq!(p["benefits"]["memberDiscountPercent"], 0);
 
     let ledger = app.env.store.ledger_all(&id).await.unwrap();
@@ -82,8 +106,26 @@ async fn the_same_signup_again_gets_the_first_answer_and_a_different_one_is_409(
 async fn a_taken_verified_email_or_phone_is_409() {
     let (app, _h) = app().await;
     let (e, p) = (email(), phone());
-    assert_eq!(join_verified(&app, &unique("a"), Some(&e), Some(&p), json!({"email": e, "phone": p, "name": "A"})).await.0, 201);
-    let (s, b, ct) = join_verified(&app, &unique("b"), Some(&e.to_uppercase()), None, json!({"email": e.to_uppercase(), "name": "B"})).await;
+    assert_eq!(
+        join_verified(
+            &app,
+            &unique("a"),
+            Some(&e),
+            Some(&p),
+            json!({"email": e, "phone": p, "name": "A"})
+        )
+        .await
+        .0,
+        201
+    );
+    let (s, b, ct) = join_verified(
+        &app,
+        &unique("b"),
+        Some(&e.to_uppercase()),
+        None,
+        json!({"email": e.to_uppercase(), "name": "B"}),
+    )
+    .await;
     assert_problem(s, &b, &ct, 409, "email_taken");
     let (s, b, ct) = join_verified(&app, &unique("c"), None, Some(&p), json!({"name": "C"})).await;
     assert_problem(s, &b, &ct, 409, "phone_taken");
@@ -94,7 +136,10 @@ async fn twenty_concurrent_signups_with_one_verified_email_make_exactly_one_memb
     let (app, _h) = app().await;
     let e = email();
     let ids: Vec<String> = (0..20).map(|_| unique("racer")).collect();
-    let results = futures::future::join_all(ids.iter().map(|id| join_verified(&app, id, Some(&e), None, json!({"name": "Racer"})))).await;
+    let results = futures::future::join_all(
+        ids.iter().map(|id| join_verified(&app, id, Some(&e), None, json!({"name": "Racer"}))),
+    )
+    .await;
     let created: Vec<_> = results.iter().filter(|r| r.0 == 201).collect();
     assert_eq!(created.len(), 1, "{results:?}");
     for r in results.iter().filter(|r| r.0 != 201) {
@@ -114,12 +159,17 @@ async fn a_referral_code_links_the_new_member_and_an_unknown_one_is_422() {
     let (_, r, _) = join(&app, &referrer, json!({"email": email(), "name": "R"})).await;
     let code = r["referralCode"].as_str().unwrap().to_lowercase();
     let newbie = unique("newbie");
-    assert_eq!(join(&app, &newbie, json!({"email": email(), "name": "N", "referralCode": code})).await.0, 201);
+    assert_eq!(
+        join(&app, &newbie, json!({"email": email(), "name": "N", "referralCode": code})).await.0,
+        201
+    );
     let m = app.env.store.member(&newbie).await.unwrap().unwrap();
     assert_eq!(m.referred_by.unwrap().as_str(), referrer);
 
     let stranger = unique("stranger");
-    let (s, b, ct) = join(&app, &stranger, json!({"email": email(), "name": "S", "referralCode": "ZZZZ9999"})).await;
+    let (s, b, ct) =
+        join(&app, &stranger, json!({"email": email(), "name": "S", "referralCode": "ZZZZ9999"}))
+            .await;
     assert_problem(s, &b, &ct, 422, "unknown_referral_code");
     assert!(app.env.store.member(&stranger).await.unwrap().is_none());
 }
@@ -133,18 +183,46 @@ async fn bad_signups_are_4xx_problems_and_write_nothing() {
         (Some(json!({"name": "A"}).to_string()), 422, "contact_required"),
         (Some(json!({"email": "not-an-email", "name": "A"}).to_string()), 422, "invalid_email"),
         (Some(json!({"email": "a@b", "name": "A"}).to_string()), 422, "invalid_email"),
-        (Some(json!({"email": e, "phone": "13800138000", "name": "A"}).to_string()), 422, "invalid_phone"),
-        (Some(json!({"phone": "+86 138 0013 8000", "name": "A"}).to_string()), 422, "invalid_phone"),
+        (
+            Some(json!({"email": e, "phone": "13800138000", "name": "A"}).to_string()),
+            422,
+            "invalid_phone",
+        ),
+        (
+            Some(json!({"phone": "+86 138 0013 8000", "name": "A"}).to_string()),
+            422,
+            "invalid_phone",
+        ),
         (Some(json!({"email": e, "name": ""}).to_string()), 422, "invalid_name"),
         (Some(json!({"email": e, "name": "y".repeat(65)}).to_string()), 422, "invalid_name"),
-        (Some(json!({"email": e, "name": "A", "birthday": "1990-02-30"}).to_string()), 422, "invalid_birthday"),
-        (Some(json!({"email": e, "name": "A", "birthday": "2999-01-01"}).to_string()), 422, "invalid_birthday"),
-        (Some(json!({"email": e, "name": "A", "birthday": "18/05/1990"}).to_string()), 422, "invalid_birthday"),
-        (Some(json!({"email": e, "name": "A", "referralCode": "short"}).to_string()), 422, "invalid_referral_code"),
+        (
+            Some(json!({"email": e, "name": "A", "birthday": "1990-02-30"}).to_string()),
+            422,
+            "invalid_birthday",
+        ),
+        (
+            Some(json!({"email": e, "name": "A", "birthday": "2999-01-01"}).to_string()),
+            422,
+            "invalid_birthday",
+        ),
+        (
+            Some(json!({"email": e, "name": "A", "birthday": "18/05/1990"}).to_string()),
+            422,
+            "invalid_birthday",
+        ),
+        (
+            Some(json!({"email": e, "name": "A", "referralCode": "short"}).to_string()),
+            422,
+            "invalid_referral_code",
+        ),
         (Some(json!({"email": e, "name": "A", "isAdmin": true}).to_string()), 400, "unknown_field"),
         (Some(json!({"email": e}).to_string()), 400, "missing_field"),
         (Some(json!({"email": e, "name": 42}).to_string()), 400, "invalid_field"),
-        (Some(json!({"email": e, "name": "A", "marketingConsent": "yes"}).to_string()), 400, "invalid_field"),
+        (
+            Some(json!({"email": e, "name": "A", "marketingConsent": "yes"}).to_string()),
+            400,
+            "invalid_field",
+        ),
         (Some("{\"email\": ".into()), 400, "malformed_json"),
         (Some("[]".into()), 400, "invalid_field"),
         (None, 400, "body_required"),
@@ -153,7 +231,13 @@ async fn bad_signups_are_4xx_problems_and_write_nothing() {
     assert!(cases.len() >= 15);
     for (body, want_status, want_code) in cases {
         let id = unique("bad");
-        let (s, b, ct) = answer(signup::handle(&app, request("POST", "/members", body.as_deref(), As::Member(id.clone()))).await);
+        let (s, b, ct) = answer(
+            signup::handle(
+                &app,
+                request("POST", "/members", body.as_deref(), As::Member(id.clone())),
+            )
+            .await,
+        );
         assert_problem(s, &b, &ct, want_status, want_code);
         assert!(app.env.store.member(&id).await.unwrap().is_none(), "{want_code}: nothing written");
     }
@@ -168,11 +252,17 @@ async fn members_may_read_only_themselves() {
     join(&app, &a, json!({"email": email(), "name": "A"})).await;
     let (s, body, ct) = get_profile(&app, &b, &a).await;
     assert_problem(s, &body, &ct, 403, "forbidden");
-    let (s, body, ct) = answer(signup::handle(&app, request("GET", &format!("/members/{a}"), None, As::Nobody)).await);
+    let (s, body, ct) = answer(
+        signup::handle(&app, request("GET", &format!("/members/{a}"), None, As::Nobody)).await,
+    );
     assert_problem(s, &body, &ct, 401, "unauthenticated");
-    let (s, body, ct) = answer(signup::handle(&app, request("DELETE", &format!("/members/{a}"), None, As::Member(b))).await);
+    let (s, body, ct) = answer(
+        signup::handle(&app, request("DELETE", &format!("/members/{a}"), None, As::Member(b)))
+            .await,
+    );
     assert_problem(s, &body, &ct, 403, "forbidden");
-    let (s, body, ct) = answer(signup::handle(&app, request("POST", "/members", Some("{}"), As::Nobody)).await);
+    let (s, body, ct) =
+        answer(signup::handle(&app, request("POST", "/members", Some("{}"), As::Nobody)).await);
     assert_problem(s, &body, &ct, 401, "unauthenticated");
     assert_eq!(get_profile(&app, &a, &a).await.0, 200);
 }
@@ -182,32 +272,68 @@ async fn erasing_removes_personal_data_keeps_the_ledger_and_frees_the_email() {
     let (app, h) = app().await;
     let id = unique("erase");
     let (e, p) = (email(), phone());
-    let keys_of = (keys::email_pk(&app.contacts.email(&e)), keys::phone_pk(&app.contacts.phone(&p)));
-    assert_eq!(join_verified(&app, &id, Some(&e), Some(&p), json!({"name": "Gone", "birthday": "1980-01-01"})).await.0, 201);
-    assert!(h.env.store.get::<Value>(&keys_of.0, keys::UNIQUE_SK).await.unwrap().is_some(), "a verified email holds its slot");
+    let keys_of =
+        (keys::email_pk(&app.contacts.email(&e)), keys::phone_pk(&app.contacts.phone(&p)));
+    assert_eq!(
+        join_verified(
+            &app,
+            &id,
+            Some(&e),
+            Some(&p),
+            json!({"name": "Gone", "birthday": "1980-01-01"})
+        )
+        .await
+        .0,
+        201
+    );
+    assert!(
+        h.env.store.get::<Value>(&keys_of.0, keys::UNIQUE_SK).await.unwrap().is_some(),
+        "a verified email holds its slot"
+    );
     let del = || answer_async(&app, &id);
     assert_eq!(del().await, 204);
     let m = h.env.store.member(&id).await.unwrap().unwrap();
-    assert!(m.email.is_none() && m.phone.is_none() && m.name.is_none() && m.birthday.is_none() && m.erased_at.is_some());
+    assert!(
+        m.email.is_none()
+            && m.phone.is_none()
+            && m.name.is_none()
+            && m.birthday.is_none()
+            && m.erased_at.is_some()
+    );
     assert!(!m.email_verified && !m.phone_verified && m.birthday_set_at.is_none());
     assert_eq!(m.wallet.balance.0, 100);
     assert_eq!(h.env.store.ledger_all(&id).await.unwrap().len(), 1, "the ledger stays");
     assert!(h.env.store.get::<Value>(&keys_of.0, keys::UNIQUE_SK).await.unwrap().is_none());
     assert!(h.env.store.get::<Value>(&keys_of.1, keys::UNIQUE_SK).await.unwrap().is_none());
     // The raw item keeps no contact data and has left the birthday index.
-    let raw = h.env.store.get::<Value>(&keys::member_pk(&id), keys::PROFILE_SK).await.unwrap().unwrap();
+    let raw =
+        h.env.store.get::<Value>(&keys::member_pk(&id), keys::PROFILE_SK).await.unwrap().unwrap();
     let text = raw.to_string();
-    assert!(!text.contains(&e) && !text.contains(&p) && !text.contains("Gone") && raw.get("GSI2PK").is_none(), "{text}");
+    assert!(
+        !text.contains(&e)
+            && !text.contains(&p)
+            && !text.contains("Gone")
+            && raw.get("GSI2PK").is_none(),
+        "{text}"
+    );
     assert_eq!(del().await, 204, "a second erase is harmless");
     let (s, b, ct) = get_profile(&app, &id, &id).await;
     assert_problem(s, &b, &ct, 404, "member_not_found");
     // The contact is free again (no 409), but its welcome gift was given (tests/tests/identity.rs).
-    let (s, again, _) = join_verified(&app, &unique("again"), Some(&e), Some(&p), json!({"name": "New"})).await;
+    let (s, again, _) =
+        join_verified(&app, &unique("again"), Some(&e), Some(&p), json!({"name": "New"})).await;
     assert_eq!((s, &again["welcomeGift"]), (201, &json!(false)), "{again}");
 }
 
 async fn answer_async(app: &App, id: &str) -> u16 {
-    answer(signup::handle(app, request("DELETE", &format!("/members/{id}"), None, As::Member(id.into()))).await).0
+    answer(
+        signup::handle(
+            app,
+            request("DELETE", &format!("/members/{id}"), None, As::Member(id.into())),
+        )
+        .await,
+    )
+    .0
 }
 
 #[tokio::test]
@@ -224,7 +350,12 @@ async fn a_warm_signup_is_one_read_and_one_write_and_a_profile_one_read() {
     h.counter.reset();
     let referred = unique("count-referred");
     assert_eq!(join(&app, &referred, json!({"email": email(), "phone": phone(), "name": "R", "referralCode": r["referralCode"]})).await.0, 201);
-    assert_eq!((h.counter.reads(), h.counter.writes()), (1, 1), "with a referral code too: {:?}", h.counter.snapshot());
+    assert_eq!(
+        (h.counter.reads(), h.counter.writes()),
+        (1, 1),
+        "with a referral code too: {:?}",
+        h.counter.snapshot()
+    );
     h.counter.reset();
     assert_eq!(get_profile(&app, &id, &id).await.0, 200);
     assert_eq!((h.counter.reads(), h.counter.writes()), (1, 0), "{:?}", h.counter.snapshot());
@@ -233,10 +364,26 @@ async fn a_warm_signup_is_one_read_and_one_write_and_a_profile_one_read() {
 #[tokio::test]
 async fn unknown_routes_and_methods_are_problems() {
     let (app, _h) = app().await;
-    let (s, b, ct) = answer(signup::handle(&app, request("PUT", "/members/x", Some("{}"), As::Member("x".into()))).await);
+    let (s, b, ct) = answer(
+        signup::handle(&app, request("PUT", "/members/x", Some("{}"), As::Member("x".into())))
+            .await,
+    );
     assert_problem(s, &b, &ct, 405, "method_not_allowed");
-    let (s, b, ct) = answer(signup::handle(&app, request("GET", "/nope", None, As::Member("x".into()))).await);
+    let (s, b, ct) =
+        answer(signup::handle(&app, request("GET", "/nope", None, As::Member("x".into()))).await);
     assert_problem(s, &b, &ct, 404, "route_not_found");
-    let (s, b, ct) = answer(signup::handle(&app, request_with_headers("POST", "/members", Some("a=b"), As::Member("x".into()), &[("content-type", "application/x-www-form-urlencoded")])).await);
+    let (s, b, ct) = answer(
+        signup::handle(
+            &app,
+            request_with_headers(
+                "POST",
+                "/members",
+                Some("a=b"),
+                As::Member("x".into()),
+                &[("content-type", "application/x-www-form-urlencoded")],
+            ),
+        )
+        .await,
+    );
     assert_problem(s, &b, &ct, 415, "unsupported_media_type");
 }

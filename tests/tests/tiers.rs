@@ -7,9 +7,9 @@ use aws_lambda_events::sqs::SqsEvent;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use loyalty::member::{Member, MemberId, NewMember, SpendDay};
 use loyalty::runtime::{Outcome, Trigger};
+use loyalty::store::keys;
 use loyalty::store::member::MemberItem;
 use loyalty::store::tier::TierRulesMark;
-use loyalty::store::keys;
 use loyalty::{tier, Fen, Rules, TierCode};
 use loyalty_tests::*;
 use serde_json::{json, Value};
@@ -21,7 +21,6 @@ const MEMBERS: usize = 1_000;
 /// The tests of this file run nights over the shared indexes: one at a time, so one test's
 /// night never evaluates the other's members halfway through.
 static NIGHTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 
 /// The nightly run's instant on a program date: 00:30 in Shanghai.
 fn night(day: NaiveDate) -> DateTime<Utc> {
@@ -58,13 +57,23 @@ const THRESHOLDS: [i64; 4] = [0, 200_000, 1_000_000, 5_000_000];
 /// high as any the spend ever earned (instant upgrades), reached on a date chosen to land on
 /// the protection boundaries (365, 366 days ago) often.
 fn generate(g: &mut Gen, id: &str, today: NaiveDate) -> Member {
-    let nm = NewMember { email: None, phone: Some("+8613800138000".into()), name: "T".into(), birthday: None, referral_code: None, marketing_consent: false };
+    let nm = NewMember {
+        email: None,
+        phone: Some("+8613800138000".into()),
+        name: "T".into(),
+        birthday: None,
+        referral_code: None,
+        marketing_consent: false,
+    };
     let mut days: Vec<SpendDay> = Vec::new();
     for _ in 0..g.below(6) {
         let any_day = g.below(500);
         let ago = g.pick(&[0, 1, 30, 200, 363, 364, 365, 366, 400, 500, any_day]);
         let any_amount = g.below(3_000_000) + 1;
-        let amount = g.pick(&[200_000, 199_999, 1_000_000, 999_999, 5_000_000, 4_999_999, 300_000, 2_500_000, any_amount]);
+        let amount = g.pick(&[
+            200_000, 199_999, 1_000_000, 999_999, 5_000_000, 4_999_999, 300_000, 2_500_000,
+            any_amount,
+        ]);
         let refunded = if g.below(5) == 0 { g.below(amount as u64 + 1) } else { 0 };
         let day = today - Duration::days(ago);
         match days.iter_mut().find(|s| s.day == day) {
@@ -78,8 +87,18 @@ fn generate(g: &mut Gen, id: &str, today: NaiveDate) -> Member {
     let any_since = g.below(800);
     let since_ago = g.pick(&[0, 10, 300, 364, 365, 366, 367, 700, any_since]);
     // Reached at noon that day; "today" means just before tonight's run (00:10).
-    let since = if since_ago == 0 { night(today) - Duration::minutes(20) } else { noon(today - Duration::days(since_ago)) };
-    let mut m = Member::join(MemberId::parse(id).unwrap(), &nm, "TIER0000".into(), None, since - Duration::days(30));
+    let since = if since_ago == 0 {
+        night(today) - Duration::minutes(20)
+    } else {
+        noon(today - Duration::days(since_ago))
+    };
+    let mut m = Member::join(
+        MemberId::parse(id).unwrap(),
+        &nm,
+        "TIER0000".into(),
+        None,
+        since - Duration::days(30),
+    );
     m.phone = None;
     m.tier = TierCode::ALL[tier];
     m.tier_since = since;
@@ -155,11 +174,20 @@ fn schedule(now: DateTime<Utc>) -> Trigger {
 /// Runs a night: the schedule event to the coordinator, then every task on the local queue
 /// (continuations included) to the worker as SQS events, until the queue is empty.
 async fn run_night(app: &App, now: DateTime<Utc>) -> (Value, usize) {
-    let Outcome::Done(summary) = tier_recompute::handle(app, schedule(now)).await.unwrap() else { panic!("the schedule answers a summary") };
+    let Outcome::Done(summary) = tier_recompute::handle(app, schedule(now)).await.unwrap() else {
+        panic!("the schedule answers a summary")
+    };
     let mut handled = 0;
     let mut empty = 0;
     while empty < 2 {
-        let out = app.sqs.receive_message().queue_url(&app.queue_url).max_number_of_messages(10).send().await.unwrap();
+        let out = app
+            .sqs
+            .receive_message()
+            .queue_url(&app.queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
         let messages = out.messages.unwrap_or_default();
         if messages.is_empty() {
             empty += 1;
@@ -175,10 +203,19 @@ async fn run_night(app: &App, now: DateTime<Utc>) -> (Value, usize) {
             assert_eq!(task.now, now, "only tonight's tasks are on the queue");
         }
         let event: SqsEvent = serde_json::from_value(json!({ "Records": records })).unwrap();
-        let Outcome::Sqs(resp) = tier_recompute::handle(app, Trigger::Sqs(event)).await.unwrap() else { panic!("the worker answers a batch response") };
+        let Outcome::Sqs(resp) = tier_recompute::handle(app, Trigger::Sqs(event)).await.unwrap()
+        else {
+            panic!("the worker answers a batch response")
+        };
         assert!(resp.batch_item_failures.is_empty(), "no task failed");
         for m in &messages {
-            app.sqs.delete_message().queue_url(&app.queue_url).receipt_handle(m.receipt_handle.as_deref().unwrap()).send().await.unwrap();
+            app.sqs
+                .delete_message()
+                .queue_url(&app.queue_url)
+                .receipt_handle(m.receipt_handle.as_deref().unwrap())
+                .send()
+                .await
+                .unwrap();
         }
         handled += messages.len();
     }
@@ -188,13 +225,24 @@ async fn run_night(app: &App, now: DateTime<Utc>) -> (Value, usize) {
 /// Leftovers of an interrupted earlier run would be worked as tonight's tasks: drop them.
 async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) {
     loop {
-        let out = sqs.receive_message().queue_url(queue_url).max_number_of_messages(10).send().await.unwrap();
+        let out = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
         let messages = out.messages.unwrap_or_default();
         if messages.is_empty() {
             return;
         }
         for m in messages {
-            sqs.delete_message().queue_url(queue_url).receipt_handle(m.receipt_handle.unwrap_or_default()).send().await.unwrap();
+            sqs.delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(m.receipt_handle.unwrap_or_default())
+                .send()
+                .await
+                .unwrap();
         }
     }
 }
@@ -220,22 +268,37 @@ async fn a_night_over_a_thousand_members_matches_the_reference_and_a_rerun_chang
     // members of other tests (reviewed years later) are never due in this night.
     let today: NaiveDate = "2020-03-01".parse().unwrap();
     let now = night(today);
-    let queue_url = std::env::var("TIER_SHARD_QUEUE_URL").expect("TIER_SHARD_QUEUE_URL comes from template.yaml");
+    let queue_url = std::env::var("TIER_SHARD_QUEUE_URL")
+        .expect("TIER_SHARD_QUEUE_URL comes from template.yaml");
     let sqs = aws_sdk_sqs::Client::new(&h.sdk_config);
     drain(&sqs, &queue_url).await;
     // First night: tiny pages and no time budget, so every page hands on a continuation.
-    let mut app = App { env: h.env.clone(), sqs, queue_url, budget: std::time::Duration::ZERO, page_size: 5, concurrency: 16 };
+    let mut app = App {
+        env: h.env.clone(),
+        sqs,
+        queue_url,
+        budget: std::time::Duration::ZERO,
+        page_size: 5,
+        concurrency: 16,
+    };
 
     let mut g = Gen(0x7469_6572);
     let ids: Vec<String> = (0..MEMBERS).map(|_| unique("tier")).collect();
     let members: Vec<Member> = ids.iter().map(|id| generate(&mut g, id, today)).collect();
     seed(&h, &members, now - Duration::hours(1)).await;
     // The tier rules are unchanged since the last sweep: tonight is the review index only.
-    h.env.store.set_tier_rules_mark(&TierRulesMark::new(tier::rules_fingerprint(&rules), now)).await.unwrap();
+    h.env
+        .store
+        .set_tier_rules_mark(&TierRulesMark::new(tier::rules_fingerprint(&rules), now))
+        .await
+        .unwrap();
 
     let (summary, handled) = run_night(&app, now).await;
     assert_eq!(summary["tasks"], keys::SHARDS);
-    assert_eq!((summary["sweep"].clone(), summary["date"].clone()), (json!(false), json!("2020-03-01")));
+    assert_eq!(
+        (summary["sweep"].clone(), summary["date"].clone()),
+        (json!(false), json!("2020-03-01"))
+    );
     assert!(handled > keys::SHARDS as usize, "continuations were handed on ({handled} tasks)");
 
     let after = read_all(&h, &ids).await;
@@ -243,22 +306,40 @@ async fn a_night_over_a_thousand_members_matches_the_reference_and_a_rerun_chang
     for m in &members {
         let got = &after[m.member_id.as_str()];
         let want = plain_night(m, today);
-        assert_eq!(got.tier as usize, want, "{} {:?} since {} spend {:?}", m.member_id, m.tier, m.tier_since, m.spend_days);
+        assert_eq!(
+            got.tier as usize, want,
+            "{} {:?} since {} spend {:?}",
+            m.member_id, m.tier, m.tier_since, m.spend_days
+        );
         let history = h.env.store.tier_history(m.member_id.as_str()).await.unwrap();
         if want != m.tier as usize {
             changed += 1;
             assert_eq!(history.len(), 1, "{}", m.member_id);
             let c = &history[0];
             assert_eq!((c.from, c.to, c.at), (m.tier, got.tier, now));
-            assert_eq!(c.reason, if want < m.tier as usize { "step_down" } else { "nightly_upgrade" });
-            assert_eq!((got.tier_since, got.stepped_down_at), (now, Some(now).filter(|_| want < m.tier as usize)));
+            assert_eq!(
+                c.reason,
+                if want < m.tier as usize { "step_down" } else { "nightly_upgrade" }
+            );
+            assert_eq!(
+                (got.tier_since, got.stepped_down_at),
+                (now, Some(now).filter(|_| want < m.tier as usize))
+            );
             assert_eq!(got.version, m.version + 1);
         } else {
             assert!(history.is_empty(), "{}", m.member_id);
             assert_eq!(got.tier_since, m.tier_since);
         }
-        assert!(got.spend_days.iter().all(|s| (today - s.day).num_days() < 365) || got.version == m.version, "evaluated members keep only the window");
-        assert!(tier::review_date(got, &rules).is_none_or(|d| d > today), "{} is not due again tonight", m.member_id);
+        assert!(
+            got.spend_days.iter().all(|s| (today - s.day).num_days() < 365)
+                || got.version == m.version,
+            "evaluated members keep only the window"
+        );
+        assert!(
+            tier::review_date(got, &rules).is_none_or(|d| d > today),
+            "{} is not due again tonight",
+            m.member_id
+        );
     }
     assert!(changed > 50 && changed < MEMBERS / 2, "a realistic mix: {changed} changed");
 
@@ -279,9 +360,15 @@ async fn a_night_over_a_thousand_members_matches_the_reference_and_a_rerun_chang
     for id in &ids {
         assert_eq!(next[id].tier as usize, plain_night(&after[id], tomorrow), "{id} on {tomorrow}");
     }
-    let diamonds_down: Vec<&String> = ids.iter().filter(|id| after[*id].stepped_down_at == Some(now) && next[*id].tier < after[*id].tier).collect();
+    let diamonds_down: Vec<&String> = ids
+        .iter()
+        .filter(|id| after[*id].stepped_down_at == Some(now) && next[*id].tier < after[*id].tier)
+        .collect();
     assert!(!diamonds_down.is_empty(), "someone stepped down two nights in a row");
-    eprintln!("tiers: {MEMBERS} members, {changed} changed the first night, {:?}", started.elapsed());
+    eprintln!(
+        "tiers: {MEMBERS} members, {changed} changed the first night, {:?}",
+        started.elapsed()
+    );
 }
 
 /// After operators lower the thresholds, the rules-change sweep (ByTier segments) raises those
@@ -300,11 +387,25 @@ async fn a_rules_change_sweep_raises_at_once_and_lowers_nobody_protected() {
     let today: NaiveDate = "2016-06-01".parse().unwrap();
     let now = night(today);
     let since = noon("2015-09-01".parse().unwrap());
-    let nm = NewMember { email: None, phone: None, name: "T".into(), birthday: None, referral_code: None, marketing_consent: false };
+    let nm = NewMember {
+        email: None,
+        phone: None,
+        name: "T".into(),
+        birthday: None,
+        referral_code: None,
+        marketing_consent: false,
+    };
     let make = |tier: TierCode, cny: i64| {
-        let mut m = Member::join(MemberId::parse(&unique("sweep")).unwrap(), &nm, "TIER0000".into(), None, since);
+        let mut m = Member::join(
+            MemberId::parse(&unique("sweep")).unwrap(),
+            &nm,
+            "TIER0000".into(),
+            None,
+            since,
+        );
         m.tier = tier;
-        m.spend_days = vec![SpendDay { day: "2016-03-01".parse().unwrap(), amount: Fen::from_cny(cny) }];
+        m.spend_days =
+            vec![SpendDay { day: "2016-03-01".parse().unwrap(), amount: Fen::from_cny(cny) }];
         m
     };
     let raised = make(TierCode::Regular, 1_500); // silver under the new rules
@@ -314,7 +415,12 @@ async fn a_rules_change_sweep_raises_at_once_and_lowers_nobody_protected() {
     // Written as the purchase side wrote them, under the old rules.
     let old = Rules::default();
     for m in &members {
-        h.env.store.transact(vec![h.env.store.put(&MemberItem::new(m, &old, since), None).unwrap()]).await.map_err(|e| format!("{e:?}")).unwrap();
+        h.env
+            .store
+            .transact(vec![h.env.store.put(&MemberItem::new(m, &old, since), None).unwrap()])
+            .await
+            .map_err(|e| format!("{e:?}"))
+            .unwrap();
     }
     let app = App {
         env: h.env.clone(),
@@ -329,22 +435,46 @@ async fn a_rules_change_sweep_raises_at_once_and_lowers_nobody_protected() {
     shards.dedup();
     for shard in shards {
         for tier in TierCode::ALL {
-            let task = ShardTask { now, shard, segment: tier_recompute::Segment::Tier { tier }, cursor: None };
-            let tally = tier_recompute::run_task(&app, task, std::time::Instant::now()).await.unwrap();
+            let task = ShardTask {
+                now,
+                shard,
+                segment: tier_recompute::Segment::Tier { tier },
+                cursor: None,
+            };
+            let tally =
+                tier_recompute::run_task(&app, task, std::time::Instant::now()).await.unwrap();
             assert!(!tally.continued);
         }
     }
-    let got = read_all(&h, &members.iter().map(|m| m.member_id.to_string()).collect::<Vec<_>>()).await;
+    let got =
+        read_all(&h, &members.iter().map(|m| m.member_id.to_string()).collect::<Vec<_>>()).await;
     let r = &got[raised.member_id.as_str()];
     assert_eq!((r.tier, r.tier_since), (TierCode::Silver, now));
     let history = h.env.store.tier_history(raised.member_id.as_str()).await.unwrap();
-    assert_eq!(history.iter().map(|c| (c.from, c.to, c.reason.as_str())).collect::<Vec<_>>(), vec![(TierCode::Regular, TierCode::Silver, "nightly_upgrade")]);
+    assert_eq!(
+        history.iter().map(|c| (c.from, c.to, c.reason.as_str())).collect::<Vec<_>>(),
+        vec![(TierCode::Regular, TierCode::Silver, "nightly_upgrade")]
+    );
 
     let k = &got[kept.member_id.as_str()];
-    assert_eq!((k.tier, k.tier_since), (TierCode::Gold, since), "protected through 2016-08-31 (day 365; 2016 has a Feb 29)");
+    assert_eq!(
+        (k.tier, k.tier_since),
+        (TierCode::Gold, since),
+        "protected through 2016-08-31 (day 365; 2016 has a Feb 29)"
+    );
     assert!(h.env.store.tier_history(kept.member_id.as_str()).await.unwrap().is_empty());
-    let item: MemberItem = h.env.store.get(&keys::member_pk(kept.member_id.as_str()), keys::PROFILE_SK).await.unwrap().unwrap();
-    assert_eq!(item.gsi5sk, Some(format!("2016-09-01#{}", kept.member_id)), "due when protection ends, under the new thresholds");
+    let item: MemberItem = h
+        .env
+        .store
+        .get(&keys::member_pk(kept.member_id.as_str()), keys::PROFILE_SK)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        item.gsi5sk,
+        Some(format!("2016-09-01#{}", kept.member_id)),
+        "due when protection ends, under the new thresholds"
+    );
 
     let p = &got[plain.member_id.as_str()];
     assert_eq!((p.tier, p.version), (TierCode::Silver, plain.version), "nothing to write");
@@ -356,28 +486,74 @@ async fn a_rules_change_sweep_raises_at_once_and_lowers_nobody_protected() {
 async fn the_profile_shows_tier_standing_after_the_nightly_step_down() {
     let today: NaiveDate = "2021-07-01".parse().unwrap();
     let now = night(today);
-    let h = harness_with(Rules::default(), loyalty::app::Clock::Fixed(now + Duration::hours(10))).await;
-    let nm = NewMember { email: None, phone: None, name: "T".into(), birthday: None, referral_code: None, marketing_consent: false };
+    let h =
+        harness_with(Rules::default(), loyalty::app::Clock::Fixed(now + Duration::hours(10))).await;
+    let nm = NewMember {
+        email: None,
+        phone: None,
+        name: "T".into(),
+        birthday: None,
+        referral_code: None,
+        marketing_consent: false,
+    };
     let id = unique("profile");
-    let mut m = Member::join(MemberId::parse(&id).unwrap(), &nm, "TIER0000".into(), None, noon("2020-01-01".parse().unwrap()));
+    let mut m = Member::join(
+        MemberId::parse(&id).unwrap(),
+        &nm,
+        "TIER0000".into(),
+        None,
+        noon("2020-01-01".parse().unwrap()),
+    );
     m.tier = TierCode::Diamond;
-    m.spend_days = vec![SpendDay { day: "2021-01-15".parse().unwrap(), amount: Fen::from_cny(12_000) }];
-    h.env.store.transact(vec![h.env.store.put(&MemberItem::new(&m, &h.env.rules, now), None).unwrap()]).await.map_err(|e| format!("{e:?}")).unwrap();
+    m.spend_days =
+        vec![SpendDay { day: "2021-01-15".parse().unwrap(), amount: Fen::from_cny(12_000) }];
+    h.env
+        .store
+        .transact(vec![h.env.store.put(&MemberItem::new(&m, &h.env.rules, now), None).unwrap()])
+        .await
+        .map_err(|e| format!("{e:?}"))
+        .unwrap();
     // One night by the worker: protection long over, gold earned: diamond -> gold.
-    assert_eq!(tier_recompute::evaluate_member(&h.env, &id, now).await.unwrap(), tier_recompute::Step::Changed);
-    assert_eq!(tier_recompute::evaluate_member(&h.env, &id, now).await.unwrap(), tier_recompute::Step::Unchanged, "once a night");
+    assert_eq!(
+        tier_recompute::evaluate_member(&h.env, &id, now).await.unwrap(),
+        tier_recompute::Step::Changed
+    );
+    assert_eq!(
+        tier_recompute::evaluate_member(&h.env, &id, now).await.unwrap(),
+        tier_recompute::Step::Unchanged,
+        "once a night"
+    );
 
     let app = signup::App { env: h.env.clone(), codes: code_key(), contacts: contact_key() };
-    let (status, p, _) = answer(signup::handle(&app, request("GET", &format!("/members/{id}"), None, As::Member(id.clone()))).await);
+    let (status, p, _) = answer(
+        signup::handle(
+            &app,
+            request("GET", &format!("/members/{id}"), None, As::Member(id.clone())),
+        )
+        .await,
+    );
     assert_eq!(status, 200, "{p}");
     assert_eq!(p["tier"], "gold");
     assert_eq!(p["tierSince"], json!(now));
-    assert_eq!(p["tierProtectedUntil"], Value::Null, "a tier entered by stepping down is not protected");
+    assert_eq!(
+        p["tierProtectedUntil"],
+        Value::Null,
+        "a tier entered by stepping down is not protected"
+    );
     assert_eq!(p["rollingSpend"], 1_200_000);
-    assert_eq!(p["nextTier"], json!({"tier": "diamond", "threshold": 5_000_000, "spendNeeded": 3_800_000}));
+    assert_eq!(
+        p["nextTier"],
+        json!({"tier": "diamond", "threshold": 5_000_000, "spendNeeded": 3_800_000})
+    );
     assert_eq!(p["spendToKeepTier"], 0);
     assert_eq!(p["benefits"]["memberDiscountPercent"], 20);
-    assert_eq!(p["benefits"]["birthdayCoupon"]["offer"], json!({"kind": "amount_off", "value": 8000, "minSpend": 20000}));
+    assert_eq!(
+        p["benefits"]["birthdayCoupon"]["offer"],
+        json!({"kind": "amount_off", "value": 8000, "minSpend": 20000})
+    );
     let history = h.env.store.tier_history(&id).await.unwrap();
-    assert_eq!(history.iter().map(|c| (c.from, c.to, c.reason.as_str(), c.at)).collect::<Vec<_>>(), vec![(TierCode::Diamond, TierCode::Gold, "step_down", now)]);
+    assert_eq!(
+        history.iter().map(|c| (c.from, c.to, c.reason.as_str(), c.at)).collect::<Vec<_>>(),
+        vec![(TierCode::Diamond, TierCode::Gold, "step_down", now)]
+    );
 }

@@ -23,16 +23,23 @@ use serde::{Deserialize, Serialize};
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     let result = match http::route(&req) {
-        (Method::POST, p) if p.len() == 3 && p[0] == "members" && p[2] == "coupons" => issue(app, &req, p[1]).await,
-        (Method::GET, p) if p.len() == 3 && p[0] == "members" && p[2] == "coupons" => list(app, &req, p[1]).await,
-        (m, p) if p.len() == 3 && p[0] == "members" && p[2] == "coupons" => Err(ApiError::MethodNotAllowed(m.to_string())),
+        (Method::POST, p) if p.len() == 3 && p[0] == "members" && p[2] == "coupons" => {
+            issue(app, &req, p[1]).await
+        }
+        (Method::GET, p) if p.len() == 3 && p[0] == "members" && p[2] == "coupons" => {
+            list(app, &req, p[1]).await
+        }
+        (m, p) if p.len() == 3 && p[0] == "members" && p[2] == "coupons" => {
+            Err(ApiError::MethodNotAllowed(m.to_string()))
+        }
         _ => Err(http::not_found(&req)),
     };
     http::respond(&req, result)
 }
 
 fn member_param(id: &str) -> Result<MemberId, ApiError> {
-    MemberId::parse(id).ok_or_else(|| ApiError::bad_request("invalid_member_id", "the member id is not valid"))
+    MemberId::parse(id)
+        .ok_or_else(|| ApiError::bad_request("invalid_member_id", "the member id is not valid"))
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,17 +69,33 @@ async fn issue(app: &App, req: &Request, id: &str) -> Result<Response<Body>, Api
     // The store's budget condition lets the first coupon of a grant through, so a budget of 0
     // would issue one: refuse it, as campaign definitions do.
     if body.budget == Some(0) {
-        return Err(ApiError::unprocessable("invalid_budget", "the budget must be at least 1 coupon"));
+        return Err(ApiError::unprocessable(
+            "invalid_budget",
+            "the budget must be at least 1 coupon",
+        ));
     }
     let template = match body.template {
-        TemplateRef::Named(name) => app.env.rules.coupon_templates.get(&name).cloned().ok_or_else(|| ApiError::unprocessable("unknown_template", format!("no coupon template named {name:?}")))?,
+        TemplateRef::Named(name) => {
+            app.env.rules.coupon_templates.get(&name).cloned().ok_or_else(|| {
+                ApiError::unprocessable(
+                    "unknown_template",
+                    format!("no coupon template named {name:?}"),
+                )
+            })?
+        }
         TemplateRef::Inline(t) => {
             t.validate().map_err(|e| ApiError::unprocessable("invalid_template", e))?;
             *t
         }
     };
     if body.slot >= template.per_member_limit {
-        return Err(ApiError::unprocessable("slot_out_of_range", format!("slot must be below the template's perMemberLimit ({})", template.per_member_limit)));
+        return Err(ApiError::unprocessable(
+            "slot_out_of_range",
+            format!(
+                "slot must be below the template's perMemberLimit ({})",
+                template.per_member_limit
+            ),
+        ));
     }
     let store = &app.env.store;
     let now = app.env.clock.now();
@@ -81,7 +104,10 @@ async fn issue(app: &App, req: &Request, id: &str) -> Result<Response<Body>, Api
         _ => return Err(ApiError::not_found("member_not_found", "no such member")),
     };
     if !template.tiers.is_empty() && !template.tiers.contains(&member.tier) {
-        return Err(ApiError::unprocessable("tier_not_eligible", "the member's tier may not hold this coupon"));
+        return Err(ApiError::unprocessable(
+            "tier_not_eligible",
+            "the member's tier may not hold this coupon",
+        ));
     }
     let c = coupon::issue(&app.codes, &template, id.as_str(), grant, body.slot, now);
     match store.issue_coupon(&c, None, body.budget).await? {
@@ -93,10 +119,15 @@ async fn issue(app: &App, req: &Request, id: &str) -> Result<Response<Body>, Api
             // The slot's coupon may carry a code made under an earlier secret: read it by the
             // code the slot names.
             let code = held.map(|h| h.code).unwrap_or(c.code);
-            let old = store.coupon(id.as_str(), &code).await?.map(|i| i.coupon).ok_or_else(|| ApiError::Internal("the grant slot names a coupon that is not there".into()))?;
+            let old =
+                store.coupon(id.as_str(), &code).await?.map(|i| i.coupon).ok_or_else(|| {
+                    ApiError::Internal("the grant slot names a coupon that is not there".into())
+                })?;
             Ok(http::json(200, &old.view(now)))
         }
-        IssueOutcome::BudgetSpent => Err(ApiError::conflict("budget_spent", "this grant's budget is spent")),
+        IssueOutcome::BudgetSpent => {
+            Err(ApiError::conflict("budget_spent", "this grant's budget is spent"))
+        }
     }
 }
 
@@ -113,11 +144,20 @@ async fn list(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiE
         Some("active") => Some(CouponStatus::Active),
         Some("redeemed") => Some(CouponStatus::Redeemed),
         Some("expired") => Some(CouponStatus::Expired),
-        Some(_) => return Err(ApiError::bad_request("invalid_status", "status must be active, redeemed or expired")),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_status",
+                "status must be active, redeemed or expired",
+            ))
+        }
     };
     let now = app.env.clock.now();
     let mut coupons = app.env.store.coupons(id.as_str()).await?;
     coupons.sort_by(|a, b| b.issued_at.cmp(&a.issued_at).then_with(|| a.code.cmp(&b.code)));
-    let coupons = coupons.iter().filter(|c| status.is_none_or(|s| c.status_at(now) == s)).map(|c| c.view(now)).collect();
+    let coupons = coupons
+        .iter()
+        .filter(|c| status.is_none_or(|s| c.status_at(now) == s))
+        .map(|c| c.view(now))
+        .collect();
     Ok(http::json(200, &CouponList { coupons }))
 }

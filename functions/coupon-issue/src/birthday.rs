@@ -46,11 +46,20 @@ pub async fn run(app: &App, now: DateTime<Utc>) -> Result<BirthdayRun, String> {
     }
     let batches = batches(rules, today, &members, &run_tag());
     if !batches.is_empty() {
-        let queue = app.queue.as_ref().ok_or("CAMPAIGN_QUEUE_URL is not set: birthday batches have nowhere to go")?;
+        let queue = app
+            .queue
+            .as_ref()
+            .ok_or("CAMPAIGN_QUEUE_URL is not set: birthday batches have nowhere to go")?;
         queue.send(&batches).await?;
     }
     tracing::info!(date = %today, members = members.len(), batches = batches.len(), "birthday batches sent");
-    Ok(BirthdayRun { job: JOB, date: today, grant: grant(today), members: members.len(), batches: batches.len() })
+    Ok(BirthdayRun {
+        job: JOB,
+        date: today,
+        grant: grant(today),
+        members: members.len(),
+        batches: batches.len(),
+    })
 }
 
 /// A run's own mark in its batch ids (random: two runs of one day must differ).
@@ -62,11 +71,17 @@ fn run_tag() -> String {
 
 /// Today's birthday members as batches: one tier's birthday coupon per batch, at most
 /// `BATCH_SIZE` members each, ids `<grant>-<day>-<run tag>-<tier>-<n>`.
-pub fn batches(rules: &Rules, today: NaiveDate, members: &[BirthdayMember], run_tag: &str) -> Vec<IssueBatch> {
+pub fn batches(
+    rules: &Rules,
+    today: NaiveDate,
+    members: &[BirthdayMember],
+    run_tag: &str,
+) -> Vec<IssueBatch> {
     let grant = grant(today);
     let mut out = Vec::new();
     for tier in TierCode::ALL {
-        let ids: Vec<String> = members.iter().filter(|m| m.tier == tier).map(|m| m.member_id.clone()).collect();
+        let ids: Vec<String> =
+            members.iter().filter(|m| m.tier == tier).map(|m| m.member_id.clone()).collect();
         for (n, chunk) in ids.chunks(BATCH_SIZE).enumerate() {
             out.push(IssueBatch {
                 batch_id: format!("{grant}-{today}-{run_tag}-{tier}-{n}"),
@@ -89,13 +104,23 @@ mod tests {
     fn one_batch_per_tier_and_page_with_the_tier_s_birthday_coupon() {
         let rules = Rules::default();
         let m = |id: String, tier| BirthdayMember { member_id: id, tier };
-        let mut members: Vec<BirthdayMember> = (0..BATCH_SIZE + 1).map(|i| m(format!("r{i}"), TierCode::Regular)).collect();
+        let mut members: Vec<BirthdayMember> =
+            (0..BATCH_SIZE + 1).map(|i| m(format!("r{i}"), TierCode::Regular)).collect();
         members.push(m("g1".into(), TierCode::Gold));
         let today: NaiveDate = "2027-02-28".parse().unwrap();
         let b = batches(&rules, today, &members, "t1");
         let shape: Vec<_> = b.iter().map(|b| (b.batch_id.as_str(), b.member_ids.len())).collect();
-        assert_eq!(shape, vec![("birthday-2027-2027-02-28-t1-regular-0", BATCH_SIZE), ("birthday-2027-2027-02-28-t1-regular-1", 1), ("birthday-2027-2027-02-28-t1-gold-0", 1)]);
-        assert!(b.iter().all(|b| b.grant == "birthday-2027" && b.budget.is_none() && b.run.is_none()));
+        assert_eq!(
+            shape,
+            vec![
+                ("birthday-2027-2027-02-28-t1-regular-0", BATCH_SIZE),
+                ("birthday-2027-2027-02-28-t1-regular-1", 1),
+                ("birthday-2027-2027-02-28-t1-gold-0", 1)
+            ]
+        );
+        assert!(b
+            .iter()
+            .all(|b| b.grant == "birthday-2027" && b.budget.is_none() && b.run.is_none()));
         assert_eq!(b[2].template, rules.tier(TierCode::Gold).birthday_coupon);
         assert!(batches(&rules, today, &[], "t1").is_empty());
         assert_ne!(run_tag(), run_tag());

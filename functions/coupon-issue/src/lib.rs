@@ -28,7 +28,10 @@ impl App {
         let env = Env::from_env().await?;
         let codes = CodeKey::from_env().await?;
         let config = loyalty::app::sdk_config().await;
-        let queue = std::env::var("CAMPAIGN_QUEUE_URL").ok().filter(|u| !u.is_empty()).map(|url| CampaignQueue::new(aws_sdk_sqs::Client::new(&config), url));
+        let queue = std::env::var("CAMPAIGN_QUEUE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .map(|url| CampaignQueue::new(aws_sdk_sqs::Client::new(&config), url));
         Ok(App { env, codes, queue })
     }
 }
@@ -41,7 +44,9 @@ pub async fn handle_trigger(app: &App, trigger: Trigger) -> Result<Outcome, Erro
         Trigger::Schedule(event) => {
             let now = job_time(&event, &app.env.clock);
             match event.detail.get("job").and_then(|j| j.as_str()) {
-                Some(birthday::JOB) => Ok(Outcome::Done(serde_json::to_value(birthday::run(app, now).await?)?)),
+                Some(birthday::JOB) => {
+                    Ok(Outcome::Done(serde_json::to_value(birthday::run(app, now).await?)?))
+                }
                 other => Err(format!("unknown scheduled job {other:?}").into()),
             }
         }

@@ -14,7 +14,7 @@
 //! as not eligible.
 
 use crate::App;
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
 use loyalty::birthday;
 use loyalty::campaign::IssueBatch;
@@ -27,21 +27,20 @@ pub const MAX_RECEIVES: u64 = 3;
 
 pub async fn handle(app: &App, event: SqsEvent) -> SqsBatchResponse {
     let now = app.env.clock.now();
-    let results = futures::future::join_all(event.records.iter().map(|r| process(app, r, now))).await;
-    let mut out = SqsBatchResponse::default();
-    for (record, ok) in event.records.iter().zip(results) {
-        if !ok {
-            let mut f = BatchItemFailure::default();
-            f.item_identifier = record.message_id.clone().unwrap_or_default();
-            out.batch_item_failures.push(f);
-        }
-    }
-    out
+    // Every message of the batch at once (each bounds its own writes: ISSUE_CONCURRENCY).
+    let all = event.records.len();
+    loyalty::runtime::each_message(
+        event,
+        all,
+        |record| async move { process(app, &record, now).await },
+    )
+    .await
 }
 
 /// Why a message is refused outright (it would fail the same way on every delivery).
 pub fn parse(body: &str) -> Result<IssueBatch, String> {
-    let batch: IssueBatch = serde_json::from_str(body).map_err(|e| format!("not an IssueBatch: {e}"))?;
+    let batch: IssueBatch =
+        serde_json::from_str(body).map_err(|e| format!("not an IssueBatch: {e}"))?;
     let id_ok = |s: &str| (1..=200).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic());
     if !id_ok(&batch.batch_id) || !id_ok(&batch.grant) {
         return Err("batchId and grant must be 1..200 visible ASCII characters".into());
@@ -57,14 +56,19 @@ pub fn parse(body: &str) -> Result<IssueBatch, String> {
 
 async fn process(app: &App, record: &SqsMessage, now: DateTime<Utc>) -> bool {
     let message_id = record.message_id.as_deref().unwrap_or("-");
-    let batch = match record.body.as_deref().ok_or_else(|| "empty message".to_string()).and_then(parse) {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::error!(message_id, error = %e, "poison message on the campaign queue");
-            return false;
-        }
-    };
-    let deliveries = record.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse::<u64>().ok()).unwrap_or(1);
+    let batch =
+        match record.body.as_deref().ok_or_else(|| "empty message".to_string()).and_then(parse) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(message_id, error = %e, "poison message on the campaign queue");
+                return false;
+            }
+        };
+    let deliveries = record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|c| c.parse::<u64>().ok())
+        .unwrap_or(1);
     let store = &app.env.store;
     let rules = &app.env.rules;
     // A birthday grant's coupon goes only to birthdays recorded far enough ahead, and not to a
@@ -72,10 +76,18 @@ async fn process(app: &App, record: &SqsMessage, now: DateTime<Utc>) -> bool {
     // the index the job read may lag).
     let birthday_year = birthday::grant_year(&batch.grant);
     let eligible = |c: &Candidate| match birthday_year {
-        Some(year) => birthday::gift_allowed(&c.birthday_facts(rules.time_zone), year, rules.birthday.min_days_known).is_ok(),
+        Some(year) => birthday::gift_allowed(
+            &c.birthday_facts(rules.time_zone),
+            year,
+            rules.birthday.min_days_known,
+        )
+        .is_ok(),
         None => true,
     };
-    let counts = match store.issue_batch_checked(&app.codes, &batch, now, ISSUE_CONCURRENCY, &eligible).await {
+    let counts = match store
+        .issue_batch_checked(&app.codes, &batch, now, ISSUE_CONCURRENCY, &eligible)
+        .await
+    {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(message_id, batch_id = %batch.batch_id, error = %e, "batch not processed; SQS will redeliver");
@@ -90,7 +102,9 @@ async fn process(app: &App, record: &SqsMessage, now: DateTime<Utc>) -> bool {
     if let Some(run) = &batch.run {
         match store.count_batch(run, &batch.batch_id, &counts, now).await {
             Ok(true) => {}
-            Ok(false) => tracing::info!(batch_id = %batch.batch_id, "batch was counted by an earlier delivery"),
+            Ok(false) => {
+                tracing::info!(batch_id = %batch.batch_id, "batch was counted by an earlier delivery")
+            }
             Err(e) => {
                 tracing::warn!(batch_id = %batch.batch_id, error = %e, "counting the batch failed; SQS will redeliver");
                 return false;

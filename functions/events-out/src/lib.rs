@@ -43,7 +43,10 @@ pub struct App {
 impl App {
     /// Reads the environment only: no network call at init.
     pub async fn from_env() -> Result<App, String> {
-        let bus = std::env::var("LOYALTY_EVENT_BUS").ok().filter(|b| !b.is_empty()).ok_or("LOYALTY_EVENT_BUS is not set")?;
+        let bus = std::env::var("LOYALTY_EVENT_BUS")
+            .ok()
+            .filter(|b| !b.is_empty())
+            .ok_or("LOYALTY_EVENT_BUS is not set")?;
         let config = loyalty::app::sdk_config().await;
         Ok(App { events: aws_sdk_eventbridge::Client::new(&config), bus, tries: 3, concurrency: 4 })
     }
@@ -54,7 +57,9 @@ pub async fn dispatch(app: &App, trigger: Trigger) -> Result<Outcome, Error> {
     match trigger {
         Trigger::Stream(event) => Ok(Outcome::Stream(handle(app, event).await)),
         // A batch without records reads like an empty SQS batch: nothing to publish.
-        Trigger::Sqs(event) if event.records.is_empty() => Ok(Outcome::Stream(DynamoDbEventResponse::default())),
+        Trigger::Sqs(event) if event.records.is_empty() => {
+            Ok(Outcome::Stream(DynamoDbEventResponse::default()))
+        }
         _ => Err("events-out takes batches of the table's stream only".into()),
     }
 }
@@ -87,7 +92,14 @@ pub async fn handle(app: &App, event: StreamEvent) -> DynamoDbEventResponse {
         f.item_identifier = Some(sequence);
         response.batch_item_failures.push(f);
     }
-    tracing::info!(records = records.len(), events = planned.len(), requests, failed_records = failed.len(), ms = started.elapsed().as_millis() as u64, "stream batch published");
+    tracing::info!(
+        records = records.len(),
+        events = planned.len(),
+        requests,
+        failed_records = failed.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "stream batch published"
+    );
     response
 }
 
@@ -127,7 +139,11 @@ pub fn requests(sizes: &[usize]) -> Vec<std::ops::Range<usize>> {
 async fn publish(app: &App, planned: &[(usize, Event)]) -> (BTreeSet<usize>, usize) {
     let sizes: Vec<usize> = planned.iter().map(|(_, e)| entry_size(e)).collect();
     let chunks = requests(&sizes);
-    let results: Vec<(Vec<usize>, usize)> = futures::stream::iter(chunks).map(|range| put(app, &planned[range])).buffer_unordered(app.concurrency.max(1)).collect().await;
+    let results: Vec<(Vec<usize>, usize)> = futures::stream::iter(chunks)
+        .map(|range| put(app, &planned[range]))
+        .buffer_unordered(app.concurrency.max(1))
+        .collect()
+        .await;
     let mut failed = BTreeSet::new();
     let mut sent = 0;
     for (records, n) in results {
@@ -157,15 +173,25 @@ async fn put(app: &App, events: &[(usize, Event)]) -> (Vec<usize>, usize) {
             tokio::time::sleep(Duration::from_millis(50 << attempt.min(5))).await;
         }
         sent += 1;
-        let entries: Vec<PutEventsRequestEntry> = pending.iter().map(|(_, e)| entry(app, e)).collect();
+        let entries: Vec<PutEventsRequestEntry> =
+            pending.iter().map(|(_, e)| entry(app, e)).collect();
         match app.events.put_events().set_entries(Some(entries)).send().await {
             Ok(out) => {
                 let results = out.entries();
                 if results.len() != pending.len() {
-                    tracing::error!(sent = pending.len(), answered = results.len(), "PutEvents answered another number of entries; none counts as accepted");
+                    tracing::error!(
+                        sent = pending.len(),
+                        answered = results.len(),
+                        "PutEvents answered another number of entries; none counts as accepted"
+                    );
                     continue;
                 }
-                let refused: Vec<_> = pending.iter().zip(results).filter(|(_, r)| r.error_code().is_some()).map(|(p, r)| (*p, r.error_code().unwrap_or_default().to_string())).collect();
+                let refused: Vec<_> = pending
+                    .iter()
+                    .zip(results)
+                    .filter(|(_, r)| r.error_code().is_some())
+                    .map(|(p, r)| (*p, r.error_code().unwrap_or_default().to_string()))
+                    .collect();
                 if let Some((_, code)) = refused.first() {
                     tracing::warn!(refused = refused.len(), of = pending.len(), code = %code, attempt, "PutEvents refused entries");
                 }
@@ -196,7 +222,11 @@ mod tests {
         let big = MAX_REQUEST_BYTES / 2;
         assert_eq!(requests(&[big, big, 1, 1]), vec![0..2, 2..4]);
         assert_eq!(requests(&[big, big + 1, 10]), vec![0..1, 1..3]);
-        assert_eq!(requests(&[MAX_REQUEST_BYTES + 1, 5]), vec![0..1, 1..2], "an entry too big alone goes alone (and fails)");
+        assert_eq!(
+            requests(&[MAX_REQUEST_BYTES + 1, 5]),
+            vec![0..1, 1..2],
+            "an entry too big alone goes alone (and fails)"
+        );
     }
 
     #[test]
@@ -210,9 +240,17 @@ mod tests {
 
     #[test]
     fn the_sample_stream_batch_is_a_stream_trigger_with_its_events() {
-        let sample: serde_json::Value = serde_json::from_str(include_str!("../../../events/events-out-stream.json")).unwrap();
-        let Ok(Trigger::Stream(event)) = loyalty::runtime::classify(sample) else { panic!("the sample is not a stream batch") };
-        let kinds: Vec<String> = event.records.iter().flat_map(|r| loyalty::store::stream::events_of(r).unwrap()).map(|e| e.detail_type.to_string()).collect();
+        let sample: serde_json::Value =
+            serde_json::from_str(include_str!("../../../events/events-out-stream.json")).unwrap();
+        let Ok(Trigger::Stream(event)) = loyalty::runtime::classify(sample) else {
+            panic!("the sample is not a stream batch")
+        };
+        let kinds: Vec<String> = event
+            .records
+            .iter()
+            .flat_map(|r| loyalty::store::stream::events_of(r).unwrap())
+            .map(|e| e.detail_type.to_string())
+            .collect();
         assert_eq!(kinds, ["PointsPending"], "the sample is a purchase: the member's change and the order are no events, the ledger entry is");
     }
 }

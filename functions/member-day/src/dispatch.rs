@@ -9,7 +9,6 @@
 //! If the dispatcher dies outright, SQS redelivers its message after the visibility timeout.
 
 use crate::App;
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use loyalty::campaign::{pack_ids, IssueBatch, RunRef};
 use loyalty::store::campaign::{Cursor, RunItem};
 use serde::{Deserialize, Serialize};
@@ -18,10 +17,6 @@ use std::time::Instant;
 /// Index items read per page. A page becomes up to ten messages of at most `MAX_PACK` ids, so one
 /// page is about one `SendMessageBatch` call and one cursor write.
 pub const PAGE_SIZE: i32 = 5000;
-/// SendMessageBatch takes at most 10 entries.
-const SQS_BATCH: usize = 10;
-/// Entries SQS refused (throttling...) are retried this many times before the page fails.
-const SEND_ATTEMPTS: u32 = 5;
 
 /// A message on the dispatch queue: dispatch (or go on dispatching) this run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,14 +28,27 @@ pub struct DispatchMessage {
 
 pub async fn send_dispatch(app: &App, msg: &DispatchMessage) -> Result<(), String> {
     let body = serde_json::to_string(msg).map_err(|e| e.to_string())?;
-    app.sqs.send_message().queue_url(&app.dispatch_queue).message_body(body).send().await.map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
+    app.sqs
+        .send_message()
+        .queue_url(&app.dispatch_queue)
+        .message_body(body)
+        .send()
+        .await
+        .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
     Ok(())
 }
 
 /// One dispatch message: dispatches pages of its run until done or out of time.
 pub async fn on_message(app: &App, body: &str, deadline: Instant) -> Result<(), String> {
-    let msg: DispatchMessage = serde_json::from_str(body).map_err(|e| format!("not a dispatch message: {e}"))?;
-    let Some(run) = app.env.store.campaign_run(&msg.campaign_id, &msg.run_id).await.map_err(|e| e.to_string())? else {
+    let msg: DispatchMessage =
+        serde_json::from_str(body).map_err(|e| format!("not a dispatch message: {e}"))?;
+    let Some(run) = app
+        .env
+        .store
+        .campaign_run(&msg.campaign_id, &msg.run_id)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
         tracing::warn!(campaign_id = %msg.campaign_id, run_id = %msg.run_id, "dispatch for a run that does not exist; dropped");
         return Ok(());
     };
@@ -59,7 +67,10 @@ enum Step {
 
 async fn dispatch(app: &App, mut run: RunItem, deadline: Instant) -> Result<Step, String> {
     let store = &app.env.store;
-    let overhead = serde_json::to_vec(&batch(&run, String::new(), Vec::new())).map_err(|e| e.to_string())?.len() + 64;
+    let overhead = serde_json::to_vec(&batch(&run, String::new(), Vec::new()))
+        .map_err(|e| e.to_string())?
+        .len()
+        + 64;
     // Always at least one page per invocation, so a tiny budget still makes progress.
     loop {
         if run.dispatch_done || run.superseded_by.is_some() {
@@ -69,8 +80,15 @@ async fn dispatch(app: &App, mut run: RunItem, deadline: Instant) -> Result<Step
         let (ids, next) = match run.targets.partitions.get(part) {
             None => (Vec::new(), None),
             Some(partition) => {
-                let (members, next) = store.segment_page(&run.targets, partition, run.cursor.start.as_ref(), PAGE_SIZE).await.map_err(|e| e.to_string())?;
-                let ids: Vec<String> = members.into_iter().filter(|m| run.segment.matches(m, run.at)).map(|m| m.member_id).collect();
+                let (members, next) = store
+                    .segment_page(&run.targets, partition, run.cursor.start.as_ref(), PAGE_SIZE)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let ids: Vec<String> = members
+                    .into_iter()
+                    .filter(|m| run.segment.matches(m, run.at))
+                    .map(|m| m.member_id)
+                    .collect();
                 (ids, next)
             }
         };
@@ -78,15 +96,23 @@ async fn dispatch(app: &App, mut run: RunItem, deadline: Instant) -> Result<Step
         let batches: Vec<IssueBatch> = pack_ids(ids, overhead)
             .into_iter()
             .enumerate()
-            .map(|(n, pack)| batch(&run, format!("{}#{part:03}#{:06}#{n:02}", run.run_id, run.cursor.page), pack))
+            .map(|(n, pack)| {
+                batch(&run, format!("{}#{part:03}#{:06}#{n:02}", run.run_id, run.cursor.page), pack)
+            })
             .collect();
-        send_batches(app, &batches).await?;
+        loyalty::queue::send(&app.sqs, &app.campaign_queue, &batches).await?;
         let cursor = match next {
-            Some(start) => Cursor { part: part as u32, page: run.cursor.page + 1, start: Some(start) },
+            Some(start) => {
+                Cursor { part: part as u32, page: run.cursor.page + 1, start: Some(start) }
+            }
             None => Cursor { part: part as u32 + 1, page: 0, start: None },
         };
         let done = cursor.part as usize >= run.targets.partitions.len();
-        if !store.advance_run(&run, run.cursor_seq, &cursor, targeted, done, app.env.clock.now()).await.map_err(|e| e.to_string())? {
+        if !store
+            .advance_run(&run, run.cursor_seq, &cursor, targeted, done, app.env.clock.now())
+            .await
+            .map_err(|e| e.to_string())?
+        {
             tracing::info!(campaign_id = %run.campaign_id, run_id = %run.run_id, "another dispatcher or a newer attempt moved on; stopping");
             return Ok(Step::Yielded);
         }
@@ -114,38 +140,4 @@ fn batch(run: &RunItem, batch_id: String, member_ids: Vec<String>) -> IssueBatch
         run: Some(RunRef { campaign_id: run.campaign_id.clone(), run_id: run.run_id.clone() }),
         member_ids,
     }
-}
-
-/// Sends every batch, ten per `SendMessageBatch`, retrying the entries SQS refused.
-async fn send_batches(app: &App, batches: &[IssueBatch]) -> Result<(), String> {
-    for chunk in batches.chunks(SQS_BATCH) {
-        let mut entries = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                let body = serde_json::to_string(b).map_err(|e| e.to_string())?;
-                SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(body).build().map_err(|e| e.to_string())
-            })
-            .collect::<Result<Vec<_>, String>>()?;
-        for attempt in 0..SEND_ATTEMPTS {
-            let out = app
-                .sqs
-                .send_message_batch()
-                .queue_url(&app.campaign_queue)
-                .set_entries(Some(entries.clone()))
-                .send()
-                .await
-                .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
-            let failed: Vec<&str> = out.failed.iter().map(|f| f.id.as_str()).collect();
-            if failed.is_empty() {
-                break;
-            }
-            if attempt + 1 == SEND_ATTEMPTS {
-                return Err(format!("SQS refused {} messages: {:?}", failed.len(), out.failed.first().map(|f| f.code.clone())));
-            }
-            entries.retain(|e| failed.contains(&e.id.as_str()));
-            loyalty::store::backoff(attempt).await;
-        }
-    }
-    Ok(())
 }

@@ -34,13 +34,12 @@
 pub mod dispatch;
 mod start;
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse};
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use loyalty::app::Env;
 use loyalty::campaign::{self, Campaign, CampaignRequest, Progress, RunState};
 use loyalty::http::{self, json_body};
-use loyalty::runtime::{job_time, Outcome, Trigger};
+use loyalty::runtime::{each_message, job_time, Outcome, Trigger};
 use loyalty::store::campaign::{CampaignItem, RunItem};
 use loyalty::store::{backoff, TxFailure, MAX_ATTEMPTS};
 use loyalty::ApiError;
@@ -68,7 +67,9 @@ impl App {
         let config = loyalty::app::sdk_config().await;
         let var = |k: &str| std::env::var(k).map_err(|_| format!("{k} is not set"));
         let budget = match std::env::var("DISPATCH_BUDGET_SECONDS") {
-            Ok(s) => s.parse::<u64>().map_err(|_| "DISPATCH_BUDGET_SECONDS must be a whole number of seconds".to_string())?,
+            Ok(s) => s.parse::<u64>().map_err(|_| {
+                "DISPATCH_BUDGET_SECONDS must be a whole number of seconds".to_string()
+            })?,
             Err(_) => 90,
         };
         Ok(App {
@@ -86,21 +87,17 @@ pub async fn handle(app: &App, trigger: Trigger) -> Result<Outcome, lambda_runti
     let deadline = Instant::now() + app.budget;
     match trigger {
         Trigger::Http(req) => Ok(Outcome::Http(handle_http(app, req).await)),
-        Trigger::Sqs(event) => {
-            let mut failures = Vec::new();
-            for record in event.records {
-                let id = record.message_id.clone().unwrap_or_default();
-                if let Err(e) = dispatch::on_message(app, record.body.as_deref().unwrap_or_default(), deadline).await {
+        Trigger::Sqs(event) => Ok(Outcome::Sqs(
+            each_message(event, 1, |record| async move {
+                let id = record.message_id.as_deref().unwrap_or_default();
+                let result = dispatch::on_message(app, record.body.as_deref().unwrap_or_default(), deadline).await;
+                if let Err(e) = &result {
                     tracing::error!(message_id = %id, error = %e, "dispatch failed; the message will be retried");
-                    let mut f = BatchItemFailure::default();
-                    f.item_identifier = id;
-                    failures.push(f);
                 }
-            }
-            let mut out = SqsBatchResponse::default();
-            out.batch_item_failures = failures;
-            Ok(Outcome::Sqs(out))
-        }
+                result.is_ok()
+            })
+            .await,
+        )),
         Trigger::Schedule(event) => {
             let at = job_time(&event, &app.env.clock);
             let job = event.detail.get("job").and_then(|j| j.as_str()).unwrap_or_default().to_string();
@@ -115,8 +112,12 @@ pub async fn handle_http(app: &App, req: Request) -> Response<Body> {
     let result = match http::route(&req) {
         (Method::POST, p) if p == ["campaigns"] => create(app, &req).await,
         (Method::GET, p) if p.len() == 2 && p[0] == "campaigns" => show(app, &req, p[1]).await,
-        (Method::POST, p) if p.len() == 3 && p[0] == "campaigns" && p[2] == "run" => run_now(app, &req, p[1]).await,
-        (m, p) if p.first() == Some(&"campaigns") && p.len() <= 3 => Err(ApiError::MethodNotAllowed(m.to_string())),
+        (Method::POST, p) if p.len() == 3 && p[0] == "campaigns" && p[2] == "run" => {
+            run_now(app, &req, p[1]).await
+        }
+        (m, p) if p.first() == Some(&"campaigns") && p.len() <= 3 => {
+            Err(ApiError::MethodNotAllowed(m.to_string()))
+        }
         _ => Err(http::not_found(&req)),
     };
     http::respond(&req, result)
@@ -154,23 +155,35 @@ async fn create(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let key = http::idempotency_key(req)?;
     let (store, rules, now) = (&app.env.store, &app.env.rules, app.env.clock.now());
     let id = new_campaign_id(key.as_deref());
-    let campaign = body.validate(id.clone(), now).map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
+    let campaign = body
+        .validate(id.clone(), now)
+        .map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
     for attempt in 0..MAX_ATTEMPTS {
         let (existing, multipliers) = store.campaign_and_multipliers(&id).await?;
         if let Some(existing) = existing {
             // Only an Idempotency-Key retry can name an existing id: same definition, same answer.
-            let same = Campaign { created_at: existing.campaign.created_at, ..campaign.clone() } == existing.campaign;
+            let same = Campaign { created_at: existing.campaign.created_at, ..campaign.clone() }
+                == existing.campaign;
             return match same {
-                true => Ok(http::json(201, &Created { campaign_id: &id, campaign: &existing.campaign })),
-                false => Err(ApiError::conflict("idempotency_key_reused", "this Idempotency-Key was used for another campaign")),
+                true => {
+                    Ok(http::json(201, &Created { campaign_id: &id, campaign: &existing.campaign }))
+                }
+                false => Err(ApiError::conflict(
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used for another campaign",
+                )),
             };
         }
         // A fixed window is known now: install it with the definition. Run-day windows come with each run.
         let window = match campaign.multiplier.as_ref().map(|m| &m.window) {
-            Some(campaign::WindowSpec::Fixed { .. }) => campaign.multiplier_window(rules.time_zone, now),
+            Some(campaign::WindowSpec::Fixed { .. }) => {
+                campaign.multiplier_window(rules.time_zone, now)
+            }
             _ => None,
         };
-        let windows = window.map(|w| (campaign::merge_windows(multipliers.windows, Some(w), now), multipliers.version));
+        let windows = window.map(|w| {
+            (campaign::merge_windows(multipliers.windows, Some(w), now), multipliers.version)
+        });
         match store.create_campaign(&campaign, windows).await? {
             Ok(()) => {
                 tracing::info!(campaign_id = %id, "campaign defined");
@@ -180,7 +193,9 @@ async fn create(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
             Err(TxFailure::Store(e)) => return Err(e.into()),
         }
     }
-    Err(ApiError::Unavailable("the campaign could not be saved against concurrent changes; retry".into()))
+    Err(ApiError::Unavailable(
+        "the campaign could not be saved against concurrent changes; retry".into(),
+    ))
 }
 
 #[derive(Serialize)]
@@ -221,7 +236,11 @@ fn run_view(r: &RunItem) -> RunView<'_> {
         targeted: p.targeted,
         issued: p.issued,
         skipped: p.skipped,
-        skipped_reasons: SkipReasons { already_had: p.skipped_already_had, budget_spent: p.skipped_budget_spent, not_eligible: p.skipped_not_eligible },
+        skipped_reasons: SkipReasons {
+            already_had: p.skipped_already_had,
+            budget_spent: p.skipped_budget_spent,
+            not_eligible: p.skipped_not_eligible,
+        },
         failed: p.failed,
         dispatch_done: r.dispatch_done,
         started_at: r.started_at,
@@ -240,7 +259,10 @@ async fn show(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiE
         return Err(ApiError::not_found("campaign_not_found", "no such campaign"));
     };
     let CampaignItem { campaign, .. } = def;
-    Ok(http::json(200, &json!({ "campaign": campaign, "runs": runs.iter().map(run_view).collect::<Vec<_>>() })))
+    Ok(http::json(
+        200,
+        &json!({ "campaign": campaign, "runs": runs.iter().map(run_view).collect::<Vec<_>>() }),
+    ))
 }
 
 async fn run_now(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {

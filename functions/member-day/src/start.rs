@@ -3,7 +3,9 @@
 use crate::dispatch::{self, DispatchMessage};
 use crate::App;
 use chrono::{DateTime, Duration, Utc};
-use loyalty::campaign::{self, Audience, Campaign, Progress, Schedule, MEMBER_DAY_ID, WINBACK_ID, WINBACK_LOOKBACK_DAYS};
+use loyalty::campaign::{
+    self, Audience, Campaign, Progress, Schedule, MEMBER_DAY_ID, WINBACK_ID, WINBACK_LOOKBACK_DAYS,
+};
 use loyalty::store::campaign::{CampaignItem, Cursor, LastRun, RunItem, RunStart, Targets};
 use loyalty::store::keys;
 use loyalty::store::{backoff, TxFailure, MAX_ATTEMPTS};
@@ -44,7 +46,12 @@ fn builtin(id: &str, app: &App, now: DateTime<Utc>) -> Option<Campaign> {
 
 /// Starts (or, for a schedule, resumes) a run of campaign `id` for instant `at`. `None`: no such
 /// campaign, or a schedule found nothing to do.
-pub async fn start_run(app: &App, id: &str, at: DateTime<Utc>, mode: Mode) -> Result<Option<Started>, ApiError> {
+pub async fn start_run(
+    app: &App,
+    id: &str,
+    at: DateTime<Utc>,
+    mode: Mode,
+) -> Result<Option<Started>, ApiError> {
     let (store, rules, now) = (&app.env.store, &app.env.rules, app.env.clock.now());
     for attempt in 0..MAX_ATTEMPTS {
         let (def, multipliers) = store.campaign_and_multipliers(id).await?;
@@ -99,35 +106,72 @@ pub async fn start_run(app: &App, id: &str, at: DateTime<Utc>, mode: Mode) -> Re
             progress: Progress::default(),
         };
         let window = c.multiplier_window(rules.time_zone, at);
-        let windows = window.map(|w| (campaign::merge_windows(multipliers.windows, Some(w), now), multipliers.version));
-        let unschedule = matches!(c.schedule, Schedule::Once { .. }) && !matches!(c.audience, Audience::Dormant);
-        def.last_run = Some(LastRun { label: plan.label.clone(), attempt: n, run_id: run_id.clone() });
+        let windows = window.map(|w| {
+            (campaign::merge_windows(multipliers.windows, Some(w), now), multipliers.version)
+        });
+        let unschedule =
+            matches!(c.schedule, Schedule::Once { .. }) && !matches!(c.audience, Audience::Dormant);
+        def.last_run =
+            Some(LastRun { label: plan.label.clone(), attempt: n, run_id: run_id.clone() });
         def.version = read_version + 1;
         let supersedes = last.map(|l| l.run_id);
-        let write = RunStart { campaign: &def, campaign_read_version: read_version, run: &run, multipliers: windows, supersedes: supersedes.as_deref(), unschedule };
+        let write = RunStart {
+            campaign: &def,
+            campaign_read_version: read_version,
+            run: &run,
+            multipliers: windows,
+            supersedes: supersedes.as_deref(),
+            unschedule,
+        };
         match store.start_run(write).await? {
             Ok(()) => {
                 tracing::info!(campaign_id = %id, run_id = %run_id, grant = %plan.grant, "run started");
                 dispatch::send_dispatch(app, &DispatchMessage { campaign_id: id.into(), run_id: run_id.clone() })
                     .await
                     .map_err(|e| ApiError::Unavailable(format!("the run {run_id} is recorded but its dispatch could not be queued ({e}); run it again")))?;
-                return Ok(Some(Started { campaign_id: id.into(), run_id, grant: plan.grant, attempt: n, created: true, supersedes }));
+                return Ok(Some(Started {
+                    campaign_id: id.into(),
+                    run_id,
+                    grant: plan.grant,
+                    attempt: n,
+                    created: true,
+                    supersedes,
+                }));
             }
             Err(TxFailure::Conditions(_) | TxFailure::Conflict) => backoff(attempt).await,
             Err(TxFailure::Store(e)) => return Err(e.into()),
         }
     }
-    Err(ApiError::Unavailable("the run could not be started against concurrent changes; retry".into()))
+    Err(ApiError::Unavailable(
+        "the run could not be started against concurrent changes; retry".into(),
+    ))
 }
 
 /// A schedule fired again for a label that already has a run: if its dispatch has not finished,
 /// queue it again (the cursor guard makes a second dispatcher harmless), else nothing to do.
-async fn resume(app: &App, id: &str, last: &LastRun, grant: &str) -> Result<Option<Started>, ApiError> {
+async fn resume(
+    app: &App,
+    id: &str,
+    last: &LastRun,
+    grant: &str,
+) -> Result<Option<Started>, ApiError> {
     let run = app.env.store.campaign_run(id, &last.run_id).await?;
     match run {
         Some(r) if !r.dispatch_done && r.superseded_by.is_none() => {
-            dispatch::send_dispatch(app, &DispatchMessage { campaign_id: id.into(), run_id: r.run_id.clone() }).await.map_err(ApiError::Unavailable)?;
-            Ok(Some(Started { campaign_id: id.into(), run_id: r.run_id, grant: grant.into(), attempt: r.attempt, created: false, supersedes: None }))
+            dispatch::send_dispatch(
+                app,
+                &DispatchMessage { campaign_id: id.into(), run_id: r.run_id.clone() },
+            )
+            .await
+            .map_err(ApiError::Unavailable)?;
+            Ok(Some(Started {
+                campaign_id: id.into(),
+                run_id: r.run_id,
+                grant: grant.into(),
+                attempt: r.attempt,
+                created: false,
+                supersedes: None,
+            }))
         }
         _ => Ok(None),
     }
@@ -144,7 +188,14 @@ pub async fn run_job(app: &App, job: &str, at: DateTime<Utc>) -> Result<Vec<Star
                 tracing::warn!(%at, day = rules.member_day.day_of_month, "member-day job fired on a day that is not the member day; nothing started");
                 return Ok(Vec::new());
             }
-            let monthly = app.env.store.scheduled_campaigns().await?.into_iter().filter(|s| s.schedule == Schedule::MonthlyMemberDay).map(|s| s.campaign_id);
+            let monthly = app
+                .env
+                .store
+                .scheduled_campaigns()
+                .await?
+                .into_iter()
+                .filter(|s| s.schedule == Schedule::MonthlyMemberDay)
+                .map(|s| s.campaign_id);
             std::iter::once(MEMBER_DAY_ID.to_string()).chain(monthly).collect()
         }
         "win-back" => vec![WINBACK_ID.to_string()],
@@ -157,14 +208,21 @@ pub async fn run_job(app: &App, job: &str, at: DateTime<Utc>) -> Result<Vec<Star
             .filter(|s| matches!(s.schedule, Schedule::Once { at: due } if due <= at))
             .map(|s| s.campaign_id)
             .collect(),
-        other => return Err(ApiError::bad_request("unknown_job", format!("unknown job {other:?}: expected member-day, win-back or campaigns-due"))),
+        other => {
+            return Err(ApiError::bad_request(
+                "unknown_job",
+                format!("unknown job {other:?}: expected member-day, win-back or campaigns-due"),
+            ))
+        }
     };
     let mut started = Vec::new();
     for id in ids {
-        let when = match app.env.store.campaign_and_multipliers(&id).await?.0.map(|d| d.campaign.schedule) {
-            Some(Schedule::Once { at: due }) => due,
-            _ => at,
-        };
+        let when =
+            match app.env.store.campaign_and_multipliers(&id).await?.0.map(|d| d.campaign.schedule)
+            {
+                Some(Schedule::Once { at: due }) => due,
+                _ => at,
+            };
         started.extend(start_run(app, &id, when, Mode::Scheduled).await?);
     }
     Ok(started)

@@ -3,9 +3,12 @@
 //! checkout, the order and the named coupons) and ONE TransactWriteItems; a confirm that is
 //! the member's first purchase also reads the referrer (see `purchase_side_writes`).
 
-use crate::{contended, live, purchase_side_writes, replay, Answer, App};
+use crate::{live, purchase_side_writes, replay, Answer, App};
+use chrono::{DateTime, Utc};
 use loyalty::calendar::program_date;
-use loyalty::checkout::{self, CheckoutError, CheckoutRequest, ConfirmRequest, PreviewRequest, Quote, Quoted};
+use loyalty::checkout::{
+    self, CheckoutError, CheckoutRequest, ConfirmRequest, PreviewRequest, Quote, Quoted,
+};
 use loyalty::coupon::{self, Coupon, RedeemError, Redemption};
 use loyalty::http;
 use loyalty::ledger::LedgerEntry;
@@ -14,11 +17,10 @@ use loyalty::points;
 use loyalty::store::checkout::{CheckoutItem, CheckoutState, Outcome};
 use loyalty::store::coupon::CouponItem;
 use loyalty::store::keys;
-use loyalty::store::points::{Commit, OrderItem, PointsRead};
-use loyalty::store::{backoff, Cond, TxFailure, MAX_ATTEMPTS};
+use loyalty::store::points::{Attempt, Failed, Judge, OrderItem, PointsRead};
+use loyalty::store::Cond;
 use loyalty::{ApiError, Fen, TierCode};
 use serde::Serialize;
-use chrono::{DateTime, Utc};
 
 fn refused(e: CheckoutError) -> ApiError {
     match e.status() {
@@ -72,40 +74,80 @@ pub async fn quote(app: &App, id: &MemberId, req: CheckoutRequest) -> Result<Ans
     let (checkout_sk, order_sk) = (keys::checkout_sk(&req.order_id), keys::order_sk(&req.order_id));
     let mut sks = vec![checkout_sk.clone(), order_sk.clone()];
     sks.extend(req.coupon_codes.iter().map(|c| keys::coupon_sk(c)));
-    for attempt in 0..MAX_ATTEMPTS {
-        let now = app.env.clock.now();
-        let today = program_date(rules.time_zone, now);
-        let mut read = store.points_read(id.as_str(), &sks).await?;
-        let existing = read.take::<CheckoutItem>(&checkout_sk)?;
-        if existing.as_ref().is_some_and(|c| c.state == CheckoutState::Confirmed) {
-            return Err(ApiError::conflict("checkout_confirmed", "this order's checkout is already confirmed"));
-        }
-        if read.items.contains_key(&order_sk) {
-            return Err(ApiError::conflict("order_already_recorded", "a purchase with this orderId is already recorded"));
-        }
-        let mut member = live(read.member.take())?;
-        if let Some(c) = existing.filter(|c| c.state == CheckoutState::Held && c.fingerprint == fingerprint) {
-            if member.live_holds(now).any(|h| h.order_id == req.order_id) {
-                return Ok(Answer { status: 201, body: c.answer });
+    let (answer, held) = store
+        .change_member(async || {
+            let now = app.env.clock.now();
+            let today = program_date(rules.time_zone, now);
+            let mut read = store.points_read(id.as_str(), &sks).await?;
+            let existing = read.take::<CheckoutItem>(&checkout_sk)?;
+            if existing.as_ref().is_some_and(|c| c.state == CheckoutState::Confirmed) {
+                return Err(ApiError::conflict(
+                    "checkout_confirmed",
+                    "this order's checkout is already confirmed",
+                ));
             }
-        }
-        loyalty::limits::count_member_write(&mut member, rules, now)?;
-        let coupons = coupons_read(&mut read, &req.coupon_codes)?;
-        let read_version = member.version;
-        member.version += 1;
-        let entries: Vec<LedgerEntry> = points::settle(&mut member, rules, today, now);
-        let q = checkout::quote(rules, &member, Some(&req.order_id), req.amount, &coupons, req.points, now).map_err(refused)?;
-        let until = checkout::hold(&mut member, rules, &req.order_id, &q, now).map_err(refused)?;
-        let answer = Answer::created(&Held { order_id: &req.order_id, state: "held", hold_until: until, quote: &q, points_available: member.available_points(now, None) })?;
-        let quoted = Quoted { order_id: req.order_id.clone(), amount: req.amount, currency: req.currency.clone(), channel: req.channel, coupons, points: req.points, quote: q };
-        let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
-        writes.push(store.put_quote(&CheckoutItem::new(id.as_str(), quoted, until, fingerprint.clone(), answer.body.clone()))?);
-        if store.commit(writes, attempt).await? == Commit::Done {
-            tracing::info!(member_id = %id, "checkout held");
-            return Ok(answer);
-        }
+            if read.items.contains_key(&order_sk) {
+                return Err(ApiError::conflict(
+                    "order_already_recorded",
+                    "a purchase with this orderId is already recorded",
+                ));
+            }
+            let mut member = live(read.member.take())?;
+            if let Some(c) =
+                existing.filter(|c| c.state == CheckoutState::Held && c.fingerprint == fingerprint)
+            {
+                if member.live_holds(now).any(|h| h.order_id == req.order_id) {
+                    return Ok(Attempt::Answer((Answer { status: 201, body: c.answer }, false)));
+                }
+            }
+            loyalty::limits::count_member_write(&mut member, rules, now)?;
+            let coupons = coupons_read(&mut read, &req.coupon_codes)?;
+            let read_version = member.version;
+            member.version += 1;
+            let entries: Vec<LedgerEntry> = points::settle(&mut member, rules, today, now);
+            let q = checkout::quote(
+                rules,
+                &member,
+                Some(&req.order_id),
+                req.amount,
+                &coupons,
+                req.points,
+                now,
+            )
+            .map_err(refused)?;
+            let until =
+                checkout::hold(&mut member, rules, &req.order_id, &q, now).map_err(refused)?;
+            let answer = Answer::created(&Held {
+                order_id: &req.order_id,
+                state: "held",
+                hold_until: until,
+                quote: &q,
+                points_available: member.available_points(now, None),
+            })?;
+            let quoted = Quoted {
+                order_id: req.order_id.clone(),
+                amount: req.amount,
+                currency: req.currency.clone(),
+                channel: req.channel,
+                coupons,
+                points: req.points,
+                quote: q,
+            };
+            let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
+            writes.push(store.put_quote(&CheckoutItem::new(
+                id.as_str(),
+                quoted,
+                until,
+                fingerprint.clone(),
+                answer.body.clone(),
+            ))?);
+            Ok(Attempt::Commit(writes, (answer, true)))
+        })
+        .await?;
+    if held {
+        tracing::info!(member_id = %id, "checkout held");
     }
-    Err(contended())
+    Ok(answer)
 }
 
 #[derive(Serialize)]
@@ -130,84 +172,137 @@ fn checkout_not_found() -> ApiError {
 
 /// Confirm at payment: the held points are spent (a ledger entry naming the order), the
 /// coupons redeemed, and the purchase recorded on what was paid, in one transaction.
-pub async fn confirm(app: &App, id: &MemberId, order_id: &str, req: ConfirmRequest) -> Result<Answer, ApiError> {
+pub async fn confirm(
+    app: &App,
+    id: &MemberId,
+    order_id: &str,
+    req: ConfirmRequest,
+) -> Result<Answer, ApiError> {
     let (store, rules) = (&app.env.store, &*app.env.rules);
     http::id_param(order_id, "orderId", "invalid_order_id")?;
     let fingerprint = http::fingerprint(&req);
     let (checkout_sk, order_sk) = (keys::checkout_sk(order_id), keys::order_sk(order_id));
-    for attempt in 0..MAX_ATTEMPTS {
-        let now = app.env.clock.now();
-        let today = program_date(rules.time_zone, now);
-        let mut read = store.points_read(id.as_str(), &[checkout_sk.clone(), order_sk.clone()]).await?;
-        let item = read.take::<CheckoutItem>(&checkout_sk)?.ok_or_else(checkout_not_found)?;
-        match (&item.state, &item.outcome) {
-            (CheckoutState::Confirmed, Some(o)) => return replay(&o.fingerprint, &fingerprint, Answer { status: o.status, body: o.body.clone() }, "confirm_conflict", "this checkout's confirm"),
-            (CheckoutState::Cancelled, _) => return Err(ApiError::conflict("checkout_cancelled", "this checkout was cancelled; quote the order again")),
-            _ => {}
-        }
-        if read.items.contains_key(&order_sk) {
-            return Err(ApiError::conflict("order_already_recorded", "a purchase with this orderId is already recorded"));
-        }
-        if let Some(paid) = req.paid.filter(|p| *p != item.quoted.quote.payable) {
-            return Err(ApiError::conflict("amount_mismatch", format!("paid {paid} differs from the quote's payable {}", item.quoted.quote.payable)));
-        }
-        let occurred_at = req.occurred_at.unwrap_or(now);
-        points::validate_occurred_at(rules, occurred_at, now).map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
-        let mut member = live(read.member.take())?;
-        let read_version = member.version;
-        member.version += 1;
-        let mut entries: Vec<LedgerEntry> = points::settle(&mut member, rules, today, now);
-        let done = checkout::confirm(&mut member, rules, &item.quoted, &read.windows, occurred_at, now).map_err(refused)?;
-        entries.extend(done.entries);
-        let answer = Answer::with(
-            200,
-            &ConfirmedView {
-                order_id,
-                state: "confirmed",
-                paid: done.order.paid,
-                points_used: done.order.points_spent,
-                coupons_redeemed: item.quoted.coupons.iter().map(|c| c.code.as_str()).collect(),
-                points_earned: done.purchased.points,
-                available_on: done.purchased.release_on,
-                points: member.wallet.balance.0,
-                tier: member.tier,
-                tier_changed: done.purchased.tier_change.is_some(),
-            },
-        )?;
-        let (side, rewarded) = purchase_side_writes(app, id, &member, &done.purchased, today, now).await?;
-        let mut order = done.order;
-        order.fingerprint = format!("checkout:{fingerprint}");
-        order.answer = answer.body.clone();
-        order.referral_to = rewarded;
-        let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
-        writes.push(store.put(&OrderItem::new(id.as_str(), order), Some(Cond::absent()))?);
-        let first_coupon = writes.len();
-        for (c, applied) in item.quoted.coupons.iter().zip(&item.quoted.quote.coupons) {
-            let r = Redemption { order_id: order_id.to_string(), order_amount: item.quoted.amount, discount: applied.discount, at: now };
-            writes.push(store.redeem_coupon_write(id.as_str(), &c.code, &r)?);
-        }
-        let coupon_writes = first_coupon..writes.len();
-        let outcome = Outcome { fingerprint: fingerprint.clone(), status: answer.status, body: answer.body.clone() };
-        writes.push(store.put_finished_checkout(&item.clone().finish(CheckoutState::Confirmed, outcome))?);
-        writes.extend(side);
-        match store.transact(writes).await {
-            Ok(()) => {
-                tracing::info!(member_id = %id, points_used = item.quoted.points, "checkout confirmed");
-                return Ok(answer);
-            }
-            Err(TxFailure::Conditions(failed)) => {
-                // Only a confirm of another order after this hold expired can have used the coupon.
-                if let Some(i) = failed.iter().find(|i| coupon_writes.contains(i)) {
-                    let code = item.quoted.coupons[i - first_coupon].code.clone();
-                    return Err(refused(CheckoutError::Coupon { code, why: RedeemError::AlreadyUsed }));
+    let (answer, points_used) = store
+        .change_member(async || {
+            let now = app.env.clock.now();
+            let today = program_date(rules.time_zone, now);
+            let mut read =
+                store.points_read(id.as_str(), &[checkout_sk.clone(), order_sk.clone()]).await?;
+            let item = read.take::<CheckoutItem>(&checkout_sk)?.ok_or_else(checkout_not_found)?;
+            match (&item.state, &item.outcome) {
+                (CheckoutState::Confirmed, Some(o)) => {
+                    return replay(
+                        &o.fingerprint,
+                        &fingerprint,
+                        Answer { status: o.status, body: o.body.clone() },
+                        "confirm_conflict",
+                        "this checkout's confirm",
+                    )
+                    .map(|a| Attempt::Answer((a, None)))
                 }
-                backoff(attempt).await
+                (CheckoutState::Cancelled, _) => {
+                    return Err(ApiError::conflict(
+                        "checkout_cancelled",
+                        "this checkout was cancelled; quote the order again",
+                    ))
+                }
+                _ => {}
             }
-            Err(TxFailure::Conflict) => backoff(attempt).await,
-            Err(TxFailure::Store(e)) => return Err(e.into()),
-        }
+            if read.items.contains_key(&order_sk) {
+                return Err(ApiError::conflict(
+                    "order_already_recorded",
+                    "a purchase with this orderId is already recorded",
+                ));
+            }
+            if let Some(paid) = req.paid.filter(|p| *p != item.quoted.quote.payable) {
+                return Err(ApiError::conflict(
+                    "amount_mismatch",
+                    format!(
+                        "paid {paid} differs from the quote's payable {}",
+                        item.quoted.quote.payable
+                    ),
+                ));
+            }
+            let occurred_at = req.occurred_at.unwrap_or(now);
+            points::validate_occurred_at(rules, occurred_at, now)
+                .map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
+            let mut member = live(read.member.take())?;
+            let read_version = member.version;
+            member.version += 1;
+            let mut entries: Vec<LedgerEntry> = points::settle(&mut member, rules, today, now);
+            let done = checkout::confirm(
+                &mut member,
+                rules,
+                &item.quoted,
+                &read.windows,
+                occurred_at,
+                now,
+            )
+            .map_err(refused)?;
+            entries.extend(done.entries);
+            let answer = Answer::with(
+                200,
+                &ConfirmedView {
+                    order_id,
+                    state: "confirmed",
+                    paid: done.order.paid,
+                    points_used: done.order.points_spent,
+                    coupons_redeemed: item.quoted.coupons.iter().map(|c| c.code.as_str()).collect(),
+                    points_earned: done.purchased.points,
+                    available_on: done.purchased.release_on,
+                    points: member.wallet.balance.0,
+                    tier: member.tier,
+                    tier_changed: done.purchased.tier_change.is_some(),
+                },
+            )?;
+            let (side, rewarded) =
+                purchase_side_writes(app, id, &member, &done.purchased, today, now).await?;
+            let mut order = done.order;
+            order.fingerprint = format!("checkout:{fingerprint}");
+            order.answer = answer.body.clone();
+            order.referral_to = rewarded;
+            let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
+            writes.push(store.put(&OrderItem::new(id.as_str(), order), Some(Cond::absent()))?);
+            let first_coupon = writes.len();
+            for (c, applied) in item.quoted.coupons.iter().zip(&item.quoted.quote.coupons) {
+                let r = Redemption {
+                    order_id: order_id.to_string(),
+                    order_amount: item.quoted.amount,
+                    discount: applied.discount,
+                    at: now,
+                };
+                writes.push(store.redeem_coupon_write(id.as_str(), &c.code, &r)?);
+            }
+            let coupon_writes = first_coupon..writes.len();
+            let outcome = Outcome {
+                fingerprint: fingerprint.clone(),
+                status: answer.status,
+                body: answer.body.clone(),
+            };
+            writes.push(
+                store.put_finished_checkout(
+                    &item.clone().finish(CheckoutState::Confirmed, outcome),
+                )?,
+            );
+            writes.extend(side);
+            // Only a confirm of another order after this hold expired can have used the coupon.
+            let codes: Vec<String> = item.quoted.coupons.iter().map(|c| c.code.clone()).collect();
+            let coupon_taken: Judge<ApiError> = Box::new(move |failed: &[usize]| {
+                match failed.iter().find(|i| coupon_writes.contains(i)) {
+                    Some(i) => Failed::Refused(refused(CheckoutError::Coupon {
+                        code: codes[i - first_coupon].clone(),
+                        why: RedeemError::AlreadyUsed,
+                    })),
+                    None => Failed::Contended,
+                }
+            });
+            Ok(Attempt::CommitOr(writes, (answer, Some(item.quoted.points)), coupon_taken))
+        })
+        .await?;
+    if let Some(points_used) = points_used {
+        tracing::info!(member_id = %id, points_used, "checkout confirmed");
     }
-    Err(contended())
+    Ok(answer)
 }
 
 #[derive(Serialize)]
@@ -222,31 +317,50 @@ pub async fn cancel(app: &App, id: &MemberId, order_id: &str) -> Result<Answer, 
     let (store, rules) = (&app.env.store, &*app.env.rules);
     http::id_param(order_id, "orderId", "invalid_order_id")?;
     let checkout_sk = keys::checkout_sk(order_id);
-    for attempt in 0..MAX_ATTEMPTS {
-        let now = app.env.clock.now();
-        let today = program_date(rules.time_zone, now);
-        let mut read = store.points_read(id.as_str(), std::slice::from_ref(&checkout_sk)).await?;
-        let item = read.take::<CheckoutItem>(&checkout_sk)?.ok_or_else(checkout_not_found)?;
-        match (&item.state, &item.outcome) {
-            (CheckoutState::Confirmed, _) => return Err(ApiError::conflict("checkout_confirmed", "this checkout is confirmed; refund the order instead")),
-            (CheckoutState::Cancelled, Some(o)) => return Ok(Answer { status: o.status, body: o.body.clone() }),
-            _ => {}
-        }
-        let mut member = live(read.member.take())?;
-        let read_version = member.version;
-        member.version += 1;
-        let entries: Vec<LedgerEntry> = points::settle(&mut member, rules, today, now);
-        checkout::release(&mut member, order_id, now);
-        let answer = Answer::with(200, &Cancelled { order_id, state: "cancelled" })?;
-        let outcome = Outcome { fingerprint: String::new(), status: answer.status, body: answer.body.clone() };
-        let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
-        writes.push(store.put_finished_checkout(&item.finish(CheckoutState::Cancelled, outcome))?);
-        if store.commit(writes, attempt).await? == Commit::Done {
-            tracing::info!(member_id = %id, "checkout cancelled");
-            return Ok(answer);
-        }
+    let (answer, cancelled) = store
+        .change_member(async || {
+            let now = app.env.clock.now();
+            let today = program_date(rules.time_zone, now);
+            let mut read =
+                store.points_read(id.as_str(), std::slice::from_ref(&checkout_sk)).await?;
+            let item = read.take::<CheckoutItem>(&checkout_sk)?.ok_or_else(checkout_not_found)?;
+            match (&item.state, &item.outcome) {
+                (CheckoutState::Confirmed, _) => {
+                    return Err(ApiError::conflict(
+                        "checkout_confirmed",
+                        "this checkout is confirmed; refund the order instead",
+                    ))
+                }
+                (CheckoutState::Cancelled, Some(o)) => {
+                    return Ok(Attempt::Answer((
+                        Answer { status: o.status, body: o.body.clone() },
+                        false,
+                    )))
+                }
+                _ => {}
+            }
+            let mut member = live(read.member.take())?;
+            let read_version = member.version;
+            member.version += 1;
+            let entries: Vec<LedgerEntry> = points::settle(&mut member, rules, today, now);
+            checkout::release(&mut member, order_id, now);
+            let answer = Answer::with(200, &Cancelled { order_id, state: "cancelled" })?;
+            let outcome = Outcome {
+                fingerprint: String::new(),
+                status: answer.status,
+                body: answer.body.clone(),
+            };
+            let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
+            writes.push(
+                store.put_finished_checkout(&item.finish(CheckoutState::Cancelled, outcome))?,
+            );
+            Ok(Attempt::Commit(writes, (answer, true)))
+        })
+        .await?;
+    if cancelled {
+        tracing::info!(member_id = %id, "checkout cancelled");
     }
-    Err(contended())
+    Ok(answer)
 }
 
 #[derive(Serialize)]
@@ -269,6 +383,7 @@ pub async fn preview(app: &App, id: &MemberId, req: PreviewRequest) -> Result<An
     let coupons = coupons_read(&mut read, &req.coupon_codes)?;
     // Lots due to expire today are not spendable, as the next write would expire them.
     points::settle(&mut member, rules, program_date(rules.time_zone, now), now);
-    let q = checkout::quote(rules, &member, None, req.amount, &coupons, req.points, now).map_err(refused)?;
+    let q = checkout::quote(rules, &member, None, req.amount, &coupons, req.points, now)
+        .map_err(refused)?;
     Answer::with(200, &Preview { quote: &q, points_available: member.available_points(now, None) })
 }

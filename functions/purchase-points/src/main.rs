@@ -8,5 +8,8 @@ use purchase_points::App;
 async fn main() -> Result<(), Error> {
     loyalty::app::init_tracing();
     let app = App::from_env().await?;
-    loyalty::runtime::run_with_deadline(|trigger, deadline| purchase_points::dispatch(&app, trigger, deadline)).await
+    loyalty::runtime::run_with_deadline(|trigger, deadline| {
+        purchase_points::dispatch(&app, trigger, deadline)
+    })
+    .await
 }

@@ -8,7 +8,7 @@
 //! the dead-letter queue, and its alarm, quickly.
 
 use crate::{checkout, purchase, refund, Answer, App};
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use loyalty::member::MemberId;
 use loyalty::ApiError;
 use serde_json::Value;
@@ -33,16 +33,37 @@ pub async fn order_event(app: &App, body: &str) -> Result<Answer, ApiError> {
     let bad = |m: String| ApiError::bad_request("invalid_order_event", m);
     let mut v: Value = serde_json::from_str(body).map_err(|e| bad(format!("not JSON: {e}")))?;
     let obj = v.as_object_mut().ok_or_else(|| bad("the message must be a JSON object".into()))?;
-    let kind = obj.remove("type").and_then(|t| t.as_str().map(str::to_string)).ok_or_else(|| bad("type is required".into()))?;
-    let member = obj.remove("memberId").and_then(|t| t.as_str().and_then(MemberId::parse)).ok_or_else(|| bad("memberId is missing or invalid".into()))?;
-    let order_id = || obj.get("orderId").and_then(Value::as_str).map(str::to_string).ok_or_else(|| bad("orderId is required".into()));
+    let kind = obj
+        .remove("type")
+        .and_then(|t| t.as_str().map(str::to_string))
+        .ok_or_else(|| bad("type is required".into()))?;
+    let member = obj
+        .remove("memberId")
+        .and_then(|t| t.as_str().and_then(MemberId::parse))
+        .ok_or_else(|| bad("memberId is missing or invalid".into()))?;
+    let order_id = || {
+        obj.get("orderId")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| bad("orderId is required".into()))
+    };
     match kind.as_str() {
-        "purchase" => purchase(app, &member, serde_json::from_value(v).map_err(|e| bad(e.to_string()))?).await,
-        "refund" => refund(app, &member, serde_json::from_value(v).map_err(|e| bad(e.to_string()))?).await,
+        "purchase" => {
+            purchase(app, &member, serde_json::from_value(v).map_err(|e| bad(e.to_string()))?).await
+        }
+        "refund" => {
+            refund(app, &member, serde_json::from_value(v).map_err(|e| bad(e.to_string()))?).await
+        }
         "confirm" => {
             let order = order_id()?;
             obj.remove("orderId");
-            checkout::confirm(app, &member, &order, serde_json::from_value(v).map_err(|e| bad(e.to_string()))?).await
+            checkout::confirm(
+                app,
+                &member,
+                &order,
+                serde_json::from_value(v).map_err(|e| bad(e.to_string()))?,
+            )
+            .await
         }
         "cancel" => {
             let order = order_id()?;
@@ -52,42 +73,68 @@ pub async fn order_event(app: &App, body: &str) -> Result<Answer, ApiError> {
             }
             checkout::cancel(app, &member, &order).await
         }
-        other => Err(bad(format!("unknown type {:?}: purchase, refund, confirm or cancel", other.chars().take(20).collect::<String>()))),
+        other => Err(bad(format!(
+            "unknown type {:?}: purchase, refund, confirm or cancel",
+            other.chars().take(20).collect::<String>()
+        ))),
     }
 }
 
 /// Each message is handled on its own; the failed ones are reported so that only they are
 /// redelivered. A retried event that was already recorded replays its first answer: a success.
 pub async fn handle_sqs(app: &App, event: SqsEvent) -> SqsBatchResponse {
-    let mut out = SqsBatchResponse::default();
-    for record in event.records {
-        let id = record.message_id.clone().unwrap_or_default();
-        let Err(e) = order_event(app, record.body.as_deref().unwrap_or_default()).await else { continue };
-        let receives = record.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse::<u32>().ok()).unwrap_or(1);
-        let wait = if EARLY.contains(&e.code()) {
-            Some(retry_delay(receives))
-        } else if e.status() < 500 {
-            Some(0)
-        } else {
-            None
-        };
-        tracing::warn!(message_id = %id, code = e.code(), status = e.status(), receives, wait_seconds = ?wait, "order event failed");
-        if let Some(seconds) = wait {
-            set_visibility(app, &record, seconds).await;
-        }
-        let mut f = BatchItemFailure::default();
-        f.item_identifier = id;
-        out.batch_item_failures.push(f);
+    // One at a time, in order: a refund after its purchase in the same batch finds it.
+    loyalty::runtime::each_message(
+        event,
+        1,
+        |record| async move { handle_message(app, &record).await },
+    )
+    .await
+}
+
+/// Applies one message; `false` when it is to be delivered again.
+async fn handle_message(app: &App, record: &SqsMessage) -> bool {
+    let id = record.message_id.as_deref().unwrap_or_default();
+    let Err(e) = order_event(app, record.body.as_deref().unwrap_or_default()).await else {
+        return true;
+    };
+    let receives = record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|c| c.parse::<u32>().ok())
+        .unwrap_or(1);
+    let wait = if EARLY.contains(&e.code()) {
+        Some(retry_delay(receives))
+    } else if e.status() < 500 {
+        Some(0)
+    } else {
+        None
+    };
+    tracing::warn!(message_id = %id, code = e.code(), status = e.status(), receives, wait_seconds = ?wait, "order event failed");
+    if let Some(seconds) = wait {
+        set_visibility(app, record, seconds).await;
     }
-    out
+    false
 }
 
 /// Makes the message visible again in `seconds`. If this fails the queue's own visibility
 /// timeout applies: the event is retried later all the same.
 async fn set_visibility(app: &App, record: &SqsMessage, seconds: i32) {
-    let (Some(arn), Some(handle)) = (record.event_source_arn.as_deref(), record.receipt_handle.as_deref()) else { return };
+    let (Some(arn), Some(handle)) =
+        (record.event_source_arn.as_deref(), record.receipt_handle.as_deref())
+    else {
+        return;
+    };
     let Some(url) = queue_url(arn) else { return };
-    if let Err(e) = app.sqs.change_message_visibility().queue_url(url).receipt_handle(handle).visibility_timeout(seconds).send().await {
+    if let Err(e) = app
+        .sqs
+        .change_message_visibility()
+        .queue_url(url)
+        .receipt_handle(handle)
+        .visibility_timeout(seconds)
+        .send()
+        .await
+    {
         tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "could not set the event's back-off; the queue's visibility timeout applies");
     }
 }
@@ -115,7 +162,10 @@ mod tests {
 
     #[test]
     fn queue_urls_come_from_the_arn() {
-        assert_eq!(queue_url("arn:aws:sqs:ap-east-1:123:orders").as_deref(), Some("https://sqs.ap-east-1.amazonaws.com/123/orders"));
+        assert_eq!(
+            queue_url("arn:aws:sqs:ap-east-1:123:orders").as_deref(),
+            Some("https://sqs.ap-east-1.amazonaws.com/123/orders")
+        );
         assert_eq!(queue_url("nonsense"), None);
     }
 }

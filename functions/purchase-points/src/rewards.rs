@@ -27,10 +27,13 @@ use loyalty::http::{self, json_body};
 use loyalty::ledger::LedgerEntry;
 use loyalty::member::MemberId;
 use loyalty::points;
-use loyalty::reward::{self, Claim, ClaimError, ClaimRequest, ClaimStatus, FulfilmentRequest, Reward, RewardError, RewardKind, RewardPatch, RewardRequest, Step};
+use loyalty::reward::{
+    self, Claim, ClaimError, ClaimRequest, ClaimStatus, FulfilmentRequest, Reward, RewardError,
+    RewardKind, RewardPatch, RewardRequest, Step,
+};
 use loyalty::store::keys;
 use loyalty::store::member::Receipt;
-use loyalty::store::points::Commit;
+use loyalty::store::points::{Attempt, Failed, Judge};
 use loyalty::store::reward::RewardItem;
 use loyalty::store::{backoff, Cond, TxFailure, MAX_ATTEMPTS};
 use loyalty::ApiError;
@@ -38,10 +41,20 @@ use serde::Serialize;
 
 /// Whether the path is one of the rewards routes.
 pub fn owns(p: &[&str]) -> bool {
-    matches!(p, ["rewards", ..] | ["members", _, "rewards" | "reward-claims"] | ["internal", "members", _, "reward-claims", ..])
+    matches!(
+        p,
+        ["rewards", ..]
+            | ["members", _, "rewards" | "reward-claims"]
+            | ["internal", "members", _, "reward-claims", ..]
+    )
 }
 
-pub async fn handle(app: &App, req: &Request, method: Method, p: &[&str]) -> Result<Response<Body>, ApiError> {
+pub async fn handle(
+    app: &App,
+    req: &Request,
+    method: Method,
+    p: &[&str],
+) -> Result<Response<Body>, ApiError> {
     let not_allowed = || Err(ApiError::MethodNotAllowed(method.to_string()));
     match (method.clone(), p) {
         (Method::POST, ["rewards"]) => create(app, req).await,
@@ -53,10 +66,14 @@ pub async fn handle(app: &App, req: &Request, method: Method, p: &[&str]) -> Res
         (_, ["rewards", _, "deactivate"]) => not_allowed(),
         (Method::GET, ["members", id, "rewards"]) => catalog(app, req, id).await,
         (_, ["members", _, "rewards"]) => not_allowed(),
-        (Method::POST, ["members", id, "reward-claims"]) => claim(app, req, id).await.map(Answer::into_response),
+        (Method::POST, ["members", id, "reward-claims"]) => {
+            claim(app, req, id).await.map(Answer::into_response)
+        }
         (Method::GET, ["members", id, "reward-claims"]) => claims(app, req, id).await,
         (_, ["members", _, "reward-claims"]) => not_allowed(),
-        (Method::POST, ["internal", "members", id, "reward-claims", claim_id, "fulfilment"]) => fulfil(app, req, id, claim_id).await,
+        (Method::POST, ["internal", "members", id, "reward-claims", claim_id, "fulfilment"]) => {
+            fulfil(app, req, id, claim_id).await
+        }
         (_, ["internal", "members", _, "reward-claims", _, "fulfilment"]) => not_allowed(),
         _ => Err(http::not_found(req)),
     }
@@ -118,19 +135,36 @@ async fn create(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let (store, rules, now) = (&app.env.store, &*app.env.rules, app.env.clock.now());
     let fingerprint = http::fingerprint(&body);
     let id = reward::new_reward_id(key.as_deref());
-    let item = RewardItem::new(body.validate(id.clone(), rules, now).map_err(refused_reward)?, fingerprint.clone());
+    let item = RewardItem::new(
+        body.validate(id.clone(), rules, now).map_err(refused_reward)?,
+        fingerprint.clone(),
+    );
     for attempt in 0..MAX_ATTEMPTS {
         match store.transact(vec![store.new_reward_write(&item)?]).await {
             Ok(()) => {
                 tracing::info!(reward_id = %id, "reward defined");
-                return Ok(http::json(201, &Created { reward_id: &id, reward: view(&item.reward, 0) }));
+                return Ok(http::json(
+                    201,
+                    &Created { reward_id: &id, reward: view(&item.reward, 0) },
+                ));
             }
             Err(TxFailure::Conditions(_)) => {
                 // Only an Idempotency-Key retry can name an existing id.
-                let existing = store.reward(&id).await?.ok_or_else(|| ApiError::Internal("a reward vanished after its id was found taken".into()))?;
+                let existing = store.reward(&id).await?.ok_or_else(|| {
+                    ApiError::Internal("a reward vanished after its id was found taken".into())
+                })?;
                 return match existing.fingerprint == fingerprint {
-                    true => Ok(http::json(201, &Created { reward_id: &id, reward: view(&existing.reward, existing.claimed) })),
-                    false => Err(ApiError::conflict("idempotency_key_reused", "this Idempotency-Key was used for another reward")),
+                    true => Ok(http::json(
+                        201,
+                        &Created {
+                            reward_id: &id,
+                            reward: view(&existing.reward, existing.claimed),
+                        },
+                    )),
+                    false => Err(ApiError::conflict(
+                        "idempotency_key_reused",
+                        "this Idempotency-Key was used for another reward",
+                    )),
                 };
             }
             Err(TxFailure::Conflict) => backoff(attempt).await,
@@ -143,7 +177,12 @@ async fn create(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
 async fn list(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     app.env.caller(req).require_operator()?;
     let mut items = app.env.store.rewards().await?;
-    items.sort_by(|a, b| a.reward.created_at.cmp(&b.reward.created_at).then_with(|| a.reward.reward_id.cmp(&b.reward.reward_id)));
+    items.sort_by(|a, b| {
+        a.reward
+            .created_at
+            .cmp(&b.reward.created_at)
+            .then_with(|| a.reward.reward_id.cmp(&b.reward.reward_id))
+    });
     let rewards: Vec<RewardView> = items.iter().map(|i| view(&i.reward, i.claimed)).collect();
     Ok(http::json(200, &serde_json::json!({ "rewards": rewards })))
 }
@@ -165,7 +204,12 @@ async fn deactivate(app: &App, req: &Request, id: &str) -> Result<Response<Body>
     change(app, id, RewardPatch { active: Some(false), ..Default::default() }, true).await
 }
 
-async fn change(app: &App, id: &str, patch: RewardPatch, unless_inactive: bool) -> Result<Response<Body>, ApiError> {
+async fn change(
+    app: &App,
+    id: &str,
+    patch: RewardPatch,
+    unless_inactive: bool,
+) -> Result<Response<Body>, ApiError> {
     let (store, rules) = (&app.env.store, &*app.env.rules);
     for attempt in 0..MAX_ATTEMPTS {
         let now = app.env.clock.now();
@@ -173,7 +217,8 @@ async fn change(app: &App, id: &str, patch: RewardPatch, unless_inactive: bool) 
         if unless_inactive && !item.reward.active {
             return Ok(http::json(200, &view(&item.reward, item.claimed)));
         }
-        let next = item.reward.patched(patch.clone(), rules, item.claimed, now).map_err(refused_reward)?;
+        let next =
+            item.reward.patched(patch.clone(), rules, item.claimed, now).map_err(refused_reward)?;
         match store.transact(vec![store.reward_change_write(&next, item.reward.version)?]).await {
             Ok(()) => {
                 tracing::info!(reward_id = %id, version = next.version, "reward changed");
@@ -206,15 +251,29 @@ async fn catalog(app: &App, req: &Request, id: &str) -> Result<Response<Body>, A
     let now = app.env.clock.now();
     let today = program_date(rules.time_zone, now);
     let items = store.rewards().await?;
-    let shown: Vec<&RewardItem> = items.iter().filter(|i| i.reward.active && i.reward.in_window(now)).collect();
-    let counters: Vec<String> = shown.iter().filter_map(|i| reward::period(&i.reward, today).map(|p| keys::reward_limit_sk(&i.reward.reward_id, &p))).collect();
+    let shown: Vec<&RewardItem> =
+        items.iter().filter(|i| i.reward.active && i.reward.in_window(now)).collect();
+    let counters: Vec<String> = shown
+        .iter()
+        .filter_map(|i| {
+            reward::period(&i.reward, today).map(|p| keys::reward_limit_sk(&i.reward.reward_id, &p))
+        })
+        .collect();
     let read = store.reward_read(id.as_str(), &counters, None).await?;
     let mut member = live(read.member.clone())?;
     // Lots due to expire today are not spendable, as the next write would expire them.
     points::settle(&mut member, rules, today, now);
     let mut rewards: Vec<reward::Offered> = shown
         .iter()
-        .filter_map(|i| reward::offer(&i.reward, i.claimed, &member, read.count(&i.reward.reward_id, reward::period(&i.reward, today).as_deref()), now))
+        .filter_map(|i| {
+            reward::offer(
+                &i.reward,
+                i.claimed,
+                &member,
+                read.count(&i.reward.reward_id, reward::period(&i.reward, today).as_deref()),
+                now,
+            )
+        })
         .collect();
     rewards.sort_by(|a, b| a.price.cmp(&b.price).then_with(|| a.name.cmp(b.name)));
     Ok(http::json(200, &Catalog { points_available: member.available_points(now, None), rewards }))
@@ -280,66 +339,128 @@ async fn claim(app: &App, req: &Request, id: &str) -> Result<Answer, ApiError> {
     let id = member_param(id)?;
     app.env.caller(req).require_member(&id)?;
     let body: ClaimRequest = json_body(req)?;
-    let key = http::idempotency_key(req)?.ok_or_else(|| ApiError::bad_request("idempotency_key_required", "a claim needs an Idempotency-Key header: a retry under the same key is the same claim"))?;
+    let key = http::idempotency_key(req)?.ok_or_else(|| {
+        ApiError::bad_request(
+            "idempotency_key_required",
+            "a claim needs an Idempotency-Key header: a retry under the same key is the same claim",
+        )
+    })?;
     http::id_param(&body.reward_id, "rewardId", "invalid_reward_id")?;
     claim_as(app, &id, body, &key).await
 }
 
-async fn claim_as(app: &App, id: &MemberId, body: ClaimRequest, key: &str) -> Result<Answer, ApiError> {
+async fn claim_as(
+    app: &App,
+    id: &MemberId,
+    body: ClaimRequest,
+    key: &str,
+) -> Result<Answer, ApiError> {
     let (store, rules) = (&app.env.store, &*app.env.rules);
     let fingerprint = http::fingerprint(&body);
     let claim_id = reward::claim_id(id.as_str(), key);
     let receipt_sk = keys::receipt_sk(keys::REWARD_SCOPE, key);
-    for attempt in 0..MAX_ATTEMPTS {
-        let now = app.env.clock.now();
-        let today = program_date(rules.time_zone, now);
-        let mut sks = vec![receipt_sk.clone()];
-        sks.extend(reward::periods(today).iter().map(|p| keys::reward_limit_sk(&body.reward_id, p)));
-        let read = store.reward_read(id.as_str(), &sks, Some(&body.reward_id)).await?;
-        if let Some(r) = read.receipt {
-            return replay(&r.fingerprint, &fingerprint, Answer { status: r.status, body: r.body }, "idempotency_key_reused", "this Idempotency-Key");
-        }
-        let mut member = live(read.member.clone())?;
-        // A member's own claims count against their per-minute write limit, as activities do.
-        loyalty::limits::count_member_write(&mut member, rules, now)?;
-        let item = read.reward.as_ref().ok_or_else(reward_not_found)?;
-        let reward = &item.reward;
-        let period = reward::period(reward, today);
-        let claims_in_period = read.count(&reward.reward_id, period.as_deref());
-        let read_version = member.version;
-        member.version += 1;
-        let mut entries: Vec<LedgerEntry> = points::settle(&mut member, rules, today, now);
-        let done = reward::claim(&mut member, reward, item.claimed, claims_in_period, body.price, &claim_id, rules, now).map_err(refused_claim)?;
-        entries.push(done.entry);
-        let mut claim = done.claim;
-        let issued = reward.coupon.as_ref().filter(|_| reward.kind == RewardKind::Coupon).map(|t| coupon::issue(&app.codes, t, id.as_str(), &reward::grant(&claim_id), 0, now));
-        claim.coupon_code = issued.as_ref().map(|c| c.code.clone());
-        let answer = Answer::created(&Claimed { claim: claim_view(&claim), coupon: issued.as_ref().map(|c| c.view(now)), points: member.wallet.balance.0, points_available: member.available_points(now, None) })?;
-        let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
-        writes.push(store.put(&Receipt::new(id.as_str(), keys::REWARD_SCOPE, key, fingerprint.clone(), answer.status, answer.body.clone(), now), Some(Cond::absent()))?);
-        writes.push(store.new_claim_write(id.as_str(), claim)?);
-        let take = writes.len();
-        writes.push(store.reward_take_write(reward)?);
-        if let (Some(p), Some(limit)) = (&period, reward.per_member_limit) {
-            writes.push(store.limit_take_write(id.as_str(), &reward.reward_id, p, limit, reward::counter_expires_at(reward, rules, today))?);
-        }
-        if let Some(c) = &issued {
-            // The coupon with its grant slot, as every coupon is written.
-            writes.extend(store.coupon_writes(c, None)?);
-        }
-        match store.transact(writes).await {
-            Ok(()) => {
-                tracing::info!(member_id = %id, reward_id = %reward.reward_id, price = reward.price, "reward claimed");
-                return Ok(answer);
+    let (answer, claimed) = store
+        .change_member(async || {
+            let now = app.env.clock.now();
+            let today = program_date(rules.time_zone, now);
+            let mut sks = vec![receipt_sk.clone()];
+            sks.extend(
+                reward::periods(today).iter().map(|p| keys::reward_limit_sk(&body.reward_id, p)),
+            );
+            let read = store.reward_read(id.as_str(), &sks, Some(&body.reward_id)).await?;
+            if let Some(r) = read.receipt {
+                return replay(
+                    &r.fingerprint,
+                    &fingerprint,
+                    Answer { status: r.status, body: r.body },
+                    "idempotency_key_reused",
+                    "this Idempotency-Key",
+                )
+                .map(|a| Attempt::Answer((a, None)));
             }
-            // The stock ran out or an operator changed the reward since the read: read again
-            // at once, which tells which (no backoff: nothing to wait for).
-            Err(TxFailure::Conditions(failed)) if failed.contains(&take) => {}
-            Err(TxFailure::Conditions(_) | TxFailure::Conflict) => backoff(attempt).await,
-            Err(TxFailure::Store(e)) => return Err(e.into()),
-        }
+            let mut member = live(read.member.clone())?;
+            // A member's own claims count against their per-minute write limit, as activities do.
+            loyalty::limits::count_member_write(&mut member, rules, now)?;
+            let item = read.reward.as_ref().ok_or_else(reward_not_found)?;
+            let reward = &item.reward;
+            let period = reward::period(reward, today);
+            let claims_in_period = read.count(&reward.reward_id, period.as_deref());
+            let read_version = member.version;
+            member.version += 1;
+            let mut entries: Vec<LedgerEntry> = points::settle(&mut member, rules, today, now);
+            let done = reward::claim(
+                &mut member,
+                reward,
+                item.claimed,
+                claims_in_period,
+                body.price,
+                &claim_id,
+                rules,
+                now,
+            )
+            .map_err(refused_claim)?;
+            entries.push(done.entry);
+            let mut claim = done.claim;
+            let issued =
+                reward.coupon.as_ref().filter(|_| reward.kind == RewardKind::Coupon).map(|t| {
+                    coupon::issue(&app.codes, t, id.as_str(), &reward::grant(&claim_id), 0, now)
+                });
+            claim.coupon_code = issued.as_ref().map(|c| c.code.clone());
+            let answer = Answer::created(&Claimed {
+                claim: claim_view(&claim),
+                coupon: issued.as_ref().map(|c| c.view(now)),
+                points: member.wallet.balance.0,
+                points_available: member.available_points(now, None),
+            })?;
+            let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
+            writes.push(store.put(
+                &Receipt::new(
+                    id.as_str(),
+                    keys::REWARD_SCOPE,
+                    key,
+                    fingerprint.clone(),
+                    answer.status,
+                    answer.body.clone(),
+                    now,
+                ),
+                Some(Cond::absent()),
+            )?);
+            writes.push(store.new_claim_write(id.as_str(), claim)?);
+            let take = writes.len();
+            writes.push(store.reward_take_write(reward)?);
+            if let (Some(p), Some(limit)) = (&period, reward.per_member_limit) {
+                writes.push(store.limit_take_write(
+                    id.as_str(),
+                    &reward.reward_id,
+                    p,
+                    limit,
+                    reward::counter_expires_at(reward, rules, today),
+                )?);
+            }
+            if let Some(c) = &issued {
+                // The coupon with its grant slot, as every coupon is written.
+                writes.extend(store.coupon_writes(c, None)?);
+            }
+            // The stock ran out or an operator changed the reward since the read: read again at
+            // once, which tells which (no backoff: nothing to wait for).
+            let judge: Judge<ApiError> = Box::new(move |failed: &[usize]| {
+                if failed.contains(&take) {
+                    Failed::ReadAgainNow
+                } else {
+                    Failed::Contended
+                }
+            });
+            Ok(Attempt::CommitOr(
+                writes,
+                (answer, Some((reward.reward_id.clone(), reward.price))),
+                judge,
+            ))
+        })
+        .await?;
+    if let Some((reward_id, price)) = claimed {
+        tracing::info!(member_id = %id, %reward_id, price, "reward claimed");
     }
-    Err(contended())
+    Ok(answer)
 }
 
 /// The member's claims, newest first.
@@ -347,54 +468,91 @@ async fn claims(app: &App, req: &Request, id: &str) -> Result<Response<Body>, Ap
     let id = member_param(id)?;
     app.env.caller(req).require_member(&id)?;
     let mut claims = app.env.store.claims(id.as_str()).await?;
-    claims.sort_by(|a, b| b.claimed_at.cmp(&a.claimed_at).then_with(|| a.claim_id.cmp(&b.claim_id)));
-    Ok(http::json(200, &serde_json::json!({ "claims": claims.iter().map(claim_view).collect::<Vec<_>>() })))
+    claims
+        .sort_by(|a, b| b.claimed_at.cmp(&a.claimed_at).then_with(|| a.claim_id.cmp(&b.claim_id)));
+    Ok(http::json(
+        200,
+        &serde_json::json!({ "claims": claims.iter().map(claim_view).collect::<Vec<_>>() }),
+    ))
 }
 
 /// Moves a gift claim: `shipped`, or `cancelled` (the points, the stock unit and the
 /// member's limit come back, in one transaction with the member). Asking again for where the
 /// claim is already answers it as it is; shipped is final, and so is cancelled.
-async fn fulfil(app: &App, req: &Request, id: &str, claim_id: &str) -> Result<Response<Body>, ApiError> {
+async fn fulfil(
+    app: &App,
+    req: &Request,
+    id: &str,
+    claim_id: &str,
+) -> Result<Response<Body>, ApiError> {
     app.env.caller(req).require_order_system_or_operator()?;
     let id = member_param(id)?;
     let claim_id = http::id_param(claim_id, "the claim id", "invalid_claim_id")?;
     let body: FulfilmentRequest = json_body(req)?;
-    if body.note.as_deref().is_some_and(|n| n.chars().count() > 200 || n.chars().any(char::is_control)) {
-        return Err(ApiError::unprocessable("invalid_note", "note must be at most 200 characters, without control characters"));
+    if body
+        .note
+        .as_deref()
+        .is_some_and(|n| n.chars().count() > 200 || n.chars().any(char::is_control))
+    {
+        return Err(ApiError::unprocessable(
+            "invalid_note",
+            "note must be at most 200 characters, without control characters",
+        ));
     }
     let (store, rules) = (&app.env.store, &*app.env.rules);
     let claim_sk = keys::reward_claim_sk(claim_id);
-    for attempt in 0..MAX_ATTEMPTS {
-        let now = app.env.clock.now();
-        let today = program_date(rules.time_zone, now);
-        let read = store.reward_read(id.as_str(), std::slice::from_ref(&claim_sk), None).await?;
-        let mut claim = read.claim.ok_or_else(|| ApiError::not_found("claim_not_found", "no such claim of the member"))?.claim;
-        let writes = match reward::fulfil(&claim, body.status).map_err(refused_claim)? {
-            Step::Already => return Ok(http::json(200, &claim_view(&claim))),
-            Step::Ship => {
-                reward::ship(&mut claim, body.note.clone(), now);
-                vec![store.fulfilled_claim_write(id.as_str(), claim.clone())?]
-            }
-            Step::Cancel => {
-                // An erased member keeps their points and ledger: their cancelled gift pays back too.
-                let mut member = read.member.ok_or_else(|| ApiError::not_found("member_not_found", "no such member"))?;
-                let read_version = member.version;
-                member.version += 1;
-                let mut entries = points::settle(&mut member, rules, today, now);
-                entries.extend(reward::cancel(&mut member, &mut claim, body.note.clone(), rules, now));
-                let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
-                writes.push(store.fulfilled_claim_write(id.as_str(), claim.clone())?);
-                writes.push(store.reward_give_back_write(&claim.reward_id)?);
-                if let Some(p) = &claim.period {
-                    writes.push(store.limit_give_back_write(id.as_str(), &claim.reward_id, p)?);
+    let (claim, moved) = store
+        .change_member(async || {
+            let now = app.env.clock.now();
+            let today = program_date(rules.time_zone, now);
+            let read =
+                store.reward_read(id.as_str(), std::slice::from_ref(&claim_sk), None).await?;
+            let mut claim = read
+                .claim
+                .ok_or_else(|| {
+                    ApiError::not_found("claim_not_found", "no such claim of the member")
+                })?
+                .claim;
+            let writes = match reward::fulfil(&claim, body.status).map_err(refused_claim)? {
+                Step::Already => return Ok::<_, ApiError>(Attempt::Answer((claim, false))),
+                Step::Ship => {
+                    reward::ship(&mut claim, body.note.clone(), now);
+                    vec![store.fulfilled_claim_write(id.as_str(), claim.clone())?]
                 }
-                writes
-            }
-        };
-        if store.commit(writes, attempt).await? == Commit::Done {
-            tracing::info!(member_id = %id, claim_id, status = ?claim.status, "reward claim fulfilment moved");
-            return Ok(http::json(200, &claim_view(&claim)));
-        }
+                Step::Cancel => {
+                    // An erased member keeps their points and ledger: their cancelled gift pays back too.
+                    let mut member = read
+                        .member
+                        .ok_or_else(|| ApiError::not_found("member_not_found", "no such member"))?;
+                    let read_version = member.version;
+                    member.version += 1;
+                    let mut entries = points::settle(&mut member, rules, today, now);
+                    entries.extend(reward::cancel(
+                        &mut member,
+                        &mut claim,
+                        body.note.clone(),
+                        rules,
+                        now,
+                    ));
+                    let mut writes =
+                        store.member_change(&member, read_version, entries, rules, now)?;
+                    writes.push(store.fulfilled_claim_write(id.as_str(), claim.clone())?);
+                    writes.push(store.reward_give_back_write(&claim.reward_id)?);
+                    if let Some(p) = &claim.period {
+                        writes.push(store.limit_give_back_write(
+                            id.as_str(),
+                            &claim.reward_id,
+                            p,
+                        )?);
+                    }
+                    writes
+                }
+            };
+            Ok(Attempt::Commit(writes, (claim, true)))
+        })
+        .await?;
+    if moved {
+        tracing::info!(member_id = %id, claim_id, status = ?claim.status, "reward claim fulfilment moved");
     }
-    Err(contended())
+    Ok(http::json(200, &claim_view(&claim)))
 }

@@ -24,7 +24,11 @@ pub struct App {
 
 impl App {
     pub async fn from_env() -> Result<App, String> {
-        Ok(App { env: Env::from_env().await?, codes: CodeKey::from_env().await?, contacts: ContactKey::from_env().await? })
+        Ok(App {
+            env: Env::from_env().await?,
+            codes: CodeKey::from_env().await?,
+            contacts: ContactKey::from_env().await?,
+        })
     }
 }
 
@@ -33,8 +37,15 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         (Method::POST, p) if p == ["members"] => join(app, &req).await,
         (Method::GET, p) if p.len() == 2 && p[0] == "members" => profile(app, &req, p[1]).await,
         (Method::DELETE, p) if p.len() == 2 && p[0] == "members" => erase(app, &req, p[1]).await,
-        (Method::PUT, p) if p.len() == 3 && p[0] == "members" && p[2] == "birthday" => set_birthday(app, &req, p[1]).await,
-        (m, p) if p.first() == Some(&"members") && (p.len() <= 2 || (p.len() == 3 && p[2] == "birthday")) => Err(ApiError::MethodNotAllowed(m.to_string())),
+        (Method::PUT, p) if p.len() == 3 && p[0] == "members" && p[2] == "birthday" => {
+            set_birthday(app, &req, p[1]).await
+        }
+        (m, p)
+            if p.first() == Some(&"members")
+                && (p.len() <= 2 || (p.len() == 3 && p[2] == "birthday")) =>
+        {
+            Err(ApiError::MethodNotAllowed(m.to_string()))
+        }
         _ => Err(http::not_found(&req)),
     };
     http::respond(&req, result)
@@ -68,7 +79,9 @@ async fn join(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let fingerprint = http::fingerprint(&body);
     let (rules, store, now) = (&app.env.rules, &app.env.store, app.env.clock.now());
     let today = loyalty::calendar::program_date(rules.time_zone, now);
-    let (new, verification) = body.validate_with(today, &auth::verified_contacts(req)).map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
+    let (new, verification) = body
+        .validate_with(today, &auth::verified_contacts(req))
+        .map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
     // Every contact the signup names is checked against the tombstones (a rejoin does not get
     // a second gift by leaving its address unverified); only verified ones reserve uniqueness.
     let email = new.email.as_deref().map(|e| app.contacts.email(e));
@@ -78,17 +91,41 @@ async fn join(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let (mut code_tries, mut races) = (0, 0);
     loop {
         let referrer = match &new.referral_code {
-            Some(_) => Some(lookup.referrer.as_deref().and_then(MemberId::parse).ok_or_else(unknown_referral)?),
+            Some(_) => Some(
+                lookup
+                    .referrer
+                    .as_deref()
+                    .and_then(MemberId::parse)
+                    .ok_or_else(unknown_referral)?,
+            ),
             None => None,
         };
         let prior = lookup.prior_gifts();
         let gifts = contact::gifts(&prior, referrer.is_some());
         let referred_by = referrer.filter(|_| gifts.referral_link);
         tracing::info!(member_id = %id, referred = referred_by.is_some(), welcome_gift = gifts.welcome, "joining");
-        let mut member = Member::sign_up(id.clone(), &new, verification, prior, new_referral_code(), referred_by, now);
+        let mut member = Member::sign_up(
+            id.clone(),
+            &new,
+            verification,
+            prior,
+            new_referral_code(),
+            referred_by,
+            now,
+        );
         let welcome = gifts.welcome.then(|| {
             let entry = welcome_entry(&mut member, rules.signup.welcome_points, today, now);
-            (entry, coupon::issue(&app.codes, &rules.signup.welcome_coupon, id.as_str(), "welcome", 0, now))
+            (
+                entry,
+                coupon::issue(
+                    &app.codes,
+                    &rules.signup.welcome_coupon,
+                    id.as_str(),
+                    "welcome",
+                    0,
+                    now,
+                ),
+            )
         });
         let answer = serde_json::to_string(&Joined {
             member_id: id.as_str(),
@@ -100,7 +137,8 @@ async fn join(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
             withheld: gifts.withheld,
         })
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-        let receipt = Receipt::new(id.as_str(), "signup", "-", fingerprint.clone(), 201, answer.clone(), now);
+        let receipt =
+            Receipt::new(id.as_str(), "signup", "-", fingerprint.clone(), 201, answer.clone(), now);
         let write = NewMemberWrite {
             member: &member,
             welcome,
@@ -116,16 +154,26 @@ async fn join(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
                 code_tries += 1;
                 continue;
             }
-            Err(SignupConflict::ReferralCodeTaken) => Err(ApiError::Unavailable("could not allocate a unique referral code; retry".into())),
+            Err(SignupConflict::ReferralCodeTaken) => Err(ApiError::Unavailable(
+                "could not allocate a unique referral code; retry".into(),
+            )),
             Err(SignupConflict::TombstoneChanged) if races + 1 < TOMBSTONE_RACES => {
                 races += 1;
                 lookup = store.signup_lookup(&named, new.referral_code.as_deref()).await?;
                 continue;
             }
-            Err(SignupConflict::TombstoneChanged) => Err(ApiError::conflict("concurrent_update", "the member's contact details changed while joining; retry the request")),
+            Err(SignupConflict::TombstoneChanged) => Err(ApiError::conflict(
+                "concurrent_update",
+                "the member's contact details changed while joining; retry the request",
+            )),
             Err(SignupConflict::AlreadyMember) => replay_or_conflict(app, &id, &fingerprint).await,
-            Err(SignupConflict::EmailTaken) => Err(ApiError::conflict("email_taken", "a member with this email already exists")),
-            Err(SignupConflict::PhoneTaken) => Err(ApiError::conflict("phone_taken", "a member with this phone number already exists")),
+            Err(SignupConflict::EmailTaken) => {
+                Err(ApiError::conflict("email_taken", "a member with this email already exists"))
+            }
+            Err(SignupConflict::PhoneTaken) => Err(ApiError::conflict(
+                "phone_taken",
+                "a member with this phone number already exists",
+            )),
             Err(SignupConflict::UnknownReferralCode) => Err(unknown_referral()),
         };
     }
@@ -135,7 +183,12 @@ fn unknown_referral() -> ApiError {
     ApiError::unprocessable("unknown_referral_code", "no member has this referral code")
 }
 
-fn welcome_entry(member: &mut Member, points: i64, today: chrono::NaiveDate, now: DateTime<Utc>) -> LedgerEntry {
+fn welcome_entry(
+    member: &mut Member,
+    points: i64,
+    today: chrono::NaiveDate,
+    now: DateTime<Utc>,
+) -> LedgerEntry {
     member.wallet.earn(points, today);
     LedgerEntry {
         kind: EntryKind::Welcome,
@@ -149,15 +202,26 @@ fn welcome_entry(member: &mut Member, points: i64, today: chrono::NaiveDate, now
 }
 
 /// The same signup again (a client retry) gets the first answer; a different one is a 409.
-async fn replay_or_conflict(app: &App, id: &MemberId, fingerprint: &str) -> Result<Response<Body>, ApiError> {
+async fn replay_or_conflict(
+    app: &App,
+    id: &MemberId,
+    fingerprint: &str,
+) -> Result<Response<Body>, ApiError> {
     match app.env.store.receipt(id.as_str(), "signup", "-").await? {
-        Some(r) if r.fingerprint == fingerprint => Ok(http::raw_json(r.status, r.body.into_bytes())),
-        _ => Err(ApiError::conflict("already_member", "this identity has already joined the program")),
+        Some(r) if r.fingerprint == fingerprint => {
+            Ok(http::raw_json(r.status, r.body.into_bytes()))
+        }
+        _ => Err(ApiError::conflict(
+            "already_member",
+            "this identity has already joined the program",
+        )),
     }
 }
 
 fn member_param(id: &str) -> Result<MemberId, ApiError> {
-    MemberId::parse(id).ok_or_else(|| ApiError::bad_request("invalid_member_id", "the member id in the path is not valid"))
+    MemberId::parse(id).ok_or_else(|| {
+        ApiError::bad_request("invalid_member_id", "the member id in the path is not valid")
+    })
 }
 
 async fn profile(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
@@ -170,7 +234,12 @@ async fn profile(app: &App, req: &Request, id: &str) -> Result<Response<Body>, A
     // Shown as the next write will find it: pending points past their window are available,
     // due lots are gone (the write itself happens on the member's next change or the sweep).
     let now = app.env.clock.now();
-    loyalty::points::settle(&mut member, &app.env.rules, loyalty::calendar::program_date(app.env.rules.time_zone, now), now);
+    loyalty::points::settle(
+        &mut member,
+        &app.env.rules,
+        loyalty::calendar::program_date(app.env.rules.time_zone, now),
+        now,
+    );
     Ok(http::json(200, &member.profile(&coupons, &app.env.rules, now)))
 }
 
@@ -182,7 +251,8 @@ async fn erase(app: &App, req: &Request, id: &str) -> Result<Response<Body>, Api
     // account with the same contact gets no second one this year.
     let year = loyalty::calendar::program_date(rules.time_zone, now).year();
     let birthday_coupon = app.codes.code(id.as_str(), &birthday::grant(year), 0);
-    if !app.env.store.erase_member(id.as_str(), &app.contacts, &birthday_coupon, rules, now).await? {
+    if !app.env.store.erase_member(id.as_str(), &app.contacts, &birthday_coupon, rules, now).await?
+    {
         return Err(ApiError::not_found("member_not_found", "no such member"));
     }
     tracing::info!(member_id = %id, "personal data erased");
@@ -210,10 +280,14 @@ async fn set_birthday(app: &App, req: &Request, id: &str) -> Result<Response<Bod
     caller.require_operator()?;
     let body: BirthdayChangeRequest = json_body(req)?;
     let (rules, now) = (&app.env.rules, app.env.clock.now());
-    let change = body.validate(loyalty::calendar::program_date(rules.time_zone, now)).map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
+    let change = body
+        .validate(loyalty::calendar::program_date(rules.time_zone, now))
+        .map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
     let by = caller.iam_principal().unwrap_or("operator");
     match app.env.store.change_birthday(id.as_str(), &change, by, rules, now).await? {
-        BirthdayChanged::NoSuchMember => Err(ApiError::not_found("member_not_found", "no such member")),
+        BirthdayChanged::NoSuchMember => {
+            Err(ApiError::not_found("member_not_found", "no such member"))
+        }
         BirthdayChanged::Done(m, changed) => {
             // Neither the date nor the reason is logged: both are personal data.
             tracing::info!(member_id = %id, operator = by, changed, "birthday set by support");
@@ -225,7 +299,11 @@ async fn set_birthday(app: &App, req: &Request, id: &str) -> Result<Response<Bod
                     birthday: change.birthday,
                     birthday_set_at: m.birthday_recorded_at(),
                     changed,
-                    first_gift_on: birthday::first_gift_on(change.birthday, facts.recorded_on, rules.birthday.min_days_known),
+                    first_gift_on: birthday::first_gift_on(
+                        change.birthday,
+                        facts.recorded_on,
+                        rules.birthday.min_days_known,
+                    ),
                 },
             ))
         }

@@ -5,5 +5,8 @@ use signup::App;
 async fn main() -> Result<(), Error> {
     loyalty::app::init_tracing();
     let app = App::from_env().await?;
-    run(service_fn(|req| async { Ok::<_, std::convert::Infallible>(signup::handle(&app, req).await) })).await
+    run(service_fn(|req| async {
+        Ok::<_, std::convert::Infallible>(signup::handle(&app, req).await)
+    }))
+    .await
 }

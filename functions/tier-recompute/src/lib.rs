@@ -11,16 +11,16 @@
 //!   cursor, which is safe because an evaluation on a date already evaluated is a no-op.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use lambda_runtime::Error;
 use loyalty::app::{Clock, Env};
 use loyalty::runtime::{job_time, Outcome, Trigger};
 use loyalty::store::member::{MemberItem, TierChangeItem};
+use loyalty::store::points::Attempt;
 use loyalty::store::tier::{Cursor, MemberPage, TierRulesMark};
-use loyalty::store::{backoff, keys, Store, StoreError, TxFailure, MAX_ATTEMPTS};
+use loyalty::store::{keys, Store, StoreError};
 use loyalty::{calendar, tier, Rules, TierCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -47,13 +47,21 @@ impl App {
         let config = loyalty::app::sdk_config().await;
         let store = Store::from_env(&config).await?;
         let rules = Rules::from_env().map_err(|e| e.to_string())?;
-        let queue_url = std::env::var("TIER_SHARD_QUEUE_URL").map_err(|_| "TIER_SHARD_QUEUE_URL is not set".to_string())?;
+        let queue_url = std::env::var("TIER_SHARD_QUEUE_URL")
+            .map_err(|_| "TIER_SHARD_QUEUE_URL is not set".to_string())?;
         let budget = match std::env::var("TIER_SHARD_BUDGET_SECONDS") {
-            Ok(s) => s.parse().map_err(|_| format!("TIER_SHARD_BUDGET_SECONDS is not a number of seconds: {s}"))?,
+            Ok(s) => s.parse().map_err(|_| {
+                format!("TIER_SHARD_BUDGET_SECONDS is not a number of seconds: {s}")
+            })?,
             Err(_) => 600,
         };
         Ok(App {
-            env: Env { store, rules: Arc::new(rules), clock: Clock::System, principals: Arc::new(loyalty::auth::Principals::from_env()) },
+            env: Env {
+                store,
+                rules: Arc::new(rules),
+                clock: Clock::System,
+                principals: Arc::new(loyalty::auth::Principals::from_env()),
+            },
             sqs: aws_sdk_sqs::Client::new(&config),
             queue_url,
             budget: Duration::from_secs(budget),
@@ -107,7 +115,7 @@ pub async fn coordinate(app: &App, event: &EventBridgeEvent<Value>) -> Result<Va
     let rules_changed = mark.as_ref().map(|m| &m.fingerprint) != Some(&fingerprint);
     let sweep = rules_changed || event.detail.get("sweep").and_then(Value::as_bool) == Some(true);
     let tasks = tasks(now, sweep);
-    send_tasks(app, &tasks).await?;
+    loyalty::queue::send(&app.sqs, &app.queue_url, &tasks).await?;
     if rules_changed {
         // Only once every sweep task is queued (the queue and its DLQ keep them): a crash
         // before this line just sweeps again tomorrow, which changes nothing twice.
@@ -115,7 +123,9 @@ pub async fn coordinate(app: &App, event: &EventBridgeEvent<Value>) -> Result<Va
     }
     let date = calendar::program_date(rules.time_zone, now);
     tracing::info!(job = JOB, %date, %now, tasks = tasks.len(), sweep, rules_changed, "tier evaluation fanned out");
-    Ok(json!({"job": JOB, "date": date, "now": now, "tasks": tasks.len(), "sweep": sweep, "rulesChanged": rules_changed}))
+    Ok(
+        json!({"job": JOB, "date": date, "now": now, "tasks": tasks.len(), "sweep": sweep, "rulesChanged": rules_changed}),
+    )
 }
 
 /// Every shard's review slice, and with `sweep` every shard's tier segments.
@@ -124,55 +134,34 @@ pub fn tasks(now: DateTime<Utc>, sweep: bool) -> Vec<ShardTask> {
     for shard in 0..keys::SHARDS {
         out.push(ShardTask { now, shard, segment: Segment::Review, cursor: None });
         if sweep {
-            out.extend(TierCode::ALL.into_iter().map(|tier| ShardTask { now, shard, segment: Segment::Tier { tier }, cursor: None }));
+            out.extend(TierCode::ALL.into_iter().map(|tier| ShardTask {
+                now,
+                shard,
+                segment: Segment::Tier { tier },
+                cursor: None,
+            }));
         }
     }
     out
 }
 
-/// SendMessageBatch, ten a call; entries the queue refused are sent again a few times.
-async fn send_tasks(app: &App, tasks: &[ShardTask]) -> Result<(), Error> {
-    for chunk in tasks.chunks(10) {
-        let mut pending: Vec<(String, String)> = chunk.iter().enumerate().map(|(i, t)| Ok::<_, serde_json::Error>((i.to_string(), serde_json::to_string(t)?))).collect::<Result<_, _>>()?;
-        for attempt in 0..5u32 {
-            let entries = pending.iter().map(|(id, body)| SendMessageBatchRequestEntry::builder().id(id).message_body(body).build()).collect::<Result<Vec<_>, _>>()?;
-            let out = app.sqs.send_message_batch().queue_url(&app.queue_url).set_entries(Some(entries)).send().await?;
-            let failed: Vec<String> = out.failed.iter().map(|f| f.id.clone()).collect();
-            pending.retain(|(id, _)| failed.contains(id));
-            if pending.is_empty() {
-                break;
-            }
-            tracing::warn!(failed = pending.len(), attempt, "shard queue refused some tasks; sending them again");
-            backoff(attempt).await;
-        }
-        if !pending.is_empty() {
-            return Err(format!("the shard queue refused {} tasks", pending.len()).into());
-        }
-    }
-    Ok(())
-}
-
 /// The worker: each record is one task; a failed task is reported for redelivery.
 pub async fn work(app: &App, event: SqsEvent) -> SqsBatchResponse {
     let started = Instant::now();
-    let mut failures = Vec::new();
-    for record in event.records {
-        let id = record.message_id.clone().unwrap_or_default();
-        let task = serde_json::from_str::<ShardTask>(record.body.as_deref().unwrap_or_default()).map_err(|e| format!("not a shard task: {e}"));
+    loyalty::runtime::each_message(event, 1, |record| async move {
+        let id = record.message_id.as_deref().unwrap_or_default();
+        let task = serde_json::from_str::<ShardTask>(record.body.as_deref().unwrap_or_default())
+            .map_err(|e| format!("not a shard task: {e}"));
         let result = match task {
             Ok(task) => run_task(app, task, started).await.map_err(|e| e.to_string()),
             Err(e) => Err(e),
         };
-        if let Err(error) = result {
+        if let Err(error) = &result {
             tracing::error!(message_id = %id, %error, "shard task failed; it will be retried");
-            let mut f = BatchItemFailure::default();
-            f.item_identifier = id;
-            failures.push(f);
         }
-    }
-    let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = failures;
-    response
+        result.is_ok()
+    })
+    .await
 }
 
 /// What one task did.
@@ -195,18 +184,32 @@ pub async fn run_task(app: &App, task: ShardTask, started: Instant) -> Result<Ta
     let mut cursor = task.cursor.clone();
     loop {
         let page: MemberPage = match task.segment {
-            Segment::Review => app.env.store.tier_review_page(task.shard, today, cursor, app.page_size).await?,
-            Segment::Tier { tier } => app.env.store.tier_segment_page(tier, task.shard, cursor, app.page_size).await?,
+            Segment::Review => {
+                app.env.store.tier_review_page(task.shard, today, cursor, app.page_size).await?
+            }
+            Segment::Tier { tier } => {
+                app.env.store.tier_segment_page(tier, task.shard, cursor, app.page_size).await?
+            }
         };
         tally.listed += page.member_ids.len();
-        let done: Vec<Step> = futures::stream::iter(page.member_ids.iter().map(|id| evaluate_member(&app.env, id, task.now))).buffer_unordered(app.concurrency).try_collect().await?;
+        let done: Vec<Step> = futures::stream::iter(
+            page.member_ids.iter().map(|id| evaluate_member(&app.env, id, task.now)),
+        )
+        .buffer_unordered(app.concurrency)
+        .try_collect()
+        .await?;
         tally.written += done.iter().filter(|s| **s != Step::Unchanged).count();
         tally.changed += done.iter().filter(|s| **s == Step::Changed).count();
         cursor = page.next;
         let Some(next) = cursor.clone() else { break };
         if started.elapsed() >= app.budget {
             let rest = ShardTask { cursor: Some(next), ..task.clone() };
-            app.sqs.send_message().queue_url(&app.queue_url).message_body(serde_json::to_string(&rest)?).send().await?;
+            app.sqs
+                .send_message()
+                .queue_url(&app.queue_url)
+                .message_body(serde_json::to_string(&rest)?)
+                .send()
+                .await?;
             tally.continued = true;
             break;
         }
@@ -227,36 +230,43 @@ pub enum Step {
 
 /// One member's evaluation: read, decide, one versioned transaction (member + tier history),
 /// retried from a fresh read when another writer got there first.
-pub async fn evaluate_member(env: &Env, member_id: &str, now: DateTime<Utc>) -> Result<Step, StoreError> {
+pub async fn evaluate_member(
+    env: &Env,
+    member_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Step, StoreError> {
     let rules = &env.rules;
-    for attempt in 0..MAX_ATTEMPTS {
-        let Some(stored) = env.store.get::<MemberItem>(&keys::member_pk(member_id), keys::PROFILE_SK).await? else { return Ok(Step::Unchanged) };
-        let member = stored.member;
-        let Some(eval) = tier::evaluate(&member, rules, now) else { return Ok(Step::Unchanged) };
-        // The stored review key may have been computed under other rules: compare with it.
-        let moved = MemberItem::new(&eval.member, rules, now).gsi5sk != stored.gsi5sk;
-        if eval.change.is_none() && eval.trimmed == 0 && !moved {
-            return Ok(Step::Unchanged);
-        }
-        let mut next = eval.member;
-        next.version = member.version + 1;
-        let mut writes = vec![env.store.member_write(&next, member.version, rules, now)?];
-        if let Some(change) = &eval.change {
-            writes.push(env.store.put(&TierChangeItem::new(member_id, change.clone()), None)?);
-        }
-        match env.store.transact(writes).await {
-            Ok(()) => {
-                if let Some(c) = &eval.change {
-                    tracing::info!(member_id, from = %c.from, to = %c.to, reason = %c.reason, "tier changed");
-                    return Ok(Step::Changed);
-                }
-                return Ok(Step::Written);
+    let (step, change) = env
+        .store
+        .change_member(async || {
+            let Some(stored) =
+                env.store.get::<MemberItem>(&keys::member_pk(member_id), keys::PROFILE_SK).await?
+            else {
+                return Ok(Attempt::Answer((Step::Unchanged, None)));
+            };
+            let member = stored.member;
+            let Some(eval) = tier::evaluate(&member, rules, now) else {
+                return Ok(Attempt::Answer((Step::Unchanged, None)));
+            };
+            // The stored review key may have been computed under other rules: compare with it.
+            let moved = MemberItem::new(&eval.member, rules, now).gsi5sk != stored.gsi5sk;
+            if eval.change.is_none() && eval.trimmed == 0 && !moved {
+                return Ok(Attempt::Answer((Step::Unchanged, None)));
             }
-            Err(TxFailure::Conditions(_) | TxFailure::Conflict) => backoff(attempt).await,
-            Err(TxFailure::Store(e)) => return Err(e),
-        }
+            let mut next = eval.member;
+            next.version = member.version + 1;
+            let mut writes = vec![env.store.member_write(&next, member.version, rules, now)?];
+            if let Some(change) = &eval.change {
+                writes.push(env.store.put(&TierChangeItem::new(member_id, change.clone()), None)?);
+            }
+            let step = if eval.change.is_some() { Step::Changed } else { Step::Written };
+            Ok(Attempt::Commit(writes, (step, eval.change)))
+        })
+        .await?;
+    if let Some(c) = &change {
+        tracing::info!(member_id, from = %c.from, to = %c.to, reason = %c.reason, "tier changed");
     }
-    Err(StoreError::Contended)
+    Ok(step)
 }
 
 #[cfg(test)]
@@ -269,7 +279,12 @@ mod tests {
         assert_eq!(tasks(now, false).len(), keys::SHARDS as usize);
         let sweep = tasks(now, true);
         assert_eq!(sweep.len(), keys::SHARDS as usize * 5);
-        assert!(sweep.contains(&ShardTask { now, shard: 3, segment: Segment::Tier { tier: TierCode::Regular }, cursor: None }));
+        assert!(sweep.contains(&ShardTask {
+            now,
+            shard: 3,
+            segment: Segment::Tier { tier: TierCode::Regular },
+            cursor: None
+        }));
     }
 
     #[test]
@@ -278,9 +293,15 @@ mod tests {
         let t: ShardTask = serde_json::from_str(body).unwrap();
         assert_eq!((t.shard, t.segment), (7, Segment::Review));
         assert_eq!(serde_json::to_string(&t).unwrap(), body);
-        let tier: ShardTask = serde_json::from_str(r#"{"now":"2026-11-26T16:30:00Z","shard":0,"segment":{"index":"tier","tier":"gold"}}"#).unwrap();
+        let tier: ShardTask = serde_json::from_str(
+            r#"{"now":"2026-11-26T16:30:00Z","shard":0,"segment":{"index":"tier","tier":"gold"}}"#,
+        )
+        .unwrap();
         assert_eq!(tier.segment, Segment::Tier { tier: TierCode::Gold });
-        assert!(serde_json::from_str::<ShardTask>(r#"{"now":"2026-11-26T16:30:00Z","shard":0,"segment":{"index":"scan"}}"#).is_err());
+        assert!(serde_json::from_str::<ShardTask>(
+            r#"{"now":"2026-11-26T16:30:00Z","shard":0,"segment":{"index":"scan"}}"#
+        )
+        .is_err());
     }
 }
 
@@ -291,12 +312,27 @@ mod sample_events {
 
     #[test]
     fn the_sample_events_are_a_schedule_and_shard_tasks() {
-        let schedule: Value = serde_json::from_str(include_str!("../../../events/tier-recompute-schedule.json")).unwrap();
-        let Ok(Trigger::Schedule(e)) = classify(schedule) else { panic!("the schedule sample is not a schedule") };
-        assert_eq!(job_time(&e, &Clock::System), "2026-11-26T16:30:00Z".parse::<DateTime<Utc>>().unwrap());
-        let shard: Value = serde_json::from_str(include_str!("../../../events/tier-recompute-shard.json")).unwrap();
-        let Ok(Trigger::Sqs(e)) = classify(shard) else { panic!("the shard sample is not an SQS batch") };
-        let tasks: Vec<ShardTask> = e.records.iter().map(|r| serde_json::from_str(r.body.as_deref().unwrap()).unwrap()).collect();
+        let schedule: Value =
+            serde_json::from_str(include_str!("../../../events/tier-recompute-schedule.json"))
+                .unwrap();
+        let Ok(Trigger::Schedule(e)) = classify(schedule) else {
+            panic!("the schedule sample is not a schedule")
+        };
+        assert_eq!(
+            job_time(&e, &Clock::System),
+            "2026-11-26T16:30:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        let shard: Value =
+            serde_json::from_str(include_str!("../../../events/tier-recompute-shard.json"))
+                .unwrap();
+        let Ok(Trigger::Sqs(e)) = classify(shard) else {
+            panic!("the shard sample is not an SQS batch")
+        };
+        let tasks: Vec<ShardTask> = e
+            .records
+            .iter()
+            .map(|r| serde_json::from_str(r.body.as_deref().unwrap()).unwrap())
+            .collect();
         assert_eq!(tasks[1].segment, Segment::Tier { tier: TierCode::Gold });
         assert!(tasks[1].cursor.is_some());
     }

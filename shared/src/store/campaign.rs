@@ -11,7 +11,9 @@
 
 use super::keys::{self, campaign_pk, run_sk};
 use super::{from_item, key, sdk, to_item, Cond, Store, StoreError, TxFailure};
-use crate::campaign::{Audience, Campaign, MultiplierWindow, Progress, RunState, Schedule, Segment, SegmentMember};
+use crate::campaign::{
+    Audience, Campaign, MultiplierWindow, Progress, RunState, Schedule, Segment, SegmentMember,
+};
 use crate::coupon::CouponTemplate;
 use crate::money::Fen;
 use crate::tier::TierCode;
@@ -45,7 +47,14 @@ pub struct CampaignItem {
 
 impl CampaignItem {
     pub fn new(campaign: Campaign) -> CampaignItem {
-        CampaignItem { pk: campaign_pk(&campaign.id), sk: keys::CAMPAIGN_SK.into(), entity: "campaign".into(), campaign, last_run: None, version: 0 }
+        CampaignItem {
+            pk: campaign_pk(&campaign.id),
+            sk: keys::CAMPAIGN_SK.into(),
+            entity: "campaign".into(),
+            campaign,
+            last_run: None,
+            version: 0,
+        }
     }
 }
 
@@ -76,14 +85,23 @@ pub struct Targets {
 impl Targets {
     /// The ByTier partitions of the segment's tiers, every shard.
     pub fn segment(segment: &Segment) -> Targets {
-        let partitions = segment.target_tiers().iter().flat_map(|t| (0..keys::SHARDS).map(move |s| keys::tier_segment_pk(t.as_str(), s))).collect();
+        let partitions = segment
+            .target_tiers()
+            .iter()
+            .flat_map(|t| (0..keys::SHARDS).map(move |s| keys::tier_segment_pk(t.as_str(), s)))
+            .collect();
         Targets { index: "ByTier".into(), partitions, sk_from: None, sk_before: None }
     }
 
     /// The ByLastPurchase partitions, last seen in `[from, before)`.
     pub fn last_seen(from: DateTime<Utc>, before: DateTime<Utc>) -> Targets {
         let fmt = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        Targets { index: "ByLastPurchase".into(), partitions: (0..keys::SHARDS).map(keys::seen_pk).collect(), sk_from: Some(fmt(from)), sk_before: Some(fmt(before)) }
+        Targets {
+            index: "ByLastPurchase".into(),
+            partitions: (0..keys::SHARDS).map(keys::seen_pk).collect(),
+            sk_from: Some(fmt(from)),
+            sk_before: Some(fmt(before)),
+        }
     }
 }
 
@@ -142,7 +160,13 @@ pub struct ScheduledItem {
 
 impl ScheduledItem {
     pub fn new(campaign_id: &str, schedule: Schedule) -> ScheduledItem {
-        ScheduledItem { pk: keys::SCHEDULED_PK.into(), sk: keys::scheduled_sk(campaign_id), entity: "scheduled".into(), campaign_id: campaign_id.into(), schedule }
+        ScheduledItem {
+            pk: keys::SCHEDULED_PK.into(),
+            sk: keys::scheduled_sk(campaign_id),
+            entity: "scheduled".into(),
+            campaign_id: campaign_id.into(),
+            schedule,
+        }
     }
 }
 
@@ -162,12 +186,22 @@ pub struct MultipliersItem {
 
 impl Default for MultipliersItem {
     fn default() -> Self {
-        MultipliersItem { pk: keys::PROGRAM_PK.into(), sk: keys::MULTIPLIERS_SK.into(), entity: "multipliers".into(), windows: Vec::new(), version: 0 }
+        MultipliersItem {
+            pk: keys::PROGRAM_PK.into(),
+            sk: keys::MULTIPLIERS_SK.into(),
+            entity: "multipliers".into(),
+            windows: Vec::new(),
+            version: 0,
+        }
     }
 }
 
 /// The versioned write of the multipliers item read at `read_version` (0: it did not exist).
-fn multipliers_write(store: &Store, windows: Vec<MultiplierWindow>, read_version: u64) -> Result<TransactWriteItem, StoreError> {
+fn multipliers_write(
+    store: &Store,
+    windows: Vec<MultiplierWindow>,
+    read_version: u64,
+) -> Result<TransactWriteItem, StoreError> {
     let item = MultipliersItem { windows, version: read_version + 1, ..Default::default() };
     let cond = if read_version == 0 { Cond::absent() } else { Cond::version(read_version) };
     store.put(&item, Some(cond))
@@ -199,9 +233,16 @@ pub struct RunStart<'a> {
 impl Store {
     /// Defines a campaign: its item, its schedule entry and (for a fixed multiplier window) the
     /// program's windows, in one transaction. `false`: the id is taken or the windows changed.
-    pub async fn create_campaign(&self, campaign: &Campaign, multipliers: Option<(Vec<MultiplierWindow>, u64)>) -> Result<Result<(), TxFailure>, StoreError> {
+    pub async fn create_campaign(
+        &self,
+        campaign: &Campaign,
+        multipliers: Option<(Vec<MultiplierWindow>, u64)>,
+    ) -> Result<Result<(), TxFailure>, StoreError> {
         let mut writes = vec![
-            self.put(&CampaignItem { version: 1, ..CampaignItem::new(campaign.clone()) }, Some(Cond::absent()))?,
+            self.put(
+                &CampaignItem { version: 1, ..CampaignItem::new(campaign.clone()) },
+                Some(Cond::absent()),
+            )?,
             self.put(&ScheduledItem::new(&campaign.id, campaign.schedule.clone()), None)?,
         ];
         if let Some((windows, v)) = multipliers {
@@ -215,7 +256,10 @@ impl Store {
     }
 
     /// The definition and the multipliers item, in one BatchGetItem (strongly consistent).
-    pub async fn campaign_and_multipliers(&self, id: &str) -> Result<(Option<CampaignItem>, MultipliersItem), StoreError> {
+    pub async fn campaign_and_multipliers(
+        &self,
+        id: &str,
+    ) -> Result<(Option<CampaignItem>, MultipliersItem), StoreError> {
         let keys_and = KeysAndAttributes::builder()
             .keys(key(&campaign_pk(id), keys::CAMPAIGN_SK))
             .keys(key(keys::PROGRAM_PK, keys::MULTIPLIERS_SK))
@@ -225,7 +269,13 @@ impl Store {
         let mut request = HashMap::from([(self.table.clone(), keys_and)]);
         let (mut campaign, mut multipliers) = (None, MultipliersItem::default());
         for _ in 0..super::MAX_ATTEMPTS {
-            let out = self.client.batch_get_item().set_request_items(Some(request.clone())).send().await.map_err(sdk)?;
+            let out = self
+                .client
+                .batch_get_item()
+                .set_request_items(Some(request.clone()))
+                .send()
+                .await
+                .map_err(sdk)?;
             for item in out.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
                 match item.get("entity").and_then(|e| e.as_s().ok()).map(String::as_str) {
                     Some("campaign") => campaign = Some(from_item(item)?),
@@ -234,7 +284,9 @@ impl Store {
                 }
             }
             match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
-                Some(rest) if !rest.keys().is_empty() => request = HashMap::from([(self.table.clone(), rest)]),
+                Some(rest) if !rest.keys().is_empty() => {
+                    request = HashMap::from([(self.table.clone(), rest)])
+                }
                 _ => return Ok((campaign, multipliers)),
             }
         }
@@ -242,7 +294,11 @@ impl Store {
     }
 
     /// The definition and its newest `runs` runs (newest first), in one Query.
-    pub async fn campaign_with_runs(&self, id: &str, runs: i32) -> Result<Option<(CampaignItem, Vec<RunItem>)>, StoreError> {
+    pub async fn campaign_with_runs(
+        &self,
+        id: &str,
+        runs: i32,
+    ) -> Result<Option<(CampaignItem, Vec<RunItem>)>, StoreError> {
         let out = self
             .client
             .query()
@@ -258,21 +314,30 @@ impl Store {
             .await
             .map_err(sdk)?;
         let mut items = out.items.unwrap_or_default().into_iter();
-        let Some(def) = items.next().filter(|i| i.get("entity").and_then(|e| e.as_s().ok()).map(String::as_str) == Some("campaign")) else {
+        let Some(def) = items.next().filter(|i| {
+            i.get("entity").and_then(|e| e.as_s().ok()).map(String::as_str) == Some("campaign")
+        }) else {
             return Ok(None);
         };
         let runs = items.map(from_item::<RunItem>).collect::<Result<Vec<_>, _>>()?;
         Ok(Some((from_item(def)?, runs)))
     }
 
-    pub async fn campaign_run(&self, campaign_id: &str, run_id: &str) -> Result<Option<RunItem>, StoreError> {
+    pub async fn campaign_run(
+        &self,
+        campaign_id: &str,
+        run_id: &str,
+    ) -> Result<Option<RunItem>, StoreError> {
         self.get(&campaign_pk(campaign_id), &run_sk(run_id)).await
     }
 
     /// Starts a run: the new run, the definition's last run, the windows, the replaced run and
     /// the schedule entry, in one transaction. `Err(Conditions)`: someone else started one first.
     pub async fn start_run(&self, s: RunStart<'_>) -> Result<Result<(), TxFailure>, StoreError> {
-        let mut writes = vec![self.put(s.campaign, Some(versioned(s.campaign_read_version)))?, self.put(s.run, Some(Cond::absent()))?];
+        let mut writes = vec![
+            self.put(s.campaign, Some(versioned(s.campaign_read_version)))?,
+            self.put(s.run, Some(Cond::absent()))?,
+        ];
         if let Some((windows, v)) = s.multipliers {
             writes.push(multipliers_write(self, windows, v)?);
         }
@@ -288,7 +353,11 @@ impl Store {
             writes.push(TransactWriteItem::builder().update(update).build());
         }
         if s.unschedule {
-            writes.push(self.delete(keys::SCHEDULED_PK, &keys::scheduled_sk(&s.run.campaign_id), None)?);
+            writes.push(self.delete(
+                keys::SCHEDULED_PK,
+                &keys::scheduled_sk(&s.run.campaign_id),
+                None,
+            )?);
         }
         match self.transact(writes).await {
             Ok(()) => Ok(Ok(())),
@@ -298,8 +367,18 @@ impl Store {
     }
 
     /// One page of a target partition: the members it projects and where the next page starts.
-    pub async fn segment_page(&self, targets: &Targets, partition: &str, start: Option<&HashMap<String, String>>, limit: i32) -> Result<(Vec<SegmentMember>, Option<HashMap<String, String>>), StoreError> {
-        let (pk_attr, sk_attr) = if targets.index == "ByLastPurchase" { ("GSI3PK", "GSI3SK") } else { ("GSI1PK", "GSI1SK") };
+    pub async fn segment_page(
+        &self,
+        targets: &Targets,
+        partition: &str,
+        start: Option<&HashMap<String, String>>,
+        limit: i32,
+    ) -> Result<(Vec<SegmentMember>, Option<HashMap<String, String>>), StoreError> {
+        let (pk_attr, sk_attr) = if targets.index == "ByLastPurchase" {
+            ("GSI3PK", "GSI3SK")
+        } else {
+            ("GSI1PK", "GSI1SK")
+        };
         let mut q = self
             .client
             .query()
@@ -308,7 +387,9 @@ impl Store {
             .expression_attribute_names("#pk", pk_attr)
             .expression_attribute_values(":pk", AttributeValue::S(partition.into()))
             .limit(limit)
-            .set_exclusive_start_key(start.map(|s| s.iter().map(|(k, v)| (k.clone(), AttributeValue::S(v.clone()))).collect()));
+            .set_exclusive_start_key(start.map(|s| {
+                s.iter().map(|(k, v)| (k.clone(), AttributeValue::S(v.clone()))).collect()
+            }));
         q = match (&targets.sk_from, &targets.sk_before) {
             (Some(a), Some(b)) => q
                 .key_condition_expression("#pk = :pk AND #sk BETWEEN :a AND :b")
@@ -319,28 +400,50 @@ impl Store {
             _ => q.key_condition_expression("#pk = :pk"),
         };
         let out = q.send().await.map_err(sdk)?;
-        let tier_of_partition = TierCode::ALL.into_iter().find(|t| partition.starts_with(&format!("TIER#{}#", t.as_str())));
+        let tier_of_partition = TierCode::ALL
+            .into_iter()
+            .find(|t| partition.starts_with(&format!("TIER#{}#", t.as_str())));
         let mut members = Vec::new();
         for item in out.items.unwrap_or_default() {
             let p: Projected = from_item(item)?;
             let Some(tier) = tier_of_partition.or(p.tier) else { continue };
-            members.push(SegmentMember { member_id: p.member_id, tier, last_purchase_at: p.last_purchase_at, rolling_spend: p.rolling_spend, birth_month: p.birth_month });
+            members.push(SegmentMember {
+                member_id: p.member_id,
+                tier,
+                last_purchase_at: p.last_purchase_at,
+                rolling_spend: p.rolling_spend,
+                birth_month: p.birth_month,
+            });
         }
-        let next = out.last_evaluated_key.map(|k| k.into_iter().filter_map(|(n, v)| v.as_s().ok().map(|s| (n, s.clone()))).collect());
+        let next = out.last_evaluated_key.map(|k| {
+            k.into_iter().filter_map(|(n, v)| v.as_s().ok().map(|s| (n, s.clone()))).collect()
+        });
         Ok((members, next))
     }
 
     /// Records one dispatched page: adds `targeted`, moves the cursor (or marks the dispatch
     /// done), all conditional on the run still being at `seq` and not replaced, so a page is
     /// counted once however often it is sent. `false`: another dispatcher moved first.
-    pub async fn advance_run(&self, run: &RunItem, seq: u64, next: &Cursor, targeted: u64, done: bool, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    pub async fn advance_run(
+        &self,
+        run: &RunItem,
+        seq: u64,
+        next: &Cursor,
+        targeted: u64,
+        done: bool,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let cursor = to_item(next)?;
         let mut u = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(&run.pk, &run.sk)))
-            .update_expression(if done { "SET #c = :c, #s = :s1, dispatchDone = :t, dispatchedAt = :now ADD targeted :n" } else { "SET #c = :c, #s = :s1 ADD targeted :n" })
+            .update_expression(if done {
+                "SET #c = :c, #s = :s1, dispatchDone = :t, dispatchedAt = :now ADD targeted :n"
+            } else {
+                "SET #c = :c, #s = :s1 ADD targeted :n"
+            })
             .condition_expression("#s = :s AND attribute_not_exists(supersededBy)")
             .expression_attribute_names("#c", "cursor")
             .expression_attribute_names("#s", "cursorSeq")
@@ -349,11 +452,18 @@ impl Store {
             .expression_attribute_values(":s1", AttributeValue::N((seq + 1).to_string()))
             .expression_attribute_values(":n", AttributeValue::N(targeted.to_string()));
         if done {
-            u = u.expression_attribute_values(":t", AttributeValue::Bool(true)).expression_attribute_values(":now", AttributeValue::S(now.to_rfc3339()));
+            u = u
+                .expression_attribute_values(":t", AttributeValue::Bool(true))
+                .expression_attribute_values(":now", AttributeValue::S(now.to_rfc3339()));
         }
         match u.send().await {
             Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(sdk(e)),
         }
     }
@@ -371,7 +481,11 @@ impl Store {
 
     /// The program's multiplier windows (what the purchase function reads).
     pub async fn multiplier_windows(&self) -> Result<Vec<MultiplierWindow>, StoreError> {
-        Ok(self.get::<MultipliersItem>(keys::PROGRAM_PK, keys::MULTIPLIERS_SK).await?.map(|m| m.windows).unwrap_or_default())
+        Ok(self
+            .get::<MultipliersItem>(keys::PROGRAM_PK, keys::MULTIPLIERS_SK)
+            .await?
+            .map(|m| m.windows)
+            .unwrap_or_default())
     }
 }
 
@@ -393,6 +507,8 @@ struct Projected {
 /// The largest whole-second RFC 3339 instant before `t` (for an inclusive upper bound).
 fn just_before(t: &str) -> String {
     t.parse::<DateTime<Utc>>()
-        .map(|d| (d - chrono::Duration::seconds(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .map(|d| {
+            (d - chrono::Duration::seconds(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        })
         .unwrap_or_else(|_| t.to_string())
 }

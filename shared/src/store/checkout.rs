@@ -63,7 +63,13 @@ pub struct CheckoutItem {
 const KEEP_UNCONFIRMED_DAYS: i64 = 30;
 
 impl CheckoutItem {
-    pub fn new(member_id: &str, quoted: Quoted, hold_until: DateTime<Utc>, fingerprint: String, answer: String) -> CheckoutItem {
+    pub fn new(
+        member_id: &str,
+        quoted: Quoted,
+        hold_until: DateTime<Utc>,
+        fingerprint: String,
+        answer: String,
+    ) -> CheckoutItem {
         CheckoutItem {
             pk: member_pk(member_id),
             sk: keys::checkout_sk(&quoted.order_id),
@@ -75,7 +81,9 @@ impl CheckoutItem {
             fingerprint,
             answer,
             outcome: None,
-            expires_at: Some((hold_until + chrono::Duration::days(KEEP_UNCONFIRMED_DAYS)).timestamp()),
+            expires_at: Some(
+                (hold_until + chrono::Duration::days(KEEP_UNCONFIRMED_DAYS)).timestamp(),
+            ),
         }
     }
 
@@ -91,36 +99,61 @@ impl CheckoutItem {
 }
 
 fn state_is(state: CheckoutState) -> Cond {
-    Cond::new("#state = :state").name("#state", "state").value(":state", AttributeValue::S(state.as_str().into()))
+    Cond::new("#state = :state")
+        .name("#state", "state")
+        .value(":state", AttributeValue::S(state.as_str().into()))
 }
 
 impl Store {
     /// A new quote: it may replace a held or cancelled checkout of the order, never a confirmed one.
     pub fn put_quote(&self, item: &CheckoutItem) -> Result<TransactWriteItem, StoreError> {
-        let cond = Cond::new("attribute_not_exists(PK) OR #state <> :confirmed").name("#state", "state").value(":confirmed", AttributeValue::S("confirmed".into()));
+        let cond = Cond::new("attribute_not_exists(PK) OR #state <> :confirmed")
+            .name("#state", "state")
+            .value(":confirmed", AttributeValue::S("confirmed".into()));
         self.put(item, Some(cond))
     }
 
     /// A held checkout confirmed or cancelled: only from `held`.
-    pub fn put_finished_checkout(&self, item: &CheckoutItem) -> Result<TransactWriteItem, StoreError> {
+    pub fn put_finished_checkout(
+        &self,
+        item: &CheckoutItem,
+    ) -> Result<TransactWriteItem, StoreError> {
         self.put(item, Some(state_is(CheckoutState::Held)))
     }
 
     /// Marks a coupon redeemed by an order, only if it is still active and unused.
-    pub fn redeem_coupon_write(&self, member_id: &str, code: &str, redemption: &Redemption) -> Result<TransactWriteItem, StoreError> {
+    pub fn redeem_coupon_write(
+        &self,
+        member_id: &str,
+        code: &str,
+        redemption: &Redemption,
+    ) -> Result<TransactWriteItem, StoreError> {
         let update = Cond::new("SET #status = :redeemed, #redemption = :r")
             .name("#status", "status")
             .name("#redemption", "redemption")
             .value(":redeemed", AttributeValue::S("redeemed".into()))
             .value(":r", AttributeValue::M(to_item(redemption)?));
-        let cond = Cond::new("attribute_exists(PK) AND #status = :active AND attribute_not_exists(#redemption)").value(":active", AttributeValue::S("active".into()));
+        let cond = Cond::new(
+            "attribute_exists(PK) AND #status = :active AND attribute_not_exists(#redemption)",
+        )
+        .value(":active", AttributeValue::S("active".into()));
         self.update(&member_pk(member_id), &keys::coupon_sk(code), update, cond)
     }
 
     /// Gives a coupon back to the member (a full refund), only if `order_id` redeemed it.
-    pub fn return_coupon_write(&self, member_id: &str, code: &str, order_id: &str) -> Result<TransactWriteItem, StoreError> {
-        let update = Cond::new("SET #status = :active REMOVE #redemption").name("#status", "status").name("#redemption", "redemption").value(":active", AttributeValue::S("active".into()));
-        let cond = Cond::new("#redemption.#order = :o").name("#order", "orderId").value(":o", AttributeValue::S(order_id.into()));
+    pub fn return_coupon_write(
+        &self,
+        member_id: &str,
+        code: &str,
+        order_id: &str,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let update = Cond::new("SET #status = :active REMOVE #redemption")
+            .name("#status", "status")
+            .name("#redemption", "redemption")
+            .value(":active", AttributeValue::S("active".into()));
+        let cond = Cond::new("#redemption.#order = :o")
+            .name("#order", "orderId")
+            .value(":o", AttributeValue::S(order_id.into()));
         self.update(&member_pk(member_id), &keys::coupon_sk(code), update, cond)
     }
 }

@@ -3,7 +3,6 @@
 use super::keys::{self, member_pk};
 use super::{Store, StoreError};
 use crate::coupon::Coupon;
-use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -22,7 +21,13 @@ pub struct CouponItem {
 
 impl CouponItem {
     pub fn new(coupon: Coupon) -> CouponItem {
-        CouponItem { pk: member_pk(&coupon.member_id), sk: keys::coupon_sk(&coupon.code), entity: "coupon".into(), batch_id: None, coupon }
+        CouponItem {
+            pk: member_pk(&coupon.member_id),
+            sk: keys::coupon_sk(&coupon.code),
+            entity: "coupon".into(),
+            batch_id: None,
+            coupon,
+        }
     }
 }
 
@@ -64,13 +69,11 @@ impl GrantItem {
 impl Store {
     /// All of a member's coupons (one Query; a member holds tens, not thousands).
     pub async fn coupons(&self, member_id: &str) -> Result<Vec<Coupon>, StoreError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :p)")
-            .expression_attribute_values(":pk", AttributeValue::S(member_pk(member_id)))
-            .expression_attribute_values(":p", AttributeValue::S(keys::COUPON_PREFIX.into()));
-        Ok(self.query_all::<CouponItem>(query).await?.into_iter().map(|i| i.coupon).collect())
+        Ok(self
+            .member_items::<CouponItem>(member_id, keys::COUPON_PREFIX)
+            .await?
+            .into_iter()
+            .map(|i| i.coupon)
+            .collect())
     }
 }

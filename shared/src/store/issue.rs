@@ -11,7 +11,9 @@
 
 use super::coupon::{CouponItem, GrantItem};
 use super::keys::{self, member_pk, PROFILE_SK};
-use super::{backoff, from_item, key, sdk, to_item, Cond, Item, Store, StoreError, TxFailure, MAX_ATTEMPTS};
+use super::{
+    backoff, from_item, key, sdk, to_item, Cond, Item, Store, StoreError, TxFailure, MAX_ATTEMPTS,
+};
 use crate::campaign::{IssueBatch, RunRef, SkipReason};
 use crate::contact::PriorGifts;
 use crate::coupon::{self, CodeKey, Coupon};
@@ -19,7 +21,10 @@ use crate::member::MemberId;
 use crate::tier::TierCode;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
+};
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -123,7 +128,11 @@ pub struct Candidate {
 impl Candidate {
     /// The facts `birthday::gift_allowed` judges, in the program calendar `tz`.
     pub fn birthday_facts(&self, tz: chrono_tz::Tz) -> crate::birthday::BirthdayFacts {
-        crate::birthday::BirthdayFacts { birthday: self.birthday, recorded_on: crate::calendar::program_date(tz, self.birthday_recorded_at), prior_gift_year: self.prior_birthday_gift_year }
+        crate::birthday::BirthdayFacts {
+            birthday: self.birthday,
+            recorded_on: crate::calendar::program_date(tz, self.birthday_recorded_at),
+            prior_gift_year: self.prior_birthday_gift_year,
+        }
     }
 }
 
@@ -138,7 +147,11 @@ pub struct BirthdayMember {
 impl Store {
     /// The grant slot's item and the coupon, each only if absent: every coupon is written
     /// with these two (issuing here, the welcome coupon at signup), in one transaction.
-    pub fn coupon_writes(&self, coupon: &Coupon, batch_id: Option<&str>) -> Result<Vec<TransactWriteItem>, StoreError> {
+    pub fn coupon_writes(
+        &self,
+        coupon: &Coupon,
+        batch_id: Option<&str>,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
         let mut item = CouponItem::new(coupon.clone());
         item.batch_id = batch_id.map(str::to_string);
         let put = |item: Item| {
@@ -147,7 +160,9 @@ impl Store {
                 .set_item(Some(item))
                 .condition_expression("attribute_not_exists(PK)")
                 // The holder of a taken slot comes back with the refusal: no read to tell who.
-                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
                 .build()
                 .map(|p| TransactWriteItem::builder().put(p).build())
                 .map_err(sdk)
@@ -159,22 +174,36 @@ impl Store {
     /// coupon and, with a `budget` (how many coupons the grant may issue in all), the budget
     /// counter. `batch_id` tags the coupon and its slot with the batch that issued them.
     /// Transaction conflicts (the budget counter is shared) are retried with backoff.
-    pub async fn issue_coupon(&self, coupon: &Coupon, batch_id: Option<&str>, budget: Option<u64>) -> Result<IssueOutcome, StoreError> {
+    pub async fn issue_coupon(
+        &self,
+        coupon: &Coupon,
+        batch_id: Option<&str>,
+        budget: Option<u64>,
+    ) -> Result<IssueOutcome, StoreError> {
         let mut writes = self.coupon_writes(coupon, batch_id)?;
         if let Some(budget) = budget {
             writes.push(self.budget_write(&coupon.grant, budget)?);
         }
         for attempt in 0..MAX_ATTEMPTS {
-            match self.client.transact_write_items().set_transact_items(Some(writes.clone())).send().await {
+            match self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(writes.clone()))
+                .send()
+                .await
+            {
                 Ok(_) => return Ok(IssueOutcome::Issued),
                 Err(SdkError::ServiceError(e)) => match e.into_err() {
                     TransactWriteItemsError::TransactionCanceledException(c) => {
                         let reasons = c.cancellation_reasons();
-                        let failed = |i: usize| reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
+                        let failed = |i: usize| {
+                            reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
+                        };
                         // The slot first (then a coupon of the same code issued before slot
                         // items existed): a member who has it was not refused by the budget.
                         if let Some(i) = [0, 1].into_iter().find(|i| failed(*i)) {
-                            let old = reasons[i].item().and_then(|it| from_item::<Held>(it.clone()).ok());
+                            let old =
+                                reasons[i].item().and_then(|it| from_item::<Held>(it.clone()).ok());
                             return Ok(IssueOutcome::AlreadyHad(match old {
                                 Some(h) => Some(h),
                                 None => self.holder(coupon).await?,
@@ -183,12 +212,23 @@ impl Store {
                         if failed(2) {
                             return Ok(IssueOutcome::BudgetSpent);
                         }
-                        if reasons.iter().any(|r| matches!(r.code(), Some("ProvisionedThroughputExceeded" | "ThrottlingError" | "RequestLimitExceeded"))) {
+                        if reasons.iter().any(|r| {
+                            matches!(
+                                r.code(),
+                                Some(
+                                    "ProvisionedThroughputExceeded"
+                                        | "ThrottlingError"
+                                        | "RequestLimitExceeded"
+                                )
+                            )
+                        }) {
                             return Err(StoreError::Throttled("issuing a coupon".into()));
                         }
                         backoff(attempt).await
                     }
-                    TransactWriteItemsError::TransactionInProgressException(_) => backoff(attempt).await,
+                    TransactWriteItemsError::TransactionInProgressException(_) => {
+                        backoff(attempt).await
+                    }
                     other => return Err(sdk(other)),
                 },
                 Err(e) => return Err(sdk(e)),
@@ -226,18 +266,27 @@ impl Store {
 
     /// The tier of each member that exists and is not erased; members missing from the
     /// answer are not eligible.
-    pub async fn member_tiers(&self, member_ids: &[String]) -> Result<HashMap<String, TierCode>, StoreError> {
+    pub async fn member_tiers(
+        &self,
+        member_ids: &[String],
+    ) -> Result<HashMap<String, TierCode>, StoreError> {
         Ok(self.candidates(member_ids).await?.into_iter().map(|(id, c)| (id, c.tier)).collect())
     }
 
     /// What eligibility needs of each member that exists and is not erased; members missing
     /// from the answer are not eligible. One BatchGetItem per 100 members, only the needed
     /// attributes.
-    pub async fn candidates(&self, member_ids: &[String]) -> Result<HashMap<String, Candidate>, StoreError> {
+    pub async fn candidates(
+        &self,
+        member_ids: &[String],
+    ) -> Result<HashMap<String, Candidate>, StoreError> {
         let unique: Vec<&String> = {
             let mut seen = HashSet::new();
             // An id that cannot be a member id (empty, too long for a key...) is simply not eligible.
-            member_ids.iter().filter(|id| MemberId::parse(id).is_some() && seen.insert(id.as_str())).collect()
+            member_ids
+                .iter()
+                .filter(|id| MemberId::parse(id).is_some() && seen.insert(id.as_str()))
+                .collect()
         };
         let mut out = HashMap::with_capacity(unique.len());
         for chunk in unique.chunks(BATCH_GET_MAX) {
@@ -259,8 +308,16 @@ impl Store {
             );
             let mut attempt = 0;
             while let Some(req) = request.take() {
-                let page = self.client.batch_get_item().request_items(&self.table, req).send().await.map_err(sdk)?;
-                for item in page.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
+                let page = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, req)
+                    .send()
+                    .await
+                    .map_err(sdk)?;
+                for item in
+                    page.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default()
+                {
                     let e: Eligibility = from_item(item)?;
                     if e.erased_at.is_none() {
                         let c = Candidate {
@@ -272,10 +329,15 @@ impl Store {
                         out.insert(e.member_id, c);
                     }
                 }
-                request = page.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).filter(|k| !k.keys().is_empty());
+                request = page
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .filter(|k| !k.keys().is_empty());
                 if request.is_some() {
                     if attempt >= MAX_ATTEMPTS {
-                        return Err(StoreError::Throttled("BatchGetItem left keys unprocessed".into()));
+                        return Err(StoreError::Throttled(
+                            "BatchGetItem left keys unprocessed".into(),
+                        ));
                     }
                     backoff(attempt).await;
                     attempt += 1;
@@ -289,44 +351,69 @@ impl Store {
     /// `concurrency` transactions in flight (one request per coupon). Once the budget is spent the rest are skipped without
     /// writing. A member whose write failed is counted `failed` (the caller decides whether
     /// to retry the message). Reading eligibility failing fails the whole batch.
-    pub async fn issue_batch(&self, key: &CodeKey, batch: &IssueBatch, now: DateTime<Utc>, concurrency: usize) -> Result<BatchCounts, StoreError> {
+    pub async fn issue_batch(
+        &self,
+        key: &CodeKey,
+        batch: &IssueBatch,
+        now: DateTime<Utc>,
+        concurrency: usize,
+    ) -> Result<BatchCounts, StoreError> {
         self.issue_batch_checked(key, batch, now, concurrency, &|_| true).await
     }
 
     /// `issue_batch` where a member must also pass `eligible` (a rule of the grant, e.g. the
     /// birthday coupon's); one that does not is skipped as not eligible.
-    pub async fn issue_batch_checked(&self, key: &CodeKey, batch: &IssueBatch, now: DateTime<Utc>, concurrency: usize, eligible: &(dyn Fn(&Candidate) -> bool + Sync)) -> Result<BatchCounts, StoreError> {
+    pub async fn issue_batch_checked(
+        &self,
+        key: &CodeKey,
+        batch: &IssueBatch,
+        now: DateTime<Utc>,
+        concurrency: usize,
+        eligible: &(dyn Fn(&Candidate) -> bool + Sync),
+    ) -> Result<BatchCounts, StoreError> {
         let candidates = self.candidates(&batch.member_ids).await?;
         let spent = AtomicBool::new(false);
         let (spent, candidates) = (&spent, &candidates);
-        let results: Vec<Result<SkipOrIssued, StoreError>> = futures::stream::iter(batch.member_ids.iter())
-            .map(|member_id| async move {
-                match candidates.get(member_id) {
-                    None => return Ok(SkipOrIssued::Skipped(SkipReason::NotEligible)),
-                    Some(c) if !batch.template.tiers.is_empty() && !batch.template.tiers.contains(&c.tier) => {
-                        return Ok(SkipOrIssued::Skipped(SkipReason::NotEligible))
+        let results: Vec<Result<SkipOrIssued, StoreError>> =
+            futures::stream::iter(batch.member_ids.iter())
+                .map(|member_id| async move {
+                    match candidates.get(member_id) {
+                        None => return Ok(SkipOrIssued::Skipped(SkipReason::NotEligible)),
+                        Some(c)
+                            if !batch.template.tiers.is_empty()
+                                && !batch.template.tiers.contains(&c.tier) =>
+                        {
+                            return Ok(SkipOrIssued::Skipped(SkipReason::NotEligible))
+                        }
+                        Some(c) if !eligible(c) => {
+                            return Ok(SkipOrIssued::Skipped(SkipReason::NotEligible))
+                        }
+                        Some(_) => {}
                     }
-                    Some(c) if !eligible(c) => return Ok(SkipOrIssued::Skipped(SkipReason::NotEligible)),
-                    Some(_) => {}
-                }
-                if spent.load(Ordering::Relaxed) {
-                    return Ok(SkipOrIssued::Skipped(SkipReason::BudgetSpent));
-                }
-                let c = coupon::issue(key, &batch.template, member_id, &batch.grant, 0, now);
-                Ok(match self.issue_coupon(&c, Some(&batch.batch_id), batch.budget).await? {
-                    IssueOutcome::Issued => SkipOrIssued::Issued,
-                    // Issued by an earlier delivery of this same batch: it counts as this batch's.
-                    IssueOutcome::AlreadyHad(Some(old)) if old.batch_id.as_deref() == Some(batch.batch_id.as_str()) => SkipOrIssued::Issued,
-                    IssueOutcome::AlreadyHad(_) => SkipOrIssued::Skipped(SkipReason::AlreadyHad),
-                    IssueOutcome::BudgetSpent => {
-                        spent.store(true, Ordering::Relaxed);
-                        SkipOrIssued::Skipped(SkipReason::BudgetSpent)
+                    if spent.load(Ordering::Relaxed) {
+                        return Ok(SkipOrIssued::Skipped(SkipReason::BudgetSpent));
                     }
+                    let c = coupon::issue(key, &batch.template, member_id, &batch.grant, 0, now);
+                    Ok(match self.issue_coupon(&c, Some(&batch.batch_id), batch.budget).await? {
+                        IssueOutcome::Issued => SkipOrIssued::Issued,
+                        // Issued by an earlier delivery of this same batch: it counts as this batch's.
+                        IssueOutcome::AlreadyHad(Some(old))
+                            if old.batch_id.as_deref() == Some(batch.batch_id.as_str()) =>
+                        {
+                            SkipOrIssued::Issued
+                        }
+                        IssueOutcome::AlreadyHad(_) => {
+                            SkipOrIssued::Skipped(SkipReason::AlreadyHad)
+                        }
+                        IssueOutcome::BudgetSpent => {
+                            spent.store(true, Ordering::Relaxed);
+                            SkipOrIssued::Skipped(SkipReason::BudgetSpent)
+                        }
+                    })
                 })
-            })
-            .buffer_unordered(concurrency.max(1))
-            .collect()
-            .await;
+                .buffer_unordered(concurrency.max(1))
+                .collect()
+                .await;
         let mut counts = BatchCounts::default();
         for r in results {
             match r {
@@ -343,9 +430,21 @@ impl Store {
 
     /// Adds a batch's counts to its run, once: a marker item per batch is created in the same
     /// transaction. Answers false when the batch had been counted already (a redelivery).
-    pub async fn count_batch(&self, run: &RunRef, batch_id: &str, counts: &BatchCounts, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    pub async fn count_batch(
+        &self,
+        run: &RunRef,
+        batch_id: &str,
+        counts: &BatchCounts,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let pk = keys::campaign_pk(&run.campaign_id);
-        let marker = BatchMarker { pk: pk.clone(), sk: keys::batch_sk(&run.run_id, batch_id), entity: "campaign_batch".into(), counts: *counts, at: now };
+        let marker = BatchMarker {
+            pk: pk.clone(),
+            sk: keys::batch_sk(&run.run_id, batch_id),
+            entity: "campaign_batch".into(),
+            counts: *counts,
+            at: now,
+        };
         let n = |v: u64| AttributeValue::N(v.to_string());
         let add = Update::builder()
             .table_name(&self.table)
@@ -361,7 +460,10 @@ impl Store {
             .expression_attribute_values(":n", n(counts.skipped_not_eligible))
             .build()
             .map_err(sdk)?;
-        let writes = vec![self.put(&marker, Some(Cond::absent()))?, TransactWriteItem::builder().update(add).build()];
+        let writes = vec![
+            self.put(&marker, Some(Cond::absent()))?,
+            TransactWriteItem::builder().update(add).build(),
+        ];
         for attempt in 0..MAX_ATTEMPTS {
             match self.transact(writes.clone()).await {
                 Ok(()) => return Ok(true),
@@ -386,7 +488,11 @@ impl Store {
     }
 
     /// One coupon of a member (strongly consistent).
-    pub async fn coupon(&self, member_id: &str, code: &str) -> Result<Option<CouponItem>, StoreError> {
+    pub async fn coupon(
+        &self,
+        member_id: &str,
+        code: &str,
+    ) -> Result<Option<CouponItem>, StoreError> {
         self.get(&member_pk(member_id), &keys::coupon_sk(code)).await
     }
 }
@@ -411,9 +517,17 @@ mod tests {
 
     #[test]
     fn the_batch_marker_keeps_the_counter_names_of_the_run_item() {
-        let m = BatchMarker { pk: "p".into(), sk: "s".into(), entity: "campaign_batch".into(), counts: BatchCounts { issued: 1, ..Default::default() }, at: Utc::now() };
+        let m = BatchMarker {
+            pk: "p".into(),
+            sk: "s".into(),
+            entity: "campaign_batch".into(),
+            counts: BatchCounts { issued: 1, ..Default::default() },
+            at: Utc::now(),
+        };
         let v = serde_json::to_value(&m).unwrap();
-        for f in ["issued", "skippedAlreadyHad", "skippedBudgetSpent", "skippedNotEligible", "failed"] {
+        for f in
+            ["issued", "skippedAlreadyHad", "skippedBudgetSpent", "skippedNotEligible", "failed"]
+        {
             assert!(v.get(f).is_some(), "{f} in {v}");
         }
     }

@@ -76,8 +76,11 @@ pub fn receipt_sk(scope: &str, key: &str) -> String {
     format!("RECEIPT#{scope}#{key}")
 }
 
+/// The sort-key prefix of a member's tier changes.
+pub const TIER_CHANGE_PREFIX: &str = "TIER#";
+
 pub fn tier_change_sk(at: DateTime<Utc>) -> String {
-    format!("TIER#{}", at.to_rfc3339_opts(SecondsFormat::Micros, true))
+    format!("{TIER_CHANGE_PREFIX}{}", at.to_rfc3339_opts(SecondsFormat::Micros, true))
 }
 
 /// Contact details are keyed by their keyed digest (`contact::ContactKey`), so the table's
@@ -151,7 +154,6 @@ pub fn reward_limit_sk(reward_id: &str, period: &str) -> String {
     format!("REWARD_LIMIT#{reward_id}#{period}")
 }
 
-
 /// Program-wide items (not per member).
 pub const PROGRAM_PK: &str = "PROGRAM";
 /// The active campaign multiplier windows (one small item).
@@ -221,7 +223,16 @@ mod tests {
     fn profile_and_coupons_are_one_contiguous_range() {
         let at: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
         let inside = [PROFILE_SK.to_string(), coupon_sk("ZZZZZZZZZZZZ"), coupon_sk("000000000000")];
-        let outside = [ledger_sk(at, "welcome", "x"), order_sk("o1"), receipt_sk("signup", "-"), tier_change_sk(at), grant_sk("welcome", 0), grant_sk("#", 0), reward_claim_sk("rc-1"), reward_limit_sk("r-1", "all")];
+        let outside = [
+            ledger_sk(at, "welcome", "x"),
+            order_sk("o1"),
+            receipt_sk("signup", "-"),
+            tier_change_sk(at),
+            grant_sk("welcome", 0),
+            grant_sk("#", 0),
+            reward_claim_sk("rc-1"),
+            reward_limit_sk("r-1", "all"),
+        ];
         for k in inside {
             assert!(k.as_str() >= PROFILE_SK && k.as_str() <= COUPONS_END, "{k}");
         }
@@ -229,7 +240,10 @@ mod tests {
             assert!(k.as_str() > COUPONS_END, "{k}");
         }
         let notice = expiry_notice_sk(at.date_naive());
-        assert!(notice.as_str() > EXPIRY_NOTICE_PREFIX && notice.as_str() < PROFILE_SK, "notices sort right before the profile");
+        assert!(
+            notice.as_str() > EXPIRY_NOTICE_PREFIX && notice.as_str() < PROFILE_SK,
+            "notices sort right before the profile"
+        );
     }
 
     #[test]

@@ -21,7 +21,10 @@ pub struct LedgerItem {
 
 impl LedgerItem {
     pub fn new(member_id: &str, entry: LedgerEntry) -> LedgerItem {
-        let kind = serde_json::to_value(entry.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let kind = serde_json::to_value(entry.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
         LedgerItem {
             pk: member_pk(member_id),
             sk: keys::ledger_sk(entry.at, &kind, entry.reference.as_deref().unwrap_or("-")),
@@ -40,7 +43,12 @@ pub struct LedgerPage {
 }
 
 impl Store {
-    pub async fn ledger_page(&self, member_id: &str, after_sk: Option<&str>, limit: i32) -> Result<LedgerPage, StoreError> {
+    pub async fn ledger_page(
+        &self,
+        member_id: &str,
+        after_sk: Option<&str>,
+        limit: i32,
+    ) -> Result<LedgerPage, StoreError> {
         let pk = member_pk(member_id);
         let mut q = self
             .client
@@ -52,11 +60,19 @@ impl Store {
             .scan_index_forward(false)
             .limit(limit);
         if let Some(sk) = after_sk {
-            q = q.exclusive_start_key("PK", AttributeValue::S(pk)).exclusive_start_key("SK", AttributeValue::S(sk.into()));
+            q = q
+                .exclusive_start_key("PK", AttributeValue::S(pk))
+                .exclusive_start_key("SK", AttributeValue::S(sk.into()));
         }
         let out = q.send().await.map_err(sdk)?;
-        let next = out.last_evaluated_key().and_then(|k| k.get("SK")).and_then(|v| v.as_s().ok()).cloned();
-        let entries = out.items.unwrap_or_default().into_iter().map(|i| from_item::<LedgerItem>(i).map(|l| l.entry)).collect::<Result<_, _>>()?;
+        let next =
+            out.last_evaluated_key().and_then(|k| k.get("SK")).and_then(|v| v.as_s().ok()).cloned();
+        let entries = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| from_item::<LedgerItem>(i).map(|l| l.entry))
+            .collect::<Result<_, _>>()?;
         Ok(LedgerPage { entries, next })
     }
 

@@ -3,6 +3,7 @@
 use super::coupon::CouponItem;
 use super::keys::{self, member_pk, PROFILE_SK, UNIQUE_SK};
 use super::ledger::LedgerItem;
+use super::points::Attempt;
 use super::{from_item, key, sdk, to_attribute, Cond, Item, Store, StoreError, TxFailure};
 use crate::calendar;
 use crate::contact::{ContactDigest, ContactKey, PriorGifts};
@@ -63,9 +64,17 @@ impl MemberItem {
         let shard = keys::shard(id);
         let today = calendar::program_date(rules.time_zone, now);
         let active = !member.is_erased();
-        let seen = member.last_purchase_at.unwrap_or(member.joined_at).to_rfc3339_opts(SecondsFormat::Secs, true);
+        let seen = member
+            .last_purchase_at
+            .unwrap_or(member.joined_at)
+            .to_rfc3339_opts(SecondsFormat::Secs, true);
         // The daily sweep visits a member on the first day a lot expires or pending points are released.
-        let expiry = member.wallet.next_expiry(rules.points.expiry_days).into_iter().chain(member.wallet.next_release()).min();
+        let expiry = member
+            .wallet
+            .next_expiry(rules.points.expiry_days)
+            .into_iter()
+            .chain(member.wallet.next_release())
+            .min();
         let review = tier::review_date(member, rules);
         let birthday = member.birthday.filter(|_| active);
         MemberItem {
@@ -76,7 +85,8 @@ impl MemberItem {
             birth_month: birthday.map(|b| b.month()),
             gsi1pk: active.then(|| keys::tier_segment_pk(member.tier.as_str(), shard)),
             gsi1sk: active.then(|| id.to_string()),
-            gsi2pk: birthday.map(|b| keys::birthday_pk(&format!("{:02}-{:02}", b.month(), b.day()))),
+            gsi2pk: birthday
+                .map(|b| keys::birthday_pk(&format!("{:02}-{:02}", b.month(), b.day()))),
             gsi2sk: birthday.map(|_| id.to_string()),
             gsi3pk: active.then(|| keys::seen_pk(shard)),
             gsi3sk: active.then_some(seen),
@@ -107,8 +117,25 @@ pub struct Receipt {
 }
 
 impl Receipt {
-    pub fn new(member_id: &str, scope: &str, key: &str, fingerprint: String, status: u16, body: String, at: DateTime<Utc>) -> Receipt {
-        Receipt { pk: member_pk(member_id), sk: keys::receipt_sk(scope, key), entity: "receipt".into(), fingerprint, status, body, at, expires_at: None }
+    pub fn new(
+        member_id: &str,
+        scope: &str,
+        key: &str,
+        fingerprint: String,
+        status: u16,
+        body: String,
+        at: DateTime<Utc>,
+    ) -> Receipt {
+        Receipt {
+            pk: member_pk(member_id),
+            sk: keys::receipt_sk(scope, key),
+            entity: "receipt".into(),
+            fingerprint,
+            status,
+            body,
+            at,
+            expires_at: None,
+        }
     }
 }
 
@@ -142,8 +169,18 @@ pub struct TombstoneItem {
 }
 
 impl TombstoneItem {
-    pub fn new(contact: &ContactDigest, gifts: PriorGifts, erased_at: DateTime<Utc>) -> TombstoneItem {
-        TombstoneItem { pk: keys::gifted_pk(contact), sk: keys::GIFTED_SK.into(), entity: "gifted".into(), gifts, erased_at }
+    pub fn new(
+        contact: &ContactDigest,
+        gifts: PriorGifts,
+        erased_at: DateTime<Utc>,
+    ) -> TombstoneItem {
+        TombstoneItem {
+            pk: keys::gifted_pk(contact),
+            sk: keys::GIFTED_SK.into(),
+            entity: "gifted".into(),
+            gifts,
+            erased_at,
+        }
     }
 }
 
@@ -159,7 +196,10 @@ pub struct SignupLookup {
 impl SignupLookup {
     /// What erased memberships of these contacts received, all together.
     pub fn prior_gifts(&self) -> PriorGifts {
-        self.tombstones.iter().filter_map(|(_, t)| t.as_ref()).fold(PriorGifts::default(), |acc, t| acc.merge(t.gifts))
+        self.tombstones
+            .iter()
+            .filter_map(|(_, t)| t.as_ref())
+            .fold(PriorGifts::default(), |acc, t| acc.merge(t.gifts))
     }
 }
 
@@ -199,7 +239,10 @@ impl Store {
     }
 
     /// The profile and all of the member's coupons, in one Query.
-    pub async fn member_with_coupons(&self, id: &str) -> Result<Option<(Member, Vec<Coupon>)>, StoreError> {
+    pub async fn member_with_coupons(
+        &self,
+        id: &str,
+    ) -> Result<Option<(Member, Vec<Coupon>)>, StoreError> {
         let mut member = None;
         let mut coupons = Vec::new();
         let mut start = None;
@@ -236,14 +279,24 @@ impl Store {
         Ok(self.get::<UniqueItem>(&keys::refcode_pk(code), UNIQUE_SK).await?.map(|u| u.member_id))
     }
 
-    pub async fn receipt(&self, member_id: &str, scope: &str, key: &str) -> Result<Option<Receipt>, StoreError> {
+    pub async fn receipt(
+        &self,
+        member_id: &str,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<Receipt>, StoreError> {
         self.get(&member_pk(member_id), &keys::receipt_sk(scope, key)).await
     }
 
     /// Signup's one read: the tombstones of `contacts` (every contact the signup names,
     /// verified or not) and the referral code's owner, in one strongly consistent BatchGetItem.
-    pub async fn signup_lookup(&self, contacts: &[ContactDigest], referral_code: Option<&str>) -> Result<SignupLookup, StoreError> {
-        let mut wanted: Vec<Item> = contacts.iter().map(|c| key(&keys::gifted_pk(c), keys::GIFTED_SK)).collect();
+    pub async fn signup_lookup(
+        &self,
+        contacts: &[ContactDigest],
+        referral_code: Option<&str>,
+    ) -> Result<SignupLookup, StoreError> {
+        let mut wanted: Vec<Item> =
+            contacts.iter().map(|c| key(&keys::gifted_pk(c), keys::GIFTED_SK)).collect();
         if let Some(code) = referral_code {
             wanted.push(key(&keys::refcode_pk(code), UNIQUE_SK));
         }
@@ -255,11 +308,16 @@ impl Store {
         }
         let mut tombstones = Vec::with_capacity(contacts.len());
         for c in contacts {
-            let t = found.remove(&keys::gifted_pk(c)).map(from_item::<TombstoneItem>).transpose()?;
+            let t =
+                found.remove(&keys::gifted_pk(c)).map(from_item::<TombstoneItem>).transpose()?;
             tombstones.push((c.clone(), t));
         }
         let referrer = match referral_code {
-            Some(code) => found.remove(&keys::refcode_pk(code)).map(from_item::<UniqueItem>).transpose()?.map(|u| u.member_id),
+            Some(code) => found
+                .remove(&keys::refcode_pk(code))
+                .map(from_item::<UniqueItem>)
+                .transpose()?
+                .map(|u| u.member_id),
             None => None,
         };
         Ok(SignupLookup { tombstones, referrer })
@@ -269,37 +327,76 @@ impl Store {
     /// receipt in one transaction. Each uniqueness item's condition makes a taken email,
     /// phone or code fail the whole write, and each tombstone read is checked unchanged: no
     /// read-then-write race.
-    pub async fn create_member(&self, w: NewMemberWrite<'_>, rules: &Rules, now: DateTime<Utc>) -> Result<Result<(), SignupConflict>, StoreError> {
+    pub async fn create_member(
+        &self,
+        w: NewMemberWrite<'_>,
+        rules: &Rules,
+        now: DateTime<Utc>,
+    ) -> Result<Result<(), SignupConflict>, StoreError> {
         let m = w.member;
         let id = m.member_id.as_str();
-        let unique = |pk: String| UniqueItem { pk, sk: UNIQUE_SK.into(), entity: "unique".into(), member_id: id.into() };
+        let unique = |pk: String| UniqueItem {
+            pk,
+            sk: UNIQUE_SK.into(),
+            entity: "unique".into(),
+            member_id: id.into(),
+        };
         let mut items: Vec<(TransactWriteItem, SignupConflict)> = vec![
-            (self.put(&MemberItem::new(m, rules, now), Some(Cond::absent()))?, SignupConflict::AlreadyMember),
-            (self.put(&unique(keys::refcode_pk(&m.referral_code)), Some(Cond::absent()))?, SignupConflict::ReferralCodeTaken),
+            (
+                self.put(&MemberItem::new(m, rules, now), Some(Cond::absent()))?,
+                SignupConflict::AlreadyMember,
+            ),
+            (
+                self.put(&unique(keys::refcode_pk(&m.referral_code)), Some(Cond::absent()))?,
+                SignupConflict::ReferralCodeTaken,
+            ),
             (self.put(&w.receipt, None)?, SignupConflict::AlreadyMember),
         ];
         if let Some((welcome, coupon)) = w.welcome {
-            items.push((self.put(&LedgerItem::new(id, welcome), Some(Cond::absent()))?, SignupConflict::AlreadyMember));
+            items.push((
+                self.put(&LedgerItem::new(id, welcome), Some(Cond::absent()))?,
+                SignupConflict::AlreadyMember,
+            ));
             // The welcome coupon's grant slot, as every coupon has (store::issue).
-            items.push((self.put(&super::coupon::GrantItem::of(&coupon, None), Some(Cond::absent()))?, SignupConflict::AlreadyMember));
-            items.push((self.put(&CouponItem::new(coupon), Some(Cond::absent()))?, SignupConflict::AlreadyMember));
+            items.push((
+                self.put(&super::coupon::GrantItem::of(&coupon, None), Some(Cond::absent()))?,
+                SignupConflict::AlreadyMember,
+            ));
+            items.push((
+                self.put(&CouponItem::new(coupon), Some(Cond::absent()))?,
+                SignupConflict::AlreadyMember,
+            ));
         }
         if let Some(e) = &w.reserve_email {
-            items.push((self.put(&unique(keys::email_pk(e)), Some(Cond::absent()))?, SignupConflict::EmailTaken));
+            items.push((
+                self.put(&unique(keys::email_pk(e)), Some(Cond::absent()))?,
+                SignupConflict::EmailTaken,
+            ));
         }
         if let Some(p) = &w.reserve_phone {
-            items.push((self.put(&unique(keys::phone_pk(p)), Some(Cond::absent()))?, SignupConflict::PhoneTaken));
+            items.push((
+                self.put(&unique(keys::phone_pk(p)), Some(Cond::absent()))?,
+                SignupConflict::PhoneTaken,
+            ));
         }
         if let Some(code) = w.referral_code_used {
-            items.push((self.check(&keys::refcode_pk(code), UNIQUE_SK, Cond::present())?, SignupConflict::UnknownReferralCode));
+            items.push((
+                self.check(&keys::refcode_pk(code), UNIQUE_SK, Cond::present())?,
+                SignupConflict::UnknownReferralCode,
+            ));
         }
         for (contact, read) in w.tombstones_read {
             // Absent stays absent; present stays the erasure that was read.
             let unchanged = match read {
                 None => Cond::absent(),
-                Some(t) => Cond::new("#at = :at").name("#at", "erasedAt").value(":at", to_attribute(&t.erased_at)?),
+                Some(t) => Cond::new("#at = :at")
+                    .name("#at", "erasedAt")
+                    .value(":at", to_attribute(&t.erased_at)?),
             };
-            items.push((self.check(&keys::gifted_pk(contact), keys::GIFTED_SK, unchanged)?, SignupConflict::TombstoneChanged));
+            items.push((
+                self.check(&keys::gifted_pk(contact), keys::GIFTED_SK, unchanged)?,
+                SignupConflict::TombstoneChanged,
+            ));
         }
         let (writes, meaning): (Vec<_>, Vec<_>) = items.into_iter().unzip();
         for attempt in 0..super::MAX_ATTEMPTS {
@@ -322,29 +419,50 @@ impl Store {
     /// the year. `birthday_coupon_code` is the code this member's coupon of this year's
     /// birthday grant would have: read with the member (one BatchGetItem), it says whether the
     /// gift of this year was given.
-    pub async fn erase_member(&self, id: &str, contacts: &ContactKey, birthday_coupon_code: &str, rules: &Rules, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    pub async fn erase_member(
+        &self,
+        id: &str,
+        contacts: &ContactKey,
+        birthday_coupon_code: &str,
+        rules: &Rules,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let year = calendar::program_date(rules.time_zone, now).year();
-        for attempt in 0..super::MAX_ATTEMPTS {
+        self.change_member(async || {
             let mut m = None;
             let mut birthday_coupon = false;
-            for item in self.batch_get(vec![key(&member_pk(id), PROFILE_SK), key(&member_pk(id), &keys::coupon_sk(birthday_coupon_code))]).await? {
+            for item in self
+                .batch_get(vec![
+                    key(&member_pk(id), PROFILE_SK),
+                    key(&member_pk(id), &keys::coupon_sk(birthday_coupon_code)),
+                ])
+                .await?
+            {
                 match item.get("entity").and_then(|e| e.as_s().ok()).map(String::as_str) {
                     Some("member") => m = Some(from_item::<MemberItem>(item)?.member),
-                    Some("coupon") => birthday_coupon = from_item::<CouponItem>(item)?.coupon.grant == crate::birthday::grant(year),
+                    Some("coupon") => {
+                        birthday_coupon = from_item::<CouponItem>(item)?.coupon.grant
+                            == crate::birthday::grant(year)
+                    }
                     _ => {}
                 }
             }
-            let Some(mut m) = m else { return Ok(false) };
+            let Some(mut m) = m else { return Ok(Attempt::Answer(false)) };
             if m.is_erased() {
-                return Ok(true);
+                return Ok(Attempt::Answer(true));
             }
             let gifts = m.gifts_received(birthday_coupon.then_some(year));
-            let verified_email = m.email.as_deref().filter(|_| m.email_verified).map(|e| contacts.email(e));
-            let verified_phone = m.phone.as_deref().filter(|_| m.phone_verified).map(|p| contacts.phone(p));
+            let verified_email =
+                m.email.as_deref().filter(|_| m.email_verified).map(|e| contacts.email(e));
+            let verified_phone =
+                m.phone.as_deref().filter(|_| m.phone_verified).map(|p| contacts.phone(p));
             let version = m.version;
             m.erase(now);
             m.version += 1;
-            let mine = || Cond::new("attribute_not_exists(PK) OR memberId = :m").value(":m", AttributeValue::S(id.into()));
+            let mine = || {
+                Cond::new("attribute_not_exists(PK) OR memberId = :m")
+                    .value(":m", AttributeValue::S(id.into()))
+            };
             let mut writes = vec![
                 self.put(&MemberItem::new(&m, rules, now), Some(Cond::version(version)))?,
                 self.delete(&member_pk(id), &keys::receipt_sk("signup", "-"), None)?,
@@ -357,13 +475,9 @@ impl Store {
                 writes.push(self.delete(&keys::phone_pk(p), UNIQUE_SK, Some(mine()))?);
                 writes.push(self.put(&TombstoneItem::new(p, gifts, now), None)?);
             }
-            match self.transact(writes).await {
-                Ok(()) => return Ok(true),
-                Err(TxFailure::Conditions(_) | TxFailure::Conflict) => super::backoff(attempt).await,
-                Err(TxFailure::Store(e)) => return Err(e),
-            }
-        }
-        Err(StoreError::Contended)
+            Ok(Attempt::Commit(writes, true))
+        })
+        .await
     }
 }
 
@@ -383,7 +497,13 @@ pub struct TierChangeItem {
 
 impl TierChangeItem {
     pub fn new(member_id: &str, change: crate::tier::TierChange) -> TierChangeItem {
-        TierChangeItem { pk: member_pk(member_id), sk: keys::tier_change_sk(change.at), entity: "tier_change".into(), member_id: member_id.into(), change }
+        TierChangeItem {
+            pk: member_pk(member_id),
+            sk: keys::tier_change_sk(change.at),
+            entity: "tier_change".into(),
+            member_id: member_id.into(),
+            change,
+        }
     }
 }
 
@@ -398,42 +518,52 @@ pub enum BirthdayChanged {
 impl Store {
     /// Support sets or changes a member's birthday (`Member::change_birthday`): one read and
     /// one version-checked write, retried from a fresh read when another write came between.
-    pub async fn change_birthday(&self, id: &str, change: &crate::birthday::BirthdayChange, by: &str, rules: &Rules, now: DateTime<Utc>) -> Result<BirthdayChanged, StoreError> {
-        for attempt in 0..super::MAX_ATTEMPTS {
-            let Some(mut m) = self.member(id).await?.filter(|m| !m.is_erased()) else { return Ok(BirthdayChanged::NoSuchMember) };
+    pub async fn change_birthday(
+        &self,
+        id: &str,
+        change: &crate::birthday::BirthdayChange,
+        by: &str,
+        rules: &Rules,
+        now: DateTime<Utc>,
+    ) -> Result<BirthdayChanged, StoreError> {
+        self.change_member(async || {
+            let Some(mut m) = self.member(id).await?.filter(|m| !m.is_erased()) else {
+                return Ok(Attempt::Answer(BirthdayChanged::NoSuchMember));
+            };
             let version = m.version;
             if !m.change_birthday(change.clone(), by, now) {
-                return Ok(BirthdayChanged::Done(Box::new(m), false));
+                return Ok(Attempt::Answer(BirthdayChanged::Done(Box::new(m), false)));
             }
             m.version += 1;
-            match self.transact(vec![self.member_write(&m, version, rules, now)?]).await {
-                Ok(()) => return Ok(BirthdayChanged::Done(Box::new(m), true)),
-                Err(TxFailure::Conditions(_) | TxFailure::Conflict) => super::backoff(attempt).await,
-                Err(TxFailure::Store(e)) => return Err(e),
-            }
-        }
-        Err(StoreError::Contended)
+            let write = self.member_write(&m, version, rules, now)?;
+            Ok(Attempt::Commit(vec![write], BirthdayChanged::Done(Box::new(m), true)))
+        })
+        .await
     }
 
     /// The write of a changed member: `member.version` must already be one past `read_version`,
     /// the version that was read, and the write only lands if nobody wrote in between.
-    pub fn member_write(&self, member: &Member, read_version: u64, rules: &Rules, now: DateTime<Utc>) -> Result<TransactWriteItem, StoreError> {
+    pub fn member_write(
+        &self,
+        member: &Member,
+        read_version: u64,
+        rules: &Rules,
+        now: DateTime<Utc>,
+    ) -> Result<TransactWriteItem, StoreError> {
         debug_assert_eq!(member.version, read_version + 1);
         self.put(&MemberItem::new(member, rules, now), Some(Cond::version(read_version)))
     }
 
     /// A member's tier history, oldest first.
-    pub async fn tier_history(&self, member_id: &str) -> Result<Vec<crate::tier::TierChange>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :p)")
-            .expression_attribute_values(":pk", AttributeValue::S(member_pk(member_id)))
-            .expression_attribute_values(":p", AttributeValue::S("TIER#".into()))
-            .send()
-            .await
-            .map_err(sdk)?;
-        out.items.unwrap_or_default().into_iter().map(|i| from_item::<TierChangeItem>(i).map(|t| t.change)).collect()
+    pub async fn tier_history(
+        &self,
+        member_id: &str,
+    ) -> Result<Vec<crate::tier::TierChange>, StoreError> {
+        Ok(self
+            .member_items::<TierChangeItem>(member_id, keys::TIER_CHANGE_PREFIX)
+            .await?
+            .into_iter()
+            .map(|t| t.change)
+            .collect())
     }
 }

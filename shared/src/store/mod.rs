@@ -1,22 +1,24 @@
 //! The DynamoDB adapter. Items are serde structs (serde_dynamo); every change that touches
 //! more than one item is one `TransactWriteItems` with conditions.
 
+pub mod campaign;
+pub mod checkout;
 pub mod coupon;
 pub mod issue;
-pub mod checkout;
 pub mod keys;
 pub mod ledger;
 pub mod member;
-pub mod tier;
 pub mod points;
-pub mod campaign;
 pub mod reward;
 pub mod stream;
+pub mod tier;
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
+};
 use aws_sdk_dynamodb::Client;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -65,29 +67,51 @@ impl Store {
     /// Client from the environment (region, credentials, `AWS_ENDPOINT_URL_DYNAMODB` for a
     /// local endpoint) and the table from `LOYALTY_TABLE`. Makes no network call.
     pub async fn from_env(config: &aws_config::SdkConfig) -> Result<Store, String> {
-        let table = std::env::var("LOYALTY_TABLE").map_err(|_| "LOYALTY_TABLE is not set".to_string())?;
+        let table =
+            std::env::var("LOYALTY_TABLE").map_err(|_| "LOYALTY_TABLE is not set".to_string())?;
         Ok(Store::new(Client::new(config), table))
     }
 
-    pub fn put<T: Serialize>(&self, item: &T, condition: Option<Cond>) -> Result<TransactWriteItem, StoreError> {
+    pub fn put<T: Serialize>(
+        &self,
+        item: &T,
+        condition: Option<Cond>,
+    ) -> Result<TransactWriteItem, StoreError> {
         let mut put = Put::builder().table_name(&self.table).set_item(Some(to_item(item)?));
         if let Some(c) = condition {
-            put = put.condition_expression(c.expr).set_expression_attribute_names(c.names).set_expression_attribute_values(c.values);
+            put = put
+                .condition_expression(c.expr)
+                .set_expression_attribute_names(c.names)
+                .set_expression_attribute_values(c.values);
         }
         Ok(TransactWriteItem::builder().put(put.build().map_err(sdk)?).build())
     }
 
-    pub fn delete(&self, pk: &str, sk: &str, condition: Option<Cond>) -> Result<TransactWriteItem, StoreError> {
+    pub fn delete(
+        &self,
+        pk: &str,
+        sk: &str,
+        condition: Option<Cond>,
+    ) -> Result<TransactWriteItem, StoreError> {
         let mut del = Delete::builder().table_name(&self.table).set_key(Some(key(pk, sk)));
         if let Some(c) = condition {
-            del = del.condition_expression(c.expr).set_expression_attribute_names(c.names).set_expression_attribute_values(c.values);
+            del = del
+                .condition_expression(c.expr)
+                .set_expression_attribute_names(c.names)
+                .set_expression_attribute_values(c.values);
         }
         Ok(TransactWriteItem::builder().delete(del.build().map_err(sdk)?).build())
     }
 
     /// An UpdateItem in a transaction: `update.expr` is the update expression; its names and
     /// values share one placeholder space with the condition's.
-    pub fn update(&self, pk: &str, sk: &str, update: Cond, condition: Cond) -> Result<TransactWriteItem, StoreError> {
+    pub fn update(
+        &self,
+        pk: &str,
+        sk: &str,
+        update: Cond,
+        condition: Cond,
+    ) -> Result<TransactWriteItem, StoreError> {
         let mut names = update.names.unwrap_or_default();
         names.extend(condition.names.unwrap_or_default());
         let mut values = update.values.unwrap_or_default();
@@ -104,7 +128,12 @@ impl Store {
         Ok(TransactWriteItem::builder().update(u).build())
     }
 
-    pub fn check(&self, pk: &str, sk: &str, condition: Cond) -> Result<TransactWriteItem, StoreError> {
+    pub fn check(
+        &self,
+        pk: &str,
+        sk: &str,
+        condition: Cond,
+    ) -> Result<TransactWriteItem, StoreError> {
         let check = ConditionCheck::builder()
             .table_name(&self.table)
             .set_key(Some(key(pk, sk)))
@@ -131,13 +160,24 @@ impl Store {
                         .collect();
                     if !failed.is_empty() {
                         Err(TxFailure::Conditions(failed))
-                    } else if reasons.iter().any(|r| matches!(r.code(), Some("ProvisionedThroughputExceeded" | "ThrottlingError" | "RequestLimitExceeded"))) {
+                    } else if reasons.iter().any(|r| {
+                        matches!(
+                            r.code(),
+                            Some(
+                                "ProvisionedThroughputExceeded"
+                                    | "ThrottlingError"
+                                    | "RequestLimitExceeded"
+                            )
+                        )
+                    }) {
                         Err(TxFailure::Store(StoreError::Throttled("transaction".into())))
                     } else {
                         Err(TxFailure::Conflict)
                     }
                 }
-                TransactWriteItemsError::TransactionInProgressException(_) => Err(TxFailure::Conflict),
+                TransactWriteItemsError::TransactionInProgressException(_) => {
+                    Err(TxFailure::Conflict)
+                }
                 other => Err(TxFailure::Store(StoreError::Sdk(other.to_string()))),
             },
             Err(e) => Err(TxFailure::Store(sdk(e))),
@@ -145,7 +185,10 @@ impl Store {
     }
 
     /// Every item a Query returns, following its pages.
-    pub async fn query_all<T: DeserializeOwned>(&self, query: QueryFluentBuilder) -> Result<Vec<T>, StoreError> {
+    pub async fn query_all<T: DeserializeOwned>(
+        &self,
+        query: QueryFluentBuilder,
+    ) -> Result<Vec<T>, StoreError> {
         let mut out = Vec::new();
         let mut start = None;
         loop {
@@ -160,6 +203,23 @@ impl Store {
         }
     }
 
+    /// Every item of one kind in a member's partition: the items whose sort key starts with
+    /// `prefix` (coupons, reward claims, tier changes...), in sort-key order, every page.
+    pub async fn member_items<T: DeserializeOwned>(
+        &self,
+        member_id: &str,
+        prefix: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :p)")
+            .expression_attribute_values(":pk", AttributeValue::S(keys::member_pk(member_id)))
+            .expression_attribute_values(":p", AttributeValue::S(prefix.into()));
+        self.query_all(query).await
+    }
+
     /// Strongly consistent read of up to 100 items in one BatchGetItem (keys the database
     /// leaves unprocessed, under throttling, are asked again after a backoff). Items that do
     /// not exist are simply not in the answer.
@@ -168,12 +228,27 @@ impl Store {
         if keys.is_empty() {
             return Ok(out);
         }
-        let mut request = Some(KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().map_err(sdk)?);
+        let mut request = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(sdk)?,
+        );
         let mut attempt = 0;
         while let Some(req) = request.take() {
-            let page = self.client.batch_get_item().request_items(&self.table, req).send().await.map_err(sdk)?;
+            let page = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, req)
+                .send()
+                .await
+                .map_err(sdk)?;
             out.extend(page.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default());
-            request = page.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).filter(|k| !k.keys().is_empty());
+            request = page
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .filter(|k| !k.keys().is_empty());
             if request.is_some() {
                 if attempt >= MAX_ATTEMPTS {
                     return Err(StoreError::Throttled("BatchGetItem left keys unprocessed".into()));
@@ -186,8 +261,20 @@ impl Store {
     }
 
     /// Strongly consistent read of one item.
-    pub async fn get<T: DeserializeOwned>(&self, pk: &str, sk: &str) -> Result<Option<T>, StoreError> {
-        let out = self.client.get_item().table_name(&self.table).set_key(Some(key(pk, sk))).consistent_read(true).send().await.map_err(sdk)?;
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        pk: &str,
+        sk: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk)?;
         out.item.map(from_item).transpose()
     }
 }
@@ -226,7 +313,10 @@ impl Cond {
 }
 
 pub fn key(pk: &str, sk: &str) -> Item {
-    HashMap::from([("PK".to_string(), AttributeValue::S(pk.into())), ("SK".to_string(), AttributeValue::S(sk.into()))])
+    HashMap::from([
+        ("PK".to_string(), AttributeValue::S(pk.into())),
+        ("SK".to_string(), AttributeValue::S(sk.into())),
+    ])
 }
 
 pub fn to_item<T: Serialize>(v: &T) -> Result<Item, StoreError> {

@@ -32,7 +32,13 @@ pub struct OrderItem {
 
 impl OrderItem {
     pub fn new(member_id: &str, order: OrderRecord) -> OrderItem {
-        OrderItem { pk: member_pk(member_id), sk: keys::order_sk(&order.order_id), entity: "order".into(), member_id: member_id.into(), order }
+        OrderItem {
+            pk: member_pk(member_id),
+            sk: keys::order_sk(&order.order_id),
+            entity: "order".into(),
+            member_id: member_id.into(),
+            order,
+        }
     }
 }
 
@@ -88,7 +94,10 @@ pub struct PointsRead {
 
 impl PointsRead {
     /// The item at `sk` in the member's partition, typed.
-    pub fn take<T: serde::de::DeserializeOwned>(&mut self, sk: &str) -> Result<Option<T>, StoreError> {
+    pub fn take<T: serde::de::DeserializeOwned>(
+        &mut self,
+        sk: &str,
+    ) -> Result<Option<T>, StoreError> {
         self.items.remove(sk).map(from_item).transpose()
     }
 }
@@ -101,18 +110,56 @@ pub enum Commit {
     Retry,
 }
 
+/// What one attempt of `Store::change_member` decided from what it read.
+pub enum Attempt<T, E> {
+    /// Answer without writing: a replayed request, or nothing to change.
+    Answer(T),
+    /// Commit these writes, then answer (or read again if another write came between).
+    Commit(Vec<TransactWriteItem>, T),
+    /// Like `Commit`, but what failed conditions mean is for the function to judge, given
+    /// the indexes of the writes whose condition failed.
+    CommitOr(Vec<TransactWriteItem>, T, Judge<E>),
+}
+
+/// Judges a commit's failed conditions from the indexes of the writes that failed them.
+pub type Judge<E> = Box<dyn FnOnce(&[usize]) -> Failed<E> + Send>;
+
+/// What a commit's failed conditions meant.
+pub enum Failed<E> {
+    /// Another write came between: read again after a backoff (what `Commit` always does).
+    Contended,
+    /// Read again at once: the read tells what changed, and there is nothing to wait for.
+    ReadAgainNow,
+    /// The change is refused.
+    Refused(E),
+}
+
 impl Store {
     /// One BatchGetItem (strongly consistent) of the member, the items at `sks` in the
     /// member's partition, and the campaign multipliers item. Unprocessed keys (throttling)
     /// are asked again, which is the only case of a second request.
-    pub async fn points_read(&self, member_id: &str, sks: &[String]) -> Result<PointsRead, StoreError> {
+    pub async fn points_read(
+        &self,
+        member_id: &str,
+        sks: &[String],
+    ) -> Result<PointsRead, StoreError> {
         let pk = member_pk(member_id);
         let mut keys = vec![key(&pk, PROFILE_SK), key(keys::PROGRAM_PK, keys::MULTIPLIERS_SK)];
         keys.extend(sks.iter().map(|sk| key(&pk, sk)));
         let mut out = PointsRead::default();
         for attempt in 0..super::MAX_ATTEMPTS {
-            let ka = KeysAndAttributes::builder().set_keys(Some(keys.clone())).consistent_read(true).build().map_err(sdk)?;
-            let resp = self.client.batch_get_item().request_items(&self.table, ka).send().await.map_err(sdk)?;
+            let ka = KeysAndAttributes::builder()
+                .set_keys(Some(keys.clone()))
+                .consistent_read(true)
+                .build()
+                .map_err(sdk)?;
+            let resp = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, ka)
+                .send()
+                .await
+                .map_err(sdk)?;
             for item in resp.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
                 let sk_of = item.get("SK").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
                 let pk_of = item.get("PK").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
@@ -124,7 +171,11 @@ impl Store {
                     out.items.insert(sk_of, item);
                 }
             }
-            keys = resp.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
+            keys = resp
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .map(|k| k.keys)
+                .unwrap_or_default();
             if keys.is_empty() {
                 return Ok(out);
             }
@@ -134,7 +185,14 @@ impl Store {
     }
 
     /// The versioned write of a changed member with its ledger entries (each entry new).
-    pub fn member_change(&self, member: &Member, read_version: u64, entries: Vec<LedgerEntry>, rules: &Rules, now: DateTime<Utc>) -> Result<Vec<TransactWriteItem>, StoreError> {
+    pub fn member_change(
+        &self,
+        member: &Member,
+        read_version: u64,
+        entries: Vec<LedgerEntry>,
+        rules: &Rules,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
         let id = member.member_id.as_str();
         let mut writes = vec![self.member_write(member, read_version, rules, now)?];
         for e in entries {
@@ -143,9 +201,49 @@ impl Store {
         Ok(writes)
     }
 
+    /// The one optimistic-concurrency loop of a member change. Each call of `attempt` reads
+    /// what it needs afresh (the member and its version, the receipt or order that makes the
+    /// request idempotent), decides, and answers either without writing (a replay, nothing
+    /// to do) or with the writes, the member's version-checked write among them. A commit
+    /// that fails on a version or uniqueness condition, or against another transaction, is
+    /// tried again from a fresh read after a backoff; after `MAX_ATTEMPTS` the change gives up
+    /// with `StoreError::Contended`.
+    pub async fn change_member<T, E, F, Fut>(&self, mut attempt: F) -> Result<T, E>
+    where
+        E: From<StoreError>,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Attempt<T, E>, E>>,
+    {
+        for n in 0..super::MAX_ATTEMPTS {
+            match attempt().await? {
+                Attempt::Answer(answer) => return Ok(answer),
+                Attempt::Commit(writes, answer) => {
+                    if self.commit(writes, n).await? == Commit::Done {
+                        return Ok(answer);
+                    }
+                }
+                Attempt::CommitOr(writes, answer, judge) => match self.transact(writes).await {
+                    Ok(()) => return Ok(answer),
+                    Err(TxFailure::Conditions(failed)) => match judge(&failed) {
+                        Failed::Refused(refused) => return Err(refused),
+                        Failed::ReadAgainNow => {}
+                        Failed::Contended => super::backoff(n).await,
+                    },
+                    Err(TxFailure::Conflict) => super::backoff(n).await,
+                    Err(TxFailure::Store(e)) => return Err(e.into()),
+                },
+            }
+        }
+        Err(StoreError::Contended.into())
+    }
+
     /// Commits one points transaction. Version and uniqueness conditions failing, or a
     /// conflicting transaction, mean "read again" (after a backoff).
-    pub async fn commit(&self, writes: Vec<TransactWriteItem>, attempt: u32) -> Result<Commit, StoreError> {
+    pub async fn commit(
+        &self,
+        writes: Vec<TransactWriteItem>,
+        attempt: u32,
+    ) -> Result<Commit, StoreError> {
         match self.transact(writes).await {
             Ok(()) => Ok(Commit::Done),
             Err(TxFailure::Conditions(_) | TxFailure::Conflict) => {
@@ -158,7 +256,10 @@ impl Store {
 
     /// A member and the lot days whose expiry it was already told, in one strongly consistent
     /// Query from the first notice to the profile (they sort next to each other).
-    pub async fn member_for_sweep(&self, id: &str) -> Result<Option<(Member, Vec<NaiveDate>)>, StoreError> {
+    pub async fn member_for_sweep(
+        &self,
+        id: &str,
+    ) -> Result<Option<(Member, Vec<NaiveDate>)>, StoreError> {
         let (mut member, mut noticed, mut start) = (None, Vec::new(), None);
         loop {
             let page = self
@@ -167,7 +268,10 @@ impl Store {
                 .table_name(&self.table)
                 .key_condition_expression("PK = :pk AND SK BETWEEN :a AND :b")
                 .expression_attribute_values(":pk", AttributeValue::S(member_pk(id)))
-                .expression_attribute_values(":a", AttributeValue::S(keys::EXPIRY_NOTICE_PREFIX.into()))
+                .expression_attribute_values(
+                    ":a",
+                    AttributeValue::S(keys::EXPIRY_NOTICE_PREFIX.into()),
+                )
                 .expression_attribute_values(":b", AttributeValue::S(PROFILE_SK.into()))
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
@@ -177,7 +281,9 @@ impl Store {
             for item in page.items.unwrap_or_default() {
                 match item.get("entity").and_then(|e| e.as_s().ok()).map(String::as_str) {
                     Some("member") => member = Some(from_item::<MemberItem>(item)?.member),
-                    Some("expiry_notice") => noticed.push(from_item::<ExpiryNoticeItem>(item)?.notice.earned_on),
+                    Some("expiry_notice") => {
+                        noticed.push(from_item::<ExpiryNoticeItem>(item)?.notice.earned_on)
+                    }
                     _ => {}
                 }
             }
@@ -191,7 +297,12 @@ impl Store {
     /// One page of members whose first lot expiry or release is on or before `until`
     /// (ByExpiry index), for one shard: member ids and where to continue. The sweep asks up to
     /// its notice horizon, so that members with a lot expiring soon are met before it expires.
-    pub async fn expiry_due(&self, shard: u32, until: NaiveDate, start: Option<Item>) -> Result<(Vec<String>, Option<Item>), StoreError> {
+    pub async fn expiry_due(
+        &self,
+        shard: u32,
+        until: NaiveDate,
+        start: Option<Item>,
+    ) -> Result<(Vec<String>, Option<Item>), StoreError> {
         // GSI4SK is `<expiry date>#<member id>`: everything below the next day's date is due.
         let bound = (until + chrono::Duration::days(1)).to_string();
         let out = self
@@ -211,7 +322,12 @@ impl Store {
             .items
             .unwrap_or_default()
             .iter()
-            .filter_map(|i| i.get("PK").and_then(|v| v.as_s().ok()).and_then(|pk| pk.strip_prefix("MEMBER#")).map(str::to_string))
+            .filter_map(|i| {
+                i.get("PK")
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|pk| pk.strip_prefix("MEMBER#"))
+                    .map(str::to_string)
+            })
             .collect();
         Ok((ids, out.last_evaluated_key))
     }

@@ -43,12 +43,28 @@ pub struct RewardItem {
 
 impl RewardItem {
     pub fn new(reward: Reward, fingerprint: String) -> RewardItem {
-        RewardItem { pk: keys::REWARDS_PK.into(), sk: keys::reward_sk(&reward.reward_id), entity: "reward".into(), reward, claimed: 0, fingerprint }
+        RewardItem {
+            pk: keys::REWARDS_PK.into(),
+            sk: keys::reward_sk(&reward.reward_id),
+            entity: "reward".into(),
+            reward,
+            claimed: 0,
+            fingerprint,
+        }
     }
 }
 
 /// The reward's optional attributes: an operator's change that drops one removes it.
-const OPTIONAL: [&str; 8] = ["imageUrl", "couponTemplate", "coupon", "stock", "perMemberLimit", "tiers", "availableFrom", "availableUntil"];
+const OPTIONAL: [&str; 8] = [
+    "imageUrl",
+    "couponTemplate",
+    "coupon",
+    "stock",
+    "perMemberLimit",
+    "tiers",
+    "availableFrom",
+    "availableUntil",
+];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClaimItem {
@@ -65,7 +81,13 @@ pub struct ClaimItem {
 
 impl ClaimItem {
     pub fn new(member_id: &str, claim: Claim) -> ClaimItem {
-        ClaimItem { pk: member_pk(member_id), sk: keys::reward_claim_sk(&claim.claim_id), entity: "reward_claim".into(), member_id: member_id.into(), claim }
+        ClaimItem {
+            pk: member_pk(member_id),
+            sk: keys::reward_claim_sk(&claim.claim_id),
+            entity: "reward_claim".into(),
+            member_id: member_id.into(),
+            claim,
+        }
     }
 }
 
@@ -88,7 +110,10 @@ pub struct RewardRead {
 
 impl RewardRead {
     pub fn count(&self, reward_id: &str, period: Option<&str>) -> u32 {
-        period.and_then(|p| self.counts.get(&keys::reward_limit_sk(reward_id, p))).copied().unwrap_or(0)
+        period
+            .and_then(|p| self.counts.get(&keys::reward_limit_sk(reward_id, p)))
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -105,7 +130,12 @@ impl Store {
     /// fulfilment or the member's catalog needs about the member. Unprocessed keys (throttling)
     /// are asked again, and more than 100 keys (a catalog of over 99 limited rewards) take one
     /// request per 100: the only cases of a second request.
-    pub async fn reward_read(&self, member_id: &str, member_sks: &[String], reward_id: Option<&str>) -> Result<RewardRead, StoreError> {
+    pub async fn reward_read(
+        &self,
+        member_id: &str,
+        member_sks: &[String],
+        reward_id: Option<&str>,
+    ) -> Result<RewardRead, StoreError> {
         let pk = member_pk(member_id);
         let mut all: Vec<Item> = vec![key(&pk, keys::PROFILE_SK)];
         all.extend(member_sks.iter().map(|sk| key(&pk, sk)));
@@ -117,14 +147,29 @@ impl Store {
             while !keys.is_empty() {
                 if attempt > 0 {
                     if attempt >= super::MAX_ATTEMPTS {
-                        return Err(StoreError::Throttled("batch read left keys unprocessed".into()));
+                        return Err(StoreError::Throttled(
+                            "batch read left keys unprocessed".into(),
+                        ));
                     }
                     super::backoff(attempt - 1).await;
                 }
-                let ka = KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().map_err(sdk)?;
-                let resp = self.client.batch_get_item().request_items(&self.table, ka).send().await.map_err(sdk)?;
-                for item in resp.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
-                    let sk = item.get("SK").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                let ka = KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(sdk)?;
+                let resp = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, ka)
+                    .send()
+                    .await
+                    .map_err(sdk)?;
+                for item in
+                    resp.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default()
+                {
+                    let sk =
+                        item.get("SK").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
                     match item.get("entity").and_then(|v| v.as_s().ok()).map(String::as_str) {
                         Some("member") => out.member = Some(from_item::<MemberItem>(item)?.member),
                         Some("reward") => out.reward = Some(from_item(item)?),
@@ -135,7 +180,11 @@ impl Store {
                         }
                     }
                 }
-                keys = resp.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
+                keys = resp
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
                 attempt += 1;
             }
         }
@@ -167,7 +216,11 @@ impl Store {
     /// An operator's change: every field of the new version is set (absent optional ones
     /// removed) and `claimed` is left as it is, if the reward is still at `read_version` and,
     /// with a stock, no more units are claimed than the new stock.
-    pub fn reward_change_write(&self, reward: &Reward, read_version: u64) -> Result<TransactWriteItem, StoreError> {
+    pub fn reward_change_write(
+        &self,
+        reward: &Reward,
+        read_version: u64,
+    ) -> Result<TransactWriteItem, StoreError> {
         let item = to_item(reward)?;
         let mut update = Cond::default();
         let mut set = Vec::new();
@@ -186,7 +239,9 @@ impl Store {
         }
         let mut cond = Cond::new("#rv = :rv").name("#rv", "version").value(":rv", n(read_version));
         if let Some(stock) = reward.stock {
-            cond = Cond { expr: format!("{} AND #claimed <= :stock", cond.expr), ..cond }.name("#claimed", "claimed").value(":stock", n(stock));
+            cond = Cond { expr: format!("{} AND #claimed <= :stock", cond.expr), ..cond }
+                .name("#claimed", "claimed")
+                .value(":stock", n(stock));
         }
         self.update(keys::REWARDS_PK, &keys::reward_sk(&reward.reward_id), update, cond)
     }
@@ -196,57 +251,96 @@ impl Store {
     /// but `claimed` itself.
     pub fn reward_take_write(&self, reward: &Reward) -> Result<TransactWriteItem, StoreError> {
         let update = Cond::new("ADD #claimed :one").name("#claimed", "claimed").value(":one", n(1));
-        let mut cond = Cond::new("#rv = :rv").name("#rv", "version").value(":rv", n(reward.version));
+        let mut cond =
+            Cond::new("#rv = :rv").name("#rv", "version").value(":rv", n(reward.version));
         if let Some(stock) = reward.stock {
-            cond = Cond { expr: format!("{} AND #claimed < :stock", cond.expr), ..cond }.value(":stock", n(stock));
+            cond = Cond { expr: format!("{} AND #claimed < :stock", cond.expr), ..cond }
+                .value(":stock", n(stock));
         }
         self.update(keys::REWARDS_PK, &keys::reward_sk(&reward.reward_id), update, cond)
     }
 
     /// A cancelled gift gives its unit back to the stock.
     pub fn reward_give_back_write(&self, reward_id: &str) -> Result<TransactWriteItem, StoreError> {
-        let update = Cond::new("ADD #claimed :minus").name("#claimed", "claimed").value(":minus", n(-1));
-        self.update(keys::REWARDS_PK, &keys::reward_sk(reward_id), update, Cond::new("#claimed >= :one").value(":one", n(1)))
+        let update =
+            Cond::new("ADD #claimed :minus").name("#claimed", "claimed").value(":minus", n(-1));
+        self.update(
+            keys::REWARDS_PK,
+            &keys::reward_sk(reward_id),
+            update,
+            Cond::new("#claimed >= :one").value(":one", n(1)),
+        )
     }
 
     /// Counts a claim against the member's limit: only below `limit`. A monthly counter may
     /// vanish (TTL) once its month is long over.
-    pub fn limit_take_write(&self, member_id: &str, reward_id: &str, period: &str, limit: u32, expires_at: Option<DateTime<Utc>>) -> Result<TransactWriteItem, StoreError> {
-        let mut update = Cond::new("ADD #n :one SET #entity = :entity").name("#n", "n").name("#entity", "entity").value(":one", n(1)).value(":entity", AttributeValue::S("reward_limit".into()));
+    pub fn limit_take_write(
+        &self,
+        member_id: &str,
+        reward_id: &str,
+        period: &str,
+        limit: u32,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut update = Cond::new("ADD #n :one SET #entity = :entity")
+            .name("#n", "n")
+            .name("#entity", "entity")
+            .value(":one", n(1))
+            .value(":entity", AttributeValue::S("reward_limit".into()));
         if let Some(t) = expires_at {
-            update = Cond { expr: format!("{}, #exp = :exp", update.expr), ..update }.name("#exp", "expiresAt").value(":exp", n(t.timestamp()));
+            update = Cond { expr: format!("{}, #exp = :exp", update.expr), ..update }
+                .name("#exp", "expiresAt")
+                .value(":exp", n(t.timestamp()));
         }
         let cond = Cond::new("attribute_not_exists(#n) OR #n < :limit").value(":limit", n(limit));
         self.update(&member_pk(member_id), &keys::reward_limit_sk(reward_id, period), update, cond)
     }
 
     /// A cancelled claim no longer counts against the member's limit.
-    pub fn limit_give_back_write(&self, member_id: &str, reward_id: &str, period: &str) -> Result<TransactWriteItem, StoreError> {
+    pub fn limit_give_back_write(
+        &self,
+        member_id: &str,
+        reward_id: &str,
+        period: &str,
+    ) -> Result<TransactWriteItem, StoreError> {
         let update = Cond::new("ADD #n :minus").name("#n", "n").value(":minus", n(-1));
-        self.update(&member_pk(member_id), &keys::reward_limit_sk(reward_id, period), update, Cond::new("#n >= :one").value(":one", n(1)))
+        self.update(
+            &member_pk(member_id),
+            &keys::reward_limit_sk(reward_id, period),
+            update,
+            Cond::new("#n >= :one").value(":one", n(1)),
+        )
     }
 
     /// A new claim.
-    pub fn new_claim_write(&self, member_id: &str, claim: Claim) -> Result<TransactWriteItem, StoreError> {
+    pub fn new_claim_write(
+        &self,
+        member_id: &str,
+        claim: Claim,
+    ) -> Result<TransactWriteItem, StoreError> {
         self.put(&ClaimItem::new(member_id, claim), Some(Cond::absent()))
     }
 
     /// A claim fulfilled (shipped or cancelled): only from `pending`, so it moves once.
-    pub fn fulfilled_claim_write(&self, member_id: &str, claim: Claim) -> Result<TransactWriteItem, StoreError> {
-        let cond = Cond::new("#status = :pending").name("#status", "status").value(":pending", AttributeValue::S("pending".into()));
+    pub fn fulfilled_claim_write(
+        &self,
+        member_id: &str,
+        claim: Claim,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let cond = Cond::new("#status = :pending")
+            .name("#status", "status")
+            .value(":pending", AttributeValue::S("pending".into()));
         self.put(&ClaimItem::new(member_id, claim), Some(cond))
     }
 
     /// A member's claims (one Query; a member claims tens, not thousands).
     pub async fn claims(&self, member_id: &str) -> Result<Vec<Claim>, StoreError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :p)")
-            .expression_attribute_values(":pk", AttributeValue::S(member_pk(member_id)))
-            .expression_attribute_values(":p", AttributeValue::S(keys::REWARD_CLAIM_PREFIX.into()));
-        Ok(self.query_all::<ClaimItem>(query).await?.into_iter().map(|i| i.claim).collect())
+        Ok(self
+            .member_items::<ClaimItem>(member_id, keys::REWARD_CLAIM_PREFIX)
+            .await?
+            .into_iter()
+            .map(|i| i.claim)
+            .collect())
     }
 }
 
@@ -279,9 +373,31 @@ mod tests {
         };
         let item = to_item(&bare).unwrap();
         // Every attribute a bare reward lacks must be removable, or a change could not drop it.
-        let all = ["rewardId", "name", "description", "imageUrl", "price", "kind", "couponTemplate", "coupon", "stock", "perMemberLimit", "limitPeriod", "tiers", "availableFrom", "availableUntil", "active", "version", "createdAt", "updatedAt"];
+        let all = [
+            "rewardId",
+            "name",
+            "description",
+            "imageUrl",
+            "price",
+            "kind",
+            "couponTemplate",
+            "coupon",
+            "stock",
+            "perMemberLimit",
+            "limitPeriod",
+            "tiers",
+            "availableFrom",
+            "availableUntil",
+            "active",
+            "version",
+            "createdAt",
+            "updatedAt",
+        ];
         for a in all {
-            assert!(item.contains_key(a) || OPTIONAL.contains(&a), "{a} is neither always there nor removable");
+            assert!(
+                item.contains_key(a) || OPTIONAL.contains(&a),
+                "{a} is neither always there nor removable"
+            );
         }
     }
 }

@@ -55,9 +55,15 @@ pub fn events_of(record: &EventRecord) -> Result<Vec<Event>, StreamError> {
     };
     let new = &change.new_image;
     if new.is_empty() {
-        return Err(StreamError::Malformed(sequence.into(), "no NewImage: the stream must be NEW_AND_OLD_IMAGES"));
+        return Err(StreamError::Malformed(
+            sequence.into(),
+            "no NewImage: the stream must be NEW_AND_OLD_IMAGES",
+        ));
     }
-    let (Some(pk), Some(sk)) = (string(new, "PK").or_else(|| string(&change.keys, "PK")), string(new, "SK").or_else(|| string(&change.keys, "SK"))) else {
+    let (Some(pk), Some(sk)) = (
+        string(new, "PK").or_else(|| string(&change.keys, "PK")),
+        string(new, "SK").or_else(|| string(&change.keys, "SK")),
+    ) else {
         return Err(StreamError::Malformed(sequence.into(), "no PK/SK"));
     };
     let Some(entity) = string(new, "entity") else { return Ok(Vec::new()) };
@@ -86,12 +92,27 @@ pub fn events_of(record: &EventRecord) -> Result<Vec<Event>, StreamError> {
         "coupon" => {
             let item: CouponItem = d.decode(new)?;
             let before: Option<CouponItem> = old.map(|o| d.decode(o)).transpose()?;
-            events::coupon_events(origin, before.as_ref().map(|b| &b.coupon), &item.coupon, inserted, approximate)
+            events::coupon_events(
+                origin,
+                before.as_ref().map(|b| &b.coupon),
+                &item.coupon,
+                inserted,
+                approximate,
+            )
         }
         "checkout" => {
             let item: CheckoutItem = d.decode(new)?;
-            let was_confirmed = old.map(|o| d.decode::<CheckoutItem>(o)).transpose()?.is_some_and(|o| o.state == CheckoutState::Confirmed);
-            events::checkout_events(origin, &item.member_id, &item.quoted, item.state == CheckoutState::Confirmed && !was_confirmed, approximate)
+            let was_confirmed = old
+                .map(|o| d.decode::<CheckoutItem>(o))
+                .transpose()?
+                .is_some_and(|o| o.state == CheckoutState::Confirmed);
+            events::checkout_events(
+                origin,
+                &item.member_id,
+                &item.quoted,
+                item.state == CheckoutState::Confirmed && !was_confirmed,
+                approximate,
+            )
         }
         "campaign_run" => {
             let run: RunFacts = d.decode(new)?;
@@ -99,8 +120,11 @@ pub fn events_of(record: &EventRecord) -> Result<Vec<Event>, StreamError> {
             events::run_events(origin, before.as_ref(), &run, approximate)
         }
         "reward_claim" if inserted => {
-            let member = keys::member_id_of(pk).ok_or_else(|| d.error("a claim outside a member partition"))?;
-            let at = string(new, "at").and_then(|s| s.parse::<DateTime<Utc>>().ok()).unwrap_or(approximate);
+            let member = keys::member_id_of(pk)
+                .ok_or_else(|| d.error("a claim outside a member partition"))?;
+            let at = string(new, "at")
+                .and_then(|s| s.parse::<DateTime<Utc>>().ok())
+                .unwrap_or(approximate);
             events::claim_events(origin, member, at)
         }
         _ => Ok(Vec::new()),
@@ -127,7 +151,12 @@ impl Decoder<'_> {
     }
 
     fn error(&self, detail: &str) -> StreamError {
-        StreamError::Mapping { entity: self.entity.into(), pk: self.pk.into(), sk: self.sk.into(), detail: redact(detail) }
+        StreamError::Mapping {
+            entity: self.entity.into(),
+            pk: self.pk.into(),
+            sk: self.sk.into(),
+            detail: redact(detail),
+        }
     }
 }
 
@@ -181,16 +210,24 @@ mod tests {
     #[test]
     fn a_known_entity_that_does_not_decode_is_an_error_without_its_values() {
         let bad = json!({"PK": {"S": "MEMBER#m"}, "SK": {"S": "#PROFILE"}, "entity": {"S": "member"}, "memberId": {"S": "m"}, "tier": {"S": "li.wei@example.com"}, "joinedAt": {"S": "2026-01-01T00:00:00Z"}});
-        let Err(StreamError::Mapping { entity, detail, .. }) = events_of(&record("INSERT", bad, None)) else { panic!("a bad tier must not map") };
+        let Err(StreamError::Mapping { entity, detail, .. }) =
+            events_of(&record("INSERT", bad, None))
+        else {
+            panic!("a bad tier must not map")
+        };
         assert_eq!(entity, "member");
         assert!(!detail.contains("example.com"), "{detail}");
         assert_eq!(redact("missing field `joinedAt`"), "missing field `joinedAt`");
-        assert_eq!(redact("invalid type: string \"+8613800138000\", expected i64"), "invalid type: string \"…\", expected i64");
+        assert_eq!(
+            redact("invalid type: string \"+8613800138000\", expected i64"),
+            "invalid type: string \"…\", expected i64"
+        );
     }
 
     #[test]
     fn a_stream_without_new_images_is_refused() {
-        let mut r = record("INSERT", json!({"PK": {"S": "MEMBER#m"}, "SK": {"S": "#PROFILE"}}), None);
+        let mut r =
+            record("INSERT", json!({"PK": {"S": "MEMBER#m"}, "SK": {"S": "#PROFILE"}}), None);
         r.change.new_image = Item::from(std::collections::HashMap::<String, AttributeValue>::new());
         assert!(matches!(events_of(&r), Err(StreamError::Malformed(_, _))));
     }

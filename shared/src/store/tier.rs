@@ -32,13 +32,25 @@ pub struct TierRulesMark {
 
 impl TierRulesMark {
     pub fn new(fingerprint: String, at: DateTime<Utc>) -> TierRulesMark {
-        TierRulesMark { pk: PROGRAM_PK.into(), sk: TIER_RULES_SK.into(), entity: "tier_rules_mark".into(), fingerprint, at }
+        TierRulesMark {
+            pk: PROGRAM_PK.into(),
+            sk: TIER_RULES_SK.into(),
+            entity: "tier_rules_mark".into(),
+            fingerprint,
+            at,
+        }
     }
 }
 
 impl Store {
     /// Members of `shard` whose tier review is due on or before `date` (ByTierReview).
-    pub async fn tier_review_page(&self, shard: u32, date: NaiveDate, cursor: Option<Cursor>, limit: i32) -> Result<MemberPage, StoreError> {
+    pub async fn tier_review_page(
+        &self,
+        shard: u32,
+        date: NaiveDate,
+        cursor: Option<Cursor>,
+        limit: i32,
+    ) -> Result<MemberPage, StoreError> {
         let q = self
             .client
             .query()
@@ -46,21 +58,35 @@ impl Store {
             .index_name("ByTierReview")
             .key_condition_expression("GSI5PK = :pk AND GSI5SK < :bound")
             .expression_attribute_values(":pk", AttributeValue::S(keys::tier_review_pk(shard)))
-            .expression_attribute_values(":bound", AttributeValue::S(keys::tier_review_due_bound(date)));
-        let out = q.set_exclusive_start_key(cursor.map(to_key)).limit(limit).send().await.map_err(sdk)?;
+            .expression_attribute_values(
+                ":bound",
+                AttributeValue::S(keys::tier_review_due_bound(date)),
+            );
+        let out =
+            q.set_exclusive_start_key(cursor.map(to_key)).limit(limit).send().await.map_err(sdk)?;
         page(out.items.unwrap_or_default(), out.last_evaluated_key)
     }
 
     /// Members of `shard` holding `tier` (ByTier): the rules-change sweep.
-    pub async fn tier_segment_page(&self, tier: TierCode, shard: u32, cursor: Option<Cursor>, limit: i32) -> Result<MemberPage, StoreError> {
+    pub async fn tier_segment_page(
+        &self,
+        tier: TierCode,
+        shard: u32,
+        cursor: Option<Cursor>,
+        limit: i32,
+    ) -> Result<MemberPage, StoreError> {
         let q = self
             .client
             .query()
             .table_name(&self.table)
             .index_name("ByTier")
             .key_condition_expression("GSI1PK = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(keys::tier_segment_pk(tier.as_str(), shard)));
-        let out = q.set_exclusive_start_key(cursor.map(to_key)).limit(limit).send().await.map_err(sdk)?;
+            .expression_attribute_values(
+                ":pk",
+                AttributeValue::S(keys::tier_segment_pk(tier.as_str(), shard)),
+            );
+        let out =
+            q.set_exclusive_start_key(cursor.map(to_key)).limit(limit).send().await.map_err(sdk)?;
         page(out.items.unwrap_or_default(), out.last_evaluated_key)
     }
 
@@ -70,7 +96,13 @@ impl Store {
 
     pub async fn set_tier_rules_mark(&self, mark: &TierRulesMark) -> Result<(), StoreError> {
         let item = super::to_item(mark)?;
-        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(sdk)?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(sdk)?;
         Ok(())
     }
 }
@@ -79,16 +111,32 @@ fn to_key(cursor: Cursor) -> HashMap<String, AttributeValue> {
     cursor.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect()
 }
 
-fn page(items: Vec<HashMap<String, AttributeValue>>, last: Option<HashMap<String, AttributeValue>>) -> Result<MemberPage, StoreError> {
+fn page(
+    items: Vec<HashMap<String, AttributeValue>>,
+    last: Option<HashMap<String, AttributeValue>>,
+) -> Result<MemberPage, StoreError> {
     let member_ids = items
         .iter()
         .map(|i| {
-            let pk = i.get("PK").and_then(|v| v.as_s().ok()).ok_or_else(|| StoreError::Mapping("index item without PK".into()))?;
-            keys::member_id_of(pk).map(str::to_string).ok_or_else(|| StoreError::Mapping(format!("index item {pk} is not a member")))
+            let pk = i
+                .get("PK")
+                .and_then(|v| v.as_s().ok())
+                .ok_or_else(|| StoreError::Mapping("index item without PK".into()))?;
+            keys::member_id_of(pk)
+                .map(str::to_string)
+                .ok_or_else(|| StoreError::Mapping(format!("index item {pk} is not a member")))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let next = last
-        .map(|k| k.into_iter().map(|(name, v)| v.as_s().map(|s| (name.clone(), s.clone())).map_err(|_| StoreError::Mapping(format!("cursor attribute {name} is not a string")))).collect::<Result<Cursor, _>>())
+        .map(|k| {
+            k.into_iter()
+                .map(|(name, v)| {
+                    v.as_s().map(|s| (name.clone(), s.clone())).map_err(|_| {
+                        StoreError::Mapping(format!("cursor attribute {name} is not a string"))
+                    })
+                })
+                .collect::<Result<Cursor, _>>()
+        })
         .transpose()?;
     Ok(MemberPage { member_ids, next })
 }

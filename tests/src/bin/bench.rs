@@ -35,7 +35,12 @@ impl Op {
     }
 }
 
-async fn timed(h: &Harness, op: &mut Op, want: u16, call: impl std::future::Future<Output = lambda_http::Response<lambda_http::Body>>) -> Value {
+async fn timed(
+    h: &Harness,
+    op: &mut Op,
+    want: u16,
+    call: impl std::future::Future<Output = lambda_http::Response<lambda_http::Body>>,
+) -> Value {
     h.counter.reset();
     let t = Instant::now();
     let resp = call.await;
@@ -83,7 +88,13 @@ async fn main() {
         json!({"name": "Bench 20 CNY off", "price": 100, "kind": "coupon", "coupon": "amount-20", "perMemberLimit": 1}),
         json!({"name": "Bench mug", "price": 100, "kind": "gift", "stock": 1_000_000, "perMemberLimit": 1, "limitPeriod": "month"}),
     ] {
-        let (s, b, _) = answer(purchase_points::handle(&points, request("POST", "/rewards", Some(&body.to_string()), As::Operator)).await);
+        let (s, b, _) = answer(
+            purchase_points::handle(
+                &points,
+                request("POST", "/rewards", Some(&body.to_string()), As::Operator),
+            )
+            .await,
+        );
         assert_eq!(s, 201, "{b}");
         rewards.push(b["rewardId"].as_str().expect("reward id").to_string());
     }
@@ -91,44 +102,196 @@ async fn main() {
         let id = unique("bench");
         let me = || As::Member(id.clone());
         let body = json!({"email": format!("{}@example.com", id.to_lowercase()), "name": "Bench", "marketingConsent": true}).to_string();
-        let joined = timed(&h, &mut ops[0], 201, signup::handle(&signup, request("POST", "/members", Some(&body), me()))).await;
-        timed(&h, &mut ops[1], 200, signup::handle(&signup, request("GET", &format!("/members/{id}"), None, me()))).await;
+        let joined = timed(
+            &h,
+            &mut ops[0],
+            201,
+            signup::handle(&signup, request("POST", "/members", Some(&body), me())),
+        )
+        .await;
+        timed(
+            &h,
+            &mut ops[1],
+            200,
+            signup::handle(&signup, request("GET", &format!("/members/{id}"), None, me())),
+        )
+        .await;
         let order = format!("o-{i}");
         let internal = |route: &str| format!("/internal/members/{id}/{route}");
         let os = || As::OrderSystem;
         // Paid 8 days ago, past the 7-day return window: its points are available at once, for
         // the checkout and reward rows below to spend.
         let purchase = json!({"orderId": order, "amount": 25_000, "currency": "CNY", "channel": "online", "occurredAt": (now - chrono::Duration::days(8)).to_rfc3339()}).to_string();
-        timed(&h, &mut ops[2], 201, purchase_points::handle(&points, request("POST", &internal("purchases"), Some(&purchase), os()))).await;
-        let refund = json!({"orderId": order, "refundId": format!("r-{i}"), "amount": 5_000}).to_string();
-        timed(&h, &mut ops[3], 201, purchase_points::handle(&points, request("POST", &internal("refunds"), Some(&refund), os()))).await;
+        timed(
+            &h,
+            &mut ops[2],
+            201,
+            purchase_points::handle(
+                &points,
+                request("POST", &internal("purchases"), Some(&purchase), os()),
+            ),
+        )
+        .await;
+        let refund =
+            json!({"orderId": order, "refundId": format!("r-{i}"), "amount": 5_000}).to_string();
+        timed(
+            &h,
+            &mut ops[3],
+            201,
+            purchase_points::handle(
+                &points,
+                request("POST", &internal("refunds"), Some(&refund), os()),
+            ),
+        )
+        .await;
         let code = joined["welcomeCoupon"]["code"].as_str().expect("welcome coupon").to_string();
         let preview = json!({"amount": 12_000, "couponCodes": [code], "points": 100}).to_string();
-        timed(&h, &mut ops[9], 200, purchase_points::handle(&points, request("POST", &format!("/members/{id}/checkout-preview"), Some(&preview), me()))).await;
+        timed(
+            &h,
+            &mut ops[9],
+            200,
+            purchase_points::handle(
+                &points,
+                request("POST", &format!("/members/{id}/checkout-preview"), Some(&preview), me()),
+            ),
+        )
+        .await;
         let checkout = json!({"orderId": format!("o2-{i}"), "amount": 12_000, "currency": "CNY", "channel": "online", "couponCodes": [code], "points": 100}).to_string();
-        timed(&h, &mut ops[4], 201, purchase_points::handle(&points, request("POST", &internal("checkouts"), Some(&checkout), os()))).await;
-        timed(&h, &mut ops[5], 200, purchase_points::handle(&points, request("POST", &internal(&format!("checkouts/o2-{i}/confirm")), None, os()))).await;
+        timed(
+            &h,
+            &mut ops[4],
+            201,
+            purchase_points::handle(
+                &points,
+                request("POST", &internal("checkouts"), Some(&checkout), os()),
+            ),
+        )
+        .await;
+        timed(
+            &h,
+            &mut ops[5],
+            200,
+            purchase_points::handle(
+                &points,
+                request("POST", &internal(&format!("checkouts/o2-{i}/confirm")), None, os()),
+            ),
+        )
+        .await;
         let abandoned = json!({"orderId": format!("o3-{i}"), "amount": 12_000, "currency": "CNY", "channel": "online", "points": 100}).to_string();
-        assert_eq!(answer(purchase_points::handle(&points, request("POST", &internal("checkouts"), Some(&abandoned), os())).await).0, 201);
-        timed(&h, &mut ops[10], 200, purchase_points::handle(&points, request("POST", &internal(&format!("checkouts/o3-{i}/cancel")), None, os()))).await;
+        assert_eq!(
+            answer(
+                purchase_points::handle(
+                    &points,
+                    request("POST", &internal("checkouts"), Some(&abandoned), os())
+                )
+                .await
+            )
+            .0,
+            201
+        );
+        timed(
+            &h,
+            &mut ops[10],
+            200,
+            purchase_points::handle(
+                &points,
+                request("POST", &internal(&format!("checkouts/o3-{i}/cancel")), None, os()),
+            ),
+        )
+        .await;
         let checkin = json!({"type": "checkin", "refId": format!("c-{i}")}).to_string();
-        timed(&h, &mut ops[6], 201, purchase_points::handle(&points, request("POST", &format!("/members/{id}/activities"), Some(&checkin), me()))).await;
-        timed(&h, &mut ops[7], 200, purchase_points::handle(&points, request("GET", &format!("/members/{id}/ledger?limit=20"), None, me()))).await;
-        timed(&h, &mut ops[8], 200, coupon_issue::api::handle(&coupons, request("GET", &format!("/members/{id}/coupons?status=active"), None, me()))).await;
+        timed(
+            &h,
+            &mut ops[6],
+            201,
+            purchase_points::handle(
+                &points,
+                request("POST", &format!("/members/{id}/activities"), Some(&checkin), me()),
+            ),
+        )
+        .await;
+        timed(
+            &h,
+            &mut ops[7],
+            200,
+            purchase_points::handle(
+                &points,
+                request("GET", &format!("/members/{id}/ledger?limit=20"), None, me()),
+            ),
+        )
+        .await;
+        timed(
+            &h,
+            &mut ops[8],
+            200,
+            coupon_issue::api::handle(
+                &coupons,
+                request("GET", &format!("/members/{id}/coupons?status=active"), None, me()),
+            ),
+        )
+        .await;
         let claims = format!("/members/{id}/reward-claims");
-        let claim = |reward: &str, key: &str| request_with_headers("POST", &claims, Some(&json!({"rewardId": reward, "price": 100}).to_string()), me(), &[("idempotency-key", key)]);
-        timed(&h, &mut ops[11], 201, purchase_points::handle(&points, claim(&rewards[0], "coupon"))).await;
-        let gift = timed(&h, &mut ops[12], 201, purchase_points::handle(&points, claim(&rewards[1], "gift"))).await;
-        let fulfilment = format!("/internal/members/{id}/reward-claims/{}/fulfilment", gift["claimId"].as_str().expect("claim id"));
-        timed(&h, &mut ops[13], 200, purchase_points::handle(&points, request("POST", &fulfilment, Some(r#"{"status":"cancelled"}"#), os()))).await;
-        timed(&h, &mut ops[14], 200, purchase_points::handle(&points, request("GET", &format!("/members/{id}/rewards"), None, me()))).await;
+        let claim = |reward: &str, key: &str| {
+            request_with_headers(
+                "POST",
+                &claims,
+                Some(&json!({"rewardId": reward, "price": 100}).to_string()),
+                me(),
+                &[("idempotency-key", key)],
+            )
+        };
+        timed(
+            &h,
+            &mut ops[11],
+            201,
+            purchase_points::handle(&points, claim(&rewards[0], "coupon")),
+        )
+        .await;
+        let gift = timed(
+            &h,
+            &mut ops[12],
+            201,
+            purchase_points::handle(&points, claim(&rewards[1], "gift")),
+        )
+        .await;
+        let fulfilment = format!(
+            "/internal/members/{id}/reward-claims/{}/fulfilment",
+            gift["claimId"].as_str().expect("claim id")
+        );
+        timed(
+            &h,
+            &mut ops[13],
+            200,
+            purchase_points::handle(
+                &points,
+                request("POST", &fulfilment, Some(r#"{"status":"cancelled"}"#), os()),
+            ),
+        )
+        .await;
+        timed(
+            &h,
+            &mut ops[14],
+            200,
+            purchase_points::handle(
+                &points,
+                request("GET", &format!("/members/{id}/rewards"), None, me()),
+            ),
+        )
+        .await;
     }
 
     println!("### Per API call ({n} calls each)\n");
     println!("| operation | DynamoDB reads / call (max) | DynamoDB writes / call (max) | p50 ms | p95 ms |");
     println!("|---|---|---|---|---|");
     for op in &ops {
-        println!("| {} | {} | {} | {:.2} | {:.2} |", op.name, op.max_reads, op.max_writes, op.pct(0.5), op.pct(0.95));
+        println!(
+            "| {} | {} | {} | {:.2} | {:.2} |",
+            op.name,
+            op.max_reads,
+            op.max_writes,
+            op.pct(0.5),
+            op.pct(0.95)
+        );
     }
     if std::env::var("BENCH_CALLS_ONLY").as_deref() == Ok("1") {
         return;
@@ -138,8 +301,15 @@ async fn main() {
     let members: Vec<String> = (0..500).map(|_| unique("cmp")).collect();
     for chunk in members.chunks(25) {
         for id in chunk {
-            let body = json!({"email": format!("{}@example.com", id.to_lowercase()), "name": "C"}).to_string();
-            let (s, _, _) = answer(signup::handle(&signup, request("POST", "/members", Some(&body), As::Member(id.clone()))).await);
+            let body = json!({"email": format!("{}@example.com", id.to_lowercase()), "name": "C"})
+                .to_string();
+            let (s, _, _) = answer(
+                signup::handle(
+                    &signup,
+                    request("POST", "/members", Some(&body), As::Member(id.clone())),
+                )
+                .await,
+            );
             assert_eq!(s, 201);
         }
     }
@@ -163,13 +333,26 @@ async fn main() {
     let secs = t.elapsed().as_secs_f64();
     assert!(out.batch_item_failures.is_empty(), "the batch failed");
     let (reads, writes) = (h.counter.reads(), h.counter.writes());
-    println!("\n### Campaign batch (one SQS message of {} member ids through the coupon worker)\n", members.len());
+    println!(
+        "\n### Campaign batch (one SQS message of {} member ids through the coupon worker)\n",
+        members.len()
+    );
     println!("| coupons issued | DynamoDB write requests | writes per coupon | read requests (eligibility) | seconds | coupons/s (one worker) |");
     println!("|---|---|---|---|---|---|");
-    println!("| {} | {} | {:.3} | {} | {:.2} | {:.0} |", members.len(), writes, writes as f64 / members.len() as f64, reads, secs, members.len() as f64 / secs);
+    println!(
+        "| {} | {} | {:.3} | {} | {:.2} | {:.0} |",
+        members.len(),
+        writes,
+        writes as f64 / members.len() as f64,
+        reads,
+        secs,
+        members.len() as f64 / secs
+    );
 
     // The campaign run prices a realistic segment: 20,000 more members across the tiers.
-    let seeded: Vec<_> = (0..20_000).map(|i| plain_member(&unique("seg"), loyalty::TierCode::ALL[i % 4], chrono::Utc::now())).collect();
+    let seeded: Vec<_> = (0..20_000)
+        .map(|i| plain_member(&unique("seg"), loyalty::TierCode::ALL[i % 4], chrono::Utc::now()))
+        .collect();
     seed_members(&h, &seeded, chrono::Utc::now()).await;
     campaign_run(&h, &coupons).await;
     events_out_bench(&h, n).await;
@@ -188,10 +371,13 @@ async fn events_out_bench(h: &Harness, n: usize) {
     let purchases = (n * 10).max(100);
     let counter = Counter::default();
     let base = loyalty_tests::outbox::events_client(h);
-    let events = aws_sdk_eventbridge::Client::from_conf(base.config().to_builder().interceptor(counter.clone()).build());
+    let events = aws_sdk_eventbridge::Client::from_conf(
+        base.config().to_builder().interceptor(counter.clone()).build(),
+    );
     let bus = unique("bench-bus");
     events.create_event_bus().name(&bus).send().await.expect("create the bench bus");
-    let app = events_out::App { events: events.clone(), bus: bus.clone(), tries: 3, concurrency: 4 };
+    let app =
+        events_out::App { events: events.clone(), bus: bus.clone(), tries: 3, concurrency: 4 };
     let now = chrono::Utc::now();
     let rules = &h.env.rules;
     let item = |x: serde_dynamo::Item| serde_json::to_value(x).expect("an item as DynamoDB JSON");
@@ -199,12 +385,46 @@ async fn events_out_bench(h: &Harness, n: usize) {
     for i in 0..purchases {
         let id = format!("bench-ev-{}", i % 100);
         let m = plain_member(&id, loyalty::TierCode::Regular, now);
-        let member = item(serde_dynamo::to_item(MemberItem::new(&m, rules, now)).expect("member item"));
-        let entry = LedgerEntry { kind: EntryKind::Purchase, points: loyalty::Points(0), balance_after: loyalty::Points(0), pending: loyalty::Points(150), reason: "purchase 150.00 CNY".into(), reference: Some(format!("o-{i}")), at: now };
+        let member =
+            item(serde_dynamo::to_item(MemberItem::new(&m, rules, now)).expect("member item"));
+        let entry = LedgerEntry {
+            kind: EntryKind::Purchase,
+            points: loyalty::Points(0),
+            balance_after: loyalty::Points(0),
+            pending: loyalty::Points(150),
+            reason: "purchase 150.00 CNY".into(),
+            reference: Some(format!("o-{i}")),
+            at: now,
+        };
         let ledger = item(serde_dynamo::to_item(LedgerItem::new(&id, entry)).expect("ledger item"));
-        let req = loyalty::points::PurchaseRequest { order_id: format!("o-{i}"), amount: loyalty::Fen(15_000), currency: "CNY".into(), channel: loyalty::points::Channel::Online, occurred_at: now };
-        let order = item(serde_dynamo::to_item(OrderItem::new(&id, loyalty::points::OrderRecord::purchase(&req, 150, now.date_naive(), "f".into(), "{}".into()))).expect("order item"));
-        for (j, (name, new, old)) in [("MODIFY", member.clone(), Some(member)), ("INSERT", ledger, None), ("INSERT", order, None)].into_iter().enumerate() {
+        let req = loyalty::points::PurchaseRequest {
+            order_id: format!("o-{i}"),
+            amount: loyalty::Fen(15_000),
+            currency: "CNY".into(),
+            channel: loyalty::points::Channel::Online,
+            occurred_at: now,
+        };
+        let order = item(
+            serde_dynamo::to_item(OrderItem::new(
+                &id,
+                loyalty::points::OrderRecord::purchase(
+                    &req,
+                    150,
+                    now.date_naive(),
+                    "f".into(),
+                    "{}".into(),
+                ),
+            ))
+            .expect("order item"),
+        );
+        for (j, (name, new, old)) in [
+            ("MODIFY", member.clone(), Some(member)),
+            ("INSERT", ledger, None),
+            ("INSERT", order, None),
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let seq = format!("{:021}", 3 * i + j + 1);
             let mut d = json!({"ApproximateCreationDateTime": now.timestamp() as f64, "Keys": {"PK": new["PK"], "SK": new["SK"]}, "NewImage": new, "SequenceNumber": seq, "SizeBytes": 500, "StreamViewType": "NEW_AND_OLD_IMAGES"});
             if let Some(o) = old {
@@ -216,8 +436,16 @@ async fn events_out_bench(h: &Harness, n: usize) {
     let mut op = Op::new("stream batch of 100 records");
     let (mut published, mut failed) = (0usize, 0usize);
     for chunk in records.chunks(100) {
-        let Ok(loyalty::runtime::Trigger::Stream(batch)) = loyalty::runtime::classify(json!({ "Records": chunk })) else { panic!("a stream batch") };
-        published += batch.records.iter().map(|r| loyalty::store::stream::events_of(r).expect("maps").len()).sum::<usize>();
+        let Ok(loyalty::runtime::Trigger::Stream(batch)) =
+            loyalty::runtime::classify(json!({ "Records": chunk }))
+        else {
+            panic!("a stream batch")
+        };
+        published += batch
+            .records
+            .iter()
+            .map(|r| loyalty::store::stream::events_of(r).expect("maps").len())
+            .sum::<usize>();
         let t = Instant::now();
         failed += events_out::handle(&app, batch).await.batch_item_failures.len();
         op.micros.push(t.elapsed().as_micros());
@@ -227,7 +455,13 @@ async fn events_out_bench(h: &Harness, n: usize) {
     println!("\n### Events out (the publisher: {purchases} purchases' stream records, 100 records a batch)\n");
     println!("| stream records | events | PutEvents requests | events per request | batches failed | p50 ms / batch | p95 ms / batch |");
     println!("|---|---|---|---|---|---|---|");
-    println!("| {} | {published} | {requests} | {:.2} | {failed} | {:.2} | {:.2} |", records.len(), published as f64 / requests.max(1) as f64, op.pct(0.5), op.pct(0.95));
+    println!(
+        "| {} | {published} | {requests} | {:.2} | {failed} | {:.2} | {:.2} |",
+        records.len(),
+        published as f64 / requests.max(1) as f64,
+        op.pct(0.5),
+        op.pct(0.95)
+    );
 }
 
 /// A whole campaign run over every member in the table: the admin creates and runs it, the
@@ -235,32 +469,65 @@ async fn events_out_bench(h: &Harness, n: usize) {
 /// function's own (sends); receiving and deleting is Lambda's event source mapping's.
 async fn campaign_run(h: &Harness, worker: &coupon_issue::App) {
     let sqs_counter = Counter::default();
-    let sqs_conf = aws_sdk_sqs::config::Builder::from(&h.sdk_config).interceptor(sqs_counter.clone()).build();
+    let sqs_conf =
+        aws_sdk_sqs::config::Builder::from(&h.sdk_config).interceptor(sqs_counter.clone()).build();
     let sqs = aws_sdk_sqs::Client::from_conf(sqs_conf);
-    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run through scripts/bench"));
-    let app = member_day::App { env: h.env.clone(), sqs: sqs.clone(), campaign_queue: var("CAMPAIGN_QUEUE_URL"), dispatch_queue: var("DISPATCH_QUEUE_URL"), budget: std::time::Duration::from_secs(60) };
+    let var = |k: &str| {
+        std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run through scripts/bench"))
+    };
+    let app = member_day::App {
+        env: h.env.clone(),
+        sqs: sqs.clone(),
+        campaign_queue: var("CAMPAIGN_QUEUE_URL"),
+        dispatch_queue: var("DISPATCH_QUEUE_URL"),
+        budget: std::time::Duration::from_secs(60),
+    };
     let body = json!({"name": "Bench day", "segment": {"tiers": ["regular", "silver", "gold", "diamond"]},
         "coupon": {"title": "Bench 5 off", "offer": {"kind": "amount_off", "value": 500, "minSpend": 0}, "validDays": 1},
         "schedule": {"kind": "once", "at": "2030-01-01T00:00:00Z"}}).to_string();
-    let (s, created, _) = answer(member_day::handle_http(&app, request("POST", "/campaigns", Some(&body), As::Operator)).await);
+    let (s, created, _) = answer(
+        member_day::handle_http(&app, request("POST", "/campaigns", Some(&body), As::Operator))
+            .await,
+    );
     assert_eq!(s, 201, "{created}");
     let id = created["campaignId"].as_str().expect("campaign id").to_string();
     h.counter.reset();
     sqs_counter.reset();
     let t = Instant::now();
-    let (s, b, _) = answer(member_day::handle_http(&app, request("POST", &format!("/campaigns/{id}/run"), None, As::Operator)).await);
+    let (s, b, _) = answer(
+        member_day::handle_http(
+            &app,
+            request("POST", &format!("/campaigns/{id}/run"), None, As::Operator),
+        )
+        .await,
+    );
     assert_eq!(s, 202, "{b}");
     let (mut dispatch_sends, mut worker_msgs) = (0u64, 0u64);
     loop {
         let mut moved = false;
-        for (queue, is_dispatch) in [(app.dispatch_queue.clone(), true), (app.campaign_queue.clone(), false)] {
-            let got = sqs.receive_message().queue_url(&queue).max_number_of_messages(10).wait_time_seconds(0).send().await.expect("receive");
+        for (queue, is_dispatch) in
+            [(app.dispatch_queue.clone(), true), (app.campaign_queue.clone(), false)]
+        {
+            let got = sqs
+                .receive_message()
+                .queue_url(&queue)
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .expect("receive");
             for m in got.messages.unwrap_or_default() {
                 moved = true;
                 let body = m.body.clone().unwrap_or_default();
                 if is_dispatch {
                     dispatch_sends += 1;
-                    member_day::dispatch::on_message(&app, &body, Instant::now() + std::time::Duration::from_secs(60)).await.expect("dispatch");
+                    member_day::dispatch::on_message(
+                        &app,
+                        &body,
+                        Instant::now() + std::time::Duration::from_secs(60),
+                    )
+                    .await
+                    .expect("dispatch");
                 } else {
                     worker_msgs += 1;
                     let mut msg = SqsMessage::default();
@@ -269,9 +536,17 @@ async fn campaign_run(h: &Harness, worker: &coupon_issue::App) {
                     msg.event_source = Some("aws:sqs".into());
                     let mut event = SqsEvent::default();
                     event.records = vec![msg];
-                    assert!(coupon_issue::worker::handle(worker, event).await.batch_item_failures.is_empty());
+                    assert!(coupon_issue::worker::handle(worker, event)
+                        .await
+                        .batch_item_failures
+                        .is_empty());
                 }
-                sqs.delete_message().queue_url(&queue).receipt_handle(m.receipt_handle.unwrap_or_default()).send().await.expect("delete");
+                sqs.delete_message()
+                    .queue_url(&queue)
+                    .receipt_handle(m.receipt_handle.unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("delete");
             }
         }
         if !moved {
@@ -279,14 +554,28 @@ async fn campaign_run(h: &Harness, worker: &coupon_issue::App) {
         }
     }
     let secs = t.elapsed().as_secs_f64();
-    let (s, progress, _) = answer(member_day::handle_http(&app, request("GET", &format!("/campaigns/{id}"), None, As::Operator)).await);
+    let (s, progress, _) = answer(
+        member_day::handle_http(
+            &app,
+            request("GET", &format!("/campaigns/{id}"), None, As::Operator),
+        )
+        .await,
+    );
     assert_eq!(s, 200);
     let run = &progress["runs"][0];
     let targeted = run["targeted"].as_u64().unwrap_or(0);
     let issued = run["issued"].as_u64().unwrap_or(0);
-    let sends = sqs_counter.snapshot().iter().filter(|(k, _)| k.starts_with("SendMessage")).map(|(_, v)| *v).sum::<u64>();
+    let sends = sqs_counter
+        .snapshot()
+        .iter()
+        .filter(|(k, _)| k.starts_with("SendMessage"))
+        .map(|(_, v)| *v)
+        .sum::<u64>();
     let (reads, writes) = (h.counter.reads(), h.counter.writes());
-    println!("\n### A campaign run over the whole table (dispatcher + worker, state `{}`)\n", run["state"].as_str().unwrap_or("?"));
+    println!(
+        "\n### A campaign run over the whole table (dispatcher + worker, state `{}`)\n",
+        run["state"].as_str().unwrap_or("?")
+    );
     println!("| targeted | issued | SQS send requests (function's own) | members per SQS request | batch messages | DynamoDB writes | writes per issued coupon | DynamoDB reads | seconds |");
     println!("|---|---|---|---|---|---|---|---|---|");
     println!(

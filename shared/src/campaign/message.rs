@@ -1,0 +1,109 @@
+//! The contracts between the member-day dispatcher, the coupon worker and the points
+//! function: multiplier windows, the campaign queue's `IssueBatch` messages and their packing.
+
+use crate::coupon::CouponTemplate;
+use crate::money::Multiplier;
+use crate::tier::TierCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A points multiplier a campaign grants for a window of time. Active windows are kept in one
+/// small item (`keys::PROGRAM_PK` / `keys::MULTIPLIERS_SK`) so a purchase reads them in the
+/// same BatchGetItem as the member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MultiplierWindow {
+    pub campaign_id: String,
+    pub multiplier: Multiplier,
+    pub from: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    /// Tiers it applies to; empty means every tier.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tiers: Vec<TierCode>,
+}
+
+impl MultiplierWindow {
+    pub fn applies(&self, tier: TierCode, at: DateTime<Utc>) -> bool {
+        self.from <= at && at < self.until && (self.tiers.is_empty() || self.tiers.contains(&tier))
+    }
+}
+
+/// The campaign multiplier of a purchase: the largest that applies (campaign multipliers do
+/// not stack with each other), at least 1. The rules' member day counts as one of them.
+pub fn campaign_multiplier<'a>(
+    windows: impl IntoIterator<Item = &'a MultiplierWindow>,
+    tier: TierCode,
+    at: DateTime<Utc>,
+) -> Multiplier {
+    windows
+        .into_iter()
+        .filter(|w| w.applies(tier, at))
+        .map(|w| w.multiplier)
+        .max()
+        .unwrap_or(Multiplier::ONE)
+        .max(Multiplier::ONE)
+}
+
+/// One SQS message on the campaign queue: issue `template` under `grant` to each member.
+/// The coupon worker issues with one conditional write per coupon (codes are derived from
+/// member + grant + slot, so a redelivery finds them already there).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IssueBatch {
+    /// Unique per message content (e.g. `<runId>#<page>#<n>`): progress is counted once per batch.
+    pub batch_id: String,
+    /// The grant the coupons belong to: one coupon per member per grant (and slot).
+    pub grant: String,
+    pub template: CouponTemplate,
+    /// Most coupons the grant may issue, enforced atomically on a counter item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<u64>,
+    /// The campaign run whose progress counters this batch adds to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunRef>,
+    pub member_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RunRef {
+    pub campaign_id: String,
+    pub run_id: String,
+}
+
+/// Why a member of a batch got no coupon: all count as skipped, not failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    AlreadyHad,
+    BudgetSpent,
+    NotEligible,
+}
+
+/// Member ids per SQS message: at most `MAX_PACK` ids and `MAX_MESSAGE_BYTES` of JSON, so a
+/// full `SendMessageBatch` (10 messages) stays within SQS's classic 256 KiB limit for the whole
+/// request, and a worker issues one message's coupons well inside the queue's visibility timeout.
+pub const MAX_PACK: usize = 500;
+pub const MAX_MESSAGE_BYTES: usize = 24 * 1024;
+
+/// Splits `ids` into packs for messages whose fixed part (everything but the ids) is
+/// `overhead` bytes of JSON. Ids are plain ASCII (member ids allow no characters JSON escapes),
+/// so an id costs its length plus two quotes and a comma.
+pub fn pack_ids(ids: Vec<String>, overhead: usize) -> Vec<Vec<String>> {
+    let mut packs = Vec::new();
+    let mut cur: Vec<String> = Vec::new();
+    let mut bytes = overhead;
+    for id in ids {
+        let cost = id.len() + 3;
+        if !cur.is_empty() && (cur.len() == MAX_PACK || bytes + cost > MAX_MESSAGE_BYTES) {
+            packs.push(std::mem::take(&mut cur));
+            bytes = overhead;
+        }
+        bytes += cost;
+        cur.push(id);
+    }
+    if !cur.is_empty() {
+        packs.push(cur);
+    }
+    packs
+}
