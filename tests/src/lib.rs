@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+pub mod capacity;
 pub mod outbox;
 pub mod schema;
 pub use schema::conforms;
@@ -61,6 +62,7 @@ impl Intercept for Counter {
 pub struct Harness {
     pub env: Env,
     pub counter: Counter,
+    pub capacity: capacity::Capacity,
     pub sdk_config: aws_config::SdkConfig,
 }
 
@@ -91,10 +93,11 @@ pub async fn harness_with(rules: Rules, clock: Clock) -> Harness {
     assert!(std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok(), "AWS_ENDPOINT_URL_DYNAMODB is not set: run the tests with scripts/test");
     let sdk_config = loyalty::app::sdk_config().await;
     let counter = Counter::default();
-    let ddb = aws_sdk_dynamodb::config::Builder::from(&sdk_config).interceptor(counter.clone()).build();
+    let capacity = capacity::Capacity::default();
+    let ddb = aws_sdk_dynamodb::config::Builder::from(&sdk_config).interceptor(counter.clone()).interceptor(capacity.clone()).build();
     let store = Store::new(aws_sdk_dynamodb::Client::from_conf(ddb), table);
     let principals = loyalty::auth::Principals { order_system: vec![ORDER_SYSTEM_ROLE.into()], operators: vec![OPERATOR_ROLE.into()] };
-    Harness { env: Env { store, rules: Arc::new(rules), clock, principals: Arc::new(principals) }, counter, sdk_config }
+    Harness { env: Env { store, rules: Arc::new(rules), clock, principals: Arc::new(principals) }, counter, capacity, sdk_config }
 }
 
 /// The IAM roles the harness's allow-lists name (as a deployment's parameters would).

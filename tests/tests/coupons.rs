@@ -515,7 +515,7 @@ async fn a_coupon_issued_before_grant_slot_items_still_counts_as_already_had() {
 async fn on_own_table(h: &Harness, app: &mut App) -> Harness {
     let table = clone_table(h, "bday").await;
     app.env = loyalty::app::Env { store: loyalty::store::Store::new(h.env.store.client.clone(), table), ..h.env.clone() };
-    Harness { env: app.env.clone(), counter: h.counter.clone(), sdk_config: h.sdk_config.clone() }
+    Harness { env: app.env.clone(), counter: h.counter.clone(), capacity: h.capacity.clone(), sdk_config: h.sdk_config.clone() }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -52,7 +52,7 @@ impl World {
 
     /// A harness whose store is this world's table (for the seeding helpers).
     fn harness(&self) -> Harness {
-        Harness { env: self.env.clone(), counter: self.h.counter.clone(), sdk_config: self.h.sdk_config.clone() }
+        Harness { env: self.env.clone(), counter: self.h.counter.clone(), capacity: self.h.capacity.clone(), sdk_config: self.h.sdk_config.clone() }
     }
 
     /// What the writes since the last call published: every new stream record through the

@@ -21,11 +21,13 @@ struct Op {
     micros: Vec<u128>,
     max_reads: u64,
     max_writes: u64,
+    max_read_units: f64,
+    max_write_units: f64,
 }
 
 impl Op {
     fn new(name: &'static str) -> Op {
-        Op { name, micros: Vec::new(), max_reads: 0, max_writes: 0 }
+        Op { name, micros: Vec::new(), max_reads: 0, max_writes: 0, max_read_units: 0.0, max_write_units: 0.0 }
     }
     fn pct(&self, p: f64) -> f64 {
         let mut v = self.micros.clone();
@@ -37,6 +39,7 @@ impl Op {
 
 async fn timed(h: &Harness, op: &mut Op, want: u16, call: impl std::future::Future<Output = lambda_http::Response<lambda_http::Body>>) -> Value {
     h.counter.reset();
+    h.capacity.reset();
     let t = Instant::now();
     let resp = call.await;
     op.micros.push(t.elapsed().as_micros());
@@ -44,6 +47,9 @@ async fn timed(h: &Harness, op: &mut Op, want: u16, call: impl std::future::Futu
     assert_eq!(status, want, "{}: {body}", op.name);
     op.max_reads = op.max_reads.max(h.counter.reads());
     op.max_writes = op.max_writes.max(h.counter.writes());
+    let units = h.capacity.units();
+    op.max_read_units = op.max_read_units.max(units.read);
+    op.max_write_units = op.max_write_units.max(units.write);
     body
 }
 
@@ -125,11 +131,12 @@ async fn main() {
     }
 
     println!("### Per API call ({n} calls each)\n");
-    println!("| operation | DynamoDB reads / call (max) | DynamoDB writes / call (max) | p50 ms | p95 ms |");
-    println!("|---|---|---|---|---|");
+    println!("| operation | DynamoDB reads / call (max) | DynamoDB writes / call (max) | read units / call (max) | write units / call (max) | p50 ms | p95 ms |");
+    println!("|---|---|---|---|---|---|---|");
     for op in &ops {
-        println!("| {} | {} | {} | {:.2} | {:.2} |", op.name, op.max_reads, op.max_writes, op.pct(0.5), op.pct(0.95));
+        println!("| {} | {} | {} | {:.1} | {:.1} | {:.2} | {:.2} |", op.name, op.max_reads, op.max_writes, op.max_read_units, op.max_write_units, op.pct(0.5), op.pct(0.95));
     }
+    year_long_member(&ops, n.min(20)).await;
     if std::env::var("BENCH_CALLS_ONLY").as_deref() == Ok("1") {
         return;
     }
@@ -295,4 +302,101 @@ async fn campaign_run(h: &Harness, worker: &coupon_issue::App) {
         writes as f64 / issued.max(1) as f64
     );
     let _ = dispatch_sends;
+}
+
+/// DynamoDB's item size rule (attribute names plus values; numbers about one byte per two
+/// digits; one byte per list or map element plus three of overhead), to report what a
+/// member's profile item weighs.
+fn item_bytes(item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>) -> usize {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    fn value(v: &A) -> usize {
+        match v {
+            A::S(s) => s.len(),
+            A::N(n) => n.trim_start_matches('-').replace('.', "").len().div_ceil(2) + 1,
+            A::B(b) => b.as_ref().len(),
+            A::Bool(_) | A::Null(_) => 1,
+            A::Ss(l) | A::Ns(l) => l.iter().map(String::len).sum::<usize>(),
+            A::L(l) => 3 + l.iter().map(|x| 1 + value(x)).sum::<usize>(),
+            A::M(m) => 3 + m.iter().map(|(k, x)| 1 + k.len() + value(x)).sum::<usize>(),
+            _ => 0,
+        }
+    }
+    item.iter().map(|(k, v)| k.len() + value(v)).sum()
+}
+
+/// The same calls for a member with a purchase and a check-in on each of the last 363 days
+/// (made through the real handlers, the clock moved a day at a time), against a new member's
+/// figures from the table above: what a loyal customer costs per call.
+async fn year_long_member(new: &[Op], n: usize) {
+    let start = chrono::Utc::now() - chrono::Duration::days(363);
+    let clock = std::sync::Arc::new(std::sync::Mutex::new(start));
+    let h = harness_with(loyalty::Rules::default(), loyalty::app::Clock::Shared(clock.clone())).await;
+    let set = |t| *clock.lock().unwrap() = t;
+    let signup = signup::App { env: h.env.clone(), codes: code_key(), contacts: contact_key() };
+    let points = h.points_app();
+    let coupons = coupon_issue::App { env: h.env.clone(), codes: code_key(), queue: None };
+    let id = unique("year");
+    let me = || As::Member(id.clone());
+    let internal = |route: &str| format!("/internal/members/{id}/{route}");
+    let body = json!({"email": format!("{}@example.com", id.to_lowercase()), "name": "Loyal", "marketingConsent": true}).to_string();
+    assert_eq!(answer(signup::handle(&signup, request("POST", "/members", Some(&body), me())).await).0, 201);
+    for day in 0..363i64 {
+        let t = start + chrono::Duration::days(day) + chrono::Duration::hours(1);
+        set(t);
+        let paid = 5_000 + (day * 7_919) % 30_000;
+        let purchase = json!({"orderId": format!("y-{day}"), "amount": paid, "currency": "CNY", "channel": "online", "occurredAt": t.to_rfc3339()}).to_string();
+        let (s, b, _) = answer(purchase_points::handle(&points, request("POST", &internal("purchases"), Some(&purchase), As::OrderSystem)).await);
+        assert_eq!(s, 201, "day {day}: {b}");
+        let checkin = json!({"type": "checkin", "refId": format!("yc-{day}")}).to_string();
+        assert_eq!(answer(purchase_points::handle(&points, request("POST", &format!("/members/{id}/activities"), Some(&checkin), me())).await).0, 201);
+    }
+    let now = chrono::Utc::now();
+    set(now);
+    let reward = json!({"name": "Bench 20 CNY off", "price": 100, "kind": "coupon", "coupon": "amount-20"});
+    let (s, b, _) = answer(purchase_points::handle(&points, request("POST", "/rewards", Some(&reward.to_string()), As::Operator)).await);
+    assert_eq!(s, 201, "{b}");
+    let reward = b["rewardId"].as_str().expect("reward id").to_string();
+
+    let key = [("PK", loyalty::store::keys::member_pk(&id)), ("SK", loyalty::store::keys::PROFILE_SK.to_string())];
+    let mut get = h.env.store.client.get_item().table_name(&h.env.store.table);
+    for (k, v) in key {
+        get = get.key(k, aws_sdk_dynamodb::types::AttributeValue::S(v));
+    }
+    let profile_bytes = item_bytes(&get.send().await.expect("read the profile item").item.expect("the profile item"));
+
+    let names = ["profile (GET /members/{id})", "purchase (order system)", "refund (order system)", "checkout quote + hold (coupon and points)", "checkout confirm", "check-in", "ledger page", "coupon list", "reward claim (coupon reward)"];
+    let mut ops: Vec<Op> = names.iter().map(|n| Op::new(n)).collect();
+    for i in 0..n {
+        // Three minutes apart: the member's write rate limit is per minute.
+        set(now + chrono::Duration::minutes(3 * i as i64));
+        let os = || As::OrderSystem;
+        timed(&h, &mut ops[0], 200, signup::handle(&signup, request("GET", &format!("/members/{id}"), None, me()))).await;
+        let purchase = json!({"orderId": format!("yn-{i}"), "amount": 25_000, "currency": "CNY", "channel": "online", "occurredAt": (now - chrono::Duration::minutes(1)).to_rfc3339()}).to_string();
+        timed(&h, &mut ops[1], 201, purchase_points::handle(&points, request("POST", &internal("purchases"), Some(&purchase), os()))).await;
+        let refund = json!({"orderId": format!("y-{}", 300 + i), "refundId": format!("yr-{i}"), "amount": 1_000}).to_string();
+        timed(&h, &mut ops[2], 201, purchase_points::handle(&points, request("POST", &internal("refunds"), Some(&refund), os()))).await;
+        let checkout = json!({"orderId": format!("yo-{i}"), "amount": 12_000, "currency": "CNY", "channel": "online", "points": 100}).to_string();
+        timed(&h, &mut ops[3], 201, purchase_points::handle(&points, request("POST", &internal("checkouts"), Some(&checkout), os()))).await;
+        timed(&h, &mut ops[4], 200, purchase_points::handle(&points, request("POST", &internal(&format!("checkouts/yo-{i}/confirm")), None, os()))).await;
+        if i == 0 {
+            let checkin = json!({"type": "checkin", "refId": "yc-today"}).to_string();
+            timed(&h, &mut ops[5], 201, purchase_points::handle(&points, request("POST", &format!("/members/{id}/activities"), Some(&checkin), me()))).await;
+        }
+        timed(&h, &mut ops[6], 200, purchase_points::handle(&points, request("GET", &format!("/members/{id}/ledger?limit=20"), None, me()))).await;
+        timed(&h, &mut ops[7], 200, coupon_issue::api::handle(&coupons, request("GET", &format!("/members/{id}/coupons?status=active"), None, me()))).await;
+        let claim = request_with_headers("POST", &format!("/members/{id}/reward-claims"), Some(&json!({"rewardId": reward, "price": 100}).to_string()), me(), &[("idempotency-key", &format!("y-{i}"))]);
+        timed(&h, &mut ops[8], 201, purchase_points::handle(&points, claim)).await;
+    }
+    println!("\n### Capacity units per call: a new member and a member with a year of daily purchases\n");
+    println!("The year-long member bought and checked in on each of the last 363 days (through the real");
+    println!("handlers); its `#PROFILE` item weighs about {:.1} KB (DynamoDB's size rule). Units are what", profile_bytes as f64 / 1024.0);
+    println!("DynamoDB Local reports with `ReturnConsumedCapacity: INDEXES` (table and indexes; a");
+    println!("transactional write costs 2 units per KB of each item), max over the calls ({n} for the");
+    println!("year-long member).\n");
+    println!("| operation | new member: read units | new member: write units | year-long member: read units | year-long member: write units |");
+    println!("|---|---|---|---|---|");
+    for op in ops.iter().filter(|op| !op.micros.is_empty()) {
+        let (r, w) = new.iter().find(|o| o.name == op.name).map_or((f64::NAN, f64::NAN), |o| (o.max_read_units, o.max_write_units));
+        println!("| {} | {r:.1} | {w:.1} | {:.1} | {:.1} |", op.name, op.max_read_units, op.max_write_units);
+    }
 }
