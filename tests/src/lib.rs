@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+pub mod capacity;
 pub mod outbox;
 pub mod schema;
 pub use schema::conforms;
@@ -66,6 +67,7 @@ impl Intercept for Counter {
 pub struct Harness {
     pub env: Env,
     pub counter: Counter,
+    pub capacity: capacity::Capacity,
     pub sdk_config: aws_config::SdkConfig,
 }
 
@@ -101,8 +103,11 @@ pub async fn harness_with(rules: Rules, clock: Clock) -> Harness {
     );
     let sdk_config = loyalty::app::sdk_config().await;
     let counter = Counter::default();
-    let ddb =
-        aws_sdk_dynamodb::config::Builder::from(&sdk_config).interceptor(counter.clone()).build();
+    let capacity = capacity::Capacity::default();
+    let ddb = aws_sdk_dynamodb::config::Builder::from(&sdk_config)
+        .interceptor(counter.clone())
+        .interceptor(capacity.clone())
+        .build();
     let store = Store::new(aws_sdk_dynamodb::Client::from_conf(ddb), table);
     let principals = loyalty::auth::Principals {
         order_system: vec![ORDER_SYSTEM_ROLE.into()],
@@ -111,6 +116,7 @@ pub async fn harness_with(rules: Rules, clock: Clock) -> Harness {
     Harness {
         env: Env { store, rules: Arc::new(rules), clock, principals: Arc::new(principals) },
         counter,
+        capacity,
         sdk_config,
     }
 }

@@ -855,7 +855,12 @@ async fn on_own_table(h: &Harness, app: &mut App) -> Harness {
         store: loyalty::store::Store::new(h.env.store.client.clone(), table),
         ..h.env.clone()
     };
-    Harness { env: app.env.clone(), counter: h.counter.clone(), sdk_config: h.sdk_config.clone() }
+    Harness {
+        env: app.env.clone(),
+        counter: h.counter.clone(),
+        capacity: h.capacity.clone(),
+        sdk_config: h.sdk_config.clone(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

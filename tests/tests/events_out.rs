@@ -60,6 +60,7 @@ impl World {
         Harness {
             env: self.env.clone(),
             counter: self.h.counter.clone(),
+            capacity: self.h.capacity.clone(),
             sdk_config: self.h.sdk_config.clone(),
         }
     }

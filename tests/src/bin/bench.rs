@@ -16,16 +16,45 @@ use loyalty_tests::*;
 use serde_json::{json, Value};
 use std::time::Instant;
 
+/// The figures the cost model (scripts/bench.d/cost_model.py) prices, written as JSON to
+/// `BENCH_MEASURES` when set.
+static MEASURES: std::sync::LazyLock<std::sync::Mutex<serde_json::Map<String, Value>>> =
+    std::sync::LazyLock::new(Default::default);
+
+fn measure(key: &str, value: Value) {
+    MEASURES.lock().unwrap().insert(key.to_string(), value);
+}
+
+fn write_measures() {
+    if let Ok(path) = std::env::var("BENCH_MEASURES") {
+        let all = Value::Object(MEASURES.lock().unwrap().clone());
+        std::fs::write(&path, serde_json::to_string_pretty(&all).expect("measures as JSON"))
+            .unwrap_or_else(|e| panic!("write {path}: {e}"));
+    }
+}
+
 struct Op {
     name: &'static str,
     micros: Vec<u128>,
     max_reads: u64,
     max_writes: u64,
+    max_read_units: f64,
+    max_write_units: f64,
 }
 
 impl Op {
     fn new(name: &'static str) -> Op {
-        Op { name, micros: Vec::new(), max_reads: 0, max_writes: 0 }
+        Op {
+            name,
+            micros: Vec::new(),
+            max_reads: 0,
+            max_writes: 0,
+            max_read_units: 0.0,
+            max_write_units: 0.0,
+        }
+    }
+    fn figures(&self) -> Value {
+        json!({"reads": self.max_reads, "writes": self.max_writes, "readUnits": self.max_read_units, "writeUnits": self.max_write_units, "p50Ms": self.pct(0.5)})
     }
     fn pct(&self, p: f64) -> f64 {
         let mut v = self.micros.clone();
@@ -42,6 +71,7 @@ async fn timed(
     call: impl std::future::Future<Output = lambda_http::Response<lambda_http::Body>>,
 ) -> Value {
     h.counter.reset();
+    h.capacity.reset();
     let t = Instant::now();
     let resp = call.await;
     op.micros.push(t.elapsed().as_micros());
@@ -49,6 +79,9 @@ async fn timed(
     assert_eq!(status, want, "{}: {body}", op.name);
     op.max_reads = op.max_reads.max(h.counter.reads());
     op.max_writes = op.max_writes.max(h.counter.writes());
+    let units = h.capacity.units();
+    op.max_read_units = op.max_read_units.max(units.read);
+    op.max_write_units = op.max_write_units.max(units.write);
     body
 }
 
@@ -58,6 +91,7 @@ async fn main() {
     let h = harness().await;
     if std::env::var("BENCH_ONLY").as_deref() == Ok("events-out") {
         events_out_bench(&h, n).await;
+        write_measures();
         return;
     }
     let signup = signup::App { env: h.env.clone(), codes: code_key(), contacts: contact_key() };
@@ -281,19 +315,30 @@ async fn main() {
     }
 
     println!("### Per API call ({n} calls each)\n");
-    println!("| operation | DynamoDB reads / call (max) | DynamoDB writes / call (max) | p50 ms | p95 ms |");
-    println!("|---|---|---|---|---|");
+    println!("| operation | DynamoDB reads / call (max) | DynamoDB writes / call (max) | read units / call (max) | write units / call (max) | p50 ms | p95 ms |");
+    println!("|---|---|---|---|---|---|---|");
     for op in &ops {
         println!(
-            "| {} | {} | {} | {:.2} | {:.2} |",
+            "| {} | {} | {} | {:.1} | {:.1} | {:.2} | {:.2} |",
             op.name,
             op.max_reads,
             op.max_writes,
+            op.max_read_units,
+            op.max_write_units,
             op.pct(0.5),
             op.pct(0.95)
         );
     }
+    measure(
+        "calls",
+        ops.iter()
+            .map(|op| (op.name.to_string(), op.figures()))
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+    );
+    year_long_member(&ops, n.min(20)).await;
     if std::env::var("BENCH_CALLS_ONLY").as_deref() == Ok("1") {
+        write_measures();
         return;
     }
 
@@ -328,34 +373,51 @@ async fn main() {
     let mut event = SqsEvent::default();
     event.records = vec![msg];
     h.counter.reset();
+    h.capacity.reset();
     let t = Instant::now();
     let out = coupon_issue::worker::handle(&coupons, event).await;
     let secs = t.elapsed().as_secs_f64();
     assert!(out.batch_item_failures.is_empty(), "the batch failed");
     let (reads, writes) = (h.counter.reads(), h.counter.writes());
+    let units = h.capacity.units();
+    measure(
+        "couponBatch",
+        json!({"coupons": members.len(), "writes": writes, "reads": reads, "writeUnits": units.write, "readUnits": units.read, "seconds": secs}),
+    );
     println!(
         "\n### Campaign batch (one SQS message of {} member ids through the coupon worker)\n",
         members.len()
     );
-    println!("| coupons issued | DynamoDB write requests | writes per coupon | read requests (eligibility) | seconds | coupons/s (one worker) |");
-    println!("|---|---|---|---|---|---|");
+    println!("| coupons issued | DynamoDB write requests | writes per coupon | write units per coupon | read requests (eligibility) | seconds | coupons/s (one worker) |");
+    println!("|---|---|---|---|---|---|---|");
     println!(
-        "| {} | {} | {:.3} | {} | {:.2} | {:.0} |",
+        "| {} | {} | {:.3} | {:.2} | {} | {:.2} | {:.0} |",
         members.len(),
         writes,
         writes as f64 / members.len() as f64,
+        units.write / members.len() as f64,
         reads,
         secs,
         members.len() as f64 / secs
     );
 
-    // The campaign run prices a realistic segment: 20,000 more members across the tiers.
-    let seeded: Vec<_> = (0..20_000)
+    // The campaign run prices a realistic segment: the table filled up to BENCH_CAMPAIGN_MEMBERS
+    // (default 100,000) members across the tiers (n + 500 + 1 exist already).
+    let target: usize = std::env::var("BENCH_CAMPAIGN_MEMBERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let seeded: Vec<_> = (0..target.saturating_sub(n + 501))
         .map(|i| plain_member(&unique("seg"), loyalty::TierCode::ALL[i % 4], chrono::Utc::now()))
         .collect();
-    seed_members(&h, &seeded, chrono::Utc::now()).await;
-    campaign_run(&h, &coupons).await;
+    for chunk in seeded.chunks(10_000) {
+        seed_members(&h, chunk, chrono::Utc::now()).await;
+    }
+    let engine = campaign_run(&h, &coupons).await;
+    let naive = naive_run(&h, &coupons.codes).await;
+    compare(&engine, &naive);
     events_out_bench(&h, n).await;
+    write_measures();
 }
 
 /// The publisher: stream batches as a purchase leaves them in the stream (the member's
@@ -452,6 +514,10 @@ async fn events_out_bench(h: &Harness, n: usize) {
     }
     let requests = counter.snapshot().get("PutEvents").copied().unwrap_or(0);
     let _ = events.delete_event_bus().name(&bus).send().await;
+    measure(
+        "eventsOut",
+        json!({"purchases": purchases, "records": records.len(), "events": published, "putEventsRequests": requests, "p50MsPerBatch": op.pct(0.5), "recordsPerBatch": 100}),
+    );
     println!("\n### Events out (the publisher: {purchases} purchases' stream records, 100 records a batch)\n");
     println!("| stream records | events | PutEvents requests | events per request | batches failed | p50 ms / batch | p95 ms / batch |");
     println!("|---|---|---|---|---|---|---|");
@@ -467,7 +533,7 @@ async fn events_out_bench(h: &Harness, n: usize) {
 /// A whole campaign run over every member in the table: the admin creates and runs it, the
 /// dispatcher pages the segment and sends batches, the worker issues. SQS requests are the
 /// function's own (sends); receiving and deleting is Lambda's event source mapping's.
-async fn campaign_run(h: &Harness, worker: &coupon_issue::App) {
+async fn campaign_run(h: &Harness, worker: &coupon_issue::App) -> Run {
     let sqs_counter = Counter::default();
     let sqs_conf =
         aws_sdk_sqs::config::Builder::from(&h.sdk_config).interceptor(sqs_counter.clone()).build();
@@ -492,6 +558,7 @@ async fn campaign_run(h: &Harness, worker: &coupon_issue::App) {
     assert_eq!(s, 201, "{created}");
     let id = created["campaignId"].as_str().expect("campaign id").to_string();
     h.counter.reset();
+    h.capacity.reset();
     sqs_counter.reset();
     let t = Instant::now();
     let (s, b, _) = answer(
@@ -572,16 +639,475 @@ async fn campaign_run(h: &Harness, worker: &coupon_issue::App) {
         .map(|(_, v)| *v)
         .sum::<u64>();
     let (reads, writes) = (h.counter.reads(), h.counter.writes());
+    let units = h.capacity.units();
+    measure(
+        "campaignRun",
+        json!({"targeted": targeted, "issued": issued, "sqsSends": sends, "batchMessages": worker_msgs, "dispatchMessages": dispatch_sends, "writes": writes, "reads": reads, "writeUnits": units.write, "readUnits": units.read, "seconds": secs}),
+    );
     println!(
         "\n### A campaign run over the whole table (dispatcher + worker, state `{}`)\n",
         run["state"].as_str().unwrap_or("?")
     );
-    println!("| targeted | issued | SQS send requests (function's own) | members per SQS request | batch messages | DynamoDB writes | writes per issued coupon | DynamoDB reads | seconds |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("| targeted | issued | SQS send requests (function's own) | members per SQS request | batch messages | DynamoDB writes | writes per issued coupon | write units per issued coupon | DynamoDB reads | seconds |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| {targeted} | {issued} | {sends} | {:.0} | {worker_msgs} | {writes} | {:.3} | {reads} | {secs:.2} |",
+        "| {targeted} | {issued} | {sends} | {:.0} | {worker_msgs} | {writes} | {:.3} | {:.2} | {reads} | {secs:.2} |",
         targeted as f64 / sends.max(1) as f64,
-        writes as f64 / issued.max(1) as f64
+        writes as f64 / issued.max(1) as f64,
+        units.write / issued.max(1) as f64
     );
-    let _ = dispatch_sends;
+    let sqs_all = sqs_counter.snapshot().values().sum::<u64>();
+    Run {
+        members: targeted,
+        coupons: issued,
+        sqs: sqs_all,
+        ddb: reads + writes,
+        write_units: units.write,
+        seconds: secs,
+    }
+}
+
+/// What one design spent on a member day, every request counted (the functions' own and
+/// the event source's receives and deletes, made here by the harness).
+struct Run {
+    members: u64,
+    coupons: u64,
+    sqs: u64,
+    ddb: u64,
+    write_units: f64,
+    seconds: f64,
+}
+
+/// The member day as the usual serverless sample builds it: a dispatcher scans the table and
+/// sends one SQS message per member; one invocation per message reads the member (exists, not
+/// erased) and issues the coupon (the same conditional transaction as the engine, so the
+/// one-coupon rule holds in both). Sixteen invocations at a time, as the engine's worker runs
+/// sixteen issues at a time; the harness receives ten messages per request, which favours the
+/// naive design (Lambda's mapping with a batch size of one may receive fewer).
+async fn naive_run(h: &Harness, key: &loyalty::coupon::CodeKey) -> Run {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    use futures::StreamExt;
+    let sqs_counter = Counter::default();
+    let sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(&h.sdk_config).interceptor(sqs_counter.clone()).build(),
+    );
+    let queue = sqs
+        .create_queue()
+        .queue_name(unique("naive"))
+        .send()
+        .await
+        .expect("create the naive queue")
+        .queue_url
+        .expect("queue url");
+    let (store, rules) = (&h.env.store, &h.env.rules);
+    let grant = unique("naive-grant");
+    h.counter.reset();
+    h.capacity.reset();
+    let t = Instant::now();
+    let mut members = 0u64;
+    let issued = std::sync::atomic::AtomicU64::new(0);
+    // The invocations, one per message, until the queue is empty.
+    let drain = || async {
+        loop {
+            let got = sqs
+                .receive_message()
+                .queue_url(&queue)
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .expect("receive");
+            let messages = got.messages.unwrap_or_default();
+            if messages.is_empty() {
+                break;
+            }
+            futures::stream::iter(messages)
+                .for_each_concurrent(16, |m| {
+                    let (sqs, queue, grant, issued) = (&sqs, &queue, &grant, &issued);
+                    async move {
+                        let id = m.body.clone().unwrap_or_default();
+                        let found = store
+                            .client
+                            .get_item()
+                            .table_name(&store.table)
+                            .key("PK", A::S(loyalty::store::keys::member_pk(&id)))
+                            .key("SK", A::S(loyalty::store::keys::PROFILE_SK.into()))
+                            .projection_expression("memberId, erasedAt")
+                            .send()
+                            .await
+                            .expect("read the member");
+                        if found.item.is_some_and(|i| !i.contains_key("erasedAt")) {
+                            let c = loyalty::coupon::issue(
+                                key,
+                                &rules.member_day.coupon,
+                                &id,
+                                grant,
+                                0,
+                                chrono::Utc::now(),
+                            );
+                            if matches!(
+                                store.issue_coupon(&c, None, None).await.expect("issue"),
+                                loyalty::store::issue::IssueOutcome::Issued
+                            ) {
+                                issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                        }
+                        sqs.delete_message()
+                            .queue_url(queue)
+                            .receipt_handle(m.receipt_handle.unwrap_or_default())
+                            .send()
+                            .await
+                            .expect("delete");
+                    }
+                })
+                .await;
+        }
+    };
+    let mut scan = store
+        .client
+        .scan()
+        .table_name(&store.table)
+        .filter_expression("entity = :m")
+        .expression_attribute_values(":m", A::S("member".into()))
+        .projection_expression("memberId");
+    loop {
+        let page = scan.clone().send().await.expect("scan the members");
+        let ids: Vec<String> = page
+            .items()
+            .iter()
+            .filter_map(|i| i.get("memberId").and_then(|v| v.as_s().ok()).cloned())
+            .collect();
+        members += ids.len() as u64;
+        futures::stream::iter(ids)
+            .for_each_concurrent(16, |id| {
+                let (sqs, queue) = (&sqs, &queue);
+                async move {
+                    sqs.send_message()
+                        .queue_url(queue)
+                        .message_body(id)
+                        .send()
+                        .await
+                        .expect("send one member");
+                }
+            })
+            .await;
+        // Lambda consumes while the dispatcher sends: each page's messages are drained before
+        // the next page is scanned (which also keeps the local queue short).
+        drain().await;
+        match page.last_evaluated_key {
+            Some(k) => scan = scan.set_exclusive_start_key(Some(k)),
+            None => break,
+        }
+    }
+    let seconds = t.elapsed().as_secs_f64();
+    let units = h.capacity.units();
+    let run = Run {
+        members,
+        coupons: issued.into_inner(),
+        sqs: sqs_counter.snapshot().values().sum(),
+        ddb: h.counter.reads() + h.counter.writes(),
+        write_units: units.write,
+        seconds,
+    };
+    let _ = sqs.delete_queue().queue_url(&queue).send().await;
+    run
+}
+
+fn compare(engine: &Run, naive: &Run) {
+    measure(
+        "campaignComparison",
+        json!({
+        "engine": {"members": engine.members, "coupons": engine.coupons, "sqs": engine.sqs, "ddb": engine.ddb, "writeUnits": engine.write_units, "seconds": engine.seconds},
+        "naive": {"members": naive.members, "coupons": naive.coupons, "sqs": naive.sqs, "ddb": naive.ddb, "writeUnits": naive.write_units, "seconds": naive.seconds}}),
+    );
+    println!("\n### The same member day against the naive design (one SQS message and one invocation per member)
+");
+    println!("Every request counted on both sides: the functions' own and the queue receives and deletes");
+    println!(
+        "(made by the harness for both). Same table, same segment, same coupon transaction.\n"
+    );
+    println!("| design | members | coupons issued | SQS requests | DynamoDB requests | DynamoDB write units | seconds |");
+    println!("|---|---|---|---|---|---|---|");
+    for (name, r) in [
+        ("this engine (dispatcher, batches of members, worker)", engine),
+        ("naive (a message per member)", naive),
+    ] {
+        println!(
+            "| {name} | {} | {} | {} | {} | {:.0} | {:.1} |",
+            r.members, r.coupons, r.sqs, r.ddb, r.write_units, r.seconds
+        );
+    }
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+    println!(
+        "| naive / engine | | | {:.1}x | {:.2}x | {:.2}x | {:.2}x |",
+        ratio(naive.sqs as f64, engine.sqs as f64),
+        ratio(naive.ddb as f64, engine.ddb as f64),
+        ratio(naive.write_units, engine.write_units),
+        ratio(naive.seconds, engine.seconds)
+    );
+    let all = |r: &Run| (r.sqs + r.ddb) as f64;
+    println!(
+        "\nRequests of both services together: the naive design makes {:.1}x as many.",
+        ratio(all(naive), all(engine))
+    );
+}
+
+/// DynamoDB's item size rule (attribute names plus values; numbers about one byte per two
+/// digits; one byte per list or map element plus three of overhead), to report what a
+/// member's profile item weighs.
+fn item_bytes(
+    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+) -> usize {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    fn value(v: &A) -> usize {
+        match v {
+            A::S(s) => s.len(),
+            A::N(n) => n.trim_start_matches('-').replace('.', "").len().div_ceil(2) + 1,
+            A::B(b) => b.as_ref().len(),
+            A::Bool(_) | A::Null(_) => 1,
+            A::Ss(l) | A::Ns(l) => l.iter().map(String::len).sum::<usize>(),
+            A::L(l) => 3 + l.iter().map(|x| 1 + value(x)).sum::<usize>(),
+            A::M(m) => 3 + m.iter().map(|(k, x)| 1 + k.len() + value(x)).sum::<usize>(),
+            _ => 0,
+        }
+    }
+    item.iter().map(|(k, v)| k.len() + value(v)).sum()
+}
+
+/// The same calls for a member with a purchase and a check-in on each of the last 363 days
+/// (made through the real handlers, the clock moved a day at a time), against a new member's
+/// figures from the table above: what a loyal customer costs per call.
+async fn year_long_member(new: &[Op], n: usize) {
+    let start = chrono::Utc::now() - chrono::Duration::days(363);
+    let clock = std::sync::Arc::new(std::sync::Mutex::new(start));
+    let h =
+        harness_with(loyalty::Rules::default(), loyalty::app::Clock::Shared(clock.clone())).await;
+    let set = |t| *clock.lock().unwrap() = t;
+    let signup = signup::App { env: h.env.clone(), codes: code_key(), contacts: contact_key() };
+    let points = h.points_app();
+    let coupons = coupon_issue::App { env: h.env.clone(), codes: code_key(), queue: None };
+    let id = unique("year");
+    let me = || As::Member(id.clone());
+    let internal = |route: &str| format!("/internal/members/{id}/{route}");
+    let body = json!({"email": format!("{}@example.com", id.to_lowercase()), "name": "Loyal", "marketingConsent": true}).to_string();
+    assert_eq!(
+        answer(signup::handle(&signup, request("POST", "/members", Some(&body), me())).await).0,
+        201
+    );
+    for day in 0..363i64 {
+        let t = start + chrono::Duration::days(day) + chrono::Duration::hours(1);
+        set(t);
+        let paid = 5_000 + (day * 7_919) % 30_000;
+        let purchase = json!({"orderId": format!("y-{day}"), "amount": paid, "currency": "CNY", "channel": "online", "occurredAt": t.to_rfc3339()}).to_string();
+        let (s, b, _) = answer(
+            purchase_points::handle(
+                &points,
+                request("POST", &internal("purchases"), Some(&purchase), As::OrderSystem),
+            )
+            .await,
+        );
+        assert_eq!(s, 201, "day {day}: {b}");
+        let checkin = json!({"type": "checkin", "refId": format!("yc-{day}")}).to_string();
+        assert_eq!(
+            answer(
+                purchase_points::handle(
+                    &points,
+                    request("POST", &format!("/members/{id}/activities"), Some(&checkin), me())
+                )
+                .await
+            )
+            .0,
+            201
+        );
+    }
+    let now = chrono::Utc::now();
+    set(now);
+    let reward =
+        json!({"name": "Bench 20 CNY off", "price": 100, "kind": "coupon", "coupon": "amount-20"});
+    let (s, b, _) = answer(
+        purchase_points::handle(
+            &points,
+            request("POST", "/rewards", Some(&reward.to_string()), As::Operator),
+        )
+        .await,
+    );
+    assert_eq!(s, 201, "{b}");
+    let reward = b["rewardId"].as_str().expect("reward id").to_string();
+
+    let key = [
+        ("PK", loyalty::store::keys::member_pk(&id)),
+        ("SK", loyalty::store::keys::PROFILE_SK.to_string()),
+    ];
+    let mut get = h.env.store.client.get_item().table_name(&h.env.store.table);
+    for (k, v) in key {
+        get = get.key(k, aws_sdk_dynamodb::types::AttributeValue::S(v));
+    }
+    let profile_bytes = item_bytes(
+        &get.send().await.expect("read the profile item").item.expect("the profile item"),
+    );
+
+    let mut query = h
+        .env
+        .store
+        .client
+        .query()
+        .table_name(&h.env.store.table)
+        .key_condition_expression("PK = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(loyalty::store::keys::member_pk(&id)),
+        );
+    let (mut partition_bytes, mut partition_items) = (0usize, 0usize);
+    loop {
+        let page = query.clone().send().await.expect("read the member's partition");
+        for item in page.items() {
+            partition_bytes += item_bytes(item);
+            partition_items += 1;
+        }
+        match page.last_evaluated_key {
+            Some(k) => query = query.set_exclusive_start_key(Some(k)),
+            None => break,
+        }
+    }
+    measure(
+        "yearMember",
+        json!({"profileBytes": profile_bytes, "partitionBytes": partition_bytes, "partitionItems": partition_items, "days": 363}),
+    );
+
+    let names = [
+        "profile (GET /members/{id})",
+        "purchase (order system)",
+        "refund (order system)",
+        "checkout quote + hold (coupon and points)",
+        "checkout confirm",
+        "check-in",
+        "ledger page",
+        "coupon list",
+        "reward claim (coupon reward)",
+    ];
+    let mut ops: Vec<Op> = names.iter().map(|n| Op::new(n)).collect();
+    for i in 0..n {
+        // Three minutes apart: the member's write rate limit is per minute.
+        set(now + chrono::Duration::minutes(3 * i as i64));
+        let os = || As::OrderSystem;
+        timed(
+            &h,
+            &mut ops[0],
+            200,
+            signup::handle(&signup, request("GET", &format!("/members/{id}"), None, me())),
+        )
+        .await;
+        let purchase = json!({"orderId": format!("yn-{i}"), "amount": 25_000, "currency": "CNY", "channel": "online", "occurredAt": (now - chrono::Duration::minutes(1)).to_rfc3339()}).to_string();
+        timed(
+            &h,
+            &mut ops[1],
+            201,
+            purchase_points::handle(
+                &points,
+                request("POST", &internal("purchases"), Some(&purchase), os()),
+            ),
+        )
+        .await;
+        let refund = json!({"orderId": format!("y-{}", 300 + i), "refundId": format!("yr-{i}"), "amount": 1_000}).to_string();
+        timed(
+            &h,
+            &mut ops[2],
+            201,
+            purchase_points::handle(
+                &points,
+                request("POST", &internal("refunds"), Some(&refund), os()),
+            ),
+        )
+        .await;
+        let checkout = json!({"orderId": format!("yo-{i}"), "amount": 12_000, "currency": "CNY", "channel": "online", "points": 100}).to_string();
+        timed(
+            &h,
+            &mut ops[3],
+            201,
+            purchase_points::handle(
+                &points,
+                request("POST", &internal("checkouts"), Some(&checkout), os()),
+            ),
+        )
+        .await;
+        timed(
+            &h,
+            &mut ops[4],
+            200,
+            purchase_points::handle(
+                &points,
+                request("POST", &internal(&format!("checkouts/yo-{i}/confirm")), None, os()),
+            ),
+        )
+        .await;
+        if i == 0 {
+            let checkin = json!({"type": "checkin", "refId": "yc-today"}).to_string();
+            timed(
+                &h,
+                &mut ops[5],
+                201,
+                purchase_points::handle(
+                    &points,
+                    request("POST", &format!("/members/{id}/activities"), Some(&checkin), me()),
+                ),
+            )
+            .await;
+        }
+        timed(
+            &h,
+            &mut ops[6],
+            200,
+            purchase_points::handle(
+                &points,
+                request("GET", &format!("/members/{id}/ledger?limit=20"), None, me()),
+            ),
+        )
+        .await;
+        timed(
+            &h,
+            &mut ops[7],
+            200,
+            coupon_issue::api::handle(
+                &coupons,
+                request("GET", &format!("/members/{id}/coupons?status=active"), None, me()),
+            ),
+        )
+        .await;
+        let claim = request_with_headers(
+            "POST",
+            &format!("/members/{id}/reward-claims"),
+            Some(&json!({"rewardId": reward, "price": 100}).to_string()),
+            me(),
+            &[("idempotency-key", &format!("y-{i}"))],
+        );
+        timed(&h, &mut ops[8], 201, purchase_points::handle(&points, claim)).await;
+    }
+    measure(
+        "yearCalls",
+        ops.iter()
+            .filter(|op| !op.micros.is_empty())
+            .map(|op| (op.name.to_string(), op.figures()))
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+    );
+    println!(
+        "\n### Capacity units per call: a new member and a member with a year of daily purchases\n"
+    );
+    println!(
+        "The year-long member bought and checked in on each of the last 363 days (through the real"
+    );
+    println!("handlers); its `#PROFILE` item weighs about {:.1} KB (DynamoDB's size rule). Units are as in", profile_bytes as f64 / 1024.0);
+    println!("the per-call table's (max over the calls; {n} for the year-long member).\n");
+    println!("| operation | new member: read units | new member: write units | year-long member: read units | year-long member: write units |");
+    println!("|---|---|---|---|---|");
+    for op in ops.iter().filter(|op| !op.micros.is_empty()) {
+        let (r, w) = new
+            .iter()
+            .find(|o| o.name == op.name)
+            .map_or((f64::NAN, f64::NAN), |o| (o.max_read_units, o.max_write_units));
+        println!(
+            "| {} | {r:.1} | {w:.1} | {:.1} | {:.1} |",
+            op.name, op.max_read_units, op.max_write_units
+        );
+    }
 }
