@@ -10,6 +10,7 @@ started is stopped afterwards, also when a test fails. LOYALTY_SKIP_E2E=1 skips 
 """
 import datetime as dt
 import json
+import re
 import os
 import signal
 import socket
@@ -19,6 +20,7 @@ import time
 import pytest
 
 import demo
+import local_events
 
 pytestmark = pytest.mark.e2e
 
@@ -157,6 +159,216 @@ def test_the_demo_runs_and_its_numbers_add_up(dev):
     assert "Members per tier" in out.stdout and "points liability" in out.stdout, out.stdout
 
 
+# --- Every example of openapi.yaml through the one API ----------------------------------------
+OPENAPI_NOW = "2026-11-27T10:00:00Z"  # tests/tests/openapi.rs's NOW: the examples' dates hold then
+WELCOME_COUPON = "ABCDEFGHJKMN"  # the examples' name for the member's welcome coupon
+STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+def openapi_order():
+    """tests/tests/openapi.rs's ORDER (its test proves it names every documented operation):
+    the order in which each operation's examples build what the next ones need."""
+    with open(os.path.join(REPO, "tests", "tests", "openapi.rs")) as f:
+        src = f.read()
+    block = re.search(r"const ORDER: \[&str; \d+\] = \[(.*?)\];", src, re.S).group(1)
+    return re.findall(r'"(\w+)"', block)
+
+
+def shifted(value, delta):
+    """The example with its timestamps moved by `delta` (now - OPENAPI_NOW): the same relation
+    to the functions' real clock as to openapi.rs's fixed one."""
+    if isinstance(value, dict):
+        return {k: shifted(v, delta) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shifted(v, delta) for v in value]
+    if isinstance(value, str) and STAMP.match(value):
+        t = dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc) + delta
+        return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value
+
+
+def test_every_request_example_gets_its_documented_status_through_the_one_api(dev):
+    """openapi.rs's every_operation_answers_as_documented, through the one local API and the
+    real functions: in its ORDER (a member joins, buys, checks out, ..., is erased), every
+    request example with the credentials its route takes on AWS (the member's token, with the
+    example's `x-claims`, on member routes; SigV4 of the order system on /internal routes, of an
+    operator on the other IAM routes; `x-caller` where the example names another) gets the
+    documented success status (an issue asked again: 200), and every problem example with
+    `x-request` its documented status and code; the first example as the wrong caller gets the
+    function's 403 where documented. Timestamps are moved by now - openapi.rs's NOW."""
+    import yaml
+
+    import gateway
+
+    api = dev["api"]
+    env = local_events.load_env(api.env_json)
+    with open(os.path.join(REPO, "openapi.yaml")) as f:
+        doc = yaml.safe_load(f)
+    delta = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.datetime(2026, 11, 27, 10, tzinfo=dt.timezone.utc)
+    ops = {op["operationId"]: (method, path, op, iam) for method, path, op, iam in operations()}
+    order = openapi_order()
+    assert set(order) == set(ops), "openapi.rs's ORDER and the document's operations differ"
+    tag = f"e2e-ex-{int(time.time())}"
+    state = {"member": None, "coupon": None, "campaign": None, "reward": None, "held": [], "claims": []}
+    tokens = {}
+    failures, successes, problems, forbidden = [], 0, 0, 0
+
+    def deref(v):
+        ref = v.get("$ref") if isinstance(v, dict) else None
+        if not ref:
+            return v
+        node = doc
+        for part in ref.lstrip("#/").split("/"):
+            node = node[part]
+        return node
+
+    def path_value(name, path, op, ex):
+        if name in (ex.get("x-path") or {}):
+            return ex["x-path"][name]
+        if name == "id":
+            return state["campaign"] if path.startswith("/campaigns") else state["reward"] if path.startswith("/rewards") else state["member"]
+        made = {"claimId": state["claims"], "orderId": state["held"]}.get(name)
+        if made is not None:
+            n = ex.get("x-reward-claim", 0) if name == "claimId" else -1 if op["operationId"] == "cancelCheckout" else 0
+            if len(made) <= max(n, 0):  # an earlier example failed to make it
+                pytest.fail(f"{path}: nothing made for {{{name}}} yet; so far:\n" + "\n".join(failures))
+            return made[n]
+        raise AssertionError(f"{path}: no value for {{{name}}}")
+
+    def url_of(path, op, ex):
+        url = re.sub(r"\{(\w+)\}", lambda m: path_value(m.group(1), path, op, ex), path)
+        return url + (f"?{ex['x-query']}" if ex.get("x-query") else "")
+
+    def caller(path, op, iam, ex):
+        """(who, extra claims): a principal name, a member id or None."""
+        named = {"member": state["member"], "other-member": f"{tag}-other", "operator": "operator",
+                 "order-system": "order-system", "nobody": None}
+        if "x-caller" in ex:
+            who = named[ex["x-caller"]]
+        elif iam:
+            who = "order-system" if path.startswith("/internal/") else "operator"
+        elif op["operationId"] == "join":
+            who = f"{tag}-joiner-{len(tokens)}"
+        elif "{id}" in path:
+            who = path_value("id", path, op, ex)
+        else:
+            who = state["member"]
+        return who, ex.get("x-claims")
+
+    def body_of(value):
+        if value is None:
+            return None
+        b = shifted(value, delta)
+        if isinstance(b, dict):
+            if b.get("memberId") == "m-1":
+                b["memberId"] = state["member"]
+            if isinstance(b.get("couponCodes"), list):
+                b["couponCodes"] = [state["coupon"] if c == WELCOME_COUPON else c for c in b["couponCodes"]]
+        return b
+
+    def call(method, path, op, iam, ex, value):
+        import urllib.error
+        import urllib.request
+
+        who, claims = caller(path, op, iam, ex)
+        body = body_of(value)
+        data = json.dumps(body).encode() if body is not None else None
+        url = api.base + url_of(path, op, ex)
+        headers = {k.lower(): v for k, v in (ex.get("x-headers") or {}).items()}
+        if data is not None:
+            headers["content-type"] = "application/json"
+        if claims is not None:
+            key = (who, json.dumps(claims, sort_keys=True))
+            tokens.setdefault(key, gateway.mint(env, who, extra=claims))
+            headers["authorization"] = f"Bearer {tokens[key]}"
+        else:
+            tokens.setdefault((who, None), True)
+            headers = api.credentials(who, method, url, data, headers)
+        req = urllib.request.Request(url, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=150) as r:
+                status, raw, ctype = r.status, r.read(), r.headers.get("content-type")
+        except urllib.error.HTTPError as e:
+            status, raw, ctype = e.code, e.read(), e.headers.get("content-type")
+        answer = json.loads(raw) if raw.strip() else None
+        return status, answer, ctype, who
+
+    def problem_examples(op):
+        out = []
+        for status, resp in op["responses"].items():
+            media = (deref(resp).get("content") or {}).get("application/problem+json") or {}
+            for name, ex in (media.get("examples") or {}).items():
+                if "x-request" in ex:
+                    out.append((int(status), name, ex))
+        return out
+
+    erased = False
+    for oid in order:
+        method, path, op, iam = ops[oid]
+        where = f"{method} {path} ({oid})"
+        if erased:  # after the erasure the member is gone
+            status, answer, _, _ = call(method, path, op, iam, {}, None)
+            if (status, (answer or {}).get("code")) != (404, "member_not_found"):
+                failures.append(f"{where} after the erasure: {status} {answer}")
+            continue
+        rb = deref(op.get("requestBody") or {})
+        examples = list((((rb.get("content") or {}).get("application/json") or {}).get("examples") or {}).items()) \
+            or [("(no body)", {"value": None})]
+        errors = problem_examples(op)
+
+        def send_errors(before):
+            nonlocal problems
+            for status, name, ex in errors:
+                if bool(ex.get("x-before")) != before:
+                    continue
+                got, answer, ctype, _ = call(method, path, op, iam, ex, ex.get("x-request"))
+                want = ex["value"]["code"]
+                problems += 1
+                if (got, ctype, (answer or {}).get("code")) != (status, "application/problem+json", want):
+                    failures.append(f"{where} problem example {name}: got {got} {ctype} {answer}, documented {status} {want}")
+
+        send_errors(True)
+        want = next(int(s) for s in ("201", "202", "200", "204") if s in op["responses"])
+        for i, (name, ex) in enumerate(examples):
+            status, answer, _, who = call(method, path, op, iam, ex, ex.get("value"))
+            if status != want:
+                failures.append(f"{where} example {name}: got {status} {answer}, documented {want}")
+                continue
+            successes += 1
+            if oid == "quoteCheckout":
+                state["held"].append(answer["orderId"])
+            if oid == "claimReward":
+                state["claims"].append(answer["claimId"])
+            if i == 0:
+                if oid == "join":
+                    state["member"], state["coupon"] = who, answer["welcomeCoupon"]["code"]
+                elif oid == "createCampaign":
+                    state["campaign"] = answer["campaignId"]
+                elif oid == "createReward":
+                    state["reward"] = answer["rewardId"]
+                if want == 201 and "200" in op["responses"] and oid != "join":
+                    again, answer, _, _ = call(method, path, op, iam, ex, ex.get("value"))
+                    if again != 200:
+                        failures.append(f"{where} example {name} again: got {again} {answer}, documented 200")
+        if oid == "join":
+            assert state["member"], f"no member joined: {failures}"
+        # The wrong caller with the first example: the function's 403 (another member on a
+        # member's route; the other local IAM principal on a route for one kind only).
+        if "403" in op["responses"] and oid != "join" and len(op.get("x-callers") or []) < 2:
+            wrong = {"x-caller": ("operator" if path.startswith("/internal/") else "order-system") if iam else "other-member"}
+            wrong.update({k: v for k, v in examples[0][1].items() if k in ("x-path", "x-query", "x-reward-claim")})
+            got, answer, ctype, _ = call(method, path, op, iam, wrong, examples[0][1].get("value"))
+            forbidden += 1
+            if (got, ctype, (answer or {}).get("code")) != (403, "application/problem+json", "forbidden"):
+                failures.append(f"{where} as {wrong['x-caller']}: got {got} {ctype} {answer}, documented 403 forbidden")
+        if oid == "eraseMember":
+            erased = True
+        send_errors(False)
+    assert not failures, f"{len(failures)} of the examples differ through the one API:\n" + "\n".join(failures) + "\n" + tail(dev["log"])
+    print(f"openapi examples through the one API: {successes} request examples, {problems} problem examples, {forbidden} wrong callers")
+    assert successes >= 20 and problems >= 60 and forbidden >= 15, (successes, problems, forbidden)
+
+
 # Contract fuzzing: bounded so that the whole suite stays within its time (about a minute here).
 FUZZ_EXAMPLES = int(os.environ.get("LOYALTY_FUZZ_EXAMPLES", "10"))
 
@@ -244,3 +456,4 @@ def test_every_request_example_needs_its_credentials_and_a_body_that_is_not_utf8
             status, ctype, raw = send(api, method, path, who=who, raw=b'\xff\xfe{"not": "utf-8"}')
             assert 400 <= status < 500 and ctype == "application/problem+json", (method, template, status, raw)
     assert checked >= 25
+
