@@ -373,31 +373,93 @@ def test_every_request_example_gets_its_documented_status_through_the_one_api(de
 FUZZ_EXAMPLES = int(os.environ.get("LOYALTY_FUZZ_EXAMPLES", "10"))
 
 
-def test_schemathesis_finds_no_contract_failure_through_the_one_api(dev, tmp_path):
-    """schemathesis (pinned in scripts/requirements-tools.txt) against the one local API, with a
-    member token or the right SigV4 signature on every request (schemathesis_hooks.py): the
-    request examples, fuzzed requests (valid and invalid) of every operation, and stateful
-    sequences along openapi.yaml's links (signup -> checkout -> confirm -> ledger, the catalog,
-    campaigns). Checks: no 5xx, a documented status, content type and schema, and invalid data
-    rejected. Zero failures; LOYALTY_FUZZ_EXAMPLES examples per operation (default 10: some 340
-    requests, about a minute)."""
+CHECKOUT_CHAIN = ("join", "quoteCheckout", "confirmCheckout", "getLedger")
+
+
+def schemathesis(dev, cwd, name, *args):
+    """One schemathesis run (scripts/tests/schemathesis.toml) against the one API: (stdout,
+    the report for an assertion, its VCR cassette)."""
     import sys
 
     env = dict(os.environ, SCHEMATHESIS_HOOKS="schemathesis_hooks",
                PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.abspath(__file__)), os.environ.get("PYTHONPATH", "")]),
                LOYALTY_FUZZ_ENV_JSON=os.path.join(REPO, ".local", "e2e", "env.json"),
                LOYALTY_FUZZ_MEMBER_PREFIX=f"fuzz-{int(time.time())}")
-    cmd = [os.path.join(os.path.dirname(sys.executable), "schemathesis"), "run", os.path.join(REPO, "openapi.yaml"),
-           "--url", f"http://127.0.0.1:{dev['port']}", "--max-examples", str(FUZZ_EXAMPLES), "--seed", "17",
-           "--phases", "examples,fuzzing,stateful", "--workers", "2", "--request-timeout", "130",
+    cwd = cwd / name
+    cwd.mkdir()
+    cmd = [os.path.join(os.path.dirname(sys.executable), "schemathesis"), "--config-file",
+           os.path.join(os.path.dirname(os.path.abspath(__file__)), "schemathesis.toml"), "run", os.path.join(REPO, "openapi.yaml"),
+           "--url", f"http://127.0.0.1:{dev['port']}", "--seed", "17", "--workers", "2", "--request-timeout", "130",
+           "--report", "vcr", "--report-vcr-path", str(cwd / "cassette.yaml"),
            "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,"
-                       "response_schema_conformance,negative_data_rejection"]
+                       "response_schema_conformance,negative_data_rejection", *args]
     # Its caches (.hypothesis, .schemathesis) go to tmp_path, not into the checkout.
-    out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     report = out.stdout[-12000:] + out.stderr[-3000:]
-    assert out.returncode == 0, f"schemathesis exit {out.returncode}\n{report}\n{tail(dev['log'])}"
+    assert out.returncode == 0, f"schemathesis ({name}) exit {out.returncode}\n{report}\n{tail(dev['log'])}"
     assert "Stateful" in out.stdout and " passed" in out.stdout, report
     assert "failures" not in out.stdout.split("SUMMARY")[-1], report
+    links = re.search(r"API Links:\s+(\d+) covered / (\d+)", out.stdout)
+    print(f"schemathesis {name}: {' '.join(links.group(0).split()) if links else 'no API Links line'}")
+    return out.stdout, report, cwd / "cassette.yaml", links
+
+
+def test_schemathesis_finds_no_contract_failure_through_the_one_api(dev, tmp_path):
+    """schemathesis (pinned in scripts/requirements-tools.txt) against the one local API, with a
+    member token or the right SigV4 signature on every request (schemathesis_hooks.py): the
+    request examples, fuzzed requests (valid and invalid) of every operation, and stateful
+    sequences along openapi.yaml's links (signup -> checkout -> confirm -> ledger, the catalog,
+    campaigns; valid requests, up to 16 steps: scripts/tests/schemathesis.toml). Then a
+    stateful run over the checkout chain's operations alone (join, quoteCheckout,
+    confirmCheckout, getLedger), which must go signup -> quote -> confirm of that quote ->
+    ledger for at least one member (read from its VCR cassette): the random walk over all 23
+    links does not reach the end of that chain on every run. Checks: no 5xx, a documented
+    status, content type and schema, and invalid data rejected. Zero failures;
+    LOYALTY_FUZZ_EXAMPLES examples per operation (default 10) and 30 stateful scenarios: some
+    650 requests and 30 for the chain, about 1.5 minutes."""
+    out, report, _, links = schemathesis(dev, tmp_path, "all", "--max-examples", str(FUZZ_EXAMPLES),
+                                         "--phases", "examples,fuzzing,stateful")
+    assert links and int(links.group(1)) >= 14, report
+    chain_args = [a for op in CHECKOUT_CHAIN for a in ("--include-operation-id", op)]
+    out, report, cassette, links = schemathesis(dev, tmp_path, "checkout-chain", "--phases", "stateful", "--max-examples", "10", *chain_args)
+    chains = stateful_chains(cassette)
+    print(f"schemathesis checkout-chain: signup -> checkout -> confirm -> ledger for {len(chains)} member(s)")
+    assert chains, "the stateful phase never went signup -> checkout quote -> confirm -> ledger:\n" + report
+
+
+def stateful_chains(cassette):
+    """Members for whom schemathesis's stateful phase (its VCR cassette) went signup (201) ->
+    checkout quote (201) -> confirm of that quote (200) -> ledger (200), in that order."""
+    import urllib.parse
+
+    import yaml
+
+    with open(cassette) as f:
+        interactions = yaml.safe_load(f)["http_interactions"]
+    steps = {}  # member -> the chain's steps done so far
+    done = set()
+    for it in interactions:
+        if (it.get("phase") or {}).get("name") != "stateful":
+            continue
+        method, status = it["request"]["method"], int(it["response"]["status"]["code"])
+        path = urllib.parse.urlsplit(it["request"]["uri"]).path
+        body = (it["response"].get("body") or {}).get("string") or ""
+        if method == "POST" and path == "/members" and status == 201:
+            steps[json.loads(body)["memberId"]] = {"joined"}
+            continue
+        m = re.fullmatch(r"(?:/internal)?/members/([^/]+)(/.*)", path)
+        if not m or m.group(1) not in steps:
+            continue
+        member, rest, seen = m.group(1), m.group(2), steps[m.group(1)]
+        if method == "POST" and rest == "/checkouts" and status == 201:
+            seen.add("quote:" + json.loads(body)["orderId"])
+        elif method == "POST" and rest.endswith("/confirm") and status == 200:
+            order = urllib.parse.unquote(rest.split("/")[2])
+            if "quote:" + order in seen:
+                seen.add("confirmed")
+        elif method == "GET" and rest == "/ledger" and status == 200 and "confirmed" in seen:
+            done.add(member)
+    return done
 
 
 def operations():
