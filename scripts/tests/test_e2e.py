@@ -11,6 +11,7 @@ started is stopped afterwards, also when a test fails. LOYALTY_SKIP_E2E=1 skips 
 import datetime as dt
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,6 +20,7 @@ import time
 import pytest
 
 import demo
+import local_events
 
 pytestmark = pytest.mark.e2e
 
@@ -157,8 +159,249 @@ def test_the_demo_runs_and_its_numbers_add_up(dev):
     assert "Members per tier" in out.stdout and "points liability" in out.stdout, out.stdout
 
 
+# --- Every example of openapi.yaml through the one API ----------------------------------------
+OPENAPI_NOW = "2026-11-27T10:00:00Z"  # tests/tests/openapi.rs's NOW: the examples' dates hold then
+WELCOME_COUPON = "ABCDEFGHJKMN"  # the examples' name for the member's welcome coupon
+STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+def openapi_order():
+    """tests/tests/openapi.rs's ORDER (its test proves it names every documented operation):
+    the order in which each operation's examples build what the next ones need."""
+    with open(os.path.join(REPO, "tests", "tests", "openapi.rs")) as f:
+        src = f.read()
+    block = re.search(r"const ORDER: \[&str; \d+\] = \[(.*?)\];", src, re.S).group(1)
+    return re.findall(r'"(\w+)"', block)
+
+
+def shifted(value, delta):
+    """The example with its timestamps moved by `delta` (now - OPENAPI_NOW): the same relation
+    to the functions' real clock as to openapi.rs's fixed one."""
+    if isinstance(value, dict):
+        return {k: shifted(v, delta) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shifted(v, delta) for v in value]
+    if isinstance(value, str) and STAMP.match(value):
+        t = dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc) + delta
+        return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value
+
+
+def test_every_request_example_gets_its_documented_status_through_the_one_api(dev):
+    """openapi.rs's every_operation_answers_as_documented, through the one local API and the
+    real functions: in its ORDER (a member joins, buys, checks out, ..., is erased), every
+    request example with the credentials its route takes on AWS (the member's token, with the
+    example's `x-claims`, on member routes; SigV4 of the order system on /internal routes, of an
+    operator on the other IAM routes; `x-caller` where the example names another) gets the
+    documented success status (an issue asked again: 200), and every problem example with
+    `x-request` its documented status and code; the first example as the wrong caller gets the
+    function's 403 where documented. Timestamps are moved by now - openapi.rs's NOW."""
+    import yaml
+
+    import gateway
+
+    api = dev["api"]
+    env = local_events.load_env(api.env_json)
+    with open(os.path.join(REPO, "openapi.yaml")) as f:
+        doc = yaml.safe_load(f)
+    delta = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.datetime.fromisoformat(OPENAPI_NOW.replace("Z", "+00:00"))
+    ops = {op["operationId"]: (method, path, op, iam) for method, path, op, iam in operations()}
+    order = openapi_order()
+    assert set(order) == set(ops), "openapi.rs's ORDER and the document's operations differ"
+    tag = f"e2e-ex-{int(time.time())}"
+    state = {"member": None, "coupon": None, "campaign": None, "reward": None, "held": [], "claims": []}
+    tokens = {}
+    failures, successes, problems, forbidden = [], 0, 0, 0
+
+    def deref(v):
+        ref = v.get("$ref") if isinstance(v, dict) else None
+        if not ref:
+            return v
+        node = doc
+        for part in ref.lstrip("#/").split("/"):
+            node = node[part]
+        return node
+
+    def path_value(name, path, op, ex):
+        if name in (ex.get("x-path") or {}):
+            return ex["x-path"][name]
+        if name == "id":
+            return state["campaign"] if path.startswith("/campaigns") else state["reward"] if path.startswith("/rewards") else state["member"]
+        made = {"claimId": state["claims"], "orderId": state["held"]}.get(name)
+        if made is not None:
+            n = ex.get("x-reward-claim", 0) if name == "claimId" else -1 if op["operationId"] == "cancelCheckout" else 0
+            if len(made) <= max(n, 0):  # an earlier example failed to make it
+                pytest.fail(f"{path}: nothing made for {{{name}}} yet; so far:\n" + "\n".join(failures))
+            return made[n]
+        raise AssertionError(f"{path}: no value for {{{name}}}")
+
+    def url_of(path, op, ex):
+        url = re.sub(r"\{(\w+)\}", lambda m: path_value(m.group(1), path, op, ex), path)
+        return url + (f"?{ex['x-query']}" if ex.get("x-query") else "")
+
+    def caller(path, op, iam, ex):
+        """(who, extra claims): a principal name, a member id or None."""
+        named = {"member": state["member"], "other-member": f"{tag}-other", "operator": "operator",
+                 "order-system": "order-system", "nobody": None}
+        if "x-caller" in ex:
+            who = named[ex["x-caller"]]
+        elif iam:
+            who = "order-system" if path.startswith("/internal/") else "operator"
+        elif op["operationId"] == "join":
+            who = f"{tag}-joiner-{len(tokens)}"
+        elif "{id}" in path:
+            who = path_value("id", path, op, ex)
+        else:
+            who = state["member"]
+        return who, ex.get("x-claims")
+
+    def body_of(value):
+        if value is None:
+            return None
+        b = shifted(value, delta)
+        if isinstance(b, dict):
+            if b.get("memberId") == "m-1":
+                b["memberId"] = state["member"]
+            if isinstance(b.get("couponCodes"), list):
+                b["couponCodes"] = [state["coupon"] if c == WELCOME_COUPON else c for c in b["couponCodes"]]
+        return b
+
+    def call(method, path, op, iam, ex, value):
+        import urllib.error
+        import urllib.request
+
+        who, claims = caller(path, op, iam, ex)
+        body = body_of(value)
+        data = json.dumps(body).encode() if body is not None else None
+        url = api.base + url_of(path, op, ex)
+        headers = {k.lower(): v for k, v in (ex.get("x-headers") or {}).items()}
+        if data is not None:
+            headers["content-type"] = "application/json"
+        if claims is not None:
+            key = (who, json.dumps(claims, sort_keys=True))
+            tokens.setdefault(key, gateway.mint(env, who, extra=claims))
+            headers["authorization"] = f"Bearer {tokens[key]}"
+        else:
+            tokens.setdefault((who, None), True)
+            headers = api.credentials(who, method, url, data, headers)
+        req = urllib.request.Request(url, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=150) as r:
+                status, raw, ctype = r.status, r.read(), r.headers.get("content-type")
+        except urllib.error.HTTPError as e:
+            status, raw, ctype = e.code, e.read(), e.headers.get("content-type")
+        answer = json.loads(raw) if raw.strip() else None
+        return status, answer, ctype, who
+
+    def problem_examples(op):
+        out = []
+        for status, resp in op["responses"].items():
+            media = (deref(resp).get("content") or {}).get("application/problem+json") or {}
+            for name, ex in (media.get("examples") or {}).items():
+                if "x-request" in ex:
+                    out.append((int(status), name, ex))
+        return out
+
+    erased = False
+    for oid in order:
+        method, path, op, iam = ops[oid]
+        where = f"{method} {path} ({oid})"
+        if erased:  # after the erasure the member is gone
+            status, answer, _, _ = call(method, path, op, iam, {}, None)
+            if (status, (answer or {}).get("code")) != (404, "member_not_found"):
+                failures.append(f"{where} after the erasure: {status} {answer}")
+            continue
+        rb = deref(op.get("requestBody") or {})
+        examples = list((((rb.get("content") or {}).get("application/json") or {}).get("examples") or {}).items()) \
+            or [("(no body)", {"value": None})]
+        errors = problem_examples(op)
+
+        def send_errors(before):
+            nonlocal problems
+            for status, name, ex in errors:
+                if bool(ex.get("x-before")) != before:
+                    continue
+                got, answer, ctype, _ = call(method, path, op, iam, ex, ex.get("x-request"))
+                want = ex["value"]["code"]
+                problems += 1
+                if (got, ctype, (answer or {}).get("code")) != (status, "application/problem+json", want):
+                    failures.append(f"{where} problem example {name}: got {got} {ctype} {answer}, documented {status} {want}")
+
+        send_errors(True)
+        want = next(int(s) for s in ("201", "202", "200", "204") if s in op["responses"])
+        for i, (name, ex) in enumerate(examples):
+            status, answer, _, who = call(method, path, op, iam, ex, ex.get("value"))
+            if status != want:
+                failures.append(f"{where} example {name}: got {status} {answer}, documented {want}")
+                continue
+            successes += 1
+            if oid == "quoteCheckout":
+                state["held"].append(answer["orderId"])
+            if oid == "claimReward":
+                state["claims"].append(answer["claimId"])
+            if i == 0:
+                if oid == "join":
+                    state["member"], state["coupon"] = who, answer["welcomeCoupon"]["code"]
+                elif oid == "createCampaign":
+                    state["campaign"] = answer["campaignId"]
+                elif oid == "createReward":
+                    state["reward"] = answer["rewardId"]
+                if want == 201 and "200" in op["responses"] and oid != "join":
+                    again, answer, _, _ = call(method, path, op, iam, ex, ex.get("value"))
+                    if again != 200:
+                        failures.append(f"{where} example {name} again: got {again} {answer}, documented 200")
+        if oid == "join":
+            assert state["member"], f"no member joined: {failures}"
+        # The wrong caller with the first example: the function's 403 (another member on a
+        # member's route; the other local IAM principal on a route for one kind only).
+        if "403" in op["responses"] and oid != "join" and len(op.get("x-callers") or []) < 2:
+            wrong = {"x-caller": ("operator" if path.startswith("/internal/") else "order-system") if iam else "other-member"}
+            wrong.update({k: v for k, v in examples[0][1].items() if k in ("x-path", "x-query", "x-reward-claim")})
+            got, answer, ctype, _ = call(method, path, op, iam, wrong, examples[0][1].get("value"))
+            forbidden += 1
+            if (got, ctype, (answer or {}).get("code")) != (403, "application/problem+json", "forbidden"):
+                failures.append(f"{where} as {wrong['x-caller']}: got {got} {ctype} {answer}, documented 403 forbidden")
+        if oid == "eraseMember":
+            erased = True
+        send_errors(False)
+    assert not failures, f"{len(failures)} of the examples differ through the one API:\n" + "\n".join(failures) + "\n" + tail(dev["log"])
+    print(f"openapi examples through the one API: {successes} request examples, {problems} problem examples, {forbidden} wrong callers")
+    assert successes >= 20 and problems >= 60 and forbidden >= 15, (successes, problems, forbidden)
+
+
 # Contract fuzzing: bounded so that the whole suite stays within its time (about a minute here).
 FUZZ_EXAMPLES = int(os.environ.get("LOYALTY_FUZZ_EXAMPLES", "10"))
+
+
+CHECKOUT_CHAIN = ("join", "quoteCheckout", "confirmCheckout", "getLedger")
+
+
+def schemathesis(dev, cwd, name, *args):
+    """One schemathesis run (scripts/tests/schemathesis.toml) against the one API: (stdout,
+    the report for an assertion, its VCR cassette)."""
+    import sys
+
+    env = dict(os.environ, SCHEMATHESIS_HOOKS="schemathesis_hooks",
+               PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.abspath(__file__)), os.environ.get("PYTHONPATH", "")]),
+               LOYALTY_FUZZ_ENV_JSON=os.path.join(REPO, ".local", "e2e", "env.json"),
+               LOYALTY_FUZZ_MEMBER_PREFIX=f"fuzz-{int(time.time())}")
+    cwd = cwd / name
+    cwd.mkdir()
+    cmd = [os.path.join(os.path.dirname(sys.executable), "schemathesis"), "--config-file",
+           os.path.join(os.path.dirname(os.path.abspath(__file__)), "schemathesis.toml"), "run", os.path.join(REPO, "openapi.yaml"),
+           "--url", f"http://127.0.0.1:{dev['port']}", "--seed", "17", "--workers", "2", "--request-timeout", "130",
+           "--report", "vcr", "--report-vcr-path", str(cwd / "cassette.yaml"),
+           "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,"
+                       "response_schema_conformance,negative_data_rejection", *args]
+    # Its caches (.hypothesis, .schemathesis) go to tmp_path, not into the checkout.
+    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    report = out.stdout[-12000:] + out.stderr[-3000:]
+    assert out.returncode == 0, f"schemathesis ({name}) exit {out.returncode}\n{report}\n{tail(dev['log'])}"
+    assert "Stateful" in out.stdout and " passed" in out.stdout, report
+    assert "failures" not in out.stdout.split("SUMMARY")[-1], report
+    links = re.search(r"API Links:\s+(\d+) covered / (\d+)", out.stdout)
+    print(f"schemathesis {name}: {' '.join(links.group(0).split()) if links else 'no API Links line'}")
+    return out.stdout, report, cwd / "cassette.yaml", links
 
 
 def test_schemathesis_finds_no_contract_failure_through_the_one_api(dev, tmp_path):
@@ -166,26 +409,57 @@ def test_schemathesis_finds_no_contract_failure_through_the_one_api(dev, tmp_pat
     member token or the right SigV4 signature on every request (schemathesis_hooks.py): the
     request examples, fuzzed requests (valid and invalid) of every operation, and stateful
     sequences along openapi.yaml's links (signup -> checkout -> confirm -> ledger, the catalog,
-    campaigns). Checks: no 5xx, a documented status, content type and schema, and invalid data
-    rejected. Zero failures; LOYALTY_FUZZ_EXAMPLES examples per operation (default 10: some 340
-    requests, about a minute)."""
-    import sys
+    campaigns; valid requests, up to 16 steps: scripts/tests/schemathesis.toml). Then a
+    stateful run over the checkout chain's operations alone (join, quoteCheckout,
+    confirmCheckout, getLedger), which must go signup -> quote -> confirm of that quote ->
+    ledger for at least one member (read from its VCR cassette): the random walk over all 23
+    links does not reach the end of that chain on every run. Checks: no 5xx, a documented
+    status, content type and schema, and invalid data rejected. Zero failures;
+    LOYALTY_FUZZ_EXAMPLES examples per operation (default 10) and 30 stateful scenarios: some
+    650 requests and 30 for the chain, about 1.5 minutes."""
+    out, report, _, links = schemathesis(dev, tmp_path, "all", "--max-examples", str(FUZZ_EXAMPLES),
+                                         "--phases", "examples,fuzzing,stateful")
+    assert links and int(links.group(1)) >= 14, report
+    chain_args = [a for op in CHECKOUT_CHAIN for a in ("--include-operation-id", op)]
+    out, report, cassette, links = schemathesis(dev, tmp_path, "checkout-chain", "--phases", "stateful", "--max-examples", "10", *chain_args)
+    chains = stateful_chains(cassette)
+    print(f"schemathesis checkout-chain: signup -> checkout -> confirm -> ledger for {len(chains)} member(s)")
+    assert chains, "the stateful phase never went signup -> checkout quote -> confirm -> ledger:\n" + report
 
-    env = dict(os.environ, SCHEMATHESIS_HOOKS="schemathesis_hooks",
-               PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.abspath(__file__)), os.environ.get("PYTHONPATH", "")]),
-               LOYALTY_FUZZ_ENV_JSON=os.path.join(REPO, ".local", "e2e", "env.json"),
-               LOYALTY_FUZZ_MEMBER_PREFIX=f"fuzz-{int(time.time())}")
-    cmd = [os.path.join(os.path.dirname(sys.executable), "schemathesis"), "run", os.path.join(REPO, "openapi.yaml"),
-           "--url", f"http://127.0.0.1:{dev['port']}", "--max-examples", str(FUZZ_EXAMPLES), "--seed", "17",
-           "--phases", "examples,fuzzing,stateful", "--workers", "2", "--request-timeout", "130",
-           "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,"
-                       "response_schema_conformance,negative_data_rejection"]
-    # Its caches (.hypothesis, .schemathesis) go to tmp_path, not into the checkout.
-    out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
-    report = out.stdout[-12000:] + out.stderr[-3000:]
-    assert out.returncode == 0, f"schemathesis exit {out.returncode}\n{report}\n{tail(dev['log'])}"
-    assert "Stateful" in out.stdout and " passed" in out.stdout, report
-    assert "failures" not in out.stdout.split("SUMMARY")[-1], report
+
+def stateful_chains(cassette):
+    """Members for whom schemathesis's stateful phase (its VCR cassette) went signup (201) ->
+    checkout quote (201) -> confirm of that quote (200) -> ledger (200), in that order."""
+    import urllib.parse
+
+    import yaml
+
+    with open(cassette) as f:
+        interactions = yaml.safe_load(f)["http_interactions"]
+    steps = {}  # member -> the chain's steps done so far
+    done = set()
+    for it in interactions:
+        if (it.get("phase") or {}).get("name") != "stateful":
+            continue
+        method, status = it["request"]["method"], int(it["response"]["status"]["code"])
+        path = urllib.parse.urlsplit(it["request"]["uri"]).path
+        body = (it["response"].get("body") or {}).get("string") or ""
+        if method == "POST" and path == "/members" and status == 201:
+            steps[json.loads(body)["memberId"]] = {"joined"}
+            continue
+        m = re.fullmatch(r"(?:/internal)?/members/([^/]+)(/.*)", path)
+        if not m or m.group(1) not in steps:
+            continue
+        member, rest, seen = m.group(1), m.group(2), steps[m.group(1)]
+        if method == "POST" and rest == "/checkouts" and status == 201:
+            seen.add("quote:" + json.loads(body)["orderId"])
+        elif method == "POST" and rest.endswith("/confirm") and status == 200:
+            order = urllib.parse.unquote(rest.split("/")[2])
+            if "quote:" + order in seen:
+                seen.add("confirmed")
+        elif method == "GET" and rest == "/ledger" and status == 200 and "confirmed" in seen:
+            done.add(member)
+    return done
 
 
 def operations():
@@ -244,3 +518,4 @@ def test_every_request_example_needs_its_credentials_and_a_body_that_is_not_utf8
             status, ctype, raw = send(api, method, path, who=who, raw=b'\xff\xfe{"not": "utf-8"}')
             assert 400 <= status < 500 and ctype == "application/problem+json", (method, template, status, raw)
     assert checked >= 25
+
