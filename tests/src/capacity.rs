@@ -117,14 +117,19 @@ pub fn units_of(operation: &str, answer: &Value) -> Units {
     reported(operation, answer)
 }
 
-/// Write units DynamoDB Local reports for the indexes of an answer.
-pub fn index_write_units(answer: &Value) -> f64 {
-    let entries: Vec<&Value> = match answer.get("ConsumedCapacity") {
+/// The `ConsumedCapacity` entries of an answer: an object for single-item and query
+/// operations, a list (one entry per table) for batches and transactions.
+fn consumed_entries(answer: &Value) -> Vec<&Value> {
+    match answer.get("ConsumedCapacity") {
         Some(Value::Array(list)) => list.iter().collect(),
         Some(one @ Value::Object(_)) => vec![one],
         _ => Vec::new(),
-    };
-    entries
+    }
+}
+
+/// Write units DynamoDB Local reports for the indexes of an answer.
+pub fn index_write_units(answer: &Value) -> f64 {
+    consumed_entries(answer)
         .iter()
         .filter_map(|e| e.get("GlobalSecondaryIndexes").and_then(Value::as_object))
         .flat_map(|m| m.values())
@@ -133,11 +138,7 @@ pub fn index_write_units(answer: &Value) -> f64 {
 }
 
 fn reported(operation: &str, answer: &Value) -> Units {
-    let entries: Vec<&Value> = match answer.get("ConsumedCapacity") {
-        Some(Value::Array(list)) => list.iter().collect(),
-        Some(one @ Value::Object(_)) => vec![one],
-        _ => Vec::new(),
-    };
+    let entries = consumed_entries(answer);
     let mut units = Units::default();
     for e in entries {
         let field = |k: &str| e.get(k).and_then(Value::as_f64);
