@@ -38,13 +38,36 @@ pub struct PendingLot {
     pub release_on: NaiveDate,
 }
 
+impl crate::compact::Dated for Lot {
+    fn day(&self) -> NaiveDate {
+        self.earned_on
+    }
+    fn amount(&self) -> i64 {
+        self.points
+    }
+    fn from_parts(earned_on: NaiveDate, points: i64) -> Lot {
+        Lot { earned_on, points }
+    }
+}
+
+impl crate::compact::Sourced for PendingLot {
+    fn parts(&self) -> (&str, NaiveDate, i64) {
+        (&self.source, self.release_on, self.points)
+    }
+    fn from_parts(source: String, release_on: NaiveDate, points: i64) -> PendingLot {
+        PendingLot { source, points, release_on }
+    }
+}
+
+/// Stored packed (`compact`): a year of daily lots costs about a kilobyte, not eight.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Wallet {
     /// Available points (may be negative: a debt).
     pub balance: Points,
     /// Oldest first, at most one lot per day.
+    #[serde(default, with = "crate::compact::dated", skip_serializing_if = "Vec::is_empty")]
     pub lots: Vec<Lot>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, with = "crate::compact::sourced", skip_serializing_if = "Vec::is_empty")]
     pub pending: Vec<PendingLot>,
 }
 

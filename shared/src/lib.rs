@@ -13,6 +13,7 @@ pub mod birthday;
 pub mod calendar;
 pub mod campaign;
 pub mod checkout;
+pub mod compact;
 pub mod contact;
 pub mod coupon;
 pub mod error;

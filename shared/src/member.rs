@@ -259,7 +259,8 @@ pub struct Member {
     pub wallet: Wallet,
     /// Qualifying spend net of refunds, per program-calendar day, oldest first; only days
     /// inside the tier window are kept, so the rolling spend is a sum over this list.
-    #[serde(default)]
+    /// Stored packed (`compact`).
+    #[serde(default, with = "crate::compact::dated", skip_serializing_if = "Vec::is_empty")]
     pub spend_days: Vec<SpendDay>,
     #[serde(default)]
     pub lifetime_spend: Fen,
@@ -302,6 +303,18 @@ pub struct SpendDay {
     pub day: NaiveDate,
     #[serde(rename = "a")]
     pub amount: Fen,
+}
+
+impl crate::compact::Dated for SpendDay {
+    fn day(&self) -> NaiveDate {
+        self.day
+    }
+    fn amount(&self) -> i64 {
+        self.amount.0
+    }
+    fn from_parts(day: NaiveDate, amount: i64) -> SpendDay {
+        SpendDay { day, amount: Fen(amount) }
+    }
 }
 
 impl Member {

@@ -43,13 +43,17 @@ impl aws_smithy_types::config_bag::Storable for TableWriteUnits {
 }
 
 /// DynamoDB's item size of an item in DynamoDB JSON (`{"name": {"S": "..."}}`): attribute
-/// names and values; numbers about a byte per two digits; three bytes plus one per element
-/// for lists and maps.
+/// names and values (binary as its decoded bytes); numbers about a byte per two digits; three
+/// bytes plus one per element for lists and maps.
 pub fn item_size(item: &serde_json::Map<String, Value>) -> usize {
     fn value(v: &Value) -> usize {
         let Some((kind, x)) = v.as_object().and_then(|o| o.iter().next()) else { return 0 };
         match (kind.as_str(), x) {
-            ("S" | "B", Value::String(s)) => s.len(),
+            ("S", Value::String(s)) => s.len(),
+            // Binary travels base64-encoded; DynamoDB counts the decoded bytes.
+            ("B", Value::String(b)) => {
+                b.len() / 4 * 3 - b.chars().rev().take_while(|&c| c == '=').count()
+            }
             ("N", Value::String(n)) => {
                 n.trim_start_matches('-').replace('.', "").len().div_ceil(2) + 1
             }
@@ -244,6 +248,8 @@ mod tests {
     fn the_rule_rounds_each_item_up_and_doubles_transactions() {
         let small = json!({"PK": {"S": "MEMBER#a"}, "SK": {"S": "#PROFILE"}, "n": {"N": "12345"}});
         assert_eq!(item_size(small.as_object().unwrap()), 2 + 8 + 2 + 8 + 1 + 4);
+        let packed = json!({"lots": {"B": "AQIDBA=="}, "x": {"B": "AQID"}});
+        assert_eq!(item_size(packed.as_object().unwrap()), 4 + 4 + 1 + 3);
         let big = json!({"PK": {"S": "x"}, "v": {"S": "y".repeat(1500)}});
         assert_eq!(rule_write_units("PutItem", &json!({"Item": big})), Some(2.0));
         let tx = json!({"TransactItems": [{"Put": {"Item": small}}, {"Put": {"Item": big}}, {"Update": {"Key": {}}}, {"ConditionCheck": {"Key": {}}}]});

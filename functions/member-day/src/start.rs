@@ -78,7 +78,9 @@ pub async fn start_run(
         let targets = match c.audience {
             Audience::Segment => Targets::segment(&c.segment),
             Audience::Dormant => {
-                let cutoff = at - Duration::days(rules.winback.dormant_days as i64);
+                // Dormant: no purchase on the `dormantDays` program days before the run's day.
+                let cutoff = loyalty::calendar::program_date(rules.time_zone, at)
+                    - Duration::days(rules.winback.dormant_days as i64);
                 Targets::last_seen(cutoff - Duration::days(WINBACK_LOOKBACK_DAYS), cutoff)
             }
         };

@@ -93,14 +93,14 @@ impl Targets {
         Targets { index: "ByTier".into(), partitions, sk_from: None, sk_before: None }
     }
 
-    /// The ByLastPurchase partitions, last seen in `[from, before)`.
-    pub fn last_seen(from: DateTime<Utc>, before: DateTime<Utc>) -> Targets {
-        let fmt = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    /// The ByLastPurchase partitions, last purchase (or join) on a program day in
+    /// `[from, before)`.
+    pub fn last_seen(from: chrono::NaiveDate, before: chrono::NaiveDate) -> Targets {
         Targets {
             index: "ByLastPurchase".into(),
             partitions: (0..keys::SHARDS).map(keys::seen_pk).collect(),
-            sk_from: Some(fmt(from)),
-            sk_before: Some(fmt(before)),
+            sk_from: Some(from.to_string()),
+            sk_before: Some(before.to_string()),
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::money::Fen;
 use crate::rules::Rules;
 use crate::tier;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
-use chrono::{DateTime, Datelike, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -64,10 +64,13 @@ impl MemberItem {
         let shard = keys::shard(id);
         let today = calendar::program_date(rules.time_zone, now);
         let active = !member.is_erased();
-        let seen = member
-            .last_purchase_at
-            .unwrap_or(member.joined_at)
-            .to_rfc3339_opts(SecondsFormat::Secs, true);
+        // The day, not the instant: the key (and its two index writes) changes once a day at
+        // most however often the member buys, and dormancy is counted in program days.
+        let seen = calendar::program_date(
+            rules.time_zone,
+            member.last_purchase_at.unwrap_or(member.joined_at),
+        )
+        .to_string();
         // The daily sweep visits a member on the first day a lot expires or pending points are released.
         let expiry = member
             .wallet

@@ -13,6 +13,9 @@ pub mod reward;
 pub mod stream;
 pub mod tier;
 
+#[cfg(test)]
+mod size_tests;
+
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -317,6 +320,31 @@ pub fn key(pk: &str, sk: &str) -> Item {
         ("PK".to_string(), AttributeValue::S(pk.into())),
         ("SK".to_string(), AttributeValue::S(sk.into())),
     ])
+}
+
+/// An item's size by DynamoDB's rule (what its write units are priced by): attribute names
+/// and values; a number about a byte per two significant digits plus one; three bytes plus
+/// one per element for lists and maps.
+pub fn item_size(item: &Item) -> usize {
+    fn value(v: &AttributeValue) -> usize {
+        match v {
+            AttributeValue::S(s) => s.len(),
+            AttributeValue::N(n) => {
+                n.trim_start_matches('-').replace('.', "").len().div_ceil(2) + 1
+            }
+            AttributeValue::B(b) => b.as_ref().len(),
+            AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+            AttributeValue::Ss(l) => l.iter().map(String::len).sum(),
+            AttributeValue::Ns(l) => l.iter().map(|n| n.len().div_ceil(2) + 1).sum(),
+            AttributeValue::Bs(l) => l.iter().map(|b| b.as_ref().len()).sum(),
+            AttributeValue::L(l) => 3 + l.iter().map(|e| 1 + value(e)).sum::<usize>(),
+            AttributeValue::M(m) => {
+                3 + m.iter().map(|(k, e)| 1 + k.len() + value(e)).sum::<usize>()
+            }
+            _ => 0,
+        }
+    }
+    item.iter().map(|(k, v)| k.len() + value(v)).sum()
 }
 
 pub fn to_item<T: Serialize>(v: &T) -> Result<Item, StoreError> {
