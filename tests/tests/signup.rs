@@ -306,9 +306,18 @@ async fn erasing_removes_personal_data_keeps_the_ledger_and_frees_the_email() {
     assert!(h.env.store.get::<Value>(&keys_of.0, keys::UNIQUE_SK).await.unwrap().is_none());
     assert!(h.env.store.get::<Value>(&keys_of.1, keys::UNIQUE_SK).await.unwrap().is_none());
     // The raw item keeps no contact data and has left the birthday index.
-    let raw =
-        h.env.store.get::<Value>(&keys::member_pk(&id), keys::PROFILE_SK).await.unwrap().unwrap();
-    let text = raw.to_string();
+    let store = &h.env.store;
+    let raw = store
+        .client
+        .get_item()
+        .table_name(&store.table)
+        .set_key(Some(loyalty::store::key(&keys::member_pk(&id), keys::PROFILE_SK)))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let text = format!("{raw:?}");
     assert!(
         !text.contains(&e)
             && !text.contains(&p)
