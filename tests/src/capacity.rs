@@ -29,6 +29,8 @@ pub struct Capacity(Arc<Mutex<Units>>);
 pub struct Units {
     pub read: f64,
     pub write: f64,
+    /// The part of `write` spent on global secondary indexes (as DynamoDB Local reports it).
+    pub index_write: f64,
     /// What DynamoDB Local itself reported as write units (for comparison).
     pub reported_write: f64,
 }
@@ -213,10 +215,14 @@ impl Intercept for Capacity {
         let mut total = self.0.lock().unwrap();
         total.read += got.read;
         total.reported_write += got.write;
-        total.write += match cfg.load::<TableWriteUnits>() {
-            Some(TableWriteUnits(table)) => table + index_write_units(&answer),
-            None => got.write,
-        };
+        match cfg.load::<TableWriteUnits>() {
+            Some(TableWriteUnits(table)) => {
+                let index = index_write_units(&answer);
+                total.write += table + index;
+                total.index_write += index;
+            }
+            None => total.write += got.write,
+        }
         Ok(())
     }
 }
