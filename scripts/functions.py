@@ -4,18 +4,20 @@ binary, served by `cargo lambda watch --only-lambda-apis` (scripts/dev), which t
 only the Lambda Runtime API and the Invoke endpoint and starts no function itself.
 
   run   builds every function binary of env.json (`cargo build --bin ...`), starts each with
-        AWS_LAMBDA_RUNTIME_API pointing at cargo-lambda's Runtime API for it, and keeps it
-        running: a process that exits for any reason (a crash, `kill -9`) is started again, as
-        Lambda starts a new execution environment for the next invocation. Unless
-        --ignore-changes, it also rebuilds when a source changes and restarts the functions
-        whose binary changed; the old processes serve until the build is done, and a build that
-        fails leaves them running.
+        AWS_LAMBDA_RUNTIME_API pointing at cargo-lambda's Runtime API for it (through the proxy
+        below), and keeps it running: a process that exits for any reason (a crash, `kill -9`)
+        is started again, as Lambda starts a new execution environment for the next
+        invocation. Unless --ignore-changes, it also rebuilds when a source changes and
+        restarts the functions whose binary changed; the old processes serve until the build
+        is done, and a build that fails leaves them running.
 
 Each process gets the environment of its own function only (env.json: the stack's endpoints,
 region and credentials, plus the function's Environment.Variables, Globals included; not the
 other functions' variables), as on AWS, and AWS_LAMBDA_FUNCTION_NAME / _VERSION /
 _MEMORY_SIZE as the runtime reads them. The pid of each running function is in
-<state>/functions/<binary>.pid (what a test kills).
+<state>/functions/<binary>.pid; GET on the URL in <state>/functions/status-url answers, per
+binary, its pid, how many processes were started and the invocation it is handling (what
+scripts/tests/test_kill.py kills by).
 
 The processes reach the Runtime API through a small proxy of this script, which knows the
 invocation each process has taken: when a process dies, that invocation fails at once with
@@ -86,6 +88,18 @@ class RuntimeProxy(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.inflight = {}  # binary -> the request id its process took and has not answered
         self.waiting = {}  # binary -> the upstream connection of its pending `next`
+        self.functions = {}  # binary -> Function (for GET /_status)
+
+    def status(self):
+        """binary -> {pid (null while none runs), starts, invocation (the request id in flight)}."""
+        out = {}
+        for binary, fn in self.functions.items():
+            proc = fn.proc
+            with self.lock:
+                inflight = self.inflight.get(binary)
+            out[binary] = {"pid": proc.pid if proc is not None and proc.poll() is None else None,
+                           "starts": fn.starts, "invocation": inflight}
+        return out
 
     @property
     def url(self):
@@ -156,6 +170,14 @@ class ProxyHandler(BaseHTTPRequestHandler):
 
     def handle_any(self):
         srv = self.server
+        if self.path == "/_status":
+            data = json.dumps(srv.status()).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         binary, _, rest = self.path.lstrip("/").partition("/")
         body = self.body()
         headers = {k: v for k, v in self.headers.items()
@@ -358,6 +380,9 @@ def cmd_run(a):
         cargo_args += ["--features", a.features]
     out_dir = binary_dir(cargo_args)
     fns = {b: Function(b, os.path.join(out_dir, b), envs[b], pid_dir, proxy) for b in binaries}
+    proxy.functions = fns
+    with open(os.path.join(pid_dir, "status-url"), "w") as f:
+        f.write(f"{proxy.url}/_status\n")
     signal.signal(signal.SIGTERM, lambda *_: STOP.set())
     signal.signal(signal.SIGINT, lambda *_: STOP.set())
 
