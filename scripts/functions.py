@@ -435,6 +435,10 @@ def cmd_run(a):
             stamps[b] = stamp
     for fn in fns.values():
         fn.stop()
+    try:
+        os.remove(os.path.join(pid_dir, "status-url"))
+    except OSError:
+        pass
     log("stopped")
 
 
