@@ -30,8 +30,8 @@ Writes <out>/env (shell `export` lines) and <out>/env.json:
   streams    logical id of a table -> its stream's ARN (tables with a StreamSpecification)
   queues     logical id -> {name, url, arn}
   buses      logical id -> {name, arn, sink: {name, url, arn, rule}}
-  functions  logical id -> {binary, Timeout, env, events}; each event has Name and Type, SQS events
-             QueueUrl, QueueArn, BatchSize, MaximumBatchingWindowInSeconds,
+  functions  logical id -> {binary, Timeout, MemorySize, env, events}; each event has Name and
+             Type, SQS events QueueUrl, QueueArn, BatchSize, MaximumBatchingWindowInSeconds,
              FunctionResponseTypes, Enabled; DynamoDB events StreamArn, Table, StartingPosition,
              BatchSize, MaximumBatchingWindowInSeconds, FunctionResponseTypes,
              BisectBatchOnFunctionError, MaximumRetryAttempts, MaximumRecordAgeInSeconds,
@@ -442,9 +442,11 @@ class Local:
                 env.setdefault(k, (v, fid))
             metadata = self.resources[fid].get("Metadata") or {}
             timeout = props.get("Timeout", self.globals.get("Timeout", 3))
+            memory = props.get("MemorySize", self.globals.get("MemorySize", 128))
             functions[fid] = {
                 "binary": (metadata.get("BuildProperties") or {}).get("Binary"),
                 "Timeout": int(self.resolve(timeout, f"{fid}.Timeout")),
+                "MemorySize": int(self.resolve(memory, f"{fid}.MemorySize")),
                 "env": fenv,
                 "events": [self.event(fid, name, ev) for name, ev in (props.get("Events") or {}).items()],
             }

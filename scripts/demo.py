@@ -107,9 +107,9 @@ class Api:
             except urllib.error.HTTPError as e:
                 status, raw = e.code, e.read()
             except (TimeoutError, urllib.error.URLError) as e:
-                # `cargo lambda watch` restarts a function when one of its sources changes, and an
-                # invocation in flight then fails (a 500 at the function's Timeout): every call
-                # here is idempotent (natural keys, Idempotency-Key), so ask again.
+                # scripts/dev restarts a function when one of its sources changes or its process
+                # died, and an invocation in flight then fails (a 500) or waits for the new
+                # process: every call here is idempotent (natural keys, Idempotency-Key), so ask again.
                 if isinstance(getattr(e, "reason", e), TimeoutError) and attempt + 1 < attempts:
                     log(f"{method} {path}: no answer in {timeout:.0f}s; asking again")
                     continue
@@ -136,7 +136,7 @@ class Api:
 
 
 def wait_ready(api, timeout):
-    """The first call of each function makes `cargo lambda watch` build it: wait until each
+    """scripts/dev builds the functions before they answer (scripts/functions.py): wait until each
     answers (a 404 or an empty page for a member that does not exist is an answer)."""
     probes = [("/members/demo-probe", {"sub": "demo-probe"}),
               ("/members/demo-probe/ledger", {"sub": "demo-probe"}),

@@ -35,9 +35,9 @@ What matches API Gateway:
   domainPrefix, http {method, path, protocol, sourceIp, userAgent}, requestId, routeKey,
   stage $default, time, timeEpoch), body (base64 with isBase64Encoded when it is not UTF-8).
 - Function errors and invocations past the function's Timeout: 500 {"message": "Internal
-  Server Error"}, as API Gateway. The first invocation of each function also waits for
-  cargo-lambda's build (up to LOYALTY_BUILD_TIMEOUT seconds, default 900); once a function has
-  answered, its template Timeout applies.
+  Server Error"}, as API Gateway. The first invocation of each function also waits for its
+  build (scripts/functions.py; up to LOYALTY_BUILD_TIMEOUT seconds, default 900); once a
+  function has answered, its template Timeout applies.
 """
 import argparse
 import base64

@@ -23,8 +23,9 @@ What matches AWS, and what is local:
   nothing; with ReportBatchItemFailures only the listed messages stay, and an invalid
   response (an itemIdentifier that is empty or not in the batch) fails the whole batch.
   Each invocation is limited by the function's Timeout in the template (plus the first build
-  of the function by cargo-lambda, up to LOYALTY_BUILD_TIMEOUT); one that times out, fails or
-  loses its connection (the watcher restarted the function) deletes nothing, as on Lambda.
+  of the functions by scripts/functions.py, up to LOYALTY_BUILD_TIMEOUT); one that times out,
+  fails (also when its process died: Runtime.ExitError) or loses its connection deletes
+  nothing, as on Lambda.
   Messages left on the queue reappear after the queue's visibility timeout; the local SQS
   (moto) moves a message to its dead-letter queue once it was received more than the
   RedrivePolicy's maxReceiveCount times, as SQS does. One poller per event source.
@@ -69,7 +70,7 @@ from zoneinfo import ZoneInfo
 
 UTC = dt.timezone.utc
 ACCOUNT = "123456789012"  # the account id of the local ARNs (moto's default), as bootstrap.py
-# The first invocation of a function also waits for cargo-lambda to build it; after that, each
+# The first invocation of a function also waits for its build (scripts/dev); after that, each
 # invocation is limited by the function's Timeout in the template, as Lambda limits it.
 BUILD_TIMEOUT = float(os.environ.get("LOYALTY_BUILD_TIMEOUT", "900"))
 LOCAL_SLACK = 1.0  # seconds for the local HTTP hops on top of the function's Timeout
@@ -117,7 +118,7 @@ class InvokeError(Exception):
 
 def lambda_timeout(timeout, warm):
     """How long an invocation may take: the function's Timeout once it has answered (warm);
-    before that, also cargo-lambda's first build (LOYALTY_BUILD_TIMEOUT)."""
+    before that, also the first build (LOYALTY_BUILD_TIMEOUT)."""
     return float(timeout) + LOCAL_SLACK if warm else max(float(timeout), BUILD_TIMEOUT)
 
 
