@@ -113,8 +113,8 @@ pub struct BirthdayChange {
 
 impl BirthdayChangeRequest {
     pub fn validate(self, today: NaiveDate) -> Result<BirthdayChange, BirthdayChangeError> {
-        let birthday = crate::member::parse_birthday(&self.birthday, today)
-            .map_err(|_| BirthdayChangeError::InvalidBirthday)?;
+        let birthday =
+            parse_birthday(&self.birthday, today).ok_or(BirthdayChangeError::InvalidBirthday)?;
         let reason = self.reason.trim().to_string();
         let len = reason.chars().count();
         if !(1..=200).contains(&len) || reason.chars().any(char::is_control) {
@@ -138,6 +138,15 @@ pub struct BirthdayChangeRecord {
 
 /// How many support changes a member record keeps (the oldest are dropped).
 pub const CHANGES_KEPT: usize = 10;
+
+/// A real past date (1900 or later) in `YYYY-MM-DD` form.
+pub fn parse_birthday(s: &str, today: NaiveDate) -> Option<NaiveDate> {
+    if s.len() != 10 {
+        return None;
+    }
+    let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
+    (d < today && d.year() >= 1900).then_some(d)
+}
 
 #[cfg(test)]
 mod tests {

@@ -11,7 +11,7 @@
 use crate::campaign::MultiplierWindow;
 use crate::coupon::{self, Coupon, Offer, RedeemError};
 use crate::ledger::{EntryKind, LedgerEntry};
-use crate::member::Member;
+use crate::member::{Hold, Member};
 use crate::money::{Fen, Points};
 use crate::points::{self, Channel, OrderRecord, PurchaseRequest, Purchased};
 use crate::rules::Rules;
@@ -65,25 +65,6 @@ pub struct ConfirmRequest {
     pub paid: Option<Fen>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub occurred_at: Option<DateTime<Utc>>,
-}
-
-/// Coupons and points held for one order until `until`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Hold {
-    #[serde(rename = "o")]
-    pub order_id: String,
-    #[serde(rename = "p", default)]
-    pub points: i64,
-    #[serde(rename = "c", default, skip_serializing_if = "Vec::is_empty")]
-    pub coupons: Vec<String>,
-    #[serde(rename = "u")]
-    pub until: DateTime<Utc>,
-}
-
-impl Hold {
-    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
-        now < self.until
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -101,12 +101,11 @@ impl VerifiedContacts {
     /// a body naming a valid contact is then judged on its own.
     pub fn from_claims<'a>(claim: impl Fn(&str) -> Option<&'a str>) -> VerifiedContacts {
         let verified = |flag: &str| claim(flag).is_some_and(|v| v.eq_ignore_ascii_case("true"));
-        let email = claim("email")
-            .filter(|_| verified("email_verified"))
-            .and_then(|e| crate::member::normalize_email(e).ok());
+        let email =
+            claim("email").filter(|_| verified("email_verified")).and_then(|e| normalize_email(e));
         let phone = claim("phone_number")
             .filter(|_| verified("phone_number_verified"))
-            .and_then(|p| crate::member::normalize_phone(p).ok());
+            .and_then(|p| normalize_phone(p));
         VerifiedContacts { email, phone }
     }
 }
@@ -193,6 +192,41 @@ pub fn gifts(prior: &PriorGifts, referral_code_given: bool) -> Gifts {
         withheld.push(REFERRAL_WITHHELD);
     }
     Gifts { welcome, referral_link, withheld }
+}
+
+/// Lower-cased address with one `@`, a dotted domain, no spaces; at most 254 characters.
+pub fn normalize_email(s: &str) -> Option<String> {
+    let e = s.trim().to_ascii_lowercase();
+    let (local, domain) = e.split_once('@')?;
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && local.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~.-".contains(&b))
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..");
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        && labels
+            .last()
+            .is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic()));
+    (e.len() <= 254 && local_ok && domain_ok).then_some(e)
+}
+
+/// E.164: `+`, a non-zero country digit, 8 to 15 digits in all. Spaces and dashes are not accepted.
+pub fn normalize_phone(s: &str) -> Option<String> {
+    let p = s.trim();
+    let digits = p.strip_prefix('+')?;
+    let ok = (8..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0');
+    ok.then(|| p.to_string())
 }
 
 #[cfg(test)]

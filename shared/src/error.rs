@@ -133,3 +133,20 @@ impl From<StoreError> for ApiError {
         }
     }
 }
+
+impl From<crate::limits::RateLimited> for ApiError {
+    fn from(e: crate::limits::RateLimited) -> ApiError {
+        ApiError::TooManyRequests { retry_after_secs: e.retry_after_secs }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_limit_refusal_is_a_429_with_the_wait() {
+        let e: ApiError = crate::limits::RateLimited { limit: 30, retry_after_secs: 12 }.into();
+        assert_eq!((e.status(), e.code(), e.retry_after()), (429, "rate_limited", Some(12)));
+    }
+}

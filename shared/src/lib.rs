@@ -9,6 +9,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod aws;
 pub mod birthday;
 pub mod calendar;
 pub mod campaign;
@@ -31,6 +32,7 @@ pub mod runtime;
 pub mod secrets;
 pub mod store;
 pub mod tier;
+pub mod views;
 
 pub use error::ApiError;
 pub use money::{Fen, Points};

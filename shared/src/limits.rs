@@ -14,8 +14,6 @@
 //! meant to stop floods rather than to meter. API Gateway's route throttling (template.yaml)
 //! covers the whole API; this covers one member.
 
-use crate::error::ApiError;
-use crate::member::Member;
 use crate::rules::Rules;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -56,22 +54,16 @@ pub fn admit(
     Ok(WriteWindow { minute, count: count + 1 })
 }
 
-/// Counts one write of `member` (an activity, a checkout quote) against the rules' limit:
-/// call it on the member as read, before deciding anything; the count is saved with the write.
+/// Counts one write of a member (an activity, a checkout quote) against the rules' limit:
+/// call it on the member's `write_window` as read, before deciding anything; the count is
+/// saved with the write.
 pub fn count_member_write(
-    member: &mut Member,
+    window: &mut Option<WriteWindow>,
     rules: &Rules,
     now: DateTime<Utc>,
-) -> Result<(), ApiError> {
-    member.write_window =
-        Some(admit(member.write_window, rules.limits.member_writes_per_minute, now)?);
+) -> Result<(), RateLimited> {
+    *window = Some(admit(*window, rules.limits.member_writes_per_minute, now)?);
     Ok(())
-}
-
-impl From<RateLimited> for ApiError {
-    fn from(e: RateLimited) -> ApiError {
-        ApiError::TooManyRequests { retry_after_secs: e.retry_after_secs }
-    }
 }
 
 #[cfg(test)]
@@ -111,12 +103,6 @@ mod tests {
             t("2026-11-27T10:00:30Z")
         )
         .is_err());
-    }
-
-    #[test]
-    fn a_refusal_is_a_429_with_the_wait() {
-        let e: ApiError = RateLimited { limit: 30, retry_after_secs: 12 }.into();
-        assert_eq!((e.status(), e.code(), e.retry_after()), (429, "rate_limited", Some(12)));
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! Members: who they are (validated at the edge), their standing (tier, points, spend)
 //! and the signup rules.
 
-use crate::birthday::{BirthdayChange, BirthdayChangeRecord, BirthdayFacts};
-use crate::contact::{PriorGifts, Verification, VerifiedContacts};
+use crate::birthday::{parse_birthday, BirthdayChange, BirthdayChangeRecord, BirthdayFacts};
+use crate::contact::{
+    normalize_email, normalize_phone, PriorGifts, Verification, VerifiedContacts,
+};
 use crate::ledger::Wallet;
 use crate::money::Fen;
 use crate::tier::TierCode;
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 /// A member id is the `sub` of the member's identity token (JWT).
@@ -110,8 +112,10 @@ impl SignupRequest {
         today: NaiveDate,
         verified: &VerifiedContacts,
     ) -> Result<(NewMember, Verification), SignupError> {
-        let email = self.email.map(|e| normalize_email(&e)).transpose()?;
-        let phone = self.phone.map(|p| normalize_phone(&p)).transpose()?;
+        let email =
+            self.email.map(|e| normalize_email(&e).ok_or(SignupError::InvalidEmail)).transpose()?;
+        let phone =
+            self.phone.map(|p| normalize_phone(&p).ok_or(SignupError::InvalidPhone)).transpose()?;
         let (email, email_verified) =
             reconcile(email, verified.email.as_deref(), SignupError::EmailMismatch)?;
         let (phone, phone_verified) =
@@ -124,7 +128,10 @@ impl SignupRequest {
         if !(1..=64).contains(&len) || name.chars().any(char::is_control) {
             return Err(SignupError::InvalidName);
         }
-        let birthday = self.birthday.map(|b| parse_birthday(&b, today)).transpose()?;
+        let birthday = self
+            .birthday
+            .map(|b| parse_birthday(&b, today).ok_or(SignupError::InvalidBirthday))
+            .transpose()?;
         let referral_code = self
             .referral_code
             .map(|c| normalize_referral_code(&c).ok_or(SignupError::InvalidReferralCode))
@@ -152,52 +159,6 @@ fn reconcile(
         (_, Some(v)) => Ok((Some(v.to_string()), true)),
         (b, None) => Ok((b, false)),
     }
-}
-
-/// Lower-cased address with one `@`, a dotted domain, no spaces; at most 254 characters.
-pub fn normalize_email(s: &str) -> Result<String, SignupError> {
-    let e = s.trim().to_ascii_lowercase();
-    let (local, domain) = e.split_once('@').ok_or(SignupError::InvalidEmail)?;
-    let local_ok = !local.is_empty()
-        && local.len() <= 64
-        && local.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~.-".contains(&b))
-        && !local.starts_with('.')
-        && !local.ends_with('.')
-        && !local.contains("..");
-    let labels: Vec<&str> = domain.split('.').collect();
-    let domain_ok = labels.len() >= 2
-        && labels.iter().all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
-        && labels
-            .last()
-            .is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic()));
-    if e.len() > 254 || !local_ok || !domain_ok {
-        return Err(SignupError::InvalidEmail);
-    }
-    Ok(e)
-}
-
-/// E.164: `+`, a non-zero country digit, 8 to 15 digits in all. Spaces and dashes are not accepted.
-pub fn normalize_phone(s: &str) -> Result<String, SignupError> {
-    let p = s.trim();
-    let digits = p.strip_prefix('+').ok_or(SignupError::InvalidPhone)?;
-    let ok = (8..=15).contains(&digits.len())
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && !digits.starts_with('0');
-    ok.then(|| p.to_string()).ok_or(SignupError::InvalidPhone)
-}
-
-pub fn parse_birthday(s: &str, today: NaiveDate) -> Result<NaiveDate, SignupError> {
-    if s.len() != 10 {
-        return Err(SignupError::InvalidBirthday);
-    }
-    let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| SignupError::InvalidBirthday)?;
-    (d < today && d.year() >= 1900).then_some(d).ok_or(SignupError::InvalidBirthday)
 }
 
 pub const REFERRAL_CODE_LEN: usize = 8;
@@ -272,7 +233,7 @@ pub struct Member {
     pub erased_at: Option<DateTime<Utc>>,
     /// Today's activity counters (check-ins, reviews, shares) for the daily limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub activity: Option<crate::points::ActivityDay>,
+    pub activity: Option<ActivityDay>,
     /// This minute's write count for the per-member limit (`limits`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_window: Option<crate::limits::WriteWindow>,
@@ -287,10 +248,10 @@ pub struct Member {
     /// (`tier_since == stepped_down_at`) carries no protection (`tier::first_downgrade_date`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stepped_down_at: Option<DateTime<Utc>>,
-    /// Coupons and points held by open checkouts (`checkout::Hold`); dead ones are dropped
+    /// Coupons and points held by open checkouts (`Hold`); dead ones are dropped
     /// on the next write and ignored until then.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub holds: Vec<crate::checkout::Hold>,
+    pub holds: Vec<Hold>,
     /// When each tier above regular was last reached by the rolling spend, and with how much
     /// of it that has not been refunded since (`tier::Reach`): refunds re-decide the tier from it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -303,6 +264,37 @@ pub struct SpendDay {
     pub day: NaiveDate,
     #[serde(rename = "a")]
     pub amount: Fen,
+}
+
+/// Coupons and points held for one order until `until`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    #[serde(rename = "o")]
+    pub order_id: String,
+    #[serde(rename = "p", default)]
+    pub points: i64,
+    #[serde(rename = "c", default, skip_serializing_if = "Vec::is_empty")]
+    pub coupons: Vec<String>,
+    #[serde(rename = "u")]
+    pub until: DateTime<Utc>,
+}
+
+impl Hold {
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        now < self.until
+    }
+}
+
+/// Today's activity counters, kept on the member record so the daily limits are checked
+/// by a pure function (and enforced by the member's version condition).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ActivityDay {
+    #[serde(rename = "d")]
+    pub day: NaiveDate,
+    #[serde(rename = "p")]
+    pub points: i64,
+    #[serde(rename = "s")]
+    pub shares: u32,
 }
 
 impl crate::compact::Dated for SpendDay {
@@ -678,129 +670,5 @@ mod tests {
             SpendDay { day: t, amount: Fen(1) },
         ];
         assert_eq!(m.rolling_spend(t, 365), Fen(6));
-    }
-}
-
-/// `GET /members/{id}`: who the member is, their standing and what it is worth.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ProfileView<'a> {
-    pub member_id: &'a str,
-    pub name: Option<&'a str>,
-    pub email: Option<&'a str>,
-    pub phone: Option<&'a str>,
-    pub email_verified: bool,
-    pub phone_verified: bool,
-    pub birthday: Option<NaiveDate>,
-    /// When the birthday was recorded; a birthday coupon needs it known ahead.
-    pub birthday_set_at: Option<DateTime<Utc>>,
-    pub marketing_consent: bool,
-    pub consent_at: DateTime<Utc>,
-    pub joined_at: DateTime<Utc>,
-    pub referral_code: &'a str,
-    pub tier: TierCode,
-    pub tier_name: &'a str,
-    pub tier_since: DateTime<Utc>,
-    /// The end of the tier's protection (the nightly evaluation may lower it from then on);
-    /// absent for the regular tier and for a tier entered by stepping down (not protected).
-    pub tier_protected_until: Option<DateTime<Utc>>,
-    pub points: i64,
-    /// Points held by open checkouts; `pointsAvailable` is what the member may spend now.
-    pub points_on_hold: i64,
-    pub points_available: i64,
-    /// Points still inside their order's return window, and when each becomes available.
-    pub points_pending: i64,
-    pub pending: Vec<PendingPoints>,
-    pub expiring_soon: Vec<ExpiringPoints>,
-    pub rolling_spend: Fen,
-    pub lifetime_spend: Fen,
-    pub order_count: u32,
-    pub last_purchase_at: Option<DateTime<Utc>>,
-    /// The next tier and the qualifying spend it still needs.
-    pub next_tier: Option<crate::tier::NextTier>,
-    /// Qualifying spend still needed, over the rolling window, to keep the current tier once
-    /// its protection ends (0 when already earned).
-    pub spend_to_keep_tier: Fen,
-    pub benefits: crate::tier::Benefits<'a>,
-    pub coupons: Vec<crate::coupon::CouponView<'a>>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PendingPoints {
-    pub points: i64,
-    pub available_on: NaiveDate,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ExpiringPoints {
-    pub points: i64,
-    pub expires_on: NaiveDate,
-}
-
-impl Member {
-    /// The profile as of `now`; lists the member's active coupons.
-    pub fn profile<'a>(
-        &'a self,
-        coupons: &'a [crate::coupon::Coupon],
-        rules: &'a crate::rules::Rules,
-        now: DateTime<Utc>,
-    ) -> ProfileView<'a> {
-        use crate::coupon::CouponStatus;
-        let today = crate::calendar::program_date(rules.time_zone, now);
-        let rolling = self.rolling_spend(today, rules.tier_window_days);
-        let tier_rule = rules.tier(self.tier);
-        let p = &rules.points;
-        ProfileView {
-            member_id: self.member_id.as_str(),
-            name: self.name.as_deref(),
-            email: self.email.as_deref(),
-            phone: self.phone.as_deref(),
-            email_verified: self.email_verified,
-            phone_verified: self.phone_verified,
-            birthday: self.birthday,
-            birthday_set_at: self.birthday.map(|_| self.birthday_recorded_at()),
-            marketing_consent: self.marketing_consent,
-            consent_at: self.consent_at,
-            joined_at: self.joined_at,
-            referral_code: &self.referral_code,
-            tier: self.tier,
-            tier_name: &tier_rule.name,
-            tier_since: self.tier_since,
-            tier_protected_until: crate::tier::protection(self, rules),
-            points: self.wallet.balance.0,
-            points_on_hold: self.points_on_hold(now, None),
-            points_available: self.available_points(now, None),
-            points_pending: self.wallet.pending_total(),
-            pending: {
-                let mut by_day: std::collections::BTreeMap<NaiveDate, i64> = Default::default();
-                for p in &self.wallet.pending {
-                    *by_day.entry(p.release_on).or_default() += p.points;
-                }
-                by_day
-                    .into_iter()
-                    .map(|(available_on, points)| PendingPoints { points, available_on })
-                    .collect()
-            },
-            expiring_soon: self
-                .wallet
-                .expiring_within(today, p.expiry_days, p.expiring_soon_days)
-                .into_iter()
-                .map(|(expires_on, points)| ExpiringPoints { points, expires_on })
-                .collect(),
-            rolling_spend: rolling,
-            lifetime_spend: self.lifetime_spend,
-            order_count: self.order_count,
-            last_purchase_at: self.last_purchase_at,
-            next_tier: crate::tier::next_tier(rules, self.tier, rolling),
-            spend_to_keep_tier: crate::tier::spend_to_keep(self, rules, today),
-            benefits: crate::tier::benefits(tier_rule),
-            coupons: coupons
-                .iter()
-                .filter(|c| c.status_at(now) == CouponStatus::Active)
-                .map(|c| c.view(now))
-                .collect(),
-        }
     }
 }

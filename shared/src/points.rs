@@ -5,7 +5,7 @@
 use crate::calendar::program_date;
 use crate::campaign::{campaign_multiplier, MultiplierWindow};
 use crate::ledger::{EntryKind, LedgerEntry};
-use crate::member::{Member, SpendDay};
+use crate::member::{ActivityDay, Member, SpendDay};
 use crate::money::{Fen, Multiplier, Points};
 use crate::rules::Rules;
 use crate::tier::{self, TierChange, TierCode};
@@ -118,18 +118,6 @@ pub struct ActivityRequest {
     pub kind: ActivityKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ref_id: Option<String>,
-}
-
-/// Today's activity counters, kept on the member record so the daily limits are checked
-/// by a pure function (and enforced by the member's version condition).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct ActivityDay {
-    #[serde(rename = "d")]
-    pub day: NaiveDate,
-    #[serde(rename = "p")]
-    pub points: i64,
-    #[serde(rename = "s")]
-    pub shares: u32,
 }
 
 /// A purchase as kept on its order item: what was paid and earned, and the refunds so far.

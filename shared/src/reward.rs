@@ -1113,7 +1113,7 @@ mod tests {
         let reward = gift(500).validate("r-1".into(), &rules, now).unwrap();
         let mut m = member(600, TierCode::Regular);
         m.wallet.add_pending("o-1", 10_000, NaiveDate::from_ymd_opt(2026, 12, 4).unwrap());
-        m.holds.push(crate::checkout::Hold {
+        m.holds.push(crate::member::Hold {
             order_id: "o-2".into(),
             points: 200,
             coupons: vec![],

@@ -69,7 +69,7 @@ pub async fn load(name: &str) -> Result<Secret, String> {
 }
 
 async fn from_secrets_manager(name: &str, arn: &str) -> Result<Vec<u8>, String> {
-    let client = aws_sdk_secretsmanager::Client::new(&crate::app::sdk_config().await);
+    let client = aws_sdk_secretsmanager::Client::new(&crate::aws::sdk_config().await);
     let out = client.get_secret_value().secret_id(arn).send().await.map_err(|e| {
         format!(
             "{name}_ARN: reading the secret failed: {}",

@@ -212,7 +212,7 @@ fn the_profile_shows_protection_and_the_spend_to_keep_the_tier() {
     // Protection ends 2026-06-02; by then the June purchase has rolled off (2026-06-01).
     assert_eq!(spend_to_keep(&m, &rules(), d("2025-12-02")), Fen::from_cny(7_000));
     let r = rules();
-    let p = m.profile(&[], &r, noon(d("2025-12-02")));
+    let p = crate::views::ProfileView::of(&m, &[], &r, noon(d("2025-12-02")));
     assert_eq!(p.rolling_spend, Fen::from_cny(13_000));
     assert_eq!(p.tier_protected_until, Some("2026-06-01T16:00:00Z".parse().unwrap()));
     assert_eq!(p.spend_to_keep_tier, Fen::from_cny(7_000));

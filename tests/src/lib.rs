@@ -101,7 +101,7 @@ pub async fn harness_with(rules: Rules, clock: Clock) -> Harness {
         std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok(),
         "AWS_ENDPOINT_URL_DYNAMODB is not set: run the tests with scripts/test"
     );
-    let sdk_config = loyalty::app::sdk_config().await;
+    let sdk_config = loyalty::aws::sdk_config().await;
     let counter = Counter::default();
     let capacity = capacity::Capacity::default();
     let ddb = aws_sdk_dynamodb::config::Builder::from(&sdk_config)

@@ -11,7 +11,7 @@ async fn client() -> aws_sdk_secretsmanager::Client {
         .expect("AWS_ENDPOINT_URL_SQS is not set: run the tests with scripts/test");
     // One test per process (nextest): setting the variable touches no other test.
     std::env::set_var("AWS_ENDPOINT_URL_SECRETS_MANAGER", &moto);
-    aws_sdk_secretsmanager::Client::new(&loyalty::app::sdk_config().await)
+    aws_sdk_secretsmanager::Client::new(&loyalty::aws::sdk_config().await)
 }
 
 #[tokio::test]

@@ -113,7 +113,7 @@ async fn issue(app: &App, req: &Request, id: &str) -> Result<Response<Body>, Api
     match store.issue_coupon(&c, None, body.budget).await? {
         IssueOutcome::Issued => {
             tracing::info!(member_id = %id, grant, slot = body.slot, "coupon issued");
-            Ok(http::json(201, &c.view(now)))
+            Ok(http::json(201, &loyalty::views::CouponView::of(&c, now)))
         }
         IssueOutcome::AlreadyHad(held) => {
             // The slot's coupon may carry a code made under an earlier secret: read it by the
@@ -123,7 +123,7 @@ async fn issue(app: &App, req: &Request, id: &str) -> Result<Response<Body>, Api
                 store.coupon(id.as_str(), &code).await?.map(|i| i.coupon).ok_or_else(|| {
                     ApiError::Internal("the grant slot names a coupon that is not there".into())
                 })?;
-            Ok(http::json(200, &old.view(now)))
+            Ok(http::json(200, &loyalty::views::CouponView::of(&old, now)))
         }
         IssueOutcome::BudgetSpent => {
             Err(ApiError::conflict("budget_spent", "this grant's budget is spent"))
@@ -133,7 +133,7 @@ async fn issue(app: &App, req: &Request, id: &str) -> Result<Response<Body>, Api
 
 #[derive(Serialize)]
 struct CouponList<'a> {
-    coupons: Vec<coupon::CouponView<'a>>,
+    coupons: Vec<loyalty::views::CouponView<'a>>,
 }
 
 async fn list(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
@@ -157,7 +157,7 @@ async fn list(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiE
     let coupons = coupons
         .iter()
         .filter(|c| status.is_none_or(|s| c.status_at(now) == s))
-        .map(|c| c.view(now))
+        .map(|c| loyalty::views::CouponView::of(c, now))
         .collect();
     Ok(http::json(200, &CouponList { coupons }))
 }

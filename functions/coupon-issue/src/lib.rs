@@ -27,7 +27,7 @@ impl App {
     pub async fn from_env() -> Result<App, String> {
         let env = Env::from_env().await?;
         let codes = CodeKey::from_env().await?;
-        let config = loyalty::app::sdk_config().await;
+        let config = loyalty::aws::sdk_config().await;
         let queue = std::env::var("CAMPAIGN_QUEUE_URL")
             .ok()
             .filter(|u| !u.is_empty())

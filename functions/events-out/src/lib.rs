@@ -47,7 +47,7 @@ impl App {
             .ok()
             .filter(|b| !b.is_empty())
             .ok_or("LOYALTY_EVENT_BUS is not set")?;
-        let config = loyalty::app::sdk_config().await;
+        let config = loyalty::aws::sdk_config().await;
         Ok(App { events: aws_sdk_eventbridge::Client::new(&config), bus, tries: 3, concurrency: 4 })
     }
 }

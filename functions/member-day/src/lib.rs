@@ -64,7 +64,7 @@ pub struct App {
 impl App {
     pub async fn from_env() -> Result<App, String> {
         let env = Env::from_env().await?;
-        let config = loyalty::app::sdk_config().await;
+        let config = loyalty::aws::sdk_config().await;
         let var = |k: &str| std::env::var(k).map_err(|_| format!("{k} is not set"));
         let budget = match std::env::var("DISPATCH_BUDGET_SECONDS") {
             Ok(s) => s.parse::<u64>().map_err(|_| {

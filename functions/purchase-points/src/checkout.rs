@@ -100,7 +100,7 @@ pub async fn quote(app: &App, id: &MemberId, req: CheckoutRequest) -> Result<Ans
                     return Ok(Attempt::Answer((Answer { status: 201, body: c.answer }, false)));
                 }
             }
-            loyalty::limits::count_member_write(&mut member, rules, now)?;
+            loyalty::limits::count_member_write(&mut member.write_window, rules, now)?;
             let coupons = coupons_read(&mut read, &req.coupon_codes)?;
             let read_version = member.version;
             member.version += 1;

@@ -306,7 +306,7 @@ pub async fn activity(
                 }
             }
             let mut member = live(read.member.take())?;
-            loyalty::limits::count_member_write(&mut member, rules, now)?;
+            loyalty::limits::count_member_write(&mut member.write_window, rules, now)?;
             if let Some(sk) = &order_sk {
                 if !read.items.contains_key(sk) {
                     return Err(ApiError::unprocessable(

@@ -57,7 +57,7 @@ pub struct App {
 impl App {
     pub async fn from_env() -> Result<App, String> {
         let env = Env::from_env().await?;
-        let sqs = aws_sdk_sqs::Client::new(&loyalty::app::sdk_config().await);
+        let sqs = aws_sdk_sqs::Client::new(&loyalty::aws::sdk_config().await);
         let codes = loyalty::coupon::CodeKey::from_env().await?;
         Ok(App { env, sqs, codes })
     }

@@ -326,7 +326,7 @@ struct Claimed<'a> {
     #[serde(flatten)]
     claim: ClaimView<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    coupon: Option<coupon::CouponView<'a>>,
+    coupon: Option<loyalty::views::CouponView<'a>>,
     /// The balance and what the member may spend, after the claim.
     points: i64,
     points_available: i64,
@@ -380,7 +380,7 @@ async fn claim_as(
             }
             let mut member = live(read.member.clone())?;
             // A member's own claims count against their per-minute write limit, as activities do.
-            loyalty::limits::count_member_write(&mut member, rules, now)?;
+            loyalty::limits::count_member_write(&mut member.write_window, rules, now)?;
             let item = read.reward.as_ref().ok_or_else(reward_not_found)?;
             let reward = &item.reward;
             let period = reward::period(reward, today);
@@ -408,7 +408,7 @@ async fn claim_as(
             claim.coupon_code = issued.as_ref().map(|c| c.code.clone());
             let answer = Answer::created(&Claimed {
                 claim: claim_view(&claim),
-                coupon: issued.as_ref().map(|c| c.view(now)),
+                coupon: issued.as_ref().map(|c| loyalty::views::CouponView::of(c, now)),
                 points: member.wallet.balance.0,
                 points_available: member.available_points(now, None),
             })?;

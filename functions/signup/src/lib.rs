@@ -61,7 +61,7 @@ struct Joined<'a> {
     /// Whether this signup got the welcome points and coupon (once per contact).
     welcome_gift: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    welcome_coupon: Option<coupon::CouponView<'a>>,
+    welcome_coupon: Option<loyalty::views::CouponView<'a>>,
     /// The gifts this signup did not get, and why.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     withheld: Vec<contact::Withheld>,
@@ -133,7 +133,7 @@ async fn join(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
             points: member.wallet.balance.0,
             referral_code: &member.referral_code,
             welcome_gift: gifts.welcome,
-            welcome_coupon: welcome.as_ref().map(|(_, c)| c.view(now)),
+            welcome_coupon: welcome.as_ref().map(|(_, c)| loyalty::views::CouponView::of(c, now)),
             withheld: gifts.withheld,
         })
         .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -240,7 +240,7 @@ async fn profile(app: &App, req: &Request, id: &str) -> Result<Response<Body>, A
         loyalty::calendar::program_date(app.env.rules.time_zone, now),
         now,
     );
-    Ok(http::json(200, &member.profile(&coupons, &app.env.rules, now)))
+    Ok(http::json(200, &loyalty::views::ProfileView::of(&member, &coupons, &app.env.rules, now)))
 }
 
 async fn erase(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {

@@ -44,7 +44,7 @@ pub struct App {
 
 impl App {
     pub async fn from_env() -> Result<App, String> {
-        let config = loyalty::app::sdk_config().await;
+        let config = loyalty::aws::sdk_config().await;
         let store = Store::from_env(&config).await?;
         let rules = Rules::from_env().map_err(|e| e.to_string())?;
         let queue_url = std::env::var("TIER_SHARD_QUEUE_URL")

@@ -69,7 +69,7 @@ impl Store {
 
     /// Client from the environment (region, credentials, `AWS_ENDPOINT_URL_DYNAMODB` for a
     /// local endpoint) and the table from `LOYALTY_TABLE`. Makes no network call.
-    pub async fn from_env(config: &crate::app::SdkConfig) -> Result<Store, String> {
+    pub async fn from_env(config: &crate::aws::SdkConfig) -> Result<Store, String> {
         let table =
             std::env::var("LOYALTY_TABLE").map_err(|_| "LOYALTY_TABLE is not set".to_string())?;
         Ok(Store::new(Client::new(config), table))

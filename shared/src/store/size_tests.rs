@@ -14,8 +14,8 @@
 use super::item_size;
 use super::member::MemberItem;
 use crate::birthday::BirthdayChangeRecord;
-use crate::checkout::Hold;
 use crate::ledger::{Lot, PendingLot, Wallet};
+use crate::member::Hold;
 use crate::member::{Member, MemberId, NewMember, SpendDay};
 use crate::money::{Fen, Points};
 use crate::rules::Rules;
