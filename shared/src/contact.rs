@@ -101,11 +101,10 @@ impl VerifiedContacts {
     /// a body naming a valid contact is then judged on its own.
     pub fn from_claims<'a>(claim: impl Fn(&str) -> Option<&'a str>) -> VerifiedContacts {
         let verified = |flag: &str| claim(flag).is_some_and(|v| v.eq_ignore_ascii_case("true"));
-        let email =
-            claim("email").filter(|_| verified("email_verified")).and_then(|e| normalize_email(e));
+        let email = claim("email").filter(|_| verified("email_verified")).and_then(normalize_email);
         let phone = claim("phone_number")
             .filter(|_| verified("phone_number_verified"))
-            .and_then(|p| normalize_phone(p));
+            .and_then(normalize_phone);
         VerifiedContacts { email, phone }
     }
 }
