@@ -14,19 +14,9 @@ use crate::ledger::{EntryKind, LedgerEntry};
 use crate::member::{Hold, Member};
 use crate::money::{Fen, Points};
 use crate::points::{self, Channel, OrderRecord, PurchaseRequest, Purchased};
-use crate::rules::Rules;
+use crate::rules::{Rules, Step};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-
-/// The discount steps, applied in the rules' `checkout.applyOrder`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Step {
-    /// The tier's member price (9折/8折/7折).
-    MemberDiscount,
-    Coupons,
-    Points,
-}
 
 /// `POST /internal/members/{id}/checkouts` (order system): quote and hold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

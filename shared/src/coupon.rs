@@ -2,7 +2,7 @@
 //! codes, and the redeem rules.
 
 use crate::money::Fen;
-use crate::tier::TierCode;
+use crate::tier::code::TierCode;
 use chrono::{DateTime, Duration, Utc};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};

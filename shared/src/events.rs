@@ -14,10 +14,10 @@
 
 use crate::campaign::Progress;
 use crate::coupon::Coupon;
-use crate::ledger::{EntryKind, LedgerEntry};
+use crate::ledger::{EntryKind, ExpiryNotice, LedgerEntry};
 use crate::money::Fen;
 use crate::tier::{TierChange, TierCode};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -285,18 +285,6 @@ pub fn ledger_events(
         reference: entry.reference.as_deref(),
     };
     Ok(vec![event(dt, origin, "", Some(member_id), entry.at, &body)?])
-}
-
-/// A lot's points that expire soon: told once per lot (the daily sweep writes one notice item
-/// per member and lot day, with a condition that it does not exist yet).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ExpiryNotice {
-    pub points: i64,
-    /// The lot's program day (the points were earned, or became available, that day).
-    pub earned_on: NaiveDate,
-    /// The program day they expire (they are gone from that day's first change or sweep).
-    pub expires_on: NaiveDate,
 }
 
 pub fn expiry_notice_events(

@@ -209,6 +209,18 @@ impl Wallet {
     }
 }
 
+/// A lot's points that expire soon: told once per lot (the daily sweep writes one notice item
+/// per member and lot day, with a condition that it does not exist yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExpiryNotice {
+    pub points: i64,
+    /// The lot's program day (the points were earned, or became available, that day).
+    pub earned_on: NaiveDate,
+    /// The program day they expire (they are gone from that day's first change or sweep).
+    pub expires_on: NaiveDate,
+}
+
 /// Takes up to `points` from the lots in the order given (emptied lots are dropped by the caller).
 fn take_from<'a>(lots: impl Iterator<Item = &'a mut Lot>, points: i64) {
     let mut left = points;

@@ -343,7 +343,7 @@ pub fn expiry_notices(
     rules: &Rules,
     today: NaiveDate,
     noticed: &[NaiveDate],
-) -> Vec<crate::events::ExpiryNotice> {
+) -> Vec<crate::ledger::ExpiryNotice> {
     let (life, ahead) =
         (Duration::days(rules.points.expiry_days as i64), rules.points.expiry_notice_days as i64);
     if ahead == 0 || member.is_erased() {
@@ -353,7 +353,7 @@ pub fn expiry_notices(
         .wallet
         .lots
         .iter()
-        .map(|l| crate::events::ExpiryNotice {
+        .map(|l| crate::ledger::ExpiryNotice {
             points: l.points,
             earned_on: l.earned_on,
             expires_on: l.earned_on + life,

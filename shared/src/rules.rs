@@ -4,7 +4,7 @@
 
 use crate::coupon::CouponTemplate;
 use crate::money::{Fen, Multiplier};
-use crate::tier::TierCode;
+use crate::tier::code::TierCode;
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -134,7 +134,7 @@ pub struct CheckoutRules {
     pub max_coupons_per_order: u8,
     /// Most open (held, unexpired) checkouts a member may have at once.
     pub max_open_checkouts: u8,
-    pub apply_order: Vec<crate::checkout::Step>,
+    pub apply_order: Vec<Step>,
 }
 
 /// Anti-flooding limits (`limits`).
@@ -342,6 +342,16 @@ fn merge(base: &mut Value, patch: Value) {
         }
         (slot, v) => *slot = v,
     }
+}
+
+/// The discount steps, applied in the rules' `checkout.applyOrder`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// The tier's member price (9折/8折/7折).
+    MemberDiscount,
+    Coupons,
+    Points,
 }
 
 #[cfg(test)]

@@ -11,10 +11,11 @@ use loyalty::points::{
     self, ActivityKind, ActivityRequest, OrderRecord, PointsError, PurchaseRequest, RefundRecord,
     RefundRequest,
 };
+use loyalty::store::change::Attempt;
 use loyalty::store::checkout::{CheckoutItem, CheckoutState};
 use loyalty::store::keys;
 use loyalty::store::member::{Receipt, TierChangeItem};
-use loyalty::store::points::{Attempt, OrderItem};
+use loyalty::store::points::OrderItem;
 use loyalty::store::Cond;
 use loyalty::ApiError;
 use serde::Serialize;

@@ -31,9 +31,9 @@ use loyalty::reward::{
     self, Claim, ClaimError, ClaimRequest, ClaimStatus, FulfilmentRequest, Reward, RewardError,
     RewardKind, RewardPatch, RewardRequest, Step,
 };
+use loyalty::store::change::{Attempt, Failed, Judge};
 use loyalty::store::keys;
 use loyalty::store::member::Receipt;
-use loyalty::store::points::{Attempt, Failed, Judge};
 use loyalty::store::reward::RewardItem;
 use loyalty::store::{backoff, Cond, TxFailure, MAX_ATTEMPTS};
 use loyalty::ApiError;

@@ -3,7 +3,7 @@
 
 use crate::coupon::CouponTemplate;
 use crate::money::Multiplier;
-use crate::tier::TierCode;
+use crate::tier::code::TierCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 

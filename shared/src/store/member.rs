@@ -1,9 +1,9 @@
 //! Member items, their index attributes, signup and erasure transactions, receipts.
 
+use super::change::Attempt;
 use super::coupon::CouponItem;
 use super::keys::{self, member_pk, PROFILE_SK, UNIQUE_SK};
 use super::ledger::LedgerItem;
-use super::points::Attempt;
 use super::{from_item, key, sdk, to_attribute, Cond, Item, Store, StoreError, TxFailure};
 use crate::calendar;
 use crate::contact::{ContactDigest, ContactKey, PriorGifts};

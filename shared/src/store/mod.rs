@@ -2,6 +2,7 @@
 //! more than one item is one `TransactWriteItems` with conditions.
 
 pub mod campaign;
+pub mod change;
 pub mod checkout;
 pub mod coupon;
 pub mod issue;

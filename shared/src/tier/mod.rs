@@ -22,56 +22,14 @@
 //! - **Rules changes** apply at the next evaluation, with the protection above: a raised
 //!   threshold never lowers anyone before protection ends.
 
+pub mod code;
+
+pub use code::{Reach, TierCode};
+
 use crate::money::Fen;
 use crate::rules::{Rules, TierRule};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use std::fmt;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TierCode {
-    Regular,
-    Silver,
-    Gold,
-    Diamond,
-}
-
-impl TierCode {
-    pub const ALL: [TierCode; 4] =
-        [TierCode::Regular, TierCode::Silver, TierCode::Gold, TierCode::Diamond];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TierCode::Regular => "regular",
-            TierCode::Silver => "silver",
-            TierCode::Gold => "gold",
-            TierCode::Diamond => "diamond",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<TierCode> {
-        TierCode::ALL.into_iter().find(|t| t.as_str() == s)
-    }
-
-    pub fn rank(self) -> usize {
-        self as usize
-    }
-
-    pub fn below(self) -> Option<TierCode> {
-        self.rank().checked_sub(1).map(|r| TierCode::ALL[r])
-    }
-
-    pub fn above(self) -> Option<TierCode> {
-        TierCode::ALL.get(self.rank() + 1).copied()
-    }
-}
-
-impl fmt::Display for TierCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// The highest tier whose threshold the qualifying spend reaches.
 pub fn earned_tier(rules: &Rules, rolling_spend: Fen) -> TierCode {
@@ -88,18 +46,6 @@ pub fn earned_tier(rules: &Rules, rolling_spend: Fen) -> TierCode {
 /// the one the new rolling spend earns. Never lowers a tier.
 pub fn upgrade_on_purchase(rules: &Rules, current: TierCode, rolling_spend: Fen) -> TierCode {
     current.max(earned_tier(rules, rolling_spend))
-}
-
-/// The last time a tier's threshold was met by the rolling spend (at a purchase), and the part
-/// of that rolling spend that is still kept (refunds of orders it counted are taken off).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reach {
-    #[serde(rename = "t")]
-    pub tier: TierCode,
-    #[serde(rename = "at")]
-    pub at: DateTime<Utc>,
-    #[serde(rename = "k")]
-    pub kept: Fen,
 }
 
 /// After a purchase: every tier the rolling spend now meets was reached now, with all of it
@@ -223,38 +169,6 @@ pub fn benefits(rule: &TierRule) -> Benefits<'_> {
         points_multiplier: rule.multiplier,
         member_discount_percent: rule.discount_percent,
         birthday_coupon: &rule.birthday_coupon,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn earned_tier_is_inclusive_at_the_threshold() {
-        let r = Rules::default();
-        assert_eq!(earned_tier(&r, Fen::from_cny(1_999) + Fen(99)), TierCode::Regular);
-        assert_eq!(earned_tier(&r, Fen::from_cny(2_000)), TierCode::Silver);
-        assert_eq!(earned_tier(&r, Fen::from_cny(10_000)), TierCode::Gold);
-        assert_eq!(earned_tier(&r, Fen::from_cny(50_000)), TierCode::Diamond);
-    }
-
-    #[test]
-    fn purchase_never_lowers_a_tier() {
-        let r = Rules::default();
-        assert_eq!(upgrade_on_purchase(&r, TierCode::Gold, Fen::ZERO), TierCode::Gold);
-        assert_eq!(
-            upgrade_on_purchase(&r, TierCode::Regular, Fen::from_cny(12_000)),
-            TierCode::Gold
-        );
-    }
-
-    #[test]
-    fn next_tier_counts_the_missing_spend() {
-        let r = Rules::default();
-        let n = next_tier(&r, TierCode::Regular, Fen::from_cny(500)).unwrap();
-        assert_eq!((n.tier, n.spend_needed), (TierCode::Silver, Fen::from_cny(1_500)));
-        assert!(next_tier(&r, TierCode::Diamond, Fen::ZERO).is_none());
     }
 }
 
@@ -429,10 +343,6 @@ pub fn review_date(member: &crate::member::Member, rules: &Rules) -> Option<Naiv
     )
 }
 
-#[cfg(test)]
-#[path = "tier_tests.rs"]
-mod evaluation_tests;
-
 /// A fingerprint of the rules the tier evaluation depends on (thresholds, window,
 /// protection): when it changes, the next nightly run sweeps every member (ByTier), because
 /// the review dates in the index were computed with the old rules.
@@ -442,3 +352,6 @@ pub fn rules_fingerprint(rules: &Rules) -> String {
     let text = format!("{thresholds:?}/{}/{}", rules.tier_window_days, rules.tier_protection_days);
     Sha256::digest(text.as_bytes()).iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests;

@@ -380,3 +380,34 @@ proptest! {
         }
     }
 }
+
+mod basics {
+    use super::*;
+
+    #[test]
+    fn earned_tier_is_inclusive_at_the_threshold() {
+        let r = Rules::default();
+        assert_eq!(earned_tier(&r, Fen::from_cny(1_999) + Fen(99)), TierCode::Regular);
+        assert_eq!(earned_tier(&r, Fen::from_cny(2_000)), TierCode::Silver);
+        assert_eq!(earned_tier(&r, Fen::from_cny(10_000)), TierCode::Gold);
+        assert_eq!(earned_tier(&r, Fen::from_cny(50_000)), TierCode::Diamond);
+    }
+
+    #[test]
+    fn purchase_never_lowers_a_tier() {
+        let r = Rules::default();
+        assert_eq!(upgrade_on_purchase(&r, TierCode::Gold, Fen::ZERO), TierCode::Gold);
+        assert_eq!(
+            upgrade_on_purchase(&r, TierCode::Regular, Fen::from_cny(12_000)),
+            TierCode::Gold
+        );
+    }
+
+    #[test]
+    fn next_tier_counts_the_missing_spend() {
+        let r = Rules::default();
+        let n = next_tier(&r, TierCode::Regular, Fen::from_cny(500)).unwrap();
+        assert_eq!((n.tier, n.spend_needed), (TierCode::Silver, Fen::from_cny(1_500)));
+        assert!(next_tier(&r, TierCode::Diamond, Fen::ZERO).is_none());
+    }
+}
