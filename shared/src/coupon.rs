@@ -2,7 +2,7 @@
 //! codes, and the redeem rules.
 
 use crate::money::Fen;
-use crate::tier::code::TierCode;
+use crate::tier_code::TierCode;
 use chrono::{DateTime, Duration, Utc};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};

@@ -32,6 +32,7 @@ pub mod runtime;
 pub mod secrets;
 pub mod store;
 pub mod tier;
+pub mod tier_code;
 pub mod views;
 
 pub use error::ApiError;

@@ -7,7 +7,7 @@ use crate::contact::{
 };
 use crate::ledger::Wallet;
 use crate::money::Fen;
-use crate::tier::code::TierCode;
+use crate::tier_code::TierCode;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -255,7 +255,7 @@ pub struct Member {
     /// When each tier above regular was last reached by the rolling spend, and with how much
     /// of it that has not been refunded since (`tier::Reach`): refunds re-decide the tier from it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub reached: Vec<crate::tier::code::Reach>,
+    pub reached: Vec<crate::tier_code::Reach>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -21,7 +21,7 @@ use crate::ledger::{EntryKind, LedgerEntry};
 use crate::member::Member;
 use crate::money::Points;
 use crate::rules::Rules;
-use crate::tier::code::TierCode;
+use crate::tier_code::TierCode;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};

@@ -4,7 +4,7 @@
 
 use crate::coupon::CouponTemplate;
 use crate::money::{Fen, Multiplier};
-use crate::tier::code::TierCode;
+use crate::tier_code::TierCode;
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

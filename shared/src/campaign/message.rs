@@ -3,7 +3,7 @@
 
 use crate::coupon::CouponTemplate;
 use crate::money::Multiplier;
-use crate::tier::code::TierCode;
+use crate::tier_code::TierCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 

@@ -16,7 +16,7 @@ use crate::calendar;
 use crate::coupon::CouponTemplate;
 use crate::money::{Fen, Multiplier};
 use crate::rules::Rules;
-use crate::tier::code::TierCode;
+use crate::tier_code::TierCode;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};

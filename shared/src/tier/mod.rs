@@ -22,9 +22,7 @@
 //! - **Rules changes** apply at the next evaluation, with the protection above: a raised
 //!   threshold never lowers anyone before protection ends.
 
-pub mod code;
-
-pub use code::{Reach, TierCode};
+pub use crate::tier_code::{Reach, TierCode};
 
 use crate::money::Fen;
 use crate::rules::{Rules, TierRule};

@@ -1,6 +1,6 @@
 //! The tier vocabulary the member record and the rules are written in: the tier codes, in
-//! rank order, and the record of when a tier was reached. No rule lives here (see the parent
-//! module), so every other module can name a tier without depending on the tier rules.
+//! rank order, and the record of when a tier was reached. No rule lives here (see `tier`), so
+//! every other module can name a tier without depending on the tier rules.
 
 use crate::money::Fen;
 use chrono::{DateTime, Utc};
