@@ -365,7 +365,7 @@ pub async fn publish(
 ) -> Vec<DynamoDbEventResponse> {
     let mut out = Vec::new();
     for batch in batches(records, size) {
-        out.push(events_out::handle(app, batch).await);
+        out.push(events_out::handle_stream(app, batch).await);
     }
     out
 }

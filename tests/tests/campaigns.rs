@@ -213,7 +213,7 @@ async fn deliver(
     }
     let event = sqs_event(&messages, "arn:aws:sqs:us-east-1:000000000000:q");
     let outcome = if dispatcher {
-        member_day::handle(&s.md, Trigger::Sqs(event)).await.unwrap()
+        member_day::handle_trigger(&s.md, Trigger::Sqs(event)).await.unwrap()
     } else {
         coupon_issue::handle_trigger(&s.worker, Trigger::Sqs(event)).await.unwrap()
     };
@@ -290,7 +290,7 @@ async fn call(
     who: As,
 ) -> (u16, Value, String) {
     let body = body.map(|b| b.to_string());
-    answer(member_day::handle_http(&s.md, request(method, path, body.as_deref(), who)).await)
+    answer(member_day::handle(&s.md, request(method, path, body.as_deref(), who)).await)
 }
 
 fn definition(tiers: &[&str]) -> Value {
@@ -599,7 +599,7 @@ async fn campaign_definitions_are_validated_with_clear_errors_and_need_iam() {
             As::Operator,
             &[("idempotency-key", "k-1")],
         );
-        async { answer(member_day::handle_http(&s.md, r).await) }
+        async { answer(member_day::handle(&s.md, r).await) }
     };
     s.counter.reset();
     let (st, a, _) = post(fixed.clone()).await;
@@ -639,7 +639,7 @@ fn job(name: &str, now: &str) -> Trigger {
 }
 
 async fn run_job(s: &Stack, name: &str, now: &str) -> Value {
-    match member_day::handle(&s.md, job(name, now)).await.unwrap() {
+    match member_day::handle_trigger(&s.md, job(name, now)).await.unwrap() {
         Outcome::Done(v) => v,
         _ => panic!("a job answers Done"),
     }

@@ -272,11 +272,8 @@ async fn each_iam_caller_kind_is_refused_the_other_s_routes() {
     let campaign = json!({"name": "Not yours", "segment": {"tiers": ["gold"]}, "coupon": {"title": "5 off", "offer": {"kind": "amount_off", "value": 500, "minSpend": 0}, "validDays": 1}, "schedule": {"kind": "once", "at": "2030-01-01T00:00:00Z"}}).to_string();
     for who in [As::OrderSystem, As::OtherIam] {
         let (s, b, ct) = answer(
-            member_day::handle_http(
-                &campaigns,
-                request("POST", "/campaigns", Some(&campaign), who),
-            )
-            .await,
+            member_day::handle(&campaigns, request("POST", "/campaigns", Some(&campaign), who))
+                .await,
         );
         assert_problem(s, &b, &ct, 403, "forbidden");
     }

@@ -366,7 +366,7 @@ async fn the_nightly_tier_evaluation_publishes_the_step_down() {
     };
     let schedule = serde_json::from_value(json!({"detail-type": "Scheduled Event", "source": "loyalty.schedule", "detail": {"job": "tier-evaluation", "now": night}})).unwrap();
     assert!(matches!(
-        tier_recompute::handle(&app, Trigger::Schedule(schedule)).await,
+        tier_recompute::handle_trigger(&app, Trigger::Schedule(schedule)).await,
         Ok(Outcome::Done(_))
     ));
     loop {
@@ -441,13 +441,12 @@ async fn a_campaign_run_publishes_its_coupons_and_once_drained_its_counts() {
         "schedule": {"kind": "once", "at": now + Duration::days(30)}})
     .to_string();
     let (s, created, _) = answer(
-        member_day::handle_http(&app, request("POST", "/campaigns", Some(&body), As::Operator))
-            .await,
+        member_day::handle(&app, request("POST", "/campaigns", Some(&body), As::Operator)).await,
     );
     assert_eq!(s, 201, "{created}");
     let campaign = created["campaignId"].as_str().unwrap().to_string();
     let (s, b, _) = answer(
-        member_day::handle_http(
+        member_day::handle(
             &app,
             request("POST", &format!("/campaigns/{campaign}/run"), None, As::Operator),
         )
@@ -706,7 +705,7 @@ async fn a_failing_put_events_acknowledges_nothing_half_published() {
     let down =
         events_out::App { events: aws_sdk_eventbridge::Client::from_conf(conf), ..w.sink.app() };
     let batch = outbox::batches(&records, BATCH).remove(0);
-    let response = events_out::handle(&down, batch.clone()).await;
+    let response = events_out::handle_stream(&down, batch.clone()).await;
     let failed: Vec<_> =
         response.batch_item_failures.iter().map(|f| f.item_identifier.clone().unwrap()).collect();
     assert_eq!(
@@ -718,7 +717,7 @@ async fn a_failing_put_events_acknowledges_nothing_half_published() {
 
     // The mapping retries the batch from that record once the bus is back: all is published.
     let retry = outbox::batches(&records[first_with_events..], BATCH).remove(0);
-    assert!(events_out::handle(&w.publisher, retry).await.batch_item_failures.is_empty());
+    assert!(events_out::handle_stream(&w.publisher, retry).await.batch_item_failures.is_empty());
     let events = w.sink.take(1).await;
     assert_eq!(types(&events), ["PointsPending"]);
     w.done().await;
@@ -762,7 +761,7 @@ async fn a_record_that_does_not_map_is_reported_and_the_records_before_it_are_pu
         .position(|r| loyalty::store::stream::events_of(r).is_err())
         .expect("the bad item's record");
     let response =
-        events_out::handle(&w.publisher, outbox::batches(&records, BATCH).remove(0)).await;
+        events_out::handle_stream(&w.publisher, outbox::batches(&records, BATCH).remove(0)).await;
     let failed: Vec<_> =
         response.batch_item_failures.iter().map(|f| f.item_identifier.clone().unwrap()).collect();
     assert_eq!(failed, [records[poison].change.sequence_number.clone().unwrap()]);
@@ -803,7 +802,7 @@ async fn the_publisher_built_from_its_environment_reaches_the_bus() {
         201
     );
     let records = w.stream.read().await;
-    let Ok(Outcome::Stream(response)) = events_out::dispatch(
+    let Ok(Outcome::Stream(response)) = events_out::handle_trigger(
         &app,
         loyalty::runtime::classify(json!({"Records": records})).unwrap(),
     )

@@ -57,7 +57,7 @@ async fn a_campaign_window_multiplies_purchases_inside_it_and_only_there() {
     })
     .to_string();
     let (s, b, _) = answer(
-        member_day::handle_http(
+        member_day::handle(
             &campaigns,
             request("POST", "/campaigns", Some(&campaign), As::Operator),
         )

@@ -392,7 +392,7 @@ impl Apps {
             "signup" => signup::handle(&self.signup, req).await,
             "purchase-points" => purchase_points::handle(&self.points, req).await,
             "coupon-issue" => coupon_issue::api::handle(&self.coupons, req).await,
-            "member-day" => member_day::handle_http(&self.campaigns, req).await,
+            "member-day" => member_day::handle(&self.campaigns, req).await,
             other => panic!("no handler for x-function {other}"),
         }
     }

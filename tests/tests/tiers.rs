@@ -174,7 +174,8 @@ fn schedule(now: DateTime<Utc>) -> Trigger {
 /// Runs a night: the schedule event to the coordinator, then every task on the local queue
 /// (continuations included) to the worker as SQS events, until the queue is empty.
 async fn run_night(app: &App, now: DateTime<Utc>) -> (Value, usize) {
-    let Outcome::Done(summary) = tier_recompute::handle(app, schedule(now)).await.unwrap() else {
+    let Outcome::Done(summary) = tier_recompute::handle_trigger(app, schedule(now)).await.unwrap()
+    else {
         panic!("the schedule answers a summary")
     };
     let mut handled = 0;
@@ -203,7 +204,8 @@ async fn run_night(app: &App, now: DateTime<Utc>) -> (Value, usize) {
             assert_eq!(task.now, now, "only tonight's tasks are on the queue");
         }
         let event: SqsEvent = serde_json::from_value(json!({ "Records": records })).unwrap();
-        let Outcome::Sqs(resp) = tier_recompute::handle(app, Trigger::Sqs(event)).await.unwrap()
+        let Outcome::Sqs(resp) =
+            tier_recompute::handle_trigger(app, Trigger::Sqs(event)).await.unwrap()
         else {
             panic!("the worker answers a batch response")
         };

@@ -53,9 +53,9 @@ impl App {
 }
 
 /// The function's one trigger.
-pub async fn dispatch(app: &App, trigger: Trigger) -> Result<Outcome, Error> {
+pub async fn handle_trigger(app: &App, trigger: Trigger) -> Result<Outcome, Error> {
     match trigger {
-        Trigger::Stream(event) => Ok(Outcome::Stream(handle(app, event).await)),
+        Trigger::Stream(event) => Ok(Outcome::Stream(handle_stream(app, event).await)),
         // A batch without records reads like an empty SQS batch: nothing to publish.
         Trigger::Sqs(event) if event.records.is_empty() => {
             Ok(Outcome::Stream(DynamoDbEventResponse::default()))
@@ -65,7 +65,7 @@ pub async fn dispatch(app: &App, trigger: Trigger) -> Result<Outcome, Error> {
 }
 
 /// Publishes a batch; answers the first record not acknowledged, if any.
-pub async fn handle(app: &App, event: StreamEvent) -> DynamoDbEventResponse {
+pub async fn handle_stream(app: &App, event: StreamEvent) -> DynamoDbEventResponse {
     let started = Instant::now();
     let records = &event.records;
     // Records are mapped in order up to the first that does not map: everything after it is

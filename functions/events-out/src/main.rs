@@ -5,5 +5,5 @@ use lambda_runtime::Error;
 async fn main() -> Result<(), Error> {
     loyalty::app::init_tracing();
     let app = App::from_env().await?;
-    loyalty::runtime::run(|trigger| events_out::dispatch(&app, trigger)).await
+    loyalty::runtime::run(|trigger| events_out::handle_trigger(&app, trigger)).await
 }

@@ -83,10 +83,10 @@ impl App {
 }
 
 /// Every trigger of the function.
-pub async fn handle(app: &App, trigger: Trigger) -> Result<Outcome, lambda_runtime::Error> {
+pub async fn handle_trigger(app: &App, trigger: Trigger) -> Result<Outcome, lambda_runtime::Error> {
     let deadline = Instant::now() + app.budget;
     match trigger {
-        Trigger::Http(req) => Ok(Outcome::Http(handle_http(app, req).await)),
+        Trigger::Http(req) => Ok(Outcome::Http(handle(app, req).await)),
         Trigger::Sqs(event) => Ok(Outcome::Sqs(
             each_message(event, 1, |record| async move {
                 let id = record.message_id.as_deref().unwrap_or_default();
@@ -108,7 +108,7 @@ pub async fn handle(app: &App, trigger: Trigger) -> Result<Outcome, lambda_runti
     }
 }
 
-pub async fn handle_http(app: &App, req: Request) -> Response<Body> {
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
     let result = match http::route(&req) {
         (Method::POST, p) if p == ["campaigns"] => create(app, &req).await,
         (Method::GET, p) if p.len() == 2 && p[0] == "campaigns" => show(app, &req, p[1]).await,

@@ -4,5 +4,5 @@ use member_day::App;
 async fn main() -> Result<(), lambda_runtime::Error> {
     loyalty::app::init_tracing();
     let app = App::from_env().await?;
-    loyalty::runtime::run(|trigger| member_day::handle(&app, trigger)).await
+    loyalty::runtime::run(|trigger| member_day::handle_trigger(&app, trigger)).await
 }

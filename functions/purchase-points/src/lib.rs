@@ -86,7 +86,7 @@ impl Answer {
 }
 
 /// Every trigger of the function.
-pub async fn dispatch(
+pub async fn handle_trigger(
     app: &App,
     trigger: loyalty::runtime::Trigger,
     deadline: SystemTime,

@@ -9,7 +9,7 @@ async fn main() -> Result<(), Error> {
     loyalty::app::init_tracing();
     let app = App::from_env().await?;
     loyalty::runtime::run_with_deadline(|trigger, deadline| {
-        purchase_points::dispatch(&app, trigger, deadline)
+        purchase_points::handle_trigger(&app, trigger, deadline)
     })
     .await
 }

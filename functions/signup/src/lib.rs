@@ -11,6 +11,7 @@ use loyalty::coupon::{self, CodeKey};
 use loyalty::http::{self, json_body};
 use loyalty::ledger::{EntryKind, LedgerEntry};
 use loyalty::member::{new_referral_code, Member, MemberId, SignupRequest};
+use loyalty::runtime::{Outcome, Trigger};
 use loyalty::store::member::{BirthdayChanged, NewMemberWrite, Receipt, SignupConflict};
 use loyalty::{auth, ApiError, Points};
 use serde::Serialize;
@@ -29,6 +30,14 @@ impl App {
             codes: CodeKey::from_env().await?,
             contacts: ContactKey::from_env().await?,
         })
+    }
+}
+
+/// Every trigger of the function: only its HTTP routes.
+pub async fn handle_trigger(app: &App, trigger: Trigger) -> Result<Outcome, lambda_runtime::Error> {
+    match trigger {
+        Trigger::Http(req) => Ok(Outcome::Http(handle(app, req).await)),
+        _ => Err("signup is reached only through its HTTP routes".into()),
     }
 }
 

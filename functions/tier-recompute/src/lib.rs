@@ -93,7 +93,7 @@ pub enum Segment {
     Tier { tier: TierCode },
 }
 
-pub async fn handle(app: &App, trigger: Trigger) -> Result<Outcome, Error> {
+pub async fn handle_trigger(app: &App, trigger: Trigger) -> Result<Outcome, Error> {
     match trigger {
         Trigger::Schedule(event) => coordinate(app, &event).await.map(Outcome::Done),
         Trigger::Sqs(event) => Ok(Outcome::Sqs(work(app, event).await)),

@@ -5,5 +5,5 @@ use tier_recompute::App;
 async fn main() -> Result<(), Error> {
     loyalty::app::init_tracing();
     let app = App::from_env().await?;
-    loyalty::runtime::run(|trigger| tier_recompute::handle(&app, trigger)).await
+    loyalty::runtime::run(|trigger| tier_recompute::handle_trigger(&app, trigger)).await
 }

@@ -516,7 +516,7 @@ async fn events_out_bench(h: &Harness, n: usize) {
             .map(|r| loyalty::store::stream::events_of(r).expect("maps").len())
             .sum::<usize>();
         let t = Instant::now();
-        failed += events_out::handle(&app, batch).await.batch_item_failures.len();
+        failed += events_out::handle_stream(&app, batch).await.batch_item_failures.len();
         op.micros.push(t.elapsed().as_micros());
     }
     let requests = counter.snapshot().get("PutEvents").copied().unwrap_or(0);
@@ -559,8 +559,7 @@ async fn campaign_run(h: &Harness, worker: &coupon_issue::App) -> Run {
         "coupon": {"title": "Bench 5 off", "offer": {"kind": "amount_off", "value": 500, "minSpend": 0}, "validDays": 1},
         "schedule": {"kind": "once", "at": "2030-01-01T00:00:00Z"}}).to_string();
     let (s, created, _) = answer(
-        member_day::handle_http(&app, request("POST", "/campaigns", Some(&body), As::Operator))
-            .await,
+        member_day::handle(&app, request("POST", "/campaigns", Some(&body), As::Operator)).await,
     );
     assert_eq!(s, 201, "{created}");
     let id = created["campaignId"].as_str().expect("campaign id").to_string();
@@ -569,7 +568,7 @@ async fn campaign_run(h: &Harness, worker: &coupon_issue::App) -> Run {
     sqs_counter.reset();
     let t = Instant::now();
     let (s, b, _) = answer(
-        member_day::handle_http(
+        member_day::handle(
             &app,
             request("POST", &format!("/campaigns/{id}/run"), None, As::Operator),
         )
@@ -629,11 +628,8 @@ async fn campaign_run(h: &Harness, worker: &coupon_issue::App) -> Run {
     }
     let secs = t.elapsed().as_secs_f64();
     let (s, progress, _) = answer(
-        member_day::handle_http(
-            &app,
-            request("GET", &format!("/campaigns/{id}"), None, As::Operator),
-        )
-        .await,
+        member_day::handle(&app, request("GET", &format!("/campaigns/{id}"), None, As::Operator))
+            .await,
     );
     assert_eq!(s, 200);
     let run = &progress["runs"][0];
