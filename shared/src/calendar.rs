@@ -24,6 +24,16 @@ pub fn start_of_day(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
     }
 }
 
+/// The UTC instants a program-calendar day spans.
+pub fn day_window(tz: Tz, day: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
+    (start_of_day(tz, day), start_of_day(tz, day + chrono::Duration::days(1)))
+}
+
+/// Whether `at` falls on day `day_of_month` of its program-calendar month (the member day).
+pub fn is_day_of_month(tz: Tz, at: DateTime<Utc>, day_of_month: u32) -> bool {
+    program_date(tz, at).day() == day_of_month
+}
+
 /// Whether `date` is the member's birthday: Feb 29 birthdays fall on Feb 28 in other years.
 pub fn is_birthday(birthday: NaiveDate, date: NaiveDate) -> bool {
     if birthday.month() == 2 && birthday.day() == 29 && !is_leap(date.year()) {

@@ -9,7 +9,7 @@ use crate::member::{ActivityDay, Member, SpendDay};
 use crate::money::{Fen, Multiplier, Points};
 use crate::rules::Rules;
 use crate::tier::{self, TierChange, TierCode};
-use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Most refunds one order may carry (each is kept on the order item).
@@ -255,7 +255,7 @@ pub fn validate_occurred_at(
 /// tier takes part; 1× otherwise.
 pub fn member_day_multiplier(rules: &Rules, tier: TierCode, at: DateTime<Utc>) -> Multiplier {
     let md = &rules.member_day;
-    let on_day = program_date(rules.time_zone, at).day() == md.day_of_month;
+    let on_day = crate::calendar::is_day_of_month(rules.time_zone, at, md.day_of_month);
     if on_day && md.tiers.contains(&tier) {
         md.multiplier
     } else {

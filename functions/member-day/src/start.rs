@@ -185,7 +185,11 @@ pub async fn run_job(app: &App, job: &str, at: DateTime<Utc>) -> Result<Vec<Star
     let rules = &app.env.rules;
     let ids: Vec<String> = match job {
         "member-day" => {
-            if !campaign::is_member_day(rules, at) {
+            if !loyalty::calendar::is_day_of_month(
+                rules.time_zone,
+                at,
+                rules.member_day.day_of_month,
+            ) {
                 // The cron and the rules' day disagree: issuing on the wrong day would be worse than not at all.
                 tracing::warn!(%at, day = rules.member_day.day_of_month, "member-day job fired on a day that is not the member day; nothing started");
                 return Ok(Vec::new());

@@ -2,13 +2,11 @@
 //! the contracts in `message` (what travels on the queues) and the member-day calendar in
 //! `member_day`.
 
-mod member_day;
 mod message;
 mod progress;
 #[cfg(test)]
 mod tests;
 
-pub use member_day::*;
 pub use message::*;
 pub use progress::*;
 
@@ -253,7 +251,7 @@ impl CampaignRequest {
 impl Campaign {
     /// The built-in member day: the tiers and coupon of `rules.member_day`. It installs no
     /// multiplier window: the purchase function applies the rules' member-day multiplier on the
-    /// member day itself (`member_day_window`), and a manual re-run on another day must not
+    /// member day itself (`points::member_day_multiplier`), and a manual re-run on another day must not
     /// double that day's points.
     pub fn member_day(rules: &Rules, now: DateTime<Utc>) -> Campaign {
         let md = &rules.member_day;
@@ -327,7 +325,7 @@ impl Campaign {
         let m = self.multiplier.as_ref()?;
         let (from, until) = match m.window {
             WindowSpec::Fixed { from, until } => (from, until),
-            WindowSpec::RunDay => program_day_window(tz, calendar::program_date(tz, at)),
+            WindowSpec::RunDay => calendar::day_window(tz, calendar::program_date(tz, at)),
         };
         let tiers = if self.segment.tiers.len() == TierCode::ALL.len() {
             Vec::new()

@@ -1,5 +1,6 @@
 use super::*;
 use crate::coupon::Offer;
+use crate::points::{member_day_multiplier, purchase_campaign_multiplier};
 
 fn t(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
@@ -174,35 +175,20 @@ fn segment_filter_uses_only_the_projection() {
 }
 
 #[test]
-fn member_day_is_the_18th_in_program_time() {
+fn member_day_doubles_points_on_the_18th_in_program_time_only() {
     let r = Rules::default();
+    let mult = |at: &str| member_day_multiplier(&r, TierCode::Silver, t(at));
     // Around midnight Shanghai (16:00 UTC) and midnight UTC (08:00 Shanghai).
-    assert!(!is_member_day(&r, t("2026-11-17T15:59:59Z")));
-    assert!(is_member_day(&r, t("2026-11-17T16:00:00Z")));
-    assert!(is_member_day(&r, t("2026-11-18T00:00:00Z")));
-    assert!(is_member_day(&r, t("2026-11-18T15:59:59Z")));
-    assert!(!is_member_day(&r, t("2026-11-18T16:00:00Z")));
-    assert!(
-        !is_member_day(&r, t("2026-11-18T23:59:59Z")),
-        "still the 18th in UTC, already the 19th in Shanghai"
-    );
-    assert_eq!(next_member_day(&r, t("2026-11-10T00:00:00Z")), t("2026-11-17T16:00:00Z"));
-    assert_eq!(next_member_day(&r, t("2026-11-18T10:00:00Z")), t("2026-11-17T16:00:00Z"));
-    assert_eq!(next_member_day(&r, t("2026-12-20T00:00:00Z")), t("2027-01-17T16:00:00Z"));
-}
-
-#[test]
-fn member_day_doubles_points_on_the_18th_only() {
-    let r = Rules::default();
-    let mult = |at: &str| {
-        let at = t(at);
-        campaign_multiplier(member_day_window(&r, at).iter(), TierCode::Silver, at)
-    };
     assert_eq!(mult("2026-11-17T15:59:59Z"), Multiplier::ONE, "23:59:59 on the 17th in Shanghai");
     assert_eq!(mult("2026-11-17T16:00:00Z"), Multiplier(2000), "00:00 on the 18th in Shanghai");
     assert_eq!(mult("2026-11-18T00:00:00Z"), Multiplier(2000), "midnight UTC, 08:00 on the 18th");
+    assert_eq!(mult("2026-11-18T15:59:59Z"), Multiplier(2000));
     assert_eq!(mult("2026-11-18T16:00:00Z"), Multiplier::ONE, "00:00 on the 19th in Shanghai");
-    assert_eq!(mult("2026-11-19T00:00:00Z"), Multiplier::ONE);
+    assert_eq!(
+        mult("2026-11-18T23:59:59Z"),
+        Multiplier::ONE,
+        "still the 18th in UTC, already the 19th in Shanghai"
+    );
 }
 
 #[test]
@@ -213,17 +199,19 @@ fn campaign_windows_take_the_largest_and_never_stack() {
     let w = c.multiplier_window(r.time_zone, at).unwrap();
     assert_eq!((w.from, w.until), (t("2026-11-17T16:00:00Z"), t("2026-11-18T16:00:00Z")));
     assert_eq!(w.tiers, vec![TierCode::Silver, TierCode::Gold]);
-    let windows = [w.clone(), member_day_window(&r, at).unwrap()];
-    assert_eq!(campaign_multiplier(windows.iter(), TierCode::Gold, at), Multiplier(3000));
+    let windows = [w.clone()];
+    let purchase = |tier, at| purchase_campaign_multiplier(&r, &windows, tier, at);
     assert_eq!(
-        campaign_multiplier(windows.iter(), TierCode::Regular, at),
+        purchase(TierCode::Gold, at),
+        Multiplier(3000),
+        "the largest: the 3x, not 3x on top of the member day's 2x"
+    );
+    assert_eq!(
+        purchase(TierCode::Regular, at),
         Multiplier(2000),
         "the 3x is for silver and gold only"
     );
-    assert_eq!(
-        campaign_multiplier(windows.iter(), TierCode::Gold, t("2026-11-18T16:00:00Z")),
-        Multiplier::ONE
-    );
+    assert_eq!(purchase(TierCode::Gold, t("2026-11-18T16:00:00Z")), Multiplier::ONE, "both end");
 }
 
 #[test]
