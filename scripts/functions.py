@@ -376,8 +376,6 @@ def cmd_run(a):
         cargo_args.append("--release")
     if a.profile:
         cargo_args += ["--profile", a.profile]
-    if a.features:
-        cargo_args += ["--features", a.features]
     out_dir = binary_dir(cargo_args)
     fns = {b: Function(b, os.path.join(out_dir, b), envs[b], pid_dir, proxy) for b in binaries}
     proxy.functions = fns
@@ -451,7 +449,6 @@ def main(argv=None):
     r.add_argument("--ignore-changes", "--no-reload", action="store_true", help="never rebuild on a source change")
     r.add_argument("--release", "-r", action="store_true", help="build and run release binaries")
     r.add_argument("--profile", help="cargo build profile")
-    r.add_argument("--features", "-F", help="cargo features")
     a = ap.parse_args(argv)
     cmd_run(a)
 

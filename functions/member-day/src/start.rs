@@ -8,6 +8,7 @@ use loyalty::campaign::{
 };
 use loyalty::store::campaign::{CampaignItem, Cursor, LastRun, RunItem, RunStart, Targets};
 use loyalty::store::keys;
+use loyalty::store::keys::ItemKey;
 use loyalty::store::{backoff, TxFailure, MAX_ATTEMPTS};
 use loyalty::ApiError;
 use serde::Serialize;
@@ -85,9 +86,7 @@ pub async fn start_run(
             }
         };
         let run = RunItem {
-            pk: keys::campaign_pk(id),
-            sk: keys::run_sk(&run_id),
-            entity: "campaign_run".into(),
+            key: ItemKey::new(keys::campaign_pk(id), keys::run_sk(&run_id), "campaign_run"),
             campaign_id: id.into(),
             run_id: run_id.clone(),
             label: plan.label.clone(),

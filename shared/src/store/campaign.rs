@@ -9,6 +9,7 @@
 //! | `SCHEDULED` | `<id>` | a campaign a schedule starts |
 //! | `PROGRAM` | `MULTIPLIERS` | the campaign multiplier windows |
 
+use super::keys::ItemKey;
 use super::keys::{self, campaign_pk, run_sk};
 use super::{from_item, key, sdk, to_item, Cond, Store, StoreError, TxFailure};
 use crate::campaign::{
@@ -17,7 +18,7 @@ use crate::campaign::{
 use crate::coupon::CouponTemplate;
 use crate::money::Fen;
 use crate::tier::TierCode;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -32,11 +33,8 @@ pub struct LastRun {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CampaignItem {
-    #[serde(rename = "PK")]
-    pub pk: String,
-    #[serde(rename = "SK")]
-    pub sk: String,
-    pub entity: String,
+    #[serde(flatten)]
+    pub key: ItemKey,
     #[serde(flatten)]
     pub campaign: Campaign,
     #[serde(rename = "lastRun", default, skip_serializing_if = "Option::is_none")]
@@ -48,9 +46,7 @@ pub struct CampaignItem {
 impl CampaignItem {
     pub fn new(campaign: Campaign) -> CampaignItem {
         CampaignItem {
-            pk: campaign_pk(&campaign.id),
-            sk: keys::CAMPAIGN_SK.into(),
-            entity: "campaign".into(),
+            key: ItemKey::new(campaign_pk(&campaign.id), keys::CAMPAIGN_SK, "campaign"),
             campaign,
             last_run: None,
             version: 0,
@@ -108,11 +104,8 @@ impl Targets {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunItem {
-    #[serde(rename = "PK")]
-    pub pk: String,
-    #[serde(rename = "SK")]
-    pub sk: String,
-    pub entity: String,
+    #[serde(flatten)]
+    pub key: ItemKey,
     pub campaign_id: String,
     pub run_id: String,
     pub label: String,
@@ -148,11 +141,8 @@ impl RunItem {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScheduledItem {
-    #[serde(rename = "PK")]
-    pub pk: String,
-    #[serde(rename = "SK")]
-    pub sk: String,
-    pub entity: String,
+    #[serde(flatten)]
+    pub key: ItemKey,
     #[serde(rename = "campaignId")]
     pub campaign_id: String,
     pub schedule: Schedule,
@@ -161,9 +151,7 @@ pub struct ScheduledItem {
 impl ScheduledItem {
     pub fn new(campaign_id: &str, schedule: Schedule) -> ScheduledItem {
         ScheduledItem {
-            pk: keys::SCHEDULED_PK.into(),
-            sk: keys::scheduled_sk(campaign_id),
-            entity: "scheduled".into(),
+            key: ItemKey::new(keys::SCHEDULED_PK, keys::scheduled_sk(campaign_id), "scheduled"),
             campaign_id: campaign_id.into(),
             schedule,
         }
@@ -173,11 +161,8 @@ impl ScheduledItem {
 /// The program's campaign multiplier windows: the purchase function reads this one item.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MultipliersItem {
-    #[serde(rename = "PK")]
-    pub pk: String,
-    #[serde(rename = "SK")]
-    pub sk: String,
-    pub entity: String,
+    #[serde(flatten)]
+    pub key: ItemKey,
     #[serde(default)]
     pub windows: Vec<MultiplierWindow>,
     #[serde(default)]
@@ -187,9 +172,7 @@ pub struct MultipliersItem {
 impl Default for MultipliersItem {
     fn default() -> Self {
         MultipliersItem {
-            pk: keys::PROGRAM_PK.into(),
-            sk: keys::MULTIPLIERS_SK.into(),
-            entity: "multipliers".into(),
+            key: ItemKey::new(keys::PROGRAM_PK, keys::MULTIPLIERS_SK, "multipliers"),
             windows: Vec::new(),
             version: 0,
         }
@@ -260,37 +243,19 @@ impl Store {
         &self,
         id: &str,
     ) -> Result<(Option<CampaignItem>, MultipliersItem), StoreError> {
-        let keys_and = KeysAndAttributes::builder()
-            .keys(key(&campaign_pk(id), keys::CAMPAIGN_SK))
-            .keys(key(keys::PROGRAM_PK, keys::MULTIPLIERS_SK))
-            .consistent_read(true)
-            .build()
-            .map_err(sdk)?;
-        let mut request = HashMap::from([(self.table.clone(), keys_and)]);
+        let keys = vec![
+            key(&campaign_pk(id), keys::CAMPAIGN_SK),
+            key(keys::PROGRAM_PK, keys::MULTIPLIERS_SK),
+        ];
         let (mut campaign, mut multipliers) = (None, MultipliersItem::default());
-        for _ in 0..super::MAX_ATTEMPTS {
-            let out = self
-                .client
-                .batch_get_item()
-                .set_request_items(Some(request.clone()))
-                .send()
-                .await
-                .map_err(sdk)?;
-            for item in out.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
-                match item.get("entity").and_then(|e| e.as_s().ok()).map(String::as_str) {
-                    Some("campaign") => campaign = Some(from_item(item)?),
-                    Some("multipliers") => multipliers = from_item(item)?,
-                    _ => {}
-                }
-            }
-            match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
-                Some(rest) if !rest.keys().is_empty() => {
-                    request = HashMap::from([(self.table.clone(), rest)])
-                }
-                _ => return Ok((campaign, multipliers)),
+        for item in self.batch_get(keys).await? {
+            match item.get("entity").and_then(|e| e.as_s().ok()).map(String::as_str) {
+                Some("campaign") => campaign = Some(from_item(item)?),
+                Some("multipliers") => multipliers = from_item(item)?,
+                _ => {}
             }
         }
-        Err(StoreError::Contended)
+        Ok((campaign, multipliers))
     }
 
     /// The definition and its newest `runs` runs (newest first), in one Query.
@@ -438,7 +403,7 @@ impl Store {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(&run.pk, &run.sk)))
+            .set_key(Some(key(&run.key.pk, &run.key.sk)))
             .update_expression(if done {
                 "SET #c = :c, #s = :s1, dispatchDone = :t, dispatchedAt = :now ADD targeted :n"
             } else {

@@ -1,6 +1,7 @@
 //! Checkouts in the member's partition (`CHECKOUT#<orderId>`), and the coupon writes a
 //! confirm and a full refund add to the member's transaction.
 
+use super::keys::ItemKey;
 use super::keys::{self, member_pk};
 use super::{to_item, Cond, Store, StoreError};
 use crate::checkout::Quoted;
@@ -37,11 +38,8 @@ pub struct Outcome {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckoutItem {
-    #[serde(rename = "PK")]
-    pub pk: String,
-    #[serde(rename = "SK")]
-    pub sk: String,
-    pub entity: String,
+    #[serde(flatten)]
+    pub key: ItemKey,
     #[serde(rename = "memberId")]
     pub member_id: String,
     pub state: CheckoutState,
@@ -71,9 +69,11 @@ impl CheckoutItem {
         answer: String,
     ) -> CheckoutItem {
         CheckoutItem {
-            pk: member_pk(member_id),
-            sk: keys::checkout_sk(&quoted.order_id),
-            entity: "checkout".into(),
+            key: ItemKey::new(
+                member_pk(member_id),
+                keys::checkout_sk(&quoted.order_id),
+                "checkout",
+            ),
             member_id: member_id.into(),
             state: CheckoutState::Held,
             quoted,

@@ -1,5 +1,6 @@
 //! Issued coupons live in their member's partition under `COUPON#<code>`.
 
+use super::keys::ItemKey;
 use super::keys::{self, member_pk};
 use super::{Store, StoreError};
 use crate::coupon::Coupon;
@@ -7,11 +8,8 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CouponItem {
-    #[serde(rename = "PK")]
-    pub pk: String,
-    #[serde(rename = "SK")]
-    pub sk: String,
-    pub entity: String,
+    #[serde(flatten)]
+    pub key: ItemKey,
     /// The campaign batch that issued it, so a redelivery of that batch counts it as issued.
     #[serde(rename = "batchId", default, skip_serializing_if = "Option::is_none")]
     pub batch_id: Option<String>,
@@ -22,9 +20,11 @@ pub struct CouponItem {
 impl CouponItem {
     pub fn new(coupon: Coupon) -> CouponItem {
         CouponItem {
-            pk: member_pk(&coupon.member_id),
-            sk: keys::coupon_sk(&coupon.code),
-            entity: "coupon".into(),
+            key: ItemKey::new(
+                member_pk(&coupon.member_id),
+                keys::coupon_sk(&coupon.code),
+                "coupon",
+            ),
             batch_id: None,
             coupon,
         }
@@ -37,11 +37,8 @@ impl CouponItem {
 /// changed, and the batch that wrote it, so a redelivery of that batch counts it as issued.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GrantItem {
-    #[serde(rename = "PK")]
-    pub pk: String,
-    #[serde(rename = "SK")]
-    pub sk: String,
-    pub entity: String,
+    #[serde(flatten)]
+    pub key: ItemKey,
     pub grant: String,
     pub slot: u32,
     pub code: String,
@@ -54,9 +51,11 @@ pub struct GrantItem {
 impl GrantItem {
     pub fn of(coupon: &Coupon, batch_id: Option<&str>) -> GrantItem {
         GrantItem {
-            pk: member_pk(&coupon.member_id),
-            sk: keys::grant_sk(&coupon.grant, coupon.slot),
-            entity: "grant".into(),
+            key: ItemKey::new(
+                member_pk(&coupon.member_id),
+                keys::grant_sk(&coupon.grant, coupon.slot),
+                "grant",
+            ),
             grant: coupon.grant.clone(),
             slot: coupon.slot,
             code: coupon.code.clone(),

@@ -10,6 +10,7 @@
 //! costs 4 (grant slot + coupon), 6 with a budget; before the slot item it was one PutItem (1).
 
 use super::coupon::{CouponItem, GrantItem};
+use super::keys::ItemKey;
 use super::keys::{self, member_pk, PROFILE_SK};
 use super::{
     backoff, from_item, key, sdk, to_item, Cond, Item, Store, StoreError, TxFailure, MAX_ATTEMPTS,
@@ -86,11 +87,8 @@ impl BatchCounts {
 /// Marks a batch as counted into its run (`keys::batch_sk`).
 #[derive(Debug, Serialize, Deserialize)]
 struct BatchMarker {
-    #[serde(rename = "PK")]
-    pk: String,
-    #[serde(rename = "SK")]
-    sk: String,
-    entity: String,
+    #[serde(flatten)]
+    key: ItemKey,
     #[serde(flatten)]
     counts: BatchCounts,
     at: DateTime<Utc>,
@@ -291,56 +289,29 @@ impl Store {
         let mut out = HashMap::with_capacity(unique.len());
         for chunk in unique.chunks(BATCH_GET_MAX) {
             let keys: Vec<Item> = chunk.iter().map(|id| key(&member_pk(id), PROFILE_SK)).collect();
-            let mut request = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .projection_expression("#m, #t, #e, #b, #bs, #j, #pg")
-                    .expression_attribute_names("#m", "memberId")
-                    .expression_attribute_names("#t", "tier")
-                    .expression_attribute_names("#e", "erasedAt")
-                    .expression_attribute_names("#b", "birthday")
-                    .expression_attribute_names("#bs", "birthdaySetAt")
-                    .expression_attribute_names("#j", "joinedAt")
-                    .expression_attribute_names("#pg", "priorGifts")
-                    .consistent_read(true)
-                    .build()
-                    .map_err(sdk)?,
-            );
-            let mut attempt = 0;
-            while let Some(req) = request.take() {
-                let page = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, req)
-                    .send()
-                    .await
-                    .map_err(sdk)?;
-                for item in
-                    page.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default()
-                {
-                    let e: Eligibility = from_item(item)?;
-                    if e.erased_at.is_none() {
-                        let c = Candidate {
-                            tier: e.tier,
-                            birthday: e.birthday,
-                            birthday_recorded_at: e.birthday_set_at.unwrap_or(e.joined_at),
-                            prior_birthday_gift_year: e.prior_gifts.birthday_year,
-                        };
-                        out.insert(e.member_id, c);
-                    }
-                }
-                request = page
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                    .filter(|k| !k.keys().is_empty());
-                if request.is_some() {
-                    if attempt >= MAX_ATTEMPTS {
-                        return Err(StoreError::Throttled(
-                            "BatchGetItem left keys unprocessed".into(),
-                        ));
-                    }
-                    backoff(attempt).await;
-                    attempt += 1;
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .projection_expression("#m, #t, #e, #b, #bs, #j, #pg")
+                .expression_attribute_names("#m", "memberId")
+                .expression_attribute_names("#t", "tier")
+                .expression_attribute_names("#e", "erasedAt")
+                .expression_attribute_names("#b", "birthday")
+                .expression_attribute_names("#bs", "birthdaySetAt")
+                .expression_attribute_names("#j", "joinedAt")
+                .expression_attribute_names("#pg", "priorGifts")
+                .consistent_read(true)
+                .build()
+                .map_err(sdk)?;
+            for item in self.batch_get_with(request).await? {
+                let e: Eligibility = from_item(item)?;
+                if e.erased_at.is_none() {
+                    let c = Candidate {
+                        tier: e.tier,
+                        birthday: e.birthday,
+                        birthday_recorded_at: e.birthday_set_at.unwrap_or(e.joined_at),
+                        prior_birthday_gift_year: e.prior_gifts.birthday_year,
+                    };
+                    out.insert(e.member_id, c);
                 }
             }
         }
@@ -439,9 +410,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let pk = keys::campaign_pk(&run.campaign_id);
         let marker = BatchMarker {
-            pk: pk.clone(),
-            sk: keys::batch_sk(&run.run_id, batch_id),
-            entity: "campaign_batch".into(),
+            key: ItemKey::new(pk.clone(), keys::batch_sk(&run.run_id, batch_id), "campaign_batch"),
             counts: *counts,
             at: now,
         };
@@ -518,9 +487,7 @@ mod tests {
     #[test]
     fn the_batch_marker_keeps_the_counter_names_of_the_run_item() {
         let m = BatchMarker {
-            pk: "p".into(),
-            sk: "s".into(),
-            entity: "campaign_batch".into(),
+            key: ItemKey::new("p", "s", "campaign_batch"),
             counts: BatchCounts { issued: 1, ..Default::default() },
             at: Utc::now(),
         };

@@ -27,6 +27,24 @@
 
 use crate::contact::ContactDigest;
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The header every item of the table starts with: its key and what kind of item it is (the
+/// stream's consumers and the data model read `entity`). Item structs flatten it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemKey {
+    #[serde(rename = "PK")]
+    pub pk: String,
+    #[serde(rename = "SK")]
+    pub sk: String,
+    pub entity: String,
+}
+
+impl ItemKey {
+    pub fn new(pk: impl Into<String>, sk: impl Into<String>, entity: &str) -> ItemKey {
+        ItemKey { pk: pk.into(), sk: sk.into(), entity: entity.into() }
+    }
+}
 
 pub const PROFILE_SK: &str = "#PROFILE";
 pub const UNIQUE_SK: &str = "#UNIQUE";

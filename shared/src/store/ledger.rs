@@ -1,5 +1,6 @@
 //! Ledger entries: one item per entry in the member's partition, newest last by key.
 
+use super::keys::ItemKey;
 use super::keys::{self, member_pk};
 use super::{from_item, sdk, Store, StoreError};
 use crate::ledger::LedgerEntry;
@@ -8,11 +9,8 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LedgerItem {
-    #[serde(rename = "PK")]
-    pub pk: String,
-    #[serde(rename = "SK")]
-    pub sk: String,
-    pub entity: String,
+    #[serde(flatten)]
+    pub key: ItemKey,
     #[serde(rename = "memberId")]
     pub member_id: String,
     #[serde(flatten)]
@@ -26,9 +24,11 @@ impl LedgerItem {
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
         LedgerItem {
-            pk: member_pk(member_id),
-            sk: keys::ledger_sk(entry.at, &kind, entry.reference.as_deref().unwrap_or("-")),
-            entity: "ledger".into(),
+            key: ItemKey::new(
+                member_pk(member_id),
+                keys::ledger_sk(entry.at, &kind, entry.reference.as_deref().unwrap_or("-")),
+                "ledger",
+            ),
             member_id: member_id.to_string(),
             entry,
         }

@@ -2,6 +2,7 @@
 
 use super::change::Attempt;
 use super::coupon::CouponItem;
+use super::keys::ItemKey;
 use super::keys::{self, member_pk, PROFILE_SK, UNIQUE_SK};
 use super::ledger::LedgerItem;
 use super::{from_item, key, sdk, to_attribute, Cond, Item, Store, StoreError, TxFailure};
@@ -21,11 +22,8 @@ use std::collections::HashMap;
 /// The member as stored: the model plus the sparse index keys derived from it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MemberItem {
-    #[serde(rename = "PK")]
-    pub pk: String,
-    #[serde(rename = "SK")]
-    pub sk: String,
-    pub entity: String,
+    #[serde(flatten)]
+    pub key: ItemKey,
     #[serde(flatten)]
     pub member: Member,
     /// Rolling spend as of the last write; segment filters read it from the tier index.
@@ -81,9 +79,7 @@ impl MemberItem {
         let review = tier::review_date(member, rules);
         let birthday = member.birthday.filter(|_| active);
         MemberItem {
-            pk: member_pk(id),
-            sk: PROFILE_SK.into(),
-            entity: "member".into(),
+            key: ItemKey::new(member_pk(id), PROFILE_SK, "member"),
             rolling_spend: member.rolling_spend(today, rules.tier_window_days),
             birth_month: birthday.map(|b| b.month()),
             gsi1pk: active.then(|| keys::tier_segment_pk(member.tier.as_str(), shard)),
@@ -105,11 +101,8 @@ impl MemberItem {
 /// The first answer to an idempotent request, kept so a retry gets it again.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Receipt {
-    #[serde(rename = "PK")]
-    pub pk: String,
-    #[serde(rename = "SK")]
-    pub sk: String,
-    pub entity: String,
+    #[serde(flatten)]
+    pub key: ItemKey,
     pub fingerprint: String,
     pub status: u16,
     pub body: String,
@@ -130,9 +123,7 @@ impl Receipt {
         at: DateTime<Utc>,
     ) -> Receipt {
         Receipt {
-            pk: member_pk(member_id),
-            sk: keys::receipt_sk(scope, key),
-            entity: "receipt".into(),
+            key: ItemKey::new(member_pk(member_id), keys::receipt_sk(scope, key), "receipt"),
             fingerprint,
             status,
             body,
@@ -144,11 +135,8 @@ impl Receipt {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct UniqueItem {
-    #[serde(rename = "PK")]
-    pk: String,
-    #[serde(rename = "SK")]
-    sk: String,
-    entity: String,
+    #[serde(flatten)]
+    key: ItemKey,
     #[serde(rename = "memberId")]
     member_id: String,
 }
@@ -159,11 +147,8 @@ struct UniqueItem {
 /// its ledger.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TombstoneItem {
-    #[serde(rename = "PK")]
-    pub pk: String,
-    #[serde(rename = "SK")]
-    pub sk: String,
-    pub entity: String,
+    #[serde(flatten)]
+    pub key: ItemKey,
     #[serde(flatten)]
     pub gifts: PriorGifts,
     /// The erasure that last wrote it: a signup that read it writes only while it is unchanged.
@@ -178,9 +163,7 @@ impl TombstoneItem {
         erased_at: DateTime<Utc>,
     ) -> TombstoneItem {
         TombstoneItem {
-            pk: keys::gifted_pk(contact),
-            sk: keys::GIFTED_SK.into(),
-            entity: "gifted".into(),
+            key: ItemKey::new(keys::gifted_pk(contact), keys::GIFTED_SK, "gifted"),
             gifts,
             erased_at,
         }
@@ -339,9 +322,7 @@ impl Store {
         let m = w.member;
         let id = m.member_id.as_str();
         let unique = |pk: String| UniqueItem {
-            pk,
-            sk: UNIQUE_SK.into(),
-            entity: "unique".into(),
+            key: ItemKey::new(pk, UNIQUE_SK, "unique"),
             member_id: id.into(),
         };
         let mut items: Vec<(TransactWriteItem, SignupConflict)> = vec![
@@ -487,11 +468,8 @@ impl Store {
 /// A recorded tier change, in the member's partition (`TIER#<time>`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TierChangeItem {
-    #[serde(rename = "PK")]
-    pub pk: String,
-    #[serde(rename = "SK")]
-    pub sk: String,
-    pub entity: String,
+    #[serde(flatten)]
+    pub key: ItemKey,
     #[serde(rename = "memberId")]
     pub member_id: String,
     #[serde(flatten)]
@@ -501,9 +479,7 @@ pub struct TierChangeItem {
 impl TierChangeItem {
     pub fn new(member_id: &str, change: crate::tier::TierChange) -> TierChangeItem {
         TierChangeItem {
-            pk: member_pk(member_id),
-            sk: keys::tier_change_sk(change.at),
-            entity: "tier_change".into(),
+            key: ItemKey::new(member_pk(member_id), keys::tier_change_sk(change.at), "tier_change"),
             member_id: member_id.into(),
             change,
         }

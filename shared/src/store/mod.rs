@@ -228,17 +228,22 @@ impl Store {
     /// leaves unprocessed, under throttling, are asked again after a backoff). Items that do
     /// not exist are simply not in the answer.
     pub async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
-        let mut out = Vec::with_capacity(keys.len());
         if keys.is_empty() {
-            return Ok(out);
+            return Ok(Vec::new());
         }
-        let mut request = Some(
-            KeysAndAttributes::builder()
-                .set_keys(Some(keys))
-                .consistent_read(true)
-                .build()
-                .map_err(sdk)?,
-        );
+        let request =
+            KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build();
+        self.batch_get_with(request.map_err(sdk)?).await
+    }
+
+    /// `batch_get` with the caller's request (a projection, say): the one loop that asks
+    /// again for unprocessed keys, used by every batch read of the store.
+    pub async fn batch_get_with(
+        &self,
+        request: KeysAndAttributes,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::with_capacity(request.keys().len());
+        let mut request = Some(request).filter(|r| !r.keys().is_empty());
         let mut attempt = 0;
         while let Some(req) = request.take() {
             let page = self

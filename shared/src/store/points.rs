@@ -2,6 +2,7 @@
 //! order or receipt item and the campaign multipliers), the order item, and the pieces of
 //! the one transaction every points change commits.
 
+use super::keys::ItemKey;
 use super::keys::{self, member_pk, PROFILE_SK};
 use super::member::MemberItem;
 use super::{from_item, key, sdk, Item, Store, StoreError};
@@ -9,18 +10,15 @@ use crate::campaign::MultiplierWindow;
 use crate::ledger::ExpiryNotice;
 use crate::member::Member;
 use crate::points::OrderRecord;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 /// A purchase and its refunds, in the member's partition (`ORDER#<orderId>`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OrderItem {
-    #[serde(rename = "PK")]
-    pub pk: String,
-    #[serde(rename = "SK")]
-    pub sk: String,
-    pub entity: String,
+    #[serde(flatten)]
+    pub key: ItemKey,
     #[serde(rename = "memberId")]
     pub member_id: String,
     #[serde(flatten)]
@@ -30,9 +28,7 @@ pub struct OrderItem {
 impl OrderItem {
     pub fn new(member_id: &str, order: OrderRecord) -> OrderItem {
         OrderItem {
-            pk: member_pk(member_id),
-            sk: keys::order_sk(&order.order_id),
-            entity: "order".into(),
+            key: ItemKey::new(member_pk(member_id), keys::order_sk(&order.order_id), "order"),
             member_id: member_id.into(),
             order,
         }
@@ -44,11 +40,8 @@ impl OrderItem {
 /// often the sweep meets it. It vanishes (TTL) a while after the lot's expiry day.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExpiryNoticeItem {
-    #[serde(rename = "PK")]
-    pub pk: String,
-    #[serde(rename = "SK")]
-    pub sk: String,
-    pub entity: String,
+    #[serde(flatten)]
+    pub key: ItemKey,
     #[serde(rename = "memberId")]
     pub member_id: String,
     #[serde(flatten)]
@@ -65,9 +58,11 @@ impl ExpiryNoticeItem {
     pub fn new(member_id: &str, notice: ExpiryNotice, at: DateTime<Utc>) -> ExpiryNoticeItem {
         let gone = notice.expires_on + chrono::Duration::days(KEEP_NOTICE_DAYS);
         ExpiryNoticeItem {
-            pk: member_pk(member_id),
-            sk: keys::expiry_notice_sk(notice.earned_on),
-            entity: "expiry_notice".into(),
+            key: ItemKey::new(
+                member_pk(member_id),
+                keys::expiry_notice_sk(notice.earned_on),
+                "expiry_notice",
+            ),
             member_id: member_id.into(),
             notice,
             at,
@@ -112,41 +107,18 @@ impl Store {
         let mut keys = vec![key(&pk, PROFILE_SK), key(keys::PROGRAM_PK, keys::MULTIPLIERS_SK)];
         keys.extend(sks.iter().map(|sk| key(&pk, sk)));
         let mut out = PointsRead::default();
-        for attempt in 0..super::MAX_ATTEMPTS {
-            let ka = KeysAndAttributes::builder()
-                .set_keys(Some(keys.clone()))
-                .consistent_read(true)
-                .build()
-                .map_err(sdk)?;
-            let resp = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, ka)
-                .send()
-                .await
-                .map_err(sdk)?;
-            for item in resp.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
-                let sk_of = item.get("SK").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-                let pk_of = item.get("PK").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-                if pk_of == keys::PROGRAM_PK {
-                    out.windows = from_item::<MultipliersItem>(item)?.windows;
-                } else if sk_of == PROFILE_SK {
-                    out.member = Some(from_item::<MemberItem>(item)?.member);
-                } else {
-                    out.items.insert(sk_of, item);
-                }
+        for item in self.batch_get(keys).await? {
+            let sk_of = item.get("SK").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            let pk_of = item.get("PK").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            if pk_of == keys::PROGRAM_PK {
+                out.windows = from_item::<MultipliersItem>(item)?.windows;
+            } else if sk_of == PROFILE_SK {
+                out.member = Some(from_item::<MemberItem>(item)?.member);
+            } else {
+                out.items.insert(sk_of, item);
             }
-            keys = resp
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(&self.table))
-                .map(|k| k.keys)
-                .unwrap_or_default();
-            if keys.is_empty() {
-                return Ok(out);
-            }
-            super::backoff(attempt).await;
         }
-        Err(StoreError::Throttled("batch read left keys unprocessed".into()))
+        Ok(out)
     }
 
     /// A member and the lot days whose expiry it was already told, in one strongly consistent

@@ -13,23 +13,21 @@
 //! Operators change the definition with an UpdateItem that sets every field of the new
 //! version and leaves `claimed` alone, under the version they read.
 
+use super::keys::ItemKey;
 use super::keys::{self, member_pk};
 use super::member::{MemberItem, Receipt};
-use super::{from_item, key, sdk, to_item, Cond, Item, Store, StoreError};
+use super::{from_item, key, to_item, Cond, Item, Store, StoreError};
 use crate::member::Member;
 use crate::reward::{Claim, Reward};
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RewardItem {
-    #[serde(rename = "PK")]
-    pub pk: String,
-    #[serde(rename = "SK")]
-    pub sk: String,
-    pub entity: String,
+    #[serde(flatten)]
+    pub key: ItemKey,
     #[serde(flatten)]
     pub reward: Reward,
     /// Units claimed and not cancelled (only claims and cancels change it).
@@ -44,9 +42,7 @@ pub struct RewardItem {
 impl RewardItem {
     pub fn new(reward: Reward, fingerprint: String) -> RewardItem {
         RewardItem {
-            pk: keys::REWARDS_PK.into(),
-            sk: keys::reward_sk(&reward.reward_id),
-            entity: "reward".into(),
+            key: ItemKey::new(keys::REWARDS_PK, keys::reward_sk(&reward.reward_id), "reward"),
             reward,
             claimed: 0,
             fingerprint,
@@ -68,11 +64,8 @@ const OPTIONAL: [&str; 8] = [
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClaimItem {
-    #[serde(rename = "PK")]
-    pub pk: String,
-    #[serde(rename = "SK")]
-    pub sk: String,
-    pub entity: String,
+    #[serde(flatten)]
+    pub key: ItemKey,
     #[serde(rename = "memberId")]
     pub member_id: String,
     #[serde(flatten)]
@@ -82,9 +75,11 @@ pub struct ClaimItem {
 impl ClaimItem {
     pub fn new(member_id: &str, claim: Claim) -> ClaimItem {
         ClaimItem {
-            pk: member_pk(member_id),
-            sk: keys::reward_claim_sk(&claim.claim_id),
-            entity: "reward_claim".into(),
+            key: ItemKey::new(
+                member_pk(member_id),
+                keys::reward_claim_sk(&claim.claim_id),
+                "reward_claim",
+            ),
             member_id: member_id.into(),
             claim,
         }
@@ -142,50 +137,17 @@ impl Store {
         all.extend(reward_id.map(|id| key(keys::REWARDS_PK, &keys::reward_sk(id))));
         let mut out = RewardRead::default();
         for chunk in all.chunks(BATCH_GET_MAX) {
-            let mut keys = chunk.to_vec();
-            let mut attempt = 0;
-            while !keys.is_empty() {
-                if attempt > 0 {
-                    if attempt >= super::MAX_ATTEMPTS {
-                        return Err(StoreError::Throttled(
-                            "batch read left keys unprocessed".into(),
-                        ));
-                    }
-                    super::backoff(attempt - 1).await;
-                }
-                let ka = KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(sdk)?;
-                let resp = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, ka)
-                    .send()
-                    .await
-                    .map_err(sdk)?;
-                for item in
-                    resp.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default()
-                {
-                    let sk =
-                        item.get("SK").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-                    match item.get("entity").and_then(|v| v.as_s().ok()).map(String::as_str) {
-                        Some("member") => out.member = Some(from_item::<MemberItem>(item)?.member),
-                        Some("reward") => out.reward = Some(from_item(item)?),
-                        Some("receipt") => out.receipt = Some(from_item(item)?),
-                        Some("reward_claim") => out.claim = Some(from_item(item)?),
-                        _ => {
-                            out.counts.insert(sk, from_item::<LimitItem>(item)?.n);
-                        }
+            for item in self.batch_get(chunk.to_vec()).await? {
+                let sk = item.get("SK").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                match item.get("entity").and_then(|v| v.as_s().ok()).map(String::as_str) {
+                    Some("member") => out.member = Some(from_item::<MemberItem>(item)?.member),
+                    Some("reward") => out.reward = Some(from_item(item)?),
+                    Some("receipt") => out.receipt = Some(from_item(item)?),
+                    Some("reward_claim") => out.claim = Some(from_item(item)?),
+                    _ => {
+                        out.counts.insert(sk, from_item::<LimitItem>(item)?.n);
                     }
                 }
-                keys = resp
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                    .map(|k| k.keys)
-                    .unwrap_or_default();
-                attempt += 1;
             }
         }
         Ok(out)

@@ -1,6 +1,7 @@
 //! Storage for the nightly tier evaluation: pages of member ids from the review and tier
 //! indexes (resumable by an opaque cursor), and the mark of the tier rules last swept with.
 
+use super::keys::ItemKey;
 use super::keys::{self, PROGRAM_PK, TIER_RULES_SK};
 use super::{sdk, Store, StoreError};
 use crate::tier::TierCode;
@@ -21,11 +22,8 @@ pub struct MemberPage {
 /// The fingerprint of the tier rules the last rules-change sweep was started with.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TierRulesMark {
-    #[serde(rename = "PK")]
-    pub pk: String,
-    #[serde(rename = "SK")]
-    pub sk: String,
-    pub entity: String,
+    #[serde(flatten)]
+    pub key: ItemKey,
     pub fingerprint: String,
     pub at: DateTime<Utc>,
 }
@@ -33,9 +31,7 @@ pub struct TierRulesMark {
 impl TierRulesMark {
     pub fn new(fingerprint: String, at: DateTime<Utc>) -> TierRulesMark {
         TierRulesMark {
-            pk: PROGRAM_PK.into(),
-            sk: TIER_RULES_SK.into(),
-            entity: "tier_rules_mark".into(),
+            key: ItemKey::new(PROGRAM_PK, TIER_RULES_SK, "tier_rules_mark"),
             fingerprint,
             at,
         }
