@@ -1,3 +1,6 @@
+// The async state machines of the handlers nest deeply (SDK futures inside retry loops).
+#![recursion_limit = "256"]
+
 use signup::App;
 
 #[tokio::main]
