@@ -24,6 +24,9 @@
 //! | `CAMPAIGN#<id>` | `RUN~` / `RUN#<runId>` / `BATCH#<runId>#<batchId>` | campaign definition, runs, counted batches (store/campaign.rs) |
 //! | `SCHEDULED` | `<campaignId>` | campaigns the schedules start |
 //! | `PROGRAM` | `MULTIPLIERS` | campaign multiplier windows |
+//! | `KPI#DAY` | `<YYYY-MM-DD>` / `~TOTAL` | a program day's KPI counters / the running totals (store/kpi.rs) |
+//! | `KPI#GRANT` | `<grant>` | a campaign run's coupon results |
+//! | `KPI#MARK#<marker>` | `#MARK` | a change or fact counted once (TTL) |
 
 use crate::contact::ContactDigest;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -214,6 +217,17 @@ pub const REFUND_SCOPE: &str = "refund";
 pub const REWARD_SCOPE: &str = "reward";
 pub const REDEEM_SCOPE: &str = "redeem";
 pub const ACTIVITY_SCOPE: &str = "activity";
+
+/// The KPI items: one partition of days (and the running totals, sorted after every day),
+/// one of grants, and the markers, each its own partition (written once, never read).
+pub const KPI_DAYS_PK: &str = "KPI#DAY";
+pub const KPI_TOTAL_SK: &str = "~TOTAL";
+pub const KPI_GRANTS_PK: &str = "KPI#GRANT";
+pub const KPI_MARK_SK: &str = "#MARK";
+
+pub fn kpi_marker_pk(marker: &str) -> String {
+    format!("KPI#MARK#{marker}")
+}
 
 #[cfg(test)]
 mod tests {
