@@ -60,6 +60,46 @@ pub const GRANT_RETURNED: &str = "returned";
 pub const GRANT_ORDERS: &str = "orders";
 pub const GRANT_GMV: &str = "gmv";
 pub const GRANT_DISCOUNT: &str = "discount";
+/// Members who bought within `reports.conversionDays` of their coupon's issue (once each).
+pub const GRANT_CONVERTED: &str = "converted";
+
+/// A member's campaign coupon, on the member's touch item: the day it was issued, as days
+/// from the common era (what a counter can hold).
+pub fn touch_of(grant: &str) -> String {
+    format!("t@{grant}")
+}
+
+/// The issue days of a touch item's counters, by grant.
+pub fn touches(c: &Counters) -> BTreeMap<String, NaiveDate> {
+    c.iter()
+        .filter_map(|(k, v)| {
+            let grant = k.strip_prefix("t@")?;
+            let day = NaiveDate::from_num_days_from_ce_opt(i32::try_from(*v).ok()?)?;
+            Some((grant.to_string(), day))
+        })
+        .collect()
+}
+
+/// Conversion facts of a member's order on `day`: each campaign run whose coupon the member
+/// got at most `days` days before, counted once per member and run.
+pub fn conversion_facts(
+    member: &str,
+    day: NaiveDate,
+    touched: &BTreeMap<String, NaiveDate>,
+    days: u32,
+) -> Vec<Bump> {
+    touched
+        .iter()
+        .filter(|(_, issued)| (0..=i64::from(days)).contains(&(day - **issued).num_days()))
+        .map(|(grant, issued)| {
+            Bump::new(format!("conv#{grant}#{member}"), FACT_DAYS).add(
+                Target::Grant(grant.clone(), *issued),
+                GRANT_CONVERTED,
+                1,
+            )
+        })
+        .collect()
+}
 
 /// Coupons of a grant family issued / redeemed on a day.
 pub fn issued_of(family: &str) -> String {
@@ -103,6 +143,8 @@ pub enum Target {
     Total,
     /// A grant's results; the day is the one it was first counted (its run's day).
     Grant(String, NaiveDate),
+    /// A member's campaign coupons (their issue days), read when the member buys.
+    Touch(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,11 +166,21 @@ pub struct Bump {
     pub otherwise: Option<Box<Bump>>,
     /// Facts the change brings, counted with it or not at all.
     pub facts: Vec<Bump>,
+    /// An order of this member on this day: the store adds its conversion facts, from the
+    /// member's campaign coupons.
+    pub bought: Option<(String, NaiveDate)>,
 }
 
 impl Bump {
     pub fn new(marker: String, keep_days: i64) -> Bump {
-        Bump { marker, keep_days, adds: Vec::new(), otherwise: None, facts: Vec::new() }
+        Bump {
+            marker,
+            keep_days,
+            adds: Vec::new(),
+            otherwise: None,
+            facts: Vec::new(),
+            bought: None,
+        }
     }
 
     pub fn add(mut self, target: Target, counter: &str, n: i64) -> Bump {
@@ -150,6 +202,17 @@ impl Bump {
     pub fn or_else(mut self, other: Bump) -> Bump {
         self.otherwise = Some(Box::new(other));
         self
+    }
+
+    pub fn bought(mut self, member: &str, day: NaiveDate) -> Bump {
+        self.bought = Some((member.to_string(), day));
+        self
+    }
+
+    /// A campaign coupon issued to `member` on `day`.
+    pub fn touch(self, member: &str, grant: &str, day: NaiveDate) -> Bump {
+        let n = i64::from(day.num_days_from_ce());
+        self.add(Target::Touch(member.to_string()), &touch_of(grant), n)
     }
 
     pub fn with_facts(mut self, facts: Vec<Bump>) -> Bump {
@@ -389,6 +452,9 @@ pub struct CampaignResult {
     pub redeemed: i64,
     pub returned: i64,
     pub redemption_rate: Option<f64>,
+    /// Members who bought within `conversionDays` of their coupon's issue, and ÷ issued.
+    pub converted: i64,
+    pub conversion_rate: Option<f64>,
     /// Confirmed checkouts that redeemed the grant's coupons, and what they paid.
     pub orders: i64,
     pub gmv: Fen,
@@ -412,6 +478,7 @@ pub struct Report {
     pub from: NaiveDate,
     pub to: NaiveDate,
     pub time_zone: String,
+    pub conversion_days: u32,
     pub days: Vec<Day>,
     pub totals: Totals,
     pub months: Vec<Month>,
@@ -507,12 +574,12 @@ fn sub_from(sum: &mut Counters, c: &Counters) {
 pub fn report(
     from: NaiveDate,
     to: NaiveDate,
-    time_zone: &str,
-    points_per_cny: i64,
+    rules: &crate::Rules,
     days: &BTreeMap<NaiveDate, Counters>,
     total: &Counters,
     grants: Vec<(String, NaiveDate, Counters)>,
 ) -> Report {
+    let points_per_cny = rules.points.redemption_points_per_cny;
     // Running figures at the end of `to`: the totals less the changes of the days after it.
     let mut running = total.clone();
     for (_, c) in days.range(to.succ_opt().unwrap_or(to)..) {
@@ -597,6 +664,8 @@ pub fn report(
                 redeemed,
                 returned,
                 redemption_rate: rate(redeemed - returned, issued),
+                converted: get(&c, GRANT_CONVERTED),
+                conversion_rate: rate(get(&c, GRANT_CONVERTED), issued),
                 orders: get(&c, GRANT_ORDERS),
                 gmv: Fen(get(&c, GRANT_GMV)),
                 discount: Fen(get(&c, GRANT_DISCOUNT)),
@@ -606,7 +675,8 @@ pub fn report(
     Report {
         from,
         to,
-        time_zone: time_zone.into(),
+        time_zone: rules.time_zone.name().into(),
+        conversion_days: rules.reports.conversion_days,
         days: out_days,
         totals,
         months,
@@ -660,6 +730,29 @@ mod tests {
     }
 
     #[test]
+    fn a_member_converts_for_runs_issued_at_most_the_window_before() {
+        let touched: BTreeMap<String, NaiveDate> = [
+            ("campaign:a:once".to_string(), d("2026-11-10")),
+            ("campaign:b:once".to_string(), d("2026-11-03")),
+            ("campaign:c:once".to_string(), d("2026-11-18")),
+        ]
+        .into();
+        let facts = conversion_facts("m", d("2026-11-17"), &touched, 7);
+        assert_eq!(
+            facts.iter().map(|f| f.marker.as_str()).collect::<Vec<_>>(),
+            ["conv#campaign:a:once#m"],
+            "b is 14 days old, c not issued yet"
+        );
+        assert_eq!(
+            facts[0].adds[0].target,
+            Target::Grant("campaign:a:once".into(), d("2026-11-10"))
+        );
+        let c: Counters =
+            [(touch_of("campaign:a:once"), i64::from(d("2026-11-10").num_days_from_ce()))].into();
+        assert_eq!(touches(&c)["campaign:a:once"], d("2026-11-10"));
+    }
+
+    #[test]
     fn grant_families_bound_the_day_counters() {
         assert_eq!(grant_family("reward:cl-1"), "reward");
         assert_eq!(grant_family("birthday-2026"), "birthday");
@@ -698,8 +791,14 @@ mod tests {
         );
         days.insert(d("2026-12-01"), c(&[(LIABILITY, 7)]));
         let total = c(&[(LIABILITY, 67), ("tier@regular", 1), ("tier@silver", 1)]);
-        let r =
-            report(d("2026-11-01"), d("2026-11-03"), "Asia/Shanghai", 100, &days, &total, vec![]);
+        let r = report(
+            d("2026-11-01"),
+            d("2026-11-03"),
+            &crate::Rules::default(),
+            &days,
+            &total,
+            vec![],
+        );
         assert_eq!(r.days.len(), 3);
         assert_eq!(r.days.iter().map(|x| x.liability.points).collect::<Vec<_>>(), [100, 100, 60]);
         assert_eq!(r.days[2].liability.value, Fen(60));

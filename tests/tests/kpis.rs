@@ -36,7 +36,11 @@ impl World {
         let env =
             Env { store: Store::new(h.env.store.client.clone(), table.clone()), ..h.env.clone() };
         let stream = StreamReader::open(&h, &table).await;
-        let kpis = events_out::Kpis { store: env.store.clone(), time_zone: env.rules.time_zone };
+        let kpis = events_out::Kpis {
+            store: env.store.clone(),
+            time_zone: env.rules.time_zone,
+            conversion_days: env.rules.reports.conversion_days,
+        };
         World { h, table, env, stream, kpis, clock }
     }
 
@@ -331,7 +335,10 @@ async fn a_known_history_gives_each_number_of_the_report_and_redelivery_changes_
     assert_eq!(s, 200, "{report}");
     assert_eq!(w.h.counter.reads(), 2, "one Query of the days, one of the grants");
     assert_eq!(w.h.counter.writes(), 0);
-    assert_eq!(report["timeZone"], "Asia/Shanghai");
+    assert_eq!(
+        (report["timeZone"].as_str(), report["conversionDays"].as_u64()),
+        (Some("Asia/Shanghai"), Some(7))
+    );
     assert_eq!(report["days"].as_array().unwrap().len(), 2);
 
     let d1 = day(&report, DAY1);
@@ -435,7 +442,7 @@ async fn a_known_history_gives_each_number_of_the_report_and_redelivery_changes_
     assert_eq!(
         report["campaigns"],
         json!([{"grant": grant, "firstDay": DAY1, "issued": 2, "redeemed": 1, "returned": 1, "redemptionRate": 0.0,
-            "orders": 1, "gmv": 11_900, "discount": 800}])
+            "converted": 2, "conversionRate": 1.0, "orders": 1, "gmv": 11_900, "discount": 800}])
     );
 
     // A day alone: its own flows, the same end-of-day figures.

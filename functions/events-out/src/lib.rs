@@ -52,6 +52,8 @@ pub struct App {
 pub struct Kpis {
     pub store: loyalty::store::Store,
     pub time_zone: chrono_tz::Tz,
+    /// `reports.conversionDays` of the rules.
+    pub conversion_days: u32,
 }
 
 impl App {
@@ -69,7 +71,11 @@ impl App {
             bus,
             tries: 3,
             concurrency: 4,
-            kpis: Some(Kpis { store, time_zone: rules.time_zone }),
+            kpis: Some(Kpis {
+                store,
+                time_zone: rules.time_zone,
+                conversion_days: rules.reports.conversion_days,
+            }),
         })
     }
 }
@@ -146,7 +152,7 @@ pub async fn count(kpis: &Kpis, records: &[EventRecord]) -> Option<usize> {
             }
         }
     }
-    match kpis.store.add_counts(bumps, chrono::Utc::now()).await {
+    match kpis.store.add_counts(bumps, chrono::Utc::now(), kpis.conversion_days).await {
         Ok(()) => unmapped,
         Err(error) => {
             // Which bumps were written is not known: all of the batch comes again, and what

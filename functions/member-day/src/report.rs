@@ -22,14 +22,6 @@ pub async fn kpis(app: &App, req: &Request) -> Result<Response<Body>, ApiError> 
     let store = &app.env.store;
     let ((days, total), grants) =
         tokio::try_join!(store.kpi_days(kpi::read_from(from)), store.kpi_grants())?;
-    let report = kpi::report(
-        from,
-        to,
-        rules.time_zone.name(),
-        rules.points.redemption_points_per_cny,
-        &days,
-        &total,
-        grants,
-    );
+    let report = kpi::report(from, to, rules, &days, &total, grants);
     Ok(http::json(200, &report))
 }

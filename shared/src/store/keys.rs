@@ -27,6 +27,7 @@
 //! | `KPI#DAY` | `<YYYY-MM-DD>` / `~TOTAL` | a program day's KPI counters / the running totals (store/kpi.rs) |
 //! | `KPI#GRANT` | `<grant>` | a campaign run's coupon results |
 //! | `KPI#MARK#<marker>` | `#MARK` | a change or fact counted once (TTL) |
+//! | `KPI#TOUCH#<member>` | `#TOUCH` | the issue days of a member's campaign coupons (TTL) |
 
 use crate::contact::ContactDigest;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -227,6 +228,13 @@ pub const KPI_MARK_SK: &str = "#MARK";
 
 pub fn kpi_marker_pk(marker: &str) -> String {
     format!("KPI#MARK#{marker}")
+}
+
+pub const KPI_TOUCH_SK: &str = "#TOUCH";
+
+/// A member's campaign coupons, by the day each was issued (read when the member buys).
+pub fn kpi_touch_pk(member_id: &str) -> String {
+    format!("KPI#TOUCH#{member_id}")
 }
 
 #[cfg(test)]

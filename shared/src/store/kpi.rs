@@ -26,7 +26,7 @@
 
 use super::checkout::{CheckoutItem, CheckoutState};
 use super::coupon::CouponItem;
-use super::keys::{self, KPI_DAYS_PK, KPI_GRANTS_PK, KPI_MARK_SK, KPI_TOTAL_SK};
+use super::keys::{self, KPI_DAYS_PK, KPI_GRANTS_PK, KPI_MARK_SK, KPI_TOTAL_SK, KPI_TOUCH_SK};
 use super::ledger::LedgerItem;
 use super::member::TierChangeItem;
 use super::points::OrderItem;
@@ -131,7 +131,8 @@ pub fn bumps_of(record: &EventRecord, tz: Tz) -> Result<Vec<Bump>, StreamError> 
                     once("purchase")
                         .day(o.day, kpi::PURCHASES, 1)
                         .day(o.day, kpi::GMV, o.paid.0)
-                        .with_facts(kpi::buyer_facts(&item.member_id, o.day)),
+                        .with_facts(kpi::buyer_facts(&item.member_id, o.day))
+                        .bought(&item.member_id, o.day),
                 );
             } else {
                 let before: Option<OrderItem> = old.map(|x| d.decode(x)).transpose()?;
@@ -195,7 +196,11 @@ pub fn bumps_of(record: &EventRecord, tz: Tz) -> Result<Vec<Bump>, StreamError> 
                     1,
                 );
                 if results {
-                    b = b.add(grant(when), kpi::GRANT_ISSUED, 1);
+                    b = b.add(grant(when), kpi::GRANT_ISSUED, 1).touch(
+                        &c.member_id,
+                        &c.grant,
+                        when,
+                    );
                 }
                 out.push(b);
             } else {
@@ -312,8 +317,13 @@ fn target_key(t: &Target) -> (String, String) {
         Target::Day(d) => (KPI_DAYS_PK.into(), d.to_string()),
         Target::Total => (KPI_DAYS_PK.into(), KPI_TOTAL_SK.into()),
         Target::Grant(g, _) => (KPI_GRANTS_PK.into(), g.clone()),
+        Target::Touch(m) => (keys::kpi_touch_pk(m), KPI_TOUCH_SK.into()),
     }
 }
+
+/// A member's touch item is kept this long after its latest campaign coupon (the
+/// conversion window is at most 90 days).
+const TOUCH_DAYS: i64 = 100;
 
 /// A transaction holds at most this many items (DynamoDB's limit is 100).
 const TX_ITEMS: usize = 100;
@@ -322,7 +332,13 @@ impl Store {
     /// Adds the bumps' counters, each once: a change counted before (its marker exists) adds
     /// nothing, a fact counted before its `otherwise`. Bumps go in order, as many per
     /// transaction as fit.
-    pub async fn add_counts(&self, bumps: Vec<Bump>, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn add_counts(
+        &self,
+        bumps: Vec<Bump>,
+        now: DateTime<Utc>,
+        conversion_days: u32,
+    ) -> Result<(), StoreError> {
+        let bumps = self.with_conversions(bumps, conversion_days).await?;
         let mut chunk: Vec<Bump> = Vec::new();
         let mut targets: BTreeSet<Target> = BTreeSet::new();
         let mut markers: BTreeSet<String> = BTreeSet::new();
@@ -366,6 +382,54 @@ impl Store {
         Ok(())
     }
 
+    /// The orders' conversion facts: the buyers' campaign coupons as stored (one BatchGetItem
+    /// per 100 buyers) and as issued earlier in the same batch, whose issue day is at most
+    /// `days` before the order's. A coupon issued twice to a member (a grant of several
+    /// slots) keeps its first day: later touches of the batch are dropped.
+    async fn with_conversions(
+        &self,
+        mut bumps: Vec<Bump>,
+        days: u32,
+    ) -> Result<Vec<Bump>, StoreError> {
+        let buyers: BTreeSet<String> =
+            bumps.iter().filter_map(|b| b.bought.clone()).map(|(m, _)| m).collect();
+        let mut touched: BTreeMap<String, BTreeMap<String, NaiveDate>> = BTreeMap::new();
+        let buyers: Vec<String> = buyers.into_iter().collect();
+        for ids in buyers.chunks(100) {
+            let keys =
+                ids.iter().map(|m| super::key(&keys::kpi_touch_pk(m), KPI_TOUCH_SK)).collect();
+            for item in self.batch_get(keys).await? {
+                let item: CounterItem = super::from_item(item)?;
+                if let Some(member) = item.pk.strip_prefix("KPI#TOUCH#") {
+                    touched.insert(member.to_string(), kpi::touches(&item.counters));
+                }
+            }
+        }
+        for b in &mut bumps {
+            b.adds.retain(|a| match &a.target {
+                Target::Touch(member) => {
+                    let mine = touched.entry(member.clone()).or_default();
+                    let grant = a.counter.strip_prefix("t@").unwrap_or_default().to_string();
+                    let day = NaiveDate::from_num_days_from_ce_opt(a.n as i32);
+                    match (mine.contains_key(&grant), day) {
+                        (false, Some(day)) => {
+                            mine.insert(grant, day);
+                            true
+                        }
+                        _ => false,
+                    }
+                }
+                _ => true,
+            });
+            if let Some((member, day)) = b.bought.clone() {
+                let empty = BTreeMap::new();
+                let mine = touched.get(&member).unwrap_or(&empty);
+                b.facts.extend(kpi::conversion_facts(&member, day, mine, days));
+            }
+        }
+        Ok(bumps)
+    }
+
     /// One transaction of bumps: their markers (each change's, then its facts') first, then
     /// one update per counter item.
     async fn add_chunk(&self, mut bumps: Vec<Bump>, now: DateTime<Utc>) -> Result<(), StoreError> {
@@ -391,7 +455,7 @@ impl Store {
                 }
             }
             for (target, adds) in summed(&bumps) {
-                items.push(self.counter_update(&target, &adds)?);
+                items.push(self.counter_update(&target, &adds, now)?);
             }
             match self.transact(items).await {
                 Ok(()) => return Ok(()),
@@ -438,12 +502,14 @@ impl Store {
         &self,
         target: &Target,
         adds: &BTreeMap<String, i64>,
+        now: DateTime<Utc>,
     ) -> Result<TransactWriteItem, StoreError> {
         let (pk, sk) = target_key(target);
         let entity = match target {
             Target::Day(_) => "kpi_day",
             Target::Total => "kpi_total",
             Target::Grant(..) => "kpi_grant",
+            Target::Touch(_) => "kpi_touch",
         };
         let mut set = vec!["#entity = :entity".to_string()];
         let mut cond = Cond::new("")
@@ -456,8 +522,23 @@ impl Store {
                 .value(":first", AttributeValue::S(first.to_string()));
         }
         let mut add = Vec::new();
+        let touch = matches!(target, Target::Touch(_));
+        if touch {
+            // Read within the conversion window (at most 90 days) of its latest coupon.
+            set.push("#exp = :exp".into());
+            cond = cond.name("#exp", "expiresAt").value(
+                ":exp",
+                AttributeValue::N(
+                    (now + chrono::Duration::days(TOUCH_DAYS)).timestamp().to_string(),
+                ),
+            );
+        }
         for (i, (counter, n)) in adds.iter().enumerate() {
-            add.push(format!("#c{i} :c{i}"));
+            match touch {
+                // An issue day, not a count: the first coupon of a grant keeps its day.
+                true => set.push(format!("#c{i} = if_not_exists(#c{i}, :c{i})")),
+                false => add.push(format!("#c{i} :c{i}")),
+            }
             cond = cond
                 .name(&format!("#c{i}"), counter)
                 .value(&format!(":c{i}"), AttributeValue::N(n.to_string()));
@@ -576,6 +657,7 @@ mod tests {
             adds: vec![Add { target: Target::Total, counter: "x".into(), n: 1 }],
             otherwise: None,
             facts: vec![],
+            bought: None,
         });
         assert_eq!(bump_targets(&other), BTreeSet::from([Target::Total]));
     }
