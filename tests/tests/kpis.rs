@@ -8,7 +8,7 @@
 use chrono::{DateTime, Duration, Utc};
 use loyalty::app::{Clock, Env};
 use loyalty::store::Store;
-use loyalty::Rules;
+use loyalty::{Rules, TierCode};
 use loyalty_tests::outbox::{self, StreamReader};
 use loyalty_tests::*;
 use serde_json::{json, Value};
@@ -567,5 +567,61 @@ async fn the_report_is_for_operators_over_at_most_a_year_of_valid_days() {
     assert_eq!(s, 200, "366 days: {b}");
     assert_eq!(b["days"].as_array().unwrap().len(), 366);
     assert_eq!(b["totals"]["purchases"], 0, "an empty table: every figure zero");
+    w.done().await;
+}
+
+#[tokio::test]
+async fn a_year_of_full_days_is_read_in_at_most_four_requests() {
+    let w = World::new("kpi-year").await;
+    let first: chrono::NaiveDate = "2025-11-20".parse().unwrap();
+    // Every counter a busy day has (flows, points, coupons of a few grant families, tier
+    // moves and counts), on each of 366 days: items of about a kilobyte, as in production.
+    let mut counters: Vec<String> = [
+        loyalty::kpi::JOINED,
+        loyalty::kpi::PURCHASES,
+        loyalty::kpi::GMV,
+        loyalty::kpi::BUYERS,
+        loyalty::kpi::MONTH_BUYERS,
+        loyalty::kpi::REFUNDS,
+        loyalty::kpi::REFUNDED,
+        loyalty::kpi::POINTS_EARNED,
+        loyalty::kpi::POINTS_PENDING,
+        loyalty::kpi::POINTS_RELEASED,
+        loyalty::kpi::POINTS_REDEEMED,
+        loyalty::kpi::POINTS_EXPIRED,
+        loyalty::kpi::COUPONS_ISSUED,
+        loyalty::kpi::COUPONS_REDEEMED,
+        loyalty::kpi::CHECKOUTS,
+        loyalty::kpi::COUPON_DISCOUNT,
+        loyalty::kpi::POINTS_DISCOUNT,
+        loyalty::kpi::COHORT_SPEND,
+    ]
+    .map(String::from)
+    .to_vec();
+    for f in ["welcome", "birthday", "reward", "campaign:c-0123456789abcdef:2026-11"] {
+        counters.push(loyalty::kpi::issued_of(f));
+        counters.push(loyalty::kpi::redeemed_of(f));
+    }
+    for (a, b) in [(TierCode::Regular, TierCode::Silver), (TierCode::Silver, TierCode::Gold)] {
+        counters.push(loyalty::kpi::tier_move(a, b));
+    }
+    let bumps: Vec<loyalty::kpi::Bump> = (0..366)
+        .map(|i| {
+            let day = first + Duration::days(i);
+            let mut b = loyalty::kpi::Bump::new(unique("year"), 1);
+            for (k, c) in counters.iter().enumerate() {
+                b = b.day(day, c, 1_000_000 + k as i64);
+            }
+            b.running(day, loyalty::kpi::LIABILITY, 12_345)
+        })
+        .collect();
+    w.env.store.add_counts(bumps, at(NOW), 7).await.expect("counted");
+    w.h.counter.reset();
+    let (s, report) = w.report("?from=2025-11-20&to=2026-11-20", As::Operator).await;
+    assert_eq!(s, 200);
+    assert_eq!(report["days"].as_array().unwrap().len(), 366);
+    assert_eq!(report["totals"]["purchases"], 366 * 1_000_001);
+    assert_eq!(report["days"][365]["liability"]["points"], 366 * 12_345);
+    assert!(w.h.counter.reads() <= 4, "{:?}", w.h.counter.snapshot());
     w.done().await;
 }
