@@ -20,6 +20,7 @@ pub mod coupon;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod kpi;
 pub mod ledger;
 pub mod limits;
 pub mod member;

@@ -35,6 +35,8 @@ pub struct Rules {
     pub winback: WinbackRules,
     pub checkout: CheckoutRules,
     pub limits: LimitRules,
+    #[serde(default)]
+    pub reports: ReportRules,
     /// Named coupon templates operators and campaigns issue by name.
     #[serde(default)]
     pub coupon_templates: BTreeMap<String, CouponTemplate>,
@@ -146,6 +148,21 @@ pub struct LimitRules {
     pub member_writes_per_minute: u32,
 }
 
+/// What the KPI report counts (`reports`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReportRules {
+    /// A campaign run converted a member who bought within this many program days of the
+    /// day their coupon was issued (0: the same day only).
+    pub conversion_days: u32,
+}
+
+impl Default for ReportRules {
+    fn default() -> Self {
+        ReportRules { conversion_days: 7 }
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum RulesError {
     #[error("rules document is not valid JSON: {0}")]
@@ -253,6 +270,9 @@ impl Rules {
         }
         if self.return_window_days > 90 {
             return bad("returnWindowDays must be 0..90".into());
+        }
+        if self.reports.conversion_days > 90 {
+            return bad("reports.conversionDays must be 0..90".into());
         }
         let p = &self.points;
         if p.per_cny < 1

@@ -260,6 +260,7 @@ impl Sink {
             bus: self.bus.clone(),
             tries: 3,
             concurrency: 4,
+            kpis: None,
         }
     }
 

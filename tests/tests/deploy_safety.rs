@@ -141,7 +141,7 @@ fn actions(s: &serde_yaml::Value) -> Vec<String> {
 }
 
 /// No handler publishes: only the publisher's role may put events, and only on the program's
-/// bus; it reads the table's stream and nothing else of the table.
+/// bus; it reads the table's stream and reads and writes only the KPI counters' items.
 #[test]
 fn only_the_publisher_puts_events_and_only_on_its_bus() {
     let all = statements();
@@ -167,7 +167,16 @@ fn only_the_publisher_puts_events_and_only_on_its_bus() {
     assert!(f.get("Policies").is_none());
     for (owner, s) in all.iter().filter(|(o, _)| o == "EventsOutRole") {
         for a in actions(s) {
-            if a.starts_with("dynamodb:") {
+            if ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchGetItem"]
+                .contains(&a.as_str())
+            {
+                // The KPI counters: items of the KPI# partitions only.
+                assert_eq!(
+                    s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
+                    serde_yaml::Value::Sequence(vec!["KPI#*".into()]),
+                    "{owner}: {a} on the KPI items only"
+                );
+            } else if a.starts_with("dynamodb:") {
                 assert!(
                     [
                         "dynamodb:DescribeStream",

@@ -41,7 +41,7 @@ const NOW: &str = "2026-11-27T10:00:00Z";
 /// the gift's price and opens the Diamond one; the member sees their catalog, claims the
 /// coupon and two gifts, lists the claims; the first gift is shipped, the second cancelled
 /// (its points come back); the coupon reward is deactivated.
-const ORDER: [&str; 26] = [
+const ORDER: [&str; 27] = [
     "join",
     "recordPurchase",
     "previewCheckout",
@@ -66,6 +66,7 @@ const ORDER: [&str; 26] = [
     "createCampaign",
     "runCampaign",
     "getCampaign",
+    "getKpiReport",
     "eraseMember",
     // After the erasure: the member is gone.
     "getProfile",

@@ -13,8 +13,14 @@
 //!
 //! Entries PutEvents refuses one by one (throttling, internal errors) are sent again here a
 //! few times first; a request that fails as a whole was already retried by the SDK.
+//!
+//! The same batch keeps the KPI counters (`loyalty::store::kpi`, README "KPIs") before it is
+//! published: the stream is read once for both, and both halves are safe to repeat (counters
+//! are bumped once per change, events de-duplicate on their ids), so a record either half
+//! could not finish is simply retried whole. A record counted but not published is counted
+//! once when it comes again.
 
-use aws_lambda_events::dynamodb::Event as StreamEvent;
+use aws_lambda_events::dynamodb::{Event as StreamEvent, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use aws_sdk_eventbridge::primitives::DateTime;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
@@ -38,6 +44,16 @@ pub struct App {
     pub tries: u32,
     /// PutEvents requests in flight at once.
     pub concurrency: usize,
+    /// Where the KPI counters are kept (`None`: publish only, as some tests do).
+    pub kpis: Option<Kpis>,
+}
+
+/// The KPI counters' table and the program's calendar (days are program-calendar days).
+pub struct Kpis {
+    pub store: loyalty::store::Store,
+    pub time_zone: chrono_tz::Tz,
+    /// `reports.conversionDays` of the rules.
+    pub conversion_days: u32,
 }
 
 impl App {
@@ -48,7 +64,19 @@ impl App {
             .filter(|b| !b.is_empty())
             .ok_or("LOYALTY_EVENT_BUS is not set")?;
         let config = loyalty::aws::sdk_config().await;
-        Ok(App { events: aws_sdk_eventbridge::Client::new(&config), bus, tries: 3, concurrency: 4 })
+        let store = loyalty::store::Store::from_env(&config).await?;
+        let rules = loyalty::Rules::from_env().map_err(|e| e.to_string())?;
+        Ok(App {
+            events: aws_sdk_eventbridge::Client::new(&config),
+            bus,
+            tries: 3,
+            concurrency: 4,
+            kpis: Some(Kpis {
+                store,
+                time_zone: rules.time_zone,
+                conversion_days: rules.reports.conversion_days,
+            }),
+        })
     }
 }
 
@@ -82,8 +110,13 @@ pub async fn handle_stream(app: &App, event: StreamEvent) -> DynamoDbEventRespon
             }
         }
     }
+    let uncounted = match &app.kpis {
+        // Boxed: the SDK futures nested here overflow the compiler's layout depth inline.
+        Some(k) => Box::pin(count(k, &records[..unmapped.unwrap_or(records.len())])).await,
+        None => None,
+    };
     let (failed, requests) = publish(app, &planned).await;
-    let first = first_unacknowledged(unmapped, &failed);
+    let first = first_unacknowledged(unmapped.into_iter().chain(uncounted).min(), &failed);
     let mut response = DynamoDbEventResponse::default();
     if let Some(i) = first {
         let sequence = records[i].change.sequence_number.clone().unwrap_or_default();
@@ -101,6 +134,33 @@ pub async fn handle_stream(app: &App, event: StreamEvent) -> DynamoDbEventRespon
         "stream batch published"
     );
     response
+}
+
+/// Adds the records' KPI counters; answers the first record whose counters were not added.
+/// A record that does not map to counters stops the count there (as one that does not map
+/// to events stops the publishing).
+pub async fn count(kpis: &Kpis, records: &[EventRecord]) -> Option<usize> {
+    let mut bumps = Vec::new();
+    let mut unmapped = None;
+    for (i, record) in records.iter().enumerate() {
+        match loyalty::store::kpi::bumps_of(record, kpis.time_zone) {
+            Ok(b) => bumps.extend(b),
+            Err(error) => {
+                tracing::error!(%error, "a stream record does not map to KPI counters");
+                unmapped = Some(i);
+                break;
+            }
+        }
+    }
+    match kpis.store.add_counts(bumps, chrono::Utc::now(), kpis.conversion_days).await {
+        Ok(()) => unmapped,
+        Err(error) => {
+            // Which bumps were written is not known: all of the batch comes again, and what
+            // was written adds nothing then.
+            tracing::error!(%error, "KPI counters not added; the batch is retried");
+            Some(0)
+        }
+    }
 }
 
 /// The first record to retry from: the first that did not map, or the first with an event

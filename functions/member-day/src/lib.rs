@@ -1,5 +1,5 @@
 //! member-day: campaigns. Admin routes `POST /campaigns`, `GET /campaigns/{id}`,
-//! `POST /campaigns/{id}/run`; the schedules (`member-day` monthly, `win-back` daily,
+//! `POST /campaigns/{id}/run`, and the KPI report `GET /reports/kpis` (`report.rs`); the schedules (`member-day` monthly, `win-back` daily,
 //! `campaigns-due` for one-off campaigns); and the dispatcher, fed by its own dispatch queue,
 //! which pages a run's segment by index and fans member ids out to the campaign queue.
 //!
@@ -32,6 +32,7 @@
 //!   rolling cooldown would need a per-member marker read by the dispatcher.
 
 pub mod dispatch;
+mod report;
 mod start;
 
 use lambda_http::http::Method;
@@ -115,6 +116,8 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         (Method::POST, p) if p.len() == 3 && p[0] == "campaigns" && p[2] == "run" => {
             run_now(app, &req, p[1]).await
         }
+        (Method::GET, p) if p == ["reports", "kpis"] => report::kpis(app, &req).await,
+        (m, p) if p == ["reports", "kpis"] => Err(ApiError::MethodNotAllowed(m.to_string())),
         (m, p) if p.first() == Some(&"campaigns") && p.len() <= 3 => {
             Err(ApiError::MethodNotAllowed(m.to_string()))
         }

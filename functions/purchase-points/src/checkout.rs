@@ -280,11 +280,11 @@ pub async fn confirm(
                 status: answer.status,
                 body: answer.body.clone(),
             };
-            writes.push(
-                store.put_finished_checkout(
-                    &item.clone().finish(CheckoutState::Confirmed, outcome),
-                )?,
-            );
+            writes.push(store.put_finished_checkout(&item.clone().finish(
+                CheckoutState::Confirmed,
+                outcome,
+                now,
+            ))?);
             writes.extend(side);
             // Only a confirm of another order after this hold expired can have used the coupon.
             let codes: Vec<String> = item.quoted.coupons.iter().map(|c| c.code.clone()).collect();
@@ -352,9 +352,11 @@ pub async fn cancel(app: &App, id: &MemberId, order_id: &str) -> Result<Answer, 
                 body: answer.body.clone(),
             };
             let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
-            writes.push(
-                store.put_finished_checkout(&item.finish(CheckoutState::Cancelled, outcome))?,
-            );
+            writes.push(store.put_finished_checkout(&item.finish(
+                CheckoutState::Cancelled,
+                outcome,
+                now,
+            ))?);
             Ok(Attempt::Commit(writes, (answer, true)))
         })
         .await?;

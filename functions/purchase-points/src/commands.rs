@@ -217,13 +217,13 @@ pub async fn refund(app: &App, id: &MemberId, req: RefundRequest) -> Result<Answ
             tier: member.tier,
             tier_changed: done.tier_change.is_some(),
         })?;
-        order.order.refunds.push(RefundRecord { refund_id: req.refund_id.clone(), amount: req.amount, clawed_back: done.clawed_back, fingerprint: fingerprint.clone(), answer: answer.body.clone() });
+        order.order.refunds.push(RefundRecord { refund_id: req.refund_id.clone(), amount: req.amount, clawed_back: done.clawed_back, fingerprint: fingerprint.clone(), answer: answer.body.clone(), at: Some(now) });
         let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
         // The order only ever changes together with its member, whose version is checked.
         writes.push(store.put(&order, Some(Cond::present()))?);
         writes.push(store.put(&Receipt::new(id.as_str(), keys::REFUND_SCOPE, &req.refund_id, fingerprint.clone(), answer.status, answer.body.clone(), now), Some(Cond::absent()))?);
         for code in &done.coupons_returned {
-            writes.push(store.return_coupon_write(id.as_str(), code, &req.order_id)?);
+            writes.push(store.return_coupon_write(id.as_str(), code, &req.order_id, now)?);
         }
         if let Some(change) = done.tier_change.clone() {
             tracing::info!(member_id = %id, from = %change.from, to = %change.to, "tier re-decided by a refund");

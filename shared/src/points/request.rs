@@ -206,4 +206,8 @@ pub struct RefundRecord {
     pub clawed_back: i64,
     pub fingerprint: String,
     pub answer: String,
+    /// When it was recorded (the KPIs count it on that day); refunds recorded before this
+    /// field existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
 }

@@ -3,7 +3,7 @@
 
 use super::keys::ItemKey;
 use super::keys::{self, member_pk};
-use super::{to_item, Cond, Store, StoreError};
+use super::{to_attribute, to_item, Cond, Store, StoreError};
 use crate::checkout::Quoted;
 use crate::coupon::Redemption;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
@@ -52,6 +52,9 @@ pub struct CheckoutItem {
     pub answer: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
+    /// When it was confirmed or cancelled (the KPIs count a confirm on that day).
+    #[serde(rename = "finishedAt", default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
     /// Unconfirmed checkouts vanish a while after their hold (TTL); confirmed ones stay.
     #[serde(rename = "expiresAt", default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
@@ -81,6 +84,7 @@ impl CheckoutItem {
             fingerprint,
             answer,
             outcome: None,
+            finished_at: None,
             expires_at: Some(
                 (hold_until + chrono::Duration::days(KEEP_UNCONFIRMED_DAYS)).timestamp(),
             ),
@@ -88,9 +92,15 @@ impl CheckoutItem {
     }
 
     /// The checkout moved to `state` with its answer.
-    pub fn finish(mut self, state: CheckoutState, outcome: Outcome) -> CheckoutItem {
+    pub fn finish(
+        mut self,
+        state: CheckoutState,
+        outcome: Outcome,
+        at: DateTime<Utc>,
+    ) -> CheckoutItem {
         self.state = state;
         self.outcome = Some(outcome);
+        self.finished_at = Some(at);
         if state == CheckoutState::Confirmed {
             self.expires_at = None;
         }
@@ -146,11 +156,14 @@ impl Store {
         member_id: &str,
         code: &str,
         order_id: &str,
+        at: DateTime<Utc>,
     ) -> Result<TransactWriteItem, StoreError> {
-        let update = Cond::new("SET #status = :active REMOVE #redemption")
+        let update = Cond::new("SET #status = :active, #returned = :at REMOVE #redemption")
             .name("#status", "status")
             .name("#redemption", "redemption")
-            .value(":active", AttributeValue::S("active".into()));
+            .name("#returned", "returnedAt")
+            .value(":active", AttributeValue::S("active".into()))
+            .value(":at", to_attribute(&at)?);
         let cond = Cond::new("#redemption.#order = :o")
             .name("#order", "orderId")
             .value(":o", AttributeValue::S(order_id.into()));

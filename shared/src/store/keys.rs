@@ -24,6 +24,10 @@
 //! | `CAMPAIGN#<id>` | `RUN~` / `RUN#<runId>` / `BATCH#<runId>#<batchId>` | campaign definition, runs, counted batches (store/campaign.rs) |
 //! | `SCHEDULED` | `<campaignId>` | campaigns the schedules start |
 //! | `PROGRAM` | `MULTIPLIERS` | campaign multiplier windows |
+//! | `KPI#DAY` | `<YYYY-MM-DD>` / `~TOTAL` | a program day's KPI counters / the running totals (store/kpi.rs) |
+//! | `KPI#GRANT` | `<grant>` | a campaign run's coupon results |
+//! | `KPI#MARK#<marker>` | `#MARK` | a change or fact counted once (TTL) |
+//! | `KPI#TOUCH#<member>` | `#TOUCH` | the issue days of a member's campaign coupons (TTL) |
 
 use crate::contact::ContactDigest;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -232,6 +236,24 @@ pub const REFUND_SCOPE: &str = "refund";
 pub const REWARD_SCOPE: &str = "reward";
 pub const REDEEM_SCOPE: &str = "redeem";
 pub const ACTIVITY_SCOPE: &str = "activity";
+
+/// The KPI items: one partition of days (and the running totals, sorted after every day),
+/// one of grants, and the markers, each its own partition (written once, never read).
+pub const KPI_DAYS_PK: &str = "KPI#DAY";
+pub const KPI_TOTAL_SK: &str = "~TOTAL";
+pub const KPI_GRANTS_PK: &str = "KPI#GRANT";
+pub const KPI_MARK_SK: &str = "#MARK";
+
+pub fn kpi_marker_pk(marker: &str) -> String {
+    format!("KPI#MARK#{marker}")
+}
+
+pub const KPI_TOUCH_SK: &str = "#TOUCH";
+
+/// A member's campaign coupons, by the day each was issued (read when the member buys).
+pub fn kpi_touch_pk(member_id: &str) -> String {
+    format!("KPI#TOUCH#{member_id}")
+}
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,7 @@ pub mod checkout;
 pub mod coupon;
 pub mod issue;
 pub mod keys;
+pub mod kpi;
 pub mod ledger;
 pub mod member;
 pub mod points;

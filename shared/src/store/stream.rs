@@ -132,25 +132,25 @@ pub fn events_of(record: &EventRecord) -> Result<Vec<Event>, StreamError> {
     mapped.map_err(|e| d.error(&e.to_string()))
 }
 
-fn string<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+pub(super) fn string<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     match item.get(name) {
         Some(AttributeValue::S(s)) => Some(s.as_str()),
         _ => None,
     }
 }
 
-struct Decoder<'a> {
-    entity: &'a str,
-    pk: &'a str,
-    sk: &'a str,
+pub(super) struct Decoder<'a> {
+    pub(super) entity: &'a str,
+    pub(super) pk: &'a str,
+    pub(super) sk: &'a str,
 }
 
 impl Decoder<'_> {
-    fn decode<T: DeserializeOwned>(&self, item: &Item) -> Result<T, StreamError> {
+    pub(super) fn decode<T: DeserializeOwned>(&self, item: &Item) -> Result<T, StreamError> {
         serde_dynamo::from_item(item.clone()).map_err(|e| self.error(&e.to_string()))
     }
 
-    fn error(&self, detail: &str) -> StreamError {
+    pub(super) fn error(&self, detail: &str) -> StreamError {
         StreamError::Mapping {
             entity: self.entity.into(),
             pk: self.pk.into(),

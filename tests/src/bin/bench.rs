@@ -445,8 +445,13 @@ async fn events_out_bench(h: &Harness, n: usize) {
     );
     let bus = unique("bench-bus");
     events.create_event_bus().name(&bus).send().await.expect("create the bench bus");
-    let app =
-        events_out::App { events: events.clone(), bus: bus.clone(), tries: 3, concurrency: 4 };
+    let app = events_out::App {
+        events: events.clone(),
+        bus: bus.clone(),
+        tries: 3,
+        concurrency: 4,
+        kpis: None,
+    };
     let now = chrono::Utc::now();
     let rules = &h.env.rules;
     let item = |x: serde_dynamo::Item| serde_json::to_value(x).expect("an item as DynamoDB JSON");
