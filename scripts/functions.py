@@ -183,6 +183,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
         headers = {k: v for k, v in self.headers.items()
                    if k.lower() not in ("host", "connection", "content-length", "transfer-encoding", "keep-alive")}
         is_next = self.command == "GET" and rest.endswith("runtime/invocation/next")
+        conn = None  # unset when cargo lambda cannot be reached at all
         try:
             conn = srv.forward(self.command, f"/.rt/{binary}/{rest}", body, headers)
             if is_next:
@@ -199,7 +200,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
         finally:
             if is_next:
                 with srv.lock:
-                    if srv.waiting.get(binary) is conn:
+                    if conn is not None and srv.waiting.get(binary) is conn:
                         del srv.waiting[binary]
         request_id = resp.getheader("lambda-runtime-aws-request-id") if is_next and resp.status == 200 else None
         if request_id:
