@@ -122,7 +122,7 @@ pub fn events_of(record: &EventRecord) -> Result<Vec<Event>, StreamError> {
         "reward_claim" if inserted => {
             let member = keys::member_id_of(pk)
                 .ok_or_else(|| d.error("a claim outside a member partition"))?;
-            let at = string(new, "at")
+            let at = string(new, "claimedAt")
                 .and_then(|s| s.parse::<DateTime<Utc>>().ok())
                 .unwrap_or(approximate);
             events::claim_events(origin, member, at)
@@ -222,6 +222,15 @@ mod tests {
             redact("invalid type: string \"+8613800138000\", expected i64"),
             "invalid type: string \"…\", expected i64"
         );
+    }
+
+    #[test]
+    fn a_claim_is_published_at_the_time_it_was_claimed() {
+        let claim = json!({"PK": {"S": "MEMBER#m"}, "SK": {"S": "REWARD_CLAIM#rc-1"}, "entity": {"S": "reward_claim"}, "claimedAt": {"S": "2026-11-20T10:00:00Z"}});
+        let events = events_of(&record("INSERT", claim, None)).unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].detail_type, crate::events::DetailType::RewardClaimed);
+        assert_eq!(events[0].time, "2026-11-20T10:00:00Z".parse::<DateTime<Utc>>().unwrap());
     }
 
     #[test]
