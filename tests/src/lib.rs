@@ -388,3 +388,60 @@ pub async fn clone_table_with_stream(h: &Harness, prefix: &str, stream: bool) ->
         .expect("create the table");
     name
 }
+
+/// Runs a campaign's queues to empty in process, as the event source mappings would: each
+/// dispatch message through member-day's dispatcher, each batch through coupon-issue's
+/// worker (which must fail no record), deleting what was handled; `after_each` runs after
+/// every message (a test that publishes as the run goes).
+pub async fn drain_campaign_queues(
+    app: &member_day::App,
+    worker: &coupon_issue::App,
+    sqs: &aws_sdk_sqs::Client,
+    mut after_each: impl AsyncFnMut(),
+) {
+    loop {
+        let mut moved = false;
+        for (queue, dispatch) in
+            [(app.dispatch_queue.clone(), true), (app.campaign_queue.clone(), false)]
+        {
+            let got = sqs
+                .receive_message()
+                .queue_url(&queue)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .unwrap()
+                .messages
+                .unwrap_or_default();
+            for m in got {
+                moved = true;
+                let body = m.body().unwrap_or_default().to_string();
+                if dispatch {
+                    member_day::dispatch::on_message(
+                        app,
+                        &body,
+                        std::time::Instant::now() + std::time::Duration::from_secs(60),
+                    )
+                    .await
+                    .expect("dispatch");
+                } else {
+                    let batch = serde_json::from_value(json!({"Records": [{"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": body, "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs"}]})).unwrap();
+                    assert!(coupon_issue::worker::handle(worker, batch)
+                        .await
+                        .batch_item_failures
+                        .is_empty());
+                }
+                sqs.delete_message()
+                    .queue_url(&queue)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+                after_each().await;
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+}

@@ -454,52 +454,11 @@ async fn a_campaign_run_publishes_its_coupons_and_once_drained_its_counts() {
     );
     assert_eq!(s, 202, "{b}");
     let mut during = Vec::new();
-    loop {
-        let mut moved = false;
-        for (queue, dispatch) in
-            [(app.dispatch_queue.clone(), true), (app.campaign_queue.clone(), false)]
-        {
-            let got = sqs
-                .receive_message()
-                .queue_url(&queue)
-                .max_number_of_messages(10)
-                .send()
-                .await
-                .unwrap()
-                .messages
-                .unwrap_or_default();
-            for m in got {
-                moved = true;
-                let body = m.body().unwrap_or_default().to_string();
-                if dispatch {
-                    member_day::dispatch::on_message(
-                        &app,
-                        &body,
-                        std::time::Instant::now() + std::time::Duration::from_secs(60),
-                    )
-                    .await
-                    .expect("dispatch");
-                } else {
-                    let batch = serde_json::from_value(json!({"Records": [{"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": body, "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs"}]})).unwrap();
-                    assert!(coupon_issue::worker::handle(&worker, batch)
-                        .await
-                        .batch_item_failures
-                        .is_empty());
-                }
-                sqs.delete_message()
-                    .queue_url(&queue)
-                    .receipt_handle(m.receipt_handle().unwrap())
-                    .send()
-                    .await
-                    .unwrap();
-                // Publish as the run goes: a drained run is told once, not at every count.
-                during.extend(w.published().await.0);
-            }
-        }
-        if !moved {
-            break;
-        }
-    }
+    loyalty_tests::drain_campaign_queues(&app, &worker, &sqs, async || {
+        // Publish as the run goes: a drained run is told once, not at every count.
+        during.extend(w.published().await.0);
+    })
+    .await;
     let mut want = vec!["CouponIssued"; 40];
     want.push("CampaignRunDrained");
     assert_eq!(types(&during), sorted(want));

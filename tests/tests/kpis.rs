@@ -158,50 +158,7 @@ async fn run_campaign(w: &World) -> String {
         .await,
     );
     assert_eq!(s, 202, "{b}");
-    loop {
-        let mut moved = false;
-        for (queue, dispatch) in
-            [(app.dispatch_queue.clone(), true), (app.campaign_queue.clone(), false)]
-        {
-            let got = sqs
-                .receive_message()
-                .queue_url(&queue)
-                .max_number_of_messages(10)
-                .send()
-                .await
-                .unwrap()
-                .messages
-                .unwrap_or_default();
-            for m in got {
-                moved = true;
-                let body = m.body().unwrap_or_default().to_string();
-                if dispatch {
-                    member_day::dispatch::on_message(
-                        &app,
-                        &body,
-                        std::time::Instant::now() + std::time::Duration::from_secs(60),
-                    )
-                    .await
-                    .expect("dispatch");
-                } else {
-                    let batch = serde_json::from_value(json!({"Records": [{"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": body, "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs"}]})).unwrap();
-                    assert!(coupon_issue::worker::handle(&worker, batch)
-                        .await
-                        .batch_item_failures
-                        .is_empty());
-                }
-                sqs.delete_message()
-                    .queue_url(&queue)
-                    .receipt_handle(m.receipt_handle().unwrap())
-                    .send()
-                    .await
-                    .unwrap();
-            }
-        }
-        if !moved {
-            break;
-        }
-    }
+    loyalty_tests::drain_campaign_queues(&app, &worker, &sqs, async || {}).await;
     for u in [&app.campaign_queue, &app.dispatch_queue] {
         let _ = sqs.delete_queue().queue_url(u).send().await;
     }
