@@ -31,6 +31,9 @@ pub struct CheckoutRequest {
     pub coupon_codes: Vec<String>,
     #[serde(default)]
     pub points: i64,
+    /// Rebate balance to pay with, in fen.
+    #[serde(default, skip_serializing_if = "Fen::is_zero")]
+    pub rebate: Fen,
 }
 
 /// `POST /members/{id}/checkout-preview` (the member): the same quote, nothing held.
@@ -42,6 +45,8 @@ pub struct PreviewRequest {
     pub coupon_codes: Vec<String>,
     #[serde(default)]
     pub points: i64,
+    #[serde(default)]
+    pub rebate: Fen,
 }
 
 /// `POST /internal/members/{id}/checkouts/{orderId}/confirm`: `paid`, when sent, must be the
@@ -76,17 +81,22 @@ pub struct Quote {
     pub coupon_discount: Fen,
     pub points_used: i64,
     pub points_discount: Fen,
+    /// Rebate balance paying for the order (fen off, one for one).
+    pub rebate_used: Fen,
     pub payable: Fen,
     pub free_shipping: bool,
     /// The most points this order could use now: the per-order cap and the member's
     /// available points, in whole redemption steps.
     pub max_points: i64,
+    /// The most rebate balance this order could use now (cap and available balance).
+    pub max_rebate: Fen,
 }
 
 impl Quote {
-    /// The same money terms (`max_points` may move with the member's balance).
+    /// The same money terms (`max_points` and `max_rebate` move with the member's balances).
     pub fn same_terms(&self, other: &Quote) -> bool {
-        Quote { max_points: 0, ..self.clone() } == Quote { max_points: 0, ..other.clone() }
+        let terms = |q: &Quote| Quote { max_points: 0, max_rebate: Fen::ZERO, ..q.clone() };
+        terms(self) == terms(other)
     }
 }
 
@@ -117,6 +127,12 @@ pub enum CheckoutError {
     InsufficientPoints { available: i64, asked: i64 },
     #[error("points may pay at most {max} points' worth of this order, {asked} asked")]
     PointsOverCap { max: i64, asked: i64 },
+    #[error("rebate must be a non-negative number of fen")]
+    InvalidRebate,
+    #[error("{available} of rebate balance is available (the rest is pending or held by open checkouts), {asked} asked")]
+    InsufficientRebate { available: Fen, asked: Fen },
+    #[error("the rebate balance may pay at most {max} of this order, {asked} asked")]
+    RebateOverCap { max: Fen, asked: Fen },
     #[error("the member already has {0} open checkouts; confirm or cancel one")]
     TooManyOpenCheckouts(u8),
     #[error("the hold expired and the order now prices differently; quote it again")]
@@ -138,6 +154,9 @@ impl CheckoutError {
             CheckoutError::InvalidPoints(_) => "invalid_points",
             CheckoutError::InsufficientPoints { .. } => "insufficient_points",
             CheckoutError::PointsOverCap { .. } => "points_over_cap",
+            CheckoutError::InvalidRebate => "invalid_rebate",
+            CheckoutError::InsufficientRebate { .. } => "insufficient_rebate",
+            CheckoutError::RebateOverCap { .. } => "rebate_over_cap",
             CheckoutError::TooManyOpenCheckouts(_) => "too_many_open_checkouts",
             CheckoutError::QuoteChanged => "quote_changed",
         }
@@ -199,27 +218,49 @@ impl Member {
     pub fn available_points(&self, now: DateTime<Utc>, except: Option<&str>) -> i64 {
         (self.wallet.balance.0 - self.points_on_hold(now, except)).max(0)
     }
+
+    /// Rebate balance the member may spend now: the balance less what open checkouts hold.
+    pub fn available_rebate(&self, now: DateTime<Utc>, except: Option<&str>) -> Fen {
+        let held: i64 = self
+            .live_holds(now)
+            .filter(|h| Some(h.order_id.as_str()) != except)
+            .map(|h| h.rebate)
+            .sum();
+        Fen((self.wallet.rebate.0 - held).max(0))
+    }
 }
 
 fn step_down(points: i64, step: i64) -> i64 {
     points.max(0) / step * step
 }
 
-/// The quote for an order of `amount` using `coupons` (the member's, as read, in the order
-/// asked) and `points`, for order `order_id` (whose own hold, if any, is being replaced).
+/// What a checkout asks to pay with besides money: coupons (the member's, as read, in the
+/// order asked), points and rebate balance (fen).
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    pub coupons: &'a [Coupon],
+    pub points: i64,
+    pub rebate: Fen,
+}
+
+/// The quote for an order of `amount` paid partly with what is `asked`, for order `order_id`
+/// (whose own hold, if any, is being replaced).
 pub fn quote(
     rules: &Rules,
     member: &Member,
     order_id: Option<&str>,
     amount: Fen,
-    coupons: &[Coupon],
-    points_asked: i64,
+    asked: Asked,
     now: DateTime<Utc>,
 ) -> Result<Quote, CheckoutError> {
+    let (coupons, points_asked) = (asked.coupons, asked.points);
     let c = &rules.checkout;
     let step = rules.points.redemption_step.max(1);
     if points_asked < 0 || points_asked % step != 0 {
         return Err(CheckoutError::InvalidPoints(step));
+    }
+    if asked.rebate.0 < 0 {
+        return Err(CheckoutError::InvalidRebate);
     }
     if coupons.len() > c.max_coupons_per_order as usize {
         return Err(CheckoutError::TooManyCoupons(c.max_coupons_per_order));
@@ -243,12 +284,14 @@ pub fn quote(
         coupon_discount: Fen::ZERO,
         points_used: 0,
         points_discount: Fen::ZERO,
+        rebate_used: Fen::ZERO,
         payable: amount,
         free_shipping: false,
         max_points: 0,
+        max_rebate: Fen::ZERO,
     };
     let mut left = amount;
-    for s in &c.apply_order {
+    for s in &c.steps() {
         match s {
             Step::MemberDiscount => {
                 let pct = rules.tier(member.tier).discount_percent as i128;
@@ -295,6 +338,23 @@ pub fn quote(
                 q.points_discount = points::redemption_value(rules, points_asked);
                 left -= q.points_discount;
             }
+            Step::Rebate => {
+                let pct = rules.rebates.max_checkout_percent as i128;
+                let cap = Fen((left.0.max(0) as i128 * pct / 100) as i64);
+                let available = member.available_rebate(now, order_id);
+                q.max_rebate = cap.min(available);
+                if asked.rebate > cap {
+                    return Err(CheckoutError::RebateOverCap { max: cap, asked: asked.rebate });
+                }
+                if asked.rebate > available {
+                    return Err(CheckoutError::InsufficientRebate {
+                        available,
+                        asked: asked.rebate,
+                    });
+                }
+                q.rebate_used = asked.rebate;
+                left -= asked.rebate;
+            }
         }
     }
     q.payable = left;
@@ -319,6 +379,7 @@ pub fn hold(
     member.holds.push(Hold {
         order_id: order_id.to_string(),
         points: q.points_used,
+        rebate: q.rebate_used.0,
         coupons: q.coupons.iter().map(|c| c.code.clone()).collect(),
         until,
     });
@@ -342,7 +403,16 @@ pub struct Quoted {
     pub channel: Channel,
     pub coupons: Vec<Coupon>,
     pub points: i64,
+    /// The rebate balance asked (fen); absent in checkouts quoted before rebates existed.
+    #[serde(default, skip_serializing_if = "Fen::is_zero")]
+    pub rebate: Fen,
     pub quote: Quote,
+}
+
+impl Quoted {
+    pub fn asked(&self) -> Asked<'_> {
+        Asked { coupons: &self.coupons, points: self.points, rebate: self.rebate }
+    }
 }
 
 /// What a confirm did: the ledger entries (points spent, points earned) and the purchase.
@@ -368,15 +438,7 @@ pub fn confirm(
     let order_id = quoted.order_id.as_str();
     let live = member.live_holds(now).any(|h| h.order_id == order_id);
     if !live {
-        let again = quote(
-            rules,
-            member,
-            Some(order_id),
-            quoted.amount,
-            &quoted.coupons,
-            quoted.points,
-            now,
-        )?;
+        let again = quote(rules, member, Some(order_id), quoted.amount, quoted.asked(), now)?;
         if !again.same_terms(&quoted.quote) {
             return Err(CheckoutError::QuoteChanged);
         }
@@ -396,7 +458,30 @@ pub fn confirm(
             points: Points(-q.points_used),
             balance_after: member.wallet.balance,
             pending: Points::ZERO,
+            rebate: Fen::ZERO,
+            rebate_pending: Fen::ZERO,
             reason: format!("{} off order {order_id}", q.points_discount),
+            reference: Some(order_id.to_string()),
+            at: now,
+        });
+    }
+    if q.rebate_used.0 > 0 {
+        // Like held points, a held rebate can be gone by now (a refund's reversal).
+        if member.wallet.rebate < q.rebate_used {
+            return Err(CheckoutError::InsufficientRebate {
+                available: Fen(member.wallet.rebate.0.max(0)),
+                asked: q.rebate_used,
+            });
+        }
+        member.wallet.rebate -= q.rebate_used;
+        entries.push(LedgerEntry {
+            kind: EntryKind::Rebate,
+            points: Points::ZERO,
+            balance_after: member.wallet.balance,
+            pending: Points::ZERO,
+            rebate: -q.rebate_used,
+            rebate_pending: Fen::ZERO,
+            reason: format!("rebate balance paid {} of order {order_id}", q.rebate_used),
             reference: Some(order_id.to_string()),
             at: now,
         });
@@ -425,6 +510,10 @@ pub fn confirm(
         points_spent: q.points_used,
         points_returned: 0,
         spent_from: spent_from.filter(|_| q.points_used > 0),
+        rebate: purchased.rebate,
+        rebate_reversed: Fen::ZERO,
+        rebate_spent: q.rebate_used,
+        rebate_returned: Fen::ZERO,
         coupons: quoted
             .coupons
             .iter()

@@ -1,4 +1,8 @@
 use super::*;
+
+fn ask(coupons: &[Coupon], points: i64) -> Asked<'_> {
+    Asked { coupons, points, rebate: Fen::ZERO }
+}
 use crate::coupon::{CodeKey, CouponStatus, CouponTemplate, Redemption};
 use crate::member::{MemberId, NewMember};
 use crate::points::RefundRequest;
@@ -58,13 +62,13 @@ fn discounts_apply_member_price_then_coupon_then_points_capped_at_half() {
     m.tier = TierCode::Silver;
     let c = coupon("c", off(2_000, 10_000), false);
     // 200.00 CNY: 10% member price → 180.00; 20.00 off → 160.00; points at most 80.00.
-    let q = quote(&r, &m, Some("o1"), Fen(20_000), std::slice::from_ref(&c), 5_000, now()).unwrap();
+    let q = quote(&r, &m, Some("o1"), Fen(20_000), ask(std::slice::from_ref(&c), 5_000), now()).unwrap();
     assert_eq!(
         (q.member_discount, q.coupon_discount, q.points_discount, q.payable),
         (Fen(2_000), Fen(2_000), Fen(5_000), Fen(11_000))
     );
     assert_eq!(q.max_points, 8_000);
-    let err = quote(&r, &m, Some("o1"), Fen(20_000), &[c], 8_100, now()).unwrap_err();
+    let err = quote(&r, &m, Some("o1"), Fen(20_000), ask(&[c], 8_100), now()).unwrap_err();
     assert_eq!(err, CheckoutError::PointsOverCap { max: 8_000, asked: 8_100 });
 }
 
@@ -75,7 +79,7 @@ fn minimum_spend_is_checked_after_the_member_discount() {
     m.tier = TierCode::Gold;
     let c = coupon("c", off(2_000, 10_000), false);
     // 120.00 at 8折 is 96.00: below the 100.00 minimum.
-    let err = quote(&r, &m, None, Fen(12_000), &[c], 0, now()).unwrap_err();
+    let err = quote(&r, &m, None, Fen(12_000), ask(&[c], 0), now()).unwrap_err();
     assert_eq!(err.code(), "below_minimum_spend");
 }
 
@@ -88,7 +92,7 @@ fn the_order_of_steps_is_rules_data() {
     let mut m = member(0);
     m.tier = TierCode::Silver;
     let q =
-        quote(&r, &m, None, Fen(20_000), &[coupon("c", off(2_000, 0), false)], 0, now()).unwrap();
+        quote(&r, &m, None, Fen(20_000), ask(&[coupon("c", off(2_000, 0), false)], 0), now()).unwrap();
     // 200 − 20 = 180, then 10% → 162.
     assert_eq!(
         (q.coupon_discount, q.member_discount, q.payable),
@@ -104,11 +108,11 @@ fn two_coupons_need_both_to_be_stackable() {
     let m = member(0);
     let (a, b) = (coupon("a", off(1_000, 0), true), coupon("b", off(500, 0), false));
     assert_eq!(
-        quote(&r, &m, None, Fen(20_000), &[a.clone(), b], 0, now()).unwrap_err(),
+        quote(&r, &m, None, Fen(20_000), ask(&[a.clone(), b], 0), now()).unwrap_err(),
         CheckoutError::NotStackable
     );
     let c = coupon("c", off(500, 0), true);
-    let q = quote(&r, &m, None, Fen(20_000), &[a, c], 0, now()).unwrap();
+    let q = quote(&r, &m, None, Fen(20_000), ask(&[a, c], 0), now()).unwrap();
     assert_eq!((q.coupon_discount, q.coupons.len()), (Fen(1_500), 2));
     assert_eq!(validate_codes(&r, &["X".into(), "X".into()]), Err(CheckoutError::DuplicateCoupon));
 }
@@ -134,7 +138,7 @@ fn each_unusable_coupon_says_why() {
         (expired, "coupon_expired", 422),
         (gold, "tier_not_eligible", 422),
     ] {
-        let err = quote(&r, &m, None, Fen(20_000), &[c], 0, now()).unwrap_err();
+        let err = quote(&r, &m, None, Fen(20_000), ask(&[c], 0), now()).unwrap_err();
         assert_eq!((err.code(), err.status()), (code, status));
     }
 }
@@ -144,27 +148,27 @@ fn a_hold_keeps_its_coupon_and_points_from_other_orders_until_it_expires() {
     let r = Rules::default();
     let mut m = member(5_000);
     let c = coupon("c", off(1_000, 0), false);
-    let q = quote(&r, &m, Some("o1"), Fen(20_000), std::slice::from_ref(&c), 3_000, now()).unwrap();
+    let q = quote(&r, &m, Some("o1"), Fen(20_000), ask(std::slice::from_ref(&c), 3_000), now()).unwrap();
     let until = hold(&mut m, &r, "o1", &q, now()).unwrap();
     assert_eq!(until, now() + Duration::minutes(15));
     assert_eq!(m.available_points(now(), None), 2_000);
     assert_eq!(
-        quote(&r, &m, Some("o2"), Fen(20_000), std::slice::from_ref(&c), 0, now())
+        quote(&r, &m, Some("o2"), Fen(20_000), ask(std::slice::from_ref(&c), 0), now())
             .unwrap_err()
             .code(),
         "coupon_on_hold"
     );
     assert_eq!(
-        quote(&r, &m, Some("o2"), Fen(20_000), &[], 3_000, now()).unwrap_err().code(),
+        quote(&r, &m, Some("o2"), Fen(20_000), ask(&[], 3_000), now()).unwrap_err().code(),
         "insufficient_points"
     );
     // Re-quoting the same order replaces its hold instead of adding one.
-    let q1 = quote(&r, &m, Some("o1"), Fen(20_000), &[], 5_000, now()).unwrap();
+    let q1 = quote(&r, &m, Some("o1"), Fen(20_000), ask(&[], 5_000), now()).unwrap();
     hold(&mut m, &r, "o1", &q1, now()).unwrap();
     assert_eq!((m.holds.len(), m.available_points(now(), None)), (1, 0));
     // Past `until` the hold holds nothing, without any call.
     assert_eq!(m.available_points(until, None), 5_000);
-    assert!(quote(&r, &m, Some("o2"), Fen(20_000), &[c], 3_000, until).is_ok());
+    assert!(quote(&r, &m, Some("o2"), Fen(20_000), ask(&[c], 3_000), until).is_ok());
 }
 
 #[test]
@@ -172,7 +176,7 @@ fn confirm_spends_the_held_points_and_earns_on_what_was_paid() {
     let r = Rules::from_overrides(r#"{"returnWindowDays":0}"#).unwrap();
     let mut m = member(5_000);
     let c = coupon("c", off(1_000, 0), false);
-    let q = quote(&r, &m, Some("o1"), Fen(20_000), std::slice::from_ref(&c), 3_000, now()).unwrap();
+    let q = quote(&r, &m, Some("o1"), Fen(20_000), ask(std::slice::from_ref(&c), 3_000), now()).unwrap();
     hold(&mut m, &r, "o1", &q, now()).unwrap();
     let quoted = Quoted {
         order_id: "o1".into(),
@@ -181,6 +185,7 @@ fn confirm_spends_the_held_points_and_earns_on_what_was_paid() {
         channel: Channel::Online,
         coupons: vec![c],
         points: 3_000,
+        rebate: Fen::ZERO,
         quote: q,
     };
     let done = confirm(&mut m, &r, &quoted, &[], now(), now()).unwrap();
@@ -198,7 +203,7 @@ fn confirm_spends_the_held_points_and_earns_on_what_was_paid() {
 fn an_expired_hold_is_priced_again_at_confirm() {
     let r = Rules::default();
     let mut m = member(5_000);
-    let q = quote(&r, &m, Some("o1"), Fen(20_000), &[], 3_000, now()).unwrap();
+    let q = quote(&r, &m, Some("o1"), Fen(20_000), ask(&[], 3_000), now()).unwrap();
     hold(&mut m, &r, "o1", &q, now()).unwrap();
     let quoted = Quoted {
         order_id: "o1".into(),
@@ -207,11 +212,12 @@ fn an_expired_hold_is_priced_again_at_confirm() {
         channel: Channel::Online,
         coupons: vec![],
         points: 3_000,
+        rebate: Fen::ZERO,
         quote: q,
     };
     let later = now() + Duration::minutes(20);
     // Another order took the points meanwhile: the confirm says exactly that.
-    let q2 = quote(&r, &m, Some("o2"), Fen(20_000), &[], 3_000, later).unwrap();
+    let q2 = quote(&r, &m, Some("o2"), Fen(20_000), ask(&[], 3_000), later).unwrap();
     let mut other = m.clone();
     hold(&mut other, &r, "o2", &q2, later).unwrap();
     assert_eq!(
@@ -234,7 +240,7 @@ fn refunds_give_back_spent_points_in_proportion_and_coupons_on_a_full_refund() {
     let r = Rules::default();
     let mut m = member(5_000);
     let c = coupon("c", off(1_000, 0), false);
-    let q = quote(&r, &m, Some("o1"), Fen(20_000), std::slice::from_ref(&c), 3_000, now()).unwrap();
+    let q = quote(&r, &m, Some("o1"), Fen(20_000), ask(std::slice::from_ref(&c), 3_000), now()).unwrap();
     let quoted = Quoted {
         order_id: "o1".into(),
         amount: Fen(20_000),
@@ -242,6 +248,7 @@ fn refunds_give_back_spent_points_in_proportion_and_coupons_on_a_full_refund() {
         channel: Channel::Online,
         coupons: vec![c.clone()],
         points: 3_000,
+        rebate: Fen::ZERO,
         quote: q,
     };
     hold(&mut m, &r, "o1", &quoted.quote, now()).unwrap();
@@ -295,11 +302,11 @@ proptest! {
                 Op::Quote(i, with_coupon, p) => if orders[i].is_none() {
                     let coupons: Vec<Coupon> = if with_coupon { vec![c.clone()] } else { vec![] };
                     let id = format!("o{i}");
-                    if let Ok(q) = quote(&r, &m, Some(&id), Fen(20_000), &coupons, p, t) {
+                    if let Ok(q) = quote(&r, &m, Some(&id), Fen(20_000), ask(&coupons, p), t) {
                         if hold(&mut m, &r, &id, &q, t).is_ok() {
                             // A new hold never promises points the balance does not have.
                             prop_assert!(m.points_on_hold(t, None) <= m.wallet.balance.0);
-                            quoted[i] = Some(Quoted { order_id: id, amount: Fen(20_000), currency: "CNY".into(), channel: Channel::Online, coupons, points: p, quote: q });
+                            quoted[i] = Some(Quoted { order_id: id, amount: Fen(20_000), currency: "CNY".into(), channel: Channel::Online, coupons, points: p, rebate: Fen::ZERO, quote: q });
                         }
                     }
                 },

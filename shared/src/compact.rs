@@ -21,6 +21,9 @@ use serde::{Deserialize, Serializer};
 
 /// The version byte that starts every packed list.
 const FORMAT: u8 = 1;
+/// A sourced list whose entries carry a second amount (a pending lot's rebate, in fen) after
+/// the entry; lists without one keep `FORMAT`, so they cost no byte more.
+const FORMAT_EXTRA: u8 = 2;
 
 /// An entry of a dated list: a program-calendar day and an amount (fen or points).
 pub trait Dated: Sized {
@@ -29,10 +32,11 @@ pub trait Dated: Sized {
     fn from_parts(day: NaiveDate, amount: i64) -> Self;
 }
 
-/// A dated entry with a source (a pending lot: the order it waits for).
+/// A dated entry with a source (a pending lot: the order it waits for) and a second amount
+/// (a pending lot's rebate), 0 in most lists.
 pub trait Sourced: Sized {
-    fn parts(&self) -> (&str, NaiveDate, i64);
-    fn from_parts(source: String, day: NaiveDate, amount: i64) -> Self;
+    fn parts(&self) -> (&str, NaiveDate, i64, i64);
+    fn from_parts(source: String, day: NaiveDate, amount: i64, extra: i64) -> Self;
 }
 
 fn epoch_day(d: NaiveDate) -> i64 {
@@ -116,20 +120,24 @@ pub fn unpack<T: Dated>(bytes: &[u8]) -> Option<Vec<T>> {
 }
 
 pub fn pack_sourced<T: Sourced>(list: &[T]) -> Vec<u8> {
-    let mut out = vec![FORMAT];
+    let extra = list.iter().any(|e| e.parts().3 != 0);
+    let mut out = vec![if extra { FORMAT_EXTRA } else { FORMAT }];
     let mut previous = 0;
     for e in list {
-        let (source, day, amount) = e.parts();
+        let (source, day, amount, second) = e.parts();
         put_varint(&mut out, source.len() as u128);
         out.extend_from_slice(source.as_bytes());
         put_entry(&mut out, &mut previous, day, amount);
+        if extra {
+            put_varint(&mut out, zigzag(second));
+        }
     }
     out
 }
 
 pub fn unpack_sourced<T: Sourced>(bytes: &[u8]) -> Option<Vec<T>> {
     let (&format, mut rest) = bytes.split_first()?;
-    if format != FORMAT {
+    if format != FORMAT && format != FORMAT_EXTRA {
         return None;
     }
     let (mut list, mut previous) = (Vec::new(), 0);
@@ -142,7 +150,8 @@ pub fn unpack_sourced<T: Sourced>(bytes: &[u8]) -> Option<Vec<T>> {
         let source = String::from_utf8(source.to_vec()).ok()?;
         rest = tail;
         let (day, amount) = take_entry(&mut rest, &mut previous)?;
-        list.push(T::from_parts(source, day, amount));
+        let second = if format == FORMAT_EXTRA { unzigzag(take_varint(&mut rest)?)? } else { 0 };
+        list.push(T::from_parts(source, day, amount, second));
     }
     Some(list)
 }
@@ -244,13 +253,13 @@ mod tests {
 
         #[test]
         fn any_list_round_trips(entries in prop::collection::vec((0i64..80_000, any::<i64>()), 0..400),
-                                pending in prop::collection::vec(("[a-z0-9:._-]{0,70}", 0i64..80_000, any::<i64>()), 0..20)) {
+                                pending in prop::collection::vec(("[a-z0-9:._-]{0,70}", 0i64..80_000, any::<i64>(), prop_oneof![Just(0i64), any::<i64>()]), 0..20)) {
             let lots: Vec<Lot> = entries.iter().map(|&(d, p)| Lot { earned_on: day(d), points: p }).collect();
             prop_assert_eq!(unpack::<Lot>(&pack(&lots)), Some(lots.clone()));
-            let pending: Vec<PendingLot> = pending.into_iter().map(|(source, d, points)| PendingLot { source, points, release_on: day(d) }).collect();
+            let pending: Vec<PendingLot> = pending.into_iter().map(|(source, d, points, rebate)| PendingLot { source, points, rebate, release_on: day(d) }).collect();
             prop_assert_eq!(unpack_sourced::<PendingLot>(&pack_sourced(&pending)), Some(pending.clone()));
             // Through both stored forms: a DynamoDB item and JSON.
-            let wallet = Wallet { balance: crate::Points(1), lots, pending };
+            let wallet = Wallet { balance: crate::Points(1), lots, pending, rebate: Fen(-3) };
             let item: serde_dynamo::Item = serde_dynamo::to_item(&wallet).unwrap();
             prop_assert_eq!(&serde_dynamo::from_item::<_, Wallet>(item).unwrap(), &wallet);
             let json = serde_json::to_string(&wallet).unwrap();
@@ -266,6 +275,20 @@ mod tests {
         // The format byte, the first day's step (three bytes from 1970), and each day's
         // three-byte amount: the following days cost no day bytes.
         assert_eq!(packed.len(), 1 + 3 + 365 * 3);
+    }
+
+    #[test]
+    fn pending_lots_without_a_rebate_cost_no_byte_for_it() {
+        let lot = |rebate| PendingLot {
+            source: "o-1".into(),
+            points: 250,
+            rebate,
+            release_on: day(20_000),
+        };
+        let (plain, with) = (pack_sourced(&[lot(0)]), pack_sourced(&[lot(500)]));
+        assert_eq!((plain[0], with[0]), (FORMAT, FORMAT_EXTRA));
+        assert_eq!(with.len(), plain.len() + 2);
+        assert_eq!(unpack_sourced::<PendingLot>(&with), Some(vec![lot(500)]));
     }
 
     #[test]

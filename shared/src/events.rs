@@ -47,10 +47,15 @@ pub enum DetailType {
     CheckoutConfirmed,
     RewardClaimed,
     CampaignRunDrained,
+    RebateCredited,
+    RebateAvailable,
+    RebateReversed,
+    RebateSpent,
+    RebateReturned,
 }
 
 impl DetailType {
-    pub const ALL: [DetailType; 17] = [
+    pub const ALL: [DetailType; 22] = [
         DetailType::MemberJoined,
         DetailType::MemberErased,
         DetailType::PointsEarned,
@@ -68,6 +73,11 @@ impl DetailType {
         DetailType::CheckoutConfirmed,
         DetailType::RewardClaimed,
         DetailType::CampaignRunDrained,
+        DetailType::RebateCredited,
+        DetailType::RebateAvailable,
+        DetailType::RebateReversed,
+        DetailType::RebateSpent,
+        DetailType::RebateReturned,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -89,6 +99,11 @@ impl DetailType {
             DetailType::CheckoutConfirmed => "CheckoutConfirmed",
             DetailType::RewardClaimed => "RewardClaimed",
             DetailType::CampaignRunDrained => "CampaignRunDrained",
+            DetailType::RebateCredited => "RebateCredited",
+            DetailType::RebateAvailable => "RebateAvailable",
+            DetailType::RebateReversed => "RebateReversed",
+            DetailType::RebateSpent => "RebateSpent",
+            DetailType::RebateReturned => "RebateReturned",
         }
     }
 
@@ -256,6 +271,8 @@ pub fn points_detail_type(entry: &LedgerEntry) -> Option<DetailType> {
         EntryKind::Returned => DetailType::PointsReturned,
         // Points spent on a reward, or given back by a cancelled gift claim.
         EntryKind::Reward if points < 0 => DetailType::PointsRedeemed,
+        // Moves only the rebate balance (`rebate_detail_type`).
+        EntryKind::Rebate => return None,
         EntryKind::Reward => DetailType::PointsReturned,
         // Earnings: pending inside the return window, available at once otherwise; a
         // referral reward cancelled by its order's refund takes pending points back.
@@ -271,20 +288,60 @@ pub fn points_detail_type(entry: &LedgerEntry) -> Option<DetailType> {
     })
 }
 
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RebateChange<'a> {
+    kind: EntryKind,
+    /// The change to the available rebate balance (fen).
+    rebate: i64,
+    /// The change to the pending rebates (fen).
+    rebate_pending: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reference: Option<&'a str>,
+}
+
+/// The rebate event a ledger entry is, besides its points event: an entry carries the order
+/// rebate its event moved (credited by the purchase, released, reversed, spent, given back).
+pub fn rebate_detail_type(entry: &LedgerEntry) -> Option<DetailType> {
+    if entry.rebate.is_zero() && entry.rebate_pending.is_zero() {
+        return None;
+    }
+    match entry.kind {
+        EntryKind::Purchase => Some(DetailType::RebateCredited),
+        EntryKind::Release => Some(DetailType::RebateAvailable),
+        EntryKind::Refund => Some(DetailType::RebateReversed),
+        EntryKind::Rebate => Some(DetailType::RebateSpent),
+        EntryKind::Returned => Some(DetailType::RebateReturned),
+        _ => None,
+    }
+}
+
 pub fn ledger_events(
     origin: Origin<'_>,
     member_id: &str,
     entry: &LedgerEntry,
 ) -> Result<Vec<Event>, serde_json::Error> {
-    let Some(dt) = points_detail_type(entry) else { return Ok(Vec::new()) };
-    let body = PointsChange {
-        kind: entry.kind,
-        points: entry.points.0,
-        pending: entry.pending.0,
-        balance_after: entry.balance_after.0,
-        reference: entry.reference.as_deref(),
-    };
-    Ok(vec![event(dt, origin, "", Some(member_id), entry.at, &body)?])
+    let mut out = Vec::new();
+    if let Some(dt) = points_detail_type(entry) {
+        let body = PointsChange {
+            kind: entry.kind,
+            points: entry.points.0,
+            pending: entry.pending.0,
+            balance_after: entry.balance_after.0,
+            reference: entry.reference.as_deref(),
+        };
+        out.push(event(dt, origin, "", Some(member_id), entry.at, &body)?);
+    }
+    if let Some(dt) = rebate_detail_type(entry) {
+        let body = RebateChange {
+            kind: entry.kind,
+            rebate: entry.rebate.0,
+            rebate_pending: entry.rebate_pending.0,
+            reference: entry.reference.as_deref(),
+        };
+        out.push(event(dt, origin, "", Some(member_id), entry.at, &body)?);
+    }
+    Ok(out)
 }
 
 pub fn expiry_notice_events(
@@ -581,6 +638,8 @@ mod tests {
             points: Points(points),
             balance_after: Points(500),
             pending: Points(pending),
+            rebate: Fen::ZERO,
+            rebate_pending: Fen::ZERO,
             reason: "r".into(),
             reference: Some("o-1".into()),
             at: "2026-11-27T00:00:00Z".parse().unwrap(),

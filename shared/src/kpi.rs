@@ -37,6 +37,15 @@ pub const POINTS_CLAWED_BACK: &str = "pointsClawedBack";
 pub const POINTS_RETURNED: &str = "pointsReturned";
 /// Σ of every ledger change (available and pending): the day's change of the liability.
 pub const LIABILITY: &str = "liability";
+/// Order rebates (fen): credited by purchases (pending or at once), released after the
+/// return window, reversed by refunds, spent at checkout, given back by refunds; and the
+/// running rebate liability (Σ of every ledger rebate change, available and pending).
+pub const REBATE_CREDITED: &str = "rebateCredited";
+pub const REBATE_RELEASED: &str = "rebateReleased";
+pub const REBATE_REVERSED: &str = "rebateReversed";
+pub const REBATE_SPENT: &str = "rebateSpent";
+pub const REBATE_RETURNED: &str = "rebateReturned";
+pub const REBATE_LIABILITY: &str = "rebateLiability";
 pub const COUPONS_ISSUED: &str = "couponsIssued";
 pub const COUPONS_REDEEMED: &str = "couponsRedeemed";
 pub const COUPONS_RETURNED: &str = "couponsReturned";
@@ -45,6 +54,7 @@ pub const MEMBER_DISCOUNT: &str = "memberDiscount";
 pub const COUPON_DISCOUNT: &str = "couponDiscount";
 pub const POINTS_DISCOUNT: &str = "pointsDiscount";
 pub const POINTS_USED: &str = "pointsUsed";
+pub const REBATE_DISCOUNT: &str = "rebateDiscount";
 pub const REWARDS_CLAIMED: &str = "rewardsClaimed";
 /// On the join day: members who joined that day and placed a first order within 30 / 60 /
 /// 90 days, and what they have paid net of refunds (to date).
@@ -361,6 +371,8 @@ pub struct Discounts {
     pub coupon: Fen,
     pub points: Fen,
     pub points_used: i64,
+    /// Paid with the rebate balance.
+    pub rebate: Fen,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -377,6 +389,19 @@ pub struct Liability {
     pub points: i64,
     /// What the points are worth at the rules' redemption rate, fen.
     pub value: Fen,
+    /// Order rebates owed to members, available and pending, net of rebate debts (fen).
+    pub rebate: Fen,
+}
+
+/// Order rebates of a day or period, in fen.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Rebates {
+    pub credited: Fen,
+    pub released: Fen,
+    pub reversed: Fen,
+    pub spent: Fen,
+    pub returned: Fen,
 }
 
 /// The flows of a day or of the period (sums of days).
@@ -393,6 +418,7 @@ pub struct Flows {
     /// gmv ÷ purchases, fen rounded down; none without purchases.
     pub average_order_value: Option<Fen>,
     pub points: Points,
+    pub rebates: Rebates,
     pub coupons: Coupons,
     pub discounts: Discounts,
     pub rewards_claimed: i64,
@@ -529,6 +555,13 @@ fn flows(c: &Counters) -> Flows {
             clawed_back: get(c, POINTS_CLAWED_BACK),
             returned: get(c, POINTS_RETURNED),
         },
+        rebates: Rebates {
+            credited: Fen(get(c, REBATE_CREDITED)),
+            released: Fen(get(c, REBATE_RELEASED)),
+            reversed: Fen(get(c, REBATE_REVERSED)),
+            spent: Fen(get(c, REBATE_SPENT)),
+            returned: Fen(get(c, REBATE_RETURNED)),
+        },
         coupons: Coupons {
             issued,
             redeemed,
@@ -542,14 +575,20 @@ fn flows(c: &Counters) -> Flows {
             coupon: Fen(get(c, COUPON_DISCOUNT)),
             points: Fen(get(c, POINTS_DISCOUNT)),
             points_used: get(c, POINTS_USED),
+            rebate: Fen(get(c, REBATE_DISCOUNT)),
         },
         rewards_claimed: get(c, REWARDS_CLAIMED),
         tier_moves,
     }
 }
 
-fn liability(points: i64, points_per_cny: i64) -> Liability {
-    Liability { points, value: Fen(points * 100 / points_per_cny.max(1)) }
+fn liability(c: &Counters, points_per_cny: i64) -> Liability {
+    let points = get(c, LIABILITY);
+    Liability {
+        points,
+        value: Fen(points * 100 / points_per_cny.max(1)),
+        rebate: Fen(get(c, REBATE_LIABILITY)),
+    }
 }
 
 fn tiers(c: &Counters) -> BTreeMap<TierCode, i64> {
@@ -595,7 +634,7 @@ pub fn report(
             date: day,
             buyers: get(c, BUYERS),
             flows: flows(c),
-            liability: liability(get(&at_end, LIABILITY), points_per_cny),
+            liability: liability(&at_end, points_per_cny),
             tiers: tiers(&at_end),
         });
         sub_from(&mut at_end, c);
@@ -612,7 +651,7 @@ pub fn report(
     let totals = Totals {
         flows: flows(&sum),
         buyer_days: get(&sum, BUYERS),
-        liability_at_end: liability(get(&running, LIABILITY), points_per_cny),
+        liability_at_end: liability(&running, points_per_cny),
         tiers_at_end: tiers(&running),
     };
     // Months and cohorts: every month the range touches, whole (the days were read from the

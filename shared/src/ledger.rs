@@ -6,12 +6,18 @@
 //! (one lot per source, with its release day), count for nothing, and become an ordinary lot
 //! dated by their release day when it comes, so expiry counts from availability.
 //!
+//! The wallet also holds the member's order rebates (返利), in fen: credited pending on the
+//! order's pending lot (same source, same release day), then added to `rebate`, which orders
+//! may spend at checkout and refunds may take below zero (a debt later rebates pay first).
+//! Rebates do not expire.
+//!
 //! Invariant (checked by `Wallet::is_consistent` and the property tests): a non-negative
 //! balance equals the sum of its lots; a negative balance (a debt) has no lots; pending lots
-//! are positive. The ledger keeps both: Σ entry `points` = balance, Σ entry `pending` = the
-//! pending total.
+//! hold no negative amount and something. The ledger keeps all four: Σ entry `points` =
+//! balance, Σ entry `pending` = the pending total, Σ entry `rebate` = the rebate balance,
+//! Σ entry `rebatePending` = the pending rebates.
 
-use crate::money::Points;
+use crate::money::{Fen, Points};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -33,9 +39,16 @@ pub struct PendingLot {
     pub source: String,
     #[serde(rename = "p")]
     pub points: i64,
+    /// The order's rebate (fen), released with the points.
+    #[serde(rename = "f", default, skip_serializing_if = "is_zero")]
+    pub rebate: i64,
     /// The program day the points become available.
     #[serde(rename = "r")]
     pub release_on: NaiveDate,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
 }
 
 impl crate::compact::Dated for Lot {
@@ -51,11 +64,11 @@ impl crate::compact::Dated for Lot {
 }
 
 impl crate::compact::Sourced for PendingLot {
-    fn parts(&self) -> (&str, NaiveDate, i64) {
-        (&self.source, self.release_on, self.points)
+    fn parts(&self) -> (&str, NaiveDate, i64, i64) {
+        (&self.source, self.release_on, self.points, self.rebate)
     }
-    fn from_parts(source: String, release_on: NaiveDate, points: i64) -> PendingLot {
-        PendingLot { source, points, release_on }
+    fn from_parts(source: String, release_on: NaiveDate, points: i64, rebate: i64) -> PendingLot {
+        PendingLot { source, points, rebate, release_on }
     }
 }
 
@@ -69,6 +82,9 @@ pub struct Wallet {
     pub lots: Vec<Lot>,
     #[serde(default, with = "crate::compact::sourced", skip_serializing_if = "Vec::is_empty")]
     pub pending: Vec<PendingLot>,
+    /// Available order rebates, in fen (negative: a debt).
+    #[serde(default, skip_serializing_if = "Fen::is_zero")]
+    pub rebate: Fen,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -81,8 +97,8 @@ impl Wallet {
     pub fn is_consistent(&self) -> bool {
         let lots: i64 = self.lots.iter().map(|l| l.points).sum();
         let ordered = self.lots.windows(2).all(|w| w[0].earned_on < w[1].earned_on);
-        let positive =
-            self.lots.iter().all(|l| l.points > 0) && self.pending.iter().all(|p| p.points > 0);
+        let positive = self.lots.iter().all(|l| l.points > 0)
+            && self.pending.iter().all(|p| p.points >= 0 && p.rebate >= 0 && p.points + p.rebate > 0);
         ordered
             && positive
             && if self.balance.0 >= 0 { lots == self.balance.0 } else { self.lots.is_empty() }
@@ -116,31 +132,44 @@ impl Wallet {
         self.pending.iter().map(|p| p.points).sum()
     }
 
-    /// Adds points that become available on `release_on`.
-    pub fn add_pending(&mut self, source: &str, points: i64, release_on: NaiveDate) {
-        if points <= 0 {
+    /// Pending rebates, in fen.
+    pub fn pending_rebate(&self) -> Fen {
+        Fen(self.pending.iter().map(|p| p.rebate).sum())
+    }
+
+    /// Adds points and a rebate (fen) that become available on `release_on`.
+    pub fn add_pending(&mut self, source: &str, points: i64, rebate: i64, release_on: NaiveDate) {
+        let (points, rebate) = (points.max(0), rebate.max(0));
+        if points == 0 && rebate == 0 {
             return;
         }
         match self.pending.iter_mut().find(|p| p.source == source) {
-            Some(p) => p.points += points,
-            None => {
-                self.pending.push(PendingLot { source: source.to_string(), points, release_on })
+            Some(p) => {
+                p.points += points;
+                p.rebate += rebate;
             }
+            None => self.pending.push(PendingLot {
+                source: source.to_string(),
+                points,
+                rebate,
+                release_on,
+            }),
         }
     }
 
-    /// Makes the pending lots due on or before `today` available, each as a lot dated by its
-    /// release day. Answers the points released.
-    pub fn release(&mut self, today: NaiveDate) -> i64 {
+    /// Makes the pending lots due on or before `today` available, the points each as a lot
+    /// dated by its release day. Answers (the points, the rebate) released.
+    pub fn release(&mut self, today: NaiveDate) -> (i64, Fen) {
         let (due, keep): (Vec<PendingLot>, Vec<PendingLot>) =
             std::mem::take(&mut self.pending).into_iter().partition(|p| p.release_on <= today);
         self.pending = keep;
-        due.iter()
-            .map(|p| {
-                self.earn(p.points, p.release_on);
-                p.points
-            })
-            .sum()
+        let mut released = (0, Fen::ZERO);
+        for p in due {
+            self.earn(p.points, p.release_on);
+            self.rebate += Fen(p.rebate);
+            released = (released.0 + p.points, released.1 + Fen(p.rebate));
+        }
+        released
     }
 
     /// Cancels up to `points` of `source`'s pending points; answers how many were cancelled.
@@ -148,8 +177,29 @@ impl Wallet {
         let Some(p) = self.pending.iter_mut().find(|p| p.source == source) else { return 0 };
         let cancelled = points.clamp(0, p.points);
         p.points -= cancelled;
-        self.pending.retain(|p| p.points > 0);
+        self.drop_empty_pending();
         cancelled
+    }
+
+    /// Takes back `rebate` of `source`'s: from its pending rebate first, the rest from the
+    /// available balance (a debt if need be). Answers (cancelled while pending, taken back).
+    pub fn reverse_rebate(&mut self, source: &str, rebate: Fen) -> (Fen, Fen) {
+        let rebate = Fen(rebate.0.max(0));
+        let cancelled = match self.pending.iter_mut().find(|p| p.source == source) {
+            Some(p) => {
+                let c = rebate.0.min(p.rebate);
+                p.rebate -= c;
+                Fen(c)
+            }
+            None => Fen::ZERO,
+        };
+        self.drop_empty_pending();
+        self.rebate -= rebate - cancelled;
+        (cancelled, rebate - cancelled)
+    }
+
+    fn drop_empty_pending(&mut self) {
+        self.pending.retain(|p| p.points > 0 || p.rebate > 0);
     }
 
     /// The first day a pending lot is released, if any (the daily sweep's index key).
@@ -251,6 +301,10 @@ pub enum EntryKind {
     /// Points spent on a reward of the catalog (negative), or given back when a gift claim is
     /// cancelled (positive): their sum is what rewards cost.
     Reward,
+    /// Rebate balance spent on an order at checkout (its `rebate` is negative). Rebates
+    /// credited, released, reversed or given back ride on the order's own entry (purchase,
+    /// release, refund, returned): one ledger item per event, whatever it moves.
+    Rebate,
 }
 
 /// One line of a member's points ledger. The balance is always the sum of the entries.
@@ -264,6 +318,12 @@ pub struct LedgerEntry {
     /// The change to the pending points (earned, released or cancelled inside the window).
     #[serde(default, skip_serializing_if = "Points::is_zero")]
     pub pending: Points,
+    /// The change to the available rebate balance, in fen.
+    #[serde(default, skip_serializing_if = "Fen::is_zero")]
+    pub rebate: Fen,
+    /// The change to the pending rebates, in fen.
+    #[serde(default, skip_serializing_if = "Fen::is_zero")]
+    pub rebate_pending: Fen,
     pub reason: String,
     /// What caused it: an order id, refund id, activity ref... (never personal data).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -273,6 +273,9 @@ pub struct Hold {
     pub order_id: String,
     #[serde(rename = "p", default)]
     pub points: i64,
+    /// Rebate balance held, in fen.
+    #[serde(rename = "r", default, skip_serializing_if = "crate::money::is_zero")]
+    pub rebate: i64,
     #[serde(rename = "c", default, skip_serializing_if = "Vec::is_empty")]
     pub coupons: Vec<String>,
     #[serde(rename = "u")]

@@ -20,6 +20,9 @@ pub struct Points(pub i64);
 
 impl Fen {
     pub const ZERO: Fen = Fen(0);
+    pub fn is_zero(&self) -> bool {
+        self.0 == 0
+    }
     /// Whole CNY, rounded down (points are earned per whole yuan).
     pub fn whole_cny(self) -> i64 {
         self.0.div_euclid(100)
@@ -137,4 +140,9 @@ mod tests {
         assert_eq!(Fen(2_000_00).to_string(), "2000.00 CNY");
         assert_eq!(Fen(-5).to_string(), "-0.05 CNY");
     }
+}
+
+/// For `skip_serializing_if` on plain integer amounts.
+pub fn is_zero(v: &i64) -> bool {
+    *v == 0
 }

@@ -34,6 +34,8 @@ pub struct Rules {
     pub member_day: MemberDayRules,
     pub winback: WinbackRules,
     pub checkout: CheckoutRules,
+    #[serde(default)]
+    pub rebates: RebateRules,
     pub limits: LimitRules,
     #[serde(default)]
     pub reports: ReportRules,
@@ -51,6 +53,10 @@ pub struct TierRule {
     pub threshold: Fen,
     pub multiplier: Multiplier,
     pub discount_percent: u8,
+    /// The order rebate (返利) of this tier, in basis points of the paid amount (100 = 1%):
+    /// credited to the member's rebate balance, pending through the return window. Absent: 0.
+    #[serde(default)]
+    pub rebate_basis_points: u16,
     pub birthday_coupon: CouponTemplate,
 }
 
@@ -137,6 +143,21 @@ pub struct CheckoutRules {
     /// Most open (held, unexpired) checkouts a member may have at once.
     pub max_open_checkouts: u8,
     pub apply_order: Vec<Step>,
+}
+
+/// Paying with the rebate balance at checkout (`rebates`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RebateRules {
+    /// The rebate balance may pay at most this percentage of what is left when the rebate
+    /// step runs (0: rebates are never spent at checkout).
+    pub max_checkout_percent: u8,
+}
+
+impl Default for RebateRules {
+    fn default() -> Self {
+        RebateRules { max_checkout_percent: 50 }
+    }
 }
 
 /// Anti-flooding limits (`limits`).
@@ -244,6 +265,11 @@ impl Rules {
             if rule.discount_percent > 100 {
                 return bad(format!("tier {code}: discountPercent must be 0..100"));
             }
+            if rule.rebate_basis_points > MAX_REBATE_BASIS_POINTS {
+                return bad(format!(
+                    "tier {code}: rebateBasisPoints must be 0..{MAX_REBATE_BASIS_POINTS} (at most 20% of an order)"
+                ));
+            }
             rule.birthday_coupon
                 .validate()
                 .map_err(|e| RulesError::Invalid(format!("tier {code} birthday coupon: {e}")))?;
@@ -327,11 +353,17 @@ impl Rules {
         let mut steps = c.apply_order.clone();
         steps.sort();
         steps.dedup();
-        if steps.len() != 3 || c.apply_order.len() != 3 {
+        let named = |s: Step| c.apply_order.contains(&s);
+        if steps.len() != c.apply_order.len()
+            || ![Step::MemberDiscount, Step::Coupons, Step::Points].into_iter().all(named)
+        {
             return bad(
-                "checkout.applyOrder must name member_discount, coupons and points once each"
+                "checkout.applyOrder must name member_discount, coupons and points once each (and rebate at most once)"
                     .into(),
             );
+        }
+        if self.rebates.max_checkout_percent > 100 {
+            return bad("rebates.maxCheckoutPercent must be 0..100".into());
         }
         if !(1..=1000).contains(&self.limits.member_writes_per_minute) {
             return bad("limits.memberWritesPerMinute must be 1..1000".into());
@@ -372,6 +404,23 @@ pub enum Step {
     MemberDiscount,
     Coupons,
     Points,
+    /// The rebate balance; last when `applyOrder` does not name it.
+    Rebate,
+}
+
+/// The largest rebate rate a tier may have, in basis points.
+pub const MAX_REBATE_BASIS_POINTS: u16 = 2000;
+
+impl CheckoutRules {
+    /// The discount steps in order: `applyOrder`, with the rebate step last if it is not named
+    /// (rules written before rebates existed keep their order).
+    pub fn steps(&self) -> Vec<Step> {
+        let mut steps = self.apply_order.clone();
+        if !steps.contains(&Step::Rebate) {
+            steps.push(Step::Rebate);
+        }
+        steps
+    }
 }
 
 #[cfg(test)]

@@ -40,6 +40,12 @@ pub struct ProfileView<'a> {
     pub points_pending: i64,
     pub pending: Vec<PendingPoints>,
     pub expiring_soon: Vec<ExpiringPoints>,
+    /// Order rebates (返利), in fen: the balance (negative: a debt refunds left), what open
+    /// checkouts hold, what may pay an order now, and what is still in the return window.
+    pub rebate: Fen,
+    pub rebate_on_hold: Fen,
+    pub rebate_available: Fen,
+    pub rebate_pending: Fen,
     pub rolling_spend: Fen,
     pub lifetime_spend: Fen,
     pub order_count: u32,
@@ -57,6 +63,8 @@ pub struct ProfileView<'a> {
 #[serde(rename_all = "camelCase")]
 pub struct PendingPoints {
     pub points: i64,
+    /// The rebate (fen) released the same day.
+    pub rebate: Fen,
     pub available_on: NaiveDate,
 }
 
@@ -102,13 +110,19 @@ impl<'a> ProfileView<'a> {
             points_available: member.available_points(now, None),
             points_pending: member.wallet.pending_total(),
             pending: {
-                let mut by_day: std::collections::BTreeMap<NaiveDate, i64> = Default::default();
+                let mut by_day: std::collections::BTreeMap<NaiveDate, (i64, i64)> =
+                    Default::default();
                 for p in &member.wallet.pending {
-                    *by_day.entry(p.release_on).or_default() += p.points;
+                    let day = by_day.entry(p.release_on).or_default();
+                    *day = (day.0 + p.points, day.1 + p.rebate);
                 }
                 by_day
                     .into_iter()
-                    .map(|(available_on, points)| PendingPoints { points, available_on })
+                    .map(|(available_on, (points, rebate))| PendingPoints {
+                        points,
+                        rebate: Fen(rebate),
+                        available_on,
+                    })
                     .collect()
             },
             expiring_soon: member
@@ -117,6 +131,12 @@ impl<'a> ProfileView<'a> {
                 .into_iter()
                 .map(|(expires_on, points)| ExpiringPoints { points, expires_on })
                 .collect(),
+            rebate: member.wallet.rebate,
+            rebate_on_hold: Fen(
+                member.wallet.rebate.0.max(0) - member.available_rebate(now, None).0,
+            ),
+            rebate_available: member.available_rebate(now, None),
+            rebate_pending: member.wallet.pending_rebate(),
             rolling_spend: rolling,
             lifetime_spend: member.lifetime_spend,
             order_count: member.order_count,

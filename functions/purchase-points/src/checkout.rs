@@ -7,6 +7,7 @@ use crate::{live, purchase_side_writes, replay, Answer, App};
 use chrono::{DateTime, Utc};
 use loyalty::calendar::program_date;
 use loyalty::checkout::{
+    Asked,
     self, CheckoutError, CheckoutRequest, ConfirmRequest, PreviewRequest, Quote, Quoted,
 };
 use loyalty::coupon::{self, Coupon, RedeemError, Redemption};
@@ -62,6 +63,7 @@ struct Held<'a> {
     #[serde(flatten)]
     quote: &'a Quote,
     points_available: i64,
+    rebate_available: loyalty::Fen,
 }
 
 /// Quote and hold: the order's coupons and points are held for it until `holdUntil`. The same
@@ -106,16 +108,9 @@ pub async fn quote(app: &App, id: &MemberId, req: CheckoutRequest) -> Result<Ans
             let read_version = member.version;
             member.version += 1;
             let entries: Vec<LedgerEntry> = points::settle(&mut member, rules, today, now);
-            let q = checkout::quote(
-                rules,
-                &member,
-                Some(&req.order_id),
-                req.amount,
-                &coupons,
-                req.points,
-                now,
-            )
-            .map_err(refused)?;
+            let asked = Asked { coupons: &coupons, points: req.points, rebate: req.rebate };
+            let q = checkout::quote(rules, &member, Some(&req.order_id), req.amount, asked, now)
+                .map_err(refused)?;
             let until =
                 checkout::hold(&mut member, rules, &req.order_id, &q, now).map_err(refused)?;
             let answer = Answer::created(&Held {
@@ -124,6 +119,7 @@ pub async fn quote(app: &App, id: &MemberId, req: CheckoutRequest) -> Result<Ans
                 hold_until: until,
                 quote: &q,
                 points_available: member.available_points(now, None),
+                rebate_available: member.available_rebate(now, None),
             })?;
             let quoted = Quoted {
                 order_id: req.order_id.clone(),
@@ -132,6 +128,7 @@ pub async fn quote(app: &App, id: &MemberId, req: CheckoutRequest) -> Result<Ans
                 channel: req.channel,
                 coupons,
                 points: req.points,
+                rebate: req.rebate,
                 quote: q,
             };
             let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
@@ -372,6 +369,7 @@ struct Preview<'a> {
     #[serde(flatten)]
     quote: &'a Quote,
     points_available: i64,
+    rebate_available: loyalty::Fen,
 }
 
 /// The member's read-only preview: the same pricing, nothing held or written. The amount is
@@ -386,7 +384,14 @@ pub async fn preview(app: &App, id: &MemberId, req: PreviewRequest) -> Result<An
     let coupons = coupons_read(&mut read, &req.coupon_codes)?;
     // Lots due to expire today are not spendable, as the next write would expire them.
     points::settle(&mut member, rules, program_date(rules.time_zone, now), now);
-    let q = checkout::quote(rules, &member, None, req.amount, &coupons, req.points, now)
-        .map_err(refused)?;
-    Answer::with(200, &Preview { quote: &q, points_available: member.available_points(now, None) })
+    let asked = Asked { coupons: &coupons, points: req.points, rebate: req.rebate };
+    let q = checkout::quote(rules, &member, None, req.amount, asked, now).map_err(refused)?;
+    Answer::with(
+        200,
+        &Preview {
+            quote: &q,
+            points_available: member.available_points(now, None),
+            rebate_available: member.available_rebate(now, None),
+        },
+    )
 }

@@ -28,6 +28,8 @@ use serde::Serialize;
 struct Purchased<'a> {
     order_id: &'a str,
     points_earned: i64,
+    /// The order's rebate (fen) at the member's tier rate, pending like the points.
+    rebate_earned: loyalty::Fen,
     /// The day the earned points leave the return window and can be spent.
     available_on: NaiveDate,
     points: i64,
@@ -58,10 +60,11 @@ pub async fn purchase(app: &App, id: &MemberId, req: PurchaseRequest) -> Result<
         let mut entries: Vec<LedgerEntry> = points::settle(&mut member, rules, today, now);
         let p = points::apply_purchase(&mut member, rules, &req, &read.windows, now);
         entries.push(p.entry.clone());
-        let answer = Answer::created(&Purchased { order_id: &req.order_id, points_earned: p.points, available_on: p.release_on, points: member.wallet.balance.0, tier: member.tier, tier_changed: p.tier_change.is_some() })?;
+        let answer = Answer::created(&Purchased { order_id: &req.order_id, points_earned: p.points, rebate_earned: p.rebate, available_on: p.release_on, points: member.wallet.balance.0, tier: member.tier, tier_changed: p.tier_change.is_some() })?;
         let day = program_date(rules.time_zone, req.occurred_at).min(today);
         let mut order = OrderRecord::purchase(&req, p.points, day, fingerprint.clone(), answer.body.clone());
         order.recorded_at = Some(now);
+        order.rebate = p.rebate;
         let (side, rewarded) = purchase_side_writes(app, id, &member, &p, today, now).await?;
         order.referral_to = rewarded;
         let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
@@ -168,9 +171,15 @@ struct Refunded<'a> {
     pending_cancelled: i64,
     /// Points the order spent at checkout, given back in proportion to the refund.
     points_returned: i64,
+    /// The order's rebate taken back (fen): pending first, then from the balance.
+    rebate_reversed: loyalty::Fen,
+    /// Rebate balance the order spent, given back in proportion to the refund (fen).
+    rebate_returned: loyalty::Fen,
     /// Coupons given back (a full refund, while they are still valid).
     coupons_returned: &'a [String],
     points: i64,
+    /// The available rebate balance after the refund (fen; negative: a debt).
+    rebate: loyalty::Fen,
     /// The tier after the refund: spend it was reached with may be gone.
     tier: loyalty::TierCode,
     tier_changed: bool,
@@ -212,12 +221,15 @@ pub async fn refund(app: &App, id: &MemberId, req: RefundRequest) -> Result<Answ
             points_clawed_back: done.clawed_back,
             pending_cancelled: done.pending_cancelled,
             points_returned: done.points_returned,
+            rebate_reversed: done.rebate_reversed,
+            rebate_returned: done.rebate_returned,
             coupons_returned: &done.coupons_returned,
             points: member.wallet.balance.0,
+            rebate: member.wallet.rebate,
             tier: member.tier,
             tier_changed: done.tier_change.is_some(),
         })?;
-        order.order.refunds.push(RefundRecord { refund_id: req.refund_id.clone(), amount: req.amount, clawed_back: done.clawed_back, fingerprint: fingerprint.clone(), answer: answer.body.clone(), at: Some(now) });
+        order.order.refunds.push(RefundRecord { refund_id: req.refund_id.clone(), amount: req.amount, clawed_back: done.clawed_back, rebate_reversed: done.rebate_reversed, fingerprint: fingerprint.clone(), answer: answer.body.clone(), at: Some(now) });
         let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
         // The order only ever changes together with its member, whose version is checked.
         writes.push(store.put(&order, Some(Cond::present()))?);

@@ -204,6 +204,8 @@ fn welcome_entry(
         points: Points(points),
         balance_after: member.wallet.balance,
         pending: Points::ZERO,
+        rebate: loyalty::Fen::ZERO,
+        rebate_pending: loyalty::Fen::ZERO,
         reason: "welcome points for joining".into(),
         reference: None,
         at: now,

@@ -3,7 +3,7 @@
 use crate::calendar::program_date;
 use crate::ledger::{EntryKind, LedgerEntry};
 use crate::member::{ActivityDay, Member};
-use crate::money::Points;
+use crate::money::{Fen, Points};
 use crate::rules::Rules;
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -70,6 +70,8 @@ pub fn apply_activity(
         points: Points(points),
         balance_after: member.wallet.balance,
         pending: Points::ZERO,
+        rebate: Fen::ZERO,
+        rebate_pending: Fen::ZERO,
         reason: what.into(),
         reference: Some(reference.to_string()),
         at: now,

@@ -87,26 +87,39 @@ pub fn purchase_points(
     p.min(i64::MAX as i128) as i64
 }
 
-/// Earns `points` from `source` earned on `day`: pending until the return window ends, or at
-/// once when it already has (a late order event, a window of 0 days). Answers the entry's
-/// (available, pending) changes.
+/// What an order or a referral earns: points and an order rebate (fen).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Earned {
+    points: i64,
+    rebate: i64,
+}
+
+/// Earns `e` from `source` earned on `day`: pending until the return window ends, or at once
+/// when it already has (a late order event, a window of 0 days). Answers the entry's changes:
+/// (points available, points pending, rebate available, rebate pending).
 fn earn_kept(
     member: &mut Member,
     rules: &Rules,
     source: &str,
-    points: i64,
+    e: Earned,
     day: NaiveDate,
     today: NaiveDate,
-) -> (Points, Points) {
+) -> (Points, Points, Fen, Fen) {
     let release_on = release_day(rules, day);
     if release_on <= today {
         let before = member.wallet.balance;
-        member.wallet.earn(points, release_on);
-        (member.wallet.balance - before, Points::ZERO)
+        member.wallet.earn(e.points, release_on);
+        member.wallet.rebate += Fen(e.rebate.max(0));
+        (member.wallet.balance - before, Points::ZERO, Fen(e.rebate.max(0)), Fen::ZERO)
     } else {
-        member.wallet.add_pending(source, points, release_on);
-        (Points::ZERO, Points(points.max(0)))
+        member.wallet.add_pending(source, e.points, e.rebate, release_on);
+        (Points::ZERO, Points(e.points.max(0)), Fen::ZERO, Fen(e.rebate.max(0)))
     }
+}
+
+/// The order rebate of `paid` at a tier's rate (basis points), rounded down to the fen.
+pub fn order_rebate(paid: Fen, basis_points: u16) -> Fen {
+    Fen((paid.0.max(0) as i128 * basis_points as i128 / 10_000) as i64)
 }
 
 /// Adds (or, negative, removes) qualifying spend on `day`, keeping only the days inside the
@@ -136,6 +149,8 @@ pub fn record_spend(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Purchased {
     pub points: i64,
+    /// The order rebate credited (fen), at the tier the member had when ordering.
+    pub rebate: Fen,
     pub entry: LedgerEntry,
     pub tier_change: Option<TierChange>,
     /// The member's first recorded purchase (the referral reward's trigger).
@@ -164,7 +179,10 @@ pub fn apply_purchase(
         rules.tier(member.tier).multiplier,
         campaign,
     );
-    let (available, pending) = earn_kept(member, rules, &req.order_id, points, day, today);
+    let rebate = order_rebate(req.amount, rules.tier(member.tier).rebate_basis_points);
+    let earned = Earned { points, rebate: rebate.0 };
+    let (available, pending, rebate_now, rebate_pending) =
+        earn_kept(member, rules, &req.order_id, earned, day, today);
     record_spend(member, day, req.amount, today, rules.tier_window_days);
     member.lifetime_spend += req.amount;
     let first_purchase = member.order_count == 0;
@@ -195,11 +213,20 @@ pub fn apply_purchase(
         points: available,
         balance_after: member.wallet.balance,
         pending,
+        rebate: rebate_now,
+        rebate_pending,
         reason,
         reference: Some(req.order_id.clone()),
         at: now,
     };
-    Purchased { points, entry, tier_change, first_purchase, release_on: release_day(rules, day) }
+    Purchased {
+        points,
+        rebate,
+        entry,
+        tier_change,
+        first_purchase,
+        release_on: release_day(rules, day),
+    }
 }
 
 /// The pending-lot source of the referral reward for `new_member`.
@@ -219,13 +246,16 @@ pub fn apply_referral(
     let points = rules.referral.referrer_points;
     let today = program_date(rules.time_zone, now);
     let day = release_on - Duration::days(rules.return_window_days as i64);
-    let (available, pending) =
-        earn_kept(referrer, rules, &referral_source(new_member), points, day, today);
+    let earned = Earned { points, rebate: 0 };
+    let (available, pending, _, _) =
+        earn_kept(referrer, rules, &referral_source(new_member), earned, day, today);
     LedgerEntry {
         kind: EntryKind::Referral,
         points: available,
         balance_after: referrer.wallet.balance,
         pending,
+        rebate: Fen::ZERO,
+        rebate_pending: Fen::ZERO,
         reason: "a member you referred made their first purchase".into(),
         reference: Some(new_member.to_string()),
         at: now,
@@ -245,6 +275,8 @@ pub fn cancel_referral(
         points: Points::ZERO,
         balance_after: referrer.wallet.balance,
         pending: Points(-cancelled),
+        rebate: Fen::ZERO,
+        rebate_pending: Fen::ZERO,
         reason: "the referred member's first order was returned: the reward is cancelled".into(),
         // Not the reward's own reference: an entry's key is (time, kind, reference).
         reference: Some(format!("{new_member}:returned")),

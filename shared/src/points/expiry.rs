@@ -3,7 +3,7 @@
 
 use crate::ledger::{EntryKind, LedgerEntry};
 use crate::member::Member;
-use crate::money::Points;
+use crate::money::{Fen, Points};
 use crate::rules::Rules;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
@@ -21,6 +21,8 @@ pub fn expire(
         points: Points(-expired),
         balance_after: member.wallet.balance,
         pending: Points::ZERO,
+        rebate: Fen::ZERO,
+        rebate_pending: Fen::ZERO,
         reason: format!(
             "points earned on or before {} expired",
             today - Duration::days(rules.points.expiry_days as i64)
@@ -64,13 +66,15 @@ pub fn expiry_notices(
 /// Makes the pending points whose return window has ended available; answers the ledger
 /// entry. Dated two microseconds before `now`: it sorts before the expiry and the operation.
 pub fn release(member: &mut Member, today: NaiveDate, now: DateTime<Utc>) -> Option<LedgerEntry> {
-    let released = member.wallet.release(today);
-    (released > 0).then(|| LedgerEntry {
+    let (released, rebate) = member.wallet.release(today);
+    (released > 0 || rebate.0 > 0).then(|| LedgerEntry {
         kind: EntryKind::Release,
         points: Points(released),
         balance_after: member.wallet.balance,
         pending: Points(-released),
-        reason: "the return window ended: pending points are available".into(),
+        rebate,
+        rebate_pending: -rebate,
+        reason: "the return window ended: pending points and rebates are available".into(),
         reference: Some(format!("release-{today}")),
         at: now - Duration::microseconds(2),
     })

@@ -46,6 +46,10 @@ pub struct Refunded {
     /// Of those, how many were still pending (cancelled, never a debt).
     pub pending_cancelled: i64,
     pub points_returned: i64,
+    /// The order's rebate taken back (fen): cancelled while pending, else from the balance.
+    pub rebate_reversed: Fen,
+    /// Rebate balance the order spent, given back (fen).
+    pub rebate_returned: Fen,
     pub coupons_returned: Vec<String>,
     pub entries: Vec<LedgerEntry>,
     /// The tier the refund re-decided (spend that reached it was refunded).
@@ -81,19 +85,27 @@ pub fn apply_refund(
     let recorded_at = order.recorded_at.unwrap_or(order.occurred_at);
     let tier_change =
         tier::redecide_after_refund(member, rules, order.day, recorded_at, req.amount, now);
+    // The rebate goes back by the same cumulative share (pending first, then a debt).
+    let (rebate_back, _) = clawback(order.rebate.0, order.paid, before, req.amount)?;
+    order.rebate_reversed += Fen(rebate_back);
+    let (rebate_cancelled, rebate_taken) =
+        member.wallet.reverse_rebate(&order.order_id, Fen(rebate_back));
     let mut out = Refunded {
         clawed_back: claw,
         pending_cancelled: cancelled,
+        rebate_reversed: Fen(rebate_back),
         tier_change,
         full: order.refunded == order.paid,
         ..Default::default()
     };
-    if claw > 0 {
+    if claw > 0 || rebate_back > 0 {
         out.entries.push(LedgerEntry {
             kind: EntryKind::Refund,
             points: Points(-(claw - cancelled)),
             balance_after: member.wallet.balance,
             pending: Points(-cancelled),
+            rebate: -rebate_taken,
+            rebate_pending: -rebate_cancelled,
             reason: format!("refund {} of order {}", req.amount, req.order_id),
             reference: Some(req.refund_id.clone()),
             at: now,
@@ -101,17 +113,23 @@ pub fn apply_refund(
     }
     // The same cumulative share as the clawback: parts add up to exactly what was spent.
     let (returned, _) = clawback(order.points_spent, order.paid, before, req.amount)?;
-    if returned > 0 {
+    let (rebate_returned, _) = clawback(order.rebate_spent.0, order.paid, before, req.amount)?;
+    if returned > 0 || rebate_returned > 0 {
         order.points_returned += returned;
+        order.rebate_returned += Fen(rebate_returned);
         member.wallet.earn(returned, order.spent_from.unwrap_or(order.day));
+        member.wallet.rebate += Fen(rebate_returned);
         out.points_returned = returned;
+        out.rebate_returned = Fen(rebate_returned);
         out.entries.push(LedgerEntry {
             kind: EntryKind::Returned,
             points: Points(returned),
             balance_after: member.wallet.balance,
             pending: Points::ZERO,
+            rebate: Fen(rebate_returned),
+            rebate_pending: Fen::ZERO,
             reason: format!(
-                "points spent on order {} given back by refund {}",
+                "points and rebate spent on order {} given back by refund {}",
                 req.order_id, req.amount
             ),
             reference: Some(req.refund_id.clone()),
@@ -152,6 +170,8 @@ pub fn apply_redemption(
         points: Points(-points),
         balance_after: member.wallet.balance,
         pending: Points::ZERO,
+        rebate: Fen::ZERO,
+        rebate_pending: Fen::ZERO,
         reason: format!("redeemed for {} off", redemption_value(rules, points)),
         reference: Some(reference.to_string()),
         at: now,

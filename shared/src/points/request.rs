@@ -6,7 +6,6 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Most refunds one order may carry (each is kept on the order item).
-/// Most refunds one order may carry (each is kept on the order item).
 pub const MAX_REFUNDS_PER_ORDER: usize = 100;
 
 /// Why a points request is refused although it is well-formed (422, with a stable code).
@@ -140,6 +139,16 @@ pub struct OrderRecord {
     /// refund never lengthens a point's life.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spent_from: Option<NaiveDate>,
+    /// The order's rebate (fen) and how much of it refunds have taken back so far.
+    #[serde(default, skip_serializing_if = "Fen::is_zero")]
+    pub rebate: Fen,
+    #[serde(default, skip_serializing_if = "Fen::is_zero")]
+    pub rebate_reversed: Fen,
+    /// Rebate balance the order spent at checkout, and how much refunds gave back.
+    #[serde(default, skip_serializing_if = "Fen::is_zero")]
+    pub rebate_spent: Fen,
+    #[serde(default, skip_serializing_if = "Fen::is_zero")]
+    pub rebate_returned: Fen,
     /// Coupons the order redeemed at checkout.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub coupons: Vec<UsedCoupon>,
@@ -190,6 +199,10 @@ impl OrderRecord {
             points_spent: 0,
             points_returned: 0,
             spent_from: None,
+            rebate: Fen::ZERO,
+            rebate_reversed: Fen::ZERO,
+            rebate_spent: Fen::ZERO,
+            rebate_returned: Fen::ZERO,
             coupons: Vec::new(),
             coupons_returned: false,
             recorded_at: None,
@@ -204,6 +217,9 @@ pub struct RefundRecord {
     pub refund_id: String,
     pub amount: Fen,
     pub clawed_back: i64,
+    /// The rebate (fen) it took back.
+    #[serde(default, skip_serializing_if = "Fen::is_zero")]
+    pub rebate_reversed: Fen,
     pub fingerprint: String,
     pub answer: String,
     /// When it was recorded (the KPIs count it on that day); refunds recorded before this

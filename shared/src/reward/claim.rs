@@ -3,7 +3,7 @@
 use crate::calendar::program_date;
 use crate::ledger::{EntryKind, LedgerEntry};
 use crate::member::Member;
-use crate::money::Points;
+use crate::money::{Fen, Points};
 use crate::rules::Rules;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -214,6 +214,8 @@ pub fn claim(
         points: Points(-reward.price),
         balance_after: member.wallet.balance,
         pending: Points::ZERO,
+        rebate: Fen::ZERO,
+        rebate_pending: Fen::ZERO,
         reason: format!("reward {}: {}", reward.reward_id, reward.name),
         reference: Some(claim_id.to_string()),
         at: now,
@@ -303,6 +305,8 @@ pub fn cancel(
         points: Points(claim.price),
         balance_after: member.wallet.balance,
         pending: Points::ZERO,
+        rebate: Fen::ZERO,
+        rebate_pending: Fen::ZERO,
         reason: format!("gift claim {} cancelled: its points are given back", claim.claim_id),
         reference: Some(format!("{}:cancelled", claim.claim_id)),
         at: now,
@@ -316,6 +320,8 @@ pub fn cancel(
             points: Points(-expired),
             balance_after: member.wallet.balance,
             pending: Points::ZERO,
+            rebate: Fen::ZERO,
+            rebate_pending: Fen::ZERO,
             reason: "points given back had already reached the end of their life".into(),
             reference: Some(format!("expiry-{today}:{}", claim.claim_id)),
             at: now + Duration::microseconds(1),

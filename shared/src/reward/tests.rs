@@ -239,10 +239,11 @@ fn points_held_by_a_checkout_or_pending_do_not_pay_for_a_reward() {
     let rules = Rules::default();
     let reward = gift(500).validate("r-1".into(), &rules, now).unwrap();
     let mut m = member(600, TierCode::Regular);
-    m.wallet.add_pending("o-1", 10_000, NaiveDate::from_ymd_opt(2026, 12, 4).unwrap());
+    m.wallet.add_pending("o-1", 10_000, 0, NaiveDate::from_ymd_opt(2026, 12, 4).unwrap());
     m.holds.push(crate::member::Hold {
         order_id: "o-2".into(),
         points: 200,
+        rebate: 0,
         coupons: vec![],
         until: now + Duration::minutes(10),
     });

@@ -7,7 +7,7 @@
 //! | `member` | MODIFY | erased (and out of its tier's count) when this write erased it; the first order's cohort windows; the spend change of its join-day cohort |
 //! | `order` | INSERT | a purchase and its paid amount (GMV) on the order's day; buyers of the day, of the month, repeat buyers of the month |
 //! | `order` | MODIFY | each refund this write added, and its amount |
-//! | `ledger` | INSERT | points earned / pending / released / redeemed / expired / clawed back / returned; the liability |
+//! | `ledger` | INSERT | points earned / pending / released / redeemed / expired / clawed back / returned; rebates credited / released / reversed / spent / returned; the points and rebate liabilities |
 //! | `tier_change` | INSERT | the move from → to, and the tiers' counts |
 //! | `coupon` | INSERT / MODIFY | issued / redeemed / returned, by grant family, and the campaign grant's results |
 //! | `checkout` | MODIFY | a confirmed checkout's discounts, and the GMV of its coupons' grants |
@@ -170,6 +170,20 @@ pub fn bumps_of(record: &EventRecord, tz: Tz) -> Result<Vec<Bump>, StreamError> 
                 Some(DetailType::PointsReturned) => b.day(when, kpi::POINTS_RETURNED, points),
                 _ => b,
             };
+            let (rebate, rebate_pending) = (e.rebate.0, e.rebate_pending.0);
+            b = b.running(when, kpi::REBATE_LIABILITY, rebate + rebate_pending);
+            b = match events::rebate_detail_type(e) {
+                Some(DetailType::RebateCredited) => {
+                    b.day(when, kpi::REBATE_CREDITED, rebate + rebate_pending)
+                }
+                Some(DetailType::RebateAvailable) => b.day(when, kpi::REBATE_RELEASED, rebate),
+                Some(DetailType::RebateReversed) => {
+                    b.day(when, kpi::REBATE_REVERSED, -(rebate + rebate_pending))
+                }
+                Some(DetailType::RebateSpent) => b.day(when, kpi::REBATE_SPENT, -rebate),
+                Some(DetailType::RebateReturned) => b.day(when, kpi::REBATE_RETURNED, rebate),
+                _ => b,
+            };
             out.push(b);
         }
         "tier_change" if inserted => {
@@ -254,7 +268,8 @@ pub fn bumps_of(record: &EventRecord, tz: Tz) -> Result<Vec<Bump>, StreamError> 
                     .day(when, kpi::MEMBER_DISCOUNT, q.member_discount.0)
                     .day(when, kpi::COUPON_DISCOUNT, q.coupon_discount.0)
                     .day(when, kpi::POINTS_DISCOUNT, q.points_discount.0)
-                    .day(when, kpi::POINTS_USED, q.points_used);
+                    .day(when, kpi::POINTS_USED, q.points_used)
+                    .day(when, kpi::REBATE_DISCOUNT, q.rebate_used.0);
                 let grants: BTreeMap<&str, NaiveDate> = item
                     .quoted
                     .coupons

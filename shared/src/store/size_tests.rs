@@ -62,6 +62,7 @@ fn largest(rules: &Rules) -> Member {
             .map(|n| Lot { earned_on: today - Duration::days(lot_days - 1 - n), points: huge })
             .collect(),
         pending: Vec::new(),
+        rebate: Fen(huge),
     };
     let spend_days = rules.tier_window_days as i64 + 1;
     m.spend_days = (0..spend_days)
@@ -80,6 +81,7 @@ fn largest(rules: &Rules) -> Member {
         .map(|i| Hold {
             order_id: format!("{i:0>128}"),
             points: i64::MAX,
+            rebate: i64::MAX,
             coupons: vec!["C".repeat(16); rules.checkout.max_coupons_per_order as usize],
             until: now(),
         })
@@ -157,6 +159,8 @@ fn a_year_of_daily_purchases_fits_in_three_kilobytes() {
         .map(|n| PendingLot {
             source: format!("2026112700{n:04}"),
             points: 300,
+            // The tier's rebate: 2% of a 150 CNY order.
+            rebate: 300,
             release_on: today + Duration::days(n + 1),
         })
         .collect();
@@ -179,9 +183,14 @@ fn each_pending_order_costs_its_id_and_a_few_bytes() {
     let before = size(&m, &rules);
     let today = NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
     for n in 0..100 {
-        m.wallet.add_pending(&format!("{n:0>64}"), 1_000_000, today + Duration::days(7));
+        m.wallet.add_pending(
+            &format!("{n:0>64}"),
+            1_000_000,
+            300_000,
+            today + Duration::days(7),
+        );
     }
     let per_order = (size(&m, &rules) - before) as f64 / 100.0;
-    // The id, its length, the points and (for a new release day) the step.
-    assert!(per_order <= 64.0 + 8.0, "{per_order} bytes per pending order");
+    // The id, its length, the points, the rebate and (for a new release day) the step.
+    assert!(per_order <= 64.0 + 11.0, "{per_order} bytes per pending order");
 }

@@ -159,6 +159,8 @@ pub struct TierChange {
 pub struct Benefits<'a> {
     pub points_multiplier: crate::money::Multiplier,
     pub member_discount_percent: u8,
+    /// The order rebate, in basis points of the paid amount (100 = 1%).
+    pub rebate_basis_points: u16,
     pub birthday_coupon: &'a crate::coupon::CouponTemplate,
 }
 
@@ -166,6 +168,7 @@ pub fn benefits(rule: &TierRule) -> Benefits<'_> {
     Benefits {
         points_multiplier: rule.multiplier,
         member_discount_percent: rule.discount_percent,
+        rebate_basis_points: rule.rebate_basis_points,
         birthday_coupon: &rule.birthday_coupon,
     }
 }

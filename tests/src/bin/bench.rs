@@ -466,6 +466,8 @@ async fn events_out_bench(h: &Harness, n: usize) {
             points: loyalty::Points(0),
             balance_after: loyalty::Points(0),
             pending: loyalty::Points(150),
+            rebate: loyalty::Fen::ZERO,
+            rebate_pending: loyalty::Fen::ZERO,
             reason: "purchase 150.00 CNY".into(),
             reference: Some(format!("o-{i}")),
             at: now,
