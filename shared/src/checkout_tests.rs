@@ -1,8 +1,4 @@
 use super::*;
-
-fn ask(coupons: &[Coupon], points: i64) -> Asked<'_> {
-    Asked { coupons, points, rebate: Fen::ZERO }
-}
 use crate::coupon::{CodeKey, CouponStatus, CouponTemplate, Redemption};
 use crate::member::{MemberId, NewMember};
 use crate::points::RefundRequest;
@@ -35,6 +31,10 @@ fn member(points: i64) -> Member {
     );
     m.wallet.earn(points, NaiveDate::from_ymd_opt(2026, 11, 1).unwrap());
     m
+}
+
+fn ask(coupons: &[Coupon], points: i64) -> Asked<'_> {
+    Asked { coupons, points, rebate: Fen::ZERO }
 }
 
 fn coupon(grant: &str, offer: Offer, stackable: bool) -> Coupon {
@@ -348,4 +348,73 @@ proptest! {
             prop_assert!(held_codes.len() <= 1, "a coupon held by two orders: {:?}", m.holds);
         }
     }
+}
+
+#[test]
+fn rebate_pays_last_capped_by_the_rules_and_by_what_is_available_and_not_held() {
+    let r = Rules::from_overrides(r#"{"returnWindowDays":0}"#).unwrap();
+    let mut m = member(5_000);
+    m.tier = TierCode::Gold;
+    m.wallet.rebate = Fen(6_000);
+    let asked = |points, rebate| Asked { coupons: &[], points, rebate: Fen(rebate) };
+    // 200 CNY, gold 20% off → 160; points 3,000 → 30 CNY off → 130 left; rebate ≤ 50% = 65 CNY.
+    let q = quote(&r, &m, Some("o1"), Fen(20_000), asked(3_000, 6_000), now()).unwrap();
+    assert_eq!((q.rebate_used, q.payable, q.max_rebate), (Fen(6_000), Fen(7_000), Fen(6_000)));
+    let over = quote(&r, &m, Some("o1"), Fen(20_000), asked(3_000, 6_600), now()).unwrap_err();
+    assert_eq!(over, CheckoutError::RebateOverCap { max: Fen(6_500), asked: Fen(6_600) });
+    assert_eq!(
+        quote(&r, &m, None, Fen(20_000), asked(0, -1), now()).unwrap_err(),
+        CheckoutError::InvalidRebate
+    );
+    hold(&mut m, &r, "o1", &q, now()).unwrap();
+    // Another order finds the held rebate taken.
+    let err = quote(&r, &m, Some("o2"), Fen(20_000), asked(0, 100), now()).unwrap_err();
+    assert_eq!(err, CheckoutError::InsufficientRebate { available: Fen(0), asked: Fen(100) });
+    let quoted = Quoted {
+        order_id: "o1".into(),
+        amount: Fen(20_000),
+        currency: "CNY".into(),
+        channel: Channel::Online,
+        coupons: vec![],
+        points: 3_000,
+        rebate: Fen(6_000),
+        quote: q,
+    };
+    let done = confirm(&mut m, &r, &quoted, &[], now(), now()).unwrap();
+    // Paid 70 CNY: 2% gold rebate = 140 fen, available at once (window 0).
+    assert_eq!((done.order.paid, done.order.rebate_spent, done.order.rebate), (Fen(7_000), Fen(6_000), Fen(140)));
+    assert_eq!(m.wallet.rebate, Fen(140));
+    let spent = done.entries.iter().find(|e| e.kind == EntryKind::Rebate).unwrap();
+    assert_eq!(spent.rebate, Fen(-6_000));
+    assert_eq!(done.entries.iter().map(|e| e.rebate).sum::<Fen>(), Fen(140 - 6_000));
+    // A full refund gives the spent rebate back and takes the order's own rebate.
+    let mut order = done.order.clone();
+    let req = RefundRequest { order_id: "o1".into(), refund_id: "r1".into(), amount: Fen(7_000) };
+    let back = crate::points::apply_refund(&mut m, &r, &mut order, &req, now()).unwrap();
+    assert_eq!((back.rebate_returned, back.rebate_reversed), (Fen(6_000), Fen(140)));
+    assert_eq!(m.wallet.rebate, Fen(6_000));
+}
+
+#[test]
+fn a_held_rebate_gone_by_confirm_is_refused_not_overdrawn() {
+    let r = Rules::default();
+    let mut m = member(0);
+    m.wallet.rebate = Fen(1_000);
+    let asked = Asked { coupons: &[], points: 0, rebate: Fen(1_000) };
+    let q = quote(&r, &m, Some("o1"), Fen(20_000), asked, now()).unwrap();
+    hold(&mut m, &r, "o1", &q, now()).unwrap();
+    // A refund's reversal took the balance meanwhile.
+    m.wallet.rebate = Fen(400);
+    let quoted = Quoted {
+        order_id: "o1".into(),
+        amount: Fen(20_000),
+        currency: "CNY".into(),
+        channel: Channel::Online,
+        coupons: vec![],
+        points: 0,
+        rebate: Fen(1_000),
+        quote: q,
+    };
+    let err = confirm(&mut m, &r, &quoted, &[], now(), now()).unwrap_err();
+    assert_eq!(err.code(), "insufficient_rebate");
 }

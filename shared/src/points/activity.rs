@@ -7,7 +7,6 @@ use crate::money::{Fen, Points};
 use crate::rules::Rules;
 use chrono::{DateTime, NaiveDate, Utc};
 
-/// Most refunds one order may carry (each is kept on the order item).
 use super::request::*;
 
 /// Today's counters (a new day starts from zero).

@@ -10,7 +10,6 @@ use crate::rules::Rules;
 use crate::tier::{self, TierChange, TierCode};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
-/// Most refunds one order may carry (each is kept on the order item).
 use super::expiry::*;
 use super::request::*;
 

@@ -8,7 +8,6 @@ use crate::rules::Rules;
 use crate::tier::{self, TierChange};
 use chrono::{DateTime, Utc};
 
-/// Most refunds one order may carry (each is kept on the order item).
 use super::earn::*;
 use super::request::*;
 

@@ -8,7 +8,6 @@ use crate::rules::Rules;
 use crate::tier::{self, TierCode};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
-/// Most refunds one order may carry (each is kept on the order item).
 use crate::member::{MemberId, NewMember};
 use proptest::prelude::*;
 
@@ -295,10 +294,12 @@ proptest! {
     }
 
     #[test]
-    fn balance_equals_the_ledger_and_expired_lots_are_never_spent(ops in proptest::collection::vec(op(), 1..60)) {
+    fn balance_equals_the_ledger_and_expired_lots_are_never_spent(ops in proptest::collection::vec(op(), 1..60), start in 0usize..4) {
         let r = Rules::default();
         let mut now = at("2026-01-01T04:00:00Z");
         let mut m = member(now);
+        // Any tier to start from, so that rebates (0% for regular) are earned from the first order.
+        m.tier = TierCode::ALL[start];
         let mut ledger: Vec<LedgerEntry> = Vec::new();
         let mut orders: Vec<OrderRecord> = Vec::new();
         for (n, o) in ops.into_iter().enumerate() {
@@ -310,8 +311,12 @@ proptest! {
             match o {
                 Op::Buy(fen, hours_ago) => {
                     let req = PurchaseRequest { order_id: format!("o{n}"), amount: Fen(fen), currency: "CNY".into(), channel: Channel::Store, occurred_at: now - Duration::hours(hours_ago) };
+                    let rate = r.tier(m.tier).rebate_basis_points;
                     let p = apply_purchase(&mut m, &r, &req, &[], now);
-                    orders.push(OrderRecord::purchase(&req, p.points, program_date(r.time_zone, req.occurred_at), String::new(), String::new()));
+                    prop_assert_eq!(p.rebate, order_rebate(req.amount, rate));
+                    let mut order = OrderRecord::purchase(&req, p.points, program_date(r.time_zone, req.occurred_at), String::new(), String::new());
+                    order.rebate = p.rebate;
+                    orders.push(order);
                     ledger.push(p.entry);
                 }
                 Op::Refund(i, fen) => if !orders.is_empty() {
@@ -325,6 +330,8 @@ proptest! {
                         ledger.extend(done.entries);
                     }
                     prop_assert!(orders[i].clawed_back <= orders[i].earned);
+                    prop_assert!(orders[i].rebate_reversed <= orders[i].rebate);
+                    if orders[i].refunded == orders[i].paid { prop_assert_eq!(orders[i].rebate_reversed, orders[i].rebate); }
                 },
                 Op::Redeem(p) => if let Ok(e) = apply_redemption(&mut m, &r, p, "k", now) { ledger.push(e); },
                 Op::Activity(k) => {
@@ -338,6 +345,11 @@ proptest! {
             prop_assert_eq!(m.wallet.balance.0, ledger.iter().map(|e| e.points.0).sum::<i64>());
             prop_assert_eq!(m.wallet.pending_total(), ledger.iter().map(|e| e.pending.0).sum::<i64>());
             if let Some(e) = ledger.last() { prop_assert_eq!(e.balance_after, m.wallet.balance); }
+            prop_assert_eq!(m.wallet.rebate, ledger.iter().map(|e| e.rebate).sum::<Fen>());
+            prop_assert_eq!(m.wallet.pending_rebate(), ledger.iter().map(|e| e.rebate_pending).sum::<Fen>());
+            // What is owed is exactly the rebates of the orders, net of what refunds took back.
+            let owed: i64 = orders.iter().map(|o| o.rebate.0 - o.rebate_reversed.0).sum();
+            prop_assert_eq!(m.wallet.rebate.0 + m.wallet.pending_rebate().0, owed);
         }
     }
 }
