@@ -62,7 +62,8 @@ fn discounts_apply_member_price_then_coupon_then_points_capped_at_half() {
     m.tier = TierCode::Silver;
     let c = coupon("c", off(2_000, 10_000), false);
     // 200.00 CNY: 10% member price → 180.00; 20.00 off → 160.00; points at most 80.00.
-    let q = quote(&r, &m, Some("o1"), Fen(20_000), ask(std::slice::from_ref(&c), 5_000), now()).unwrap();
+    let q = quote(&r, &m, Some("o1"), Fen(20_000), ask(std::slice::from_ref(&c), 5_000), now())
+        .unwrap();
     assert_eq!(
         (q.member_discount, q.coupon_discount, q.points_discount, q.payable),
         (Fen(2_000), Fen(2_000), Fen(5_000), Fen(11_000))
@@ -91,8 +92,8 @@ fn the_order_of_steps_is_rules_data() {
     .unwrap();
     let mut m = member(0);
     m.tier = TierCode::Silver;
-    let q =
-        quote(&r, &m, None, Fen(20_000), ask(&[coupon("c", off(2_000, 0), false)], 0), now()).unwrap();
+    let q = quote(&r, &m, None, Fen(20_000), ask(&[coupon("c", off(2_000, 0), false)], 0), now())
+        .unwrap();
     // 200 − 20 = 180, then 10% → 162.
     assert_eq!(
         (q.coupon_discount, q.member_discount, q.payable),
@@ -148,7 +149,8 @@ fn a_hold_keeps_its_coupon_and_points_from_other_orders_until_it_expires() {
     let r = Rules::default();
     let mut m = member(5_000);
     let c = coupon("c", off(1_000, 0), false);
-    let q = quote(&r, &m, Some("o1"), Fen(20_000), ask(std::slice::from_ref(&c), 3_000), now()).unwrap();
+    let q = quote(&r, &m, Some("o1"), Fen(20_000), ask(std::slice::from_ref(&c), 3_000), now())
+        .unwrap();
     let until = hold(&mut m, &r, "o1", &q, now()).unwrap();
     assert_eq!(until, now() + Duration::minutes(15));
     assert_eq!(m.available_points(now(), None), 2_000);
@@ -176,7 +178,8 @@ fn confirm_spends_the_held_points_and_earns_on_what_was_paid() {
     let r = Rules::from_overrides(r#"{"returnWindowDays":0}"#).unwrap();
     let mut m = member(5_000);
     let c = coupon("c", off(1_000, 0), false);
-    let q = quote(&r, &m, Some("o1"), Fen(20_000), ask(std::slice::from_ref(&c), 3_000), now()).unwrap();
+    let q = quote(&r, &m, Some("o1"), Fen(20_000), ask(std::slice::from_ref(&c), 3_000), now())
+        .unwrap();
     hold(&mut m, &r, "o1", &q, now()).unwrap();
     let quoted = Quoted {
         order_id: "o1".into(),
@@ -240,7 +243,8 @@ fn refunds_give_back_spent_points_in_proportion_and_coupons_on_a_full_refund() {
     let r = Rules::default();
     let mut m = member(5_000);
     let c = coupon("c", off(1_000, 0), false);
-    let q = quote(&r, &m, Some("o1"), Fen(20_000), ask(std::slice::from_ref(&c), 3_000), now()).unwrap();
+    let q = quote(&r, &m, Some("o1"), Fen(20_000), ask(std::slice::from_ref(&c), 3_000), now())
+        .unwrap();
     let quoted = Quoted {
         order_id: "o1".into(),
         amount: Fen(20_000),
@@ -382,7 +386,10 @@ fn rebate_pays_last_capped_by_the_rules_and_by_what_is_available_and_not_held() 
     };
     let done = confirm(&mut m, &r, &quoted, &[], now(), now()).unwrap();
     // Paid 70 CNY: 2% gold rebate = 140 fen, available at once (window 0).
-    assert_eq!((done.order.paid, done.order.rebate_spent, done.order.rebate), (Fen(7_000), Fen(6_000), Fen(140)));
+    assert_eq!(
+        (done.order.paid, done.order.rebate_spent, done.order.rebate),
+        (Fen(7_000), Fen(6_000), Fen(140))
+    );
     assert_eq!(m.wallet.rebate, Fen(140));
     let spent = done.entries.iter().find(|e| e.kind == EntryKind::Rebate).unwrap();
     assert_eq!(spent.rebate, Fen(-6_000));

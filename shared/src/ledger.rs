@@ -40,16 +40,13 @@ pub struct PendingLot {
     #[serde(rename = "p")]
     pub points: i64,
     /// The order's rebate (fen), released with the points.
-    #[serde(rename = "f", default, skip_serializing_if = "is_zero")]
+    #[serde(rename = "f", default, skip_serializing_if = "crate::money::is_zero")]
     pub rebate: i64,
     /// The program day the points become available.
     #[serde(rename = "r")]
     pub release_on: NaiveDate,
 }
 
-fn is_zero(v: &i64) -> bool {
-    *v == 0
-}
 
 impl crate::compact::Dated for Lot {
     fn day(&self) -> NaiveDate {
@@ -98,7 +95,10 @@ impl Wallet {
         let lots: i64 = self.lots.iter().map(|l| l.points).sum();
         let ordered = self.lots.windows(2).all(|w| w[0].earned_on < w[1].earned_on);
         let positive = self.lots.iter().all(|l| l.points > 0)
-            && self.pending.iter().all(|p| p.points >= 0 && p.rebate >= 0 && p.points + p.rebate > 0);
+            && self
+                .pending
+                .iter()
+                .all(|p| p.points >= 0 && p.rebate >= 0 && p.points + p.rebate > 0);
         ordered
             && positive
             && if self.balance.0 >= 0 { lots == self.balance.0 } else { self.lots.is_empty() }

@@ -118,6 +118,11 @@ impl<'de> Deserialize<'de> for Multiplier {
     }
 }
 
+/// For `skip_serializing_if` on plain integer amounts.
+pub fn is_zero(v: &i64) -> bool {
+    *v == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,9 +145,4 @@ mod tests {
         assert_eq!(Fen(2_000_00).to_string(), "2000.00 CNY");
         assert_eq!(Fen(-5).to_string(), "-0.05 CNY");
     }
-}
-
-/// For `skip_serializing_if` on plain integer amounts.
-pub fn is_zero(v: &i64) -> bool {
-    *v == 0
 }

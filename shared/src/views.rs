@@ -133,7 +133,7 @@ impl<'a> ProfileView<'a> {
                 .collect(),
             rebate: member.wallet.rebate,
             rebate_on_hold: Fen(
-                member.wallet.rebate.0.max(0) - member.available_rebate(now, None).0,
+                member.wallet.rebate.0.max(0) - member.available_rebate(now, None).0
             ),
             rebate_available: member.available_rebate(now, None),
             rebate_pending: member.wallet.pending_rebate(),

@@ -322,12 +322,12 @@ async fn a_known_history_gives_each_number_of_the_report_and_redelivery_changes_
     );
     assert_eq!(
         d1["discounts"],
-        json!({"checkouts": 1, "member": 0, "coupon": 800, "points": 100, "pointsUsed": 100})
+        json!({"checkouts": 1, "member": 0, "coupon": 800, "points": 100, "pointsUsed": 100, "rebate": 0})
     );
     assert_eq!(d1["rewardsClaimed"], 1);
     assert_eq!(d1["tierMoves"], json!([{"from": "regular", "to": "silver", "members": 1}]));
     // Welcome 200 + check-in 5 + pending 250 - 50 + 119 + 2,000 - 100 spent - 50 claimed.
-    assert_eq!(d1["liability"], json!({"points": 2_374, "value": 2_374}));
+    assert_eq!(d1["liability"], json!({"points": 2_374, "value": 2_374, "rebate": 0}));
     assert_eq!(d1["tiers"], json!({"regular": 1, "silver": 1, "gold": 0, "diamond": 0}));
 
     let d2 = day(&report, DAY2);
@@ -347,7 +347,10 @@ async fn a_known_history_gives_each_number_of_the_report_and_redelivery_changes_
     );
     assert_eq!(d2["coupons"]["redemptionRate"], Value::Null, "no coupon issued that day");
     assert_eq!(d2["tierMoves"], json!([]));
-    assert_eq!(d2["liability"], json!({"points": 2_374 + 10 - 119 + 100, "value": 2_365}));
+    assert_eq!(
+        d2["liability"],
+        json!({"points": 2_374 + 10 - 119 + 100, "value": 2_365, "rebate": 0})
+    );
     assert_eq!(
         d2["tiers"],
         json!({"regular": 1, "silver": 0, "gold": 0, "diamond": 0}),
@@ -379,7 +382,7 @@ async fn a_known_history_gives_each_number_of_the_report_and_redelivery_changes_
         ),
         (Some(4), Some(1), Some(1), Some(0.0))
     );
-    assert_eq!(t["liabilityAtEnd"], json!({"points": 2_365, "value": 2_365}));
+    assert_eq!(t["liabilityAtEnd"], json!({"points": 2_365, "value": 2_365, "rebate": 0}));
     assert_eq!(t["tiersAtEnd"], d2["tiers"]);
     assert_eq!(t["tierMoves"], d1["tierMoves"]);
 
@@ -465,7 +468,15 @@ async fn concurrent_purchases_counted_by_concurrent_batches_match_the_ledger() {
     for wave in chunks.chunks(3) {
         let out =
             futures::future::join_all(wave.iter().map(|c| events_out::count(&w.kpis, c))).await;
-        assert!(out.iter().all(Option::is_none), "{out:?}");
+        // A batch whose transactions stayed contended past their retries is delivered again
+        // from its first unacknowledged record, as Lambda does; what was written adds nothing.
+        for (chunk, mut from) in wave.iter().zip(out) {
+            for _ in 0..5 {
+                let Some(i) = from else { break };
+                from = events_out::count(&w.kpis, &chunk[i..]).await.map(|j| i + j);
+            }
+            assert_eq!(from, None, "a batch still failing after five redeliveries");
+        }
     }
     let (s, report) = w.report(&format!("?from={DAY1}&to={DAY1}"), As::Operator).await;
     assert_eq!(s, 200, "{report}");

@@ -7,8 +7,7 @@ use crate::{live, purchase_side_writes, replay, Answer, App};
 use chrono::{DateTime, Utc};
 use loyalty::calendar::program_date;
 use loyalty::checkout::{
-    Asked,
-    self, CheckoutError, CheckoutRequest, ConfirmRequest, PreviewRequest, Quote, Quoted,
+    self, Asked, CheckoutError, CheckoutRequest, ConfirmRequest, PreviewRequest, Quote, Quoted,
 };
 use loyalty::coupon::{self, Coupon, RedeemError, Redemption};
 use loyalty::http;
@@ -155,8 +154,11 @@ struct ConfirmedView<'a> {
     state: &'static str,
     paid: Fen,
     points_used: i64,
+    rebate_used: Fen,
     coupons_redeemed: Vec<&'a str>,
     points_earned: i64,
+    /// The order's rebate on what was paid, pending like the points.
+    rebate_earned: Fen,
     /// The day the earned points leave the return window and can be spent.
     available_on: chrono::NaiveDate,
     points: i64,
@@ -245,8 +247,10 @@ pub async fn confirm(
                     state: "confirmed",
                     paid: done.order.paid,
                     points_used: done.order.points_spent,
+                    rebate_used: done.order.rebate_spent,
                     coupons_redeemed: item.quoted.coupons.iter().map(|c| c.code.as_str()).collect(),
                     points_earned: done.purchased.points,
+                    rebate_earned: done.purchased.rebate,
                     available_on: done.purchased.release_on,
                     points: member.wallet.balance.0,
                     tier: member.tier,

@@ -131,9 +131,9 @@ pub struct OrderRecord {
     pub fingerprint: String,
     pub answer: String,
     /// Points the order spent at checkout, and how many of them refunds gave back.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "crate::money::is_zero")]
     pub points_spent: i64,
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "crate::money::is_zero")]
     pub points_returned: i64,
     /// The earning day of the oldest lot the order spent: given-back points keep it, so a
     /// refund never lengthens a point's life.
@@ -165,9 +165,6 @@ pub struct OrderRecord {
     pub referral_to: Option<String>,
 }
 
-fn is_zero(v: &i64) -> bool {
-    *v == 0
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

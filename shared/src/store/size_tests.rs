@@ -183,12 +183,7 @@ fn each_pending_order_costs_its_id_and_a_few_bytes() {
     let before = size(&m, &rules);
     let today = NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
     for n in 0..100 {
-        m.wallet.add_pending(
-            &format!("{n:0>64}"),
-            1_000_000,
-            300_000,
-            today + Duration::days(7),
-        );
+        m.wallet.add_pending(&format!("{n:0>64}"), 1_000_000, 300_000, today + Duration::days(7));
     }
     let per_order = (size(&m, &rules) - before) as f64 / 100.0;
     // The id, its length, the points, the rebate and (for a new release day) the step.
