@@ -239,13 +239,13 @@ def signup(api, tally, member):
     tally.add(signups=1, welcome_points=doc["points"], referred=1 if member.get("referral_code") else 0)
 
 
-def checkout(api, tally, mid, order, fen, codes=(), points=0, at=None, channel="online"):
+def checkout(api, tally, mid, order, fen, codes=(), points=0, at=None, channel="online", rebate=0):
     """One order through the order system's checkout: quote and hold, then confirm (dated
     `at`, when the order was paid). Answers (quote, confirm)."""
     base = f"/internal/members/{mid}/checkouts"
     quote = api.expect({201}, "POST", base, iam="order-system",
                        body={"orderId": order, "amount": fen, "currency": "CNY", "channel": channel,
-                             "couponCodes": list(codes), "points": points})
+                             "couponCodes": list(codes), "points": points, "rebate": rebate})
     body = {"paid": quote["payable"]}
     if at is not None:
         body["occurredAt"] = iso(at)
@@ -254,7 +254,9 @@ def checkout(api, tally, mid, order, fen, codes=(), points=0, at=None, channel="
               member_discount_fen=quote["memberDiscount"], coupon_discount_fen=quote["couponDiscount"],
               coupons_used=len(done["couponsRedeemed"]), orders_with_coupon=1 if done["couponsRedeemed"] else 0,
               redeemed_points=done["pointsUsed"], redeemed_fen=quote["pointsDiscount"],
-              orders_with_points=1 if done["pointsUsed"] else 0)
+              orders_with_points=1 if done["pointsUsed"] else 0,
+              rebate_earned=done["rebateEarned"], rebate_used=done["rebateUsed"],
+              orders_with_rebate=1 if done["rebateUsed"] else 0)
     return quote, done
 
 
@@ -266,6 +268,7 @@ def story(api, tally, member, now, multipliers):
         big = [i for i, (_, fen) in enumerate(purchases) if fen >= 15000]
         redeem_on = big[-1] if big else None
     pay_with_points = rng.random() < 0.3  # some members pay part of their last order with points
+    pay_with_rebate = rng.random() < 0.5  # and (silver and up) part of it with their order rebates
     for i, (at, fen) in enumerate(purchases):
         order = f"{mid}-o{i + 1}"
         codes = [member["welcome"]] if i == redeem_on else []
@@ -274,8 +277,14 @@ def story(api, tally, member, now, multipliers):
             # Points pay at most half of what is left after the member price and coupon: a
             # quarter of the order stays inside that cap for every tier.
             points = min(member["balance"] // 2, fen // 4) // 100 * 100
+        rebate = 0
+        if pay_with_rebate and i == len(purchases) - 1:
+            # What the member may spend now, from a read-only preview (the member's own view).
+            pv = api.expect({200}, "POST", f"/members/{mid}/checkout-preview", sub=mid,
+                            body={"amount": fen, "couponCodes": codes, "points": points})
+            rebate = pv["maxRebate"]
         tier_before = member["tier"]
-        _, doc = checkout(api, tally, mid, order, fen, codes, points, at, rng.choice(["online", "store"]))
+        _, doc = checkout(api, tally, mid, order, fen, codes, points, at, rng.choice(["online", "store"]), rebate)
         tally.add(purchases=1, welcome_redeemed=len(codes))
         if at.astimezone(PROGRAM_TZ).day == MEMBER_DAY:
             tally.add(member_day_purchases=1)
@@ -292,7 +301,8 @@ def story(api, tally, member, now, multipliers):
         doc = api.expect({201}, "POST", f"/internal/members/{mid}/refunds", iam="order-system",
                          body={"orderId": order, "refundId": f"{order}-r1", "amount": max(1, paid // 2)})
         tally.add(refunds=1, refunded_fen=max(1, paid // 2), clawed_back=doc["pointsClawedBack"],
-                  returned_points=doc["pointsReturned"])
+                  returned_points=doc["pointsReturned"], rebate_reversed=doc["rebateReversed"],
+                  rebate_returned=doc["rebateReturned"])
         member["balance"] = doc["points"]
     if rng.random() < 0.5:
         doc = api.expect({201}, "POST", f"/members/{mid}/activities", sub=mid,
@@ -551,6 +561,8 @@ def report(a, prefix, md, members, views, tally, tiers_job, drained, grants, dem
     redeemed = collections.Counter()
     holders = collections.Counter()
     available_total, pending_total = [0], [0]
+    rebate_kinds = collections.Counter()
+    rebate_owed = 0
     for mid, v in views.items():
         p, ledger = v["profile"], v["ledger"]
         # Each entry moves available points (`points`) and pending ones (`pending`, inside the
@@ -561,7 +573,13 @@ def report(a, prefix, md, members, views, tally, tiers_job, drained, grants, dem
         if total != p["points"] + p["pointsPending"]:
             errors.append(f"{mid}: ledger sums to {total}, the profile says {p['points']} available + "
                           f"{p['pointsPending']} pending")
+        rebate_sum = sum(e.get("rebate", 0) + e.get("rebatePending", 0) for e in ledger)
+        if rebate_sum != p["rebate"] + p["rebatePending"]:
+            errors.append(f"{mid}: the ledger's rebates sum to {rebate_sum}, the profile says {p['rebate']} "
+                          f"available + {p['rebatePending']} pending")
+        rebate_owed += p["rebate"] + p["rebatePending"]
         for e in ledger:
+            rebate_kinds[e["kind"]] += e.get("rebate", 0) + e.get("rebatePending", 0)
             kinds[e["kind"]] += e["points"] + e.get("pending", 0)
             referral_entries += e["kind"] == "referral" and e["points"] + e.get("pending", 0) > 0
         available_total[0] += p["points"]
@@ -594,6 +612,13 @@ def report(a, prefix, md, members, views, tally, tiers_job, drained, grants, dem
     same("points spent at checkout", -kinds["redemption"], t["redeemed_points"])
     same("points given back by refunds", kinds.get("returned", 0), t["returned_points"])
     same("activity points", kinds["activity"], t["activity_points"])
+    same("order rebates credited (fen)", rebate_kinds["purchase"], t["rebate_earned"])
+    same("rebate spent at checkout (fen)", -rebate_kinds["rebate"], t["rebate_used"])
+    same("rebate reversed by refunds (fen)", -rebate_kinds["refund"], t["rebate_reversed"])
+    same("rebate given back by refunds (fen)", rebate_kinds.get("returned", 0), t["rebate_returned"])
+    if t["rebate_earned"] - t["rebate_used"] - t["rebate_reversed"] + t["rebate_returned"] != rebate_owed:
+        errors.append(f"rebates: credited {t['rebate_earned']} - spent {t['rebate_used']} - reversed "
+                      f"{t['rebate_reversed']} + given back {t['rebate_returned']} != owed {rebate_owed}")
     same("referral rewards", referral_entries, t["referred_buyers"])
     same("welcome coupons redeemed", redeemed["welcome"], t["welcome_redeemed"])
     same("member-day coupons redeemed", redeemed["member day"], t["member_day_redeemed"])
@@ -651,6 +676,11 @@ def report(a, prefix, md, members, views, tally, tiers_job, drained, grants, dem
     w(f"  outstanding       {outstanding:>12,}   = points liability {outstanding / 100:,.2f} CNY at 100 points per CNY")
     w(f"    available       {available_total[0]:>12,}")
     w(f"    pending         {pending_total[0]:>12,}   (inside the {7}-day return window: not spendable yet)")
+    w("Order rebates (返利: silver 1%, gold 2%, diamond 3% of what each order paid, pending 7 days):")
+    w(f"  credited          {t['rebate_earned'] / 100:>12,.2f} CNY")
+    w(f"  spent at checkout {t['rebate_used'] / 100:>12,.2f} CNY   (on {t['orders_with_rebate']} orders)")
+    w(f"  reversed          {t['rebate_reversed'] / 100:>12,.2f} CNY   (refunds; {t['rebate_returned'] / 100:,.2f} CNY spent on refunded orders given back)")
+    w(f"  owed              {rebate_owed / 100:>12,.2f} CNY   = rebate liability (available and pending)")
     w("Coupons (this run's members):")
     for k in sorted(coupon_count):
         w(f"  {k:<16}  issued {coupon_count[k]:>5}   redeemed {redeemed[k]:>5}")
