@@ -47,7 +47,6 @@ pub struct PendingLot {
     pub release_on: NaiveDate,
 }
 
-
 impl crate::compact::Dated for Lot {
     fn day(&self) -> NaiveDate {
         self.earned_on

@@ -216,6 +216,14 @@ impl Rules {
             return Err(RulesError::Json("the rules document must be a JSON object".into()));
         }
         merge(&mut doc, patch);
+        if let Some(zone) = doc.get("timeZone").and_then(Value::as_str) {
+            if zone.parse::<Tz>().is_err() {
+                return Err(RulesError::Invalid(format!(
+                    "timeZone {zone:?} is not a time zone these binaries carry (built with CHRONO_TZ_TIMEZONE_FILTER={}; .cargo/config.toml): an IANA name such as Asia/Shanghai, or rebuild with a filter that includes it",
+                    option_env!("CHRONO_TZ_TIMEZONE_FILTER").unwrap_or("every zone")
+                )));
+            }
+        }
         let rules: Rules =
             serde_json::from_value(doc).map_err(|e| RulesError::Schema(e.to_string()))?;
         rules.validate()?;
@@ -551,7 +559,13 @@ mod tests {
         assert!(matches!(Rules::from_overrides("[1]"), Err(RulesError::Json(_))));
         assert!(matches!(
             Rules::from_overrides(r#"{"timeZone":"Mars/Olympus"}"#),
-            Err(RulesError::Schema(_))
+            Err(RulesError::Invalid(m)) if m.contains("CHRONO_TZ_TIMEZONE_FILTER")
         ));
+        // The zones of the default build filter (.cargo/config.toml).
+        for zone in ["Asia/Shanghai", "Asia/Tokyo", "Asia/Singapore", "UTC"] {
+            let doc = format!(r#"{{"timeZone":"{zone}"}}"#);
+            assert_eq!(Rules::from_overrides(&doc).unwrap().time_zone.name(), zone);
+        }
+        assert!(matches!(Rules::from_overrides(r#"{"timeZone":"Asia/Shanghai"}"#), Ok(_)));
     }
 }

@@ -165,7 +165,6 @@ pub struct OrderRecord {
     pub referral_to: Option<String>,
 }
 
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UsedCoupon {
