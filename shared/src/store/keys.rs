@@ -136,6 +136,11 @@ pub fn shard(member_id: &str) -> u32 {
     h % SHARDS
 }
 
+/// The sort key of the segment indexes that are read whole per partition (ByTier, ByBirthday):
+/// nothing to order by, and index keys need not be unique (a page continues from the table
+/// key), so one byte rather than the member id again — every member write carries it.
+pub const UNORDERED_SK: &str = "-";
+
 pub fn tier_segment_pk(tier: &str, shard: u32) -> String {
     format!("TIER#{tier}#{shard:02}")
 }

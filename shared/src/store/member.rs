@@ -83,16 +83,18 @@ impl MemberItem {
             rolling_spend: member.rolling_spend(today, rules.tier_window_days),
             birth_month: birthday.map(|b| b.month()),
             gsi1pk: active.then(|| keys::tier_segment_pk(member.tier.as_str(), shard)),
-            gsi1sk: active.then(|| id.to_string()),
+            gsi1sk: active.then(|| keys::UNORDERED_SK.to_string()),
             gsi2pk: birthday
                 .map(|b| keys::birthday_pk(&format!("{:02}-{:02}", b.month(), b.day()))),
-            gsi2sk: birthday.map(|_| id.to_string()),
+            gsi2sk: birthday.map(|_| keys::UNORDERED_SK.to_string()),
             gsi3pk: active.then(|| keys::seen_pk(shard)),
             gsi3sk: active.then_some(seen),
+            // The day alone: the sweeps ask for every day below a bound and read the member
+            // from the table key (items written before carry `<day>#<id>`, which sorts alike).
             gsi4pk: expiry.map(|_| keys::expiry_pk(shard)),
-            gsi4sk: expiry.map(|d| format!("{d}#{id}")),
+            gsi4sk: expiry.map(|d| d.to_string()),
             gsi5pk: review.map(|_| keys::tier_review_pk(shard)),
-            gsi5sk: review.map(|d| format!("{d}#{id}")),
+            gsi5sk: review.map(|d| d.to_string()),
             member: member.clone(),
         }
     }

@@ -170,7 +170,7 @@ impl Store {
         until: NaiveDate,
         start: Option<Item>,
     ) -> Result<(Vec<String>, Option<Item>), StoreError> {
-        // GSI4SK is `<expiry date>#<member id>`: everything below the next day's date is due.
+        // GSI4SK is the expiry (or release) day: everything below the next day's date is due.
         let bound = (until + chrono::Duration::days(1)).to_string();
         let out = self
             .client
