@@ -192,7 +192,7 @@ async fn a_purchase_earns_whole_cny_points_and_a_repeat_replays_the_first_answer
     assert_eq!((s, ct.as_str()), (201, "application/json"), "{b}");
     assert_eq!(
         b,
-        json!({"orderId": "o-1", "pointsEarned": 123, "availableOn": "2026-11-20", "points": 223, "tier": "regular", "tierChanged": false})
+        json!({"orderId": "o-1", "pointsEarned": 123, "rebateEarned": 0, "availableOn": "2026-11-20", "points": 223, "tier": "regular", "tierChanged": false})
     );
     let again = t.buy(&id, "o-1", 12_399).await;
     assert_eq!((again.0, &again.1), (201, &b), "the same order again gets the first answer");
@@ -355,7 +355,7 @@ async fn crossing_a_threshold_upgrades_at_once_and_records_why() {
         (s, &b),
         (
             201,
-            &json!({"orderId": "up-1", "pointsEarned": 2000, "availableOn": "2026-11-20", "points": 2100, "tier": "silver", "tierChanged": true})
+            &json!({"orderId": "up-1", "pointsEarned": 2000, "rebateEarned": 0, "availableOn": "2026-11-20", "points": 2100, "tier": "silver", "tierChanged": true})
         )
     );
     let history = t.h.env.store.tier_history(&id).await.unwrap();

@@ -139,7 +139,7 @@ async fn a_full_refund_inside_the_window_takes_the_tier_and_the_pending_points_a
     let p = t.profile(&id).await;
     assert_eq!(
         (p["pointsPending"].as_i64(), &p["pending"]),
-        (Some(50_000), &json!([{"points": 50_000, "availableOn": "2026-11-27"}]))
+        (Some(50_000), &json!([{"points": 50_000, "rebate": 0, "availableOn": "2026-11-27"}]))
     );
     t.advance(Duration::days(1));
     let r = t.refund(&id, "big-1", "big-1-r", 50_000_00).await;

@@ -289,7 +289,7 @@ mod tests {
 
     #[test]
     fn shard_tasks_read_as_the_sample_event_writes_them() {
-        let body = r##"{"now":"2026-11-26T16:30:00Z","shard":7,"segment":{"index":"review"},"cursor":{"GSI5PK":"TREV#07","GSI5SK":"2026-11-20#m1","PK":"MEMBER#m1","SK":"#PROFILE"}}"##;
+        let body = r##"{"now":"2026-11-26T16:30:00Z","shard":7,"segment":{"index":"review"},"cursor":{"GSI5PK":"TREV#07","GSI5SK":"2026-11-20","PK":"MEMBER#m1","SK":"#PROFILE"}}"##;
         let t: ShardTask = serde_json::from_str(body).unwrap();
         assert_eq!((t.shard, t.segment), (7, Segment::Review));
         assert_eq!(serde_json::to_string(&t).unwrap(), body);
