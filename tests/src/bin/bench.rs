@@ -477,6 +477,7 @@ async fn events_out_bench(h: &Harness, n: usize) {
             currency: "CNY".into(),
             channel: loyalty::points::Channel::Online,
             occurred_at: now,
+            tracking_code: None,
         };
         let order = item(
             serde_dynamo::to_item(OrderItem::new(
