@@ -433,6 +433,9 @@ async fn a_month_is_paid_once_and_later_refunds_are_charged_to_the_month_they_ha
     assert_eq!(t.statement(&partner, "2026-12").await["adjustments"], 10_000);
 }
 
+/// method, path, body, caller, status, code
+type Case = (&'static str, &'static str, Option<Value>, As, u16, &'static str);
+
 #[tokio::test]
 async fn bad_input_is_a_problem_and_changes_nothing() {
     let t = setup().await;
@@ -454,7 +457,7 @@ async fn bad_input_is_a_problem_and_changes_nothing() {
         "nothing written"
     );
 
-    let cases: Vec<(&str, &str, Option<Value>, As, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "POST",
             "/partners",
