@@ -22,6 +22,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+// affiliates (issue #19)
+mod affiliate;
+pub use affiliate::*;
+
 /// The `source` of every event.
 pub const SOURCE: &str = "loyalty";
 /// The detail's schema version. A field added keeps it; a field renamed, removed or changed
@@ -47,10 +51,14 @@ pub enum DetailType {
     CheckoutConfirmed,
     RewardClaimed,
     CampaignRunDrained,
+    // affiliates (issue #19)
+    CommissionAccrued,
+    CommissionReversed,
+    StatementClosed,
 }
 
 impl DetailType {
-    pub const ALL: [DetailType; 17] = [
+    pub const ALL: [DetailType; 20] = [
         DetailType::MemberJoined,
         DetailType::MemberErased,
         DetailType::PointsEarned,
@@ -68,6 +76,9 @@ impl DetailType {
         DetailType::CheckoutConfirmed,
         DetailType::RewardClaimed,
         DetailType::CampaignRunDrained,
+        DetailType::CommissionAccrued,
+        DetailType::CommissionReversed,
+        DetailType::StatementClosed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -89,6 +100,9 @@ impl DetailType {
             DetailType::CheckoutConfirmed => "CheckoutConfirmed",
             DetailType::RewardClaimed => "RewardClaimed",
             DetailType::CampaignRunDrained => "CampaignRunDrained",
+            DetailType::CommissionAccrued => "CommissionAccrued",
+            DetailType::CommissionReversed => "CommissionReversed",
+            DetailType::StatementClosed => "StatementClosed",
         }
     }
 

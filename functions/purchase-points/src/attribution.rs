@@ -21,7 +21,9 @@ use loyalty::affiliate::{self, AffiliateView, Attribution, Referral};
 use loyalty::calendar::program_date;
 use loyalty::points::Channel;
 use loyalty::store::keys::{self, ItemKey};
-use loyalty::store::partner::{self, AdjustmentItem, CommissionItem, NewCommission};
+use loyalty::store::partner::{
+    self, AdjustmentItem, CommissionItem, NewCommission, ReversalTotals,
+};
 use loyalty::store::points::{OrderItem, PointsRead};
 use loyalty::{ApiError, Fen};
 use serde::Serialize;
@@ -143,14 +145,15 @@ pub(crate) fn reverse(
     let (member_id, order_id) = (order.member_id.as_str(), order.order.order_id.as_str());
     if !month_paid {
         let sk = keys::commission_sk(&attr.month, member_id, order_id);
-        let writes = store.reversal_writes(
-            &attr.partner_id,
-            &sk,
-            &attr.month,
+        let writes = store.reversal_writes(&ReversalTotals {
+            partner_id: &attr.partner_id,
+            commission_sk: &sk,
+            month: &attr.month,
             refunded,
-            total,
+            reversed: total,
             refund_id,
-        )?;
+            at: now,
+        })?;
         let view = ReversedView {
             partner_id: attr.partner_id.clone(),
             commission_reversed: delta,

@@ -129,7 +129,12 @@ async fn create(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let fingerprint = http::fingerprint(&body);
     let id = affiliate::new_partner_id(key.as_deref());
     for attempt in 0..MAX_ATTEMPTS {
-        let code = affiliate::new_code(rules);
+        // Under a key the first code derives from it (a retry asks for the same); a clash with
+        // another partner's code draws a random one.
+        let code = match (&key, attempt) {
+            (Some(k), 0) => affiliate::code_for_key(rules, k),
+            _ => affiliate::new_code(rules),
+        };
         let partner = body
             .clone()
             .validate(id.clone(), code.clone(), rules, app.env.clock.now())

@@ -259,6 +259,17 @@ pub fn new_code(rules: &Rules) -> String {
         .collect()
 }
 
+/// The first code of a partner defined under an Idempotency-Key: derived from the key, so a
+/// retry asks for the same code (tracking codes are public in links anyway; only their
+/// uniqueness matters, which the code item's condition keeps).
+pub fn code_for_key(rules: &Rules, idempotency_key: &str) -> String {
+    Sha256::digest(format!("partner-code\0{idempotency_key}").as_bytes())
+        .iter()
+        .take(rules.affiliates.code_length as usize)
+        .map(|b| ALPHABET[(*b & 31) as usize] as char)
+        .collect()
+}
+
 /// Whether `code` can be a tracking code at all (any length a program may have generated):
 /// a request naming anything else is refused before a read, with 422 `invalid_tracking_code`.
 pub fn looks_like_code(code: &str) -> bool {

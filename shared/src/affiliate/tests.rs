@@ -106,6 +106,9 @@ fn codes_are_crockford_base32_of_the_rules_length() {
         assert!(!looks_like_code(bad), "{bad}");
     }
     assert_eq!(new_partner_id(Some("k-1")), new_partner_id(Some("k-1")));
+    assert_eq!(code_for_key(&rules, "k-1"), code_for_key(&rules, "k-1"));
+    assert!(looks_like_code(&code_for_key(&rules, "k-1")));
+    assert_ne!(code_for_key(&rules, "k-1"), code_for_key(&rules, "k-2"));
     assert_ne!(new_partner_id(None), new_partner_id(None));
 }
 

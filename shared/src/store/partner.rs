@@ -92,9 +92,11 @@ pub struct CommissionItem {
     /// The order's return-window end: the commission is pending until then.
     pub release_on: NaiveDate,
     pub at: DateTime<Utc>,
-    /// The refund that last reversed some of it.
+    /// The refund that last reversed some of it, and when.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_refund_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reversed_at: Option<DateTime<Utc>>,
 }
 
 /// What an order's commission is made of (the item's key follows from it).
@@ -134,6 +136,7 @@ impl CommissionItem {
             release_on: c.release_on,
             at: c.at,
             last_refund_id: None,
+            last_reversed_at: None,
         }
     }
 
@@ -204,6 +207,17 @@ impl StatementItem {
     }
 }
 
+/// A commission's totals after a refund, and which refund made them when.
+pub struct ReversalTotals<'a> {
+    pub partner_id: &'a str,
+    pub commission_sk: &'a str,
+    pub month: &'a str,
+    pub refunded: Fen,
+    pub reversed: Fen,
+    pub refund_id: &'a str,
+    pub at: DateTime<Utc>,
+}
+
 /// Everything booked in one month of a partner.
 #[derive(Debug, Default)]
 pub struct Month {
@@ -264,21 +278,18 @@ impl Store {
     /// cumulative totals, and the month's reversal counter (on condition it is not paid).
     pub fn reversal_writes(
         &self,
-        partner_id: &str,
-        commission_sk: &str,
-        month: &str,
-        refunded: Fen,
-        reversed: Fen,
-        refund_id: &str,
+        r: &ReversalTotals<'_>,
     ) -> Result<Vec<TransactWriteItem>, StoreError> {
-        let pk = keys::partner_pk(partner_id);
-        let set = Cond::new("SET refunded = :rf, reversed = :rv, lastRefundId = :rid")
-            .value(":rf", to_attribute(&refunded)?)
-            .value(":rv", to_attribute(&reversed)?)
-            .value(":rid", s(refund_id));
+        let set = Cond::new(
+            "SET refunded = :rf, reversed = :rv, lastRefundId = :rid, lastReversedAt = :at",
+        )
+        .value(":rf", to_attribute(&r.refunded)?)
+        .value(":rv", to_attribute(&r.reversed)?)
+        .value(":rid", s(r.refund_id))
+        .value(":at", to_attribute(&r.at)?);
         Ok(vec![
-            self.update(&pk, commission_sk, set, Cond::present())?,
-            self.statement_counter_write(partner_id, month)?,
+            self.update(&keys::partner_pk(r.partner_id), r.commission_sk, set, Cond::present())?,
+            self.statement_counter_write(r.partner_id, r.month)?,
         ])
     }
 
