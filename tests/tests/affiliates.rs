@@ -662,3 +662,60 @@ async fn refunds_racing_the_payment_are_counted_exactly_once() {
         reversed
     );
 }
+
+/// The samples in events/ run in the README's order through the real handlers, on a table of
+/// their own (their ids are fixed): the partner, an order with its code, the statement.
+#[tokio::test]
+async fn the_sample_events_run_in_order_through_the_handler() {
+    use loyalty::runtime::{classify, Trigger};
+    let h = harness_with(Rules::default(), Clock::Fixed(at("2026-11-27T10:00:00Z"))).await;
+    let table = clone_table(&h, "affiliate-samples").await;
+    // Locally both principal lists are empty: any IAM caller passes, as with scripts/dev.
+    let env = loyalty::app::Env {
+        store: loyalty::store::Store::new(h.env.store.client.clone(), table.clone()),
+        principals: Arc::new(Default::default()),
+        ..h.env.clone()
+    };
+    let points =
+        purchase_points::App { env: env.clone(), sqs: h.points_app().sqs, codes: code_key() };
+    let signup = signup::App { env, codes: code_key(), contacts: contact_key() };
+    let sample = |name: &str| {
+        let text = std::fs::read_to_string(format!(
+            "{}/../events/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        match classify(serde_json::from_str(&text).unwrap()) {
+            Ok(Trigger::Http(req)) => req,
+            _ => panic!("{name} is not an HTTP request"),
+        }
+    };
+    assert_eq!(answer(signup::handle(&signup, sample("signup-join")).await).0, 201);
+    let mut answers = Vec::new();
+    for name in [
+        "partner-create",
+        "partner-show",
+        "partner-update",
+        "partner-code",
+        "purchase-tracking-code",
+        "partner-statement",
+        "partner-statement-paid",
+    ] {
+        let (s, b, _) = answer(
+            purchase_points::handle(&points, sample(&format!("purchase-points-{name}"))).await,
+        );
+        assert!(s < 300, "{name}: {b}");
+        answers.push((name, s, b));
+    }
+    assert_eq!(answers[0].2["trackingCode"], "MJKTENDS", "the first code derives from the key");
+    assert_eq!(answers[4].2["affiliate"]["commission"], 1_990, "{}", answers[4].2);
+    assert_eq!(
+        (answers[5].2["orders"].as_i64(), answers[5].2["pending"].as_i64()),
+        (Some(1), Some(1_990))
+    );
+    assert_eq!(
+        (answers[6].2["state"].as_str(), answers[6].2["paid"].as_i64()),
+        (Some("paid"), Some(0))
+    );
+    h.env.store.client.delete_table().table_name(&table).send().await.unwrap();
+}
