@@ -14,6 +14,8 @@ of the functions that `scripts/dev` serves and the schedule triggers (scripts/fi
    built-in member day and every monthly campaign; waits until their runs are drained
    through the local queues (dispatcher -> campaign queue -> coupon worker), then uses a few
    of the member-day coupons at checkout.
+   Some members arrive through an affiliate partner (scripts/demo_affiliates.py): their orders
+   carry its tracking code; the influencer partner's own member orders with it and earns nothing.
 4. The rewards catalog (积分兑换): an operator defines two rewards (POST /rewards): a coupon
    of the rules' amount-20 template and a gift with a small stock; some members look at their
    catalog and claim what they can with their available points (members race for the gift's
@@ -40,6 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 from zoneinfo import ZoneInfo
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import demo_affiliates  # noqa: E402  (affiliates, issue #19)
 import gateway  # noqa: E402  (credentials: member tokens, SigV4)
 import local_events  # noqa: E402
 
@@ -239,13 +242,16 @@ def signup(api, tally, member):
     tally.add(signups=1, welcome_points=doc["points"], referred=1 if member.get("referral_code") else 0)
 
 
-def checkout(api, tally, mid, order, fen, codes=(), points=0, at=None, channel="online", rebate=0):
+def checkout(api, tally, mid, order, fen, codes=(), points=0, at=None, channel="online", rebate=0,
+             tracking_code=None):
     """One order through the order system's checkout: quote and hold, then confirm (dated
     `at`, when the order was paid). Answers (quote, confirm)."""
     base = f"/internal/members/{mid}/checkouts"
-    quote = api.expect({201}, "POST", base, iam="order-system",
-                       body={"orderId": order, "amount": fen, "currency": "CNY", "channel": channel,
-                             "couponCodes": list(codes), "points": points, "rebate": rebate})
+    body = {"orderId": order, "amount": fen, "currency": "CNY", "channel": channel,
+            "couponCodes": list(codes), "points": points, "rebate": rebate}
+    if tracking_code:  # affiliates: the partner's code the shopper came with
+        body["trackingCode"] = tracking_code
+    quote = api.expect({201}, "POST", base, iam="order-system", body=body)
     body = {"paid": quote["payable"]}
     if at is not None:
         body["occurredAt"] = iso(at)
@@ -284,7 +290,9 @@ def story(api, tally, member, now, multipliers):
                             body={"amount": fen, "couponCodes": codes, "points": points})
             rebate = pv["maxRebate"]
         tier_before = member["tier"]
-        _, doc = checkout(api, tally, mid, order, fen, codes, points, at, rng.choice(["online", "store"]), rebate)
+        _, doc = checkout(api, tally, mid, order, fen, codes, points, at, rng.choice(["online", "store"]), rebate,
+                          member.get("tracking_code"))
+        demo_affiliates.count_order(tally, member, doc)
         tally.add(purchases=1, welcome_redeemed=len(codes))
         if at.astimezone(PROGRAM_TZ).day == MEMBER_DAY:
             tally.add(member_day_purchases=1)
@@ -303,6 +311,7 @@ def story(api, tally, member, now, multipliers):
         tally.add(refunds=1, refunded_fen=max(1, paid // 2), clawed_back=doc["pointsClawedBack"],
                   returned_points=doc["pointsReturned"], rebate_reversed=doc["rebateReversed"],
                   rebate_returned=doc["rebateReturned"])
+        demo_affiliates.count_refund(tally, doc)
         member["balance"] = doc["points"]
     if rng.random() < 0.5:
         doc = api.expect({201}, "POST", f"/members/{mid}/activities", sub=mid,
@@ -470,6 +479,8 @@ def run(a):
     # on; the regular one now (every member starts regular).
     probe = api.expect({200}, "GET", f"/members/{members[0]['id']}", sub=members[0]["id"])
     multipliers = {probe["tier"]: round(probe["benefits"]["pointsMultiplier"] * 1000)}
+    # Affiliates: two partners; some members arrive through one (their orders carry its code).
+    partners = demo_affiliates.register(api, prefix, members, random.Random(seed))
     t1 = time.monotonic()
     each(lambda m: story(api, tally, m, now, multipliers), members)
     log(f"{tally.c['purchases']} purchases, {tally.c['refunds']} refunds, {tally.c['checkins']} check-ins, "
@@ -546,13 +557,14 @@ def run(a):
         f"{tally.c['gifts_cancelled']} cancelled")
     views = dict(zip((m["id"] for m in members), pool.map(lambda m: read_back(api, m), members)))
     pool.shutdown()
+    affiliates = demo_affiliates.statements(api, partners, tally, now)
     return report(a, prefix, md, members, views, tally, tiers_job, drained, grants, demo_campaign, api, t0,
-                  birthday_grant, {m['id'] for m in birthday_today}, [catalog[r] for r in rewards])
+                  birthday_grant, {m['id'] for m in birthday_today}, [catalog[r] for r in rewards], affiliates)
 
 
 def report(a, prefix, md, members, views, tally, tiers_job, drained, grants, demo_campaign, api, t0,
-           birthday_grant, birthday_today, rewards):
-    errors = list(tally.errors)
+           birthday_grant, birthday_today, rewards, affiliates=((), ())):
+    errors = list(tally.errors) + list(affiliates[1])
     t = tally.c
     tiers = collections.Counter(v["profile"]["tier"] for v in views.values())
     kinds = collections.Counter()
@@ -693,6 +705,9 @@ def report(a, prefix, md, members, views, tally, tiers_job, drained, grants, dem
       f"{t['gifts_shipped']} shipped, {t['gifts_cancelled']} cancelled; {t['reward_out_of_stock']} refused out of stock)")
     w(f"  points on rewards {on_rewards:>12,}   vs at checkout {spent:,} (points paid "
       f"{on_rewards / max(on_rewards + spent, 1):.0%} for rewards, {spent / max(on_rewards + spent, 1):.0%} off orders)")
+    w("Affiliate partners (orders that came with a partner's tracking code; the month's statements):")
+    for line in affiliates[0]:
+        w(line)
     w(f"Birthday job:       {len(birthday_today)} of this run's members have their birthday on the gift day "
       f"({BIRTHDAY_AHEAD_DAYS} days on, as birthdays must be known 30 days ahead) and got "
       f"their tier's {birthday_grant} coupon")

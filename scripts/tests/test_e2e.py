@@ -130,7 +130,7 @@ def test_every_request_example_gets_its_documented_status_through_the_one_api(de
     order = openapi_order()
     assert set(order) == set(ops), "openapi.rs's ORDER and the document's operations differ"
     tag = f"e2e-ex-{int(time.time())}"
-    state = {"member": None, "coupon": None, "campaign": None, "reward": None, "held": [], "claims": []}
+    state = {"member": None, "coupon": None, "campaign": None, "reward": None, "partner": None, "held": [], "claims": []}
     tokens = {}
     failures, successes, problems, forbidden = [], 0, 0, 0
 
@@ -146,8 +146,12 @@ def test_every_request_example_gets_its_documented_status_through_the_one_api(de
     def path_value(name, path, op, ex):
         if name in (ex.get("x-path") or {}):
             return ex["x-path"][name]
+        if name == "id" and path.startswith("/partners"):
+            return state["partner"]
         if name == "id":
             return state["campaign"] if path.startswith("/campaigns") else state["reward"] if path.startswith("/rewards") else state["member"]
+        if name == "month":  # as openapi.rs: a month that is over for the payment, else the examples' month
+            return "2026-10" if op["operationId"] == "markStatementPaid" else "2026-11"
         made = {"claimId": state["claims"], "orderId": state["held"]}.get(name)
         if made is not None:
             n = ex.get("x-reward-claim", 0) if name == "claimId" else -1 if op["operationId"] == "cancelCheckout" else 0
@@ -267,6 +271,8 @@ def test_every_request_example_gets_its_documented_status_through_the_one_api(de
                     state["campaign"] = answer["campaignId"]
                 elif oid == "createReward":
                     state["reward"] = answer["rewardId"]
+                elif oid == "createPartner":
+                    state["partner"] = answer["partnerId"]
                 if want == 201 and "200" in op["responses"] and oid != "join":
                     again, answer, _, _ = call(method, path, op, iam, ex, ex.get("value"))
                     if again != 200:

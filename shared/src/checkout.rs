@@ -34,6 +34,10 @@ pub struct CheckoutRequest {
     /// Rebate balance to pay with, in fen.
     #[serde(default, skip_serializing_if = "Fen::is_zero")]
     pub rebate: Fen,
+    /// affiliates (issue #19): the partner's tracking code, resolved at the quote and
+    /// credited at the confirm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking_code: Option<String>,
 }
 
 /// `POST /members/{id}/checkout-preview` (the member): the same quote, nothing held.
@@ -492,6 +496,7 @@ pub fn confirm(
         currency: quoted.currency.clone(),
         channel: quoted.channel,
         occurred_at,
+        tracking_code: None,
     };
     let purchased = points::apply_purchase(member, rules, &purchase, windows, now);
     entries.push(purchased.entry.clone());

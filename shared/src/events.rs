@@ -22,6 +22,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+// affiliates (issue #19)
+mod affiliate;
+pub use affiliate::*;
+
 /// The `source` of every event.
 pub const SOURCE: &str = "loyalty";
 /// The detail's schema version. A field added keeps it; a field renamed, removed or changed
@@ -52,10 +56,14 @@ pub enum DetailType {
     RebateReversed,
     RebateSpent,
     RebateReturned,
+    // affiliates (issue #19)
+    CommissionAccrued,
+    CommissionReversed,
+    StatementClosed,
 }
 
 impl DetailType {
-    pub const ALL: [DetailType; 22] = [
+    pub const ALL: [DetailType; 25] = [
         DetailType::MemberJoined,
         DetailType::MemberErased,
         DetailType::PointsEarned,
@@ -78,6 +86,9 @@ impl DetailType {
         DetailType::RebateReversed,
         DetailType::RebateSpent,
         DetailType::RebateReturned,
+        DetailType::CommissionAccrued,
+        DetailType::CommissionReversed,
+        DetailType::StatementClosed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -104,6 +115,9 @@ impl DetailType {
             DetailType::RebateReversed => "RebateReversed",
             DetailType::RebateSpent => "RebateSpent",
             DetailType::RebateReturned => "RebateReturned",
+            DetailType::CommissionAccrued => "CommissionAccrued",
+            DetailType::CommissionReversed => "CommissionReversed",
+            DetailType::StatementClosed => "StatementClosed",
         }
     }
 

@@ -7,6 +7,8 @@
 //! stored change means to the platforms around (the events published from the table's
 //! stream, `store::stream`).
 
+// affiliates (issue #19)
+pub mod affiliate;
 pub mod app;
 pub mod auth;
 pub mod aws;

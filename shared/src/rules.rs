@@ -39,6 +39,9 @@ pub struct Rules {
     pub limits: LimitRules,
     #[serde(default)]
     pub reports: ReportRules,
+    // affiliates (issue #19): partner payout terms and tracking codes.
+    #[serde(default)]
+    pub affiliates: AffiliateRules,
     /// Named coupon templates operators and campaigns issue by name.
     #[serde(default)]
     pub coupon_templates: BTreeMap<String, CouponTemplate>,
@@ -184,6 +187,26 @@ impl Default for ReportRules {
     }
 }
 
+/// Affiliate partners (`affiliates`): the cap on what a partner may be paid, and their codes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AffiliateRules {
+    /// The highest payout rate an operator may give a partner, in basis points of the paid
+    /// amount (1500 = 15%), for the partner's rate and each channel's.
+    pub max_rate_basis_points: u32,
+    /// Characters of a generated tracking code (Crockford base32).
+    pub code_length: u8,
+    /// Codes one partner may have: a change of the partner's terms rewrites every code item
+    /// in one transaction (at most 100 items), so this stays well below that.
+    pub max_codes_per_partner: u8,
+}
+
+impl Default for AffiliateRules {
+    fn default() -> Self {
+        AffiliateRules { max_rate_basis_points: 1500, code_length: 8, max_codes_per_partner: 20 }
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum RulesError {
     #[error("rules document is not valid JSON: {0}")]
@@ -307,6 +330,14 @@ impl Rules {
         }
         if self.reports.conversion_days > 90 {
             return bad("reports.conversionDays must be 0..90".into());
+        }
+        // affiliates (issue #19)
+        let af = &self.affiliates;
+        if af.max_rate_basis_points > 10_000
+            || !(6..=16).contains(&af.code_length)
+            || !(1..=50).contains(&af.max_codes_per_partner)
+        {
+            return bad("affiliates: maxRateBasisPoints must be 0..10000, codeLength 6..16, maxCodesPerPartner 1..50".into());
         }
         let p = &self.points;
         if p.per_cny < 1

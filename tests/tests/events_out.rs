@@ -795,3 +795,121 @@ fn every_detail_type_has_a_schema_and_its_examples_pass_the_validator() {
         assert!(conforms(&s, &s, &broken, d.as_str()).is_err(), "{d}: an undocumented field fails");
     }
 }
+
+/// affiliates (issue #19): an order with a partner's code publishes `CommissionAccrued`
+/// besides its points, a refund `CommissionReversed`, marking the month paid
+/// `StatementClosed` once (a second call and the statement's reversal counter tell nothing),
+/// and a refund after that `CommissionReversed` charged to the next month.
+#[tokio::test]
+async fn an_affiliate_order_publishes_its_commission_its_reversals_and_the_closed_statement() {
+    let clock = Arc::new(Mutex::new(at("2026-11-20T04:00:00Z")));
+    let mut w = World::new("ev-aff", Clock::Shared(clock.clone())).await;
+    let points = w.points();
+    let call = |method: &'static str, path: String, body: Option<Value>, who: As| {
+        let points = &points;
+        async move {
+            let text = body.map(|b| b.to_string());
+            answer(
+                purchase_points::handle(points, request(method, &path, text.as_deref(), who)).await,
+            )
+        }
+    };
+    let id = unique("aff");
+    seed_members(
+        &w.harness(),
+        &[plain_member(&id, TierCode::Regular, at("2026-10-01T00:00:00Z"))],
+        at("2026-10-01T00:00:00Z"),
+    )
+    .await;
+    let (s, p, _) = call(
+        "POST",
+        "/partners".into(),
+        Some(json!({"name": "Events", "rateBasisPoints": 1000})),
+        As::Operator,
+    )
+    .await;
+    assert_eq!(s, 201, "{p}");
+    let (partner, code) = (
+        p["partnerId"].as_str().unwrap().to_string(),
+        p["trackingCode"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(types(&w.published().await.0), ["MemberJoined"], "partners and codes are no events");
+
+    let buy = json!({"orderId": "o-1", "amount": 25_000, "currency": "CNY", "channel": "online", "occurredAt": at("2026-11-20T04:00:00Z"), "trackingCode": code});
+    assert_eq!(
+        call("POST", format!("/internal/members/{id}/purchases"), Some(buy), As::OrderSystem)
+            .await
+            .0,
+        201
+    );
+    let (events, _) = w.published().await;
+    assert_eq!(types(&events), sorted(vec!["CommissionAccrued", "PointsPending"]));
+    let d = one(&events, "CommissionAccrued");
+    assert_eq!(
+        (
+            d["memberId"].as_str(),
+            d["partnerId"].as_str(),
+            d["commission"].as_i64(),
+            d["releaseOn"].as_str(),
+            d["month"].as_str()
+        ),
+        (
+            Some(id.as_str()),
+            Some(partner.as_str()),
+            Some(2_500),
+            Some("2026-11-27"),
+            Some("2026-11")
+        )
+    );
+
+    let refund = json!({"orderId": "o-1", "refundId": "r-1", "amount": 10_000});
+    assert_eq!(
+        call("POST", format!("/internal/members/{id}/refunds"), Some(refund), As::OrderSystem)
+            .await
+            .0,
+        201
+    );
+    let (events, _) = w.published().await;
+    assert_eq!(types(&events), sorted(vec!["CommissionReversed", "PointsClawedBack"]));
+    let d = one(&events, "CommissionReversed");
+    assert_eq!(
+        (d["amount"].as_i64(), d["refundId"].as_str(), d["adjustment"].as_bool()),
+        (Some(1_000), Some("r-1"), Some(false))
+    );
+
+    *clock.lock().unwrap() = at("2026-12-02T04:00:00Z");
+    let paid = format!("/partners/{partner}/statements/2026-11/paid");
+    assert_eq!(call("POST", paid.clone(), None, As::Operator).await.0, 200);
+    assert_eq!(call("POST", paid, None, As::Operator).await.0, 200);
+    let (events, _) = w.published().await;
+    assert_eq!(types(&events), ["StatementClosed"], "told once");
+    let d = one(&events, "StatementClosed");
+    assert_eq!(
+        (d["paid"].as_i64(), d["orders"].as_i64(), d.get("memberId")),
+        (Some(1_500), Some(1), None)
+    );
+
+    let refund = json!({"orderId": "o-1", "refundId": "r-2", "amount": 15_000});
+    assert_eq!(
+        call("POST", format!("/internal/members/{id}/refunds"), Some(refund), As::OrderSystem)
+            .await
+            .0,
+        201
+    );
+    let (events, _) = w.published().await;
+    assert_eq!(
+        types(&events),
+        sorted(vec!["CommissionReversed", "PointsAvailable", "PointsClawedBack"])
+    );
+    let d = one(&events, "CommissionReversed");
+    assert_eq!(
+        (
+            d["amount"].as_i64(),
+            d["month"].as_str(),
+            d["orderMonth"].as_str(),
+            d["adjustment"].as_bool()
+        ),
+        (Some(1_500), Some("2026-12"), Some("2026-11"), Some(true))
+    );
+    w.done().await;
+}

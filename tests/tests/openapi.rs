@@ -41,8 +41,10 @@ const NOW: &str = "2026-11-27T10:00:00Z";
 /// the gift's price and opens the Diamond one; the member sees their catalog, claims the
 /// coupon and two gifts, lists the claims; the first gift is shipped, the second cancelled
 /// (its points come back); the coupon reward is deactivated.
-const ORDER: [&str; 27] = [
+const ORDER: [&str; 33] = [
     "join",
+    // affiliates: the partner first, so that a purchase and a quote can carry its code.
+    "createPartner",
     "recordPurchase",
     "previewCheckout",
     "quoteCheckout",
@@ -61,6 +63,11 @@ const ORDER: [&str; 27] = [
     "listRewardClaims",
     "fulfilRewardClaim",
     "deactivateReward",
+    "getPartner",
+    "updatePartner",
+    "addPartnerCode",
+    "getPartnerStatement",
+    "markStatementPaid",
     "getProfile",
     "setBirthday",
     "createCampaign",
@@ -317,6 +324,10 @@ fn documented_enums_are_the_rust_enums() {
         (format!("{s}/Campaign/properties/audience"), rust_variants::<campaign::Audience>(false)),
         (format!("{s}/CampaignRun/properties/state"), rust_variants::<campaign::RunState>(false)),
         (format!("{s}/RewardKind"), rust_variants::<reward::RewardKind>(false)),
+        (
+            format!("{s}/PartnerPatch/properties/status"),
+            rust_variants::<loyalty::affiliate::PartnerStatus>(false),
+        ),
         (format!("{s}/LimitPeriod"), rust_variants::<reward::LimitPeriod>(false)),
         (format!("{s}/ClaimStatus"), rust_variants::<reward::ClaimStatus>(false)),
         (
@@ -415,6 +426,8 @@ struct State {
     reward: String,
     /// The claims made by claimReward's request examples, in order (`x-reward-claim` indexes them).
     claims: Vec<String>,
+    /// The first partner registered (createPartner's first example).
+    partner: String,
 }
 
 /// How one request is sent: the example's extensions over the operation's defaults.
@@ -434,6 +447,10 @@ impl Call<'_> {
         match name {
             "id" if self.path.starts_with("/campaigns") => state.campaign.clone(),
             "id" if self.path.starts_with("/rewards") => state.reward.clone(),
+            "id" if self.path.starts_with("/partners") => state.partner.clone(),
+            // The examples' clock is in November 2026: October is over (and can be paid).
+            "month" if self.op["operationId"] == "markStatementPaid" => "2026-10".into(),
+            "month" => "2026-11".into(),
             "id" => state.member.clone(),
             "claimId" => {
                 let n = ex["x-reward-claim"].as_u64().unwrap_or(0) as usize;
@@ -740,6 +757,9 @@ async fn every_operation_answers_as_documented() {
                     }
                     "createReward" => {
                         state.reward = answer_body["rewardId"].as_str().unwrap().to_string()
+                    }
+                    "createPartner" => {
+                        state.partner = answer_body["partnerId"].as_str().unwrap().to_string()
                     }
                     _ => {}
                 }

@@ -3,7 +3,7 @@
 //! checkout, the order and the named coupons) and ONE TransactWriteItems; a confirm that is
 //! the member's first purchase also reads the referrer (see `purchase_side_writes`).
 
-use crate::{live, purchase_side_writes, replay, Answer, App};
+use crate::{attribution, live, purchase_side_writes, replay, Answer, App};
 use chrono::{DateTime, Utc};
 use loyalty::calendar::program_date;
 use loyalty::checkout::{
@@ -76,11 +76,12 @@ pub async fn quote(app: &App, id: &MemberId, req: CheckoutRequest) -> Result<Ans
     let (checkout_sk, order_sk) = (keys::checkout_sk(&req.order_id), keys::order_sk(&req.order_id));
     let mut sks = vec![checkout_sk.clone(), order_sk.clone()];
     sks.extend(req.coupon_codes.iter().map(|c| keys::coupon_sk(c)));
+    let code_keys = attribution::code_keys(&req.tracking_code)?; // affiliates
     let (answer, held) = store
         .change_member(async || {
             let now = app.env.clock.now();
             let today = program_date(rules.time_zone, now);
-            let mut read = store.points_read(id.as_str(), &sks).await?;
+            let mut read = store.points_read_with(id.as_str(), &sks, &code_keys).await?;
             let existing = read.take::<CheckoutItem>(&checkout_sk)?;
             if existing.as_ref().is_some_and(|c| c.state == CheckoutState::Confirmed) {
                 return Err(ApiError::conflict(
@@ -131,13 +132,15 @@ pub async fn quote(app: &App, id: &MemberId, req: CheckoutRequest) -> Result<Ans
                 quote: q,
             };
             let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
-            writes.push(store.put_quote(&CheckoutItem::new(
+            let mut item = CheckoutItem::new(
                 id.as_str(),
                 quoted,
                 until,
                 fingerprint.clone(),
                 answer.body.clone(),
-            ))?);
+            );
+            item.affiliate = attribution::referral(&mut read, &req.tracking_code)?; // affiliates
+            writes.push(store.put_quote(&item)?);
             Ok(Attempt::Commit(writes, (answer, true)))
         })
         .await?;
@@ -164,6 +167,9 @@ struct ConfirmedView<'a> {
     points: i64,
     tier: TierCode,
     tier_changed: bool,
+    /// affiliates (issue #19): what the quote's tracking code earned its partner.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    affiliate: Option<loyalty::affiliate::AffiliateView>,
 }
 
 fn checkout_not_found() -> ApiError {
@@ -240,6 +246,18 @@ pub async fn confirm(
             )
             .map_err(refused)?;
             entries.extend(done.entries);
+            let credit = attribution::credit(
+                app,
+                item.affiliate.as_ref(),
+                attribution::Order {
+                    member_id: id.as_str(),
+                    order_id,
+                    channel: item.quoted.channel,
+                    paid: done.order.paid,
+                    release_on: done.purchased.release_on,
+                },
+                now,
+            )?; // affiliates
             let answer = Answer::with(
                 200,
                 &ConfirmedView {
@@ -255,6 +273,7 @@ pub async fn confirm(
                     points: member.wallet.balance.0,
                     tier: member.tier,
                     tier_changed: done.purchased.tier_change.is_some(),
+                    affiliate: credit.view,
                 },
             )?;
             let (side, rewarded) =
@@ -264,7 +283,10 @@ pub async fn confirm(
             order.answer = answer.body.clone();
             order.referral_to = rewarded;
             let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
-            writes.push(store.put(&OrderItem::new(id.as_str(), order), Some(Cond::absent()))?);
+            let mut order = OrderItem::new(id.as_str(), order);
+            order.affiliate = credit.attribution; // affiliates
+            writes.push(store.put(&order, Some(Cond::absent()))?);
+            writes.extend(credit.write); // affiliates
             let first_coupon = writes.len();
             for (c, applied) in item.quoted.coupons.iter().zip(&item.quoted.quote.coupons) {
                 let r = Redemption {

@@ -1,6 +1,6 @@
 //! The points commands: purchases, refunds and activities (each one `Store::change_member`).
 
-use crate::{live, refused, replay, Answer, App};
+use crate::{attribution, live, refused, replay, Answer, App};
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use chrono::{DateTime, NaiveDate, Utc};
 use loyalty::calendar::program_date;
@@ -11,7 +11,7 @@ use loyalty::points::{
     self, ActivityKind, ActivityRequest, OrderRecord, PointsError, PurchaseRequest, RefundRecord,
     RefundRequest,
 };
-use loyalty::store::change::Attempt;
+use loyalty::store::change::{Attempt, Failed, Judge};
 use loyalty::store::checkout::{CheckoutItem, CheckoutState};
 use loyalty::store::keys;
 use loyalty::store::member::{Receipt, TierChangeItem};
@@ -19,6 +19,8 @@ use loyalty::store::points::OrderItem;
 use loyalty::store::Cond;
 use loyalty::ApiError;
 use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 // ---------------------------------------------------------------------------------------
 // Purchases
@@ -35,6 +37,9 @@ struct Purchased<'a> {
     points: i64,
     tier: loyalty::TierCode,
     tier_changed: bool,
+    /// affiliates (issue #19): what the order's tracking code earned its partner.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    affiliate: Option<loyalty::affiliate::AffiliateView>,
 }
 
 pub async fn purchase(app: &App, id: &MemberId, req: PurchaseRequest) -> Result<Answer, ApiError> {
@@ -43,11 +48,12 @@ pub async fn purchase(app: &App, id: &MemberId, req: PurchaseRequest) -> Result<
     points::validate_purchase(&req, rules, app.env.clock.now()).map_err(refused)?;
     let fingerprint = http::fingerprint(&req);
     let (order_sk, checkout_sk) = (keys::order_sk(&req.order_id), keys::checkout_sk(&req.order_id));
+    let code_keys = attribution::code_keys(&req.tracking_code)?; // affiliates
     let (answer, points) = store
         .change_member(async || {
         let now = app.env.clock.now();
         let today = program_date(rules.time_zone, now);
-        let mut read = store.points_read(id.as_str(), &[order_sk.clone(), checkout_sk.clone()]).await?;
+        let mut read = store.points_read_with(id.as_str(), &[order_sk.clone(), checkout_sk.clone()], &code_keys).await?;
         if let Some(o) = read.take::<OrderItem>(&order_sk)? {
             return replay(&o.order.fingerprint, &fingerprint, Answer { status: 201, body: o.order.answer }, "order_conflict", "this orderId").map(|a| Attempt::Answer((a, None)));
         }
@@ -60,7 +66,9 @@ pub async fn purchase(app: &App, id: &MemberId, req: PurchaseRequest) -> Result<
         let mut entries: Vec<LedgerEntry> = points::settle(&mut member, rules, today, now);
         let p = points::apply_purchase(&mut member, rules, &req, &read.windows, now);
         entries.push(p.entry.clone());
-        let answer = Answer::created(&Purchased { order_id: &req.order_id, points_earned: p.points, rebate_earned: p.rebate, available_on: p.release_on, points: member.wallet.balance.0, tier: member.tier, tier_changed: p.tier_change.is_some() })?;
+        let referral = attribution::referral(&mut read, &req.tracking_code)?; // affiliates
+        let credit = attribution::credit(app, referral.as_ref(), attribution::Order { member_id: id.as_str(), order_id: &req.order_id, channel: req.channel, paid: req.amount, release_on: p.release_on }, now)?;
+        let answer = Answer::created(&Purchased { order_id: &req.order_id, points_earned: p.points, rebate_earned: p.rebate, available_on: p.release_on, points: member.wallet.balance.0, tier: member.tier, tier_changed: p.tier_change.is_some(), affiliate: credit.view })?;
         let day = program_date(rules.time_zone, req.occurred_at).min(today);
         let mut order = OrderRecord::purchase(&req, p.points, day, fingerprint.clone(), answer.body.clone());
         order.recorded_at = Some(now);
@@ -68,8 +76,11 @@ pub async fn purchase(app: &App, id: &MemberId, req: PurchaseRequest) -> Result<
         let (side, rewarded) = purchase_side_writes(app, id, &member, &p, today, now).await?;
         order.referral_to = rewarded;
         let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
-        writes.push(store.put(&OrderItem::new(id.as_str(), order), Some(Cond::absent()))?);
+        let mut order = OrderItem::new(id.as_str(), order);
+        order.affiliate = credit.attribution; // affiliates
+        writes.push(store.put(&order, Some(Cond::absent()))?);
         writes.extend(side);
+        writes.extend(credit.write); // affiliates
         Ok(Attempt::Commit(writes, (answer, Some(p.points))))
         })
         .await?;
@@ -183,6 +194,9 @@ struct Refunded<'a> {
     /// The tier after the refund: spend it was reached with may be gone.
     tier: loyalty::TierCode,
     tier_changed: bool,
+    /// affiliates (issue #19): the commission the refund took back from the order's partner.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    affiliate: Option<&'a attribution::ReversedView>,
 }
 
 pub async fn refund(app: &App, id: &MemberId, req: RefundRequest) -> Result<Answer, ApiError> {
@@ -196,6 +210,8 @@ pub async fn refund(app: &App, id: &MemberId, req: RefundRequest) -> Result<Answ
     // The refund's receipt makes the refundId unique across the member's orders.
     let (order_sk, receipt_sk) =
         (keys::order_sk(&req.order_id), keys::receipt_sk(keys::REFUND_SCOPE, &req.refund_id));
+    // affiliates: set when a reversal's condition told that the order's month is paid.
+    let month_paid = Arc::new(AtomicBool::new(false));
     let (answer, recorded) = store
         .change_member(async || {
         let now = app.env.clock.now();
@@ -213,6 +229,7 @@ pub async fn refund(app: &App, id: &MemberId, req: RefundRequest) -> Result<Answ
         entries.extend(done.entries.iter().cloned());
         // Given-back points keep their first earning day: any whose life has ended go at once.
         entries.extend(points::expire(&mut member, rules, today, now));
+        let reversal = attribution::reverse(app, &mut order, &req.refund_id, month_paid.load(Ordering::SeqCst), now)?; // affiliates
         let answer = Answer::created(&Refunded {
             order_id: &req.order_id,
             refund_id: &req.refund_id,
@@ -228,6 +245,7 @@ pub async fn refund(app: &App, id: &MemberId, req: RefundRequest) -> Result<Answ
             rebate: member.wallet.rebate,
             tier: member.tier,
             tier_changed: done.tier_change.is_some(),
+            affiliate: reversal.as_ref().map(|r| &r.view),
         })?;
         order.order.refunds.push(RefundRecord { refund_id: req.refund_id.clone(), amount: req.amount, clawed_back: done.clawed_back, rebate_reversed: done.rebate_reversed, fingerprint: fingerprint.clone(), answer: answer.body.clone(), at: Some(now) });
         let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
@@ -244,7 +262,17 @@ pub async fn refund(app: &App, id: &MemberId, req: RefundRequest) -> Result<Answ
         if done.full {
             writes.extend(cancel_referral_writes(app, &order.order, id, today, now).await?);
         }
-        Ok(Attempt::Commit(writes, (answer, Some((done.clawed_back, done.points_returned)))))
+        let recorded = (answer, Some((done.clawed_back, done.points_returned)));
+        let Some(reversal) = reversal else { return Ok(Attempt::Commit(writes, recorded)) };
+        // affiliates: the month counter's failed condition means the order's month is paid.
+        let counter = writes.len() + reversal.counter;
+        writes.extend(reversal.writes);
+        let paid = month_paid.clone();
+        let judge: Judge<ApiError> = Box::new(move |failed: &[usize]| match failed.contains(&counter) {
+            true => { paid.store(true, Ordering::SeqCst); Failed::ReadAgainNow }
+            false => Failed::Contended,
+        });
+        Ok(Attempt::CommitOr(writes, recorded, judge))
         })
         .await?;
     if let Some((clawed, returned)) = recorded {

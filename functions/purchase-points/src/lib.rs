@@ -7,6 +7,8 @@
 //! HTTP, the rewards catalog (`rewards.rs`): operators define it (`/rewards`), members claim
 //! with their available points (`/members/{id}/rewards`, `/members/{id}/reward-claims`), the
 //! order system or an operator fulfils gifts (`/internal/members/{id}/reward-claims/…`).
+//! HTTP, affiliate partners (`partners.rs`, operators): partners, tracking codes, monthly
+//! statements; an order's tracking code earns its partner a commission (`attribution.rs`).
 //! SQS: order events (`purchase`, `refund`, `confirm`, `cancel`) from the order system, with
 //! partial batch failures; an event that names an order not recorded yet waits (back-off).
 //! Schedule: the daily expiry sweep (`{"job": "expiry-sweep"}`): releases and expires what
@@ -34,11 +36,14 @@ use loyalty::ApiError;
 use serde::Serialize;
 use std::time::SystemTime;
 
+// affiliates (issue #19)
+mod attribution;
 pub mod checkout;
 mod commands;
 mod expiry;
 mod ledger;
 mod order_events;
+pub mod partners; // affiliates (issue #19)
 pub mod rewards;
 pub(crate) use commands::purchase_side_writes;
 pub use commands::{activity, purchase, refund};
@@ -111,6 +116,7 @@ const ORDER_SYSTEM_ROUTES: [&str; 3] = ["purchases", "refunds", "checkouts"];
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     let result = match http::route(&req) {
         (method, p) if rewards::owns(&p) => rewards::handle(app, &req, method, &p).await,
+        (method, p) if partners::owns(&p) => partners::handle(app, &req, method, &p).await,
         (method, p)
             if p.len() >= 4
                 && p[0] == "internal"

@@ -75,6 +75,9 @@ pub struct PurchaseRequest {
     pub currency: String,
     pub channel: Channel,
     pub occurred_at: DateTime<Utc>,
+    /// affiliates (issue #19): the partner's tracking code the order came with, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking_code: Option<String>,
 }
 
 /// `POST /members/{id}/refunds` (and the `refund` order event).

@@ -34,6 +34,7 @@ fn purchase(order: &str, fen: i64, when: &str) -> PurchaseRequest {
         currency: "CNY".into(),
         channel: Channel::Online,
         occurred_at: at(when),
+        tracking_code: None,
     }
 }
 
@@ -310,7 +311,7 @@ proptest! {
             prop_assert!(m.wallet.lots.iter().all(|l| l.earned_on > today - Duration::days(365)));
             match o {
                 Op::Buy(fen, hours_ago) => {
-                    let req = PurchaseRequest { order_id: format!("o{n}"), amount: Fen(fen), currency: "CNY".into(), channel: Channel::Store, occurred_at: now - Duration::hours(hours_ago) };
+                    let req = PurchaseRequest { order_id: format!("o{n}"), amount: Fen(fen), currency: "CNY".into(), channel: Channel::Store, occurred_at: now - Duration::hours(hours_ago), tracking_code: None };
                     let rate = r.tier(m.tier).rebate_basis_points;
                     let p = apply_purchase(&mut m, &r, &req, &[], now);
                     prop_assert_eq!(p.rebate, order_rebate(req.amount, rate));
@@ -387,7 +388,7 @@ proptest! {
             settle(&mut m, &r, today, now);
             match o {
                 TierOp::Buy(fen) => {
-                    let req = PurchaseRequest { order_id: format!("o{n}"), amount: Fen(fen), currency: "CNY".into(), channel: Channel::Store, occurred_at: now };
+                    let req = PurchaseRequest { order_id: format!("o{n}"), amount: Fen(fen), currency: "CNY".into(), channel: Channel::Store, occurred_at: now, tracking_code: None };
                     let p = apply_purchase(&mut m, &r, &req, &[], now);
                     let mut order = OrderRecord::purchase(&req, p.points, today, String::new(), String::new());
                     order.recorded_at = Some(now);

@@ -28,6 +28,11 @@
 //! | `KPI#GRANT` | `<grant>` | a campaign run's coupon results |
 //! | `KPI#MARK#<marker>` | `#MARK` | a change or fact counted once (TTL) |
 //! | `KPI#TOUCH#<member>` | `#TOUCH` | the issue days of a member's campaign coupons (TTL) |
+//! | `PARTNER#<id>` | `#PARTNER` | an affiliate partner: terms, status, codes (store/partner.rs) |
+//! | `PARTNER#<id>` | `M#<month>#O#<member>#<order>` | an attributed order's commission |
+//! | `PARTNER#<id>` | `M#<month>#A#<member>#<refund>` | a reversal of a paid month's order, charged to this month |
+//! | `PARTNER#<id>` | `M#<month>#STMT` | the month's reversal counter and, once paid, its statement |
+//! | `PCODE#<code>` | `#CODE` | a tracking code → its partner's terms |
 
 use crate::contact::ContactDigest;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -258,6 +263,39 @@ pub const KPI_TOUCH_SK: &str = "#TOUCH";
 /// A member's campaign coupons, by the day each was issued (read when the member buys).
 pub fn kpi_touch_pk(member_id: &str) -> String {
     format!("KPI#TOUCH#{member_id}")
+}
+
+// ---- affiliates (issue #19) ----
+
+/// An affiliate partner's partition: its definition, then its months (`M#<YYYY-MM>#…`), so
+/// one Query of a month's prefix reads that month's orders, adjustments and statement.
+pub fn partner_pk(partner_id: &str) -> String {
+    format!("PARTNER#{partner_id}")
+}
+
+pub const PARTNER_SK: &str = "#PARTNER";
+
+pub fn tracking_code_pk(code: &str) -> String {
+    format!("PCODE#{code}")
+}
+
+pub const TRACKING_CODE_SK: &str = "#CODE";
+
+pub fn partner_month_prefix(month: &str) -> String {
+    format!("M#{month}#")
+}
+
+/// Keyed by member and order: order ids are unique per member, not across members.
+pub fn commission_sk(month: &str, member_id: &str, order_id: &str) -> String {
+    format!("M#{month}#O#{member_id}#{order_id}")
+}
+
+pub fn commission_adjustment_sk(month: &str, member_id: &str, refund_id: &str) -> String {
+    format!("M#{month}#A#{member_id}#{refund_id}")
+}
+
+pub fn statement_sk(month: &str) -> String {
+    format!("M#{month}#STMT")
 }
 
 #[cfg(test)]

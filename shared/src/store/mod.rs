@@ -10,6 +10,8 @@ pub mod keys;
 pub mod kpi;
 pub mod ledger;
 pub mod member;
+// affiliates (issue #19)
+pub mod partner;
 pub mod points;
 pub mod reward;
 pub mod stream;

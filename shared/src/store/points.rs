@@ -23,6 +23,10 @@ pub struct OrderItem {
     pub member_id: String,
     #[serde(flatten)]
     pub order: OrderRecord,
+    /// affiliates (issue #19): the commission the order earned a partner, which its refunds
+    /// reverse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affiliate: Option<crate::affiliate::Attribution>,
 }
 
 impl OrderItem {
@@ -31,6 +35,7 @@ impl OrderItem {
             key: ItemKey::new(member_pk(member_id), keys::order_sk(&order.order_id), "order"),
             member_id: member_id.into(),
             order,
+            affiliate: None,
         }
     }
 }
@@ -82,6 +87,8 @@ pub struct PointsRead {
     pub member: Option<Member>,
     pub items: std::collections::HashMap<String, Item>,
     pub windows: Vec<MultiplierWindow>,
+    /// Items outside the member's partition asked for by key (`points_read_with`), raw.
+    pub others: std::collections::HashMap<(String, String), Item>,
 }
 
 impl PointsRead {
@@ -91,6 +98,14 @@ impl PointsRead {
         sk: &str,
     ) -> Result<Option<T>, StoreError> {
         self.items.remove(sk).map(from_item).transpose()
+    }
+
+    /// The item at `(pk, sk)` outside the member's partition, typed.
+    pub fn take_other<T: serde::de::DeserializeOwned>(
+        &mut self,
+        key: &(String, String),
+    ) -> Result<Option<T>, StoreError> {
+        self.others.remove(key).map(from_item).transpose()
     }
 }
 
@@ -103,14 +118,28 @@ impl Store {
         member_id: &str,
         sks: &[String],
     ) -> Result<PointsRead, StoreError> {
+        self.points_read_with(member_id, sks, &[]).await
+    }
+
+    /// `points_read` with items outside the member's partition in the same request (an
+    /// order's tracking code), keyed by (PK, SK) in `PointsRead::others`.
+    pub async fn points_read_with(
+        &self,
+        member_id: &str,
+        sks: &[String],
+        others: &[(String, String)],
+    ) -> Result<PointsRead, StoreError> {
         let pk = member_pk(member_id);
         let mut keys = vec![key(&pk, PROFILE_SK), key(keys::PROGRAM_PK, keys::MULTIPLIERS_SK)];
         keys.extend(sks.iter().map(|sk| key(&pk, sk)));
+        keys.extend(others.iter().map(|(p, s)| key(p, s)));
         let mut out = PointsRead::default();
         for item in self.batch_get(keys).await? {
             let sk_of = item.get("SK").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
             let pk_of = item.get("PK").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-            if pk_of == keys::PROGRAM_PK {
+            if pk_of != pk && pk_of != keys::PROGRAM_PK {
+                out.others.insert((pk_of, sk_of), item);
+            } else if pk_of == keys::PROGRAM_PK {
                 out.windows = from_item::<MultipliersItem>(item)?.windows;
             } else if sk_of == PROFILE_SK {
                 out.member = Some(from_item::<MemberItem>(item)?.member);

@@ -11,6 +11,9 @@
 //! | `checkout` | MODIFY | `CheckoutConfirmed` (confirmed by this write) |
 //! | `campaign_run` | MODIFY | `CampaignRunDrained` (drained by this write) |
 //! | `reward_claim` | INSERT | `RewardClaimed` (see `events::claim_events`) |
+//! | `commission` | INSERT / MODIFY | `CommissionAccrued` (new) / `CommissionReversed` (more reversed by this write) |
+//! | `commission_adjustment` | INSERT | `CommissionReversed` (charged to a later month) |
+//! | `partner_statement` | INSERT / MODIFY | `StatementClosed` (paid by this write) |
 //!
 //! Every other entity (orders, receipts, uniqueness and budget items, campaign definitions,
 //! batch markers...) and every REMOVE (TTL expiries, erased uniqueness items) is no event.
@@ -126,6 +129,20 @@ pub fn events_of(record: &EventRecord) -> Result<Vec<Event>, StreamError> {
                 .and_then(|s| s.parse::<DateTime<Utc>>().ok())
                 .unwrap_or(approximate);
             events::claim_events(origin, member, at)
+        }
+        // affiliates (issue #19)
+        "commission" => {
+            let item: events::CommissionFacts = d.decode(new)?;
+            let before: Option<events::CommissionFacts> = old.map(|o| d.decode(o)).transpose()?;
+            events::commission_events(origin, before.as_ref(), &item, approximate)
+        }
+        "commission_adjustment" if inserted => {
+            events::adjustment_events(origin, &d.decode::<events::AdjustmentFacts>(new)?)
+        }
+        "partner_statement" => {
+            let item: events::StatementFacts = d.decode(new)?;
+            let before: Option<events::StatementFacts> = old.map(|o| d.decode(o)).transpose()?;
+            events::statement_events(origin, before.as_ref(), &item)
         }
         _ => Ok(Vec::new()),
     };

@@ -120,6 +120,9 @@ async fn main() {
         "reward claim (gift)",
         "gift fulfilment: cancel (points back)",
         "reward catalog (member)",
+        // affiliates (issue #19)
+        "purchase with a partner's tracking code",
+        "partner statement (a month of this run's orders)",
     ];
     let mut ops: Vec<Op> = names.iter().map(|n| Op::new(n)).collect();
     let now = chrono::Utc::now();
@@ -139,6 +142,26 @@ async fn main() {
         assert_eq!(s, 201, "{b}");
         rewards.push(b["rewardId"].as_str().expect("reward id").to_string());
     }
+    // affiliates: one partner; every member's third order carries its code.
+    let (s, partner, _) = answer(
+        purchase_points::handle(
+            &points,
+            request(
+                "POST",
+                "/partners",
+                Some(r#"{"name":"Bench partner","rateBasisPoints":1000}"#),
+                As::Operator,
+            ),
+        )
+        .await,
+    );
+    assert_eq!(s, 201, "{partner}");
+    let (partner_id, tracking) = (
+        partner["partnerId"].as_str().expect("partner id"),
+        partner["trackingCode"].as_str().expect("code"),
+    );
+    let month =
+        loyalty::affiliate::month_of(loyalty::calendar::program_date(h.env.rules.time_zone, now));
     for i in 0..n {
         let id = unique("bench");
         let me = || As::Member(id.clone());
@@ -319,6 +342,25 @@ async fn main() {
             ),
         )
         .await;
+        let attributed = json!({"orderId": format!("o4-{i}"), "amount": 25_000, "currency": "CNY", "channel": "online", "occurredAt": now.to_rfc3339(), "trackingCode": tracking}).to_string();
+        timed(
+            &h,
+            &mut ops[15],
+            201,
+            purchase_points::handle(
+                &points,
+                request("POST", &internal("purchases"), Some(&attributed), os()),
+            ),
+        )
+        .await;
+        let statement = format!("/partners/{partner_id}/statements/{month}");
+        timed(
+            &h,
+            &mut ops[16],
+            200,
+            purchase_points::handle(&points, request("GET", &statement, None, As::Operator)),
+        )
+        .await;
     }
 
     println!("### Per API call ({n} calls each)\n");
@@ -479,6 +521,7 @@ async fn events_out_bench(h: &Harness, n: usize) {
             currency: "CNY".into(),
             channel: loyalty::points::Channel::Online,
             occurred_at: now,
+            tracking_code: None,
         };
         let order = item(
             serde_dynamo::to_item(OrderItem::new(

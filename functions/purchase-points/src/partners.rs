@@ -1,0 +1,307 @@
+//! Affiliate partners (issue #19), operators only (IAM):
+//!
+//! - `POST /partners` (optional `Idempotency-Key`): a partner with its first tracking code;
+//! - `GET /partners/{id}`, `PATCH /partners/{id}` (name, rates, status `active|inactive`);
+//! - `POST /partners/{id}/codes`: one more tracking code;
+//! - `GET /partners/{id}/statements/{month}`: the month's orders, commission pending,
+//!   payable, reversed and paid;
+//! - `POST /partners/{id}/statements/{month}/paid`: marks the month paid, once.
+//!
+//! Partners have no API access of their own. Orders earn commissions in the order routes
+//! (`attribution.rs`); nothing here touches a member.
+
+use crate::{contended, App};
+use aws_sdk_dynamodb::types::TransactWriteItem;
+use chrono::{DateTime, NaiveDate, Utc};
+use lambda_http::http::Method;
+use lambda_http::{Body, Request, Response};
+use loyalty::affiliate::{self, Figures, Partner, PartnerError, PartnerPatch, PartnerRequest};
+use loyalty::calendar::program_date;
+use loyalty::http::{self, json_body};
+use loyalty::store::partner::{Month, PartnerItem, StatementItem};
+use loyalty::store::{backoff, TxFailure, MAX_ATTEMPTS};
+use loyalty::{ApiError, Fen};
+use serde::Serialize;
+
+/// Whether the path is one of the partner routes.
+pub fn owns(p: &[&str]) -> bool {
+    matches!(p, ["partners", ..])
+}
+
+pub async fn handle(
+    app: &App,
+    req: &Request,
+    method: Method,
+    p: &[&str],
+) -> Result<Response<Body>, ApiError> {
+    let known = matches!(
+        p,
+        ["partners"]
+            | ["partners", _]
+            | ["partners", _, "codes"]
+            | ["partners", _, "statements", _]
+            | ["partners", _, "statements", _, "paid"]
+    );
+    if !known {
+        return Err(http::not_found(req));
+    }
+    app.env.caller(req).require_operator()?;
+    match (method.clone(), p) {
+        (Method::POST, ["partners"]) => create(app, req).await,
+        (Method::GET, ["partners", id]) => show(app, partner_param(id)?).await,
+        (Method::PATCH, ["partners", id]) => update(app, partner_param(id)?, json_body(req)?).await,
+        (Method::POST, ["partners", id, "codes"]) => add_code(app, partner_param(id)?).await,
+        (Method::GET, ["partners", id, "statements", month]) => {
+            let month = month_param(month)?;
+            statement(app, partner_param(id)?, &month).await
+        }
+        (Method::POST, ["partners", id, "statements", month, "paid"]) => {
+            let month = month_param(month)?;
+            mark_paid(app, partner_param(id)?, &month).await
+        }
+        _ => Err(ApiError::MethodNotAllowed(method.to_string())),
+    }
+}
+
+fn partner_param(id: &str) -> Result<&str, ApiError> {
+    http::id_param(id, "the partner id", "invalid_partner_id")
+}
+
+/// A month in the path: `YYYY-MM`, with its first and last day.
+struct MonthParam {
+    name: String,
+    last_day: NaiveDate,
+}
+
+fn month_param(month: &str) -> Result<MonthParam, ApiError> {
+    match affiliate::parse_month(month) {
+        Some((_, last_day)) => Ok(MonthParam { name: month.to_string(), last_day }),
+        None => Err(ApiError::bad_request("invalid_month", "the month must be YYYY-MM")),
+    }
+}
+
+fn refused(e: PartnerError) -> ApiError {
+    ApiError::unprocessable(e.code(), e.to_string())
+}
+
+fn partner_not_found() -> ApiError {
+    ApiError::not_found("partner_not_found", "no such partner")
+}
+
+/// A partner as operators see it; with `trackingCode` when the call made a new code.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PartnerView<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tracking_code: Option<&'a str>,
+    #[serde(flatten)]
+    partner: &'a Partner,
+}
+
+fn view(status: u16, partner: &Partner, new_code: Option<&str>) -> Response<Body> {
+    http::json(status, &PartnerView { tracking_code: new_code, partner })
+}
+
+/// Commits one partner transaction; a failed condition or a conflict means "try again" (a
+/// clashing new code or another operator's change: the next attempt reads or draws anew).
+async fn try_commit(
+    app: &App,
+    writes: Vec<TransactWriteItem>,
+    attempt: u32,
+) -> Result<Option<Vec<usize>>, ApiError> {
+    match app.env.store.transact(writes).await {
+        Ok(()) => Ok(None),
+        Err(TxFailure::Conditions(failed)) => Ok(Some(failed)),
+        Err(TxFailure::Conflict) => {
+            backoff(attempt).await;
+            Ok(Some(Vec::new()))
+        }
+        Err(TxFailure::Store(e)) => Err(e.into()),
+    }
+}
+
+/// Registers a partner with its first code. With an `Idempotency-Key` its id derives from the
+/// key: the same definition again answers the partner as it is, another one is a 409.
+async fn create(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let body: PartnerRequest = json_body(req)?;
+    let key = http::idempotency_key(req)?;
+    let (store, rules) = (&app.env.store, &*app.env.rules);
+    let fingerprint = http::fingerprint(&body);
+    let id = affiliate::new_partner_id(key.as_deref());
+    for attempt in 0..MAX_ATTEMPTS {
+        // Under a key the first code derives from it (a retry asks for the same); a clash with
+        // another partner's code draws a random one.
+        let code = match (&key, attempt) {
+            (Some(k), 0) => affiliate::code_for_key(rules, k),
+            _ => affiliate::new_code(rules),
+        };
+        let partner = body
+            .clone()
+            .validate(id.clone(), code.clone(), rules, app.env.clock.now())
+            .map_err(refused)?;
+        let item = PartnerItem::new(partner, fingerprint.clone());
+        match try_commit(app, store.new_partner_writes(&item)?, attempt).await? {
+            None => {
+                tracing::info!(partner_id = %id, "partner registered");
+                return Ok(view(201, &item.partner, Some(&code)));
+            }
+            // Only an Idempotency-Key retry can name an existing partner id.
+            Some(failed) if failed.contains(&0) => {
+                let existing = store.partner(&id).await?.ok_or_else(partner_not_found)?;
+                return match existing.fingerprint == fingerprint {
+                    true => Ok(view(
+                        201,
+                        &existing.partner,
+                        existing.partner.codes.first().map(String::as_str),
+                    )),
+                    false => Err(ApiError::conflict(
+                        "idempotency_key_reused",
+                        "this Idempotency-Key was used for another partner",
+                    )),
+                };
+            }
+            Some(_) => {}
+        }
+    }
+    Err(contended())
+}
+
+async fn show(app: &App, id: &str) -> Result<Response<Body>, ApiError> {
+    let item = app.env.store.partner(id).await?.ok_or_else(partner_not_found)?;
+    Ok(view(200, &item.partner, None))
+}
+
+/// Changes a partner: the next version under the version read, with every code item
+/// rewritten in the same transaction, so orders see the new terms at once.
+async fn update(app: &App, id: &str, patch: PartnerPatch) -> Result<Response<Body>, ApiError> {
+    let (store, rules) = (&app.env.store, &*app.env.rules);
+    for attempt in 0..MAX_ATTEMPTS {
+        let item = store.partner(id).await?.ok_or_else(partner_not_found)?;
+        let next =
+            item.partner.patched(patch.clone(), rules, app.env.clock.now()).map_err(refused)?;
+        let next = PartnerItem { partner: next, ..item.clone() };
+        let writes = store.partner_change_writes(&next, item.partner.version, None)?;
+        match try_commit(app, writes, attempt).await? {
+            None => {
+                tracing::info!(partner_id = %id, version = next.partner.version, "partner changed");
+                return Ok(view(200, &next.partner, None));
+            }
+            Some(_) => backoff(attempt).await,
+        }
+    }
+    Err(contended())
+}
+
+/// One more tracking code (each call makes a new one; a partner has at most
+/// `affiliates.maxCodesPerPartner`).
+async fn add_code(app: &App, id: &str) -> Result<Response<Body>, ApiError> {
+    let (store, rules) = (&app.env.store, &*app.env.rules);
+    for attempt in 0..MAX_ATTEMPTS {
+        let item = store.partner(id).await?.ok_or_else(partner_not_found)?;
+        let code = affiliate::new_code(rules);
+        let next =
+            item.partner.with_code(code.clone(), rules, app.env.clock.now()).map_err(refused)?;
+        let next = PartnerItem { partner: next, ..item.clone() };
+        let writes = store.partner_change_writes(&next, item.partner.version, Some(&code))?;
+        match try_commit(app, writes, attempt).await? {
+            None => {
+                tracing::info!(partner_id = %id, "tracking code added");
+                return Ok(view(201, &next.partner, Some(&code)));
+            }
+            Some(_) => backoff(attempt).await,
+        }
+    }
+    Err(contended())
+}
+
+/// Where a month stands: not over, over with orders still in their return window, payable,
+/// or paid.
+#[derive(Serialize)]
+#[serde(rename_all = "lowercase")]
+enum State {
+    Open,
+    Pending,
+    Payable,
+    Paid,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatementView<'a> {
+    partner_id: &'a str,
+    month: &'a str,
+    state: State,
+    #[serde(flatten)]
+    figures: Figures,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    paid_at: Option<DateTime<Utc>>,
+}
+
+/// The statement of what was read of the month on `today`: as paid, or as it stands.
+fn statement_of(id: &str, month: &MonthParam, read: &Month, today: NaiveDate) -> Response<Body> {
+    let view = |state, figures, paid_at| {
+        http::json(
+            200,
+            &StatementView { partner_id: id, month: &month.name, state, figures, paid_at },
+        )
+    };
+    if let Some(StatementItem { paid_at: Some(at), statement: Some(f), .. }) = &read.statement {
+        return view(State::Paid, f.clone(), Some(*at));
+    }
+    let lines: Vec<_> = read.orders.iter().map(|o| o.line()).collect();
+    let adjustments: Vec<Fen> = read.adjustments.iter().map(|a| a.amount).collect();
+    let state = match affiliate::can_close(&month.name, month.last_day, &lines, today) {
+        Ok(()) => State::Payable,
+        Err(affiliate::CloseError::MonthNotOver(_)) => State::Open,
+        Err(_) => State::Pending,
+    };
+    view(state, affiliate::figures(&lines, &adjustments, today), None)
+}
+
+/// The month read, and whether the partner exists (asked only when the month is empty, so
+/// a statement with orders stays one Query).
+async fn read_month(app: &App, id: &str, month: &str) -> Result<Month, ApiError> {
+    let read = app.env.store.partner_month(id, month).await?;
+    let empty = read.orders.is_empty() && read.adjustments.is_empty() && read.statement.is_none();
+    if empty && app.env.store.partner(id).await?.is_none() {
+        return Err(partner_not_found());
+    }
+    Ok(read)
+}
+
+async fn statement(app: &App, id: &str, month: &MonthParam) -> Result<Response<Body>, ApiError> {
+    let today = program_date(app.env.rules.time_zone, app.env.clock.now());
+    let read = read_month(app, id, &month.name).await?;
+    Ok(statement_of(id, month, &read, today))
+}
+
+/// Marks the month paid, once: refused (409) until the month is over and every order of it
+/// has left its return window; a second call answers the same statement and pays nothing.
+/// The statement is written on condition that no reversal was booked in the month since it
+/// was read (`store::partner`), so a paid statement is what the month holds.
+async fn mark_paid(app: &App, id: &str, month: &MonthParam) -> Result<Response<Body>, ApiError> {
+    let store = &app.env.store;
+    for attempt in 0..MAX_ATTEMPTS {
+        let now = app.env.clock.now();
+        let today = program_date(app.env.rules.time_zone, now);
+        let read = read_month(app, id, &month.name).await?;
+        if read.statement.as_ref().is_some_and(|s| s.paid_at.is_some()) {
+            return Ok(statement_of(id, month, &read, today));
+        }
+        let lines: Vec<_> = read.orders.iter().map(|o| o.line()).collect();
+        affiliate::can_close(&month.name, month.last_day, &lines, today)
+            .map_err(|e| ApiError::conflict(e.code(), e.to_string()))?;
+        let adjustments: Vec<Fen> = read.adjustments.iter().map(|a| a.amount).collect();
+        let figures = affiliate::figures(&lines, &adjustments, today).paid_out();
+        let reversals = read.statement.as_ref().map_or(0, |s| s.reversals);
+        let item = StatementItem::paid(id, &month.name, reversals, figures, now);
+        // A failed condition: paid by another call, or a reversal came in: read again.
+        if try_commit(app, vec![store.statement_paid_write(&item)?], attempt).await?.is_none() {
+            let paid = item.statement.as_ref().map_or(Fen::ZERO, |f| f.paid);
+            tracing::info!(partner_id = %id, month = %month.name, paid = %paid, "statement paid");
+            let read = Month { statement: Some(item), ..Month::default() };
+            return Ok(statement_of(id, month, &read, today));
+        }
+    }
+    Err(contended())
+}
