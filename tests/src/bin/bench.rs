@@ -905,28 +905,6 @@ fn compare(engine: &Run, naive: &Run) {
     );
 }
 
-/// DynamoDB's item size rule (attribute names plus values; numbers about one byte per two
-/// digits; one byte per list or map element plus three of overhead), to report what a
-/// member's profile item weighs.
-fn item_bytes(
-    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
-) -> usize {
-    use aws_sdk_dynamodb::types::AttributeValue as A;
-    fn value(v: &A) -> usize {
-        match v {
-            A::S(s) => s.len(),
-            A::N(n) => n.trim_start_matches('-').replace('.', "").len().div_ceil(2) + 1,
-            A::B(b) => b.as_ref().len(),
-            A::Bool(_) | A::Null(_) => 1,
-            A::Ss(l) | A::Ns(l) => l.iter().map(String::len).sum::<usize>(),
-            A::L(l) => 3 + l.iter().map(|x| 1 + value(x)).sum::<usize>(),
-            A::M(m) => 3 + m.iter().map(|(k, x)| 1 + k.len() + value(x)).sum::<usize>(),
-            _ => 0,
-        }
-    }
-    item.iter().map(|(k, v)| k.len() + value(v)).sum()
-}
-
 /// The same calls for a member with a purchase and a check-in on each of the last 363 days
 /// (made through the real handlers, the clock moved a day at a time), against a new member's
 /// figures from the table above: what a loyal customer costs per call.
@@ -995,7 +973,7 @@ async fn year_long_member(new: &[Op], n: usize) {
     for (k, v) in key {
         get = get.key(k, aws_sdk_dynamodb::types::AttributeValue::S(v));
     }
-    let profile_bytes = item_bytes(
+    let profile_bytes = loyalty::store::item_size(
         &get.send().await.expect("read the profile item").item.expect("the profile item"),
     );
 
@@ -1014,7 +992,7 @@ async fn year_long_member(new: &[Op], n: usize) {
     loop {
         let page = query.clone().send().await.expect("read the member's partition");
         for item in page.items() {
-            partition_bytes += item_bytes(item);
+            partition_bytes += loyalty::store::item_size(item);
             partition_items += 1;
         }
         match page.last_evaluated_key {
