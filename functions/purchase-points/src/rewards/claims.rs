@@ -1,238 +1,6 @@
-//! Rewards (积分兑换): the catalog and its claims.
-//!
-//! - Operators (IAM): `POST /rewards` (with an optional `Idempotency-Key`), `GET /rewards`,
-//!   `PATCH /rewards/{id}`, `POST /rewards/{id}/deactivate`.
-//! - The member (JWT): `GET /members/{id}/rewards` (what they can claim now),
-//!   `POST /members/{id}/reward-claims` (with an `Idempotency-Key`), `GET /members/{id}/reward-claims`.
-//! - The order system or an operator (IAM):
-//!   `POST /internal/members/{id}/reward-claims/{claimId}/fulfilment` (a gift shipped or cancelled).
-//!
-//! It lives in purchase-points because a claim is a points change like a checkout's confirm:
-//! the same one read (a BatchGetItem of the member, the claim's receipt, the member's limit
-//! counters and the reward), the same settle-then-spend rules and the same one versioned
-//! transaction, now with the reward's stock counter, the claim and, for a coupon reward, the
-//! coupon in it. A member may spend only their own available points on the catalog: no route
-//! here creates points.
-//!
-//! The member's catalog is the one read-only call that reads twice: the catalog (one Query of
-//! its partition) and then the member with the counters of the rewards it lists (one
-//! BatchGetItem), as the second depends on the first.
+//! The member's side: the catalog they can claim from, claims, and their fulfilment.
 
-use crate::{contended, live, member_param, replay, Answer, App};
-use lambda_http::http::Method;
-use lambda_http::{Body, Request, Response};
-use loyalty::calendar::program_date;
-use loyalty::coupon;
-use loyalty::http::{self, json_body};
-use loyalty::ledger::LedgerEntry;
-use loyalty::member::MemberId;
-use loyalty::points;
-use loyalty::reward::{
-    self, Claim, ClaimError, ClaimRequest, ClaimStatus, FulfilmentRequest, Reward, RewardError,
-    RewardKind, RewardPatch, RewardRequest, Step,
-};
-use loyalty::store::change::{Attempt, Failed, Judge};
-use loyalty::store::keys;
-use loyalty::store::member::Receipt;
-use loyalty::store::reward::RewardItem;
-use loyalty::store::{backoff, Cond, TxFailure, MAX_ATTEMPTS};
-use loyalty::ApiError;
-use serde::Serialize;
-
-/// Whether the path is one of the rewards routes.
-pub fn owns(p: &[&str]) -> bool {
-    matches!(
-        p,
-        ["rewards", ..]
-            | ["members", _, "rewards" | "reward-claims"]
-            | ["internal", "members", _, "reward-claims", ..]
-    )
-}
-
-pub async fn handle(
-    app: &App,
-    req: &Request,
-    method: Method,
-    p: &[&str],
-) -> Result<Response<Body>, ApiError> {
-    let not_allowed = || Err(ApiError::MethodNotAllowed(method.to_string()));
-    match (method.clone(), p) {
-        (Method::POST, ["rewards"]) => create(app, req).await,
-        (Method::GET, ["rewards"]) => list(app, req).await,
-        (_, ["rewards"]) => not_allowed(),
-        (Method::PATCH, ["rewards", id]) => update(app, req, id).await,
-        (_, ["rewards", _]) => not_allowed(),
-        (Method::POST, ["rewards", id, "deactivate"]) => deactivate(app, req, id).await,
-        (_, ["rewards", _, "deactivate"]) => not_allowed(),
-        (Method::GET, ["members", id, "rewards"]) => catalog(app, req, id).await,
-        (_, ["members", _, "rewards"]) => not_allowed(),
-        (Method::POST, ["members", id, "reward-claims"]) => {
-            claim(app, req, id).await.map(Answer::into_response)
-        }
-        (Method::GET, ["members", id, "reward-claims"]) => claims(app, req, id).await,
-        (_, ["members", _, "reward-claims"]) => not_allowed(),
-        (Method::POST, ["internal", "members", id, "reward-claims", claim_id, "fulfilment"]) => {
-            fulfil(app, req, id, claim_id).await
-        }
-        (_, ["internal", "members", _, "reward-claims", _, "fulfilment"]) => not_allowed(),
-        _ => Err(http::not_found(req)),
-    }
-}
-
-fn refused_reward(e: RewardError) -> ApiError {
-    match e.status() {
-        409 => ApiError::conflict(e.code(), e.to_string()),
-        _ => ApiError::unprocessable(e.code(), e.to_string()),
-    }
-}
-
-fn refused_claim(e: ClaimError) -> ApiError {
-    match e.status() {
-        409 => ApiError::conflict(e.code(), e.to_string()),
-        _ => ApiError::unprocessable(e.code(), e.to_string()),
-    }
-}
-
-fn reward_param(id: &str) -> Result<&str, ApiError> {
-    http::id_param(id, "the reward id", "invalid_reward_id")
-}
-
-fn reward_not_found() -> ApiError {
-    ApiError::not_found("reward_not_found", "no such reward")
-}
-
-// ---------------------------------------------------------------------------------------
-// The catalog (operators)
-
-/// A reward as operators see it: the definition, the units claimed and what is left.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct RewardView<'a> {
-    #[serde(flatten)]
-    reward: &'a Reward,
-    claimed: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    stock_left: Option<u64>,
-}
-
-fn view(reward: &Reward, claimed: u64) -> RewardView<'_> {
-    RewardView { reward, claimed, stock_left: reward.stock_left(claimed) }
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Created<'a> {
-    reward_id: &'a str,
-    reward: RewardView<'a>,
-}
-
-/// Defines a reward. With an `Idempotency-Key` its id is derived from the key, so a retry
-/// finds it: the same definition answers the reward again, another is a 409.
-async fn create(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
-    app.env.caller(req).require_operator()?;
-    let body: RewardRequest = json_body(req)?;
-    let key = http::idempotency_key(req)?;
-    let (store, rules, now) = (&app.env.store, &*app.env.rules, app.env.clock.now());
-    let fingerprint = http::fingerprint(&body);
-    let id = reward::new_reward_id(key.as_deref());
-    let item = RewardItem::new(
-        body.validate(id.clone(), rules, now).map_err(refused_reward)?,
-        fingerprint.clone(),
-    );
-    for attempt in 0..MAX_ATTEMPTS {
-        match store.transact(vec![store.new_reward_write(&item)?]).await {
-            Ok(()) => {
-                tracing::info!(reward_id = %id, "reward defined");
-                return Ok(http::json(
-                    201,
-                    &Created { reward_id: &id, reward: view(&item.reward, 0) },
-                ));
-            }
-            Err(TxFailure::Conditions(_)) => {
-                // Only an Idempotency-Key retry can name an existing id.
-                let existing = store.reward(&id).await?.ok_or_else(|| {
-                    ApiError::Internal("a reward vanished after its id was found taken".into())
-                })?;
-                return match existing.fingerprint == fingerprint {
-                    true => Ok(http::json(
-                        201,
-                        &Created {
-                            reward_id: &id,
-                            reward: view(&existing.reward, existing.claimed),
-                        },
-                    )),
-                    false => Err(ApiError::conflict(
-                        "idempotency_key_reused",
-                        "this Idempotency-Key was used for another reward",
-                    )),
-                };
-            }
-            Err(TxFailure::Conflict) => backoff(attempt).await,
-            Err(TxFailure::Store(e)) => return Err(e.into()),
-        }
-    }
-    Err(contended())
-}
-
-async fn list(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
-    app.env.caller(req).require_operator()?;
-    let mut items = app.env.store.rewards().await?;
-    items.sort_by(|a, b| {
-        a.reward
-            .created_at
-            .cmp(&b.reward.created_at)
-            .then_with(|| a.reward.reward_id.cmp(&b.reward.reward_id))
-    });
-    let rewards: Vec<RewardView> = items.iter().map(|i| view(&i.reward, i.claimed)).collect();
-    Ok(http::json(200, &serde_json::json!({ "rewards": rewards })))
-}
-
-/// Changes a reward: the next version, under the version read. A change that another
-/// operator's, or the claims since, made impossible is re-decided from a fresh read.
-async fn update(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
-    app.env.caller(req).require_operator()?;
-    let patch: RewardPatch = json_body(req)?;
-    let id = reward_param(id)?;
-    change(app, id, patch, false).await
-}
-
-/// Deactivates a reward (it stays, for its claims' sake, and can be activated again by a
-/// change). Deactivating an inactive reward answers it as it is.
-async fn deactivate(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
-    app.env.caller(req).require_operator()?;
-    let id = reward_param(id)?;
-    change(app, id, RewardPatch { active: Some(false), ..Default::default() }, true).await
-}
-
-async fn change(
-    app: &App,
-    id: &str,
-    patch: RewardPatch,
-    unless_inactive: bool,
-) -> Result<Response<Body>, ApiError> {
-    let (store, rules) = (&app.env.store, &*app.env.rules);
-    for attempt in 0..MAX_ATTEMPTS {
-        let now = app.env.clock.now();
-        let item = store.reward(id).await?.ok_or_else(reward_not_found)?;
-        if unless_inactive && !item.reward.active {
-            return Ok(http::json(200, &view(&item.reward, item.claimed)));
-        }
-        let next =
-            item.reward.patched(patch.clone(), rules, item.claimed, now).map_err(refused_reward)?;
-        match store.transact(vec![store.reward_change_write(&next, item.reward.version)?]).await {
-            Ok(()) => {
-                tracing::info!(reward_id = %id, version = next.version, "reward changed");
-                return Ok(http::json(200, &view(&next, item.claimed)));
-            }
-            Err(TxFailure::Conditions(_) | TxFailure::Conflict) => backoff(attempt).await,
-            Err(TxFailure::Store(e)) => return Err(e.into()),
-        }
-    }
-    Err(contended())
-}
-
-// ---------------------------------------------------------------------------------------
-// The member's side
+use super::*;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -244,7 +12,11 @@ struct Catalog<'a> {
 /// The rewards the member can claim now: active, in their window, for their tier; each with
 /// the stock left, the member's remaining limit, whether their available points suffice and
 /// whether a claim would go through.
-async fn catalog(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
+pub(super) async fn catalog(
+    app: &App,
+    req: &Request,
+    id: &str,
+) -> Result<Response<Body>, ApiError> {
     let id = member_param(id)?;
     app.env.caller(req).require_member(&id)?;
     let (store, rules) = (&app.env.store, &*app.env.rules);
@@ -335,7 +107,7 @@ struct Claimed<'a> {
 /// Claims a reward: one read, the rules, one transaction of the member (version-checked) with
 /// its ledger entries, the receipt of the Idempotency-Key, the claim, the reward's stock
 /// counter, the member's limit counter and, for a coupon reward, the coupon.
-async fn claim(app: &App, req: &Request, id: &str) -> Result<Answer, ApiError> {
+pub(super) async fn claim(app: &App, req: &Request, id: &str) -> Result<Answer, ApiError> {
     let id = member_param(id)?;
     app.env.caller(req).require_member(&id)?;
     let body: ClaimRequest = json_body(req)?;
@@ -349,7 +121,7 @@ async fn claim(app: &App, req: &Request, id: &str) -> Result<Answer, ApiError> {
     claim_as(app, &id, body, &key).await
 }
 
-async fn claim_as(
+pub(super) async fn claim_as(
     app: &App,
     id: &MemberId,
     body: ClaimRequest,
@@ -464,7 +236,7 @@ async fn claim_as(
 }
 
 /// The member's claims, newest first.
-async fn claims(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
+pub(super) async fn claims(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
     let id = member_param(id)?;
     app.env.caller(req).require_member(&id)?;
     let mut claims = app.env.store.claims(id.as_str()).await?;
@@ -479,7 +251,7 @@ async fn claims(app: &App, req: &Request, id: &str) -> Result<Response<Body>, Ap
 /// Moves a gift claim: `shipped`, or `cancelled` (the points, the stock unit and the
 /// member's limit come back, in one transaction with the member). Asking again for where the
 /// claim is already answers it as it is; shipped is final, and so is cancelled.
-async fn fulfil(
+pub(super) async fn fulfil(
     app: &App,
     req: &Request,
     id: &str,
