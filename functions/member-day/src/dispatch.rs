@@ -138,6 +138,7 @@ fn batch(run: &RunItem, batch_id: String, member_ids: Vec<String>) -> IssueBatch
         template: run.template.clone(),
         budget: run.budget,
         run: Some(RunRef { campaign_id: run.campaign_id.clone(), run_id: run.run_id.clone() }),
+        experiment: run.experiment.clone(),
         member_ids,
     }
 }

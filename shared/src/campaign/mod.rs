@@ -2,11 +2,16 @@
 //! the contracts in `message` (what travels on the queues) and the member-day calendar in
 //! `member_day`.
 
+pub mod experiment;
+#[cfg(test)]
+mod experiment_tests;
 mod message;
 mod progress;
 #[cfg(test)]
 mod tests;
+pub mod uplift;
 
+pub use experiment::{Experiment, Share, Variant};
 pub use message::*;
 pub use progress::*;
 
@@ -126,6 +131,12 @@ pub struct CampaignRequest {
     /// Most coupons one run's grant may issue; none means no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<u64>,
+    /// An experiment's variants (`experiment`); none: every member gets `coupon`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<Variant>,
+    /// The share of the segment held out (gets nothing, counted for comparison); 0..0.5.
+    #[serde(default, skip_serializing_if = "Share::is_zero")]
+    pub holdout: Share,
 }
 
 /// What the dispatcher pages for a campaign.
@@ -155,6 +166,10 @@ pub struct Campaign {
     #[serde(default)]
     pub audience: Audience,
     pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<Variant>,
+    #[serde(default, skip_serializing_if = "Share::is_zero")]
+    pub holdout: Share,
 }
 
 /// Why a campaign definition is refused; each maps to a stable problem `code`.
@@ -176,6 +191,8 @@ pub enum CampaignError {
     ScheduleInPast,
     #[error("the budget must be at least 1 coupon")]
     InvalidBudget,
+    #[error("{0}")]
+    InvalidExperiment(experiment::ExperimentError),
 }
 
 impl CampaignError {
@@ -189,6 +206,7 @@ impl CampaignError {
             CampaignError::InvalidWindow => "invalid_window",
             CampaignError::ScheduleInPast => "schedule_in_past",
             CampaignError::InvalidBudget => "invalid_budget",
+            CampaignError::InvalidExperiment(_) => "invalid_experiment",
         }
     }
 }
@@ -232,6 +250,17 @@ impl CampaignRequest {
         if self.budget == Some(0) {
             return Err(CampaignError::InvalidBudget);
         }
+        experiment::validate(&self.variants, self.holdout)
+            .map_err(CampaignError::InvalidExperiment)?;
+        if self.multiplier.is_some() && (!self.variants.is_empty() || !self.holdout.is_zero()) {
+            // A window applies at purchase to the whole segment, holdout included: it would
+            // blur the comparison the experiment is for.
+            return Err(CampaignError::InvalidExperiment(experiment::ExperimentError {
+                field: "multiplier".into(),
+                reason: "a campaign with variants or a holdout cannot have a points multiplier"
+                    .into(),
+            }));
+        }
         let mut segment = self.segment;
         segment.tiers = segment.target_tiers();
         Ok(Campaign {
@@ -244,6 +273,8 @@ impl CampaignRequest {
             budget: self.budget,
             audience: Audience::Segment,
             created_at: now,
+            variants: self.variants,
+            holdout: self.holdout,
         })
     }
 }
@@ -270,6 +301,8 @@ impl Campaign {
             budget: None,
             audience: Audience::Segment,
             created_at: now,
+            variants: Vec::new(),
+            holdout: Share::ZERO,
         }
     }
 
@@ -291,7 +324,14 @@ impl Campaign {
             budget: None,
             audience: Audience::Dormant,
             created_at: now,
+            variants: Vec::new(),
+            holdout: Share::ZERO,
         }
+    }
+
+    /// The experiment its runs carry; none for a campaign without variants or holdout.
+    pub fn experiment(&self) -> Option<Experiment> {
+        Experiment::of(&self.id, &self.variants, self.holdout)
     }
 
     /// What a run started at `at` is for: its label (runs of one label are attempts at the same

@@ -35,6 +35,8 @@ fn request() -> CampaignRequest {
         }),
         schedule: Schedule::MonthlyMemberDay,
         budget: Some(1000),
+        variants: vec![],
+        holdout: Share::ZERO,
     }
 }
 
@@ -261,14 +263,24 @@ fn packs_respect_count_and_size_and_keep_every_id() {
 fn a_full_message_fits_the_budget_when_serialized() {
     // Measured: the real JSON of the largest message (500 ids of 36 characters, a uuid-sized id,
     // or fewer 128-character ids) stays under MAX_MESSAGE_BYTES, and 10 of them under 256 KiB.
+    // The largest experiment too: ten variants, each with a coupon of its own.
     let mut t = template();
     t.title = "x".repeat(80);
+    let variants: Vec<Variant> = (0..experiment::MAX_VARIANTS)
+        .map(|i| Variant {
+            name: format!("{i:x>32}"),
+            weight: experiment::MAX_WEIGHT,
+            coupon: Some(t.clone()),
+        })
+        .collect();
+    let experiment = Experiment::of(&"c".repeat(40), &variants, experiment::MAX_HOLDOUT);
     let batch = |ids: Vec<String>| IssueBatch {
         batch_id: "2026-11.a001-063-000123-09".into(),
         grant: format!("campaign:{}:2026-11", "c".repeat(40)),
         template: t.clone(),
         budget: Some(u64::MAX),
         run: Some(RunRef { campaign_id: "c".repeat(40), run_id: "2026-11.a001".into() }),
+        experiment: experiment.clone(),
         member_ids: ids,
     };
     let overhead = serde_json::to_vec(&batch(vec![])).unwrap().len();

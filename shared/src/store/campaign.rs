@@ -13,7 +13,8 @@ use super::keys::ItemKey;
 use super::keys::{self, campaign_pk, run_sk};
 use super::{from_item, key, sdk, to_item, Cond, Store, StoreError, TxFailure};
 use crate::campaign::{
-    Audience, Campaign, MultiplierWindow, Progress, RunState, Schedule, Segment, SegmentMember,
+    Audience, Campaign, Experiment, MultiplierWindow, Progress, RunState, Schedule, Segment,
+    SegmentMember,
 };
 use crate::coupon::CouponTemplate;
 use crate::money::Fen;
@@ -119,6 +120,9 @@ pub struct RunItem {
     pub budget: Option<u64>,
     pub segment: Segment,
     pub audience: Audience,
+    /// The campaign's experiment, as the run's batches carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<Experiment>,
     pub targets: Targets,
     pub cursor: Cursor,
     /// Pages recorded so far: every cursor move is conditional on it (one dispatcher wins).

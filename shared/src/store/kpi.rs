@@ -26,6 +26,7 @@
 
 use super::checkout::{CheckoutItem, CheckoutState};
 use super::coupon::CouponItem;
+use super::holdout::HoldoutItem;
 use super::keys::ItemKey;
 use super::keys::{self, KPI_DAYS_PK, KPI_GRANTS_PK, KPI_MARK_SK, KPI_TOTAL_SK, KPI_TOUCH_SK};
 use super::ledger::LedgerItem;
@@ -35,6 +36,7 @@ use super::reward::ClaimItem;
 use super::stream::{string, Decoder, StreamError};
 use super::{backoff, sdk, Cond, Store, StoreError, TxFailure, MAX_ATTEMPTS};
 use crate::calendar::program_date;
+use crate::campaign::experiment;
 use crate::events::{self, DetailType};
 use crate::kpi::{self, Bump, Counters, Target};
 use crate::money::Fen;
@@ -133,7 +135,7 @@ pub fn bumps_of(record: &EventRecord, tz: Tz) -> Result<Vec<Bump>, StreamError> 
                         .day(o.day, kpi::PURCHASES, 1)
                         .day(o.day, kpi::GMV, o.paid.0)
                         .with_facts(kpi::buyer_facts(&item.member_id, o.day))
-                        .bought(&item.member_id, o.day),
+                        .bought(&item.member_id, o.day, o.paid),
                 );
             } else {
                 let before: Option<OrderItem> = old.map(|x| d.decode(x)).transpose()?;
@@ -197,11 +199,16 @@ pub fn bumps_of(record: &EventRecord, tz: Tz) -> Result<Vec<Bump>, StreamError> 
                     1,
                 );
                 if results {
+                    let arm = item.arm.as_deref();
                     b = b.add(grant(when), kpi::GRANT_ISSUED, 1).touch(
                         &c.member_id,
                         &c.grant,
+                        arm,
                         when,
                     );
+                    if let Some(arm) = arm {
+                        b = b.add(grant(when), &kpi::arm_members(arm), 1);
+                    }
                 }
                 out.push(b);
             } else {
@@ -271,6 +278,17 @@ pub fn bumps_of(record: &EventRecord, tz: Tz) -> Result<Vec<Bump>, StreamError> 
                     );
                 }
                 out.push(b);
+            }
+        }
+        "holdout" if inserted => {
+            let item: HoldoutItem = d.decode(new)?;
+            if kpi::has_results(&item.grant) {
+                let (when, arm) = (day(item.held_at), experiment::HOLDOUT_ARM);
+                out.push(
+                    once("held_out")
+                        .add(Target::Grant(item.grant.clone(), when), &kpi::arm_members(arm), 1)
+                        .touch(&item.member_id, &item.grant, Some(arm), when),
+                );
             }
         }
         "reward_claim" if inserted => {
@@ -387,8 +405,8 @@ impl Store {
         days: u32,
     ) -> Result<Vec<Bump>, StoreError> {
         let buyers: BTreeSet<String> =
-            bumps.iter().filter_map(|b| b.bought.clone()).map(|(m, _)| m).collect();
-        let mut touched: BTreeMap<String, BTreeMap<String, NaiveDate>> = BTreeMap::new();
+            bumps.iter().filter_map(|b| b.bought.clone()).map(|(m, _, _)| m).collect();
+        let mut touched: BTreeMap<String, BTreeMap<String, kpi::Touch>> = BTreeMap::new();
         let buyers: Vec<String> = buyers.into_iter().collect();
         for ids in buyers.chunks(100) {
             let keys =
@@ -404,11 +422,10 @@ impl Store {
             b.adds.retain(|a| match &a.target {
                 Target::Touch(member) => {
                     let mine = touched.entry(member.clone()).or_default();
-                    let grant = a.counter.strip_prefix("t@").unwrap_or_default().to_string();
                     let day = NaiveDate::from_num_days_from_ce_opt(a.n as i32);
-                    match (mine.contains_key(&grant), day) {
-                        (false, Some(day)) => {
-                            mine.insert(grant, day);
+                    match (kpi::parse_touch(&a.counter), day) {
+                        (Some((grant, arm)), Some(day)) if !mine.contains_key(&grant) => {
+                            mine.insert(grant, kpi::Touch { day, arm });
                             true
                         }
                         _ => false,
@@ -416,10 +433,11 @@ impl Store {
                 }
                 _ => true,
             });
-            if let Some((member, day)) = b.bought.clone() {
+            if let Some((member, day, paid)) = b.bought.clone() {
                 let empty = BTreeMap::new();
                 let mine = touched.get(&member).unwrap_or(&empty);
                 b.facts.extend(kpi::conversion_facts(&member, day, mine, days));
+                b.adds.extend(kpi::arm_spend(day, paid, mine, days));
             }
         }
         Ok(bumps)

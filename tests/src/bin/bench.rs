@@ -371,6 +371,7 @@ async fn main() {
         template: h.env.rules.member_day.coupon.clone(),
         budget: None,
         run: None,
+        experiment: None,
         member_ids: members.clone(),
     };
     let mut msg = SqsMessage::default();
