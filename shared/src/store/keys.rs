@@ -9,6 +9,7 @@
 //! | `MEMBER#<id>` | `#PROFILE` | the member (tier, wallet, spend) |
 //! | `MEMBER#<id>` | `COUPON#<code>` | an issued coupon |
 //! | `MEMBER#<id>` | `GRANT#<grant>#<slot>` | the grant slot a coupon fills, with its code (one coupon per member, grant and slot, whatever key made the code) |
+//! | `MEMBER#<id>` | `GRANT#<grant>#0` | or, entity `holdout`, an experiment's holdout member: the slot taken, no coupon (`store::holdout`) |
 //! | `MEMBER#<id>` | `LEDGER#<time>#<kind>#<ref>` | a points ledger entry |
 //! | `MEMBER#<id>` | `ORDER#<orderId>` | a purchase and its refunds |
 //! | `MEMBER#<id>` | `CHECKOUT#<orderId>` | a checkout: its quote, state and answers |
