@@ -12,6 +12,7 @@
 //! none of its facts again.
 
 use crate::campaign::uplift::{arm_results, ArmFigures, ArmResult};
+use crate::churn::Band;
 use crate::money::Fen;
 use crate::tier::TierCode;
 use chrono::{Datelike, Duration, NaiveDate};
@@ -182,6 +183,10 @@ pub fn tier_move(from: TierCode, to: TierCode) -> String {
 /// The change of a tier's live members (a day's delta; the running total on the total item).
 pub fn tier_count(tier: TierCode) -> String {
     format!("tier@{}", tier.as_str())
+}
+/// The change of a churn band's live members, as scored (a running figure like the tiers').
+pub fn churn_count(band: Band) -> String {
+    format!("churn@{}", band.as_str())
 }
 
 /// The family a grant is counted under by day: one per campaign run, welcome, birthday (any
@@ -569,6 +574,9 @@ pub struct Report {
     pub months: Vec<Month>,
     pub cohorts: Vec<Cohort>,
     pub campaigns: Vec<CampaignResult>,
+    /// Live members per churn risk band now, as last scored (whatever the range; members not
+    /// scored since churn was deployed are in none).
+    pub churn_risk: BTreeMap<Band, i64>,
 }
 
 fn rate(part: i64, whole: i64) -> Option<f64> {
@@ -768,6 +776,7 @@ pub fn report(
         months,
         cohorts,
         campaigns,
+        churn_risk: Band::ALL.into_iter().map(|b| (b, get(total, &churn_count(b)))).collect(),
     }
 }
 

@@ -37,6 +37,9 @@ pub struct Rules {
     pub limits: LimitRules,
     #[serde(default)]
     pub reports: ReportRules,
+    /// Churn risk bands (`churn`: the RFM thresholds).
+    #[serde(default)]
+    pub churn: crate::churn::ChurnRules,
     /// Named coupon templates operators and campaigns issue by name.
     #[serde(default)]
     pub coupon_templates: BTreeMap<String, CouponTemplate>,
@@ -274,6 +277,7 @@ impl Rules {
         if self.reports.conversion_days > 90 {
             return bad("reports.conversionDays must be 0..90".into());
         }
+        self.churn.validate().map_err(RulesError::Invalid)?;
         let p = &self.points;
         if p.per_cny < 1
             || p.expiry_days == 0

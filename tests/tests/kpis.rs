@@ -675,6 +675,13 @@ async fn an_experiment_reports_each_arm_with_conversion_spend_and_uplift_over_th
             assert_eq!(u["verdict"], "too few members", "two conversions an arm: {a}");
         }
     }
+    // Members per churn band, scored at every write: 100 welcome points and no order is R5 F1
+    // M1 = 7 (medium), one order of 100 CNY R5 F2 M2 = 9 (medium), two orders R5 F3 M2 = 10 (low).
+    assert_eq!(
+        report["churnRisk"],
+        json!({"low": arms.len(), "medium": ids.len() - arms.len(), "high": 0}),
+        "{report}"
+    );
     // Redelivered, the records change nothing.
     for chunk in all.chunks(50) {
         assert_eq!(events_out::count(&w.kpis, chunk).await, None);

@@ -34,6 +34,7 @@ fn request() -> CampaignRequest {
             dormant_days: None,
             birthday_month: None,
             min_rolling_spend: None,
+            churn_risk: vec![],
         },
         coupon: coupon(1500),
         multiplier: None,

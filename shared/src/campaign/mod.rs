@@ -16,6 +16,7 @@ pub use message::*;
 pub use progress::*;
 
 use crate::calendar;
+use crate::churn::Band;
 use crate::coupon::CouponTemplate;
 use crate::money::{Fen, Multiplier};
 use crate::rules::Rules;
@@ -48,6 +49,10 @@ pub struct Segment {
     /// Only members whose rolling qualifying spend is at least this (fen).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_rolling_spend: Option<Fen>,
+    /// Only members in these churn risk bands (as the nightly job last scored them). Read as
+    /// key ranges of the tier index (its sort key starts with the band), not filtered after.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub churn_risk: Vec<Band>,
 }
 
 /// A member as the segment indexes project it (ByTier: memberId, lastPurchaseAt,
@@ -231,6 +236,9 @@ impl CampaignRequest {
         if s.min_rolling_spend.is_some_and(|f| f.0 < 0) {
             return Err(CampaignError::InvalidSegment("minRollingSpend must not be negative"));
         }
+        if s.churn_risk.iter().enumerate().any(|(i, b)| s.churn_risk[..i].contains(b)) {
+            return Err(CampaignError::InvalidSegment("churnRisk names a band twice"));
+        }
         self.coupon.validate().map_err(CampaignError::InvalidCoupon)?;
         if let Some(m) = &self.multiplier {
             if m.multiplier < Multiplier::ONE || m.multiplier > MAX_CAMPAIGN_MULTIPLIER {
@@ -263,6 +271,7 @@ impl CampaignRequest {
         }
         let mut segment = self.segment;
         segment.tiers = segment.target_tiers();
+        segment.churn_risk.sort();
         Ok(Campaign {
             id,
             name,
@@ -294,6 +303,7 @@ impl Campaign {
                 dormant_days: None,
                 birthday_month: None,
                 min_rolling_spend: None,
+                churn_risk: vec![],
             },
             coupon: md.coupon.clone(),
             multiplier: None,
@@ -317,6 +327,7 @@ impl Campaign {
                 dormant_days: Some(w.dormant_days),
                 birthday_month: None,
                 min_rolling_spend: None,
+                churn_risk: vec![],
             },
             coupon: w.coupon.clone(),
             multiplier: None,

@@ -27,6 +27,7 @@ fn request() -> CampaignRequest {
             dormant_days: None,
             birthday_month: None,
             min_rolling_spend: None,
+            churn_risk: vec![],
         },
         coupon: template(),
         multiplier: Some(MultiplierSpec {
@@ -50,6 +51,10 @@ fn validation_refuses_each_bad_definition_with_its_code() {
         ("invalid_segment", Box::new(|r| r.segment.birthday_month = Some(13))),
         ("invalid_segment", Box::new(|r| r.segment.dormant_days = Some(0))),
         ("invalid_segment", Box::new(|r| r.segment.min_rolling_spend = Some(Fen(-1)))),
+        (
+            "invalid_segment",
+            Box::new(|r| r.segment.churn_risk = vec![Band::High, Band::Low, Band::High]),
+        ),
         ("invalid_coupon", Box::new(|r| r.coupon.valid_days = None)),
         (
             "invalid_multiplier",
@@ -151,6 +156,7 @@ fn segment_filter_uses_only_the_projection() {
         dormant_days: Some(90),
         birthday_month: Some(11),
         min_rolling_spend: Some(Fen(100_000)),
+        churn_risk: vec![],
     };
     assert!(
         s.matches(&m(TierCode::Gold, Some("2026-08-01T00:00:00Z"), Some(100_000), Some(11)), now)
@@ -172,6 +178,7 @@ fn segment_filter_uses_only_the_projection() {
         dormant_days: None,
         birthday_month: None,
         min_rolling_spend: None,
+        churn_risk: vec![],
     };
     assert!(all.matches(&m(TierCode::Regular, None, None, None), now));
 }

@@ -11,7 +11,7 @@
 
 use super::experiment::HOLDOUT_ARM;
 use crate::money::Fen;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// z of a two-sided 95% interval.
 pub const Z_95: f64 = 1.959_963_984_540_054;
@@ -30,7 +30,7 @@ pub struct ArmFigures {
     pub gmv: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Verdict {
     #[serde(rename = "significant")]
     Significant,

@@ -141,6 +141,17 @@ pub fn tier_segment_pk(tier: &str, shard: u32) -> String {
     format!("TIER#{tier}#{shard:02}")
 }
 
+/// ByTier sort key: the member's churn band letter, then the id (`h#<id>`), so that the
+/// members of one band of a tier partition are one key range.
+pub fn tier_segment_sk(band: crate::churn::Band, member_id: &str) -> String {
+    format!("{}#{member_id}", band.letter())
+}
+
+/// The key prefix of a band's members in a ByTier partition.
+pub fn tier_segment_band_prefix(band: crate::churn::Band) -> String {
+    format!("{}#", band.letter())
+}
+
 pub fn birthday_pk(mm_dd: &str) -> String {
     format!("BDAY#{mm_dd}")
 }

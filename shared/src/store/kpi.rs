@@ -4,7 +4,7 @@
 //! | entity | record | counts |
 //! |---|---|---|
 //! | `member` | INSERT | joined, live members of its tier |
-//! | `member` | MODIFY | erased (and out of its tier's count) when this write erased it; the first order's cohort windows; the spend change of its join-day cohort |
+//! | `member` | MODIFY | erased (and out of its tier's count) when this write erased it; the first order's cohort windows; the spend change of its join-day cohort; a move between churn bands |
 //! | `order` | INSERT | a purchase and its paid amount (GMV) on the order's day; buyers of the day, of the month, repeat buyers of the month |
 //! | `order` | MODIFY | each refund this write added, and its amount |
 //! | `ledger` | INSERT | points earned / pending / released / redeemed / expired / clawed back / returned; the liability |
@@ -37,6 +37,7 @@ use super::stream::{string, Decoder, StreamError};
 use super::{backoff, sdk, Cond, Store, StoreError, TxFailure, MAX_ATTEMPTS};
 use crate::calendar::program_date;
 use crate::campaign::experiment;
+use crate::churn::{band_of_mark, Band};
 use crate::events::{self, DetailType};
 use crate::kpi::{self, Bump, Counters, Target};
 use crate::money::Fen;
@@ -62,6 +63,14 @@ struct MemberKpiFacts {
     lifetime_spend: Fen,
     #[serde(default)]
     last_purchase_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    churn: Option<String>,
+}
+
+impl MemberKpiFacts {
+    fn band(&self) -> Option<Band> {
+        self.churn.as_deref().and_then(band_of_mark)
+    }
 }
 
 /// The marker of a stored change: a digest of the item's key, the stream record's sequence
@@ -102,11 +111,12 @@ pub fn bumps_of(record: &EventRecord, tz: Tz) -> Result<Vec<Bump>, StreamError> 
             let m: MemberKpiFacts = d.decode(new)?;
             if inserted {
                 let j = day(m.joined_at);
-                out.push(once("joined").day(j, kpi::JOINED, 1).running(
-                    j,
-                    &kpi::tier_count(m.tier),
-                    1,
-                ));
+                let mut b =
+                    once("joined").day(j, kpi::JOINED, 1).running(j, &kpi::tier_count(m.tier), 1);
+                if let Some(band) = m.band() {
+                    b = b.add(Target::Total, &kpi::churn_count(band), 1);
+                }
+                out.push(b);
             } else if let Some(before) = old.map(|o| d.decode::<MemberKpiFacts>(o)).transpose()? {
                 let joined = day(m.joined_at);
                 let mut b = once("member");
@@ -123,6 +133,16 @@ pub fn bumps_of(record: &EventRecord, tz: Tz) -> Result<Vec<Bump>, StreamError> 
                     }
                 }
                 b = b.day(joined, kpi::COHORT_SPEND, m.lifetime_spend.0 - before.lifetime_spend.0);
+                // Members per churn band: the band this write left and the one it entered (none
+                // once erased). On the totals only: the member item keeps no time of a rescore,
+                // so the bands are a figure of now, not of a day.
+                if before.band() != m.band() {
+                    for (band, n) in [(before.band(), -1), (m.band(), 1)] {
+                        if let Some(band) = band {
+                            b = b.add(Target::Total, &kpi::churn_count(band), n);
+                        }
+                    }
+                }
                 out.push(b);
             }
         }
