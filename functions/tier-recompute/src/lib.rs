@@ -10,9 +10,10 @@
 //!   rides on this job because it is the nightly pass that already reads and writes members
 //!   by a review date: the review date is the earlier of the day the tier could fall and the
 //!   day the churn band could rise, so a member is visited exactly when time alone changes
-//!   either (the expiry sweep visits only members holding points, for their lots). A task that runs out of its time budget re-enqueues its continuation (the
-//!   cursor); a failed task is reported as a batch item failure and retried from its own
-//!   cursor, which is safe because an evaluation on a date already evaluated is a no-op.
+//!   either (the expiry sweep visits only members holding points, for their lots). A task
+//!   that runs out of its time budget re-enqueues its continuation (the cursor); a failed
+//!   task is reported as a batch item failure and retried from its own cursor, which is safe
+//!   because an evaluation on a date already evaluated is a no-op.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};

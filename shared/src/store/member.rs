@@ -32,7 +32,8 @@ pub struct MemberItem {
     pub rolling_spend: Fen,
     #[serde(rename = "birthMonth", skip_serializing_if = "Option::is_none", default)]
     pub birth_month: Option<u32>,
-    /// Churn risk as of the last write: the band's letter and the RFM score (`churn::Assessment::mark`).
+    /// Churn risk as of the last write: the band's letter and the RFM score
+    /// (`churn::Assessment::mark`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub churn: Option<String>,
     #[serde(rename = "GSI1PK", skip_serializing_if = "Option::is_none", default)]
