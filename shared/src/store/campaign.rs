@@ -380,15 +380,12 @@ impl Store {
             .set_exclusive_start_key(start.map(|s| {
                 s.iter().map(|(k, v)| (k.clone(), AttributeValue::S(v.clone()))).collect()
             }));
-        q = match (&targets.sk_from, &targets.sk_before) {
-            _ if prefix.is_some() => q
+        q = match (prefix, &targets.sk_from, &targets.sk_before) {
+            (Some(p), _, _) => q
                 .key_condition_expression("#pk = :pk AND begins_with(#sk, :p)")
                 .expression_attribute_names("#sk", sk_attr)
-                .expression_attribute_values(
-                    ":p",
-                    AttributeValue::S(prefix.unwrap_or_default().into()),
-                ),
-            (Some(a), Some(b)) => q
+                .expression_attribute_values(":p", AttributeValue::S(p.into())),
+            (None, Some(a), Some(b)) => q
                 .key_condition_expression("#pk = :pk AND #sk BETWEEN :a AND :b")
                 .expression_attribute_names("#sk", sk_attr)
                 .expression_attribute_values(":a", AttributeValue::S(a.clone()))
