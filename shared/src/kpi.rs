@@ -11,6 +11,8 @@
 //! counts as a repeat buyer, the first one as a buyer), and a change already counted adds
 //! none of its facts again.
 
+use crate::campaign::uplift::{arm_results, ArmFigures, ArmResult};
+use crate::churn::Band;
 use crate::money::Fen;
 use crate::tier::TierCode;
 use chrono::{Datelike, Duration, NaiveDate};
@@ -73,41 +75,107 @@ pub const GRANT_DISCOUNT: &str = "discount";
 /// Members who bought within `reports.conversionDays` of their coupon's issue (once each).
 pub const GRANT_CONVERTED: &str = "converted";
 
-/// A member's campaign coupon, on the member's touch item: the day it was issued, as days
-/// from the common era (what a counter can hold).
-pub fn touch_of(grant: &str) -> String {
-    format!("t@{grant}")
+/// Per experiment arm, on the grant's item: members recorded in the arm (a coupon issued, or
+/// held out), those who converted, and what they paid within the conversion window.
+pub fn arm_members(arm: &str) -> String {
+    format!("members@{arm}")
+}
+pub fn arm_converted(arm: &str) -> String {
+    format!("converted@{arm}")
+}
+pub fn arm_gmv(arm: &str) -> String {
+    format!("gmv@{arm}")
 }
 
-/// The issue days of a touch item's counters, by grant.
-pub fn touches(c: &Counters) -> BTreeMap<String, NaiveDate> {
+/// A member's campaign coupon (or holdout record), on the member's touch item: the day it was
+/// issued, as days from the common era (what a counter can hold), named by the grant and, in
+/// an experiment, the arm (`t@<grant>@<arm>`: grants and arm names hold no `@`).
+pub fn touch_of(grant: &str, arm: Option<&str>) -> String {
+    match arm {
+        Some(arm) => format!("t@{grant}@{arm}"),
+        None => format!("t@{grant}"),
+    }
+}
+
+/// The grant and arm a touch counter names.
+pub fn parse_touch(counter: &str) -> Option<(String, Option<String>)> {
+    let rest = counter.strip_prefix("t@")?;
+    Some(match rest.split_once('@') {
+        Some((grant, arm)) => (grant.to_string(), Some(arm.to_string())),
+        None => (rest.to_string(), None),
+    })
+}
+
+/// A member's touch by a campaign run: when, and in which arm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Touch {
+    pub day: NaiveDate,
+    pub arm: Option<String>,
+}
+
+/// The touches of a touch item's counters, by grant.
+pub fn touches(c: &Counters) -> BTreeMap<String, Touch> {
     c.iter()
         .filter_map(|(k, v)| {
-            let grant = k.strip_prefix("t@")?;
+            let (grant, arm) = parse_touch(k)?;
             let day = NaiveDate::from_num_days_from_ce_opt(i32::try_from(*v).ok()?)?;
-            Some((grant.to_string(), day))
+            Some((grant, Touch { day, arm }))
         })
         .collect()
 }
 
+/// The runs whose touch of the member is at most `days` days before an order on `day`.
+fn in_window(
+    day: NaiveDate,
+    touched: &BTreeMap<String, Touch>,
+    days: u32,
+) -> impl Iterator<Item = (&String, &Touch)> {
+    touched.iter().filter(move |(_, t)| (0..=i64::from(days)).contains(&(day - t.day).num_days()))
+}
+
 /// Conversion facts of a member's order on `day`: each campaign run whose coupon the member
-/// got at most `days` days before, counted once per member and run.
+/// got (or, in a holdout, would have got) at most `days` days before, counted once per member
+/// and run. A held-out member converts in its arm only: the run's `converted` counts coupons.
 pub fn conversion_facts(
     member: &str,
     day: NaiveDate,
-    touched: &BTreeMap<String, NaiveDate>,
+    touched: &BTreeMap<String, Touch>,
     days: u32,
 ) -> Vec<Bump> {
-    touched
-        .iter()
-        .filter(|(_, issued)| (0..=i64::from(days)).contains(&(day - **issued).num_days()))
-        .map(|(grant, issued)| {
-            Bump::new(format!("conv#{grant}#{member}"), FACT_DAYS).add(
-                Target::Grant(grant.clone(), *issued),
-                GRANT_CONVERTED,
-                1,
-            )
+    in_window(day, touched, days)
+        .map(|(grant, t)| {
+            let target = Target::Grant(grant.clone(), t.day);
+            let held_out = t.arm.as_deref() == Some(crate::campaign::experiment::HOLDOUT_ARM);
+            let mut b = Bump::new(format!("conv#{grant}#{member}"), FACT_DAYS);
+            if !held_out {
+                b = b.add(target.clone(), GRANT_CONVERTED, 1);
+            }
+            match &t.arm {
+                Some(arm) => b.add(target, &arm_converted(arm), 1),
+                None => b,
+            }
         })
+        .collect()
+}
+
+/// What an order paid, added to the arm of every experiment run that touched the member at
+/// most `days` days before it (each order once: it rides on the order's own bump).
+pub fn arm_spend(
+    day: NaiveDate,
+    paid: i64,
+    touched: &BTreeMap<String, Touch>,
+    days: u32,
+) -> Vec<Add> {
+    in_window(day, touched, days)
+        .filter_map(|(grant, t)| {
+            let arm = t.arm.as_deref()?;
+            Some(Add {
+                target: Target::Grant(grant.clone(), t.day),
+                counter: arm_gmv(arm),
+                n: paid,
+            })
+        })
+        .filter(|a| a.n != 0)
         .collect()
 }
 
@@ -125,6 +193,10 @@ pub fn tier_move(from: TierCode, to: TierCode) -> String {
 /// The change of a tier's live members (a day's delta; the running total on the total item).
 pub fn tier_count(tier: TierCode) -> String {
     format!("tier@{}", tier.as_str())
+}
+/// The change of a churn band's live members, as scored (a running figure like the tiers').
+pub fn churn_count(band: Band) -> String {
+    format!("churn@{}", band.as_str())
 }
 
 /// The family a grant is counted under by day: one per campaign run, welcome, birthday (any
@@ -176,9 +248,9 @@ pub struct Bump {
     pub otherwise: Option<Box<Bump>>,
     /// Facts the change brings, counted with it or not at all.
     pub facts: Vec<Bump>,
-    /// An order of this member on this day: the store adds its conversion facts, from the
-    /// member's campaign coupons.
-    pub bought: Option<(String, NaiveDate)>,
+    /// An order of this member on this day, and what it paid: the store adds its conversion
+    /// facts (and the arms' spend) from the member's campaign coupons.
+    pub bought: Option<(String, NaiveDate, i64)>,
 }
 
 impl Bump {
@@ -214,15 +286,15 @@ impl Bump {
         self
     }
 
-    pub fn bought(mut self, member: &str, day: NaiveDate) -> Bump {
-        self.bought = Some((member.to_string(), day));
+    pub fn bought(mut self, member: &str, day: NaiveDate, paid: Fen) -> Bump {
+        self.bought = Some((member.to_string(), day, paid.0));
         self
     }
 
-    /// A campaign coupon issued to `member` on `day`.
-    pub fn touch(self, member: &str, grant: &str, day: NaiveDate) -> Bump {
+    /// A campaign coupon issued to `member` on `day` (or the member held out), in `arm`.
+    pub fn touch(self, member: &str, grant: &str, arm: Option<&str>, day: NaiveDate) -> Bump {
         let n = i64::from(day.num_days_from_ce());
-        self.add(Target::Touch(member.to_string()), &touch_of(grant), n)
+        self.add(Target::Touch(member.to_string()), &touch_of(grant, arm), n)
     }
 
     pub fn with_facts(mut self, facts: Vec<Bump>) -> Bump {
@@ -485,6 +557,24 @@ pub struct CampaignResult {
     pub orders: i64,
     pub gmv: Fen,
     pub discount: Fen,
+    /// An experiment's arms (none for a run without one).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub arms: Vec<ArmResult>,
+}
+
+/// The arms a grant's counters hold, with their results.
+fn arms_of(c: &Counters) -> Vec<ArmResult> {
+    let figures = c
+        .keys()
+        .filter_map(|k| k.strip_prefix("members@"))
+        .map(|arm| ArmFigures {
+            arm: arm.to_string(),
+            members: get(c, &arm_members(arm)),
+            converted: get(c, &arm_converted(arm)),
+            gmv: get(c, &arm_gmv(arm)),
+        })
+        .collect();
+    arm_results(figures)
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -510,6 +600,9 @@ pub struct Report {
     pub months: Vec<Month>,
     pub cohorts: Vec<Cohort>,
     pub campaigns: Vec<CampaignResult>,
+    /// Live members per churn risk band now, as last scored (whatever the range; members not
+    /// scored since churn was deployed are in none).
+    pub churn_risk: BTreeMap<Band, i64>,
 }
 
 fn rate(part: i64, whole: i64) -> Option<f64> {
@@ -708,6 +801,7 @@ pub fn report(
                 orders: get(&c, GRANT_ORDERS),
                 gmv: Fen(get(&c, GRANT_GMV)),
                 discount: Fen(get(&c, GRANT_DISCOUNT)),
+                arms: arms_of(&c),
             }
         })
         .collect();
@@ -721,6 +815,7 @@ pub fn report(
         months,
         cohorts,
         campaigns,
+        churn_risk: Band::ALL.into_iter().map(|b| (b, get(total, &churn_count(b)))).collect(),
     }
 }
 
@@ -770,10 +865,11 @@ mod tests {
 
     #[test]
     fn a_member_converts_for_runs_issued_at_most_the_window_before() {
-        let touched: BTreeMap<String, NaiveDate> = [
-            ("campaign:a:once".to_string(), d("2026-11-10")),
-            ("campaign:b:once".to_string(), d("2026-11-03")),
-            ("campaign:c:once".to_string(), d("2026-11-18")),
+        let t = |day: &str| Touch { day: d(day), arm: None };
+        let touched: BTreeMap<String, Touch> = [
+            ("campaign:a:once".to_string(), t("2026-11-10")),
+            ("campaign:b:once".to_string(), t("2026-11-03")),
+            ("campaign:c:once".to_string(), t("2026-11-18")),
         ]
         .into();
         let facts = conversion_facts("m", d("2026-11-17"), &touched, 7);
@@ -787,8 +883,53 @@ mod tests {
             Target::Grant("campaign:a:once".into(), d("2026-11-10"))
         );
         let c: Counters =
-            [(touch_of("campaign:a:once"), i64::from(d("2026-11-10").num_days_from_ce()))].into();
-        assert_eq!(touches(&c)["campaign:a:once"], d("2026-11-10"));
+            [(touch_of("campaign:a:once", None), i64::from(d("2026-11-10").num_days_from_ce()))]
+                .into();
+        assert_eq!(touches(&c)["campaign:a:once"], t("2026-11-10"));
+        assert!(arm_spend(d("2026-11-17"), 500, &touched, 7).is_empty(), "no arms, no arm spend");
+    }
+
+    #[test]
+    fn an_arm_converts_and_spends_in_its_own_counters_and_the_holdout_not_in_the_runs() {
+        let day = d("2026-11-12");
+        let touched: BTreeMap<String, Touch> = [
+            ("campaign:x:once".to_string(), Touch { day, arm: Some("b".into()) }),
+            ("campaign:y:once".to_string(), Touch { day, arm: Some("holdout".into()) }),
+        ]
+        .into();
+        let c: Counters = [
+            (touch_of("campaign:x:once", Some("b")), i64::from(day.num_days_from_ce())),
+            (touch_of("campaign:y:once", Some("holdout")), i64::from(day.num_days_from_ce())),
+        ]
+        .into();
+        assert_eq!(touches(&c), touched, "the arm survives the touch item");
+        let facts = conversion_facts("m", d("2026-11-19"), &touched, 7);
+        let adds: Vec<(&str, &str)> = facts
+            .iter()
+            .flat_map(|f| &f.adds)
+            .map(|a| match &a.target {
+                Target::Grant(g, _) => (g.as_str(), a.counter.as_str()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            adds,
+            [
+                ("campaign:x:once", GRANT_CONVERTED),
+                ("campaign:x:once", "converted@b"),
+                ("campaign:y:once", "converted@holdout"),
+            ]
+        );
+        let spend = arm_spend(d("2026-11-19"), 12_800, &touched, 7);
+        assert_eq!(
+            spend.iter().map(|a| (a.counter.as_str(), a.n)).collect::<Vec<_>>(),
+            [("gmv@b", 12_800), ("gmv@holdout", 12_800)]
+        );
+        assert!(arm_spend(d("2026-11-20"), 12_800, &touched, 7).is_empty(), "8 days later");
+        assert_eq!(
+            parse_touch("t@campaign:x:once@b"),
+            Some(("campaign:x:once".into(), Some("b".into())))
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod birthday;
 pub mod calendar;
 pub mod campaign;
 pub mod checkout;
+pub mod churn;
 pub mod compact;
 pub mod contact;
 pub mod coupon;

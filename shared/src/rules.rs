@@ -42,6 +42,9 @@ pub struct Rules {
     // affiliates (issue #19): partner payout terms and tracking codes.
     #[serde(default)]
     pub affiliates: AffiliateRules,
+    /// Churn risk bands (`churn`: the RFM thresholds).
+    #[serde(default)]
+    pub churn: crate::churn::ChurnRules,
     /// Named coupon templates operators and campaigns issue by name.
     #[serde(default)]
     pub coupon_templates: BTreeMap<String, CouponTemplate>,
@@ -339,6 +342,7 @@ impl Rules {
         {
             return bad("affiliates: maxRateBasisPoints must be 0..10000, codeLength 6..16, maxCodesPerPartner 1..50".into());
         }
+        self.churn.validate().map_err(RulesError::Invalid)?;
         let p = &self.points;
         if p.per_cny < 1
             || p.expiry_days == 0

@@ -92,7 +92,15 @@ fn batch(
     run: Option<RunRef>,
     member_ids: Vec<String>,
 ) -> IssueBatch {
-    IssueBatch { batch_id: batch_id.into(), grant: grant.into(), template, budget, run, member_ids }
+    IssueBatch {
+        batch_id: batch_id.into(),
+        grant: grant.into(),
+        template,
+        budget,
+        run,
+        experiment: None,
+        member_ids,
+    }
 }
 
 fn message(b: &IssueBatch) -> (String, String) {

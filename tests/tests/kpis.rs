@@ -129,6 +129,11 @@ async fn internal(w: &World, id: &str, route: &str, body: Value) -> (u16, Value)
 /// A one-off campaign for every tier, defined and run now, its queues driven by hand; answers
 /// its grant.
 async fn run_campaign(w: &World) -> String {
+    run_campaign_with(w, json!({})).await.0
+}
+
+/// `run_campaign` with more of the definition (`extra`'s fields): its grant and its id.
+async fn run_campaign_with(w: &World, extra: Value) -> (String, String) {
     let sqs = aws_sdk_sqs::Client::new(&w.h.sdk_config);
     let q = |name: String| {
         let sqs = sqs.clone();
@@ -141,10 +146,13 @@ async fn run_campaign(w: &World) -> String {
     };
     let worker = coupon_issue::App { env: w.env.clone(), codes: code_key(), queue: None };
     let now = w.env.clock.now();
-    let body = json!({"name": "KPI day", "segment": {"tiers": ["regular", "silver", "gold", "diamond"]},
+    let mut body = json!({"name": "KPI day", "segment": {"tiers": ["regular", "silver", "gold", "diamond"]},
         "coupon": {"title": "8 CNY off", "offer": {"kind": "amount_off", "value": 800, "minSpend": 0}, "validDays": 3},
-        "schedule": {"kind": "once", "at": now + Duration::days(30)}})
-    .to_string();
+        "schedule": {"kind": "once", "at": now + Duration::days(30)}});
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        body[k] = v.clone();
+    }
+    let body = body.to_string();
     let (s, created, _) = answer(
         member_day::handle(&app, request("POST", "/campaigns", Some(&body), As::Operator)).await,
     );
@@ -171,7 +179,7 @@ async fn run_campaign(w: &World) -> String {
     );
     assert_eq!(s, 200, "{shown}");
     assert_eq!(shown["runs"][0]["state"], "drained", "{shown}");
-    shown["runs"][0]["grant"].as_str().unwrap().to_string()
+    (shown["runs"][0]["grant"].as_str().unwrap().to_string(), campaign)
 }
 
 /// The campaign coupon a member holds.
@@ -590,5 +598,106 @@ async fn a_year_of_full_days_is_read_in_at_most_four_requests() {
     assert_eq!(report["totals"]["purchases"], 366 * 1_000_001);
     assert_eq!(report["days"][365]["liability"]["points"], 366 * 12_345);
     assert!(w.h.counter.reads() <= 4, "{:?}", w.h.counter.snapshot());
+    w.done().await;
+}
+
+#[tokio::test]
+async fn an_experiment_reports_each_arm_with_conversion_spend_and_uplift_over_the_holdout() {
+    use loyalty::campaign::experiment::{Experiment, Share, HOLDOUT_ARM};
+    let mut w = World::new("kpi-arms").await;
+    let ids: Vec<String> = (0..30).map(|_| unique("kx")).collect();
+    for id in &ids {
+        join(&w, id).await;
+    }
+    let variants = json!([{"name": "a", "weight": 1}, {"name": "b", "weight": 1, "coupon": {"title": "12 CNY off", "offer": {"kind": "amount_off", "value": 1200, "minSpend": 0}, "validDays": 3}}]);
+    let (grant, campaign) =
+        run_campaign_with(&w, json!({"variants": variants, "holdout": 0.3})).await;
+    let e = Experiment::of(
+        &campaign,
+        &serde_json::from_value::<Vec<loyalty::campaign::Variant>>(variants).unwrap(),
+        Share(3000),
+    )
+    .unwrap();
+    let arm = |id: &str| e.assign(id).name().to_string();
+    let mut arms: std::collections::BTreeMap<String, Vec<&String>> = Default::default();
+    for id in &ids {
+        arms.entry(arm(id)).or_default().push(id);
+    }
+    assert_eq!(arms.len(), 3, "30 members reach every arm: {arms:?}");
+    let mut all = w.count(100).await;
+    // The first two members of each arm buy today: 100 CNY, and the first of each again, 50 CNY
+    // (converted once, both orders in the arm's spend).
+    let now = w.env.clock.now();
+    let mut n = 0;
+    for members in arms.values() {
+        for (i, id) in members.iter().take(2).enumerate() {
+            let amounts: &[i64] = if i == 0 { &[10_000, 5_000] } else { &[10_000] };
+            for amount in amounts {
+                n += 1;
+                let (s, r) = internal(&w, id, "purchases", json!({"orderId": format!("ox-{n}"), "amount": amount, "currency": "CNY", "channel": "online", "occurredAt": now - Duration::minutes(1)})).await;
+                assert_eq!(s, 201, "{r}");
+            }
+        }
+    }
+    // A third member of each arm buys 8 days later: outside the 7-day window.
+    all.extend(w.count(100).await);
+    w.advance(Duration::days(8));
+    let later = w.env.clock.now();
+    for members in arms.values() {
+        n += 1;
+        let (s, r) = internal(&w, members[2], "purchases", json!({"orderId": format!("ox-{n}"), "amount": 30_000, "currency": "CNY", "channel": "online", "occurredAt": later - Duration::minutes(1)})).await;
+        assert_eq!(s, 201, "{r}");
+    }
+    all.extend(w.count(7).await);
+    let (s, report) = w.report(&format!("?from={DAY1}&to={DAY1}"), As::Operator).await;
+    assert_eq!(s, 200, "{report}");
+    let run = report["campaigns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["grant"] == grant.as_str())
+        .unwrap_or_else(|| panic!("no {grant} in {report}"));
+    let held = arms[HOLDOUT_ARM].len() as i64;
+    assert_eq!(run["issued"], ids.len() as i64 - held, "{run}");
+    assert_eq!(run["converted"], 4, "the variants' buyers, not the holdout's: {run}");
+    let shown: Vec<&str> =
+        run["arms"].as_array().unwrap().iter().map(|a| a["arm"].as_str().unwrap()).collect();
+    assert_eq!(shown, ["a", "b", HOLDOUT_ARM], "{run}");
+    for a in run["arms"].as_array().unwrap() {
+        let name = a["arm"].as_str().unwrap();
+        let members = arms[name].len() as i64;
+        assert_eq!(a["members"], members, "{a}");
+        assert_eq!(a["converted"], 2, "{a}");
+        assert_eq!(a["gmv"], 25_000, "{a}");
+        assert_eq!(a["gmvPerMember"], 25_000 / members, "{a}");
+        assert_eq!(
+            a["conversionRate"],
+            ((2.0 / members as f64) * 10_000.0).round() / 10_000.0,
+            "{a}"
+        );
+        assert_eq!(a["holdout"], name == HOLDOUT_ARM, "{a}");
+        if name == HOLDOUT_ARM {
+            assert!(a.get("uplift").is_none(), "{a}");
+        } else {
+            let u = &a["uplift"];
+            let diff = 2.0 / members as f64 - 2.0 / held as f64;
+            assert!((u["difference"].as_f64().unwrap() - diff).abs() < 1e-4, "{a}");
+            assert!(u["ciLow"].as_f64().unwrap() < u["ciHigh"].as_f64().unwrap(), "{a}");
+            assert_eq!(u["verdict"], "too few members", "two conversions an arm: {a}");
+        }
+    }
+    // Members per churn band, scored at every write: 100 welcome points and no order is R5 F1
+    // M1 = 7 (medium), one order of 100 CNY R5 F2 M2 = 9 (medium), two orders R5 F3 M2 = 10 (low).
+    assert_eq!(
+        report["churnRisk"],
+        json!({"low": arms.len(), "medium": ids.len() - arms.len(), "high": 0}),
+        "{report}"
+    );
+    // Redelivered, the records change nothing.
+    for chunk in all.chunks(50) {
+        assert_eq!(events_out::count(&w.kpis, chunk).await, None);
+    }
+    let (_, again) = w.report(&format!("?from={DAY1}&to={DAY1}"), As::Operator).await;
+    assert_eq!(again["campaigns"], report["campaigns"]);
     w.done().await;
 }

@@ -323,6 +323,11 @@ fn documented_enums_are_the_rust_enums() {
         ),
         (format!("{s}/Campaign/properties/audience"), rust_variants::<campaign::Audience>(false)),
         (format!("{s}/CampaignRun/properties/state"), rust_variants::<campaign::RunState>(false)),
+        (format!("{s}/ChurnBand"), rust_variants::<loyalty::churn::Band>(false)),
+        (
+            format!("{s}/KpiUplift/properties/verdict"),
+            rust_variants::<campaign::uplift::Verdict>(false),
+        ),
         (format!("{s}/RewardKind"), rust_variants::<reward::RewardKind>(false)),
         (
             format!("{s}/PartnerPatch/properties/status"),

@@ -478,8 +478,25 @@ async fn a_rules_change_sweep_raises_at_once_and_lowers_nobody_protected() {
         "due when protection ends, under the new thresholds"
     );
 
+    // Nothing to change for its tier; written only because the sweep rescored its churn risk
+    // (written nine months ago as a new member, it has not bought since: high).
     let p = &got[plain.member_id.as_str()];
-    assert_eq!((p.tier, p.version), (TierCode::Silver, plain.version), "nothing to write");
+    assert_eq!(
+        (p.tier, p.tier_since, p.version),
+        (TierCode::Silver, plain.tier_since, plain.version + 1)
+    );
+    assert!(h.env.store.tier_history(plain.member_id.as_str()).await.unwrap().is_empty());
+    let item: MemberItem = h
+        .env
+        .store
+        .get(&keys::member_pk(plain.member_id.as_str()), keys::PROFILE_SK)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        item.churn.as_deref().and_then(loyalty::churn::band_of_mark),
+        Some(loyalty::churn::Band::High)
+    );
 }
 
 /// `GET /members/{id}` after a night: the tier, since when, until when it is protected, the

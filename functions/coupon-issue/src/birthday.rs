@@ -89,6 +89,7 @@ pub fn batches(
                 template: rules.tier(tier).birthday_coupon.clone(),
                 budget: None,
                 run: None,
+                experiment: None,
                 member_ids: chunk.to_vec(),
             });
         }

@@ -140,6 +140,7 @@ fn log_counts(batch: &IssueBatch, c: &BatchCounts, deliveries: u64) {
         skipped_already_had = c.skipped_already_had,
         skipped_budget_spent = c.skipped_budget_spent,
         skipped_not_eligible = c.skipped_not_eligible,
+        skipped_holdout = c.skipped_holdout,
         failed = c.failed,
         deliveries,
         "batch issued"

@@ -77,11 +77,11 @@ async fn dispatch(app: &App, mut run: RunItem, deadline: Instant) -> Result<Step
             return Ok(Step::Done);
         }
         let part = run.cursor.part as usize;
-        let (ids, next) = match run.targets.partitions.get(part) {
+        let (ids, next) = match run.targets.part(part) {
             None => (Vec::new(), None),
-            Some(partition) => {
+            Some(target) => {
                 let (members, next) = store
-                    .segment_page(&run.targets, partition, run.cursor.start.as_ref(), PAGE_SIZE)
+                    .segment_page(&run.targets, target, run.cursor.start.as_ref(), PAGE_SIZE)
                     .await
                     .map_err(|e| e.to_string())?;
                 let ids: Vec<String> = members
@@ -107,7 +107,7 @@ async fn dispatch(app: &App, mut run: RunItem, deadline: Instant) -> Result<Step
             }
             None => Cursor { part: part as u32 + 1, page: 0, start: None },
         };
-        let done = cursor.part as usize >= run.targets.partitions.len();
+        let done = cursor.part as usize >= run.targets.parts();
         if !store
             .advance_run(&run, run.cursor_seq, &cursor, targeted, done, app.env.clock.now())
             .await
@@ -138,6 +138,7 @@ fn batch(run: &RunItem, batch_id: String, member_ids: Vec<String>) -> IssueBatch
         template: run.template.clone(),
         budget: run.budget,
         run: Some(RunRef { campaign_id: run.campaign_id.clone(), run_id: run.run_id.clone() }),
+        experiment: run.experiment.clone(),
         member_ids,
     }
 }

@@ -207,6 +207,7 @@ struct SkipReasons {
     already_had: u64,
     budget_spent: u64,
     not_eligible: u64,
+    holdout: u64,
 }
 
 #[derive(Serialize)]
@@ -243,6 +244,7 @@ fn run_view(r: &RunItem) -> RunView<'_> {
             already_had: p.skipped_already_had,
             budget_spent: p.skipped_budget_spent,
             not_eligible: p.skipped_not_eligible,
+            holdout: p.skipped_holdout,
         },
         failed: p.failed,
         dispatch_done: r.dispatch_done,

@@ -98,6 +98,7 @@ pub async fn start_run(
             budget: c.budget,
             segment: c.segment.clone(),
             audience: c.audience,
+            experiment: c.experiment(),
             targets,
             cursor: Cursor::default(),
             cursor_seq: 0,

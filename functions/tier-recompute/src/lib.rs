@@ -5,10 +5,15 @@
 //!   call): the review index of the shard, and, when the tier rules changed since the last
 //!   sweep (or `sweep` is asked), every tier segment of the shard too.
 //! - **Sqs**: the worker. Pages through its index slice, evaluates each member
-//!   (`tier::evaluate`) and writes changed members with their tier history in one versioned
-//!   transaction. A task that runs out of its time budget re-enqueues its continuation (the
-//!   cursor); a failed task is reported as a batch item failure and retried from its own
-//!   cursor, which is safe because an evaluation on a date already evaluated is a no-op.
+//!   (`tier::evaluate`), rescores its churn risk (`churn::assess`, in `MemberItem::new`) and
+//!   writes changed members with their tier history in one versioned transaction. Churn
+//!   rides on this job because it is the nightly pass that already reads and writes members
+//!   by a review date: the review date is the earlier of the day the tier could fall and the
+//!   day the churn band could rise, so a member is visited exactly when time alone changes
+//!   either (the expiry sweep visits only members holding points, for their lots). A task
+//!   that runs out of its time budget re-enqueues its continuation (the cursor); a failed
+//!   task is reported as a batch item failure and retried from its own cursor, which is safe
+//!   because an evaluation on a date already evaluated is a no-op.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
@@ -222,7 +227,7 @@ pub async fn run_task(app: &App, task: ShardTask, started: Instant) -> Result<Ta
 pub enum Step {
     /// Nothing to write (already evaluated, erased, gone, or nothing changed).
     Unchanged,
-    /// Spend trimmed or review date moved.
+    /// Spend trimmed, review date moved or churn band rescored.
     Written,
     /// Tier changed and recorded.
     Changed,
@@ -249,7 +254,9 @@ pub async fn evaluate_member(
                 return Ok(Attempt::Answer((Step::Unchanged, None)));
             };
             // The stored review key may have been computed under other rules: compare with it.
-            let moved = MemberItem::new(&eval.member, rules, now).gsi5sk != stored.gsi5sk;
+            // The churn band is rescored as of tonight: a member is due on the day it can rise.
+            let item = MemberItem::new(&eval.member, rules, now);
+            let moved = item.gsi5sk != stored.gsi5sk || item.churn != stored.churn;
             if eval.change.is_none() && eval.trimmed == 0 && !moved {
                 return Ok(Attempt::Answer((Step::Unchanged, None)));
             }

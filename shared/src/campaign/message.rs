@@ -1,6 +1,7 @@
 //! The contracts between the member-day dispatcher, the coupon worker and the points
 //! function: multiplier windows, the campaign queue's `IssueBatch` messages and their packing.
 
+use super::experiment::Experiment;
 use crate::coupon::CouponTemplate;
 use crate::money::Multiplier;
 use crate::tier_code::TierCode;
@@ -61,6 +62,9 @@ pub struct IssueBatch {
     /// The campaign run whose progress counters this batch adds to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<RunRef>,
+    /// The run's experiment: each member's arm is computed from it (none: `template` for all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<Experiment>,
     pub member_ids: Vec<String>,
 }
 
@@ -78,6 +82,8 @@ pub enum SkipReason {
     AlreadyHad,
     BudgetSpent,
     NotEligible,
+    /// In the experiment's holdout: recorded, given nothing.
+    Holdout,
 }
 
 /// Member ids per SQS message: at most `MAX_PACK` ids and `MAX_MESSAGE_BYTES` of JSON, so a

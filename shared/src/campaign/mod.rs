@@ -2,15 +2,21 @@
 //! the contracts in `message` (what travels on the queues) and the member-day calendar in
 //! `member_day`.
 
+pub mod experiment;
+#[cfg(test)]
+mod experiment_tests;
 mod message;
 mod progress;
 #[cfg(test)]
 mod tests;
+pub mod uplift;
 
+pub use experiment::{Experiment, Share, Variant};
 pub use message::*;
 pub use progress::*;
 
 use crate::calendar;
+use crate::churn::Band;
 use crate::coupon::CouponTemplate;
 use crate::money::{Fen, Multiplier};
 use crate::rules::Rules;
@@ -43,6 +49,10 @@ pub struct Segment {
     /// Only members whose rolling qualifying spend is at least this (fen).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_rolling_spend: Option<Fen>,
+    /// Only members in these churn risk bands (as the nightly job last scored them). Read as
+    /// key ranges of the tier index (its sort key starts with the band), not filtered after.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub churn_risk: Vec<Band>,
 }
 
 /// A member as the segment indexes project it (ByTier: memberId, lastPurchaseAt,
@@ -126,6 +136,12 @@ pub struct CampaignRequest {
     /// Most coupons one run's grant may issue; none means no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<u64>,
+    /// An experiment's variants (`experiment`); none: every member gets `coupon`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<Variant>,
+    /// The share of the segment held out (gets nothing, counted for comparison); 0..0.5.
+    #[serde(default, skip_serializing_if = "Share::is_zero")]
+    pub holdout: Share,
 }
 
 /// What the dispatcher pages for a campaign.
@@ -155,6 +171,10 @@ pub struct Campaign {
     #[serde(default)]
     pub audience: Audience,
     pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<Variant>,
+    #[serde(default, skip_serializing_if = "Share::is_zero")]
+    pub holdout: Share,
 }
 
 /// Why a campaign definition is refused; each maps to a stable problem `code`.
@@ -176,6 +196,8 @@ pub enum CampaignError {
     ScheduleInPast,
     #[error("the budget must be at least 1 coupon")]
     InvalidBudget,
+    #[error("{0}")]
+    InvalidExperiment(experiment::ExperimentError),
 }
 
 impl CampaignError {
@@ -189,6 +211,7 @@ impl CampaignError {
             CampaignError::InvalidWindow => "invalid_window",
             CampaignError::ScheduleInPast => "schedule_in_past",
             CampaignError::InvalidBudget => "invalid_budget",
+            CampaignError::InvalidExperiment(_) => "invalid_experiment",
         }
     }
 }
@@ -213,6 +236,9 @@ impl CampaignRequest {
         if s.min_rolling_spend.is_some_and(|f| f.0 < 0) {
             return Err(CampaignError::InvalidSegment("minRollingSpend must not be negative"));
         }
+        if s.churn_risk.iter().enumerate().any(|(i, b)| s.churn_risk[..i].contains(b)) {
+            return Err(CampaignError::InvalidSegment("churnRisk names a band twice"));
+        }
         self.coupon.validate().map_err(CampaignError::InvalidCoupon)?;
         if let Some(m) = &self.multiplier {
             if m.multiplier < Multiplier::ONE || m.multiplier > MAX_CAMPAIGN_MULTIPLIER {
@@ -232,8 +258,20 @@ impl CampaignRequest {
         if self.budget == Some(0) {
             return Err(CampaignError::InvalidBudget);
         }
+        experiment::validate(&self.variants, self.holdout)
+            .map_err(CampaignError::InvalidExperiment)?;
+        if self.multiplier.is_some() && (!self.variants.is_empty() || !self.holdout.is_zero()) {
+            // A window applies at purchase to the whole segment, holdout included: it would
+            // blur the comparison the experiment is for.
+            return Err(CampaignError::InvalidExperiment(experiment::ExperimentError {
+                field: "multiplier".into(),
+                reason: "a campaign with variants or a holdout cannot have a points multiplier"
+                    .into(),
+            }));
+        }
         let mut segment = self.segment;
         segment.tiers = segment.target_tiers();
+        segment.churn_risk.sort();
         Ok(Campaign {
             id,
             name,
@@ -244,6 +282,8 @@ impl CampaignRequest {
             budget: self.budget,
             audience: Audience::Segment,
             created_at: now,
+            variants: self.variants,
+            holdout: self.holdout,
         })
     }
 }
@@ -263,6 +303,7 @@ impl Campaign {
                 dormant_days: None,
                 birthday_month: None,
                 min_rolling_spend: None,
+                churn_risk: vec![],
             },
             coupon: md.coupon.clone(),
             multiplier: None,
@@ -270,6 +311,8 @@ impl Campaign {
             budget: None,
             audience: Audience::Segment,
             created_at: now,
+            variants: Vec::new(),
+            holdout: Share::ZERO,
         }
     }
 
@@ -284,6 +327,7 @@ impl Campaign {
                 dormant_days: Some(w.dormant_days),
                 birthday_month: None,
                 min_rolling_spend: None,
+                churn_risk: vec![],
             },
             coupon: w.coupon.clone(),
             multiplier: None,
@@ -291,7 +335,14 @@ impl Campaign {
             budget: None,
             audience: Audience::Dormant,
             created_at: now,
+            variants: Vec::new(),
+            holdout: Share::ZERO,
         }
+    }
+
+    /// The experiment its runs carry; none for a campaign without variants or holdout.
+    pub fn experiment(&self) -> Option<Experiment> {
+        Experiment::of(&self.id, &self.variants, self.holdout)
     }
 
     /// What a run started at `at` is for: its label (runs of one label are attempts at the same

@@ -21,6 +21,8 @@ pub struct Progress {
     pub skipped_budget_spent: u64,
     #[serde(default)]
     pub skipped_not_eligible: u64,
+    #[serde(default)]
+    pub skipped_holdout: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

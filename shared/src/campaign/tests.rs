@@ -27,6 +27,7 @@ fn request() -> CampaignRequest {
             dormant_days: None,
             birthday_month: None,
             min_rolling_spend: None,
+            churn_risk: vec![],
         },
         coupon: template(),
         multiplier: Some(MultiplierSpec {
@@ -35,6 +36,8 @@ fn request() -> CampaignRequest {
         }),
         schedule: Schedule::MonthlyMemberDay,
         budget: Some(1000),
+        variants: vec![],
+        holdout: Share::ZERO,
     }
 }
 
@@ -48,6 +51,10 @@ fn validation_refuses_each_bad_definition_with_its_code() {
         ("invalid_segment", Box::new(|r| r.segment.birthday_month = Some(13))),
         ("invalid_segment", Box::new(|r| r.segment.dormant_days = Some(0))),
         ("invalid_segment", Box::new(|r| r.segment.min_rolling_spend = Some(Fen(-1)))),
+        (
+            "invalid_segment",
+            Box::new(|r| r.segment.churn_risk = vec![Band::High, Band::Low, Band::High]),
+        ),
         ("invalid_coupon", Box::new(|r| r.coupon.valid_days = None)),
         (
             "invalid_multiplier",
@@ -149,6 +156,7 @@ fn segment_filter_uses_only_the_projection() {
         dormant_days: Some(90),
         birthday_month: Some(11),
         min_rolling_spend: Some(Fen(100_000)),
+        churn_risk: vec![],
     };
     assert!(
         s.matches(&m(TierCode::Gold, Some("2026-08-01T00:00:00Z"), Some(100_000), Some(11)), now)
@@ -170,6 +178,7 @@ fn segment_filter_uses_only_the_projection() {
         dormant_days: None,
         birthday_month: None,
         min_rolling_spend: None,
+        churn_risk: vec![],
     };
     assert!(all.matches(&m(TierCode::Regular, None, None, None), now));
 }
@@ -261,14 +270,24 @@ fn packs_respect_count_and_size_and_keep_every_id() {
 fn a_full_message_fits_the_budget_when_serialized() {
     // Measured: the real JSON of the largest message (500 ids of 36 characters, a uuid-sized id,
     // or fewer 128-character ids) stays under MAX_MESSAGE_BYTES, and 10 of them under 256 KiB.
+    // The largest experiment too: ten variants, each with a coupon of its own.
     let mut t = template();
     t.title = "x".repeat(80);
+    let variants: Vec<Variant> = (0..experiment::MAX_VARIANTS)
+        .map(|i| Variant {
+            name: format!("{i:x>32}"),
+            weight: experiment::MAX_WEIGHT,
+            coupon: Some(t.clone()),
+        })
+        .collect();
+    let experiment = Experiment::of(&"c".repeat(40), &variants, experiment::MAX_HOLDOUT);
     let batch = |ids: Vec<String>| IssueBatch {
         batch_id: "2026-11.a001-063-000123-09".into(),
         grant: format!("campaign:{}:2026-11", "c".repeat(40)),
         template: t.clone(),
         budget: Some(u64::MAX),
         run: Some(RunRef { campaign_id: "c".repeat(40), run_id: "2026-11.a001".into() }),
+        experiment: experiment.clone(),
         member_ids: ids,
     };
     let overhead = serde_json::to_vec(&batch(vec![])).unwrap().len();

@@ -44,6 +44,7 @@ struct Drained<'a> {
     skipped_already_had: u64,
     skipped_budget_spent: u64,
     skipped_not_eligible: u64,
+    skipped_holdout: u64,
     failed: u64,
 }
 
@@ -71,6 +72,7 @@ pub fn run_events(
         skipped_already_had: p.skipped_already_had,
         skipped_budget_spent: p.skipped_budget_spent,
         skipped_not_eligible: p.skipped_not_eligible,
+        skipped_holdout: p.skipped_holdout,
         failed: p.failed,
     };
     Ok(vec![event(DetailType::CampaignRunDrained, origin, "", None, at, &body)?])

@@ -13,7 +13,8 @@ use super::keys::ItemKey;
 use super::keys::{self, campaign_pk, run_sk};
 use super::{from_item, key, sdk, to_item, Cond, Store, StoreError, TxFailure};
 use crate::campaign::{
-    Audience, Campaign, MultiplierWindow, Progress, RunState, Schedule, Segment, SegmentMember,
+    Audience, Campaign, Experiment, MultiplierWindow, Progress, RunState, Schedule, Segment,
+    SegmentMember,
 };
 use crate::coupon::CouponTemplate;
 use crate::money::Fen;
@@ -76,17 +77,36 @@ pub struct Targets {
     pub sk_from: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sk_before: Option<String>,
+    /// Sort-key prefixes read in each partition, one after the other (churn bands on ByTier);
+    /// none: the whole partition.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sk_prefixes: Vec<String>,
 }
 
 impl Targets {
-    /// The ByTier partitions of the segment's tiers, every shard.
+    /// The ByTier partitions of the segment's tiers, every shard, and in each the key range of
+    /// every churn band the segment names.
     pub fn segment(segment: &Segment) -> Targets {
         let partitions = segment
             .target_tiers()
             .iter()
             .flat_map(|t| (0..keys::SHARDS).map(move |s| keys::tier_segment_pk(t.as_str(), s)))
             .collect();
-        Targets { index: "ByTier".into(), partitions, sk_from: None, sk_before: None }
+        let sk_prefixes =
+            segment.churn_risk.iter().map(|b| keys::tier_segment_band_prefix(*b)).collect();
+        Targets { index: "ByTier".into(), partitions, sk_from: None, sk_before: None, sk_prefixes }
+    }
+
+    /// How many parts the dispatcher pages: each partition, times each prefix.
+    pub fn parts(&self) -> usize {
+        self.partitions.len() * self.sk_prefixes.len().max(1)
+    }
+
+    /// Part `i`: its partition and key prefix.
+    pub fn part(&self, i: usize) -> Option<(&str, Option<&str>)> {
+        let per = self.sk_prefixes.len().max(1);
+        let partition = self.partitions.get(i / per)?;
+        Some((partition, self.sk_prefixes.get(i % per).map(String::as_str)))
     }
 
     /// The ByLastPurchase partitions, last purchase (or join) on a program day in
@@ -97,6 +117,7 @@ impl Targets {
             partitions: (0..keys::SHARDS).map(keys::seen_pk).collect(),
             sk_from: Some(from.to_string()),
             sk_before: Some(before.to_string()),
+            sk_prefixes: Vec::new(),
         }
     }
 }
@@ -119,6 +140,9 @@ pub struct RunItem {
     pub budget: Option<u64>,
     pub segment: Segment,
     pub audience: Audience,
+    /// The campaign's experiment, as the run's batches carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<Experiment>,
     pub targets: Targets,
     pub cursor: Cursor,
     /// Pages recorded so far: every cursor move is conditional on it (one dispatcher wins).
@@ -331,11 +355,12 @@ impl Store {
         }
     }
 
-    /// One page of a target partition: the members it projects and where the next page starts.
+    /// One page of a target partition (within `prefix` of its sort key): the members it
+    /// projects and where the next page starts.
     pub async fn segment_page(
         &self,
         targets: &Targets,
-        partition: &str,
+        (partition, prefix): (&str, Option<&str>),
         start: Option<&HashMap<String, String>>,
         limit: i32,
     ) -> Result<(Vec<SegmentMember>, Option<HashMap<String, String>>), StoreError> {
@@ -355,8 +380,12 @@ impl Store {
             .set_exclusive_start_key(start.map(|s| {
                 s.iter().map(|(k, v)| (k.clone(), AttributeValue::S(v.clone()))).collect()
             }));
-        q = match (&targets.sk_from, &targets.sk_before) {
-            (Some(a), Some(b)) => q
+        q = match (prefix, &targets.sk_from, &targets.sk_before) {
+            (Some(p), _, _) => q
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :p)")
+                .expression_attribute_names("#sk", sk_attr)
+                .expression_attribute_values(":p", AttributeValue::S(p.into())),
+            (None, Some(a), Some(b)) => q
                 .key_condition_expression("#pk = :pk AND #sk BETWEEN :a AND :b")
                 .expression_attribute_names("#sk", sk_attr)
                 .expression_attribute_values(":a", AttributeValue::S(a.clone()))

@@ -13,6 +13,9 @@ pub struct CouponItem {
     /// The campaign batch that issued it, so a redelivery of that batch counts it as issued.
     #[serde(rename = "batchId", default, skip_serializing_if = "Option::is_none")]
     pub batch_id: Option<String>,
+    /// The experiment arm (variant) the member was in when the campaign issued it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arm: Option<String>,
     #[serde(flatten)]
     pub coupon: Coupon,
 }
@@ -26,6 +29,7 @@ impl CouponItem {
                 "coupon",
             ),
             batch_id: None,
+            arm: None,
             coupon,
         }
     }
@@ -44,6 +48,8 @@ pub struct GrantItem {
     pub code: String,
     #[serde(rename = "batchId", default, skip_serializing_if = "Option::is_none")]
     pub batch_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arm: Option<String>,
     #[serde(rename = "issuedAt")]
     pub issued_at: chrono::DateTime<chrono::Utc>,
 }
@@ -60,6 +66,7 @@ impl GrantItem {
             slot: coupon.slot,
             code: coupon.code.clone(),
             batch_id: batch_id.map(str::to_string),
+            arm: None,
             issued_at: coupon.issued_at,
         }
     }

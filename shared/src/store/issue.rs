@@ -15,6 +15,7 @@ use super::keys::{self, member_pk, PROFILE_SK};
 use super::{
     backoff, from_item, key, sdk, to_item, Cond, Item, Store, StoreError, TxFailure, MAX_ATTEMPTS,
 };
+use crate::campaign::experiment::Assignment;
 use crate::campaign::{IssueBatch, RunRef, SkipReason};
 use crate::contact::PriorGifts;
 use crate::coupon::{self, CodeKey, Coupon};
@@ -65,12 +66,17 @@ pub struct BatchCounts {
     pub skipped_already_had: u64,
     pub skipped_budget_spent: u64,
     pub skipped_not_eligible: u64,
+    #[serde(default)]
+    pub skipped_holdout: u64,
     pub failed: u64,
 }
 
 impl BatchCounts {
     pub fn skipped(&self) -> u64 {
-        self.skipped_already_had + self.skipped_budget_spent + self.skipped_not_eligible
+        self.skipped_already_had
+            + self.skipped_budget_spent
+            + self.skipped_not_eligible
+            + self.skipped_holdout
     }
     pub fn total(&self) -> u64 {
         self.issued + self.skipped() + self.failed
@@ -80,6 +86,7 @@ impl BatchCounts {
             SkipReason::AlreadyHad => self.skipped_already_had += 1,
             SkipReason::BudgetSpent => self.skipped_budget_spent += 1,
             SkipReason::NotEligible => self.skipped_not_eligible += 1,
+            SkipReason::Holdout => self.skipped_holdout += 1,
         }
     }
 }
@@ -150,8 +157,21 @@ impl Store {
         coupon: &Coupon,
         batch_id: Option<&str>,
     ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        self.arm_coupon_writes(coupon, batch_id, None)
+    }
+
+    /// `coupon_writes` of a coupon issued to an experiment arm: both items name the arm.
+    fn arm_coupon_writes(
+        &self,
+        coupon: &Coupon,
+        batch_id: Option<&str>,
+        arm: Option<&str>,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
         let mut item = CouponItem::new(coupon.clone());
         item.batch_id = batch_id.map(str::to_string);
+        item.arm = arm.map(str::to_string);
+        let mut grant = GrantItem::of(coupon, batch_id);
+        grant.arm = item.arm.clone();
         let put = |item: Item| {
             Put::builder()
                 .table_name(&self.table)
@@ -165,7 +185,7 @@ impl Store {
                 .map(|p| TransactWriteItem::builder().put(p).build())
                 .map_err(sdk)
         };
-        Ok(vec![put(to_item(&GrantItem::of(coupon, batch_id))?)?, put(to_item(&item)?)?])
+        Ok(vec![put(to_item(&grant)?)?, put(to_item(&item)?)?])
     }
 
     /// Issues `coupon` (member, grant and slot) with one transaction: the slot item, the
@@ -178,7 +198,18 @@ impl Store {
         batch_id: Option<&str>,
         budget: Option<u64>,
     ) -> Result<IssueOutcome, StoreError> {
-        let mut writes = self.coupon_writes(coupon, batch_id)?;
+        self.issue_arm_coupon(coupon, batch_id, None, budget).await
+    }
+
+    /// `issue_coupon` to a member of experiment arm `arm`.
+    pub async fn issue_arm_coupon(
+        &self,
+        coupon: &Coupon,
+        batch_id: Option<&str>,
+        arm: Option<&str>,
+        budget: Option<u64>,
+    ) -> Result<IssueOutcome, StoreError> {
+        let mut writes = self.arm_coupon_writes(coupon, batch_id, arm)?;
         if let Some(budget) = budget {
             writes.push(self.budget_write(&coupon.grant, budget)?);
         }
@@ -364,8 +395,22 @@ impl Store {
                     if spent.load(Ordering::Relaxed) {
                         return Ok(SkipOrIssued::Skipped(SkipReason::BudgetSpent));
                     }
-                    let c = coupon::issue(key, &batch.template, member_id, &batch.grant, 0, now);
-                    Ok(match self.issue_coupon(&c, Some(&batch.batch_id), batch.budget).await? {
+                    let (template, arm) =
+                        match batch.experiment.as_ref().map(|e| e.assign(member_id)) {
+                            None => (&batch.template, None),
+                            Some(Assignment::Variant(a)) => {
+                                (a.coupon.as_ref().unwrap_or(&batch.template), Some(&*a.name))
+                            }
+                            Some(Assignment::Holdout) => {
+                                return Ok(match self.hold_out(member_id, batch, now).await? {
+                                    true => SkipOrIssued::Skipped(SkipReason::Holdout),
+                                    false => SkipOrIssued::Skipped(SkipReason::AlreadyHad),
+                                });
+                            }
+                        };
+                    let c = coupon::issue(key, template, member_id, &batch.grant, 0, now);
+                    let tag = Some(batch.batch_id.as_str());
+                    Ok(match self.issue_arm_coupon(&c, tag, arm, batch.budget).await? {
                         IssueOutcome::Issued => SkipOrIssued::Issued,
                         // Issued by an earlier delivery of this same batch: it counts as this batch's.
                         IssueOutcome::AlreadyHad(Some(old))
@@ -419,7 +464,7 @@ impl Store {
             .table_name(&self.table)
             .set_key(Some(key(&pk, &keys::run_sk(&run.run_id))))
             .update_expression(
-                "ADD issued :i, skipped :s, failed :f, skippedAlreadyHad :a, skippedBudgetSpent :b, skippedNotEligible :n",
+                "ADD issued :i, skipped :s, failed :f, skippedAlreadyHad :a, skippedBudgetSpent :b, skippedNotEligible :n, skippedHoldout :h",
             )
             .expression_attribute_values(":i", n(counts.issued))
             .expression_attribute_values(":s", n(counts.skipped()))
@@ -427,6 +472,7 @@ impl Store {
             .expression_attribute_values(":a", n(counts.skipped_already_had))
             .expression_attribute_values(":b", n(counts.skipped_budget_spent))
             .expression_attribute_values(":n", n(counts.skipped_not_eligible))
+            .expression_attribute_values(":h", n(counts.skipped_holdout))
             .build()
             .map_err(sdk)?;
         let writes = vec![
@@ -481,7 +527,8 @@ mod tests {
         c.skip(SkipReason::AlreadyHad);
         c.skip(SkipReason::BudgetSpent);
         c.skip(SkipReason::NotEligible);
-        assert_eq!((c.skipped(), c.total()), (3, 7));
+        c.skip(SkipReason::Holdout);
+        assert_eq!((c.skipped(), c.total()), (4, 8));
     }
 
     #[test]
@@ -492,9 +539,14 @@ mod tests {
             at: Utc::now(),
         };
         let v = serde_json::to_value(&m).unwrap();
-        for f in
-            ["issued", "skippedAlreadyHad", "skippedBudgetSpent", "skippedNotEligible", "failed"]
-        {
+        for f in [
+            "issued",
+            "skippedAlreadyHad",
+            "skippedBudgetSpent",
+            "skippedNotEligible",
+            "skippedHoldout",
+            "failed",
+        ] {
             assert!(v.get(f).is_some(), "{f} in {v}");
         }
     }

@@ -9,6 +9,7 @@
 //! | `MEMBER#<id>` | `#PROFILE` | the member (tier, wallet, spend) |
 //! | `MEMBER#<id>` | `COUPON#<code>` | an issued coupon |
 //! | `MEMBER#<id>` | `GRANT#<grant>#<slot>` | the grant slot a coupon fills, with its code (one coupon per member, grant and slot, whatever key made the code) |
+//! | `MEMBER#<id>` | `GRANT#<grant>#0` | or, entity `holdout`, an experiment's holdout member: the slot taken, no coupon (`store::holdout`) |
 //! | `MEMBER#<id>` | `LEDGER#<time>#<kind>#<ref>` | a points ledger entry |
 //! | `MEMBER#<id>` | `ORDER#<orderId>` | a purchase and its refunds |
 //! | `MEMBER#<id>` | `CHECKOUT#<orderId>` | a checkout: its quote, state and answers |
@@ -141,13 +142,26 @@ pub fn shard(member_id: &str) -> u32 {
     h % SHARDS
 }
 
-/// The sort key of the segment indexes that are read whole per partition (ByTier, ByBirthday):
-/// nothing to order by, and index keys need not be unique (a page continues from the table
-/// key), so one byte rather than the member id again — every member write carries it.
+/// The sort key of ByBirthday, read whole per partition: nothing to order by, and index keys
+/// need not be unique (a page continues from the table key), so one byte rather than the
+/// member id again — every member write carries it.
 pub const UNORDERED_SK: &str = "-";
 
 pub fn tier_segment_pk(tier: &str, shard: u32) -> String {
     format!("TIER#{tier}#{shard:02}")
+}
+
+/// ByTier sort key: the member's churn band letter and `#` (`h#`), so that the members of
+/// one band of a tier partition are one key range; no member id (the table key has it, and
+/// index keys need not be unique). The `#` keeps older items, whose key was the bare member
+/// id, out of every band's range (ids have no `#`).
+pub fn tier_segment_sk(band: crate::churn::Band) -> String {
+    tier_segment_band_prefix(band)
+}
+
+/// The key prefix of a band's members in a ByTier partition.
+pub fn tier_segment_band_prefix(band: crate::churn::Band) -> String {
+    format!("{}#", band.letter())
 }
 
 pub fn birthday_pk(mm_dd: &str) -> String {

@@ -4,7 +4,7 @@
 //! | entity | record | counts |
 //! |---|---|---|
 //! | `member` | INSERT | joined, live members of its tier |
-//! | `member` | MODIFY | erased (and out of its tier's count) when this write erased it; the first order's cohort windows; the spend change of its join-day cohort |
+//! | `member` | MODIFY | erased (and out of its tier's count) when this write erased it; the first order's cohort windows; the spend change of its join-day cohort; a move between churn bands |
 //! | `order` | INSERT | a purchase and its paid amount (GMV) on the order's day; buyers of the day, of the month, repeat buyers of the month |
 //! | `order` | MODIFY | each refund this write added, and its amount |
 //! | `ledger` | INSERT | points earned / pending / released / redeemed / expired / clawed back / returned; rebates credited / released / reversed / spent / returned; the points and rebate liabilities |
@@ -26,6 +26,7 @@
 
 use super::checkout::{CheckoutItem, CheckoutState};
 use super::coupon::CouponItem;
+use super::holdout::HoldoutItem;
 use super::keys::ItemKey;
 use super::keys::{self, KPI_DAYS_PK, KPI_GRANTS_PK, KPI_MARK_SK, KPI_TOTAL_SK, KPI_TOUCH_SK};
 use super::ledger::LedgerItem;
@@ -35,6 +36,8 @@ use super::reward::ClaimItem;
 use super::stream::{string, Decoder, StreamError};
 use super::{backoff, sdk, Cond, Store, StoreError, TxFailure, MAX_ATTEMPTS};
 use crate::calendar::program_date;
+use crate::campaign::experiment;
+use crate::churn::{band_of_mark, Band};
 use crate::events::{self, DetailType};
 use crate::kpi::{self, Bump, Counters, Target};
 use crate::money::Fen;
@@ -60,6 +63,14 @@ struct MemberKpiFacts {
     lifetime_spend: Fen,
     #[serde(default)]
     last_purchase_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    churn: Option<String>,
+}
+
+impl MemberKpiFacts {
+    fn band(&self) -> Option<Band> {
+        self.churn.as_deref().and_then(band_of_mark)
+    }
 }
 
 /// The marker of a stored change: a digest of the item's key, the stream record's sequence
@@ -100,11 +111,12 @@ pub fn bumps_of(record: &EventRecord, tz: Tz) -> Result<Vec<Bump>, StreamError> 
             let m: MemberKpiFacts = d.decode(new)?;
             if inserted {
                 let j = day(m.joined_at);
-                out.push(once("joined").day(j, kpi::JOINED, 1).running(
-                    j,
-                    &kpi::tier_count(m.tier),
-                    1,
-                ));
+                let mut b =
+                    once("joined").day(j, kpi::JOINED, 1).running(j, &kpi::tier_count(m.tier), 1);
+                if let Some(band) = m.band() {
+                    b = b.add(Target::Total, &kpi::churn_count(band), 1);
+                }
+                out.push(b);
             } else if let Some(before) = old.map(|o| d.decode::<MemberKpiFacts>(o)).transpose()? {
                 let joined = day(m.joined_at);
                 let mut b = once("member");
@@ -121,6 +133,16 @@ pub fn bumps_of(record: &EventRecord, tz: Tz) -> Result<Vec<Bump>, StreamError> 
                     }
                 }
                 b = b.day(joined, kpi::COHORT_SPEND, m.lifetime_spend.0 - before.lifetime_spend.0);
+                // Members per churn band: the band this write left and the one it entered (none
+                // once erased). On the totals only: the member item keeps no time of a rescore,
+                // so the bands are a figure of now, not of a day.
+                if before.band() != m.band() {
+                    for (band, n) in [(before.band(), -1), (m.band(), 1)] {
+                        if let Some(band) = band {
+                            b = b.add(Target::Total, &kpi::churn_count(band), n);
+                        }
+                    }
+                }
                 out.push(b);
             }
         }
@@ -133,7 +155,7 @@ pub fn bumps_of(record: &EventRecord, tz: Tz) -> Result<Vec<Bump>, StreamError> 
                         .day(o.day, kpi::PURCHASES, 1)
                         .day(o.day, kpi::GMV, o.paid.0)
                         .with_facts(kpi::buyer_facts(&item.member_id, o.day))
-                        .bought(&item.member_id, o.day),
+                        .bought(&item.member_id, o.day, o.paid),
                 );
             } else {
                 let before: Option<OrderItem> = old.map(|x| d.decode(x)).transpose()?;
@@ -211,11 +233,16 @@ pub fn bumps_of(record: &EventRecord, tz: Tz) -> Result<Vec<Bump>, StreamError> 
                     1,
                 );
                 if results {
+                    let arm = item.arm.as_deref();
                     b = b.add(grant(when), kpi::GRANT_ISSUED, 1).touch(
                         &c.member_id,
                         &c.grant,
+                        arm,
                         when,
                     );
+                    if let Some(arm) = arm {
+                        b = b.add(grant(when), &kpi::arm_members(arm), 1);
+                    }
                 }
                 out.push(b);
             } else {
@@ -286,6 +313,17 @@ pub fn bumps_of(record: &EventRecord, tz: Tz) -> Result<Vec<Bump>, StreamError> 
                     );
                 }
                 out.push(b);
+            }
+        }
+        "holdout" if inserted => {
+            let item: HoldoutItem = d.decode(new)?;
+            if kpi::has_results(&item.grant) {
+                let (when, arm) = (day(item.held_at), experiment::HOLDOUT_ARM);
+                out.push(
+                    once("held_out")
+                        .add(Target::Grant(item.grant.clone(), when), &kpi::arm_members(arm), 1)
+                        .touch(&item.member_id, &item.grant, Some(arm), when),
+                );
             }
         }
         "reward_claim" if inserted => {
@@ -402,8 +440,8 @@ impl Store {
         days: u32,
     ) -> Result<Vec<Bump>, StoreError> {
         let buyers: BTreeSet<String> =
-            bumps.iter().filter_map(|b| b.bought.clone()).map(|(m, _)| m).collect();
-        let mut touched: BTreeMap<String, BTreeMap<String, NaiveDate>> = BTreeMap::new();
+            bumps.iter().filter_map(|b| b.bought.clone()).map(|(m, _, _)| m).collect();
+        let mut touched: BTreeMap<String, BTreeMap<String, kpi::Touch>> = BTreeMap::new();
         let buyers: Vec<String> = buyers.into_iter().collect();
         for ids in buyers.chunks(100) {
             let keys =
@@ -419,11 +457,10 @@ impl Store {
             b.adds.retain(|a| match &a.target {
                 Target::Touch(member) => {
                     let mine = touched.entry(member.clone()).or_default();
-                    let grant = a.counter.strip_prefix("t@").unwrap_or_default().to_string();
                     let day = NaiveDate::from_num_days_from_ce_opt(a.n as i32);
-                    match (mine.contains_key(&grant), day) {
-                        (false, Some(day)) => {
-                            mine.insert(grant, day);
+                    match (kpi::parse_touch(&a.counter), day) {
+                        (Some((grant, arm)), Some(day)) if !mine.contains_key(&grant) => {
+                            mine.insert(grant, kpi::Touch { day, arm });
                             true
                         }
                         _ => false,
@@ -431,10 +468,11 @@ impl Store {
                 }
                 _ => true,
             });
-            if let Some((member, day)) = b.bought.clone() {
+            if let Some((member, day, paid)) = b.bought.clone() {
                 let empty = BTreeMap::new();
                 let mine = touched.get(&member).unwrap_or(&empty);
                 b.facts.extend(kpi::conversion_facts(&member, day, mine, days));
+                b.adds.extend(kpi::arm_spend(day, paid, mine, days));
             }
         }
         Ok(bumps)

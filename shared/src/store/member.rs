@@ -7,6 +7,7 @@ use super::keys::{self, member_pk, PROFILE_SK, UNIQUE_SK};
 use super::ledger::LedgerItem;
 use super::{from_item, key, sdk, to_attribute, Cond, Item, Store, StoreError, TxFailure};
 use crate::calendar;
+use crate::churn;
 use crate::contact::{ContactDigest, ContactKey, PriorGifts};
 use crate::coupon::Coupon;
 use crate::ledger::LedgerEntry;
@@ -31,6 +32,10 @@ pub struct MemberItem {
     pub rolling_spend: Fen,
     #[serde(rename = "birthMonth", skip_serializing_if = "Option::is_none", default)]
     pub birth_month: Option<u32>,
+    /// Churn risk as of the last write: the band's letter and the RFM score
+    /// (`churn::Assessment::mark`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub churn: Option<String>,
     #[serde(rename = "GSI1PK", skip_serializing_if = "Option::is_none", default)]
     pub gsi1pk: Option<String>,
     #[serde(rename = "GSI1SK", skip_serializing_if = "Option::is_none", default)]
@@ -76,14 +81,28 @@ impl MemberItem {
             .into_iter()
             .chain(member.wallet.next_release())
             .min();
-        let review = tier::review_date(member, rules);
+        let churn = active.then(|| {
+            let seen = calendar::program_date(
+                rules.time_zone,
+                member.last_purchase_at.unwrap_or(member.joined_at),
+            );
+            churn::assess(&rules.churn, seen, today, member.order_count, member.lifetime_spend)
+        });
+        // The nightly visits a member when the tier could fall or the churn band could rise,
+        // whichever comes first.
+        let review = tier::review_date(member, rules)
+            .into_iter()
+            .chain(churn.and_then(|c| c.next_change))
+            .min();
         let birthday = member.birthday.filter(|_| active);
         MemberItem {
             key: ItemKey::new(member_pk(id), PROFILE_SK, "member"),
             rolling_spend: member.rolling_spend(today, rules.tier_window_days),
             birth_month: birthday.map(|b| b.month()),
             gsi1pk: active.then(|| keys::tier_segment_pk(member.tier.as_str(), shard)),
-            gsi1sk: active.then(|| keys::UNORDERED_SK.to_string()),
+            // The band first, so a segment reads one band of a tier partition as a key range.
+            gsi1sk: churn.map(|c| keys::tier_segment_sk(c.band)),
+            churn: churn.map(|c| c.mark()),
             gsi2pk: birthday
                 .map(|b| keys::birthday_pk(&format!("{:02}-{:02}", b.month(), b.day()))),
             gsi2sk: birthday.map(|_| keys::UNORDERED_SK.to_string()),

@@ -2,7 +2,8 @@
 //! local stack, counting DynamoDB requests per call (SDK interceptor) and timing calls, a
 //! campaign batch to price a coupon, and the events publisher (events per PutEvents request,
 //! latency per stream batch). Prints a Markdown section on stdout. `BENCH_ONLY=events-out`
-//! runs only the publisher's part (it writes nothing to the table).
+//! runs only the publisher's part (it writes nothing to the table); `BENCH_ONLY=experiment`
+//! only the experiment run, over the silver members the table holds already.
 //!
 //! Latencies are in-process handler calls against DynamoDB Local on this machine: they show
 //! the code's overhead and regressions, not what DynamoDB in a region answers.
@@ -101,9 +102,14 @@ async fn main() {
         write_measures();
         return;
     }
+    let coupons = coupon_issue::App { env: h.env.clone(), codes: code_key(), queue: None };
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("experiment") {
+        experiment_run(&h, &coupons).await;
+        write_measures();
+        return;
+    }
     let signup = signup::App { env: h.env.clone(), codes: code_key(), contacts: contact_key() };
     let points = h.points_app();
-    let coupons = coupon_issue::App { env: h.env.clone(), codes: code_key(), queue: None };
     let names = [
         "signup (POST /members)",
         "profile (GET /members/{id})",
@@ -413,6 +419,7 @@ async fn main() {
         template: h.env.rules.member_day.coupon.clone(),
         budget: None,
         run: None,
+        experiment: None,
         member_ids: members.clone(),
     };
     let mut msg = SqsMessage::default();
@@ -465,6 +472,7 @@ async fn main() {
     let engine = campaign_run(&h, &coupons).await;
     let naive = naive_run(&h, &coupons.codes).await;
     compare(&engine, &naive);
+    experiment_run(&h, &coupons).await;
     events_out_bench(&h, n).await;
     write_measures();
 }
@@ -625,57 +633,7 @@ async fn campaign_run(h: &Harness, worker: &coupon_issue::App) -> Run {
         .await,
     );
     assert_eq!(s, 202, "{b}");
-    let (mut dispatch_sends, mut worker_msgs) = (0u64, 0u64);
-    loop {
-        let mut moved = false;
-        for (queue, is_dispatch) in
-            [(app.dispatch_queue.clone(), true), (app.campaign_queue.clone(), false)]
-        {
-            let got = sqs
-                .receive_message()
-                .queue_url(&queue)
-                .max_number_of_messages(10)
-                .wait_time_seconds(0)
-                .send()
-                .await
-                .expect("receive");
-            for m in got.messages.unwrap_or_default() {
-                moved = true;
-                let body = m.body.clone().unwrap_or_default();
-                if is_dispatch {
-                    dispatch_sends += 1;
-                    member_day::dispatch::on_message(
-                        &app,
-                        &body,
-                        Instant::now() + std::time::Duration::from_secs(60),
-                    )
-                    .await
-                    .expect("dispatch");
-                } else {
-                    worker_msgs += 1;
-                    let mut msg = SqsMessage::default();
-                    msg.message_id = m.message_id.clone();
-                    msg.body = Some(body);
-                    msg.event_source = Some("aws:sqs".into());
-                    let mut event = SqsEvent::default();
-                    event.records = vec![msg];
-                    assert!(coupon_issue::worker::handle(worker, event)
-                        .await
-                        .batch_item_failures
-                        .is_empty());
-                }
-                sqs.delete_message()
-                    .queue_url(&queue)
-                    .receipt_handle(m.receipt_handle.unwrap_or_default())
-                    .send()
-                    .await
-                    .expect("delete");
-            }
-        }
-        if !moved {
-            break;
-        }
-    }
+    let (dispatch_sends, worker_msgs) = drain(&app, &sqs, worker).await;
     let secs = t.elapsed().as_secs_f64();
     let (s, progress, _) = answer(
         member_day::handle(&app, request("GET", &format!("/campaigns/{id}"), None, As::Operator))
@@ -718,6 +676,170 @@ async fn campaign_run(h: &Harness, worker: &coupon_issue::App) -> Run {
         write_units: units.write,
         seconds: secs,
     }
+}
+
+/// An experiment over one tier of the table (a quarter: 25,000 of the default 100,000
+/// members): two coupon variants and a 10% holdout. Asserts the holdout got no coupon and its
+/// share is within 4 binomial standard deviations of 10%, and prices a member of each kind.
+async fn experiment_run(h: &Harness, worker: &coupon_issue::App) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use loyalty::campaign::experiment::{Experiment, Share, HOLDOUT_ARM};
+    let sqs = aws_sdk_sqs::Client::new(&h.sdk_config);
+    let app = member_day::App {
+        env: h.env.clone(),
+        sqs: sqs.clone(),
+        campaign_queue: std::env::var("CAMPAIGN_QUEUE_URL").expect("CAMPAIGN_QUEUE_URL"),
+        dispatch_queue: std::env::var("DISPATCH_QUEUE_URL").expect("DISPATCH_QUEUE_URL"),
+        budget: std::time::Duration::from_secs(60),
+    };
+    let variants = json!([{"name": "five", "weight": 1}, {"name": "ship", "weight": 1, "coupon": {"title": "Free shipping", "offer": {"kind": "free_shipping", "minSpend": 0}, "validDays": 1}}]);
+    let body = json!({"name": "Bench A/B", "segment": {"tiers": ["silver"]}, "variants": variants, "holdout": 0.1,
+        "coupon": {"title": "Bench 5 off", "offer": {"kind": "amount_off", "value": 500, "minSpend": 0}, "validDays": 1},
+        "schedule": {"kind": "once", "at": "2030-01-01T00:00:00Z"}}).to_string();
+    let (s, created, _) = answer(
+        member_day::handle(&app, request("POST", "/campaigns", Some(&body), As::Operator)).await,
+    );
+    assert_eq!(s, 201, "{created}");
+    let id = created["campaignId"].as_str().expect("campaign id").to_string();
+    h.counter.reset();
+    h.capacity.reset();
+    let t = Instant::now();
+    let (s, started, _) = answer(
+        member_day::handle(
+            &app,
+            request("POST", &format!("/campaigns/{id}/run"), None, As::Operator),
+        )
+        .await,
+    );
+    assert_eq!(s, 202, "{started}");
+    drain(&app, &sqs, worker).await;
+    let secs = t.elapsed().as_secs_f64();
+    let (writes, units) = (h.counter.writes(), h.capacity.units());
+    let grant = started["grant"].as_str().expect("grant");
+    let experiment = Experiment::of(
+        &id,
+        &serde_json::from_value::<Vec<loyalty::campaign::Variant>>(variants).expect("variants"),
+        Share(1000),
+    )
+    .expect("an experiment");
+    let store = &h.env.store;
+    let (mut coupons, mut held, mut start) = (0u64, 0u64, None);
+    loop {
+        let page = store
+            .client
+            .scan()
+            .table_name(&store.table)
+            .filter_expression("#g = :g")
+            .expression_attribute_names("#g", "grant")
+            .expression_attribute_values(":g", AttributeValue::S(grant.into()))
+            .projection_expression("memberId, entity")
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("scan");
+        // The coupons and the holdout records (the coupons' grant slots carry the grant too).
+        for item in page.items.unwrap_or_default() {
+            let entity = item["entity"].as_s().map(String::as_str);
+            if !matches!(entity, Ok("coupon" | "holdout")) {
+                continue;
+            }
+            let member = item["memberId"].as_s().expect("memberId");
+            let holdout = experiment.assign(member).name() == HOLDOUT_ARM;
+            match entity {
+                Ok("coupon") => {
+                    assert!(!holdout, "{member} is held out but holds a coupon");
+                    coupons += 1
+                }
+                Ok("holdout") => {
+                    assert!(holdout, "{member} recorded in the holdout but assigned a variant");
+                    held += 1
+                }
+                _ => {}
+            }
+        }
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            break;
+        }
+    }
+    let members = coupons + held;
+    let share = held as f64 / members.max(1) as f64;
+    let sd = (0.1 * 0.9 / members.max(1) as f64).sqrt();
+    assert!((share - 0.1).abs() <= 4.0 * sd, "holdout share {share} of {members}");
+    measure(
+        "experimentRun",
+        json!({"members": members, "coupons": coupons, "heldOut": held, "holdoutShare": share, "writes": writes, "writeUnits": units.write, "seconds": secs}),
+    );
+    println!("\n### An experiment run: one tier, two coupon variants, 10% held out\n");
+    println!("| members | coupons | held out (share) | coupons in the holdout | DynamoDB writes per member | write units per member | seconds |");
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| {members} | {coupons} | {held} ({share:.4}, 10% ± {:.4} at 4 SD) | 0 | {:.3} | {:.2} | {secs:.2} |",
+        4.0 * sd,
+        writes as f64 / members.max(1) as f64,
+        units.write / members.max(1) as f64
+    );
+}
+
+/// Drives a run's queues to empty in process, as the event source mappings would: answers
+/// the dispatch and batch messages handled.
+async fn drain(
+    app: &member_day::App,
+    sqs: &aws_sdk_sqs::Client,
+    worker: &coupon_issue::App,
+) -> (u64, u64) {
+    let (mut dispatch_sends, mut worker_msgs) = (0u64, 0u64);
+    loop {
+        let mut moved = false;
+        for (queue, is_dispatch) in
+            [(app.dispatch_queue.clone(), true), (app.campaign_queue.clone(), false)]
+        {
+            let got = sqs
+                .receive_message()
+                .queue_url(&queue)
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .expect("receive");
+            for m in got.messages.unwrap_or_default() {
+                moved = true;
+                let body = m.body.clone().unwrap_or_default();
+                if is_dispatch {
+                    dispatch_sends += 1;
+                    member_day::dispatch::on_message(
+                        app,
+                        &body,
+                        Instant::now() + std::time::Duration::from_secs(60),
+                    )
+                    .await
+                    .expect("dispatch");
+                } else {
+                    worker_msgs += 1;
+                    let mut msg = SqsMessage::default();
+                    msg.message_id = m.message_id.clone();
+                    msg.body = Some(body);
+                    msg.event_source = Some("aws:sqs".into());
+                    let mut event = SqsEvent::default();
+                    event.records = vec![msg];
+                    assert!(coupon_issue::worker::handle(worker, event)
+                        .await
+                        .batch_item_failures
+                        .is_empty());
+                }
+                sqs.delete_message()
+                    .queue_url(&queue)
+                    .receipt_handle(m.receipt_handle.unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    (dispatch_sends, worker_msgs)
 }
 
 /// What one design spent on a member day, every request counted (the functions' own and
