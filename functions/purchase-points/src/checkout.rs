@@ -192,9 +192,29 @@ pub async fn confirm(
         .change_member(async || {
             let now = app.env.clock.now();
             let today = program_date(rules.time_zone, now);
-            let mut read =
-                store.points_read(id.as_str(), &[checkout_sk.clone(), order_sk.clone()]).await?;
-            let item = read.take::<CheckoutItem>(&checkout_sk)?.ok_or_else(checkout_not_found)?;
+            let sks = [checkout_sk.clone(), order_sk.clone()];
+            let mut read = store.points_read(id.as_str(), &sks).await?;
+            let mut item =
+                read.take::<CheckoutItem>(&checkout_sk)?.ok_or_else(checkout_not_found)?;
+            // A BatchGetItem reads its items one by one: a racing confirm (or cancel) of this
+            // order can commit between the checkout and the member or the order, which then
+            // show the hold gone or the order recorded while the checkout still says held.
+            // Read again (only then: a second read) rather than refuse or price an order that
+            // is in fact already confirmed.
+            for _ in 0..3 {
+                let hold_gone = now < item.hold_until
+                    && read
+                        .member
+                        .as_ref()
+                        .is_some_and(|m| !m.live_holds(now).any(|h| h.order_id == order_id));
+                let torn = item.state == CheckoutState::Held
+                    && (hold_gone || read.items.contains_key(&order_sk));
+                if !torn {
+                    break;
+                }
+                read = store.points_read(id.as_str(), &sks).await?;
+                item = read.take::<CheckoutItem>(&checkout_sk)?.ok_or_else(checkout_not_found)?;
+            }
             match (&item.state, &item.outcome) {
                 (CheckoutState::Confirmed, Some(o)) => {
                     return replay(
