@@ -27,9 +27,14 @@ impl Member {
         self.holds.iter().filter(move |h| h.is_live(now))
     }
 
+    /// What open checkouts hold (`amount` of each hold), except order `except`'s own hold.
+    fn held(&self, now: DateTime<Utc>, except: Option<&str>, amount: fn(&Hold) -> i64) -> i64 {
+        self.live_holds(now).filter(|h| Some(h.order_id.as_str()) != except).map(amount).sum()
+    }
+
     /// Points held by open checkouts, except order `except`'s own hold.
     pub fn points_on_hold(&self, now: DateTime<Utc>, except: Option<&str>) -> i64 {
-        self.live_holds(now).filter(|h| Some(h.order_id.as_str()) != except).map(|h| h.points).sum()
+        self.held(now, except, |h| h.points)
     }
 
     /// Points the member may spend now: the balance less what open checkouts hold.
@@ -39,12 +44,7 @@ impl Member {
 
     /// Rebate balance the member may spend now: the balance less what open checkouts hold.
     pub fn available_rebate(&self, now: DateTime<Utc>, except: Option<&str>) -> Fen {
-        let held: i64 = self
-            .live_holds(now)
-            .filter(|h| Some(h.order_id.as_str()) != except)
-            .map(|h| h.rebate)
-            .sum();
-        Fen((self.wallet.rebate.0 - held).max(0))
+        Fen((self.wallet.rebate.0 - self.held(now, except, |h| h.rebate)).max(0))
     }
 }
 
