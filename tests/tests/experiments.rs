@@ -235,7 +235,15 @@ async fn bad_experiments_are_refused_with_the_field_named_and_nothing_written() 
             json!({"variants": (0..11).map(|i| json!({"name": format!("v{i}"), "weight": 1})).collect::<Vec<_>>()}),
             "variants",
         ),
-        (json!({"multiplier": {"multiplier": 2.0, "window": {"kind": "run_day"}}}), "multiplier"),
+        (
+            json!({"variants": [{"name": "a", "weight": 1, "multiplier": 2.0}, {"name": "b", "weight": 1}]}),
+            "variants[0].multiplier",
+        ),
+        (
+            json!({"multiplier": {"multiplier": 2.0, "window": {"kind": "run_day"}},
+                   "variants": [{"name": "a", "weight": 1}, {"name": "b", "weight": 1, "multiplier": 0.5}]}),
+            "variants[1].multiplier",
+        ),
     ];
     for (change, field) in cases {
         let mut body = definition();

@@ -6,6 +6,7 @@
 //! confidence interval) are in `stats`.
 
 use crate::coupon::CouponTemplate;
+use crate::money::Multiplier;
 use serde::{Deserialize, Serialize};
 
 /// The arm of the members held out.
@@ -62,6 +63,10 @@ pub struct Variant {
     /// This variant's coupon; none: the campaign's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coupon: Option<CouponTemplate>,
+    /// This variant's points multiplier inside the campaign's multiplier window; none: the
+    /// campaign's. Only with a campaign `multiplier` (it gives the window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multiplier: Option<Multiplier>,
 }
 
 /// Why a campaign's experiment is refused: the field and what is wrong with it.
@@ -119,7 +124,8 @@ pub fn validate(variants: &[Variant], holdout: Share) -> Result<(), ExperimentEr
     Ok(())
 }
 
-/// An arm of a run's experiment, resolved: its coupon (none: the batch's template).
+/// An arm of a run's experiment, resolved: its coupon (none: the batch's template) and its
+/// points multiplier (none: the campaign window's).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Arm {
@@ -127,6 +133,8 @@ pub struct Arm {
     pub weight: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coupon: Option<CouponTemplate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multiplier: Option<Multiplier>,
 }
 
 /// A run's experiment as the dispatcher hands it to the coupon worker: the campaign id (the
@@ -164,13 +172,27 @@ impl Experiment {
             return None;
         }
         let arms = match variants.is_empty() {
-            true => vec![Arm { name: DEFAULT_ARM.into(), weight: 1, coupon: None }],
+            true => {
+                vec![Arm { name: DEFAULT_ARM.into(), weight: 1, coupon: None, multiplier: None }]
+            }
             false => variants
                 .iter()
-                .map(|v| Arm { name: v.name.clone(), weight: v.weight, coupon: v.coupon.clone() })
+                .map(|v| Arm {
+                    name: v.name.clone(),
+                    weight: v.weight,
+                    coupon: v.coupon.clone(),
+                    multiplier: v.multiplier,
+                })
                 .collect(),
         };
         Some(Experiment { campaign_id: campaign_id.into(), holdout, arms })
+    }
+
+    /// The same split without the coupons: what a multiplier window carries (the purchase
+    /// function reads the window item on every purchase, so it stays small).
+    pub fn without_coupons(&self) -> Experiment {
+        let arms = self.arms.iter().map(|a| Arm { coupon: None, ..a.clone() }).collect();
+        Experiment { arms, ..self.clone() }
     }
 
     /// The member's arm: the low digits of the hash (in basis points) against the holdout

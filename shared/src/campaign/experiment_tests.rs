@@ -23,7 +23,7 @@ fn coupon(value: i64) -> CouponTemplate {
 }
 
 fn variant(name: &str, weight: u32) -> Variant {
-    Variant { name: name.into(), weight, coupon: Some(coupon(1000)) }
+    Variant { name: name.into(), weight, coupon: Some(coupon(1000)), multiplier: None }
 }
 
 fn request() -> CampaignRequest {
@@ -88,13 +88,25 @@ fn each_bad_experiment_is_refused_naming_its_field() {
                 r.holdout = Share::ZERO
             }),
         ),
+        ("variants[0].multiplier", Box::new(|r| r.variants[0].multiplier = Some(Multiplier(2000)))),
         (
-            "multiplier",
+            "variants[1].multiplier",
             Box::new(|r| {
                 r.multiplier = Some(MultiplierSpec {
                     multiplier: Multiplier(2000),
                     window: WindowSpec::RunDay,
-                })
+                });
+                r.variants[1].multiplier = Some(Multiplier(500));
+            }),
+        ),
+        (
+            "variants[0].multiplier",
+            Box::new(|r| {
+                r.multiplier = Some(MultiplierSpec {
+                    multiplier: Multiplier(2000),
+                    window: WindowSpec::RunDay,
+                });
+                r.variants[0].multiplier = Some(Multiplier(99_000));
             }),
         ),
     ];
@@ -294,4 +306,63 @@ fn without_a_true_difference_no_uplift_is_significant() {
         .filter(|v| *v == Verdict::Significant)
         .count();
     assert!(false_alarms <= 12, "{false_alarms} of 100");
+}
+
+#[test]
+fn a_purchase_gets_its_arms_multiplier_and_the_holdout_none() {
+    use crate::points::purchase_campaign_multiplier;
+    let now = t("2026-11-01T00:00:00Z");
+    let mut r = request();
+    r.multiplier = Some(MultiplierSpec {
+        multiplier: Multiplier(2000),
+        window: WindowSpec::Fixed {
+            from: t("2026-11-10T00:00:00Z"),
+            until: t("2026-11-11T00:00:00Z"),
+        },
+    });
+    r.variants[0].multiplier = Some(Multiplier(3000)); // "a": 3×; "b": the campaign's 2×
+    r.holdout = Share(2000);
+    let c = r.validate("c1".into(), now).unwrap();
+    let rules = crate::rules::Rules::default();
+    let w = c.multiplier_window(rules.time_zone, now).unwrap();
+    let e = c.experiment().unwrap();
+    // The window carries the split, not the coupons (the purchase reads it on every order).
+    assert!(w.experiment.as_ref().unwrap().arms.iter().all(|a| a.coupon.is_none()));
+    let inside = t("2026-11-10T12:00:00Z");
+    let mut seen = BTreeMap::new();
+    for i in 0..2_000 {
+        let member = format!("m-{i}");
+        let got = purchase_campaign_multiplier(
+            &rules,
+            std::slice::from_ref(&w),
+            &member,
+            TierCode::Regular,
+            inside,
+        );
+        // The arm the coupon worker records for this member decides the multiplier.
+        let want = match e.assign(&member).name() {
+            HOLDOUT_ARM => Multiplier::ONE,
+            "a" => Multiplier(3000),
+            "b" => Multiplier(2000),
+            other => panic!("unexpected arm {other}"),
+        };
+        assert_eq!(got, want, "{member}");
+        *seen.entry(want).or_insert(0) += 1;
+        let after = t("2026-11-11T00:00:00Z");
+        assert_eq!(
+            purchase_campaign_multiplier(
+                &rules,
+                std::slice::from_ref(&w),
+                &member,
+                TierCode::Regular,
+                after
+            ),
+            Multiplier::ONE
+        );
+    }
+    assert_eq!(seen.len(), 3, "all three arms occur among 2,000 members: {seen:?}");
+    // A stored window read back (another instance) gives the same multipliers.
+    let back: crate::campaign::MultiplierWindow =
+        serde_json::from_str(&serde_json::to_string(&w).unwrap()).unwrap();
+    assert_eq!(back, w);
 }

@@ -1,7 +1,7 @@
 //! The contracts between the member-day dispatcher, the coupon worker and the points
 //! function: multiplier windows, the campaign queue's `IssueBatch` messages and their packing.
 
-use super::experiment::Experiment;
+use super::experiment::{Assignment, Experiment};
 use crate::coupon::CouponTemplate;
 use crate::money::Multiplier;
 use crate::tier_code::TierCode;
@@ -21,25 +21,41 @@ pub struct MultiplierWindow {
     /// Tiers it applies to; empty means every tier.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tiers: Vec<TierCode>,
+    /// The campaign's experiment (without coupons): a holdout member gets no multiplier, a
+    /// variant's member its variant's. The arm is computed from the member id, as the coupon
+    /// worker computes it, so the purchase reads nothing more to know it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<Experiment>,
 }
 
 impl MultiplierWindow {
     pub fn applies(&self, tier: TierCode, at: DateTime<Utc>) -> bool {
         self.from <= at && at < self.until && (self.tiers.is_empty() || self.tiers.contains(&tier))
     }
+
+    /// The multiplier this window gives `member_id` (1× for the experiment's holdout).
+    pub fn multiplier_for(&self, member_id: &str) -> Multiplier {
+        match self.experiment.as_ref().map(|e| e.assign(member_id)) {
+            None => self.multiplier,
+            Some(Assignment::Holdout) => Multiplier::ONE,
+            Some(Assignment::Variant(arm)) => arm.multiplier.unwrap_or(self.multiplier),
+        }
+    }
 }
 
-/// The campaign multiplier of a purchase: the largest that applies (campaign multipliers do
-/// not stack with each other), at least 1. The rules' member day counts as one of them.
+/// The campaign multiplier of a member's purchase: the largest that applies (campaign
+/// multipliers do not stack with each other), at least 1. The rules' member day counts as one
+/// of them.
 pub fn campaign_multiplier<'a>(
     windows: impl IntoIterator<Item = &'a MultiplierWindow>,
+    member_id: &str,
     tier: TierCode,
     at: DateTime<Utc>,
 ) -> Multiplier {
     windows
         .into_iter()
         .filter(|w| w.applies(tier, at))
-        .map(|w| w.multiplier)
+        .map(|w| w.multiplier_for(member_id))
         .max()
         .unwrap_or(Multiplier::ONE)
         .max(Multiplier::ONE)

@@ -260,14 +260,28 @@ impl CampaignRequest {
         }
         experiment::validate(&self.variants, self.holdout)
             .map_err(CampaignError::InvalidExperiment)?;
-        if self.multiplier.is_some() && (!self.variants.is_empty() || !self.holdout.is_zero()) {
-            // A window applies at purchase to the whole segment, holdout included: it would
-            // blur the comparison the experiment is for.
-            return Err(CampaignError::InvalidExperiment(experiment::ExperimentError {
-                field: "multiplier".into(),
-                reason: "a campaign with variants or a holdout cannot have a points multiplier"
-                    .into(),
-            }));
+        for (i, v) in self.variants.iter().enumerate() {
+            let refuse = |reason: &str| {
+                CampaignError::InvalidExperiment(experiment::ExperimentError {
+                    field: format!("variants[{i}].multiplier"),
+                    reason: reason.into(),
+                })
+            };
+            match (v.multiplier, &self.multiplier) {
+                (None, _) => {}
+                (Some(_), None) => {
+                    return Err(refuse(
+                        "a variant's multiplier needs the campaign's multiplier (its window)",
+                    ))
+                }
+                (Some(m), Some(_)) if m < Multiplier::ONE || m > MAX_CAMPAIGN_MULTIPLIER => {
+                    return Err(refuse(&format!(
+                        "must be at least 1 and at most {}",
+                        MAX_CAMPAIGN_MULTIPLIER.as_f64()
+                    )))
+                }
+                (Some(_), Some(_)) => {}
+            }
         }
         let mut segment = self.segment;
         segment.tiers = segment.target_tiers();
@@ -389,6 +403,7 @@ impl Campaign {
             from,
             until,
             tiers,
+            experiment: self.experiment().map(|e| e.without_coupons()),
         })
     }
 }

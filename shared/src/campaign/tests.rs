@@ -209,7 +209,7 @@ fn campaign_windows_take_the_largest_and_never_stack() {
     assert_eq!((w.from, w.until), (t("2026-11-17T16:00:00Z"), t("2026-11-18T16:00:00Z")));
     assert_eq!(w.tiers, vec![TierCode::Silver, TierCode::Gold]);
     let windows = [w.clone()];
-    let purchase = |tier, at| purchase_campaign_multiplier(&r, &windows, tier, at);
+    let purchase = |tier, at| purchase_campaign_multiplier(&r, &windows, "m1", tier, at);
     assert_eq!(
         purchase(TierCode::Gold, at),
         Multiplier(3000),
@@ -231,6 +231,7 @@ fn merge_prunes_expired_and_replaces_a_rerun() {
         from: t(from),
         until: t(until),
         tiers: vec![],
+        experiment: None,
     };
     let old = w("a", "2026-10-17T16:00:00Z", "2026-10-18T16:00:00Z");
     let cur = w("b", "2026-11-17T16:00:00Z", "2026-11-18T16:00:00Z");
@@ -278,6 +279,7 @@ fn a_full_message_fits_the_budget_when_serialized() {
             name: format!("{i:x>32}"),
             weight: experiment::MAX_WEIGHT,
             coupon: Some(t.clone()),
+            multiplier: Some(MAX_CAMPAIGN_MULTIPLIER),
         })
         .collect();
     let experiment = Experiment::of(&"c".repeat(40), &variants, experiment::MAX_HOLDOUT);

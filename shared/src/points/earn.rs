@@ -67,10 +67,11 @@ pub fn member_day_multiplier(rules: &Rules, tier: TierCode, at: DateTime<Utc>) -
 pub fn purchase_campaign_multiplier(
     rules: &Rules,
     windows: &[MultiplierWindow],
+    member_id: &str,
     tier: TierCode,
     at: DateTime<Utc>,
 ) -> Multiplier {
-    campaign_multiplier(windows, tier, at).max(member_day_multiplier(rules, tier, at))
+    campaign_multiplier(windows, member_id, tier, at).max(member_day_multiplier(rules, tier, at))
 }
 
 /// floor(whole CNY × points per CNY × tier multiplier × campaign multiplier), computed in
@@ -171,7 +172,13 @@ pub fn apply_purchase(
     let tz = rules.time_zone;
     let (today, day) =
         (program_date(tz, now), program_date(tz, req.occurred_at).min(program_date(tz, now)));
-    let campaign = purchase_campaign_multiplier(rules, windows, member.tier, req.occurred_at);
+    let campaign = purchase_campaign_multiplier(
+        rules,
+        windows,
+        member.member_id.as_str(),
+        member.tier,
+        req.occurred_at,
+    );
     let points = purchase_points(
         req.amount,
         rules.points.per_cny,

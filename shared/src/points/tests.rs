@@ -106,11 +106,13 @@ fn member_day_doubles_in_the_program_time_zone_and_campaigns_do_not_stack() {
         from: at("2026-03-01T00:00:00Z"),
         until: at("2026-04-01T00:00:00Z"),
         tiers: vec![],
+        experiment: None,
     };
     assert_eq!(
         purchase_campaign_multiplier(
             &r,
             std::slice::from_ref(&w),
+            "m1",
             TierCode::Gold,
             at("2026-03-17T16:30:00Z")
         ),
@@ -121,13 +123,20 @@ fn member_day_doubles_in_the_program_time_zone_and_campaigns_do_not_stack() {
         purchase_campaign_multiplier(
             &r,
             std::slice::from_ref(&small),
+            "m1",
             TierCode::Gold,
             at("2026-03-17T16:30:00Z")
         ),
         Multiplier(2000)
     );
     assert_eq!(
-        purchase_campaign_multiplier(&r, &[small], TierCode::Gold, at("2026-03-10T00:00:00Z")),
+        purchase_campaign_multiplier(
+            &r,
+            &[small],
+            "m1",
+            TierCode::Gold,
+            at("2026-03-10T00:00:00Z")
+        ),
         Multiplier(1500)
     );
 }
