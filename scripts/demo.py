@@ -43,6 +43,7 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import demo_affiliates  # noqa: E402  (affiliates, issue #19)
+import demo_kpis  # noqa: E402  (the KPI report and an experiment, issue #14)
 import gateway  # noqa: E402  (credentials: member tokens, SigV4)
 import local_events  # noqa: E402
 
@@ -344,9 +345,10 @@ def claim_rewards(api, tally, member, rewards):
         return
     catalog = api.expect({200}, "GET", f"/members/{mid}/rewards", sub=mid)
     offered = {r["rewardId"]: r for r in catalog["rewards"]}
+    left = catalog["pointsAvailable"]  # after each claim, the claim's answer says what is left
     for rid in wants:
         r = offered.get(rid)
-        if r is None or not r["enoughPoints"]:
+        if r is None or left < r["price"]:
             continue
         status, doc = api.call("POST", f"/members/{mid}/reward-claims", sub=mid, key=f"{mid}-{rid}",
                                body={"rewardId": rid, "price": r["price"]})
@@ -356,7 +358,7 @@ def claim_rewards(api, tally, member, rewards):
         if status != 201:
             raise RuntimeError(f"POST purchase-points/members/{mid}/reward-claims answered {status}: {json.dumps(doc)[:400]}")
         tally.add(reward_claims=1, reward_points=doc["price"], **{f"reward_{doc['kind']}s": 1})
-        member["balance"] = doc["points"]
+        member["balance"], left = doc["points"], doc["pointsAvailable"]
         if doc["kind"] == "gift":
             member.setdefault("gifts", []).append(doc["claimId"])
 
@@ -447,6 +449,8 @@ def run(a):
 
     local_today = now.astimezone(PROGRAM_TZ).date()
     today = (local_today.year, local_today.month, local_today.day)
+    # The KPI report before the run: the run's figures are what it adds (the stack may hold others).
+    kpis_before = demo_kpis.read_settled(api, local_today)
     # A birthday brings a coupon only if it was recorded birthday.minDaysKnown (30) days ahead, and
     # the members sign up today: the demo runs the birthday job as it will run on the gift day,
     # 40 days from now, for the members whose birthday falls then.
@@ -555,16 +559,30 @@ def run(a):
     log(f"rewards: {tally.c['reward_claims']} claims ({tally.c['reward_coupons']} coupons, {tally.c['reward_gifts']} gifts, "
         f"{tally.c['reward_out_of_stock']} refused out of stock), {tally.c['gifts_shipped']} shipped, "
         f"{tally.c['gifts_cancelled']} cancelled")
+    # Everything so far counted first, so that only the experiment's own orders can convert.
+    counted = lambda: {"purchases": tally.c["orders"], "joined": tally.c["signups"]}  # noqa: E731
+    demo_kpis.wait_counted(api, local_today, kpis_before, counted(), a.timeout, log)
+    # An A/B experiment run now: two coupons and a holdout; members react to what they got.
+    xcid, xrun = demo_kpis.run_experiment(api, prefix, members, now, each, wait_drained, a.timeout)
+    converted = demo_kpis.shop(members, each, lambda m, codes: checkout(
+        api, tally, m["id"], f"{m['id']}-ab", demo_kpis.ORDER_FEN, codes))
+    kpis_after = demo_kpis.wait_counted(api, local_today, kpis_before, counted(), a.timeout, log)
+    log(f"experiment {xcid} run {xrun['runId']}: {xrun['issued']} coupons, {xrun['skippedReasons']['holdout']} held "
+        f"out; this run's orders per arm: {converted}")
+    kpis = (kpis_before, kpis_after, xrun["grant"], converted)
     views = dict(zip((m["id"] for m in members), pool.map(lambda m: read_back(api, m), members)))
     pool.shutdown()
     affiliates = demo_affiliates.statements(api, partners, tally, now)
     return report(a, prefix, md, members, views, tally, tiers_job, drained, grants, demo_campaign, api, t0,
-                  birthday_grant, {m['id'] for m in birthday_today}, [catalog[r] for r in rewards], affiliates)
+                  birthday_grant, {m['id'] for m in birthday_today}, [catalog[r] for r in rewards], affiliates,
+                  kpis)
 
 
 def report(a, prefix, md, members, views, tally, tiers_job, drained, grants, demo_campaign, api, t0,
-           birthday_grant, birthday_today, rewards, affiliates=((), ())):
+           birthday_grant, birthday_today, rewards, affiliates=((), ()), kpis=None):
     errors = list(tally.errors) + list(affiliates[1])
+    if kpis:
+        demo_kpis.check(kpis[0], kpis[1], tally, kpis[2], kpis[3], errors)
     t = tally.c
     tiers = collections.Counter(v["profile"]["tier"] for v in views.values())
     kinds = collections.Counter()
@@ -718,6 +736,9 @@ def report(a, prefix, md, members, views, tally, tiers_job, drained, grants, dem
         w(f"  {cid:<20} {run['runId']:<12} {run['state']}: targeted {run['targeted']} = issued {run['issued']} "
           f"+ skipped {run['skipped']} (already had {sr.get('alreadyHad', 0)}, budget {sr.get('budgetSpent', 0)}, "
           f"not eligible {sr.get('notEligible', 0)}) + failed {run['failed']}")
+    if kpis:
+        for line in demo_kpis.lines(kpis[0], kpis[1], kpis[2]):
+            w(line)
     w("=" * 78)
     if errors:
         w(f"demo: {len(errors)} check(s) failed:")
@@ -725,7 +746,8 @@ def report(a, prefix, md, members, views, tally, tiers_job, drained, grants, dem
             w(f"  - {e}")
         return 1
     w("All checks hold: ledgers = balances = the API's answers; campaign counts add up; one coupon per grant;\n"
-      "birthday coupons exactly for the gift day's birthdays; reward points, coupons and stock add up.")
+      "birthday coupons exactly for the gift day's birthdays; reward points, coupons and stock add up;\n"
+      "the KPI report counted exactly what the API answered.")
     return 0
 
 

@@ -78,6 +78,8 @@ def test_the_demo_runs_and_its_numbers_add_up(dev):
     assert out.returncode == 0, f"demo exit {out.returncode}\n{out.stdout}\n{out.stderr[-3000:]}"
     assert "All checks hold" in out.stdout, out.stdout
     assert "Members per tier" in out.stdout and "points liability" in out.stdout, out.stdout
+    # The KPI section is the report API's, with the experiment's arms and their uplift.
+    assert "KPIs (GET /reports/kpis" in out.stdout and "uplift" in out.stdout, out.stdout
 
 
 # --- Every example of openapi.yaml through the one API ----------------------------------------

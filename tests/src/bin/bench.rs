@@ -102,6 +102,11 @@ async fn main() {
         write_measures();
         return;
     }
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("kpis") {
+        kpi_bench(&h, n).await;
+        write_measures();
+        return;
+    }
     let coupons = coupon_issue::App { env: h.env.clone(), codes: code_key(), queue: None };
     if std::env::var("BENCH_ONLY").as_deref() == Ok("experiment") {
         experiment_run(&h, &coupons).await;
@@ -474,6 +479,7 @@ async fn main() {
     compare(&engine, &naive);
     experiment_run(&h, &coupons).await;
     events_out_bench(&h, n).await;
+    kpi_bench(&h, n).await;
     write_measures();
 }
 
@@ -592,6 +598,124 @@ async fn events_out_bench(h: &Harness, n: usize) {
         published as f64 / requests.max(1) as f64,
         op.pct(0.5),
         op.pct(0.95)
+    );
+}
+
+/// The KPI counters (issue #14): real purchases through the purchase handler on a table with
+/// the template's stream; their stream records counted by events-out's counter in batches of
+/// 100, as the mapping hands them over; DynamoDB requests and write units per purchase (the
+/// counting's own, not the purchase's). Then the report over a year, read back through its
+/// handler: requests, read units and latency.
+async fn kpi_bench(h: &Harness, n: usize) {
+    use loyalty::app::Env;
+    use loyalty::store::Store;
+    use loyalty_tests::outbox::{self, StreamReader};
+    let (members, purchases) = (50usize, (n * 5).max(100));
+    let table = outbox::stream_table(h, "bench-kpi").await;
+    let env = Env { store: Store::new(h.env.store.client.clone(), table.clone()), ..h.env.clone() };
+    let mut stream = StreamReader::open(h, &table).await;
+    let kpis = events_out::Kpis {
+        store: env.store.clone(),
+        time_zone: env.rules.time_zone,
+        conversion_days: env.rules.reports.conversion_days,
+    };
+    let signup = signup::App { env: env.clone(), codes: code_key(), contacts: contact_key() };
+    let points = purchase_points::App {
+        env: env.clone(),
+        sqs: aws_sdk_sqs::Client::new(&h.sdk_config),
+        codes: code_key(),
+    };
+    let ids: Vec<String> = (0..members).map(|i| unique(&format!("bench-kpi-{i}"))).collect();
+    for id in &ids {
+        let body = json!({"name": "K", "email": format!("{}@example.com", id.to_lowercase())});
+        let (s, b, _) = answer(
+            signup::handle(
+                &signup,
+                request("POST", "/members", Some(&body.to_string()), As::Member(id.clone())),
+            )
+            .await,
+        );
+        assert_eq!(s, 201, "{b}");
+    }
+    let joined = stream.read().await;
+    for chunk in joined.chunks(100) {
+        assert_eq!(events_out::count(&kpis, chunk).await, None, "every signup record counted");
+    }
+    let now = chrono::Utc::now();
+    for i in 0..purchases {
+        let id = &ids[i % members];
+        let body = json!({"orderId": format!("k-{i}"), "amount": 10_000 + 137 * i as i64, "currency": "CNY", "channel": "online", "occurredAt": now});
+        let (s, b, _) = answer(
+            purchase_points::handle(
+                &points,
+                request(
+                    "POST",
+                    &format!("/internal/members/{id}/purchases"),
+                    Some(&body.to_string()),
+                    As::OrderSystem,
+                ),
+            )
+            .await,
+        );
+        assert_eq!(s, 201, "{b}");
+    }
+    let records = stream.read().await;
+    h.counter.reset();
+    h.capacity.reset();
+    let mut batch = Op::new("KPI count of 100 stream records");
+    for chunk in records.chunks(100) {
+        let t = Instant::now();
+        assert_eq!(events_out::count(&kpis, chunk).await, None, "every purchase record counted");
+        batch.micros.push(t.elapsed().as_micros());
+    }
+    let (writes, reads, units) = (h.counter.writes(), h.counter.reads(), h.capacity.units());
+    let per = |x: f64| x / purchases as f64;
+    let campaigns = member_day::App {
+        env: env.clone(),
+        sqs: aws_sdk_sqs::Client::new(&h.sdk_config),
+        campaign_queue: String::new(),
+        dispatch_queue: String::new(),
+        budget: std::time::Duration::from_secs(60),
+    };
+    let today = loyalty::calendar::program_date(env.rules.time_zone, now);
+    let path = format!("/reports/kpis?from={}&to={today}", today - chrono::Duration::days(365));
+    let mut report = Op::new("GET /reports/kpis (a year)");
+    let mut first = Value::Null;
+    for _ in 0..20 {
+        first = timed(
+            h,
+            &mut report,
+            200,
+            member_day::handle(&campaigns, request("GET", &path, None, As::Operator)),
+        )
+        .await;
+    }
+    assert_eq!(first["totals"]["purchases"], purchases, "the report counts every purchase");
+    outbox::drop_table(h, &table).await;
+    measure(
+        "kpis",
+        json!({"purchases": purchases, "records": records.len(), "writeRequestsPerPurchase": per(writes as f64), "writeUnitsPerPurchase": per(units.write), "readRequestsPerPurchase": per(reads as f64), "report": report.figures()}),
+    );
+    println!("\n### KPI counters (events-out: {purchases} purchases by {members} members, their {} stream records in batches of 100)\n", records.len());
+    println!("| per purchase: DynamoDB write requests | write units | read requests | p50 ms / batch | p95 ms / batch |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+        per(writes as f64),
+        per(units.write),
+        per(reads as f64),
+        batch.pct(0.5),
+        batch.pct(0.95)
+    );
+    println!("\nThe report over 366 days of this table (the run's counters fill one day; a year of full days stays\nat most 4 read requests, `tests/tests/kpis.rs`), through its handler, 20 calls:\n");
+    println!("| read requests | read units | p50 ms | p95 ms |");
+    println!("|---|---|---|---|");
+    println!(
+        "| {} | {:.1} | {:.2} | {:.2} |",
+        report.max_reads,
+        report.max_read_units,
+        report.pct(0.5),
+        report.pct(0.95)
     );
 }
 
