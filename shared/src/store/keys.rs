@@ -25,7 +25,7 @@
 //! | `CAMPAIGN#<id>` | `RUN~` / `RUN#<runId>` / `BATCH#<runId>#<batchId>` | campaign definition, runs, counted batches (store/campaign.rs) |
 //! | `SCHEDULED` | `<campaignId>` | campaigns the schedules start |
 //! | `PROGRAM` | `MULTIPLIERS` | campaign multiplier windows |
-//! | `KPI#DAY` | `<YYYY-MM-DD>` / `~TOTAL` | a program day's KPI counters / the running totals (store/kpi.rs) |
+//! | `KPI#DAY` | `<YYYY-MM-DD>` / `~TOTAL` | a program day's KPI counters / the running totals (store/kpi/) |
 //! | `KPI#GRANT` | `<grant>` | a campaign run's coupon results |
 //! | `KPI#MARK#<marker>` | `#MARK` | a change or fact counted once (TTL) |
 //! | `KPI#TOUCH#<member>` | `#TOUCH` | the issue days of a member's campaign coupons (TTL) |
