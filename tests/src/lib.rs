@@ -128,11 +128,46 @@ pub const OPERATOR_ROLE: &str = "loyalty-operators";
 impl Harness {
     /// purchase-points over this harness's store and SQS endpoint.
     pub fn points_app(&self) -> purchase_points::App {
-        purchase_points::App {
-            env: self.env.clone(),
-            sqs: aws_sdk_sqs::Client::new(&self.sdk_config),
-            codes: code_key(),
-        }
+        points_on(self, &self.env)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The functions' handlers on an environment: the harness's table, or a table of a test's own
+// (`clone_table`) when what it checks is program-wide.
+
+pub fn signup_on(env: &Env) -> signup::App {
+    signup::App { env: env.clone(), codes: code_key(), contacts: contact_key() }
+}
+
+/// The coupon worker, without a campaign queue (it issues inline).
+pub fn worker_on(env: &Env) -> coupon_issue::App {
+    coupon_issue::App { env: env.clone(), codes: code_key(), queue: None }
+}
+
+pub fn points_on(h: &Harness, env: &Env) -> purchase_points::App {
+    purchase_points::App {
+        env: env.clone(),
+        sqs: aws_sdk_sqs::Client::new(&h.sdk_config),
+        codes: code_key(),
+    }
+}
+
+/// The member-day function with a campaign queue and a dispatch queue of its own (fresh, so
+/// a test drains only its own batches), and a dispatch budget of a minute.
+pub async fn campaigns_on(h: &Harness, env: &Env) -> member_day::App {
+    let sqs = aws_sdk_sqs::Client::new(&h.sdk_config);
+    let mut urls = Vec::new();
+    for prefix in ["cq", "dq"] {
+        let made = sqs.create_queue().queue_name(unique(prefix)).send().await;
+        urls.push(made.expect("create a test queue").queue_url.expect("a queue url"));
+    }
+    member_day::App {
+        env: env.clone(),
+        sqs,
+        dispatch_queue: urls.pop().expect("two queues"),
+        campaign_queue: urls.pop().expect("two queues"),
+        budget: std::time::Duration::from_secs(60),
     }
 }
 

@@ -678,7 +678,7 @@ async fn the_sample_events_run_in_order_through_the_handler() {
     };
     let points =
         purchase_points::App { env: env.clone(), sqs: h.points_app().sqs, codes: code_key() };
-    let signup = signup::App { env, codes: code_key(), contacts: contact_key() };
+    let signup = signup_on(&env);
     let sample = |name: &str| {
         let text = std::fs::read_to_string(format!(
             "{}/../events/{name}.json",

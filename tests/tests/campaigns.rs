@@ -70,7 +70,7 @@ async fn stack(
         dispatch_queue: queue(&sqs, visibility_seconds).await,
         budget,
     };
-    let worker = coupon_issue::App { env, codes: code_key(), queue: None };
+    let worker = worker_on(&env);
     Stack { counter: h.counter.clone(), store, sqs, md, worker }
 }
 

@@ -33,13 +33,7 @@ async fn setup() -> T {
         Clock::Shared(clock.clone()),
     )
     .await;
-    T {
-        points: h.points_app(),
-        signup: signup::App { env: h.env.clone(), codes: code_key(), contacts: contact_key() },
-        coupons: coupon_issue::App { env: h.env.clone(), codes: code_key(), queue: None },
-        clock,
-        h,
-    }
+    T { points: h.points_app(), signup: signup_on(&h.env), coupons: worker_on(&h.env), clock, h }
 }
 
 fn template(offer: Offer, stackable: bool) -> CouponTemplate {

@@ -122,19 +122,9 @@ async fn the_nightly_scores_each_member_and_a_high_risk_segment_targets_exactly_
     }
 
     // A campaign for the high-risk members of every tier.
-    let sqs = aws_sdk_sqs::Client::new(&h.sdk_config);
-    let mut urls = Vec::new();
-    for name in [unique("ccq"), unique("cdq")] {
-        urls.push(sqs.create_queue().queue_name(name).send().await.unwrap().queue_url.unwrap());
-    }
-    let md = member_day::App {
-        env: h.env.clone(),
-        sqs: sqs.clone(),
-        campaign_queue: urls[0].clone(),
-        dispatch_queue: urls[1].clone(),
-        budget: std::time::Duration::from_secs(60),
-    };
-    let worker = coupon_issue::App { env: h.env.clone(), codes: code_key(), queue: None };
+    let md = campaigns_on(&h, &h.env).await;
+    let sqs = md.sqs.clone();
+    let worker = worker_on(&h.env);
     let body = json!({
         "name": "We miss you",
         "segment": {"tiers": ["regular", "silver", "gold", "diamond"], "churnRisk": ["high"]},

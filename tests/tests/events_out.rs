@@ -44,7 +44,7 @@ impl World {
     }
 
     fn signup(&self) -> signup::App {
-        signup::App { env: self.env.clone(), codes: code_key(), contacts: contact_key() }
+        signup_on(&self.env)
     }
 
     fn points(&self) -> purchase_points::App {
@@ -435,7 +435,7 @@ async fn a_campaign_run_publishes_its_coupons_and_once_drained_its_counts() {
         dispatch_queue: q(unique("dq")).await,
         budget: std::time::Duration::from_secs(60),
     };
-    let worker = coupon_issue::App { env: w.env.clone(), codes: code_key(), queue: None };
+    let worker = worker_on(&w.env);
     let body = json!({"name": "Events day", "segment": {"tiers": ["regular", "silver", "gold", "diamond"]},
         "coupon": {"title": "8 CNY off", "offer": {"kind": "amount_off", "value": 800, "minSpend": 0}, "validDays": 3},
         "schedule": {"kind": "once", "at": now + Duration::days(30)}})

@@ -36,19 +36,9 @@ impl World {
         let mut h = harness().await;
         let table = clone_table(&h, "experiments").await;
         h.env.store = Store::new(h.env.store.client.clone(), table);
-        let sqs = aws_sdk_sqs::Client::new(&h.sdk_config);
-        let mut urls = Vec::new();
-        for name in [unique("xcq"), unique("xdq")] {
-            urls.push(sqs.create_queue().queue_name(name).send().await.unwrap().queue_url.unwrap());
-        }
-        let app = member_day::App {
-            env: h.env.clone(),
-            sqs: sqs.clone(),
-            campaign_queue: urls[0].clone(),
-            dispatch_queue: urls[1].clone(),
-            budget: std::time::Duration::from_secs(60),
-        };
-        let worker = coupon_issue::App { env: h.env.clone(), codes: code_key(), queue: None };
+        let app = campaigns_on(&h, &h.env).await;
+        let sqs = app.sqs.clone();
+        let worker = worker_on(&h.env);
         World { h, app, worker, sqs }
     }
 

@@ -31,7 +31,7 @@ async fn setup(start: &str) -> T {
     let url =
         sqs.create_queue().queue_name(unique("identity")).send().await.unwrap().queue_url.unwrap();
     T {
-        signup: signup::App { env: env.clone(), codes: code_key(), contacts: contact_key() },
+        signup: signup_on(&env),
         coupons: coupon_issue::App {
             env,
             codes: code_key(),

@@ -45,7 +45,7 @@ impl World {
     }
 
     fn signup(&self) -> signup::App {
-        signup::App { env: self.env.clone(), codes: code_key(), contacts: contact_key() }
+        signup_on(&self.env)
     }
 
     fn points(&self) -> purchase_points::App {
@@ -144,7 +144,7 @@ async fn run_campaign_with(w: &World, extra: Value) -> (String, String) {
         dispatch_queue: q(unique("kdq")).await,
         ..w.campaigns()
     };
-    let worker = coupon_issue::App { env: w.env.clone(), codes: code_key(), queue: None };
+    let worker = worker_on(&w.env);
     let now = w.env.clock.now();
     let mut body = json!({"name": "KPI day", "segment": {"tiers": ["regular", "silver", "gold", "diamond"]},
         "coupon": {"title": "8 CNY off", "offer": {"kind": "amount_off", "value": 800, "minSpend": 0}, "validDays": 3},

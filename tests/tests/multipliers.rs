@@ -20,21 +20,10 @@ async fn apps(name: &str) -> Apps {
     let h = harness().await;
     let table = clone_table(&h, name).await;
     let env = Env { store: Store::new(h.env.store.client.clone(), table), ..h.env.clone() };
-    let sqs = aws_sdk_sqs::Client::new(&h.sdk_config);
-    let q = |name: String| {
-        let sqs = sqs.clone();
-        async move { sqs.create_queue().queue_name(name).send().await.unwrap().queue_url.unwrap() }
-    };
     Apps {
-        signup: signup::App { env: env.clone(), codes: code_key(), contacts: contact_key() },
-        points: purchase_points::App { env: env.clone(), sqs: sqs.clone(), codes: code_key() },
-        campaigns: member_day::App {
-            env: env.clone(),
-            sqs: sqs.clone(),
-            campaign_queue: q(unique("mq")).await,
-            dispatch_queue: q(unique("mq")).await,
-            budget: std::time::Duration::from_secs(30),
-        },
+        signup: signup_on(&env),
+        points: points_on(&h, &env),
+        campaigns: campaigns_on(&h, &env).await,
         env: env.clone(),
     }
 }

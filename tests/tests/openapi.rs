@@ -626,9 +626,9 @@ async fn every_operation_answers_as_documented() {
     let env = Env { store, ..h.env.clone() };
     let sqs = aws_sdk_sqs::Client::new(&h.sdk_config);
     let apps = Apps {
-        signup: signup::App { env: env.clone(), codes: code_key(), contacts: contact_key() },
+        signup: signup_on(&env),
         points: purchase_points::App { env: env.clone(), sqs: sqs.clone(), codes: code_key() },
-        coupons: coupon_issue::App { env: env.clone(), codes: code_key(), queue: None },
+        coupons: worker_on(&env),
         campaigns: member_day::App {
             env: env.clone(),
             sqs: sqs.clone(),

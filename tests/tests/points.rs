@@ -31,11 +31,7 @@ async fn setup(clock: Clock) -> T {
         Rules::from_overrides(r#"{"returnWindowDays":0,"checkout":{"maxPointsPercent":100}}"#)
             .unwrap();
     let h = harness_with(rules, clock).await;
-    T {
-        points: h.points_app(),
-        signup: signup::App { env: h.env.clone(), codes: code_key(), contacts: contact_key() },
-        h,
-    }
+    T { points: h.points_app(), signup: signup_on(&h.env), h }
 }
 
 async fn fixed() -> T {

@@ -25,12 +25,7 @@ async fn setup() -> T {
     let clock = Arc::new(Mutex::new(at(NOW)));
     let h = harness_with(Rules::default(), Clock::Shared(clock.clone())).await;
     assert_eq!(h.env.rules.return_window_days, 7);
-    T {
-        points: h.points_app(),
-        signup: signup::App { env: h.env.clone(), codes: code_key(), contacts: contact_key() },
-        clock,
-        h,
-    }
+    T { points: h.points_app(), signup: signup_on(&h.env), clock, h }
 }
 
 impl T {

@@ -41,7 +41,7 @@ async fn setup_with(rules: &str) -> T {
             sqs: aws_sdk_sqs::Client::new(&h.sdk_config),
             codes: code_key(),
         },
-        signup: signup::App { env, codes: code_key(), contacts: contact_key() },
+        signup: signup_on(&env),
         store,
         table,
         clock,
@@ -843,7 +843,7 @@ async fn the_sample_events_run_in_order_through_the_handler() {
     let env = Env { principals: Arc::new(Default::default()), ..t.points.env.clone() };
     let points =
         purchase_points::App { env: env.clone(), sqs: t.points.sqs.clone(), codes: code_key() };
-    let signup = signup::App { env, codes: code_key(), contacts: contact_key() };
+    let signup = signup_on(&env);
     let sample = |name: &str| {
         let text =
             std::fs::read_to_string(format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR")))

@@ -543,7 +543,7 @@ async fn the_profile_shows_tier_standing_after_the_nightly_step_down() {
         "once a night"
     );
 
-    let app = signup::App { env: h.env.clone(), codes: code_key(), contacts: contact_key() };
+    let app = signup_on(&h.env);
     let (status, p, _) = answer(
         signup::handle(
             &app,
