@@ -83,13 +83,13 @@ pub async fn adjust(app: &App, req: &Request, id: &str) -> Result<Answer, ApiErr
     let caller = app.env.caller(req);
     caller.require_operator()?;
     let id = member_param(id)?;
+    let body: AdjustmentRequest = json_body(req)?;
     let key = http::idempotency_key(req)?.ok_or_else(|| {
         ApiError::bad_request(
             "idempotency_key_required",
             "a points adjustment needs its own Idempotency-Key header",
         )
     })?;
-    let body: AdjustmentRequest = json_body(req)?;
     let reason = body.validate()?.to_string();
     let by = caller.iam_principal().unwrap_or("operator").to_string();
     let fingerprint = http::fingerprint(&body);
@@ -100,11 +100,18 @@ pub async fn adjust(app: &App, req: &Request, id: &str) -> Result<Answer, ApiErr
         .change_member(async || {
             let now = app.env.clock.now();
             let today = program_date(rules.time_zone, now);
-            let mut read = store.points_read(id.as_str(), std::slice::from_ref(&receipt_sk)).await?;
+            let mut read =
+                store.points_read(id.as_str(), std::slice::from_ref(&receipt_sk)).await?;
             if let Some(r) = read.take::<Receipt>(&receipt_sk)? {
                 let first = Answer { status: r.status, body: r.body };
-                return replay(&r.fingerprint, &fingerprint, first, "idempotency_key_reused", "this Idempotency-Key")
-                    .map(Attempt::Answer);
+                return replay(
+                    &r.fingerprint,
+                    &fingerprint,
+                    first,
+                    "idempotency_key_reused",
+                    "this Idempotency-Key",
+                )
+                .map(Attempt::Answer);
             }
             let mut member = live(read.member.take())?;
             let read_version = member.version;
@@ -121,7 +128,10 @@ pub async fn adjust(app: &App, req: &Request, id: &str) -> Result<Answer, ApiErr
                     }));
                 }
                 member.wallet.spend(-body.points).map_err(|_| {
-                    refused(PointsError::InsufficientPoints { balance: available, asked: -body.points })
+                    refused(PointsError::InsufficientPoints {
+                        balance: available,
+                        asked: -body.points,
+                    })
                 })?;
             }
             entries.push(LedgerEntry {
@@ -146,7 +156,15 @@ pub async fn adjust(app: &App, req: &Request, id: &str) -> Result<Answer, ApiErr
                 at: now,
             })?;
             let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
-            let receipt = Receipt::new(id.as_str(), SCOPE, &key, fingerprint.clone(), answer.status, answer.body.clone(), now);
+            let receipt = Receipt::new(
+                id.as_str(),
+                SCOPE,
+                &key,
+                fingerprint.clone(),
+                answer.status,
+                answer.body.clone(),
+                now,
+            );
             writes.push(store.put(&receipt, Some(Cond::absent()))?);
             Ok(Attempt::Commit(writes, answer))
         })

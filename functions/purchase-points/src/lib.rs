@@ -137,7 +137,9 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         (Method::GET, p) if p.len() == 3 && p[0] == "members" && p[2] == "ledger" => {
             ledger::ledger(app, &req, p[1], false).await.map(|v| http::json(200, &v))
         }
-        (Method::GET, p) if p.len() == 4 && p[..2] == ["support", "members"] && p[3] == "ledger" => {
+        (Method::GET, p)
+            if p.len() == 4 && p[..2] == ["support", "members"] && p[3] == "ledger" =>
+        {
             ledger::ledger(app, &req, p[2], true).await.map(|v| http::json(200, &v))
         }
         (Method::POST, p)

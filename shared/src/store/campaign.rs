@@ -299,9 +299,8 @@ impl Store {
             .into_iter()
             .map(from_item::<DirectoryItem>)
             .collect::<Result<Vec<_>, _>>()?;
-        let next = out
-            .last_evaluated_key
-            .and_then(|k| k.get("SK").and_then(|v| v.as_s().ok()).cloned());
+        let next =
+            out.last_evaluated_key.and_then(|k| k.get("SK").and_then(|v| v.as_s().ok()).cloned());
         Ok(DirectoryPage { campaigns, next })
     }
 
