@@ -76,7 +76,7 @@ function charts(r, box, charts) {
   add(t('chart.tiers'), {
     tooltip: { trigger: 'item' },
     legend: { bottom: 4 },
-    series: [{ type: 'pie', radius: ['35%', '65%'], data: TIERS.map((k) => ({ name: t(`tier.${k}`), value: r.totals.tiersAtEnd[k] })) }],
+    series: [{ type: 'pie', stillShowZeroSum: false, radius: ['35%', '65%'], data: TIERS.map((k) => ({ name: t(`tier.${k}`), value: r.totals.tiersAtEnd[k] })) }],
   });
   const moves = r.totals.tierMoves;
   add(t('chart.moves'), {
