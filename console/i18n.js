@@ -20,7 +20,7 @@ const zh = {
   'verdict.significant': '显著', 'verdict.not significant': '不显著', 'verdict.too few members': '样本不足', 'camp.holdoutArm': '对照组', 'camp.noExperiment': '本活动尚无实验数据（报表按发券日统计）',
   'rew.title': '积分商城', 'rew.new': '新建商品', 'rew.name': '名称', 'rew.kind': '类型', 'rew.kind.coupon': '优惠券', 'rew.kind.gift': '实物礼品', 'rew.price': '价格（积分）', 'rew.stock': '库存', 'rew.claimed': '已兑换',
   'rew.coupon': '优惠券模板', 'rew.active': '上架', 'rew.deactivate': '下架', 'rew.edit': '修改价格/库存', 'rew.unlimited': '不限', 'rew.yes': '是', 'rew.no': '否', 'rew.saved': '已保存',
-  'rew.claims': '礼品兑换单', 'rew.claimsNote': '按会员处理：在「会员服务」中打开会员后输入兑换单号。', 'rew.claimId': '兑换单号', 'rew.ship': '标记已发货', 'rew.cancel': '取消兑换',
+  'rew.claims': '礼品兑换单', 'rew.claimsNote': '礼品兑换单按会员处理：在「会员服务」中打开会员即可发货或取消；也可在此输入会员号和兑换单号。', 'rew.claimId': '兑换单号', 'rew.ship': '标记已发货', 'rew.cancel': '取消兑换',
   'mem.title': '会员服务', 'mem.by': '查询方式', 'mem.by.memberId': '会员号', 'mem.by.email': '邮箱（已验证）', 'mem.by.phone': '手机号（已验证，+86…）', 'mem.value': '查询内容',
   'mem.unverifiedNote': '未验证的邮箱或手机号不会建立索引，无法查到；请改用会员号查询。',
   'mem.profile': '会员资料', 'mem.id': '会员号', 'mem.name': '姓名', 'mem.email': '邮箱', 'mem.phone': '手机号', 'mem.verified': '已验证', 'mem.unverified': '未验证', 'mem.joinedAt': '入会时间', 'mem.tier': '等级', 'mem.tierSince': '等级生效',
@@ -34,6 +34,7 @@ const zh = {
   'ledger.welcome': '入会奖励', 'ledger.purchase': '消费得积分', 'ledger.refund': '退款扣回', 'ledger.redemption': '下单抵扣', 'ledger.activity': '互动奖励', 'ledger.referral': '推荐奖励', 'ledger.expiry': '积分过期',
   'ledger.returned': '退款返还', 'ledger.release': '积分生效', 'ledger.reward': '兑换商品', 'ledger.rebate': '返利抵扣', 'ledger.adjustment': '人工调整',
   'coupon.active': '可用', 'coupon.redeemed': '已使用', 'coupon.expired': '已过期',
+  'claim.issued': '已发券', 'claim.pending': '待发货', 'claim.shipped': '已发货', 'claim.cancelled': '已取消', 'rew.actions': '操作',
 };
 const en = {
   'app.title': 'Loyalty operator console', 'nav.dashboard': 'Dashboard', 'nav.campaigns': 'Campaigns', 'nav.rewards': 'Rewards', 'nav.members': 'Member support',
@@ -55,7 +56,7 @@ const en = {
   'verdict.significant': 'significant', 'verdict.not significant': 'not significant', 'verdict.too few members': 'too few members', 'camp.holdoutArm': 'holdout', 'camp.noExperiment': 'No experiment data for this campaign yet (the report counts by issue day)',
   'rew.title': 'Rewards catalog', 'rew.new': 'New reward', 'rew.name': 'Name', 'rew.kind': 'Kind', 'rew.kind.coupon': 'Coupon', 'rew.kind.gift': 'Gift', 'rew.price': 'Price (points)', 'rew.stock': 'Stock', 'rew.claimed': 'Claimed',
   'rew.coupon': 'Coupon template', 'rew.active': 'Active', 'rew.deactivate': 'Deactivate', 'rew.edit': 'Edit price/stock', 'rew.unlimited': 'unlimited', 'rew.yes': 'yes', 'rew.no': 'no', 'rew.saved': 'Saved',
-  'rew.claims': 'Gift claims', 'rew.claimsNote': 'Per member: open the member in Member support and enter the claim id.', 'rew.claimId': 'Claim id', 'rew.ship': 'Mark shipped', 'rew.cancel': 'Cancel claim',
+  'rew.claims': 'Gift claims', 'rew.claimsNote': 'Gift claims are handled per member: open the member in Member support to ship or cancel; or enter the member id and claim id here.', 'rew.claimId': 'Claim id', 'rew.ship': 'Mark shipped', 'rew.cancel': 'Cancel claim',
   'mem.title': 'Member support', 'mem.by': 'Find by', 'mem.by.memberId': 'Member id', 'mem.by.email': 'Email (verified)', 'mem.by.phone': 'Phone (verified, +86…)', 'mem.value': 'Value',
   'mem.unverifiedNote': 'An unverified email or phone is not indexed and finds nobody; search by member id instead.',
   'mem.profile': 'Profile', 'mem.id': 'Member id', 'mem.name': 'Name', 'mem.email': 'Email', 'mem.phone': 'Phone', 'mem.verified': 'verified', 'mem.unverified': 'unverified', 'mem.joinedAt': 'Joined', 'mem.tier': 'Tier', 'mem.tierSince': 'Tier since',
@@ -69,6 +70,7 @@ const en = {
   'ledger.welcome': 'Welcome', 'ledger.purchase': 'Purchase', 'ledger.refund': 'Refund', 'ledger.redemption': 'Redeemed at checkout', 'ledger.activity': 'Activity', 'ledger.referral': 'Referral', 'ledger.expiry': 'Expired',
   'ledger.returned': 'Returned', 'ledger.release': 'Released', 'ledger.reward': 'Reward', 'ledger.rebate': 'Rebate spent', 'ledger.adjustment': 'Manual adjustment',
   'coupon.active': 'active', 'coupon.redeemed': 'redeemed', 'coupon.expired': 'expired',
+  'claim.issued': 'coupon issued', 'claim.pending': 'pending', 'claim.shipped': 'shipped', 'claim.cancelled': 'cancelled', 'rew.actions': 'Actions',
 };
 const dictionaries = { zh, en };
 

@@ -56,6 +56,25 @@ function memberView(found, reopen, onErased) {
     }
   } }, el('label', { for: 'adjust-points' }, t('mem.adjustPoints')), points, el('label', { for: 'adjust-reason' }, t('mem.adjustReason')), reason, el('span'), el('div', {}, el('button', { type: 'submit', id: 'adjust-submit' }, t('common.save')), adjustMsg));
 
+  // Gift claims: a pending gift is shipped or cancelled here (cancelling gives the points back).
+  const claimsBody = el('tbody', { id: 'claims' });
+  const claimsMsg = el('div', {});
+  const loadClaims = async () => {
+    const { claims } = await api('GET', `/support/members/${encodeURIComponent(id)}/reward-claims`);
+    claimsBody.replaceChildren(...claims.map((c) => {
+      const act = (status) => el('button', { type: 'button', class: status === 'shipped' ? '' : 'secondary', onclick: async () => {
+        claimsMsg.className = ''; claimsMsg.textContent = '';
+        try {
+          await api('POST', `/internal/members/${encodeURIComponent(id)}/reward-claims/${encodeURIComponent(c.claimId)}/fulfilment`, { status });
+          reopen(`${c.name}: ${t(`claim.${status}`)}`);
+        } catch (x) { claimsMsg.className = 'form-error'; claimsMsg.textContent = `${x.code || x.status}: ${x.message}`; }
+      } }, t(status === 'shipped' ? 'rew.ship' : 'rew.cancel'));
+      return el('tr', { dataset: { claimId: c.claimId, status: c.status } }, el('td', {}, time(c.claimedAt)), el('td', {}, c.name), el('td', { class: 'num' }, num(c.price)),
+        el('td', {}, t(`claim.${c.status}`)), el('td', { class: 'row' }, c.status === 'pending' ? [act('shipped'), act('cancelled')] : []));
+    }));
+    if (!claims.length) claimsBody.replaceChildren(el('tr', {}, el('td', { colspan: 5, class: 'muted' }, t('common.none'))));
+  };
+
   const bday = el('input', { type: 'date', id: 'birthday' });
   const bdayReason = el('input', { id: 'birthday-reason', maxlength: 200 });
   const bdayMsg = el('div');
@@ -98,7 +117,10 @@ function memberView(found, reopen, onErased) {
         table([['mem.at'], ['mem.from'], ['mem.to'], ['mem.reason']], found.tierHistory.length ? found.tierHistory.map((h) => el('tr', {}, el('td', {}, time(h.at)), el('td', {}, t(`tier.${h.from}`)), el('td', {}, t(`tier.${h.to}`)), el('td', {}, h.reason))) : [el('tr', {}, el('td', { colspan: 4, class: 'muted' }, t('common.none')))])),
       el('div', { class: 'card' }, el('h2', {}, t('mem.coupons')),
         table([['mem.code'], ['mem.couponTitle'], ['mem.status'], ['mem.validUntil']], p.coupons.map((c) => el('tr', {}, el('td', {}, c.code), el('td', {}, c.title), el('td', {}, t(`coupon.${c.status}`)), el('td', {}, time(c.validUntil))))))),
+    el('div', { class: 'card' }, el('h2', {}, t('rew.claims')),
+      table([['mem.at'], ['rew.name'], ['rew.price', 'num'], ['mem.status'], ['rew.actions']], [], claimsBody), claimsMsg),
     el('div', { class: 'cols' }, el('div', { class: 'card' }, el('h2', {}, t('mem.setBirthday')), birthday), el('div', { class: 'card' }, el('h2', {}, t('mem.erase')), erase)));
+  loadClaims().catch((x) => { claimsMsg.className = 'form-error'; claimsMsg.textContent = x.message; });
   loadLedger(true).catch((x) => { adjustMsg.className = 'form-error'; adjustMsg.textContent = x.message; });
   return box;
 }

@@ -275,3 +275,32 @@ def test_the_rewards_catalog_creates_edits_and_deactivates(dev, page):
     rewards = {r["rewardId"]: r for r in api.expect({200}, "GET", "/rewards", iam="operator")["rewards"]}
     assert rewards[reward_id]["active"] is False
     shot(page, "rewards")
+
+
+def test_support_ships_one_gift_claim_and_cancels_another_from_the_member_page(dev, page, people):
+    api = dev["api"]
+    who = people[1]
+    reward = api.expect({201}, "POST", "/rewards", iam="operator", key=f"console-gift-{int(time.time())}",
+                        body={"name": "浏览器测试保温杯", "kind": "gift", "price": 30, "stock": 5})
+    claims = [api.expect({201}, "POST", f"/members/{who['member']}/reward-claims", sub=who["member"],
+                         key=f"console-claim-{i}-{int(time.time())}",
+                         body={"rewardId": reward["rewardId"], "price": 30})["claimId"] for i in range(2)]
+    points = api.expect({200}, "GET", f"/members/{who['member']}", sub=who["member"])["points"]
+
+    page.goto(console_url(dev, "#/members"))
+    page.select_option("#search-by", "memberId")
+    page.fill("#search-value", who["member"])
+    page.click("#search-submit")
+    for c in claims:
+        page.wait_for_selector(f"#claims tr[data-claim-id='{c}'][data-status=pending]")
+    page.locator(f"#claims tr[data-claim-id='{claims[0]}'] button").nth(0).click()  # shipped
+    page.wait_for_selector(f"#claims tr[data-claim-id='{claims[0]}'][data-status=shipped]")
+    page.locator(f"#claims tr[data-claim-id='{claims[1]}'] button").nth(1).click()  # cancelled
+    page.wait_for_selector(f"#claims tr[data-claim-id='{claims[1]}'][data-status=cancelled]")
+    shot(page, "member-gift-claims")
+
+    listed = {c["claimId"]: c for c in api.expect({200}, "GET", f"/members/{who['member']}/reward-claims", sub=who["member"])["claims"]}
+    assert listed[claims[0]]["status"] == "shipped" and listed[claims[1]]["status"] == "cancelled"
+    assert listed[claims[1]]["pointsReturned"] == 30
+    assert api.expect({200}, "GET", f"/members/{who['member']}", sub=who["member"])["points"] == points + 30
+    page.watch.assert_clean([p["email"] for p in people])

@@ -41,7 +41,7 @@ const NOW: &str = "2026-11-27T10:00:00Z";
 /// the gift's price and opens the Diamond one; the member sees their catalog, claims the
 /// coupon and two gifts, lists the claims; the first gift is shipped, the second cancelled
 /// (its points come back); the coupon reward is deactivated.
-const ORDER: [&str; 38] = [
+const ORDER: [&str; 39] = [
     "join",
     // affiliates: the partner first, so that a purchase and a quote can carry its code.
     "createPartner",
@@ -64,6 +64,7 @@ const ORDER: [&str; 38] = [
     "listMemberRewards",
     "claimReward",
     "listRewardClaims",
+    "getSupportRewardClaims",
     "fulfilRewardClaim",
     "deactivateReward",
     "getPartner",
