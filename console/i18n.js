@@ -34,7 +34,7 @@ const zh = {
   'ledger.welcome': '入会奖励', 'ledger.purchase': '消费得积分', 'ledger.refund': '退款扣回', 'ledger.redemption': '下单抵扣', 'ledger.activity': '互动奖励', 'ledger.referral': '推荐奖励', 'ledger.expiry': '积分过期',
   'ledger.returned': '退款返还', 'ledger.release': '积分生效', 'ledger.reward': '兑换商品', 'ledger.rebate': '返利抵扣', 'ledger.adjustment': '人工调整',
   'coupon.active': '可用', 'coupon.redeemed': '已使用', 'coupon.expired': '已过期',
-  'claim.issued': '已发券', 'claim.pending': '待发货', 'claim.shipped': '已发货', 'claim.cancelled': '已取消', 'rew.actions': '操作',
+  'claim.issued': '已发券', 'claim.pending': '待发货', 'claim.shipped': '已发货', 'claim.cancelled': '已取消', 'rew.actions': '操作', 'rew.updatedAt': '更新时间',
 };
 const en = {
   'app.title': 'Loyalty operator console', 'nav.dashboard': 'Dashboard', 'nav.campaigns': 'Campaigns', 'nav.rewards': 'Rewards', 'nav.members': 'Member support',
@@ -70,7 +70,7 @@ const en = {
   'ledger.welcome': 'Welcome', 'ledger.purchase': 'Purchase', 'ledger.refund': 'Refund', 'ledger.redemption': 'Redeemed at checkout', 'ledger.activity': 'Activity', 'ledger.referral': 'Referral', 'ledger.expiry': 'Expired',
   'ledger.returned': 'Returned', 'ledger.release': 'Released', 'ledger.reward': 'Reward', 'ledger.rebate': 'Rebate spent', 'ledger.adjustment': 'Manual adjustment',
   'coupon.active': 'active', 'coupon.redeemed': 'redeemed', 'coupon.expired': 'expired',
-  'claim.issued': 'coupon issued', 'claim.pending': 'pending', 'claim.shipped': 'shipped', 'claim.cancelled': 'cancelled', 'rew.actions': 'Actions',
+  'claim.issued': 'coupon issued', 'claim.pending': 'pending', 'claim.shipped': 'shipped', 'claim.cancelled': 'cancelled', 'rew.actions': 'Actions', 'rew.updatedAt': 'Updated',
 };
 const dictionaries = { zh, en };
 

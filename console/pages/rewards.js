@@ -73,7 +73,7 @@ export function render(view) {
     el('div', { class: 'row' }, member, claim, el('button', { type: 'button', onclick: fulfil('shipped') }, t('rew.ship')), el('button', { type: 'button', class: 'secondary', onclick: fulfil('cancelled') }, t('rew.cancel'))), claimMsg);
 
   view.append(el('h1', {}, t('rew.title')), err,
-    el('table', { class: 'card' }, el('thead', {}, el('tr', {}, ['rew.name', 'rew.kind', 'rew.price', 'rew.stock', 'rew.claimed', 'rew.active', 'camp.createdAt', 'rew.edit'].map((k) => el('th', {}, t(k))))), list),
+    el('table', { class: 'card' }, el('thead', {}, el('tr', {}, ['rew.name', 'rew.kind', 'rew.price', 'rew.stock', 'rew.claimed', 'rew.active', 'rew.updatedAt', 'rew.edit'].map((k) => el('th', {}, t(k))))), list),
     el('h2', {}, t('rew.new')), create, el('h2', {}, t('rew.claims')), claims);
   refresh();
 }
