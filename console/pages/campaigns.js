@@ -148,6 +148,15 @@ export function render(view) {
       runBtn.disabled = true; runErr.textContent = '';
       try { await api('POST', `/campaigns/${encodeURIComponent(id)}/run`); poll(); } catch (x) { runErr.textContent = x.message; } finally { runBtn.disabled = false; }
     } }, t('camp.run'));
+    // The report counts a run from the table's stream, a moment after the run drained: an
+    // experiment's arms are asked for again for a little while until they are there.
+    const showExperiment = async (campaign, tries) => {
+      if (stopped) return;
+      const r = await api('GET', '/reports/kpis').catch(() => null);
+      if (r) exp.replaceChildren(...[].concat(experimentTable(r, id)));
+      const isExperiment = (campaign.variants?.length || 0) > 0 || (campaign.holdout || 0) > 0;
+      if (isExperiment && !exp.querySelector('table') && tries < 20) timer = setTimeout(() => showExperiment(campaign, tries + 1), 1500);
+    };
     const poll = async () => {
       if (stopped) return;
       try {
@@ -155,7 +164,7 @@ export function render(view) {
         const run = c.runs[0];
         runBox.replaceChildren(run ? progress(run) : el('p', { class: 'muted' }, t('camp.state.none')));
         if (run && run.state === 'running') timer = setTimeout(poll, POLL_MS);
-        else if (run) { api('GET', '/reports/kpis').then((r) => exp.replaceChildren(experimentTable(r, id)), () => {}); refreshList(); }
+        else if (run) { showExperiment(c.campaign, 0); refreshList(); }
       } catch (x) { runErr.textContent = x.message; }
     };
     detail.replaceChildren(el('div', { class: 'card' }, el('h2', {}, id), el('div', { class: 'row' }, runBtn), runErr, runBox, el('h2', {}, t('camp.experiment')), exp));

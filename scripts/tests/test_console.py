@@ -175,6 +175,34 @@ def test_a_campaign_is_created_through_the_form_run_and_drained_with_counts_that
     page.watch.assert_clean([p["email"] for p in people])
 
 
+def test_an_experiment_runs_from_the_form_and_its_arms_show_with_their_uplift(dev, page, people):
+    api = dev["api"]
+    page.goto(console_url(dev, "#/campaigns"))
+    page.wait_for_selector("#campaign-form")
+    page.fill("#name", f"浏览器测试实验 {int(time.time())}")
+    page.fill("#couponTitle", "实验：满10减2")
+    page.fill("#value", "2")
+    page.select_option("#variants", "ab")
+    page.fill("#holdout", "20")
+    page.click("#create-campaign")
+    page.wait_for_function("document.querySelector('#campaign-created').textContent.length > 0")
+    campaign_id = page.text_content("#campaign-created").split(":")[-1].strip()
+    page.click("#run-now")
+    page.wait_for_selector(".run[data-state=drained]", timeout=DRAIN_TIMEOUT * 1000)
+    page.wait_for_selector("#experiment table.experiment tbody tr")
+    shown = page.locator("#experiment table.experiment tbody tr").count()
+    report = api.expect({200}, "GET", "/reports/kpis", iam="operator")
+    runs = [c for c in report["campaigns"] if c["grant"].startswith(f"campaign:{campaign_id}:")]
+    assert len(runs) == 1 and runs[0]["arms"], runs
+    # Two variants and the holdout, as the report has them; each arm's members as the API says.
+    assert shown == len(runs[0]["arms"]) == 3, (shown, runs)
+    cells = [r.locator("td").nth(1).get_attribute("data-value") or r.locator("td").nth(1).text_content()
+             for r in page.locator("#experiment table.experiment tbody tr").all()]
+    assert [int(c.replace(",", "")) for c in cells] == [a["members"] for a in runs[0]["arms"]]
+    assert page.locator("#experiment table.experiment tbody tr").last.locator("td").first.text_content() == "对照组"
+    shot(page, "campaigns-experiment")
+
+
 def test_support_finds_a_member_by_email_and_adjusts_points_with_a_reason(dev, page, people):
     api = dev["api"]
     who = people[0]
