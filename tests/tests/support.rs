@@ -127,8 +127,9 @@ async fn a_member_token_or_the_order_system_cannot_use_the_support_routes() {
         );
         assert_problem(s, &b, &ct, 403, "forbidden");
         let path = format!("/support/members/{id}/reward-claims");
-        let (s, b, ct) =
-            answer(purchase_points::handle(&a.points, request("GET", &path, None, who.clone())).await);
+        let (s, b, ct) = answer(
+            purchase_points::handle(&a.points, request("GET", &path, None, who.clone())).await,
+        );
         assert_problem(s, &b, &ct, 403, "forbidden");
         let path = format!("/support/members/{id}");
         let (s, b, ct) =
