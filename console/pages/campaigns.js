@@ -124,7 +124,7 @@ function experimentTable(report, id) {
   return rows.map((c) => el('table', { class: 'experiment' },
     el('thead', {}, el('tr', {}, ['camp.arm', 'camp.armMembers', 'camp.converted', 'camp.convRate', 'camp.gmvPerMember', 'camp.uplift', 'camp.ci', 'camp.pValue', 'camp.verdict'].map((k) => el('th', {}, t(k))))),
     el('tbody', {}, c.arms.map((a) => el('tr', {},
-      el('td', {}, a.holdout ? t('camp.holdoutArm') : a.arm), el('td', { class: 'num' }, num(a.members)), el('td', { class: 'num' }, num(a.converted)),
+      el('td', {}, a.holdout ? t('camp.holdoutArm') : a.arm), el('td', { class: 'num', dataset: { members: a.members } }, num(a.members)), el('td', { class: 'num' }, num(a.converted)),
       el('td', { class: 'num' }, pct(a.conversionRate)), el('td', { class: 'num' }, cny(a.gmvPerMember)),
       el('td', { class: 'num' }, a.uplift ? pct(a.uplift.difference, 2) : '—'),
       el('td', { class: 'num' }, a.uplift ? `${pct(a.uplift.ciLow, 2)} … ${pct(a.uplift.ciHigh, 2)}` : '—'),
@@ -150,12 +150,16 @@ export function render(view) {
     } }, t('camp.run'));
     // The report counts a run from the table's stream, a moment after the run drained: an
     // experiment's arms are asked for again for a little while until they are there.
-    const showExperiment = async (campaign, tries) => {
+    const showExperiment = async (campaign, run, tries) => {
       if (stopped) return;
       const r = await api('GET', '/reports/kpis').catch(() => null);
       if (r) exp.replaceChildren(...[].concat(experimentTable(r, id)));
       const isExperiment = (campaign.variants?.length || 0) > 0 || (campaign.holdout || 0) > 0;
-      if (isExperiment && !exp.querySelector('table') && tries < 20) timer = setTimeout(() => showExperiment(campaign, tries + 1), 1500);
+      // Every member the run gave a coupon or held out is in one arm once the report caught up.
+      const counted = [...exp.querySelectorAll('td[data-members]')].reduce((n, td) => n + Number(td.dataset.members), 0);
+      const expected = run.issued + run.skippedReasons.holdout;
+      exp.dataset.complete = String(!isExperiment || counted >= expected);
+      if (isExperiment && counted < expected && tries < 40) timer = setTimeout(() => showExperiment(campaign, run, tries + 1), 1500);
     };
     const poll = async () => {
       if (stopped) return;
@@ -164,7 +168,7 @@ export function render(view) {
         const run = c.runs[0];
         runBox.replaceChildren(run ? progress(run) : el('p', { class: 'muted' }, t('camp.state.none')));
         if (run && run.state === 'running') timer = setTimeout(poll, POLL_MS);
-        else if (run) { showExperiment(c.campaign, 0); refreshList(); }
+        else if (run) { showExperiment(c.campaign, run, 0); refreshList(); }
       } catch (x) { runErr.textContent = x.message; }
     };
     detail.replaceChildren(el('div', { class: 'card' }, el('h2', {}, id), el('div', { class: 'row' }, runBtn), runErr, runBox, el('h2', {}, t('camp.experiment')), exp));
