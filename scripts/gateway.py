@@ -367,7 +367,7 @@ class Console:
 
     def __init__(self, env, tools_dir=None):
         self.env = env
-        self.root = os.path.join(REPO, "console")
+        self.root = os.path.realpath(os.path.join(REPO, "console"))
         tools = tools_dir or os.environ.get("LOYALTY_TOOLS_DIR") or os.path.join(REPO, ".tools")
         modules = os.path.join(tools, "console", "node_modules")
         # Fixed names: the console imports these, whatever the packages' layout.

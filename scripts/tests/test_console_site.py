@@ -36,3 +36,25 @@ def test_the_vendored_libraries_are_the_pinned_versions():
         assert re.fullmatch(r"\d+\.\d+\.\d+", version), f"{name} is not pinned exactly"
         with open(os.path.join(tools, "console", "node_modules", name, "package.json")) as f:
             assert json.load(f)["version"] == version, name
+
+
+def test_the_local_gateway_serves_the_console_and_nothing_else_of_the_checkout():
+    import gateway
+
+    env = {"env": {"AWS_REGION": "us-east-1"},
+           "principals": {"operator": {"accessKey": "AKIALOCALOPERATOR000", "secretKey": "s"},
+                          "order-system": {"accessKey": "AKIALOCALORDERSYSTEM", "secretKey": "o"}}}
+    c = gateway.Console(env)
+    status, headers, body, _ = c.serve("GET", "/console/")
+    assert status == 200 and headers["content-type"].startswith("text/html") and b"app.js" in body
+    status, headers, body, _ = c.serve("GET", "/console/vendor/echarts.js")
+    assert status == 200 and headers["content-type"].startswith("text/javascript")
+    status, _, body, _ = c.serve("GET", "/console/config.json")
+    cfg = json.loads(body)
+    # The local operator stand-in, never the order system's key.
+    assert status == 200 and cfg["auth"] == "local" and cfg["credentials"]["accessKeyId"] == "AKIALOCALOPERATOR000"
+    assert b"AKIALOCALORDERSYSTEM" not in body
+    for path in ("/console/../scripts/gateway.py", "/console/package.json", "/console/package-lock.json",
+                 "/console/vendor/../../README.md", "/console/nothing.js"):
+        assert c.serve("GET", path)[0] == 404, path
+    assert c.serve("POST", "/console/index.html")[0] == 405
