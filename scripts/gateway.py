@@ -34,6 +34,11 @@ What matches API Gateway:
   likewise), pathParameters, requestContext (accountId, apiId, authorizer, domainName,
   domainPrefix, http {method, path, protocol, sourceIp, userAgent}, requestId, routeKey,
   stage $default, time, timeEpoch), body (base64 with isBase64Encoded when it is not UTF-8).
+- The operator console (console/): GET /console/ serves its static files, /console/vendor/
+  the two libraries scripts/install-tools put under .tools/console, and /console/config.json
+  tells it to sign as the local operator stand-in (the `operator` principal of env.json; on
+  AWS it signs with Cognito identity pool credentials instead). Same origin as the API: no
+  CORS locally. Not an API Gateway feature: on AWS the console is on S3 + CloudFront.
 - Function errors and invocations past the function's Timeout: 500 {"message": "Internal
   Server Error"}, as API Gateway. The first invocation of each function also waits for its
   build (scripts/functions.py; up to LOYALTY_BUILD_TIMEOUT seconds, default 900); once a
@@ -352,15 +357,69 @@ def answer_of(result):
     return 200, {"content-type": "application/json"}, json.dumps(result).encode(), []
 
 
+CONSOLE_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                 ".mjs": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
+                 ".json": "application/json", ".svg": "image/svg+xml", ".png": "image/png"}
+
+
+class Console:
+    """The console's static files, its two vendored libraries and its local config."""
+
+    def __init__(self, env, tools_dir=None):
+        self.env = env
+        self.root = os.path.realpath(os.path.join(REPO, "console"))
+        tools = tools_dir or os.environ.get("LOYALTY_TOOLS_DIR") or os.path.join(REPO, ".tools")
+        modules = os.path.join(tools, "console", "node_modules")
+        # Fixed names: the console imports these, whatever the packages' layout.
+        self.vendor = {"echarts.js": os.path.join(modules, "echarts", "dist", "echarts.esm.min.mjs"),
+                       "aws4fetch.js": os.path.join(modules, "aws4fetch", "dist", "aws4fetch.esm.mjs")}
+
+    def config(self):
+        p = (self.env.get("principals") or {}).get("operator")
+        if not p:
+            return None
+        return {"auth": "local", "apiBase": "", "region": self.env["env"]["AWS_REGION"],
+                "credentials": {"accessKeyId": p["accessKey"], "secretAccessKey": p["secretKey"]}}
+
+    def serve(self, method, path):
+        if method not in ("GET", "HEAD"):
+            return problem(405, "Method Not Allowed", "the console's files are read with GET")
+        rel = path[len("/console/"):] or "index.html"
+        if rel == "config.json":
+            cfg = self.config()
+            if cfg is None:
+                return problem(404, "Not Found", "env.json names no local operator principal")
+            return 200, {"content-type": "application/json", "cache-control": "no-store"}, json.dumps(cfg).encode(), []
+        if rel.startswith("vendor/"):
+            file = self.vendor.get(rel[len("vendor/"):])
+            if file is None or not os.path.exists(file):
+                return problem(404, "Not Found", f"no vendored file {rel} (scripts/install-tools installs them)")
+        else:
+            file = os.path.realpath(os.path.join(self.root, rel))
+            if not file.startswith(self.root + os.sep) or "node_modules" in rel or rel.startswith("package"):
+                return problem(404, "Not Found", f"no console file {rel}")
+        ext = os.path.splitext(file)[1]
+        if ext not in CONSOLE_TYPES or not os.path.isfile(file):
+            return problem(404, "Not Found", f"no console file {rel}")
+        with open(file, "rb") as f:
+            data = f.read()
+        return 200, {"content-type": CONSOLE_TYPES[ext], "cache-control": "no-cache"}, data, []
+
+
 class Gateway:
     def __init__(self, env, invoke_url):
         self.env, self.invoke_url = env, invoke_url
         self.routes = routes(env)
         self.auth = Authorizers(env)
+        self.console = Console(env)
 
     def handle(self, method, target, header_pairs, body, source_ip):
         split = urllib.parse.urlsplit(target)
         raw_path, raw_query = split.path or "/", split.query
+        if raw_path == "/console":
+            return 302, {"location": "/console/"}, b"", []
+        if raw_path.startswith("/console/"):
+            return self.console.serve(method, raw_path)
         route, params = match(self.routes, method, raw_path)
         if route is None:
             return problem(404, "Not Found", f"no route {method} {raw_path} in template.yaml's HTTP API")

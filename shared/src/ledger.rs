@@ -304,6 +304,9 @@ pub enum EntryKind {
     /// credited, released, reversed or given back ride on the order's own entry (purchase,
     /// release, refund, returned): one ledger item per event, whatever it moves.
     Rebate,
+    /// A manual correction by support (positive or negative), with the operator's reason; who
+    /// made it is kept in the adjustment's receipt, which the entry's reference names.
+    Adjustment,
 }
 
 /// One line of a member's points ledger. The balance is always the sum of the entries.

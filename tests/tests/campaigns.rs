@@ -787,3 +787,44 @@ async fn a_one_off_campaign_starts_when_due_and_only_once() {
         5
     );
 }
+
+/// The console's list: every definition in the directory, newest first, a page at a time, with
+/// one Query; nobody but an operator reads it; a refused definition is not listed.
+#[tokio::test]
+async fn the_campaign_list_shows_every_definition_newest_first_and_only_to_operators() {
+    let s = stack(None, std::time::Duration::from_secs(5), 30, Clock::System).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let mut d = definition(&["gold"]);
+        d["name"] = json!(format!("listed {i}"));
+        let (st, b, _) = call(&s, "POST", "/campaigns", Some(d), As::Operator).await;
+        assert_eq!(st, 201, "{b}");
+        ids.push(b["campaignId"].as_str().unwrap().to_string());
+    }
+    let mut refused = definition(&["gold"]);
+    refused["name"] = json!(" ");
+    assert_eq!(call(&s, "POST", "/campaigns", Some(refused), As::Operator).await.0, 422);
+
+    s.counter.reset();
+    let (st, b, _) = call(&s, "GET", "/campaigns", None, As::Operator).await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!((s.counter.reads(), s.counter.writes()), (1, 0), "one Query of the directory");
+    let listed: Vec<&str> = b["campaigns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["campaignId"].as_str().unwrap())
+        .collect();
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    assert_eq!(listed, newest_first);
+    assert_eq!(b["campaigns"][0]["name"], "listed 2");
+    assert!(b.get("nextCursor").is_none());
+
+    for who in [As::Member("m-1".into()), As::OrderSystem, As::OtherIam] {
+        let (st, b, ct) = call(&s, "GET", "/campaigns", None, who).await;
+        assert_problem(st, &b, &ct, 403, "forbidden");
+    }
+    let (st, b, ct) = call(&s, "GET", "/campaigns?cursor=not-hex", None, As::Operator).await;
+    assert_problem(st, &b, &ct, 400, "invalid_cursor");
+}

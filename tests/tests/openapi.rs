@@ -41,7 +41,7 @@ const NOW: &str = "2026-11-27T10:00:00Z";
 /// the gift's price and opens the Diamond one; the member sees their catalog, claims the
 /// coupon and two gifts, lists the claims; the first gift is shipped, the second cancelled
 /// (its points come back); the coupon reward is deactivated.
-const ORDER: [&str; 33] = [
+const ORDER: [&str; 39] = [
     "join",
     // affiliates: the partner first, so that a purchase and a quote can carry its code.
     "createPartner",
@@ -53,6 +53,9 @@ const ORDER: [&str; 33] = [
     "recordRefund",
     "recordActivity",
     "getLedger",
+    "adjustPoints",
+    "getSupportLedger",
+    "searchMember",
     "listCoupons",
     "issueCoupon",
     "createReward",
@@ -61,6 +64,7 @@ const ORDER: [&str; 33] = [
     "listMemberRewards",
     "claimReward",
     "listRewardClaims",
+    "getSupportRewardClaims",
     "fulfilRewardClaim",
     "deactivateReward",
     "getPartner",
@@ -73,7 +77,9 @@ const ORDER: [&str; 33] = [
     "createCampaign",
     "runCampaign",
     "getCampaign",
+    "listCampaigns",
     "getKpiReport",
+    "eraseMemberBySupport",
     "eraseMember",
     // After the erasure: the member is gone.
     "getProfile",
@@ -451,6 +457,7 @@ impl Call<'_> {
         }
         match name {
             "id" if self.path.starts_with("/campaigns") => state.campaign.clone(),
+            "id" if self.path.starts_with("/support/") => state.member.clone(),
             "id" if self.path.starts_with("/rewards") => state.reward.clone(),
             "id" if self.path.starts_with("/partners") => state.partner.clone(),
             // The examples' clock is in November 2026: October is over (and can be paid).

@@ -112,6 +112,7 @@ pub async fn handle_trigger(app: &App, trigger: Trigger) -> Result<Outcome, lamb
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     let result = match http::route(&req) {
         (Method::POST, p) if p == ["campaigns"] => create(app, &req).await,
+        (Method::GET, p) if p == ["campaigns"] => list(app, &req).await,
         (Method::GET, p) if p.len() == 2 && p[0] == "campaigns" => show(app, &req, p[1]).await,
         (Method::POST, p) if p.len() == 3 && p[0] == "campaigns" && p[2] == "run" => {
             run_now(app, &req, p[1]).await
@@ -268,6 +269,43 @@ async fn show(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiE
         200,
         &json!({ "campaign": campaign, "runs": runs.iter().map(run_view).collect::<Vec<_>>() }),
     ))
+}
+
+/// How many campaigns one page of the list holds, at most.
+const LIST_PAGE: i32 = 50;
+
+/// `GET /campaigns`: the campaigns defined through the API, newest first, a page at a time
+/// (`cursor` is the last directory key seen, hex-encoded). One Query of the directory.
+async fn list(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    app.env.caller(req).require_operator()?;
+    let bad_cursor =
+        || ApiError::bad_request("invalid_cursor", "cursor is not one this API handed out");
+    let before = match http::query_param(req, "cursor") {
+        None => None,
+        Some(c) => Some(unhex(&c).ok_or_else(bad_cursor)?),
+    };
+    let page = app.env.store.campaign_directory(before.as_deref(), LIST_PAGE).await?;
+    let campaigns: Vec<_> = page
+        .campaigns
+        .iter()
+        .map(|c| json!({ "campaignId": c.campaign_id, "name": c.name, "createdAt": c.created_at }))
+        .collect();
+    let mut body = json!({ "campaigns": campaigns });
+    if let Some(next) = page.next {
+        body["nextCursor"] = json!(next.bytes().map(|b| format!("{b:02x}")).collect::<String>());
+    }
+    Ok(http::json(200, &body))
+}
+
+fn unhex(c: &str) -> Option<String> {
+    if c.is_empty() || c.len() > 512 || !c.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes = (0..c.len())
+        .step_by(2)
+        .map(|i| c.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok()
 }
 
 async fn run_now(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {

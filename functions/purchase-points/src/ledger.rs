@@ -1,4 +1,5 @@
-//! `GET /members/{id}/ledger`: the member's ledger, a page at a time (opaque cursors).
+//! `GET /members/{id}/ledger`: the member's ledger, a page at a time (opaque cursors); the
+//! same pages for support at `GET /support/members/{id}/ledger` (operators, IAM).
 
 use crate::{member_param, App};
 use lambda_http::Request;
@@ -19,9 +20,17 @@ pub struct LedgerView {
 pub const DEFAULT_PAGE: i32 = 20;
 pub const MAX_PAGE: i32 = 100;
 
-pub(crate) async fn ledger(app: &App, req: &Request, id: &str) -> Result<LedgerView, ApiError> {
+pub(crate) async fn ledger(
+    app: &App,
+    req: &Request,
+    id: &str,
+    support: bool,
+) -> Result<LedgerView, ApiError> {
     let id = member_param(id)?;
-    app.env.caller(req).require_member(&id)?;
+    match support {
+        true => app.env.caller(req).require_operator()?,
+        false => app.env.caller(req).require_member(&id)?,
+    }
     let limit = match http::query_param(req, "limit") {
         None => DEFAULT_PAGE,
         Some(l) => {

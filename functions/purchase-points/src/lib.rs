@@ -4,6 +4,8 @@
 //! `POST /internal/members/{id}/checkouts/{orderId}/confirm|cancel`.
 //! HTTP, the member (JWT): `POST /members/{id}/activities|checkout-preview`,
 //! `GET /members/{id}/ledger`. No member route creates a money fact.
+//! HTTP, support (operators, IAM): `GET /support/members/{id}/ledger`, and
+//! `POST /support/members/{id}/adjustments`, a manual correction (`adjustment.rs`).
 //! HTTP, the rewards catalog (`rewards.rs`): operators define it (`/rewards`), members claim
 //! with their available points (`/members/{id}/rewards`, `/members/{id}/reward-claims`), the
 //! order system or an operator fulfils gifts (`/internal/members/{id}/reward-claims/…`).
@@ -36,6 +38,7 @@ use loyalty::ApiError;
 use serde::Serialize;
 use std::time::SystemTime;
 
+mod adjustment;
 // affiliates (issue #19)
 mod attribution;
 pub mod checkout;
@@ -132,7 +135,24 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
             member_post(app, &req, p[1], false).await
         }
         (Method::GET, p) if p.len() == 3 && p[0] == "members" && p[2] == "ledger" => {
-            ledger::ledger(app, &req, p[1]).await.map(|v| http::json(200, &v))
+            ledger::ledger(app, &req, p[1], false).await.map(|v| http::json(200, &v))
+        }
+        (Method::GET, p)
+            if p.len() == 4 && p[..2] == ["support", "members"] && p[3] == "ledger" =>
+        {
+            ledger::ledger(app, &req, p[2], true).await.map(|v| http::json(200, &v))
+        }
+        (Method::POST, p)
+            if p.len() == 4 && p[..2] == ["support", "members"] && p[3] == "adjustments" =>
+        {
+            adjustment::adjust(app, &req, p[2]).await.map(Answer::into_response)
+        }
+        (m, p)
+            if p.len() == 4
+                && p[..2] == ["support", "members"]
+                && ["ledger", "adjustments"].contains(&p[3]) =>
+        {
+            Err(ApiError::MethodNotAllowed(m.to_string()))
         }
         (m, p) if p.len() == 3 && p[0] == "members" && MEMBER_ROUTES.contains(&p[2]) => {
             Err(ApiError::MethodNotAllowed(m.to_string()))

@@ -1,5 +1,6 @@
 //! signup: `POST /members` (join), `GET /members/{id}` (profile), `DELETE /members/{id}`
-//! (erase), and support's `PUT /members/{id}/birthday` (operators, IAM).
+//! (erase), and support's `PUT /members/{id}/birthday`, `POST /support/members/search` and
+//! `DELETE /support/members/{id}` (operators, IAM; `support.rs`).
 
 use chrono::{DateTime, Datelike, Utc};
 use lambda_http::http::Method;
@@ -15,6 +16,8 @@ use loyalty::runtime::{Outcome, Trigger};
 use loyalty::store::member::{BirthdayChanged, NewMemberWrite, Receipt, SignupConflict};
 use loyalty::{auth, ApiError, Points};
 use serde::Serialize;
+
+pub mod support;
 
 pub struct App {
     pub env: Env,
@@ -44,6 +47,15 @@ pub async fn handle_trigger(app: &App, trigger: Trigger) -> Result<Outcome, lamb
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     let result = match http::route(&req) {
         (Method::POST, p) if p == ["members"] => join(app, &req).await,
+        (Method::POST, p) if p == ["support", "members", "search"] => {
+            support::search(app, &req).await
+        }
+        (Method::DELETE, p) if p.len() == 3 && p[0] == "support" && p[1] == "members" => {
+            support::erase(app, &req, p[2]).await
+        }
+        (m, p) if p.first() == Some(&"support") && p.len() == 3 => {
+            Err(ApiError::MethodNotAllowed(m.to_string()))
+        }
         (Method::GET, p) if p.len() == 2 && p[0] == "members" => profile(app, &req, p[1]).await,
         (Method::DELETE, p) if p.len() == 2 && p[0] == "members" => erase(app, &req, p[1]).await,
         (Method::PUT, p) if p.len() == 3 && p[0] == "members" && p[2] == "birthday" => {
@@ -229,7 +241,7 @@ async fn replay_or_conflict(
     }
 }
 
-fn member_param(id: &str) -> Result<MemberId, ApiError> {
+pub(crate) fn member_param(id: &str) -> Result<MemberId, ApiError> {
     MemberId::parse(id).ok_or_else(|| {
         ApiError::bad_request("invalid_member_id", "the member id in the path is not valid")
     })
@@ -257,6 +269,13 @@ async fn profile(app: &App, req: &Request, id: &str) -> Result<Response<Body>, A
 async fn erase(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
     let id = member_param(id)?;
     app.env.caller(req).require_member(&id)?;
+    erase_member(app, &id).await?;
+    tracing::info!(member_id = %id, "personal data erased");
+    Ok(Response::builder().status(204).body(Body::Empty).expect("static response"))
+}
+
+/// The erasure itself, whoever asked for it: the member or support.
+pub(crate) async fn erase_member(app: &App, id: &MemberId) -> Result<(), ApiError> {
     let (rules, now) = (&app.env.rules, app.env.clock.now());
     // This year's birthday coupon, if the member holds it, goes into the tombstones: a new
     // account with the same contact gets no second one this year.
@@ -266,8 +285,7 @@ async fn erase(app: &App, req: &Request, id: &str) -> Result<Response<Body>, Api
     {
         return Err(ApiError::not_found("member_not_found", "no such member"));
     }
-    tracing::info!(member_id = %id, "personal data erased");
-    Ok(Response::builder().status(204).body(Body::Empty).expect("static response"))
+    Ok(())
 }
 
 #[derive(Serialize)]

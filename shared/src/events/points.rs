@@ -33,6 +33,9 @@ pub fn points_detail_type(entry: &LedgerEntry) -> Option<DetailType> {
         // Moves only the rebate balance (`rebate_detail_type`).
         EntryKind::Rebate => return None,
         EntryKind::Reward => DetailType::PointsReturned,
+        // Support's manual correction: points given, or taken back.
+        EntryKind::Adjustment if points > 0 => DetailType::PointsEarned,
+        EntryKind::Adjustment => DetailType::PointsClawedBack,
         // Earnings: pending inside the return window, available at once otherwise; a
         // referral reward cancelled by its order's refund takes pending points back.
         EntryKind::Welcome | EntryKind::Purchase | EntryKind::Activity | EntryKind::Referral => {

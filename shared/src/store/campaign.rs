@@ -7,6 +7,7 @@
 //! | `CAMPAIGN#<id>` | `RUN#<label>.a<NNN>` | a run: grant, cursor, counters |
 //! | `CAMPAIGN#<id>` | `BATCH#<runId>#<batchId>` | a batch the coupon worker has counted |
 //! | `SCHEDULED` | `<id>` | a campaign a schedule starts |
+//! | `CAMPAIGNS` | `<createdAt>#<id>` | the campaign directory: id, name, when defined |
 //! | `PROGRAM` | `MULTIPLIERS` | the campaign multiplier windows |
 
 use super::keys::ItemKey;
@@ -237,7 +238,72 @@ pub struct RunStart<'a> {
     pub unschedule: bool,
 }
 
+/// A campaign's line in the directory (`CAMPAIGNS`): enough to list it; the rest is one
+/// `GET /campaigns/{id}` away.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DirectoryItem {
+    #[serde(flatten)]
+    pub key: ItemKey,
+    #[serde(rename = "campaignId")]
+    pub campaign_id: String,
+    pub name: String,
+    #[serde(rename = "createdAt")]
+    pub created_at: DateTime<Utc>,
+}
+
+impl DirectoryItem {
+    pub fn new(c: &Campaign) -> DirectoryItem {
+        DirectoryItem {
+            key: ItemKey::new(
+                keys::CAMPAIGNS_PK,
+                keys::campaign_directory_sk(c.created_at, &c.id),
+                "campaign_directory",
+            ),
+            campaign_id: c.id.clone(),
+            name: c.name.clone(),
+            created_at: c.created_at,
+        }
+    }
+}
+
+/// A page of the directory, newest first, and the sort key to continue after.
+pub struct DirectoryPage {
+    pub campaigns: Vec<DirectoryItem>,
+    pub next: Option<String>,
+}
+
 impl Store {
+    /// The newest `limit` campaigns defined before the directory key `before` (one Query).
+    pub async fn campaign_directory(
+        &self,
+        before: Option<&str>,
+        limit: i32,
+    ) -> Result<DirectoryPage, StoreError> {
+        let mut q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .expression_attribute_values(":pk", AttributeValue::S(keys::CAMPAIGNS_PK.into()))
+            .scan_index_forward(false)
+            .limit(limit);
+        q = match before {
+            Some(b) => q
+                .key_condition_expression("PK = :pk AND SK < :b")
+                .expression_attribute_values(":b", AttributeValue::S(b.into())),
+            None => q.key_condition_expression("PK = :pk"),
+        };
+        let out = q.send().await.map_err(sdk)?;
+        let campaigns = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item::<DirectoryItem>)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next =
+            out.last_evaluated_key.and_then(|k| k.get("SK").and_then(|v| v.as_s().ok()).cloned());
+        Ok(DirectoryPage { campaigns, next })
+    }
+
     /// Defines a campaign: its item, its schedule entry and (for a fixed multiplier window) the
     /// program's windows, in one transaction. `false`: the id is taken or the windows changed.
     pub async fn create_campaign(
@@ -251,6 +317,7 @@ impl Store {
                 Some(Cond::absent()),
             )?,
             self.put(&ScheduledItem::new(&campaign.id, campaign.schedule.clone()), None)?,
+            self.put(&DirectoryItem::new(campaign), None)?,
         ];
         if let Some((windows, v)) = multipliers {
             writes.push(multipliers_write(self, windows, v)?);

@@ -205,6 +205,14 @@ pub const PROGRAM_PK: &str = "PROGRAM";
 /// The active campaign multiplier windows (one small item).
 pub const MULTIPLIERS_SK: &str = "MULTIPLIERS";
 
+/// The campaign directory: one small item per defined campaign, newest last, so the console
+/// lists campaigns with one Query of one partition (no scan). Written once per definition.
+pub const CAMPAIGNS_PK: &str = "CAMPAIGNS";
+
+pub fn campaign_directory_sk(created_at: DateTime<Utc>, campaign_id: &str) -> String {
+    format!("{}#{campaign_id}", created_at.to_rfc3339_opts(SecondsFormat::Micros, true))
+}
+
 pub fn campaign_pk(campaign_id: &str) -> String {
     format!("CAMPAIGN#{campaign_id}")
 }

@@ -281,6 +281,20 @@ impl Store {
         }
     }
 
+    /// The member that holds a verified contact (its uniqueness item, `EMAIL#`/`PHONE#<hmac>`).
+    /// Unverified contacts reserve nothing, so they find nobody here.
+    pub async fn member_by_contact(
+        &self,
+        contact: &ContactDigest,
+        kind: crate::contact::ContactKind,
+    ) -> Result<Option<String>, StoreError> {
+        let pk = match kind {
+            crate::contact::ContactKind::Email => keys::email_pk(contact),
+            crate::contact::ContactKind::Phone => keys::phone_pk(contact),
+        };
+        Ok(self.get::<UniqueItem>(&pk, UNIQUE_SK).await?.map(|u| u.member_id))
+    }
+
     /// The member a referral code belongs to.
     pub async fn referrer(&self, code: &str) -> Result<Option<String>, StoreError> {
         Ok(self.get::<UniqueItem>(&keys::refcode_pk(code), UNIQUE_SK).await?.map(|u| u.member_id))

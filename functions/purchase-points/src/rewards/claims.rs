@@ -235,10 +235,18 @@ pub(super) async fn claim_as(
     Ok(answer)
 }
 
-/// The member's claims, newest first.
-pub(super) async fn claims(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
+/// The member's claims, newest first: for the member, or for support (operators).
+pub(super) async fn claims(
+    app: &App,
+    req: &Request,
+    id: &str,
+    support: bool,
+) -> Result<Response<Body>, ApiError> {
     let id = member_param(id)?;
-    app.env.caller(req).require_member(&id)?;
+    match support {
+        true => app.env.caller(req).require_operator()?,
+        false => app.env.caller(req).require_member(&id)?,
+    }
     let mut claims = app.env.store.claims(id.as_str()).await?;
     claims
         .sort_by(|a, b| b.claimed_at.cmp(&a.claimed_at).then_with(|| a.claim_id.cmp(&b.claim_id)));

@@ -51,6 +51,7 @@ pub fn owns(p: &[&str]) -> bool {
         ["rewards", ..]
             | ["members", _, "rewards" | "reward-claims"]
             | ["internal", "members", _, "reward-claims", ..]
+            | ["support", "members", _, "reward-claims"]
     )
 }
 
@@ -74,7 +75,12 @@ pub async fn handle(
         (Method::POST, ["members", id, "reward-claims"]) => {
             claim(app, req, id).await.map(Answer::into_response)
         }
-        (Method::GET, ["members", id, "reward-claims"]) => claims(app, req, id).await,
+        (Method::GET, ["members", id, "reward-claims"]) => claims(app, req, id, false).await,
+        // Support sees the same list, to ship or cancel a member's gift from the console.
+        (Method::GET, ["support", "members", id, "reward-claims"]) => {
+            claims(app, req, id, true).await
+        }
+        (_, ["support", "members", _, "reward-claims"]) => not_allowed(),
         (_, ["members", _, "reward-claims"]) => not_allowed(),
         (Method::POST, ["internal", "members", id, "reward-claims", claim_id, "fulfilment"]) => {
             fulfil(app, req, id, claim_id).await
