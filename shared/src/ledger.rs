@@ -304,6 +304,9 @@ pub enum EntryKind {
     /// credited, released, reversed or given back ride on the order's own entry (purchase,
     /// release, refund, returned): one ledger item per event, whatever it moves.
     Rebate,
+    /// Points brought from another program by a migration import: one entry per lot of the
+    /// line, or one for the difference when a corrected line is applied.
+    Import,
 }
 
 /// One line of a member's points ledger. The balance is always the sum of the entries.

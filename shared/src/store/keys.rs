@@ -34,6 +34,8 @@
 //! | `PARTNER#<id>` | `M#<month>#A#<member>#<refund>` | a reversal of a paid month's order, charged to this month |
 //! | `PARTNER#<id>` | `M#<month>#STMT` | the month's reversal counter and, once paid, its statement |
 //! | `PCODE#<code>` | `#CODE` | a tracking code → its partner's terms |
+//! | `IMPORT#<importId>` | `#JOB` / `CHUNK#<n>` | a member import: its file and counters / a counted chunk with its rejects (store/migration.rs) |
+//! | `IMPORTKEY#<object key>` | `<createdAt>#<importId>` | the imports of one uploaded object, newest last |
 
 use crate::contact::ContactDigest;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -348,4 +350,19 @@ mod tests {
         assert_eq!(shard("member-1"), shard("member-1"));
         assert!((0..1000).all(|i| shard(&format!("m{i}")) < SHARDS));
     }
+}
+
+pub fn import_pk(import_id: &str) -> String {
+    format!("IMPORT#{import_id}")
+}
+
+pub const IMPORT_JOB_SK: &str = "#JOB";
+pub const IMPORT_CHUNK_PREFIX: &str = "CHUNK#";
+
+pub fn import_chunk_sk(index: u32) -> String {
+    format!("{IMPORT_CHUNK_PREFIX}{index:06}")
+}
+
+pub fn import_key_pk(object_key: &str) -> String {
+    format!("IMPORTKEY#{object_key}")
 }
