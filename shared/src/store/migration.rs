@@ -46,6 +46,10 @@ pub struct ImportJob {
     #[serde(default)]
     pub rejected: u64,
     pub created_at: DateTime<Utc>,
+    /// Why the file could not be read at all (a CSV header naming no known column...): no
+    /// line was imported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl ImportJob {
