@@ -1,4 +1,4 @@
-//! The operators' routes: an import's progress.
+//! The operators' routes: imports and their progress.
 
 use crate::App;
 use lambda_http::http::Method;
@@ -83,16 +83,23 @@ async fn by_id(app: &App, req: &Request, id: &str) -> Result<Response<Body>, Api
     }
 }
 
+/// `?key=`: that object's latest import; without it, the 20 newest imports.
 async fn by_key(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     app.env.caller(req).require_operator()?;
-    let Some(key) = http::query_param(req, "key").filter(|k| !k.is_empty()) else {
-        return Err(ApiError::bad_request("key_required", "name the uploaded object: ?key=imports/<file>"));
-    };
-    if key.len() > 1024 {
-        return Err(ApiError::bad_request("invalid_key", "an object key is at most 1024 bytes"));
-    }
-    match app.env.store.latest_import(&key).await? {
-        Some(j) => Ok(http::json(200, &ImportView::from(j))),
-        None => Err(ApiError::not_found("import_not_found", format!("no import of {key} (yet)"))),
+    let key = http::query_param(req, "key");
+    match key.as_deref() {
+        None => {
+            let jobs = app.env.store.latest_imports(None, 20).await?;
+            let imports: Vec<ImportView> = jobs.into_iter().map(ImportView::from).collect();
+            Ok(http::json(200, &serde_json::json!({ "imports": imports })))
+        }
+        Some(k) if k.is_empty() || k.len() > 1024 => Err(ApiError::bad_request(
+            "invalid_key",
+            "an object key is 1 to 1024 bytes, e.g. imports/members.jsonl",
+        )),
+        Some(k) => match app.env.store.latest_import(k).await? {
+            Some(j) => Ok(http::json(200, &serde_json::json!({ "imports": [ImportView::from(j)] }))),
+            None => Err(ApiError::not_found("import_not_found", format!("no import of {k} (yet)"))),
+        },
     }
 }

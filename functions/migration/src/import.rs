@@ -6,8 +6,9 @@ use crate::App;
 use futures::StreamExt;
 use loyalty::migration::{
     self, parse_csv_line, parse_header, parse_json_line, plan_chunks, split_lines, ChunkRange,
-    Counts, Format, Outcome, Reject,
+    Counts, Format, Outcome, Reject, RejectCode,
 };
+use std::collections::HashMap;
 use loyalty::store::migration::ImportJob;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -230,12 +231,34 @@ pub async fn work_chunk(app: &App, msg: &ChunkMessage) -> Result<(Counts, Vec<Re
         read_object(app, &msg.bucket, &msg.key, Some((msg.chunk.start, msg.chunk.end))).await?;
     let mut outcomes: Vec<(u64, Outcome)> = Vec::new();
     let mut accepted = Vec::new();
+    // Within a chunk the lines' transactions run concurrently: a repeated id or contact is
+    // told here, so that the later line is the one rejected, as it would be in file order.
+    let mut seen: HashMap<String, u64> = HashMap::new();
     for raw in split_lines(&bytes, msg.chunk.first_line) {
         let parsed = match msg.format {
             Format::Jsonl => parse_json_line(raw.text),
             Format::Csv => parse_csv_line(raw.text, &msg.columns),
         };
-        match parsed.and_then(|l| l.validate(rules, now)) {
+        let checked = parsed.and_then(|l| l.validate(rules, now)).and_then(|m| {
+            let claims = [
+                (format!("id\0{}", m.member.member_id), RejectCode::DuplicateId, "id"),
+                (format!("email\0{}", m.member.email.as_deref().unwrap_or_default()), RejectCode::DuplicateEmail, "email"),
+                (format!("phone\0{}", m.member.phone.as_deref().unwrap_or_default()), RejectCode::DuplicatePhone, "phone"),
+            ];
+            for (claim, code, what) in &claims {
+                if claim.ends_with('\0') {
+                    continue;
+                }
+                if let Some(first) = seen.get(claim) {
+                    return Err((*code, format!("the same {what} as line {first}")));
+                }
+            }
+            for (claim, _, _) in claims {
+                seen.insert(claim, raw.number);
+            }
+            Ok(m)
+        });
+        match checked {
             Ok(m) => accepted.push((raw.number, m)),
             Err((code, message)) => outcomes.push((raw.number, Outcome::Rejected(code, message))),
         }

@@ -36,6 +36,7 @@
 //! | `PCODE#<code>` | `#CODE` | a tracking code → its partner's terms |
 //! | `IMPORT#<importId>` | `#JOB` / `CHUNK#<n>` | a member import: its file and counters / a counted chunk with its rejects (store/migration.rs) |
 //! | `IMPORTKEY#<object key>` | `<createdAt>#<importId>` | the imports of one uploaded object, newest last |
+//! | `IMPORTS` | `<createdAt>#<importId>` | every import, newest last (`GET /imports`) |
 
 use crate::contact::ContactDigest;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -362,6 +363,8 @@ pub const IMPORT_CHUNK_PREFIX: &str = "CHUNK#";
 pub fn import_chunk_sk(index: u32) -> String {
     format!("{IMPORT_CHUNK_PREFIX}{index:06}")
 }
+
+pub const IMPORTS_PK: &str = "IMPORTS";
 
 pub fn import_key_pk(object_key: &str) -> String {
     format!("IMPORTKEY#{object_key}")

@@ -110,7 +110,15 @@ impl Store {
             ),
             import_id: id.clone(),
         };
-        let writes = vec![self.put(&item, Some(Cond::absent()))?, self.put(&pointer, None)?];
+        let listed = ImportKeyItem {
+            key: ItemKey::new(keys::IMPORTS_PK, pointer.key.sk.clone(), "import_key"),
+            import_id: id.clone(),
+        };
+        let writes = vec![
+            self.put(&item, Some(Cond::absent()))?,
+            self.put(&pointer, None)?,
+            self.put(&listed, None)?,
+        ];
         for attempt in 0..super::MAX_ATTEMPTS {
             match self.transact(writes.clone()).await {
                 Ok(()) => return Ok(true),
@@ -129,24 +137,37 @@ impl Store {
             .map(|i| i.job))
     }
 
-    /// The latest import of an object key.
-    pub async fn latest_import(&self, object_key: &str) -> Result<Option<ImportJob>, StoreError> {
+    /// The newest imports of an object key, or of any key (`None`), newest first.
+    pub async fn latest_imports(
+        &self,
+        object_key: Option<&str>,
+        limit: i32,
+    ) -> Result<Vec<ImportJob>, StoreError> {
+        let pk = object_key.map_or(keys::IMPORTS_PK.to_string(), keys::import_key_pk);
         let out = self
             .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("PK = :pk")
-            .expression_attribute_values(":pk", s(keys::import_key_pk(object_key)))
+            .expression_attribute_values(":pk", s(pk))
             .scan_index_forward(false)
-            .limit(1)
+            .limit(limit)
             .consistent_read(true)
             .send()
             .await
             .map_err(sdk)?;
-        match out.items.unwrap_or_default().into_iter().next() {
-            None => Ok(None),
-            Some(item) => self.import_job(&from_item::<ImportKeyItem>(item)?.import_id).await,
+        let mut jobs = Vec::new();
+        for item in out.items.unwrap_or_default() {
+            if let Some(job) = self.import_job(&from_item::<ImportKeyItem>(item)?.import_id).await? {
+                jobs.push(job);
+            }
         }
+        Ok(jobs)
+    }
+
+    /// The latest import of an object key.
+    pub async fn latest_import(&self, object_key: &str) -> Result<Option<ImportJob>, StoreError> {
+        Ok(self.latest_imports(Some(object_key), 1).await?.into_iter().next())
     }
 
     /// Whether a chunk was counted already.
