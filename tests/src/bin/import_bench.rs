@@ -115,7 +115,8 @@ async fn main() {
 
     println!("## Member import\n");
     println!("`scripts/bench.d/gen_members.py` generated {} members ({:.1} MB of JSON Lines); the migration function imported", job1.lines, bytes as f64 / 1e6);
-    println!("them in process against DynamoDB Local and moto's S3 and SQS (a debug build of the test crate: a regression signal,");
+    let build = if cfg!(debug_assertions) { "a debug build" } else { "a release build" };
+    println!("them in process against DynamoDB Local and moto's S3 and SQS ({build}, on this machine: a regression signal,");
     println!("not a production figure), {workers} chunks at a time (the event source's MaximumConcurrency), 16 member transactions in flight each.\n");
     println!("| run | lines | imported | unchanged | rejected | seconds | members/s | TransactWriteItems | write units (rule) | read requests |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
