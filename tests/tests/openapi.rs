@@ -436,13 +436,28 @@ async fn import_example(app: &migration::App) -> String {
     };
     let id = migration::import::on_object(app, &upload).await.unwrap().expect("an import file");
     loop {
-        let got = app.sqs.receive_message().queue_url(&app.queue).max_number_of_messages(10).send().await.unwrap().messages.unwrap_or_default();
+        let got = app
+            .sqs
+            .receive_message()
+            .queue_url(&app.queue)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
         if got.is_empty() {
             break;
         }
         for m in got {
             migration::import::on_message(app, m.body().unwrap()).await.unwrap();
-            app.sqs.delete_message().queue_url(&app.queue).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+            app.sqs
+                .delete_message()
+                .queue_url(&app.queue)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
         }
     }
     let job = app.env.store.import_job(&id).await.unwrap().unwrap();

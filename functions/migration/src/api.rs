@@ -75,7 +75,10 @@ impl From<ImportJob> for ImportView {
 async fn by_id(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
     app.env.caller(req).require_operator()?;
     if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(ApiError::bad_request("invalid_import_id", "an import id is up to 64 letters and digits"));
+        return Err(ApiError::bad_request(
+            "invalid_import_id",
+            "an import id is up to 64 letters and digits",
+        ));
     }
     match app.env.store.import_job(id).await? {
         Some(j) => Ok(http::json(200, &ImportView::from(j))),
@@ -98,7 +101,9 @@ async fn by_key(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
             "an object key is 1 to 1024 bytes, e.g. imports/members.jsonl",
         )),
         Some(k) => match app.env.store.latest_import(k).await? {
-            Some(j) => Ok(http::json(200, &serde_json::json!({ "imports": [ImportView::from(j)] }))),
+            Some(j) => {
+                Ok(http::json(200, &serde_json::json!({ "imports": [ImportView::from(j)] })))
+            }
             None => Err(ApiError::not_found("import_not_found", format!("no import of {k} (yet)"))),
         },
     }

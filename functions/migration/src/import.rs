@@ -8,11 +8,11 @@ use loyalty::migration::{
     self, parse_csv_line, parse_header, parse_json_line, plan_chunks, split_lines, ChunkRange,
     Counts, Format, Outcome, Reject, RejectCode,
 };
-use std::collections::HashMap;
 use loyalty::store::migration::ImportJob;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 
 /// Member transactions of one chunk in flight at once.
 const IN_FLIGHT: usize = 16;
@@ -123,7 +123,12 @@ fn url_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-async fn read_object(app: &App, bucket: &str, key: &str, range: Option<(u64, u64)>) -> Result<Vec<u8>, String> {
+async fn read_object(
+    app: &App,
+    bucket: &str,
+    key: &str,
+    range: Option<(u64, u64)>,
+) -> Result<Vec<u8>, String> {
     let mut get = app.s3.get_object().bucket(bucket).key(key);
     if let Some((start, end)) = range {
         if end <= start {
@@ -131,11 +136,11 @@ async fn read_object(app: &App, bucket: &str, key: &str, range: Option<(u64, u64
         }
         get = get.range(format!("bytes={start}-{}", end - 1));
     }
-    let out = get
-        .send()
-        .await
-        .map_err(|e| format!("reading s3://{bucket}/{key}: {}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
-    let bytes = out.body.collect().await.map_err(|e| format!("reading s3://{bucket}/{key}: {e}"))?;
+    let out = get.send().await.map_err(|e| {
+        format!("reading s3://{bucket}/{key}: {}", aws_sdk_s3::error::DisplayErrorContext(e))
+    })?;
+    let bytes =
+        out.body.collect().await.map_err(|e| format!("reading s3://{bucket}/{key}: {e}"))?;
     Ok(bytes.into_bytes().to_vec())
 }
 
@@ -242,8 +247,16 @@ pub async fn work_chunk(app: &App, msg: &ChunkMessage) -> Result<(Counts, Vec<Re
         let checked = parsed.and_then(|l| l.validate(rules, now)).and_then(|m| {
             let claims = [
                 (format!("id\0{}", m.member.member_id), RejectCode::DuplicateId, "id"),
-                (format!("email\0{}", m.member.email.as_deref().unwrap_or_default()), RejectCode::DuplicateEmail, "email"),
-                (format!("phone\0{}", m.member.phone.as_deref().unwrap_or_default()), RejectCode::DuplicatePhone, "phone"),
+                (
+                    format!("email\0{}", m.member.email.as_deref().unwrap_or_default()),
+                    RejectCode::DuplicateEmail,
+                    "email",
+                ),
+                (
+                    format!("phone\0{}", m.member.phone.as_deref().unwrap_or_default()),
+                    RejectCode::DuplicatePhone,
+                    "phone",
+                ),
             ];
             for (claim, code, what) in &claims {
                 if claim.ends_with('\0') {
@@ -306,7 +319,12 @@ async fn finish(app: &App, import_id: &str) -> Result<(), String> {
     }
     let mut body = Vec::new();
     if let Some(e) = &job.error {
-        body.extend(serde_json::to_vec(&serde_json::json!({"line": 1, "code": "unreadable_file", "message": e})).map_err(|e| e.to_string())?);
+        body.extend(
+            serde_json::to_vec(
+                &serde_json::json!({"line": 1, "code": "unreadable_file", "message": e}),
+            )
+            .map_err(|e| e.to_string())?,
+        );
         body.push(b'\n');
     }
     for r in store.import_rejects(import_id).await.map_err(|e| e.to_string())? {
@@ -321,8 +339,17 @@ async fn finish(app: &App, import_id: &str) -> Result<(), String> {
         .body(body.into())
         .send()
         .await
-        .map_err(|e| format!("writing the rejects: {}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
-    tracing::info!(import_id, imported = job.imported, updated = job.updated, unchanged = job.unchanged, rejected = job.rejected, "import done");
+        .map_err(|e| {
+            format!("writing the rejects: {}", aws_sdk_s3::error::DisplayErrorContext(e))
+        })?;
+    tracing::info!(
+        import_id,
+        imported = job.imported,
+        updated = job.updated,
+        unchanged = job.unchanged,
+        rejected = job.rejected,
+        "import done"
+    );
     Ok(())
 }
 

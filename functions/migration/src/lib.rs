@@ -43,8 +43,8 @@ impl App {
     pub async fn from_env() -> Result<App, String> {
         let env = Env::from_env().await?;
         let config = loyalty::aws::sdk_config().await;
-        let queue =
-            std::env::var("IMPORT_QUEUE_URL").map_err(|_| "IMPORT_QUEUE_URL is not set".to_string())?;
+        let queue = std::env::var("IMPORT_QUEUE_URL")
+            .map_err(|_| "IMPORT_QUEUE_URL is not set".to_string())?;
         Ok(App {
             env,
             s3: s3_client(&config),

@@ -113,7 +113,8 @@ pub fn parse_csv_line(text: &[u8], columns: &[String]) -> LineResult<ImportLine>
             format!("the line is {} bytes; at most {} are read", text.len(), super::MAX_LINE_BYTES),
         ));
     }
-    let cells = split_row(text).map_err(|e| (RejectCode::BrokenJson, format!("not a CSV row: {e}")))?;
+    let cells =
+        split_row(text).map_err(|e| (RejectCode::BrokenJson, format!("not a CSV row: {e}")))?;
     if cells.len() != columns.len() {
         return Err((
             RejectCode::ColumnCount,

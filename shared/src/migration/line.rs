@@ -114,7 +114,10 @@ pub enum RejectCode {
 
 impl RejectCode {
     pub fn as_str(self) -> String {
-        serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
     }
 }
 
@@ -200,13 +203,14 @@ impl ImportLine {
         if !(1..=64).contains(&len) || name.chars().any(char::is_control) {
             return reject(RejectCode::InvalidName, "name must be 1 to 64 characters");
         }
-        let email = match self.email.as_deref().filter(|e| !e.trim().is_empty()) {
-            None => None,
-            Some(e) => Some(
-                normalize_email(e)
-                    .ok_or((RejectCode::InvalidEmail, "email is not a valid address".to_string()))?,
-            ),
-        };
+        let email =
+            match self.email.as_deref().filter(|e| !e.trim().is_empty()) {
+                None => None,
+                Some(e) => Some(normalize_email(e).ok_or((
+                    RejectCode::InvalidEmail,
+                    "email is not a valid address".to_string(),
+                ))?),
+            };
         let phone = match self.phone.as_deref().filter(|p| !p.trim().is_empty()) {
             None => None,
             Some(p) => Some(normalize_phone(p).ok_or((
@@ -241,12 +245,10 @@ impl ImportLine {
         };
         let tier_since = match self.tier_reached_at.as_deref().filter(|s| !s.trim().is_empty()) {
             None if tier == TierCode::Regular => joined_at,
-            None => {
-                return reject(
-                    RejectCode::InvalidTierDate,
-                    "tierReachedAt is required for a tier above regular (its protection runs from it)",
-                )
-            }
+            None => return reject(
+                RejectCode::InvalidTierDate,
+                "tierReachedAt is required for a tier above regular (its protection runs from it)",
+            ),
             Some(s) => instant(rules, s).ok_or((
                 RejectCode::InvalidTierDate,
                 "tierReachedAt must be YYYY-MM-DD or an RFC 3339 instant".to_string(),
@@ -261,7 +263,11 @@ impl ImportLine {
         if self.lots.len() > super::MAX_LOTS {
             return reject(
                 RejectCode::TooManyLots,
-                format!("{} lots; at most {} (merge lots of one day)", self.lots.len(), super::MAX_LOTS),
+                format!(
+                    "{} lots; at most {} (merge lots of one day)",
+                    self.lots.len(),
+                    super::MAX_LOTS
+                ),
             );
         }
         let expiry = Duration::days(rules.points.expiry_days as i64);
@@ -278,12 +284,18 @@ impl ImportLine {
                 format!("lots[{n}].earnedOn must be YYYY-MM-DD"),
             ))?;
             if on > today {
-                return reject(RejectCode::LotInFuture, format!("lots[{n}] is dated in the future ({on})"));
+                return reject(
+                    RejectCode::LotInFuture,
+                    format!("lots[{n}] is dated in the future ({on})"),
+                );
             }
             if on + expiry <= today {
                 return reject(
                     RejectCode::LotExpired,
-                    format!("lots[{n}] earned {on} expired on {} by the program's rules", on + expiry),
+                    format!(
+                        "lots[{n}] earned {on} expired on {} by the program's rules",
+                        on + expiry
+                    ),
                 );
             }
             lots.push((on, lot.points));
@@ -295,15 +307,19 @@ impl ImportLine {
         let window_start = today - Duration::days(rules.tier_window_days as i64 - 1);
         let mut spend_days: Vec<SpendDay> = Vec::new();
         for (n, s) in self.spend.iter().enumerate() {
-            let on = strict_date(&s.on).ok_or((
-                RejectCode::InvalidSpend,
-                format!("spend[{n}].on must be YYYY-MM-DD"),
-            ))?;
+            let on = strict_date(&s.on)
+                .ok_or((RejectCode::InvalidSpend, format!("spend[{n}].on must be YYYY-MM-DD")))?;
             if s.amount < 0 {
-                return reject(RejectCode::InvalidSpend, format!("spend[{n}].amount must not be negative"));
+                return reject(
+                    RejectCode::InvalidSpend,
+                    format!("spend[{n}].amount must not be negative"),
+                );
             }
             if on > today {
-                return reject(RejectCode::SpendInFuture, format!("spend[{n}] is dated in the future ({on})"));
+                return reject(
+                    RejectCode::SpendInFuture,
+                    format!("spend[{n}] is dated in the future ({on})"),
+                );
             }
             if on < window_start || s.amount == 0 {
                 continue;
@@ -326,18 +342,19 @@ impl ImportLine {
                 }
             },
         };
-        let last_purchase_at = match self.last_purchase_at.as_deref().filter(|s| !s.trim().is_empty()) {
-            None => None,
-            Some(s) => match instant(rules, s) {
-                Some(t) if t <= now => Some(t),
-                _ => {
-                    return reject(
-                        RejectCode::InvalidLastPurchase,
-                        "lastPurchaseAt must be a past YYYY-MM-DD or RFC 3339 instant",
-                    )
-                }
-            },
-        };
+        let last_purchase_at =
+            match self.last_purchase_at.as_deref().filter(|s| !s.trim().is_empty()) {
+                None => None,
+                Some(s) => match instant(rules, s) {
+                    Some(t) if t <= now => Some(t),
+                    _ => {
+                        return reject(
+                            RejectCode::InvalidLastPurchase,
+                            "lastPurchaseAt must be a past YYYY-MM-DD or RFC 3339 instant",
+                        )
+                    }
+                },
+            };
         let mut wallet = Wallet::default();
         for (on, points) in &lots {
             wallet.earn(*points, *on);
@@ -439,7 +456,12 @@ pub enum Decision {
     Done(super::Outcome),
 }
 
-pub fn decide(line: &ImportedMember, job: &str, number: u64, existing: Option<&Member>) -> Decision {
+pub fn decide(
+    line: &ImportedMember,
+    job: &str,
+    number: u64,
+    existing: Option<&Member>,
+) -> Decision {
     use super::Outcome;
     let Some(m) = existing else { return Decision::Create };
     let Some(mark) = &m.imported else {

@@ -144,7 +144,10 @@ pub fn plan_chunks(bytes: &[u8], skip: u64, per_chunk: u64) -> (Vec<ChunkRange>,
     let mut in_chunk = 0u64;
     let mut counted = 0u64;
     while offset < bytes.len() {
-        let end = bytes[offset..].iter().position(|b| *b == b'\n').map_or(bytes.len(), |i| offset + i + 1);
+        let end = bytes[offset..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(bytes.len(), |i| offset + i + 1);
         if line > skip {
             if start.is_none() {
                 start = Some((offset, line));

@@ -37,10 +37,14 @@ fn the_same_member_in_csv_or_reordered_json_has_the_same_digest() {
     let v: serde_json::Value = serde_json::from_str(&good()).unwrap();
     let mut fields: Vec<_> = v.as_object().unwrap().iter().collect();
     fields.reverse();
-    let reordered = serde_json::Value::Object(fields.into_iter().map(|(k, v)| (k.clone(), v.clone())).collect());
-    let b = parse_json_line(reordered.to_string().as_bytes()).unwrap().validate(&rules, now()).unwrap();
+    let reordered = serde_json::Value::Object(
+        fields.into_iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+    );
+    let b =
+        parse_json_line(reordered.to_string().as_bytes()).unwrap().validate(&rules, now()).unwrap();
     assert_eq!(a.digest, b.digest);
-    let cols = parse_header(b"id,email,name,joinedAt,tier,tierReachedAt,lots,spend,lifetimeSpend").unwrap();
+    let cols = parse_header(b"id,email,name,joinedAt,tier,tierReachedAt,lots,spend,lifetimeSpend")
+        .unwrap();
     let c = parse_csv_line(
         "ext-1,Li.Wei@Example.com,李伟,2024-03-01,gold,2026-02-01,500@2026-01-10;300@2026-01-10;70@2026-06-01,1200000@2026-05-01;5@2020-01-01,3000000".as_bytes(),
         &cols,
@@ -66,12 +70,21 @@ fn each_bad_line_names_its_rule() {
     assert_eq!(code(&with("\"id\":\"ext-1\",", "")), RejectCode::MissingId);
     assert_eq!(code(&with("ext-1", "a b")), RejectCode::InvalidId);
     assert_eq!(code(&with("\"tier\"", "\"level\"")), RejectCode::UnknownField);
-    assert_eq!(code(&with("\"lifetimeSpend\":3000000", "\"lifetimeSpend\":\"x\"")), RejectCode::InvalidField);
+    assert_eq!(
+        code(&with("\"lifetimeSpend\":3000000", "\"lifetimeSpend\":\"x\"")),
+        RejectCode::InvalidField
+    );
     assert_eq!(code(&with("Li.Wei@Example.com", "nope")), RejectCode::InvalidEmail);
-    assert_eq!(code(&with("\"email\":\"Li.Wei@Example.com\"", "\"phone\":\"138\"")), RejectCode::InvalidPhone);
+    assert_eq!(
+        code(&with("\"email\":\"Li.Wei@Example.com\"", "\"phone\":\"138\"")),
+        RejectCode::InvalidPhone
+    );
     assert_eq!(code(&with("\"email\":\"Li.Wei@Example.com\",", "")), RejectCode::ContactRequired);
     assert_eq!(code(&with("李伟", "")), RejectCode::InvalidName);
-    assert_eq!(code(&with("\"joinedAt\":\"2024-03-01\"", "\"joinedAt\":\"2024-3-1\"")), RejectCode::InvalidJoinedAt);
+    assert_eq!(
+        code(&with("\"joinedAt\":\"2024-03-01\"", "\"joinedAt\":\"2024-3-1\"")),
+        RejectCode::InvalidJoinedAt
+    );
     assert_eq!(code(&with("gold", "platinum")), RejectCode::UnknownTier);
     assert_eq!(code(&with("2026-02-01", "2027-02-01")), RejectCode::TierDateInFuture);
     assert_eq!(code(&with("2026-02-01", "2023-02-01")), RejectCode::TierDateBeforeJoin);

@@ -13,7 +13,9 @@ use super::{from_item, key, sdk, Cond, Item, Store, StoreError, TxFailure};
 use crate::contact::ContactKey;
 use crate::ledger::{EntryKind, LedgerEntry};
 use crate::member::Member;
-use crate::migration::{self, Counts, Decision, Format, ImportedMember, Outcome, Reject, RejectCode};
+use crate::migration::{
+    self, Counts, Decision, Format, ImportedMember, Outcome, Reject, RejectCode,
+};
 use crate::money::Points;
 use crate::rules::Rules;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
@@ -105,7 +107,10 @@ impl Store {
         let pointer = ImportKeyItem {
             key: ItemKey::new(
                 keys::import_key_pk(&job.object_key),
-                format!("{}#{id}", job.created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+                format!(
+                    "{}#{id}",
+                    job.created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+                ),
                 "import_key",
             ),
             import_id: id.clone(),
@@ -158,7 +163,8 @@ impl Store {
             .map_err(sdk)?;
         let mut jobs = Vec::new();
         for item in out.items.unwrap_or_default() {
-            if let Some(job) = self.import_job(&from_item::<ImportKeyItem>(item)?.import_id).await? {
+            if let Some(job) = self.import_job(&from_item::<ImportKeyItem>(item)?.import_id).await?
+            {
                 jobs.push(job);
             }
         }
@@ -196,19 +202,22 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let chunk = ChunkItem {
-            key: ItemKey::new(keys::import_pk(import_id), keys::import_chunk_sk(index), "import_chunk"),
+            key: ItemKey::new(
+                keys::import_pk(import_id),
+                keys::import_chunk_sk(index),
+                "import_chunk",
+            ),
             counts,
             rejects,
             at: now,
         };
-        let add = Cond::new(
-            "ADD chunksDone :one, imported :i, updated :u, unchanged :n, rejected :r",
-        )
-        .value(":one", n(1))
-        .value(":i", n(counts.imported))
-        .value(":u", n(counts.updated))
-        .value(":n", n(counts.unchanged))
-        .value(":r", n(counts.rejected));
+        let add =
+            Cond::new("ADD chunksDone :one, imported :i, updated :u, unchanged :n, rejected :r")
+                .value(":one", n(1))
+                .value(":i", n(counts.imported))
+                .value(":u", n(counts.updated))
+                .value(":n", n(counts.unchanged))
+                .value(":r", n(counts.rejected));
         let writes = vec![
             self.put(&chunk, Some(Cond::absent()))?,
             self.update(&keys::import_pk(import_id), keys::IMPORT_JOB_SK, add, Cond::present())?,
@@ -244,7 +253,10 @@ impl Store {
     }
 
     /// The members of these ids, as stored (BatchGetItem, 100 keys a request).
-    pub async fn members_by_id(&self, ids: &[String]) -> Result<HashMap<String, Member>, StoreError> {
+    pub async fn members_by_id(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, Member>, StoreError> {
         let mut out = HashMap::new();
         let mut unique: Vec<&String> = ids.iter().collect();
         unique.sort();
@@ -281,7 +293,9 @@ impl Store {
             let decision = migration::decide(line, import_id, number, existing.as_ref());
             let (writes, meaning) = match decision {
                 Decision::Done(outcome) => return Ok(outcome),
-                Decision::Create => self.import_create(line, import_id, number, contacts, rules, now)?,
+                Decision::Create => {
+                    self.import_create(line, import_id, number, contacts, rules, now)?
+                }
                 Decision::Correct => {
                     let old = existing.as_ref().expect("a correction has a member");
                     self.import_correct(line, import_id, number, old, contacts, rules, now)?
@@ -289,7 +303,11 @@ impl Store {
             };
             match self.transact(writes).await {
                 Ok(()) => {
-                    return Ok(if existing.is_some() { Outcome::Updated } else { Outcome::Imported })
+                    return Ok(if existing.is_some() {
+                        Outcome::Updated
+                    } else {
+                        Outcome::Imported
+                    })
                 }
                 Err(TxFailure::Conditions(failed)) => match meaning[failed[0]] {
                     Why::Member => {
@@ -336,13 +354,22 @@ impl Store {
         };
         let mut w = vec![
             (self.put(&MemberItem::new(&m, rules, now), Some(Cond::absent()))?, Why::Member),
-            (self.put(&unique(keys::refcode_pk(&m.referral_code)), Some(Cond::absent()))?, Why::ReferralCode),
+            (
+                self.put(&unique(keys::refcode_pk(&m.referral_code)), Some(Cond::absent()))?,
+                Why::ReferralCode,
+            ),
         ];
         if let Some(e) = &m.email {
-            w.push((self.put(&unique(keys::email_pk(&contacts.email(e))), Some(Cond::absent()))?, Why::Email));
+            w.push((
+                self.put(&unique(keys::email_pk(&contacts.email(e))), Some(Cond::absent()))?,
+                Why::Email,
+            ));
         }
         if let Some(p) = &m.phone {
-            w.push((self.put(&unique(keys::phone_pk(&contacts.phone(p))), Some(Cond::absent()))?, Why::Phone));
+            w.push((
+                self.put(&unique(keys::phone_pk(&contacts.phone(p))), Some(Cond::absent()))?,
+                Why::Phone,
+            ));
         }
         let mut balance = 0i64;
         for (n, (on, points)) in line.lots.iter().enumerate() {
@@ -376,7 +403,8 @@ impl Store {
     ) -> Result<(Vec<TransactWriteItem>, Vec<Why>), StoreError> {
         let m = migration::apply_line(line, import_id, number, Some(old));
         let id = m.member_id.as_str().to_string();
-        let mine = || Cond::new("attribute_not_exists(PK) OR memberId = :m").value(":m", s(id.clone()));
+        let mine =
+            || Cond::new("attribute_not_exists(PK) OR memberId = :m").value(":m", s(id.clone()));
         let unique = |pk: String| UniqueItem {
             key: ItemKey::new(pk, UNIQUE_SK, "unique"),
             member_id: id.clone(),

@@ -20,21 +20,40 @@ async fn run(app: &migration::App, bucket: &str, key: &str, workers: usize) -> (
         version: String::new(),
         event_time: chrono::Utc::now().to_rfc3339(),
     };
-    let id = import::on_object(app, &upload).await.expect("the notification").expect("an import file");
+    let id =
+        import::on_object(app, &upload).await.expect("the notification").expect("an import file");
     let mut messages: Vec<(String, ChunkMessage)> = Vec::new();
     loop {
-        let got = app.sqs.receive_message().queue_url(&app.queue).max_number_of_messages(10).send().await.unwrap().messages.unwrap_or_default();
+        let got = app
+            .sqs
+            .receive_message()
+            .queue_url(&app.queue)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
         if got.is_empty() {
             break;
         }
         for m in got {
-            messages.push((m.receipt_handle().unwrap().to_string(), serde_json::from_str(m.body().unwrap()).unwrap()));
+            messages.push((
+                m.receipt_handle().unwrap().to_string(),
+                serde_json::from_str(m.body().unwrap()).unwrap(),
+            ));
         }
     }
     futures::stream::iter(messages)
         .for_each_concurrent(workers, |(handle, msg)| async move {
             import::on_chunk(app, &msg).await.expect("a chunk");
-            app.sqs.delete_message().queue_url(&app.queue).receipt_handle(handle).send().await.unwrap();
+            app.sqs
+                .delete_message()
+                .queue_url(&app.queue)
+                .receipt_handle(handle)
+                .send()
+                .await
+                .unwrap();
         })
         .await;
     (id, started.elapsed().as_secs_f64())
@@ -43,10 +62,18 @@ async fn run(app: &migration::App, bucket: &str, key: &str, workers: usize) -> (
 #[tokio::main]
 async fn main() {
     let file = std::env::var("BENCH_IMPORT_FILE").expect("BENCH_IMPORT_FILE");
-    let workers: usize = std::env::var("BENCH_IMPORT_WORKERS").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
+    let workers: usize =
+        std::env::var("BENCH_IMPORT_WORKERS").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
     let h = harness().await;
     let sqs = aws_sdk_sqs::Client::new(&h.sdk_config);
-    let queue = sqs.create_queue().queue_name(unique("import-bench")).send().await.unwrap().queue_url.unwrap();
+    let queue = sqs
+        .create_queue()
+        .queue_name(unique("import-bench"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
     let app = migration::App {
         env: h.env.clone(),
         s3: migration::s3_client(&h.sdk_config),
@@ -75,28 +102,44 @@ async fn main() {
     let job2 = h.env.store.import_job(&second).await.unwrap().unwrap();
 
     // Every imported member against its ledger: one Scan of the members' partitions.
-    let prefix = format!("MEMBER#{}", std::env::var("BENCH_IMPORT_PREFIX").unwrap_or_else(|_| "bench-import-".into()));
+    let prefix = format!(
+        "MEMBER#{}",
+        std::env::var("BENCH_IMPORT_PREFIX").unwrap_or_else(|_| "bench-import-".into())
+    );
     let mut balance: HashMap<String, i64> = HashMap::new();
     let mut ledger: HashMap<String, i64> = HashMap::new();
     let mut versions_not_one = 0u64;
     let mut start = None;
     loop {
-        let page = h.env.store.client.scan().table_name(&h.env.store.table)
+        let page = h
+            .env
+            .store
+            .client
+            .scan()
+            .table_name(&h.env.store.table)
             .filter_expression("begins_with(PK, :p)")
-            .expression_attribute_values(":p", aws_sdk_dynamodb::types::AttributeValue::S(prefix.clone()))
-            .set_exclusive_start_key(start).send().await.unwrap();
+            .expression_attribute_values(
+                ":p",
+                aws_sdk_dynamodb::types::AttributeValue::S(prefix.clone()),
+            )
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
         for item in page.items.unwrap_or_default() {
             let pk = item["PK"].as_s().unwrap().clone();
             match item.get("entity").and_then(|e| e.as_s().ok()).map(String::as_str) {
                 Some("member") => {
-                    let m: loyalty::store::member::MemberItem = loyalty::store::from_item(item).unwrap();
+                    let m: loyalty::store::member::MemberItem =
+                        loyalty::store::from_item(item).unwrap();
                     if m.member.version != 1 {
                         versions_not_one += 1;
                     }
                     balance.insert(pk, m.member.wallet.balance.0);
                 }
                 Some("ledger") => {
-                    let l: loyalty::store::ledger::LedgerItem = loyalty::store::from_item(item).unwrap();
+                    let l: loyalty::store::ledger::LedgerItem =
+                        loyalty::store::from_item(item).unwrap();
                     *ledger.entry(pk).or_default() += l.entry.points.0;
                 }
                 _ => {}
@@ -107,11 +150,15 @@ async fn main() {
             break;
         }
     }
-    let mismatched = balance.iter().filter(|(pk, b)| ledger.get(*pk).copied().unwrap_or(0) != **b).count();
+    let mismatched =
+        balance.iter().filter(|(pk, b)| ledger.get(*pk).copied().unwrap_or(0) != **b).count();
     let n = job1.lines.max(1) as f64;
     let tx1 = ops1.get("TransactWriteItems").copied().unwrap_or(0);
     let tx2 = ops2.get("TransactWriteItems").copied().unwrap_or(0);
-    let writes2: u64 = ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"].iter().map(|o| ops2.get(*o).copied().unwrap_or(0)).sum();
+    let writes2: u64 = ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"]
+        .iter()
+        .map(|o| ops2.get(*o).copied().unwrap_or(0))
+        .sum();
 
     println!("## Member import\n");
     println!("`scripts/bench.d/gen_members.py` generated {} members ({:.1} MB of JSON Lines); the migration function imported", job1.lines, bytes as f64 / 1e6);
@@ -120,16 +167,34 @@ async fn main() {
     println!("not a production figure), {workers} chunks at a time (the event source's MaximumConcurrency), 16 member transactions in flight each.\n");
     println!("| run | lines | imported | unchanged | rejected | seconds | members/s | TransactWriteItems | write units (rule) | read requests |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
-    for (name, j, s, ops, u, tx) in [("first", &job1, secs, &ops1, units1, tx1), ("same file again", &job2, secs2, &ops2, units2, tx2)] {
-        let reads: u64 = ["GetItem", "BatchGetItem", "Query", "Scan"].iter().map(|o| ops.get(*o).copied().unwrap_or(0)).sum();
-        println!("| {name} | {} | {} | {} | {} | {s:.0} | {:.0} | {tx} | {:.0} | {reads} |", j.lines, j.imported, j.unchanged, j.rejected, j.lines as f64 / s, u.write);
+    for (name, j, s, ops, u, tx) in [
+        ("first", &job1, secs, &ops1, units1, tx1),
+        ("same file again", &job2, secs2, &ops2, units2, tx2),
+    ] {
+        let reads: u64 = ["GetItem", "BatchGetItem", "Query", "Scan"]
+            .iter()
+            .map(|o| ops.get(*o).copied().unwrap_or(0))
+            .sum();
+        println!(
+            "| {name} | {} | {} | {} | {} | {s:.0} | {:.0} | {tx} | {:.0} | {reads} |",
+            j.lines,
+            j.imported,
+            j.unchanged,
+            j.rejected,
+            j.lines as f64 / s,
+            u.write
+        );
     }
     println!();
     println!("Per member, first run: {:.3} TransactWriteItems ({} chunks add one each and the import one), {:.2} write units by DynamoDB's rule", tx1 as f64 / n, job1.chunks, units1.write / n);
     println!("(the member, its referral code, one uniqueness item per contact and one ledger entry per lot, each doubled in a transaction).");
     println!("Again: {tx2} TransactWriteItems for {} chunks (the import's record and one per chunk), {writes2} other writes: **zero writes to members**.", job2.chunks);
     println!("Checked after both runs by one Scan: {} members, {mismatched} whose balance differs from the sum of their ledger, {versions_not_one} written more than once.", balance.len());
-    if mismatched > 0 || versions_not_one > 0 || job1.imported != job1.lines || job2.unchanged != job2.lines {
+    if mismatched > 0
+        || versions_not_one > 0
+        || job1.imported != job1.lines
+        || job2.unchanged != job2.lines
+    {
         eprintln!("import bench: the import is wrong (see above)");
         std::process::exit(1);
     }
