@@ -315,6 +315,23 @@ pub fn statement_sk(month: &str) -> String {
     format!("M#{month}#STMT")
 }
 
+pub fn import_pk(import_id: &str) -> String {
+    format!("IMPORT#{import_id}")
+}
+
+pub const IMPORT_JOB_SK: &str = "#JOB";
+pub const IMPORT_CHUNK_PREFIX: &str = "CHUNK#";
+
+pub fn import_chunk_sk(index: u32) -> String {
+    format!("{IMPORT_CHUNK_PREFIX}{index:06}")
+}
+
+pub const IMPORTS_PK: &str = "IMPORTS";
+
+pub fn import_key_pk(object_key: &str) -> String {
+    format!("IMPORTKEY#{object_key}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,21 +368,4 @@ mod tests {
         assert_eq!(shard("member-1"), shard("member-1"));
         assert!((0..1000).all(|i| shard(&format!("m{i}")) < SHARDS));
     }
-}
-
-pub fn import_pk(import_id: &str) -> String {
-    format!("IMPORT#{import_id}")
-}
-
-pub const IMPORT_JOB_SK: &str = "#JOB";
-pub const IMPORT_CHUNK_PREFIX: &str = "CHUNK#";
-
-pub fn import_chunk_sk(index: u32) -> String {
-    format!("{IMPORT_CHUNK_PREFIX}{index:06}")
-}
-
-pub const IMPORTS_PK: &str = "IMPORTS";
-
-pub fn import_key_pk(object_key: &str) -> String {
-    format!("IMPORTKEY#{object_key}")
 }
