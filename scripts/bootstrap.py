@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Create the local DynamoDB tables, SQS queues and EventBridge buses that template.yaml
+"""Create the local DynamoDB tables, SQS queues, S3 buckets and EventBridge buses that template.yaml
 defines, and write the environment the functions and tests run with.
 
 template.yaml is the single source of truth: tables (with their streams), queues, buses,
@@ -30,6 +30,8 @@ Writes <out>/env (shell `export` lines) and <out>/env.json:
   streams    logical id of a table -> its stream's ARN (tables with a StreamSpecification)
   queues     logical id -> {name, url, arn}
   buses      logical id -> {name, arn, sink: {name, url, arn, rule}}
+  buckets    logical id -> bucket name (created with their encryption and their notifications
+             to queues of the template)
   functions  logical id -> {binary, Timeout, MemorySize, env, events}; each event has Name and
              Type, SQS events QueueUrl, QueueArn, BatchSize, MaximumBatchingWindowInSeconds,
              FunctionResponseTypes, Enabled; DynamoDB events StreamArn, Table, StartingPosition,
@@ -123,6 +125,7 @@ class Local:
         self.queues = {}  # logical id -> {name, url, arn}
         self.secrets = {}  # logical id -> local stand-in file
         self.buses = {}  # logical id -> {name, arn, sink}
+        self.buckets = {}  # logical id -> bucket name
 
     def of_type(self, kind):
         """Resources of a type that the template's conditions create."""
@@ -201,6 +204,8 @@ class Local:
             return self.queues[name]["url"]
         if name in self.buses:
             return self.buses[name]["name"]
+        if name in self.buckets:
+            return self.buckets[name]
         if name in self.secrets:
             raise Fail(f"{where}: !Ref {name} names a secret; pass it to a function as <NAME>_ARN "
                        "(locally it becomes <NAME>_FILE, see loyalty::secrets)")
@@ -216,6 +221,8 @@ class Local:
             if lid not in self.streams:
                 raise Fail(f"{where}: table {lid} has no StreamSpecification, so no StreamArn")
             return self.streams[lid]
+        if lid in self.buckets and attr == "Arn":
+            return f"arn:aws:s3:::{self.buckets[lid]}"
         if lid in self.buses and attr in ("Arn", "Name"):
             return self.buses[lid]["arn" if attr == "Arn" else "name"]
         if lid in self.queues and attr in ("Arn", "QueueName", "QueueUrl"):
@@ -357,6 +364,42 @@ class Local:
                 print(f"bootstrap: queue {name} updated")
             arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
             self.queues[lid] = {"name": name, "url": url, "arn": arn}
+
+    # --- S3 --------------------------------------------------------------------------
+    def create_buckets(self, s3):
+        """Each bucket with its default encryption and its notifications to queues of the
+        template (moto delivers them to its own SQS, as S3 does)."""
+        for lid, props in self.of_type("AWS::S3::Bucket"):
+            name = text(self.resolve(props.get("BucketName"), f"{lid}.BucketName")) if "BucketName" in props else lid.lower()
+            try:
+                s3.create_bucket(Bucket=name)
+                print(f"bootstrap: bucket {name} created")
+            except ClientError as e:
+                if "BucketAlreadyOwnedByYou" not in e.response["Error"]["Code"]:
+                    raise
+                print(f"bootstrap: bucket {name} exists")
+            self.buckets[lid] = name
+            encryption = props.get("BucketEncryption")
+            if encryption:
+                # CloudFormation's ServerSideEncryptionByDefault is the API's ApplyServerSideEncryptionByDefault.
+                rename = {"ServerSideEncryptionByDefault": "ApplyServerSideEncryptionByDefault"}
+                s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={
+                    "Rules": [{rename.get(k, k): self.resolve(v, f"{lid}.BucketEncryption") for k, v in rule.items()}
+                              for rule in encryption["ServerSideEncryptionConfiguration"]]})
+            queues = []
+            for n, q in enumerate((props.get("NotificationConfiguration") or {}).get("QueueConfigurations") or []):
+                where = f"{lid}.NotificationConfiguration.QueueConfigurations[{n}]"
+                arn = self.resolve(q["Queue"], where)
+                if not any(x["arn"] == arn for x in self.queues.values()):
+                    raise Fail(f"{where}: queue {arn} is not an AWS::SQS::Queue of this template")
+                spec = {"Id": f"{lid}-{n}", "QueueArn": arn, "Events": [q["Event"]]}
+                rules = ((q.get("Filter") or {}).get("S3Key") or {}).get("Rules") or []
+                if rules:
+                    spec["Filter"] = {"Key": {"FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}}
+                queues.append(spec)
+            if queues:
+                s3.put_bucket_notification_configuration(Bucket=name, NotificationConfiguration={"QueueConfigurations": queues})
+                print(f"bootstrap: bucket {name} notifies {len(queues)} queue(s)")
 
     # --- Secrets Manager ---------------------------------------------------------------
     def create_secrets(self, out):
@@ -572,6 +615,8 @@ def main():
         # moto serves EventBridge next to SQS. The SDKs name a service's variable after its
         # service id ("EventBridge"), not its endpoint prefix ("events").
         "AWS_ENDPOINT_URL_EVENTBRIDGE": f"http://127.0.0.1:{a.sqs_port}",
+        # and S3, with its notifications to its SQS queues.
+        "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{a.sqs_port}",
         "AWS_REGION": REGION,
         "AWS_DEFAULT_REGION": REGION,
         **CREDENTIALS,
@@ -584,10 +629,13 @@ def main():
     ddb = session.client("dynamodb", endpoint_url=base["AWS_ENDPOINT_URL_DYNAMODB"], config=config)
     sqs = session.client("sqs", endpoint_url=base["AWS_ENDPOINT_URL_SQS"], config=config)
     events = session.client("events", endpoint_url=base["AWS_ENDPOINT_URL_EVENTBRIDGE"], config=config)
+    s3 = session.client("s3", endpoint_url=base["AWS_ENDPOINT_URL_S3"], config=Config(
+        connect_timeout=3, read_timeout=30, retries={"max_attempts": 3}, s3={"addressing_style": "path"}))
 
     local = Local(template, a.profile, streams=os.environ.get("LOYALTY_LOCAL_STREAMS", "1") != "0")
     local.create_tables(ddb)
     local.create_queues(sqs)
+    local.create_buckets(s3)
     local.create_secrets(a.out)
     local.create_buses(events, sqs)
     fn_env, functions = local.functions()
@@ -601,7 +649,7 @@ def main():
           + "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items()))
     write(os.path.join(a.out, "env.json"), json.dumps(
         {"profile": a.profile, "env": env, "tables": local.tables, "streams": local.streams, "queues": local.queues,
-         "buses": local.buses, "functions": functions, "principals": local_principals()}, indent=2) + "\n")
+         "buses": local.buses, "buckets": local.buckets, "functions": functions, "principals": local_principals()}, indent=2) + "\n")
     print(f"bootstrap: wrote {a.out}/env and env.json ({len(functions)} functions)")
 
 

@@ -133,6 +133,13 @@ def test_every_request_example_gets_its_documented_status_through_the_one_api(de
     assert set(order) == set(ops), "openapi.rs's ORDER and the document's operations differ"
     tag = f"e2e-ex-{int(time.time())}"
     state = {"member": None, "coupon": None, "campaign": None, "reward": None, "partner": None, "held": [], "claims": []}
+    # The import getImport reads: migration/example.jsonl uploaded to the bucket and followed
+    # to done by scripts/import (the notification, the pollers, the function, GET /imports).
+    imported = subprocess.run([os.path.join(REPO, "scripts", "import"), "--key", f"imports/{tag}.jsonl", "--timeout", "120",
+                               os.path.join(REPO, "migration", "example.jsonl")],
+                              cwd=REPO, env=dev["env"], capture_output=True, text=True, timeout=300)
+    assert imported.returncode == 0, f"scripts/import: {imported.stdout}{imported.stderr}\n{tail(dev['log'])}"
+    state["import"] = re.search(r"^import (\w+): done", imported.stdout, re.M).group(1)
     tokens = {}
     failures, successes, problems, forbidden = [], 0, 0, 0
 
@@ -150,6 +157,8 @@ def test_every_request_example_gets_its_documented_status_through_the_one_api(de
             return ex["x-path"][name]
         if name == "id" and path.startswith("/partners"):
             return state["partner"]
+        if name == "id" and path.startswith("/imports"):
+            return state["import"]
         if name == "id":
             return state["campaign"] if path.startswith("/campaigns") else state["reward"] if path.startswith("/rewards") else state["member"]
         if name == "month":  # as openapi.rs: a month that is over for the payment, else the examples' month

@@ -52,9 +52,10 @@ def test_the_keys_are_generated_secrets_that_only_their_readers_may_read():
     # Our own keys are never typed in (the webhook endpoint's API key, a third party's, is).
     assert not [n for n, p in t["Parameters"].items() if text(p.get("NoEcho")) == "true" and n != "WebhookApiKey"], "no key of ours is a parameter"
     # Each key: the secret resource, the variable that names it, the functions that read it.
-    # purchase-points issues the coupons of coupon rewards (a reward claim).
+    # purchase-points issues the coupons of coupon rewards (a reward claim); migration reserves
+    # the uniqueness items of imported members' contacts.
     keys = {"CouponCodeSecret": ("COUPON_CODE_SECRET", {"SignupFunction", "CouponIssueFunction", "PurchasePointsFunction"}),
-            "ContactKeySecret": ("CONTACT_KEY", {"SignupFunction"})}
+            "ContactKeySecret": ("CONTACT_KEY", {"SignupFunction", "MigrationFunction"})}
     for secret_id, (name, want_readers) in keys.items():
         secret = t["Resources"][secret_id]
         assert secret["Type"] == "AWS::SecretsManager::Secret" and "GenerateSecretString" in secret["Properties"], secret_id

@@ -307,6 +307,9 @@ pub enum EntryKind {
     /// A manual correction by support (positive or negative), with the operator's reason; who
     /// made it is kept in the adjustment's receipt, which the entry's reference names.
     Adjustment,
+    /// Points brought from another program by a migration import: one entry per lot of the
+    /// line, or one for the difference when a corrected line is applied.
+    Import,
 }
 
 /// One line of a member's points ledger. The balance is always the sum of the entries.

@@ -27,6 +27,7 @@ pub mod kpi;
 pub mod ledger;
 pub mod limits;
 pub mod member;
+pub mod migration;
 pub mod money;
 pub mod points;
 pub mod queue;

@@ -41,7 +41,7 @@ const NOW: &str = "2026-11-27T10:00:00Z";
 /// the gift's price and opens the Diamond one; the member sees their catalog, claims the
 /// coupon and two gifts, lists the claims; the first gift is shipped, the second cancelled
 /// (its points come back); the coupon reward is deactivated.
-const ORDER: [&str; 39] = [
+const ORDER: [&str; 41] = [
     "join",
     // affiliates: the partner first, so that a purchase and a quote can carry its code.
     "createPartner",
@@ -80,6 +80,9 @@ const ORDER: [&str; 39] = [
     "listCampaigns",
     "getKpiReport",
     "eraseMemberBySupport",
+    // migration: the example file imported before the loop, its progress read.
+    "listImports",
+    "getImport",
     "eraseMember",
     // After the erasure: the member is gone.
     "getProfile",
@@ -407,6 +410,7 @@ struct Apps {
     points: purchase_points::App,
     coupons: coupon_issue::App,
     campaigns: member_day::App,
+    migration: migration::App,
 }
 
 impl Apps {
@@ -416,9 +420,55 @@ impl Apps {
             "purchase-points" => purchase_points::handle(&self.points, req).await,
             "coupon-issue" => coupon_issue::api::handle(&self.coupons, req).await,
             "member-day" => member_day::handle(&self.campaigns, req).await,
+            "migration" => migration::api::handle(&self.migration, req).await,
             other => panic!("no handler for x-function {other}"),
         }
     }
+}
+
+/// Imports `migration/example.jsonl` as an upload would (the notification, then its chunks):
+/// the import `getImport` reads.
+async fn import_example(app: &migration::App) -> String {
+    let bucket = std::env::var("MIGRATION_BUCKET").expect("MIGRATION_BUCKET (scripts/stack)");
+    let key = format!("imports/{}.jsonl", unique("openapi"));
+    let body = std::fs::read(common::repo().join("migration/example.jsonl")).unwrap();
+    app.s3.put_object().bucket(&bucket).key(&key).body(body.into()).send().await.unwrap();
+    let upload = migration::import::Upload {
+        bucket,
+        key: key.clone(),
+        etag: "e".into(),
+        version: String::new(),
+        event_time: String::new(),
+    };
+    let id = migration::import::on_object(app, &upload).await.unwrap().expect("an import file");
+    loop {
+        let got = app
+            .sqs
+            .receive_message()
+            .queue_url(&app.queue)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        if got.is_empty() {
+            break;
+        }
+        for m in got {
+            migration::import::on_message(app, m.body().unwrap()).await.unwrap();
+            app.sqs
+                .delete_message()
+                .queue_url(&app.queue)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    let job = app.env.store.import_job(&id).await.unwrap().unwrap();
+    assert_eq!((job.imported, job.rejected), (3, 0), "migration/example.jsonl imports whole");
+    id
 }
 
 /// The examples' name for the test member's welcome coupon; the test puts in the real code.
@@ -439,6 +489,8 @@ struct State {
     claims: Vec<String>,
     /// The first partner registered (createPartner's first example).
     partner: String,
+    /// The import of `migration/example.jsonl`.
+    import: String,
 }
 
 /// How one request is sent: the example's extensions over the operation's defaults.
@@ -460,6 +512,7 @@ impl Call<'_> {
             "id" if self.path.starts_with("/support/") => state.member.clone(),
             "id" if self.path.starts_with("/rewards") => state.reward.clone(),
             "id" if self.path.starts_with("/partners") => state.partner.clone(),
+            "id" if self.path.starts_with("/imports") => state.import.clone(),
             // The examples' clock is in November 2026: October is over (and can be paid).
             "month" if self.op["operationId"] == "markStatementPaid" => "2026-10".into(),
             "month" => "2026-11".into(),
@@ -643,6 +696,13 @@ async fn every_operation_answers_as_documented() {
             dispatch_queue: queue(&sqs).await,
             budget: std::time::Duration::from_secs(30),
         },
+        migration: migration::App {
+            env: env.clone(),
+            s3: migration::s3_client(&h.sdk_config),
+            sqs: sqs.clone(),
+            queue: queue(&sqs).await,
+            contacts: contact_key(),
+        },
     };
     let ops = operations(&doc);
     let documented: BTreeSet<String> = ops
@@ -652,7 +712,7 @@ async fn every_operation_answers_as_documented() {
     let exercised: BTreeSet<String> = ORDER.iter().map(|s| s.to_string()).collect();
     assert_eq!(documented, exercised, "every documented operation is exercised here, in ORDER");
 
-    let mut state = State::default();
+    let mut state = State { import: import_example(&apps.migration).await, ..State::default() };
     let mut erased = false;
     let mut failures = Vec::new();
     let (mut successes, mut problems) = (0, 0);

@@ -32,6 +32,9 @@ pub fn points_detail_type(entry: &LedgerEntry) -> Option<DetailType> {
         EntryKind::Reward if points < 0 => DetailType::PointsRedeemed,
         // Moves only the rebate balance (`rebate_detail_type`).
         EntryKind::Rebate => return None,
+        // A balance carried over from another program is not an earning here: publishing it
+        // would count a whole migrated base as earned on the import day.
+        EntryKind::Import => return None,
         EntryKind::Reward => DetailType::PointsReturned,
         // Support's manual correction: points given, or taken back.
         EntryKind::Adjustment if points > 0 => DetailType::PointsEarned,

@@ -113,6 +113,31 @@ pub struct Member {
     /// of it that has not been refunded since (`tier::Reach`): refunds re-decide the tier from it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reached: Vec<crate::tier_code::Reach>,
+    /// Set by a migration import (`migration`): which file line made this record, so that the
+    /// same line again changes nothing and a corrected one is applied only while the member is
+    /// as the import left it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported: Option<ImportMark>,
+}
+
+/// What an import left on the member it wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportMark {
+    /// The import (one upload of a file) and the line of it that wrote the member.
+    #[serde(rename = "j")]
+    pub job: String,
+    #[serde(rename = "l")]
+    pub line: u64,
+    /// Digest of the line's meaning (`migration::ImportLine::digest`), not of its bytes.
+    #[serde(rename = "h")]
+    pub digest: String,
+    /// The member's version the import wrote: any later write (a purchase, a check-in, a
+    /// coupon's use...) moves the version on, which is how "no activity since" is told.
+    #[serde(rename = "v")]
+    pub version: u64,
+    /// The line corrected a member an earlier import wrote (counted `updated`, not `imported`).
+    #[serde(rename = "u", default, skip_serializing_if = "std::ops::Not::not")]
+    pub updated: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -209,6 +234,7 @@ impl Member {
             stepped_down_at: None,
             holds: Vec::new(),
             reached: Vec::new(),
+            imported: None,
         }
     }
 

@@ -34,6 +34,9 @@
 //! | `PARTNER#<id>` | `M#<month>#A#<member>#<refund>` | a reversal of a paid month's order, charged to this month |
 //! | `PARTNER#<id>` | `M#<month>#STMT` | the month's reversal counter and, once paid, its statement |
 //! | `PCODE#<code>` | `#CODE` | a tracking code → its partner's terms |
+//! | `IMPORT#<importId>` | `#JOB` / `CHUNK#<n>` | a member import: its file and counters / a counted chunk with its rejects (store/migration.rs) |
+//! | `IMPORTKEY#<object key>` | `<createdAt>#<importId>` | the imports of one uploaded object, newest last |
+//! | `IMPORTS` | `<createdAt>#<importId>` | every import, newest last (`GET /imports`) |
 
 use crate::contact::ContactDigest;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -318,6 +321,23 @@ pub fn commission_adjustment_sk(month: &str, member_id: &str, refund_id: &str) -
 
 pub fn statement_sk(month: &str) -> String {
     format!("M#{month}#STMT")
+}
+
+pub fn import_pk(import_id: &str) -> String {
+    format!("IMPORT#{import_id}")
+}
+
+pub const IMPORT_JOB_SK: &str = "#JOB";
+pub const IMPORT_CHUNK_PREFIX: &str = "CHUNK#";
+
+pub fn import_chunk_sk(index: u32) -> String {
+    format!("{IMPORT_CHUNK_PREFIX}{index:06}")
+}
+
+pub const IMPORTS_PK: &str = "IMPORTS";
+
+pub fn import_key_pk(object_key: &str) -> String {
+    format!("IMPORTKEY#{object_key}")
 }
 
 #[cfg(test)]

@@ -155,11 +155,11 @@ impl Receipt {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct UniqueItem {
+pub(super) struct UniqueItem {
     #[serde(flatten)]
-    key: ItemKey,
+    pub(super) key: ItemKey,
     #[serde(rename = "memberId")]
-    member_id: String,
+    pub(super) member_id: String,
 }
 
 /// The tombstone an erased member leaves for each verified contact (`GIFTED#<hmac>`): what

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod kpi;
 pub mod ledger;
 pub mod member;
+pub mod migration;
 // affiliates (issue #19)
 pub mod partner;
 pub mod points;

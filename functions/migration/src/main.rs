@@ -1,0 +1,11 @@
+#![recursion_limit = "256"]
+
+use lambda_runtime::Error;
+use migration::App;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    loyalty::app::init_tracing();
+    let app = App::from_env().await?;
+    loyalty::runtime::run(|trigger| migration::handle_trigger(&app, trigger)).await
+}
