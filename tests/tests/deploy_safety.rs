@@ -99,7 +99,7 @@ fn the_template_deploys_every_function_of_the_workspace() {
     let mut binaries: Vec<String> = common::functions().into_iter().map(|f| f.binary).collect();
     binaries.sort();
     assert_eq!(binaries, dirs);
-    assert_eq!(dirs.len(), 6);
+    assert_eq!(dirs.len(), 7);
     assert!(dirs.contains(&"events-out".to_string()));
 }
 
