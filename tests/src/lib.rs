@@ -171,6 +171,22 @@ pub async fn campaigns_on(h: &Harness, env: &Env) -> member_day::App {
     }
 }
 
+/// One ReceiveMessage of up to 10 messages, without waiting: none when the queue has none
+/// visible (a test's own queue, read until it answers none).
+pub async fn receive_batch(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+) -> Vec<aws_sdk_sqs::types::Message> {
+    sqs.receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .expect("receive from a test queue")
+        .messages
+        .unwrap_or_default()
+}
+
 pub fn code_key() -> loyalty::coupon::CodeKey {
     loyalty::coupon::CodeKey::new(b"integration-tests-coupon-secret-0123456789").unwrap()
 }

@@ -8,7 +8,7 @@ use chrono::{Duration, Utc};
 use loyalty::ledger::EntryKind;
 use loyalty::migration::{Reject, RejectCode};
 use loyalty::store::migration::ImportJob;
-use loyalty_tests::{harness, unique, Harness};
+use loyalty_tests::{harness, receive_batch, unique, Harness};
 use migration::import::{self, ChunkMessage};
 use serde_json::{json, Value};
 
@@ -66,17 +66,7 @@ impl Import {
     async fn chunk_messages(&self) -> Vec<(String, ChunkMessage)> {
         let mut out = Vec::new();
         loop {
-            let got = self
-                .app
-                .sqs
-                .receive_message()
-                .queue_url(&self.app.queue)
-                .max_number_of_messages(10)
-                .send()
-                .await
-                .unwrap()
-                .messages
-                .unwrap_or_default();
+            let got = receive_batch(&self.app.sqs, &self.app.queue).await;
             if got.is_empty() {
                 return out;
             }

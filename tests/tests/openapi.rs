@@ -442,16 +442,7 @@ async fn import_example(app: &migration::App) -> String {
     };
     let id = migration::import::on_object(app, &upload).await.unwrap().expect("an import file");
     loop {
-        let got = app
-            .sqs
-            .receive_message()
-            .queue_url(&app.queue)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap()
-            .messages
-            .unwrap_or_default();
+        let got = receive_batch(&app.sqs, &app.queue).await;
         if got.is_empty() {
             break;
         }

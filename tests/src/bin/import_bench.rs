@@ -6,7 +6,7 @@
 //! (one Scan of the table), and prints a Markdown section on stdout.
 
 use futures::StreamExt;
-use loyalty_tests::{harness, unique};
+use loyalty_tests::{harness, receive_batch, unique};
 use migration::import::{self, ChunkMessage, Upload};
 use std::collections::HashMap;
 use std::time::Instant;
@@ -24,16 +24,7 @@ async fn run(app: &migration::App, bucket: &str, key: &str, workers: usize) -> (
         import::on_object(app, &upload).await.expect("the notification").expect("an import file");
     let mut messages: Vec<(String, ChunkMessage)> = Vec::new();
     loop {
-        let got = app
-            .sqs
-            .receive_message()
-            .queue_url(&app.queue)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap()
-            .messages
-            .unwrap_or_default();
+        let got = receive_batch(&app.sqs, &app.queue).await;
         if got.is_empty() {
             break;
         }
