@@ -351,7 +351,8 @@ async fn tombstones_chain_through_repeated_erase_and_rejoin() {
 async fn a_tombstone_written_between_signup_s_read_and_write_fails_the_write() {
     use loyalty::contact::Verification;
     use loyalty::member::{Member, MemberId, SignupRequest};
-    use loyalty::store::member::{NewMemberWrite, Receipt, SignupConflict};
+    use loyalty::store::receipt::Receipt;
+    use loyalty::store::signup::{NewMemberWrite, SignupConflict};
     let t = setup("2026-11-27T10:00:00Z").await;
     let (store, rules, key) = (t.store(), t.signup.env.rules.clone(), contact_key());
     let e = email();
@@ -380,7 +381,7 @@ async fn a_tombstone_written_between_signup_s_read_and_write_fails_the_write() {
         m: &'a Member,
         read: &'a [(
             loyalty::contact::ContactDigest,
-            Option<loyalty::store::member::TombstoneItem>,
+            Option<loyalty::store::signup::TombstoneItem>,
         )],
     ) -> NewMemberWrite<'a> {
         let receipt = Receipt::new(

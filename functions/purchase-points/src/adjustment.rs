@@ -19,7 +19,7 @@ use loyalty::ledger::{EntryKind, LedgerEntry};
 use loyalty::points::PointsError;
 use loyalty::store::change::Attempt;
 use loyalty::store::keys;
-use loyalty::store::member::Receipt;
+use loyalty::store::receipt::Receipt;
 use loyalty::store::Cond;
 use loyalty::{ApiError, Fen, Points};
 use serde::{Deserialize, Serialize};

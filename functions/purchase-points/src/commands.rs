@@ -14,8 +14,9 @@ use loyalty::points::{
 use loyalty::store::change::{Attempt, Failed, Judge};
 use loyalty::store::checkout::{CheckoutItem, CheckoutState};
 use loyalty::store::keys;
-use loyalty::store::member::{Receipt, TierChangeItem};
+use loyalty::store::member::TierChangeItem;
 use loyalty::store::points::OrderItem;
+use loyalty::store::receipt::Receipt;
 use loyalty::store::Cond;
 use loyalty::ApiError;
 use serde::Serialize;

@@ -13,7 +13,9 @@ use loyalty::http::{self, json_body};
 use loyalty::ledger::{EntryKind, LedgerEntry};
 use loyalty::member::{new_referral_code, Member, MemberId, SignupRequest};
 use loyalty::runtime::{Outcome, Trigger};
-use loyalty::store::member::{BirthdayChanged, NewMemberWrite, Receipt, SignupConflict};
+use loyalty::store::member::BirthdayChanged;
+use loyalty::store::receipt::Receipt;
+use loyalty::store::signup::{NewMemberWrite, SignupConflict};
 use loyalty::{auth, ApiError, Points};
 use serde::Serialize;
 

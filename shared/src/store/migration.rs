@@ -8,7 +8,8 @@
 
 use super::keys::{self, member_pk, ItemKey, PROFILE_SK, UNIQUE_SK};
 use super::ledger::LedgerItem;
-use super::member::{MemberItem, UniqueItem};
+use super::member::MemberItem;
+use super::signup::UniqueItem;
 use super::{from_item, key, sdk, Cond, Item, Store, StoreError, TxFailure};
 use crate::contact::ContactKey;
 use crate::ledger::{EntryKind, LedgerEntry};

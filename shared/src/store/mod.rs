@@ -15,7 +15,9 @@ pub mod migration;
 // affiliates (issue #19)
 pub mod partner;
 pub mod points;
+pub mod receipt;
 pub mod reward;
+pub mod signup;
 pub mod stream;
 pub mod tier;
 

@@ -15,7 +15,8 @@
 
 use super::keys::ItemKey;
 use super::keys::{self, member_pk};
-use super::member::{MemberItem, Receipt};
+use super::member::MemberItem;
+use super::receipt::Receipt;
 use super::{from_item, key, to_item, Cond, Item, Store, StoreError};
 use crate::member::Member;
 use crate::reward::{Claim, Reward};

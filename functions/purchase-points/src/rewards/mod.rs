@@ -33,7 +33,7 @@ use loyalty::reward::{
 };
 use loyalty::store::change::{Attempt, Failed, Judge};
 use loyalty::store::keys;
-use loyalty::store::member::Receipt;
+use loyalty::store::receipt::Receipt;
 use loyalty::store::reward::RewardItem;
 use loyalty::store::{backoff, Cond, TxFailure, MAX_ATTEMPTS};
 use loyalty::ApiError;
