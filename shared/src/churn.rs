@@ -108,7 +108,7 @@ impl Assessment {
     }
 
     /// What the member item keeps (`churn`): the band's letter and the score, e.g. `h5`
-    /// (three bytes: issue #18 bounds the member item's write units).
+    /// (three bytes: the member item is rewritten by every purchase, and its size is its price).
     pub fn mark(&self) -> String {
         format!("{}{}", self.band.letter(), self.score())
     }

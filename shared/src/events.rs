@@ -22,7 +22,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-// affiliates (issue #19)
 mod affiliate;
 pub use affiliate::*;
 mod member;
@@ -70,7 +69,6 @@ pub enum DetailType {
     RebateReversed,
     RebateSpent,
     RebateReturned,
-    // affiliates (issue #19)
     CommissionAccrued,
     CommissionReversed,
     StatementClosed,

@@ -7,7 +7,6 @@
 //! stored change means to the platforms around (the events published from the table's
 //! stream, `store::stream`).
 
-// affiliates (issue #19)
 pub mod affiliate;
 pub mod app;
 pub mod auth;

@@ -1,4 +1,4 @@
-//! Affiliate partners (issue #19) through the real handlers against the local stack:
+//! Affiliate partners through the real handlers against the local stack:
 //! operators register partners and codes; orders that carry a code earn the partner a
 //! commission on what was paid, pending through the return window and reversed by refunds;
 //! a month's statement equals a reference computed here independently; self-referral,

@@ -796,7 +796,7 @@ fn every_detail_type_has_a_schema_and_its_examples_pass_the_validator() {
     }
 }
 
-/// affiliates (issue #19): an order with a partner's code publishes `CommissionAccrued`
+/// An order with a partner's code publishes `CommissionAccrued`
 /// besides its points, a refund `CommissionReversed`, marking the month paid
 /// `StatementClosed` once (a second call and the statement's reversal counter tell nothing),
 /// and a refund after that `CommissionReversed` charged to the next month.

@@ -43,7 +43,6 @@ const NOW: &str = "2026-11-27T10:00:00Z";
 /// (its points come back); the coupon reward is deactivated.
 const ORDER: [&str; 41] = [
     "join",
-    // affiliates: the partner first, so that a purchase and a quote can carry its code.
     "createPartner",
     "recordPurchase",
     "previewCheckout",

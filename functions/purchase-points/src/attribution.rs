@@ -1,4 +1,4 @@
-//! Affiliate attribution of orders (issue #19): what the order routes add to their one read
+//! Affiliate attribution of orders: what the order routes add to their one read
 //! and their one transaction when an order comes with a partner's tracking code.
 //!
 //! - A purchase (or a checkout's quote) reads the code's item in its BatchGetItem; the code

@@ -39,14 +39,13 @@ use serde::Serialize;
 use std::time::SystemTime;
 
 mod adjustment;
-// affiliates (issue #19)
 mod attribution;
 pub mod checkout;
 mod commands;
 mod expiry;
 mod ledger;
 mod order_events;
-pub mod partners; // affiliates (issue #19)
+pub mod partners;
 pub mod rewards;
 pub(crate) use commands::purchase_side_writes;
 pub use commands::{activity, purchase, refund};

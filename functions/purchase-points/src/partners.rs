@@ -1,4 +1,4 @@
-//! Affiliate partners (issue #19), operators only (IAM):
+//! Affiliate partners, operators only (IAM):
 //!
 //! - `POST /partners` (optional `Idempotency-Key`): a partner with its first tracking code;
 //! - `GET /partners/{id}`, `PATCH /partners/{id}` (name, rates, status `active|inactive`);

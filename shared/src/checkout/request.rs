@@ -24,7 +24,7 @@ pub struct CheckoutRequest {
     /// Rebate balance to pay with, in fen.
     #[serde(default, skip_serializing_if = "Fen::is_zero")]
     pub rebate: Fen,
-    /// affiliates (issue #19): the partner's tracking code, resolved at the quote and
+    /// The partner's tracking code, resolved at the quote and
     /// credited at the confirm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracking_code: Option<String>,

@@ -1,4 +1,4 @@
-//! Affiliate events (issue #19): a commission accrued (a commission item, new), reversed (a
+//! Affiliate events: a commission accrued (a commission item, new), reversed (a
 //! refund's change of it, or an adjustment item charged to a later month) and a month's
 //! statement closed (its statement item, the write that paid it). Their member is the buyer;
 //! a statement is the partner's, with no member.

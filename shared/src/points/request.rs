@@ -75,7 +75,7 @@ pub struct PurchaseRequest {
     pub currency: String,
     pub channel: Channel,
     pub occurred_at: DateTime<Utc>,
-    /// affiliates (issue #19): the partner's tracking code the order came with, if any.
+    /// The partner's tracking code the order came with, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracking_code: Option<String>,
 }

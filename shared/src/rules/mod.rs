@@ -41,7 +41,7 @@ pub struct Rules {
     pub limits: LimitRules,
     #[serde(default)]
     pub reports: ReportRules,
-    // affiliates (issue #19): partner payout terms and tracking codes.
+    // Partner payout terms and tracking codes.
     #[serde(default)]
     pub affiliates: AffiliateRules,
     /// Churn risk bands (`churn`: the RFM thresholds).

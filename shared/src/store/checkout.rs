@@ -58,7 +58,7 @@ pub struct CheckoutItem {
     /// Unconfirmed checkouts vanish a while after their hold (TTL); confirmed ones stay.
     #[serde(rename = "expiresAt", default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
-    /// affiliates (issue #19): the quote's tracking code as resolved then (the confirm reads
+    /// The quote's tracking code as resolved then (the confirm reads
     /// the checkout, not the code, so the partner's terms at the quote apply).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affiliate: Option<crate::affiliate::Referral>,

@@ -290,7 +290,7 @@ pub fn kpi_touch_pk(member_id: &str) -> String {
     format!("KPI#TOUCH#{member_id}")
 }
 
-// ---- affiliates (issue #19) ----
+// ---- affiliates ----
 
 /// An affiliate partner's partition: its definition, then its months (`M#<YYYY-MM>#…`), so
 /// one Query of a month's prefix reads that month's orders, adjustments and statement.

@@ -12,7 +12,6 @@ pub mod kpi;
 pub mod ledger;
 pub mod member;
 pub mod migration;
-// affiliates (issue #19)
 pub mod partner;
 pub mod points;
 pub mod receipt;

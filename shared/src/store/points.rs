@@ -23,7 +23,7 @@ pub struct OrderItem {
     pub member_id: String,
     #[serde(flatten)]
     pub order: OrderRecord,
-    /// affiliates (issue #19): the commission the order earned a partner, which its refunds
+    /// The commission the order earned a partner, which its refunds
     /// reverse.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affiliate: Option<crate::affiliate::Attribution>,

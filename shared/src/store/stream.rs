@@ -130,7 +130,6 @@ pub fn events_of(record: &EventRecord) -> Result<Vec<Event>, StreamError> {
                 .unwrap_or(approximate);
             events::claim_events(origin, member, at)
         }
-        // affiliates (issue #19)
         "commission" => {
             let item: events::CommissionFacts = d.decode(new)?;
             let before: Option<events::CommissionFacts> = old.map(|o| d.decode(o)).transpose()?;

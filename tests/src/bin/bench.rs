@@ -135,7 +135,6 @@ async fn main() {
         "reward claim (gift)",
         "gift fulfilment: cancel (points back)",
         "reward catalog (member)",
-        // affiliates (issue #19)
         "purchase with a partner's tracking code",
         "partner statement (a month of this run's orders)",
     ];
@@ -157,7 +156,7 @@ async fn main() {
         assert_eq!(s, 201, "{b}");
         rewards.push(b["rewardId"].as_str().expect("reward id").to_string());
     }
-    // affiliates: one partner; every member's third order carries its code.
+
     let (s, partner, _) = answer(
         purchase_points::handle(
             &points,
@@ -605,7 +604,7 @@ async fn events_out_bench(h: &Harness, n: usize) {
     );
 }
 
-/// The KPI counters (issue #14): real purchases through the purchase handler on a table with
+/// The KPI counters: real purchases through the purchase handler on a table with
 /// the template's stream; their stream records counted by events-out's counter in batches of
 /// 100, as the mapping hands them over; DynamoDB requests and write units per purchase (the
 /// counting's own, not the purchase's). Then the report over a year, read back through its

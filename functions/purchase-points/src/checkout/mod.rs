@@ -3,31 +3,37 @@
 //! checkout, the order and the named coupons) and ONE TransactWriteItems; a confirm that is
 //! the member's first purchase also reads the referrer (see `purchase_side_writes`).
 
-use crate::{attribution, live, purchase_side_writes, replay, Answer, App};
+use crate::{attribution, live, Answer, App};
 use chrono::{DateTime, Utc};
 use loyalty::calendar::program_date;
 use loyalty::checkout::{
-    self, Asked, CheckoutError, CheckoutRequest, ConfirmRequest, PreviewRequest, Quote, Quoted,
+    self, Asked, CheckoutError, CheckoutRequest, PreviewRequest, Quote, Quoted,
 };
-use loyalty::coupon::{self, Coupon, RedeemError, Redemption};
+use loyalty::coupon::{self, Coupon};
 use loyalty::http;
 use loyalty::ledger::LedgerEntry;
 use loyalty::member::MemberId;
 use loyalty::points;
-use loyalty::store::change::{Attempt, Failed, Judge};
+use loyalty::store::change::Attempt;
 use loyalty::store::checkout::{CheckoutItem, CheckoutState, Outcome};
 use loyalty::store::coupon::CouponItem;
 use loyalty::store::keys;
-use loyalty::store::points::{OrderItem, PointsRead};
-use loyalty::store::Cond;
-use loyalty::{ApiError, Fen, TierCode};
+use loyalty::store::points::PointsRead;
+use loyalty::{ApiError, Fen};
 use serde::Serialize;
+
+mod confirm;
+pub use confirm::confirm;
 
 fn refused(e: CheckoutError) -> ApiError {
     match e.status() {
         409 => ApiError::conflict(e.code(), e.to_string()),
         _ => ApiError::unprocessable(e.code(), e.to_string()),
     }
+}
+
+fn checkout_not_found() -> ApiError {
+    ApiError::not_found("checkout_not_found", "no checkout with this orderId for the member")
 }
 
 /// The coupons named by `codes`, in that order, from what was read.
@@ -76,7 +82,7 @@ pub async fn quote(app: &App, id: &MemberId, req: CheckoutRequest) -> Result<Ans
     let (checkout_sk, order_sk) = (keys::checkout_sk(&req.order_id), keys::order_sk(&req.order_id));
     let mut sks = vec![checkout_sk.clone(), order_sk.clone()];
     sks.extend(req.coupon_codes.iter().map(|c| keys::coupon_sk(c)));
-    let code_keys = attribution::code_keys(&req.tracking_code)?; // affiliates
+    let code_keys = attribution::code_keys(&req.tracking_code)?;
     let (answer, held) = store
         .change_member(async || {
             let now = app.env.clock.now();
@@ -139,212 +145,13 @@ pub async fn quote(app: &App, id: &MemberId, req: CheckoutRequest) -> Result<Ans
                 fingerprint.clone(),
                 answer.body.clone(),
             );
-            item.affiliate = attribution::referral(&mut read, &req.tracking_code)?; // affiliates
+            item.affiliate = attribution::referral(&mut read, &req.tracking_code)?;
             writes.push(store.put_quote(&item)?);
             Ok(Attempt::Commit(writes, (answer, true)))
         })
         .await?;
     if held {
         tracing::info!(member_id = %id, "checkout held");
-    }
-    Ok(answer)
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ConfirmedView<'a> {
-    order_id: &'a str,
-    state: &'static str,
-    paid: Fen,
-    points_used: i64,
-    rebate_used: Fen,
-    coupons_redeemed: Vec<&'a str>,
-    points_earned: i64,
-    /// The order's rebate on what was paid, pending like the points.
-    rebate_earned: Fen,
-    /// The day the earned points leave the return window and can be spent.
-    available_on: chrono::NaiveDate,
-    points: i64,
-    tier: TierCode,
-    tier_changed: bool,
-    /// affiliates (issue #19): what the quote's tracking code earned its partner.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    affiliate: Option<loyalty::affiliate::AffiliateView>,
-}
-
-fn checkout_not_found() -> ApiError {
-    ApiError::not_found("checkout_not_found", "no checkout with this orderId for the member")
-}
-
-/// Confirm at payment: the held points are spent (a ledger entry naming the order), the
-/// coupons redeemed, and the purchase recorded on what was paid, in one transaction.
-pub async fn confirm(
-    app: &App,
-    id: &MemberId,
-    order_id: &str,
-    req: ConfirmRequest,
-) -> Result<Answer, ApiError> {
-    let (store, rules) = (&app.env.store, &*app.env.rules);
-    http::id_param(order_id, "orderId", "invalid_order_id")?;
-    let fingerprint = http::fingerprint(&req);
-    let (checkout_sk, order_sk) = (keys::checkout_sk(order_id), keys::order_sk(order_id));
-    let (answer, points_used) = store
-        .change_member(async || {
-            let now = app.env.clock.now();
-            let today = program_date(rules.time_zone, now);
-            let sks = [checkout_sk.clone(), order_sk.clone()];
-            let mut read = store.points_read(id.as_str(), &sks).await?;
-            let mut item =
-                read.take::<CheckoutItem>(&checkout_sk)?.ok_or_else(checkout_not_found)?;
-            // A BatchGetItem reads its items one by one: a racing confirm (or cancel) of this
-            // order can commit between the checkout and the member or the order, which then
-            // show the hold gone or the order recorded while the checkout still says held.
-            // Read again (only then: a second read) rather than refuse or price an order that
-            // is in fact already confirmed.
-            for _ in 0..3 {
-                let hold_gone = now < item.hold_until
-                    && read
-                        .member
-                        .as_ref()
-                        .is_some_and(|m| !m.live_holds(now).any(|h| h.order_id == order_id));
-                let torn = item.state == CheckoutState::Held
-                    && (hold_gone || read.items.contains_key(&order_sk));
-                if !torn {
-                    break;
-                }
-                read = store.points_read(id.as_str(), &sks).await?;
-                item = read.take::<CheckoutItem>(&checkout_sk)?.ok_or_else(checkout_not_found)?;
-            }
-            match (&item.state, &item.outcome) {
-                (CheckoutState::Confirmed, Some(o)) => {
-                    return replay(
-                        &o.fingerprint,
-                        &fingerprint,
-                        Answer { status: o.status, body: o.body.clone() },
-                        "confirm_conflict",
-                        "this checkout's confirm",
-                    )
-                    .map(|a| Attempt::Answer((a, None)))
-                }
-                (CheckoutState::Cancelled, _) => {
-                    return Err(ApiError::conflict(
-                        "checkout_cancelled",
-                        "this checkout was cancelled; quote the order again",
-                    ))
-                }
-                _ => {}
-            }
-            if read.items.contains_key(&order_sk) {
-                return Err(ApiError::conflict(
-                    "order_already_recorded",
-                    "a purchase with this orderId is already recorded",
-                ));
-            }
-            if let Some(paid) = req.paid.filter(|p| *p != item.quoted.quote.payable) {
-                return Err(ApiError::conflict(
-                    "amount_mismatch",
-                    format!(
-                        "paid {paid} differs from the quote's payable {}",
-                        item.quoted.quote.payable
-                    ),
-                ));
-            }
-            let occurred_at = req.occurred_at.unwrap_or(now);
-            points::validate_occurred_at(rules, occurred_at, now)
-                .map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
-            let mut member = live(read.member.take())?;
-            let read_version = member.version;
-            member.version += 1;
-            let mut entries: Vec<LedgerEntry> = points::settle(&mut member, rules, today, now);
-            let done = checkout::confirm(
-                &mut member,
-                rules,
-                &item.quoted,
-                &read.windows,
-                occurred_at,
-                now,
-            )
-            .map_err(refused)?;
-            entries.extend(done.entries);
-            let credit = attribution::credit(
-                app,
-                item.affiliate.as_ref(),
-                attribution::Order {
-                    member_id: id.as_str(),
-                    order_id,
-                    channel: item.quoted.channel,
-                    paid: done.order.paid,
-                    release_on: done.purchased.release_on,
-                },
-                now,
-            )?; // affiliates
-            let answer = Answer::with(
-                200,
-                &ConfirmedView {
-                    order_id,
-                    state: "confirmed",
-                    paid: done.order.paid,
-                    points_used: done.order.points_spent,
-                    rebate_used: done.order.rebate_spent,
-                    coupons_redeemed: item.quoted.coupons.iter().map(|c| c.code.as_str()).collect(),
-                    points_earned: done.purchased.points,
-                    rebate_earned: done.purchased.rebate,
-                    available_on: done.purchased.release_on,
-                    points: member.wallet.balance.0,
-                    tier: member.tier,
-                    tier_changed: done.purchased.tier_change.is_some(),
-                    affiliate: credit.view,
-                },
-            )?;
-            let (side, rewarded) =
-                purchase_side_writes(app, id, &member, &done.purchased, today, now).await?;
-            let mut order = done.order;
-            order.fingerprint = format!("checkout:{fingerprint}");
-            order.answer = answer.body.clone();
-            order.referral_to = rewarded;
-            let mut writes = store.member_change(&member, read_version, entries, rules, now)?;
-            let mut order = OrderItem::new(id.as_str(), order);
-            order.affiliate = credit.attribution; // affiliates
-            writes.push(store.put(&order, Some(Cond::absent()))?);
-            writes.extend(credit.write); // affiliates
-            let first_coupon = writes.len();
-            for (c, applied) in item.quoted.coupons.iter().zip(&item.quoted.quote.coupons) {
-                let r = Redemption {
-                    order_id: order_id.to_string(),
-                    order_amount: item.quoted.amount,
-                    discount: applied.discount,
-                    at: now,
-                };
-                writes.push(store.redeem_coupon_write(id.as_str(), &c.code, &r)?);
-            }
-            let coupon_writes = first_coupon..writes.len();
-            let outcome = Outcome {
-                fingerprint: fingerprint.clone(),
-                status: answer.status,
-                body: answer.body.clone(),
-            };
-            writes.push(store.put_finished_checkout(&item.clone().finish(
-                CheckoutState::Confirmed,
-                outcome,
-                now,
-            ))?);
-            writes.extend(side);
-            // Only a confirm of another order after this hold expired can have used the coupon.
-            let codes: Vec<String> = item.quoted.coupons.iter().map(|c| c.code.clone()).collect();
-            let coupon_taken: Judge<ApiError> = Box::new(move |failed: &[usize]| {
-                match failed.iter().find(|i| coupon_writes.contains(i)) {
-                    Some(i) => Failed::Refused(refused(CheckoutError::Coupon {
-                        code: codes[i - first_coupon].clone(),
-                        why: RedeemError::AlreadyUsed,
-                    })),
-                    None => Failed::Contended,
-                }
-            });
-            Ok(Attempt::CommitOr(writes, (answer, Some(item.quoted.points)), coupon_taken))
-        })
-        .await?;
-    if let Some(points_used) = points_used {
-        tracing::info!(member_id = %id, points_used, "checkout confirmed");
     }
     Ok(answer)
 }
