@@ -693,6 +693,7 @@ async fn every_operation_answers_as_documented() {
             sqs: sqs.clone(),
             queue: queue(&sqs).await,
             contacts: contact_key(),
+            export: export_settings(&[]),
         },
     };
     let ops = operations(&doc);
