@@ -19,7 +19,9 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
             Err(ApiError::MethodNotAllowed(m.to_string()))
         }
         (Method::POST, p) if p == ["exports"] => start_export(app, &req).await,
-        (Method::GET, p) if p.len() == 2 && p[0] == "exports" => export_by_id(app, &req, p[1]).await,
+        (Method::GET, p) if p.len() == 2 && p[0] == "exports" => {
+            export_by_id(app, &req, p[1]).await
+        }
         (m, p) if p.first() == Some(&"exports") && p.len() <= 2 => {
             Err(ApiError::MethodNotAllowed(m.to_string()))
         }

@@ -137,12 +137,7 @@ async fn read_part(
         let page = app
             .env
             .store
-            .export_scan_page(
-                msg.segment,
-                job.segments,
-                part.next.as_ref(),
-                app.export.page_limit,
-            )
+            .export_scan_page(msg.segment, job.segments, part.next.as_ref(), app.export.page_limit)
             .await
             .map_err(|e| e.to_string())?;
         for item in page.items {
