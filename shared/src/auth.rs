@@ -93,6 +93,13 @@ fn names(entry: &str, arn: &str) -> bool {
     matches!((parts.next(), parts.next()), (Some("role" | "user" | "assumed-role"), Some(name)) if name == entry)
 }
 
+/// Whether an allow-list (entries as in `Principals`) names the principal `arn`: e.g. the
+/// principals that may export personal data (`PersonalDataExporters`). An empty list names
+/// nobody.
+pub fn named_by(list: &[String], arn: &str) -> bool {
+    list.iter().any(|entry| names(entry, arn))
+}
+
 pub fn caller(req: &Request, principals: &Principals) -> Caller {
     let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() else {
         return Caller::Anonymous;

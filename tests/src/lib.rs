@@ -187,6 +187,17 @@ pub async fn receive_batch(
         .unwrap_or_default()
 }
 
+/// The migration function's export settings on the local stack's bucket: personal data
+/// exported by the principals named (none: nobody), DynamoDB's own page size.
+pub fn export_settings(personal_data_exporters: &[&str]) -> migration::ExportSettings {
+    migration::ExportSettings {
+        bucket: std::env::var("MIGRATION_BUCKET").expect("MIGRATION_BUCKET (scripts/stack)"),
+        personal_data_exporters: personal_data_exporters.iter().map(|s| s.to_string()).collect(),
+        page_limit: None,
+        pages_per_part: loyalty::migration::export::PAGES_PER_PART,
+    }
+}
+
 pub fn code_key() -> loyalty::coupon::CodeKey {
     loyalty::coupon::CodeKey::new(b"integration-tests-coupon-secret-0123456789").unwrap()
 }

@@ -37,6 +37,7 @@ async fn app(h: &Harness) -> Import {
             sqs,
             queue,
             contacts: loyalty_tests::contact_key(),
+            export: loyalty_tests::export_settings(&[]),
         },
         bucket,
     }

@@ -41,7 +41,7 @@ const NOW: &str = "2026-11-27T10:00:00Z";
 /// the gift's price and opens the Diamond one; the member sees their catalog, claims the
 /// coupon and two gifts, lists the claims; the first gift is shipped, the second cancelled
 /// (its points come back); the coupon reward is deactivated.
-const ORDER: [&str; 41] = [
+const ORDER: [&str; 43] = [
     "join",
     "createPartner",
     "recordPurchase",
@@ -82,6 +82,9 @@ const ORDER: [&str; 41] = [
     // migration: the example file imported before the loop, its progress read.
     "listImports",
     "getImport",
+    // exports: one started (its segments queued, not run here), its progress read.
+    "createExport",
+    "getExport",
     "eraseMember",
     // After the erasure: the member is gone.
     "getProfile",
@@ -481,6 +484,8 @@ struct State {
     partner: String,
     /// The import of `migration/example.jsonl`.
     import: String,
+    /// The first export started (createExport's first example).
+    export: String,
 }
 
 /// How one request is sent: the example's extensions over the operation's defaults.
@@ -503,6 +508,7 @@ impl Call<'_> {
             "id" if self.path.starts_with("/rewards") => state.reward.clone(),
             "id" if self.path.starts_with("/partners") => state.partner.clone(),
             "id" if self.path.starts_with("/imports") => state.import.clone(),
+            "id" if self.path.starts_with("/exports") => state.export.clone(),
             // The examples' clock is in November 2026: October is over (and can be paid).
             "month" if self.op["operationId"] == "markStatementPaid" => "2026-10".into(),
             "month" => "2026-11".into(),
@@ -692,6 +698,7 @@ async fn every_operation_answers_as_documented() {
             sqs: sqs.clone(),
             queue: queue(&sqs).await,
             contacts: contact_key(),
+            export: export_settings(&[]),
         },
     };
     let ops = operations(&doc);
@@ -822,6 +829,9 @@ async fn every_operation_answers_as_documented() {
                     }
                     "createPartner" => {
                         state.partner = answer_body["partnerId"].as_str().unwrap().to_string()
+                    }
+                    "createExport" => {
+                        state.export = answer_body["exportId"].as_str().unwrap().to_string()
                     }
                     _ => {}
                 }

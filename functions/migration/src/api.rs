@@ -1,9 +1,12 @@
-//! The operators' routes: imports and their progress.
+//! The operators' routes: imports and their progress, exports and theirs.
 
+use crate::export::{new_export_id, queue_segments, totals};
 use crate::App;
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use loyalty::http;
+use loyalty::migration::export::{self, Counts, ExportRequest, Kind};
+use loyalty::store::export::ExportJob;
 use loyalty::store::migration::ImportJob;
 use loyalty::ApiError;
 use serde::Serialize;
@@ -13,6 +16,13 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         (Method::GET, p) if p == ["imports"] => by_key(app, &req).await,
         (Method::GET, p) if p.len() == 2 && p[0] == "imports" => by_id(app, &req, p[1]).await,
         (m, p) if p.first() == Some(&"imports") && p.len() <= 2 => {
+            Err(ApiError::MethodNotAllowed(m.to_string()))
+        }
+        (Method::POST, p) if p == ["exports"] => start_export(app, &req).await,
+        (Method::GET, p) if p.len() == 2 && p[0] == "exports" => {
+            export_by_id(app, &req, p[1]).await
+        }
+        (m, p) if p.first() == Some(&"exports") && p.len() <= 2 => {
             Err(ApiError::MethodNotAllowed(m.to_string()))
         }
         _ => Err(http::not_found(&req)),
@@ -106,5 +116,117 @@ async fn by_key(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
             }
             None => Err(ApiError::not_found("import_not_found", format!("no import of {k} (yet)"))),
         },
+    }
+}
+
+/// What an operator sees of an export.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportView {
+    pub export_id: String,
+    /// `running` until every segment is read, then `done`.
+    pub state: &'static str,
+    pub what: Vec<Kind>,
+    pub segments: u32,
+    pub segments_done: u32,
+    pub personal_data: bool,
+    pub bucket: String,
+    pub prefix: String,
+    /// Written once the export is done: its counts and every object's key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest_key: Option<String>,
+    /// Lines and points of each kind written so far (members: Σ points balance; ledger: Σ
+    /// entry points).
+    pub counts: Counts,
+    /// The objects written so far (at most `MAX_LISTED`; the manifest lists them all).
+    pub objects: Vec<String>,
+    pub objects_truncated: bool,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Object keys an answer lists at most.
+const MAX_LISTED: usize = 1000;
+
+async fn export_view(app: &App, job: ExportJob) -> Result<ExportView, ApiError> {
+    let segments = app.env.store.export_segments(&job.export_id, job.segments).await?;
+    let parts: Vec<u32> = segments.iter().map(|s| s.parts).collect();
+    let mut objects = export::part_keys(&job.prefix, &job.kinds, &parts);
+    let objects_truncated = objects.len() > MAX_LISTED;
+    objects.truncate(MAX_LISTED);
+    Ok(ExportView {
+        counts: totals(&job, &segments),
+        state: if job.done() { "done" } else { "running" },
+        manifest_key: job.done().then(|| export::manifest_key(&job.prefix)),
+        objects,
+        objects_truncated,
+        export_id: job.export_id,
+        what: job.kinds,
+        segments: job.segments,
+        segments_done: job.segments_done.min(job.segments),
+        personal_data: job.personal_data,
+        bucket: job.bucket,
+        prefix: job.prefix,
+        created_at: job.created_at,
+    })
+}
+
+/// `POST /exports`: records the export and queues its segments. Personal data only for a
+/// principal `PersonalDataExporters` names; an Idempotency-Key retry answers the same export
+/// (and queues again any segment not begun, in case the first attempt died before queuing).
+async fn start_export(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let caller = app.env.caller(req);
+    caller.require_operator()?;
+    let body: ExportRequest = http::json_body(req)?;
+    let plan = body.validate().map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
+    let allowed = caller
+        .iam_principal()
+        .is_some_and(|arn| loyalty::auth::named_by(&app.export.personal_data_exporters, arn));
+    if plan.personal_data && !allowed {
+        return Err(ApiError::Forbidden(
+            "personal data is exported only by a principal named in PersonalDataExporters".into(),
+        ));
+    }
+    let key = http::idempotency_key(req)?;
+    let export_id = new_export_id(key.as_deref());
+    let job = ExportJob {
+        prefix: export::prefix(&export_id, plan.personal_data),
+        fingerprint: http::fingerprint(&plan),
+        export_id: export_id.clone(),
+        kinds: plan.kinds,
+        segments: plan.segments,
+        personal_data: plan.personal_data,
+        bucket: app.export.bucket.clone(),
+        requested_by: caller.iam_principal().unwrap_or_default().to_string(),
+        segments_done: 0,
+        created_at: app.env.clock.now(),
+    };
+    let store = &app.env.store;
+    if store.start_export(&job).await? {
+        queue_segments(app, &export_id, 0..job.segments).await.map_err(ApiError::Internal)?;
+        tracing::info!(export_id, segments = job.segments, personal_data = job.personal_data, requested_by = %job.requested_by, "export started");
+        return Ok(http::json(202, &export_view(app, job).await?));
+    }
+    let existing = store
+        .export_job(&export_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("export {export_id} vanished")))?;
+    if existing.fingerprint != job.fingerprint {
+        return Err(ApiError::conflict(
+            "idempotency_key_reused",
+            "this Idempotency-Key was used for another export",
+        ));
+    }
+    let segments = store.export_segments(&export_id, existing.segments).await?;
+    let not_begun = segments.iter().filter(|s| s.parts == 0).map(|s| s.segment);
+    queue_segments(app, &export_id, not_begun).await.map_err(ApiError::Internal)?;
+    Ok(http::json(202, &export_view(app, existing).await?))
+}
+
+async fn export_by_id(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
+    app.env.caller(req).require_operator()?;
+    let id = http::id_param(id, "an export id", "invalid_export_id")?;
+    match app.env.store.export_job(id).await? {
+        Some(job) => Ok(http::json(200, &export_view(app, job).await?)),
+        None => Err(ApiError::not_found("export_not_found", format!("no export {id}"))),
     }
 }

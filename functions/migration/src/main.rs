@@ -7,5 +7,8 @@ use migration::App;
 async fn main() -> Result<(), Error> {
     loyalty::app::init_tracing();
     let app = App::from_env().await?;
-    loyalty::runtime::run(|trigger| migration::handle_trigger(&app, trigger)).await
+    loyalty::runtime::run_with_deadline(|trigger, deadline| {
+        migration::handle_trigger(&app, trigger, deadline)
+    })
+    .await
 }

@@ -5,6 +5,7 @@
 //! `migration` function reads the file and counts.
 
 mod csv;
+pub mod export;
 mod line;
 #[cfg(test)]
 mod tests;

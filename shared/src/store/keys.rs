@@ -37,6 +37,7 @@
 //! | `IMPORT#<importId>` | `#JOB` / `CHUNK#<n>` | a member import: its file and counters / a counted chunk with its rejects (store/migration.rs) |
 //! | `IMPORTKEY#<object key>` | `<createdAt>#<importId>` | the imports of one uploaded object, newest last |
 //! | `IMPORTS` | `<createdAt>#<importId>` | every import, newest last (`GET /imports`) |
+//! | `EXPORT#<exportId>` | `#JOB` / `SEGMENT#<n>` | an export: what it holds / a scan segment's recorded parts, cursor and counts (store/export.rs) |
 
 use crate::contact::ContactDigest;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -338,6 +339,17 @@ pub const IMPORTS_PK: &str = "IMPORTS";
 
 pub fn import_key_pk(object_key: &str) -> String {
     format!("IMPORTKEY#{object_key}")
+}
+
+pub fn export_pk(export_id: &str) -> String {
+    format!("EXPORT#{export_id}")
+}
+
+pub const EXPORT_JOB_SK: &str = "#JOB";
+pub const EXPORT_SEGMENT_PREFIX: &str = "SEGMENT#";
+
+pub fn export_segment_sk(segment: u32) -> String {
+    format!("{EXPORT_SEGMENT_PREFIX}{segment:03}")
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ pub mod campaign;
 pub mod change;
 pub mod checkout;
 pub mod coupon;
+pub mod export;
 pub mod holdout;
 pub mod issue;
 pub mod keys;

@@ -82,6 +82,7 @@ async fn main() {
         sqs,
         queue,
         contacts: loyalty_tests::contact_key(),
+        export: loyalty_tests::export_settings(&[]),
     };
     let bucket = std::env::var("MIGRATION_BUCKET").expect("MIGRATION_BUCKET");
     let key = format!("imports/{}.jsonl", unique("bench"));
