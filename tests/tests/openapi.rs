@@ -685,6 +685,7 @@ async fn every_operation_answers_as_documented() {
             sqs: sqs.clone(),
             campaign_queue: queue(&sqs).await,
             dispatch_queue: queue(&sqs).await,
+            members_files: None,
             budget: std::time::Duration::from_secs(30),
         },
         migration: migration::App {

@@ -425,7 +425,8 @@ async fn main() {
     let batch = IssueBatch {
         batch_id: unique("batch"),
         grant: unique("bench-grant"),
-        template: h.env.rules.member_day.coupon.clone(),
+        template: Some(h.env.rules.member_day.coupon.clone()),
+        points: None,
         budget: None,
         run: None,
         experiment: None,
@@ -680,6 +681,7 @@ async fn kpi_bench(h: &Harness, n: usize) {
         campaign_queue: String::new(),
         dispatch_queue: String::new(),
         budget: std::time::Duration::from_secs(60),
+        members_files: None,
     };
     let today = loyalty::calendar::program_date(env.rules.time_zone, now);
     let path = format!("/reports/kpis?from={}&to={today}", today - chrono::Duration::days(365));
@@ -740,6 +742,7 @@ async fn campaign_run(h: &Harness, worker: &coupon_issue::App) -> Run {
         campaign_queue: var("CAMPAIGN_QUEUE_URL"),
         dispatch_queue: var("DISPATCH_QUEUE_URL"),
         budget: std::time::Duration::from_secs(60),
+        members_files: None,
     };
     let body = json!({"name": "Bench day", "segment": {"tiers": ["regular", "silver", "gold", "diamond"]},
         "coupon": {"title": "Bench 5 off", "offer": {"kind": "amount_off", "value": 500, "minSpend": 0}, "validDays": 1},
@@ -819,6 +822,7 @@ async fn experiment_run(h: &Harness, worker: &coupon_issue::App) {
         campaign_queue: std::env::var("CAMPAIGN_QUEUE_URL").expect("CAMPAIGN_QUEUE_URL"),
         dispatch_queue: std::env::var("DISPATCH_QUEUE_URL").expect("DISPATCH_QUEUE_URL"),
         budget: std::time::Duration::from_secs(60),
+        members_files: None,
     };
     let variants = json!([{"name": "five", "weight": 1}, {"name": "ship", "weight": 1, "coupon": {"title": "Free shipping", "offer": {"kind": "free_shipping", "minSpend": 0}, "validDays": 1}}]);
     let body = json!({"name": "Bench A/B", "segment": {"tiers": ["silver"]}, "variants": variants, "holdout": 0.1,
