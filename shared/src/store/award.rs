@@ -113,21 +113,22 @@ impl Store {
             .filter(|a| a.key.entity == "award"))
     }
 
-    /// Credits `award` to `member_id`, once: one read (the member and its slot), one
-    /// transaction (the member, its ledger entries, the slot, the budget counter).
+    /// Credits `award` to `member_id`, a member of `batch` (its grant, id and budget), once:
+    /// one read (the member and its slot), one transaction (the member, its ledger entries,
+    /// the slot, the budget counter).
     /// `budget_spent`: the batch already met the budget, so a member not yet credited is
     /// answered over budget without writing (the counter never goes down).
     pub async fn credit_award(
         &self,
         member_id: &str,
+        batch: &IssueBatch,
         award: &PointsCredit,
-        grant: &str,
-        batch_id: &str,
-        budget: Option<u64>,
         budget_spent: bool,
         rules: &Rules,
         now: DateTime<Utc>,
     ) -> Result<Credit, StoreError> {
+        let (grant, batch_id, budget) =
+            (batch.grant.as_str(), batch.batch_id.as_str(), batch.budget);
         let slot_sk = keys::grant_sk(grant, 0);
         let outcome = self
             .change_member(async || {
@@ -213,16 +214,7 @@ impl Store {
                         return Ok(Credit::AlreadyCredited(None));
                     }
                     let c = self
-                        .credit_award(
-                            id,
-                            award,
-                            &batch.grant,
-                            &batch.batch_id,
-                            batch.budget,
-                            spent.load(Ordering::Relaxed),
-                            rules,
-                            now,
-                        )
+                        .credit_award(id, batch, award, spent.load(Ordering::Relaxed), rules, now)
                         .await?;
                     if c == Credit::BudgetSpent {
                         spent.store(true, Ordering::Relaxed);
