@@ -42,8 +42,8 @@ from concurrent.futures import ThreadPoolExecutor
 from zoneinfo import ZoneInfo
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import demo_affiliates  # noqa: E402  (affiliates, issue #19)
-import demo_kpis  # noqa: E402  (the KPI report and an experiment, issue #14)
+import demo_affiliates  # noqa: E402  (affiliates)
+import demo_kpis  # noqa: E402  (the KPI report and an experiment)
 import gateway  # noqa: E402  (credentials: member tokens, SigV4)
 import local_events  # noqa: E402
 

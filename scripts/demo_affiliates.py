@@ -1,4 +1,4 @@
-"""The demo's affiliate partners (issue #19), kept apart from demo.py: an operator registers two
+"""The demo's affiliate partners, kept apart from demo.py: an operator registers two
 partners, one of them an influencer who is also a member; some members arrive through a
 partner (their orders carry its tracking code, the last one their shop saw); the report reads
 each partner's statement of the month the orders were recorded in and checks it against what

@@ -1,4 +1,4 @@
-"""The demo's KPI report and A/B experiment (issue #14), kept apart from demo.py.
+"""The demo's KPI report and A/B experiment, kept apart from demo.py.
 
 The figures printed are the engine's own: `GET /reports/kpis` (operator), which events-out keeps
 from the table's stream. The script only subtracts the report read before the run from the one

@@ -310,6 +310,9 @@ pub enum EntryKind {
     /// Points brought from another program by a migration import: one entry per lot of the
     /// line, or one for the difference when a corrected line is applied.
     Import,
+    /// Points given by an operator's bulk award, with its reason; the reference is the award's
+    /// id (one entry per member per award: the grant slot `GRANT#award:<id>#0` guards it).
+    Award,
 }
 
 /// One line of a member's points ledger. The balance is always the sum of the entries.

@@ -167,6 +167,7 @@ pub async fn campaigns_on(h: &Harness, env: &Env) -> member_day::App {
         sqs,
         dispatch_queue: urls.pop().expect("two queues"),
         campaign_queue: urls.pop().expect("two queues"),
+        members_files: None,
         budget: std::time::Duration::from_secs(60),
     }
 }

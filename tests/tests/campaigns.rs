@@ -69,6 +69,7 @@ async fn stack(
         campaign_queue: queue(&sqs, visibility_seconds).await,
         dispatch_queue: queue(&sqs, visibility_seconds).await,
         budget,
+        members_files: None,
     };
     let worker = worker_on(&env);
     Stack { counter: h.counter.clone(), store, sqs, md, worker }

@@ -262,6 +262,7 @@ async fn each_iam_caller_kind_is_refused_the_other_s_routes() {
         campaign_queue: queue.clone(),
         dispatch_queue: queue,
         budget: std::time::Duration::from_secs(30),
+        members_files: None,
     };
     let campaign = json!({"name": "Not yours", "segment": {"tiers": ["gold"]}, "coupon": {"title": "5 off", "offer": {"kind": "amount_off", "value": 500, "minSpend": 0}, "validDays": 1}, "schedule": {"kind": "once", "at": "2030-01-01T00:00:00Z"}}).to_string();
     for who in [As::OrderSystem, As::OtherIam] {

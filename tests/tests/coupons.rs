@@ -95,7 +95,8 @@ fn batch(
     IssueBatch {
         batch_id: batch_id.into(),
         grant: grant.into(),
-        template,
+        template: Some(template),
+        points: None,
         budget,
         run,
         experiment: None,

@@ -434,6 +434,7 @@ async fn a_campaign_run_publishes_its_coupons_and_once_drained_its_counts() {
         campaign_queue: q(unique("cq")).await,
         dispatch_queue: q(unique("dq")).await,
         budget: std::time::Duration::from_secs(60),
+        members_files: None,
     };
     let worker = worker_on(&w.env);
     let body = json!({"name": "Events day", "segment": {"tiers": ["regular", "silver", "gold", "diamond"]},

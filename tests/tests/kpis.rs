@@ -62,6 +62,7 @@ impl World {
             sqs: aws_sdk_sqs::Client::new(&self.h.sdk_config),
             campaign_queue: String::new(),
             dispatch_queue: String::new(),
+            members_files: None,
             budget: std::time::Duration::from_secs(60),
         }
     }

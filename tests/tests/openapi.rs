@@ -41,7 +41,7 @@ const NOW: &str = "2026-11-27T10:00:00Z";
 /// the gift's price and opens the Diamond one; the member sees their catalog, claims the
 /// coupon and two gifts, lists the claims; the first gift is shipped, the second cancelled
 /// (its points come back); the coupon reward is deactivated.
-const ORDER: [&str; 43] = [
+const ORDER: [&str; 46] = [
     "join",
     "createPartner",
     "recordPurchase",
@@ -77,6 +77,9 @@ const ORDER: [&str; 43] = [
     "runCampaign",
     "getCampaign",
     "listCampaigns",
+    "createAward",
+    "runAward",
+    "getAward",
     "getKpiReport",
     "eraseMemberBySupport",
     // migration: the example file imported before the loop, its progress read.
@@ -486,6 +489,8 @@ struct State {
     import: String,
     /// The first export started (createExport's first example).
     export: String,
+    /// The first award defined (createAward's first example).
+    award: String,
 }
 
 /// How one request is sent: the example's extensions over the operation's defaults.
@@ -504,6 +509,7 @@ impl Call<'_> {
         }
         match name {
             "id" if self.path.starts_with("/campaigns") => state.campaign.clone(),
+            "id" if self.path.starts_with("/awards") => state.award.clone(),
             "id" if self.path.starts_with("/support/") => state.member.clone(),
             "id" if self.path.starts_with("/rewards") => state.reward.clone(),
             "id" if self.path.starts_with("/partners") => state.partner.clone(),
@@ -690,6 +696,10 @@ async fn every_operation_answers_as_documented() {
             sqs: sqs.clone(),
             campaign_queue: queue(&sqs).await,
             dispatch_queue: queue(&sqs).await,
+            members_files: Some(member_day::MembersFiles::new(
+                &h.sdk_config,
+                std::env::var("MIGRATION_BUCKET").expect("MIGRATION_BUCKET (scripts/stack)"),
+            )),
             budget: std::time::Duration::from_secs(30),
         },
         migration: migration::App {
@@ -823,6 +833,9 @@ async fn every_operation_answers_as_documented() {
                     }
                     "createCampaign" => {
                         state.campaign = answer_body["campaignId"].as_str().unwrap().to_string()
+                    }
+                    "createAward" => {
+                        state.award = answer_body["awardId"].as_str().unwrap().to_string()
                     }
                     "createReward" => {
                         state.reward = answer_body["rewardId"].as_str().unwrap().to_string()

@@ -86,7 +86,8 @@ pub fn batches(
             out.push(IssueBatch {
                 batch_id: format!("{grant}-{today}-{run_tag}-{tier}-{n}"),
                 grant: grant.clone(),
-                template: rules.tier(tier).birthday_coupon.clone(),
+                template: Some(rules.tier(tier).birthday_coupon.clone()),
+                points: None,
                 budget: None,
                 run: None,
                 experiment: None,
@@ -122,7 +123,7 @@ mod tests {
         assert!(b
             .iter()
             .all(|b| b.grant == "birthday-2027" && b.budget.is_none() && b.run.is_none()));
-        assert_eq!(b[2].template, rules.tier(TierCode::Gold).birthday_coupon);
+        assert_eq!(b[2].template.as_ref(), Some(&rules.tier(TierCode::Gold).birthday_coupon));
         assert!(batches(&rules, today, &[], "t1").is_empty());
         assert_ne!(run_tag(), run_tag());
     }

@@ -1,6 +1,8 @@
 //! The campaign queue's worker: each message is an `IssueBatch`; each member gets one
 //! coupon with one conditional write (codes are derived from member + grant, so a
-//! redelivery finds the coupons already there), and the batch is counted into its run once.
+//! redelivery finds the coupons already there), or, for a bulk award of points, its points
+//! with one member change guarded by the award's grant slot (`Store::credit_batch`); the
+//! batch is counted into its run once.
 //!
 //! A message is reported failed (and redelivered by SQS) when it cannot be parsed or is
 //! invalid (poison: after `maxReceiveCount` it moves to the DLQ), when reading its members
@@ -17,6 +19,7 @@ use crate::App;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
 use loyalty::birthday;
+use loyalty::campaign::award::MAX_AWARD_POINTS;
 use loyalty::campaign::IssueBatch;
 use loyalty::store::issue::{BatchCounts, Candidate};
 
@@ -45,7 +48,15 @@ pub fn parse(body: &str) -> Result<IssueBatch, String> {
     if !id_ok(&batch.batch_id) || !id_ok(&batch.grant) {
         return Err("batchId and grant must be 1..200 visible ASCII characters".into());
     }
-    batch.template.validate().map_err(|e| format!("invalid template: {e}"))?;
+    match (&batch.template, &batch.points) {
+        (Some(t), None) => t.validate().map_err(|e| format!("invalid template: {e}"))?,
+        (None, Some(p)) => {
+            if p.amount <= 0 || p.amount > MAX_AWARD_POINTS || !id_ok(&p.award_id) {
+                return Err("points: an amount of 1..1000000 and an award id".into());
+            }
+        }
+        _ => return Err("a batch gives exactly one of template and points".into()),
+    }
     if let Some(run) = &batch.run {
         if !id_ok(&run.campaign_id) || !id_ok(&run.run_id) {
             return Err("run ids must be 1..200 visible ASCII characters".into());
@@ -84,10 +95,14 @@ async fn process(app: &App, record: &SqsMessage, now: DateTime<Utc>) -> bool {
         .is_ok(),
         None => true,
     };
-    let counts = match store
-        .issue_batch_checked(&app.codes, &batch, now, ISSUE_CONCURRENCY, &eligible)
-        .await
-    {
+    let issued = match &batch.points {
+        // A bulk award's points: one member change each (`Store::credit_batch`).
+        Some(points) => Ok(store.credit_batch(&batch, points, rules, now, ISSUE_CONCURRENCY).await),
+        None => {
+            store.issue_batch_checked(&app.codes, &batch, now, ISSUE_CONCURRENCY, &eligible).await
+        }
+    };
+    let counts = match issued {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(message_id, batch_id = %batch.batch_id, error = %e, "batch not processed; SQS will redeliver");
@@ -169,5 +184,17 @@ mod tests {
             .contains("invalid template"));
         assert!(parse(r#"{"batchId":"","grant":"g","template":{"title":"t","offer":{"kind":"free_shipping"},"validDays":1},"memberIds":[]}"#).is_err());
         assert!(parse(r#"{"batchId":"b","grant":"g","template":{"title":"t","offer":{"kind":"free_shipping"},"validDays":1},"memberIds":["m1"]}"#).is_ok());
+        let points = r#"{"awardId":"a-1","amount":100,"lotDay":"2026-01-01","reason":"r"}"#;
+        assert!(parse(&format!(
+            r#"{{"batchId":"b","grant":"award:a-1","points":{points},"memberIds":["m1"]}}"#
+        ))
+        .is_ok());
+        assert!(parse(r#"{"batchId":"b","grant":"g","memberIds":["m1"]}"#)
+            .unwrap_err()
+            .contains("exactly one"));
+        assert!(parse(&format!(r#"{{"batchId":"b","grant":"g","points":{points},"template":{{"title":"t","offer":{{"kind":"free_shipping"}},"validDays":1}},"memberIds":[]}}"#)).is_err());
+        let zero = points.replace("100", "0");
+        assert!(parse(&format!(r#"{{"batchId":"b","grant":"g","points":{zero},"memberIds":[]}}"#))
+            .is_err());
     }
 }

@@ -1,4 +1,5 @@
-//! The dispatcher: pages a run's target partitions by index, packs member ids into
+//! The dispatcher: pages a run's target partitions by index (or a bulk award's list of member
+//! ids, `members_file`), packs member ids into
 //! `IssueBatch` messages and sends them to the campaign queue with `SendMessageBatch`,
 //! recording `targeted` and the cursor once per page. It stops when its time budget is spent
 //! and queues a continuation (a message on its own dispatch queue) to go on from the cursor.
@@ -58,6 +59,12 @@ pub async fn on_message(app: &App, body: &str, deadline: Instant) -> Result<(), 
     }
 }
 
+/// Where the next page of a part starts: after an index key, or at an offset of a list.
+enum Next {
+    Start(std::collections::HashMap<String, String>),
+    Offset(u64),
+}
+
 enum Step {
     Done,
     /// Another dispatcher recorded first, or a newer attempt replaced the run.
@@ -77,9 +84,13 @@ async fn dispatch(app: &App, mut run: RunItem, deadline: Instant) -> Result<Step
             return Ok(Step::Done);
         }
         let part = run.cursor.part as usize;
-        let (ids, next) = match run.targets.part(part) {
-            None => (Vec::new(), None),
-            Some(target) => {
+        let (ids, next) = match (&run.targets.list, run.targets.part(part)) {
+            (Some(list), _) => {
+                let (ids, next) = crate::members_file::page(app, list, run.cursor.offset).await?;
+                (ids, next.map(Next::Offset))
+            }
+            (None, None) => (Vec::new(), None),
+            (None, Some(target)) => {
                 let (members, next) = store
                     .segment_page(&run.targets, target, run.cursor.start.as_ref(), PAGE_SIZE)
                     .await
@@ -89,7 +100,7 @@ async fn dispatch(app: &App, mut run: RunItem, deadline: Instant) -> Result<Step
                     .filter(|m| run.segment.matches(m, run.at))
                     .map(|m| m.member_id)
                     .collect();
-                (ids, next)
+                (ids, next.map(Next::Start))
             }
         };
         let targeted = ids.len() as u64;
@@ -101,11 +112,13 @@ async fn dispatch(app: &App, mut run: RunItem, deadline: Instant) -> Result<Step
             })
             .collect();
         loyalty::queue::send(&app.sqs, &app.campaign_queue, &batches).await?;
+        let page = run.cursor.page + 1;
         let cursor = match next {
-            Some(start) => {
-                Cursor { part: part as u32, page: run.cursor.page + 1, start: Some(start) }
+            Some(Next::Start(start)) => {
+                Cursor { part: part as u32, page, start: Some(start), offset: 0 }
             }
-            None => Cursor { part: part as u32 + 1, page: 0, start: None },
+            Some(Next::Offset(offset)) => Cursor { part: part as u32, page, start: None, offset },
+            None => Cursor { part: part as u32 + 1, ..Cursor::default() },
         };
         let done = cursor.part as usize >= run.targets.parts();
         if !store
@@ -136,6 +149,7 @@ fn batch(run: &RunItem, batch_id: String, member_ids: Vec<String>) -> IssueBatch
         batch_id,
         grant: run.grant.clone(),
         template: run.template.clone(),
+        points: run.points.clone(),
         budget: run.budget,
         run: Some(RunRef { campaign_id: run.campaign_id.clone(), run_id: run.run_id.clone() }),
         experiment: run.experiment.clone(),

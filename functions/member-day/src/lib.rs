@@ -1,5 +1,6 @@
 //! member-day: campaigns. Admin routes `POST /campaigns`, `GET /campaigns/{id}`,
-//! `POST /campaigns/{id}/run`, and the KPI report `GET /reports/kpis` (`report.rs`); the schedules (`member-day` monthly, `win-back` daily,
+//! `POST /campaigns/{id}/run`, bulk awards `POST /awards`, `GET /awards/{id}`,
+//! `POST /awards/{id}/run` (`awards.rs`), and the KPI report `GET /reports/kpis` (`report.rs`); the schedules (`member-day` monthly, `win-back` daily,
 //! `campaigns-due` for one-off campaigns); and the dispatcher, fed by its own dispatch queue,
 //! which pages a run's segment by index and fans member ids out to the campaign queue.
 //!
@@ -31,7 +32,9 @@
 //!   boundary (a member who lapses late in one period and again early in the next); an exact
 //!   rolling cooldown would need a per-member marker read by the dispatcher.
 
+mod awards;
 pub mod dispatch;
+pub mod members_file;
 mod report;
 mod start;
 
@@ -48,6 +51,7 @@ use serde::Serialize;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
+pub use members_file::MembersFiles;
 pub use start::{start_run, Mode, Started};
 
 pub struct App {
@@ -60,6 +64,8 @@ pub struct App {
     /// How long one invocation dispatches before handing over to a continuation message;
     /// kept well under the function's timeout.
     pub budget: Duration,
+    /// Where bulk awards' member lists are uploaded (`MIGRATION_BUCKET`, under `awards/`).
+    pub members_files: Option<MembersFiles>,
 }
 
 impl App {
@@ -79,6 +85,10 @@ impl App {
             campaign_queue: var("CAMPAIGN_QUEUE_URL")?,
             dispatch_queue: var("DISPATCH_QUEUE_URL")?,
             budget: Duration::from_secs(budget),
+            members_files: std::env::var("MIGRATION_BUCKET")
+                .ok()
+                .filter(|b| !b.is_empty())
+                .map(|b| MembersFiles::new(&config, b)),
         })
     }
 }
@@ -116,6 +126,14 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         (Method::GET, p) if p.len() == 2 && p[0] == "campaigns" => show(app, &req, p[1]).await,
         (Method::POST, p) if p.len() == 3 && p[0] == "campaigns" && p[2] == "run" => {
             run_now(app, &req, p[1]).await
+        }
+        (Method::POST, p) if p == ["awards"] => awards::create(app, &req).await,
+        (Method::GET, p) if p.len() == 2 && p[0] == "awards" => awards::show(app, &req, p[1]).await,
+        (Method::POST, p) if p.len() == 3 && p[0] == "awards" && p[2] == "run" => {
+            awards::run_again(app, &req, p[1]).await
+        }
+        (m, p) if p.first() == Some(&"awards") && p.len() <= 3 => {
+            Err(ApiError::MethodNotAllowed(m.to_string()))
         }
         (Method::GET, p) if p == ["reports", "kpis"] => report::kpis(app, &req).await,
         (m, p) if p == ["reports", "kpis"] => Err(ApiError::MethodNotAllowed(m.to_string())),

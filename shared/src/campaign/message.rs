@@ -71,7 +71,13 @@ pub struct IssueBatch {
     pub batch_id: String,
     /// The grant the coupons belong to: one coupon per member per grant (and slot).
     pub grant: String,
-    pub template: CouponTemplate,
+    /// The coupon each member gets; none for a batch of an award's points (`points`).
+    /// Exactly one of the two (the worker refuses a batch with both or neither).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<CouponTemplate>,
+    /// The points each member gets (a bulk award), instead of a coupon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub points: Option<PointsCredit>,
     /// Most coupons the grant may issue, enforced atomically on a counter item.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<u64>,
@@ -82,6 +88,18 @@ pub struct IssueBatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub experiment: Option<Experiment>,
     pub member_ids: Vec<String>,
+}
+
+/// What an award's batch credits each member: `amount` points in the lot of `lot_day` (its
+/// expiry follows from the day), with an `award` ledger entry giving `reason` and naming the
+/// award. Fixed when the award is defined, so every run and redelivery credits the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PointsCredit {
+    pub award_id: String,
+    pub amount: i64,
+    pub lot_day: chrono::NaiveDate,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

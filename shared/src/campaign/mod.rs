@@ -2,6 +2,7 @@
 //! the contracts in `message` (what travels on the queues) and the member-day calendar in
 //! `member_day`.
 
+pub mod award;
 pub mod experiment;
 #[cfg(test)]
 mod experiment_tests;
@@ -76,6 +77,31 @@ impl Segment {
             })
             && self.birthday_month.is_none_or(|month| m.birth_month == Some(month))
             && self.min_rolling_spend.is_none_or(|min| m.rolling_spend.is_some_and(|s| s >= min))
+    }
+
+    /// The segment checked (a campaign's or an award's) and normalized: tiers each once in
+    /// rank order, churn bands sorted.
+    pub fn checked(&self) -> Result<Segment, CampaignError> {
+        let s = self;
+        if s.tiers.is_empty() {
+            return Err(CampaignError::EmptySegment);
+        }
+        if s.dormant_days.is_some_and(|d| d == 0 || d > 3650) {
+            return Err(CampaignError::InvalidSegment("dormantDays must be 1..3650"));
+        }
+        if s.birthday_month.is_some_and(|m| !(1..=12).contains(&m)) {
+            return Err(CampaignError::InvalidSegment("birthdayMonth must be 1..12"));
+        }
+        if s.min_rolling_spend.is_some_and(|f| f.0 < 0) {
+            return Err(CampaignError::InvalidSegment("minRollingSpend must not be negative"));
+        }
+        if s.churn_risk.iter().enumerate().any(|(i, b)| s.churn_risk[..i].contains(b)) {
+            return Err(CampaignError::InvalidSegment("churnRisk names a band twice"));
+        }
+        let mut segment = s.clone();
+        segment.tiers = segment.target_tiers();
+        segment.churn_risk.sort();
+        Ok(segment)
     }
 
     /// The target tiers, each once, in rank order (the index partitions to page).
@@ -223,22 +249,7 @@ impl CampaignRequest {
         if name.is_empty() || name.chars().count() > 100 {
             return Err(CampaignError::InvalidName);
         }
-        let s = &self.segment;
-        if s.tiers.is_empty() {
-            return Err(CampaignError::EmptySegment);
-        }
-        if s.dormant_days.is_some_and(|d| d == 0 || d > 3650) {
-            return Err(CampaignError::InvalidSegment("dormantDays must be 1..3650"));
-        }
-        if s.birthday_month.is_some_and(|m| !(1..=12).contains(&m)) {
-            return Err(CampaignError::InvalidSegment("birthdayMonth must be 1..12"));
-        }
-        if s.min_rolling_spend.is_some_and(|f| f.0 < 0) {
-            return Err(CampaignError::InvalidSegment("minRollingSpend must not be negative"));
-        }
-        if s.churn_risk.iter().enumerate().any(|(i, b)| s.churn_risk[..i].contains(b)) {
-            return Err(CampaignError::InvalidSegment("churnRisk names a band twice"));
-        }
+        let segment = self.segment.checked()?;
         self.coupon.validate().map_err(CampaignError::InvalidCoupon)?;
         if let Some(m) = &self.multiplier {
             if m.multiplier < Multiplier::ONE || m.multiplier > MAX_CAMPAIGN_MULTIPLIER {
@@ -283,9 +294,6 @@ impl CampaignRequest {
                 (Some(_), Some(_)) => {}
             }
         }
-        let mut segment = self.segment;
-        segment.tiers = segment.target_tiers();
-        segment.churn_risk.sort();
         Ok(Campaign {
             id,
             name,

@@ -286,7 +286,8 @@ fn a_full_message_fits_the_budget_when_serialized() {
     let batch = |ids: Vec<String>| IssueBatch {
         batch_id: "2026-11.a001-063-000123-09".into(),
         grant: format!("campaign:{}:2026-11", "c".repeat(40)),
-        template: t.clone(),
+        template: Some(t.clone()),
+        points: None,
         budget: Some(u64::MAX),
         run: Some(RunRef { campaign_id: "c".repeat(40), run_id: "2026-11.a001".into() }),
         experiment: experiment.clone(),

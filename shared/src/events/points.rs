@@ -36,6 +36,8 @@ pub fn points_detail_type(entry: &LedgerEntry) -> Option<DetailType> {
         // would count a whole migrated base as earned on the import day.
         EntryKind::Import => return None,
         EntryKind::Reward => DetailType::PointsReturned,
+        // An operator's bulk award: points given at once.
+        EntryKind::Award => DetailType::PointsEarned,
         // Support's manual correction: points given, or taken back.
         EntryKind::Adjustment if points > 0 => DetailType::PointsEarned,
         EntryKind::Adjustment => DetailType::PointsClawedBack,

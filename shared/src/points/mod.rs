@@ -3,6 +3,7 @@
 //! `purchase-points` function persists what they decide in one transaction.
 
 mod activity;
+pub mod award;
 mod earn;
 mod expiry;
 mod refund;

@@ -3,7 +3,7 @@
 //!
 //! | PK | SK | item |
 //! |---|---|---|
-//! | `CAMPAIGN#<id>` | `RUN~` | the definition, its version and its last run |
+//! | `CAMPAIGN#<id>` | `RUN~` | the definition (a campaign, or a bulk award: entity `award`), its version and its last run |
 //! | `CAMPAIGN#<id>` | `RUN#<label>.a<NNN>` | a run: grant, cursor, counters |
 //! | `CAMPAIGN#<id>` | `BATCH#<runId>#<batchId>` | a batch the coupon worker has counted |
 //! | `SCHEDULED` | `<id>` | a campaign a schedule starts |
@@ -13,9 +13,10 @@
 use super::keys::ItemKey;
 use super::keys::{self, campaign_pk, run_sk};
 use super::{from_item, key, sdk, to_item, Cond, Store, StoreError, TxFailure};
+use crate::campaign::award::MemberList;
 use crate::campaign::{
-    Audience, Campaign, Experiment, MultiplierWindow, Progress, RunState, Schedule, Segment,
-    SegmentMember,
+    Audience, Campaign, Experiment, MultiplierWindow, PointsCredit, Progress, RunState, Schedule,
+    Segment, SegmentMember,
 };
 use crate::coupon::CouponTemplate;
 use crate::money::Fen;
@@ -65,6 +66,13 @@ pub struct Cursor {
     pub page: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start: Option<HashMap<String, String>>,
+    /// In a member list: the next id's index (listed) or the next line's byte (a file).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub offset: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Which index partitions a run pages, in order.
@@ -82,6 +90,9 @@ pub struct Targets {
     /// none: the whole partition.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sk_prefixes: Vec<String>,
+    /// A list of member ids paged instead of an index (a bulk award's); one part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list: Option<MemberList>,
 }
 
 impl Targets {
@@ -95,11 +106,33 @@ impl Targets {
             .collect();
         let sk_prefixes =
             segment.churn_risk.iter().map(|b| keys::tier_segment_band_prefix(*b)).collect();
-        Targets { index: "ByTier".into(), partitions, sk_from: None, sk_before: None, sk_prefixes }
+        Targets {
+            index: "ByTier".into(),
+            partitions,
+            sk_from: None,
+            sk_before: None,
+            sk_prefixes,
+            list: None,
+        }
     }
 
-    /// How many parts the dispatcher pages: each partition, times each prefix.
+    /// A list of member ids: one part, paged by offset.
+    pub fn list(list: MemberList) -> Targets {
+        Targets {
+            index: "list".into(),
+            partitions: Vec::new(),
+            sk_from: None,
+            sk_before: None,
+            sk_prefixes: Vec::new(),
+            list: Some(list),
+        }
+    }
+
+    /// How many parts the dispatcher pages: each partition, times each prefix (a list: one).
     pub fn parts(&self) -> usize {
+        if self.list.is_some() {
+            return 1;
+        }
         self.partitions.len() * self.sk_prefixes.len().max(1)
     }
 
@@ -119,6 +152,7 @@ impl Targets {
             sk_from: Some(from.to_string()),
             sk_before: Some(before.to_string()),
             sk_prefixes: Vec::new(),
+            list: None,
         }
     }
 }
@@ -136,7 +170,11 @@ pub struct RunItem {
     /// The instant the run is for (its schedule time or the time it was started).
     pub at: DateTime<Utc>,
     pub started_at: DateTime<Utc>,
-    pub template: CouponTemplate,
+    /// The coupon each member gets; none when the run credits points (`points`, an award's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<CouponTemplate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub points: Option<PointsCredit>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<u64>,
     pub segment: Segment,
@@ -223,10 +261,11 @@ fn versioned(read_version: u64) -> Cond {
     }
 }
 
-/// Everything a run start writes, in one transaction.
-pub struct RunStart<'a> {
+/// Everything a run start writes, in one transaction. `D`: the definition's item (a
+/// campaign's, or an award's).
+pub struct RunStart<'a, D = CampaignItem> {
     /// The definition with `last_run` and `version` already moved on.
-    pub campaign: &'a CampaignItem,
+    pub campaign: &'a D,
     /// The definition's version as read (0: it was not stored yet, e.g. a built-in's first run).
     pub campaign_read_version: u64,
     pub run: &'a RunItem,
@@ -355,6 +394,17 @@ impl Store {
         id: &str,
         runs: i32,
     ) -> Result<Option<(CampaignItem, Vec<RunItem>)>, StoreError> {
+        self.definition_with_runs(id, "campaign", runs).await
+    }
+
+    /// A definition of entity `entity` (a campaign, an award) and its newest `runs` runs
+    /// (newest first), in one Query: the definition sorts right after its runs.
+    pub async fn definition_with_runs<D: serde::de::DeserializeOwned>(
+        &self,
+        id: &str,
+        entity: &str,
+        runs: i32,
+    ) -> Result<Option<(D, Vec<RunItem>)>, StoreError> {
         let out = self
             .client
             .query()
@@ -371,7 +421,7 @@ impl Store {
             .map_err(sdk)?;
         let mut items = out.items.unwrap_or_default().into_iter();
         let Some(def) = items.next().filter(|i| {
-            i.get("entity").and_then(|e| e.as_s().ok()).map(String::as_str) == Some("campaign")
+            i.get("entity").and_then(|e| e.as_s().ok()).map(String::as_str) == Some(entity)
         }) else {
             return Ok(None);
         };
@@ -389,7 +439,10 @@ impl Store {
 
     /// Starts a run: the new run, the definition's last run, the windows, the replaced run and
     /// the schedule entry, in one transaction. `Err(Conditions)`: someone else started one first.
-    pub async fn start_run(&self, s: RunStart<'_>) -> Result<Result<(), TxFailure>, StoreError> {
+    pub async fn start_run<D: Serialize>(
+        &self,
+        s: RunStart<'_, D>,
+    ) -> Result<Result<(), TxFailure>, StoreError> {
         let mut writes = vec![
             self.put(s.campaign, Some(versioned(s.campaign_read_version)))?,
             self.put(s.run, Some(Cond::absent()))?,

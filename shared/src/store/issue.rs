@@ -81,7 +81,7 @@ impl BatchCounts {
     pub fn total(&self) -> u64 {
         self.issued + self.skipped() + self.failed
     }
-    fn skip(&mut self, reason: SkipReason) {
+    pub(crate) fn skip(&mut self, reason: SkipReason) {
         match reason {
             SkipReason::AlreadyHad => self.skipped_already_had += 1,
             SkipReason::BudgetSpent => self.skipped_budget_spent += 1,
@@ -276,7 +276,11 @@ impl Store {
     }
 
     /// `BUDGET#<grant>`: one more coupon, only while fewer than `budget` were issued.
-    fn budget_write(&self, grant: &str, budget: u64) -> Result<TransactWriteItem, StoreError> {
+    pub(crate) fn budget_write(
+        &self,
+        grant: &str,
+        budget: u64,
+    ) -> Result<TransactWriteItem, StoreError> {
         let count = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(&keys::budget_pk(grant), keys::BUDGET_SK)))
@@ -373,6 +377,9 @@ impl Store {
         concurrency: usize,
         eligible: &(dyn Fn(&Candidate) -> bool + Sync),
     ) -> Result<BatchCounts, StoreError> {
+        let Some(template) = batch.template.as_ref() else {
+            return Err(StoreError::Mapping("a coupon batch without a coupon template".into()));
+        };
         let candidates = self.candidates(&batch.member_ids).await?;
         let spent = AtomicBool::new(false);
         let (spent, candidates) = (&spent, &candidates);
@@ -382,8 +389,7 @@ impl Store {
                     match candidates.get(member_id) {
                         None => return Ok(SkipOrIssued::Skipped(SkipReason::NotEligible)),
                         Some(c)
-                            if !batch.template.tiers.is_empty()
-                                && !batch.template.tiers.contains(&c.tier) =>
+                            if !template.tiers.is_empty() && !template.tiers.contains(&c.tier) =>
                         {
                             return Ok(SkipOrIssued::Skipped(SkipReason::NotEligible))
                         }
@@ -397,9 +403,9 @@ impl Store {
                     }
                     let (template, arm) =
                         match batch.experiment.as_ref().map(|e| e.assign(member_id)) {
-                            None => (&batch.template, None),
+                            None => (template, None),
                             Some(Assignment::Variant(a)) => {
-                                (a.coupon.as_ref().unwrap_or(&batch.template), Some(&*a.name))
+                                (a.coupon.as_ref().unwrap_or(template), Some(&*a.name))
                             }
                             Some(Assignment::Holdout) => {
                                 return Ok(match self.hold_out(member_id, batch, now).await? {

@@ -1,6 +1,7 @@
 //! The DynamoDB adapter. Items are serde structs (serde_dynamo); every change that touches
 //! more than one item is one `TransactWriteItems` with conditions.
 
+pub mod award;
 pub mod campaign;
 pub mod change;
 pub mod checkout;

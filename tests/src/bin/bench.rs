@@ -12,6 +12,7 @@
 //! members, no whole-table campaign run): a quick check that every row still works.
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use futures::StreamExt;
 use loyalty::campaign::IssueBatch;
 use loyalty_tests::*;
 use serde_json::{json, Value};
@@ -104,6 +105,10 @@ async fn main() {
     if std::env::var("BENCH_ONLY").as_deref() == Ok("events-out") {
         events_out_bench(&h, n).await;
         write_measures();
+        return;
+    }
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("awards") {
+        award_bench(&h).await;
         return;
     }
     if std::env::var("BENCH_ONLY").as_deref() == Ok("kpis") {
@@ -424,7 +429,8 @@ async fn main() {
     let batch = IssueBatch {
         batch_id: unique("batch"),
         grant: unique("bench-grant"),
-        template: h.env.rules.member_day.coupon.clone(),
+        template: Some(h.env.rules.member_day.coupon.clone()),
+        points: None,
         budget: None,
         run: None,
         experiment: None,
@@ -679,6 +685,7 @@ async fn kpi_bench(h: &Harness, n: usize) {
         campaign_queue: String::new(),
         dispatch_queue: String::new(),
         budget: std::time::Duration::from_secs(60),
+        members_files: None,
     };
     let today = loyalty::calendar::program_date(env.rules.time_zone, now);
     let path = format!("/reports/kpis?from={}&to={today}", today - chrono::Duration::days(365));
@@ -739,6 +746,7 @@ async fn campaign_run(h: &Harness, worker: &coupon_issue::App) -> Run {
         campaign_queue: var("CAMPAIGN_QUEUE_URL"),
         dispatch_queue: var("DISPATCH_QUEUE_URL"),
         budget: std::time::Duration::from_secs(60),
+        members_files: None,
     };
     let body = json!({"name": "Bench day", "segment": {"tiers": ["regular", "silver", "gold", "diamond"]},
         "coupon": {"title": "Bench 5 off", "offer": {"kind": "amount_off", "value": 500, "minSpend": 0}, "validDays": 1},
@@ -818,6 +826,7 @@ async fn experiment_run(h: &Harness, worker: &coupon_issue::App) {
         campaign_queue: std::env::var("CAMPAIGN_QUEUE_URL").expect("CAMPAIGN_QUEUE_URL"),
         dispatch_queue: std::env::var("DISPATCH_QUEUE_URL").expect("DISPATCH_QUEUE_URL"),
         budget: std::time::Duration::from_secs(60),
+        members_files: None,
     };
     let variants = json!([{"name": "five", "weight": 1}, {"name": "ship", "weight": 1, "coupon": {"title": "Free shipping", "offer": {"kind": "free_shipping", "minSpend": 0}, "validDays": 1}}]);
     let body = json!({"name": "Bench A/B", "segment": {"tiers": ["silver"]}, "variants": variants, "holdout": 0.1,
@@ -1415,4 +1424,179 @@ async fn year_long_member(new: &[Op], n: usize) {
             split(op)
         );
     }
+}
+
+/// `BENCH_ONLY=awards`: a bulk award of points to `BENCH_AWARD_MEMBERS` (default 20,000)
+/// members of an uploaded list, through the real handler, dispatcher, queue and worker (four
+/// workers at a time), then run again: every member credited once (checked), the requests
+/// and write units per member, the time. Prints the "Bulk award" section.
+async fn award_bench(h: &Harness) {
+    let n: usize =
+        std::env::var("BENCH_AWARD_MEMBERS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let table = clone_table(h, "bench-awards").await;
+    let store = loyalty::store::Store::new(h.env.store.client.clone(), table.clone());
+    let env = loyalty::app::Env { store: store.clone(), ..h.env.clone() };
+    let on_table = Harness {
+        env: env.clone(),
+        counter: h.counter.clone(),
+        capacity: h.capacity.clone(),
+        sdk_config: h.sdk_config.clone(),
+    };
+    let now = chrono::Utc::now();
+    let members: Vec<loyalty::member::Member> = (0..n)
+        .map(|i| plain_member(&format!("bench-award-{i:06}"), loyalty::TierCode::ALL[i % 4], now))
+        .collect();
+    seed_members(&on_table, &members, now).await;
+    let ids: Vec<String> = members.iter().map(|m| m.member_id.as_str().to_string()).collect();
+    // SQS requests are counted like DynamoDB's (the SDK's target header names the operation).
+    let sqs_counter = Counter::default();
+    let sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(&h.sdk_config).interceptor(sqs_counter.clone()).build(),
+    );
+    let mut queues = Vec::new();
+    for p in ["bench-award-cq", "bench-award-dq"] {
+        queues.push(
+            sqs.create_queue().queue_name(unique(p)).send().await.unwrap().queue_url.unwrap(),
+        );
+    }
+    let bucket = std::env::var("MIGRATION_BUCKET").expect("MIGRATION_BUCKET (scripts/stack)");
+    let files = member_day::MembersFiles::new(&h.sdk_config, bucket.clone());
+    let key = format!("awards/{}.txt", unique("bench"));
+    files
+        .s3
+        .put_object()
+        .bucket(&bucket)
+        .key(&key)
+        .body((ids.join("\n") + "\n").into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+    let md = member_day::App {
+        env: env.clone(),
+        sqs: sqs.clone(),
+        dispatch_queue: queues.pop().unwrap(),
+        campaign_queue: queues.pop().unwrap(),
+        budget: std::time::Duration::from_secs(60),
+        members_files: Some(files),
+    };
+    let worker = coupon_issue::App { env: env.clone(), codes: code_key(), queue: None };
+    let body = json!({"name": "Bench award", "reason": "Benchmark", "points": {"amount": 100}, "membersFile": key});
+    let mut rows = Vec::new();
+    let mut award_id = String::new();
+    for run in 1..=2 {
+        h.counter.reset();
+        h.capacity.reset();
+        sqs_counter.reset();
+        let t = Instant::now();
+        let req = if run == 1 {
+            request("POST", "/awards", Some(&body.to_string()), As::Operator)
+        } else {
+            request("POST", &format!("/awards/{award_id}/run"), None, As::Operator)
+        };
+        let (s, v, _) = answer(member_day::handle(&md, req).await);
+        assert_eq!(s, 202, "{v}");
+        award_id = v["awardId"].as_str().unwrap().to_string();
+        let sends = || {
+            sqs_counter
+                .snapshot()
+                .iter()
+                .filter(|(k, _)| k.starts_with("SendMessage"))
+                .map(|(_, v)| v)
+                .sum::<u64>()
+        };
+        // What the event source mappings do: the dispatcher, then four workers.
+        loop {
+            let got = receive_batch(&sqs, &md.dispatch_queue).await;
+            if got.is_empty() {
+                break;
+            }
+            for m in got {
+                let deadline = Instant::now() + std::time::Duration::from_secs(60);
+                member_day::dispatch::on_message(&md, m.body().unwrap(), deadline).await.unwrap();
+                sqs.delete_message()
+                    .queue_url(&md.dispatch_queue)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+        let sent = sends();
+        let mut batches = Vec::new();
+        loop {
+            let got = receive_batch(&sqs, &md.campaign_queue).await;
+            if got.is_empty() {
+                break;
+            }
+            batches.extend(got);
+        }
+        let messages = batches.len();
+        futures::stream::iter(batches)
+            .for_each_concurrent(4, |m| {
+                let (worker, sqs, q) = (&worker, &sqs, &md.campaign_queue);
+                async move {
+                    let mut msg = SqsMessage::default();
+                    msg.message_id = m.message_id.clone();
+                    msg.body = m.body.clone();
+                    msg.event_source = Some("aws:sqs".into());
+                    let mut event = SqsEvent::default();
+                    event.records = vec![msg];
+                    assert!(coupon_issue::worker::handle(worker, event)
+                        .await
+                        .batch_item_failures
+                        .is_empty());
+                    sqs.delete_message()
+                        .queue_url(q)
+                        .receipt_handle(m.receipt_handle().unwrap())
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            })
+            .await;
+        let seconds = t.elapsed().as_secs_f64();
+        let (writes, units) = (h.counter.writes(), h.capacity.units());
+        let (s, v, _) = answer(
+            member_day::handle(
+                &md,
+                request("GET", &format!("/awards/{award_id}"), None, As::Operator),
+            )
+            .await,
+        );
+        assert_eq!(s, 200);
+        let r = &v["runs"][0];
+        assert_eq!(r["state"], "drained", "{r}");
+        assert_eq!(r["targeted"].as_u64(), Some(n as u64));
+        let credited = r["credited"].as_u64().unwrap();
+        assert_eq!(credited + r["alreadyCredited"].as_u64().unwrap(), n as u64);
+        assert_eq!(credited, if run == 1 { n as u64 } else { 0 }, "run {run}: {r}");
+        rows.push((
+            run,
+            credited,
+            messages,
+            sent,
+            writes as f64 / n as f64,
+            units.write / n as f64,
+            seconds,
+        ));
+    }
+    // Each member once: the balance and the ledger (a sample of 200, spread over the list).
+    for id in ids.iter().step_by((n / 200).max(1)) {
+        let m = store.member(id).await.unwrap().unwrap();
+        let sum: i64 = store.ledger_all(id).await.unwrap().iter().map(|e| e.points.0).sum();
+        assert_eq!((m.wallet.balance.0, sum), (100, 100), "{id}");
+    }
+    println!("## Bulk award\n");
+    println!("{n} members of an uploaded list (`membersFile`) awarded 100 points each through `POST /awards`, the");
+    println!("dispatcher, the campaign queue and the worker (four workers, 16 members in flight each), then run");
+    println!("again (`POST /awards/{{id}}/run`): `scripts/bench` with `BENCH_ONLY=awards`. Every member is credited");
+    println!("once (checked on the counts, and on the balance and Σ ledger of 200 members). Writes and write units");
+    println!("per member count every DynamoDB write of the run (the members' transactions, the batch counters, the");
+    println!("cursor); SQS requests are the dispatcher's sends (the test harness's receives and deletes are not).\n");
+    println!("| run | members | credited | SQS messages | SQS send requests | DynamoDB writes / member | write units / member | seconds |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (run, credited, messages, sent, writes, units, seconds) in rows {
+        println!("| {run} | {n} | {credited} | {messages} | {sent} | {writes:.2} | {units:.1} | {seconds:.1} |");
+    }
+    store.client.delete_table().table_name(&table).send().await.unwrap();
 }
