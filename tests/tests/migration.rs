@@ -561,3 +561,47 @@ async fn a_crash_half_way_imports_nothing_twice() {
     }
     assert!(t.rejects(&key).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_csv_whose_header_is_wrong_imports_nothing_and_says_why_on_line_one() {
+    let h = harness().await;
+    let t = app(&h).await;
+    let p = unique("header");
+    let row = |id: &str| format!("{id},{id}@example.com,gold,{}\n", day(-400));
+    let cases = [
+        ("unknown", "id,emial,tier,joinedAt\n", "emial"),
+        ("twice", "id,email,email,joinedAt\n", "twice"),
+        ("no-id", "email,tier,joinedAt\n", "no id column"),
+    ];
+    for (name, header, says) in cases {
+        let key = format!("imports/{p}-{name}.csv");
+        let id = format!("{p}-{name}");
+        let body = format!("{header}{}", row(&id));
+        let job = t.run(&key, body.as_bytes()).await;
+        let error = job.error.clone().unwrap_or_default();
+        assert!(error.starts_with("line 1: ") && error.contains(says), "{name}: {error}");
+        assert_eq!((job.lines, job.chunks, job.imported, job.rejected), (0, 0, 0, 0), "{name}");
+        assert!(h.env.store.member(&id).await.unwrap().is_none(), "{name}: nobody imported");
+        // The file-wide reason is a rejects line of its own code (no member line's code).
+        let out = t
+            .app
+            .s3
+            .get_object()
+            .bucket(&t.bucket)
+            .key(loyalty::migration::rejects_key(&key))
+            .send()
+            .await
+            .expect("the rejects file");
+        let text = out.body.collect().await.unwrap().into_bytes();
+        let lines: Vec<Value> = String::from_utf8(text.to_vec())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 1, "{name}: {lines:?}");
+        assert_eq!(
+            (lines[0]["line"].as_u64(), lines[0]["code"].as_str()),
+            (Some(1), Some("unreadable_file"))
+        );
+    }
+}
