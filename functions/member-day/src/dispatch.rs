@@ -28,15 +28,7 @@ pub struct DispatchMessage {
 }
 
 pub async fn send_dispatch(app: &App, msg: &DispatchMessage) -> Result<(), String> {
-    let body = serde_json::to_string(msg).map_err(|e| e.to_string())?;
-    app.sqs
-        .send_message()
-        .queue_url(&app.dispatch_queue)
-        .message_body(body)
-        .send()
-        .await
-        .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
-    Ok(())
+    loyalty::queue::send(&app.sqs, &app.dispatch_queue, std::slice::from_ref(msg)).await
 }
 
 /// One dispatch message: dispatches pages of its run until done or out of time.
