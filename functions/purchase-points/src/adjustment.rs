@@ -10,7 +10,7 @@
 //! A negative adjustment takes at most the points available now (the balance less what open
 //! checkouts hold): support corrects mistakes, it does not create debts.
 
-use crate::{live, member_param, refused, replay, Answer, App};
+use crate::{live_member, member_param, points_refusal, replay, Answer, App};
 use chrono::{DateTime, Utc};
 use lambda_http::Request;
 use loyalty::calendar::program_date;
@@ -113,7 +113,7 @@ pub async fn adjust(app: &App, req: &Request, id: &str) -> Result<Answer, ApiErr
                 )
                 .map(Attempt::Answer);
             }
-            let mut member = live(read.member.take())?;
+            let mut member = live_member(read.member.take())?;
             let read_version = member.version;
             member.version += 1;
             let mut entries = loyalty::points::settle(&mut member, rules, today, now);
@@ -122,13 +122,13 @@ pub async fn adjust(app: &App, req: &Request, id: &str) -> Result<Answer, ApiErr
             } else {
                 let available = member.available_points(now, None);
                 if -body.points > available {
-                    return Err(refused(PointsError::InsufficientPoints {
+                    return Err(points_refusal(PointsError::InsufficientPoints {
                         balance: available,
                         asked: -body.points,
                     }));
                 }
                 member.wallet.spend(-body.points).map_err(|_| {
-                    refused(PointsError::InsufficientPoints {
+                    points_refusal(PointsError::InsufficientPoints {
                         balance: available,
                         asked: -body.points,
                     })

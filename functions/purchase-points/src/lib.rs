@@ -225,7 +225,7 @@ pub(crate) fn member_param(id: &str) -> Result<MemberId, ApiError> {
     })
 }
 
-pub(crate) fn refused(e: PointsError) -> ApiError {
+pub(crate) fn points_refusal(e: PointsError) -> ApiError {
     ApiError::unprocessable(e.code(), e.to_string())
 }
 
@@ -234,7 +234,7 @@ fn no_member() -> ApiError {
 }
 
 /// The member as read, unless missing or erased.
-pub(crate) fn live(member: Option<Member>) -> Result<Member, ApiError> {
+pub(crate) fn live_member(member: Option<Member>) -> Result<Member, ApiError> {
     member.filter(|m| !m.is_erased()).ok_or_else(no_member)
 }
 
@@ -253,6 +253,6 @@ pub(crate) fn replay(
     }
 }
 
-pub(crate) fn contended() -> ApiError {
+pub(crate) fn still_contended() -> ApiError {
     StoreError::Contended.into()
 }

@@ -10,7 +10,7 @@
 //! Partners have no API access of their own. Orders earn commissions in the order routes
 //! (`attribution.rs`); nothing here touches a member.
 
-use crate::{contended, App};
+use crate::{still_contended, App};
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use chrono::{DateTime, NaiveDate, Utc};
 use lambda_http::http::Method;
@@ -163,7 +163,7 @@ async fn create(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
             Some(_) => {}
         }
     }
-    Err(contended())
+    Err(still_contended())
 }
 
 async fn show(app: &App, id: &str) -> Result<Response<Body>, ApiError> {
@@ -189,7 +189,7 @@ async fn update(app: &App, id: &str, patch: PartnerPatch) -> Result<Response<Bod
             Some(_) => backoff(attempt).await,
         }
     }
-    Err(contended())
+    Err(still_contended())
 }
 
 /// One more tracking code (each call makes a new one; a partner has at most
@@ -211,7 +211,7 @@ async fn add_code(app: &App, id: &str) -> Result<Response<Body>, ApiError> {
             Some(_) => backoff(attempt).await,
         }
     }
-    Err(contended())
+    Err(still_contended())
 }
 
 /// Where a month stands: not over, over with orders still in their return window, payable,
@@ -303,5 +303,5 @@ async fn mark_paid(app: &App, id: &str, month: &MonthParam) -> Result<Response<B
             return Ok(statement_of(id, month, &read, today));
         }
     }
-    Err(contended())
+    Err(still_contended())
 }

@@ -2,7 +2,7 @@
 //! coupons redeemed, and the purchase recorded on what was paid, in one transaction.
 
 use super::{checkout_not_found, refused};
-use crate::{attribution, live, purchase_side_writes, replay, Answer, App};
+use crate::{attribution, live_member, purchase_side_writes, replay, Answer, App};
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use chrono::{DateTime, Utc};
 use loyalty::calendar::program_date;
@@ -167,7 +167,7 @@ async fn commit(
 ) -> Result<Attempt<Confirmed, ApiError>, ApiError> {
     let (store, rules) = (&app.env.store, &*app.env.rules);
     let today = program_date(rules.time_zone, now);
-    let mut member = live(read.member.take())?;
+    let mut member = live_member(read.member.take())?;
     let read_version = member.version;
     member.version += 1;
     let mut entries: Vec<LedgerEntry> = points::settle(&mut member, rules, today, now);

@@ -3,7 +3,7 @@
 //! checkout, the order and the named coupons) and ONE TransactWriteItems; a confirm that is
 //! the member's first purchase also reads the referrer (see `purchase_side_writes`).
 
-use crate::{attribution, live, Answer, App};
+use crate::{attribution, live_member, Answer, App};
 use chrono::{DateTime, Utc};
 use loyalty::calendar::program_date;
 use loyalty::checkout::{
@@ -101,7 +101,7 @@ pub async fn quote(app: &App, id: &MemberId, req: CheckoutRequest) -> Result<Ans
                     "a purchase with this orderId is already recorded",
                 ));
             }
-            let mut member = live(read.member.take())?;
+            let mut member = live_member(read.member.take())?;
             if let Some(c) =
                 existing.filter(|c| c.state == CheckoutState::Held && c.fingerprint == fingerprint)
             {
@@ -190,7 +190,7 @@ pub async fn cancel(app: &App, id: &MemberId, order_id: &str) -> Result<Answer, 
                 }
                 _ => {}
             }
-            let mut member = live(read.member.take())?;
+            let mut member = live_member(read.member.take())?;
             let read_version = member.version;
             member.version += 1;
             let entries: Vec<LedgerEntry> = points::settle(&mut member, rules, today, now);
@@ -233,7 +233,7 @@ pub async fn preview(app: &App, id: &MemberId, req: PreviewRequest) -> Result<An
     let sks: Vec<String> = req.coupon_codes.iter().map(|c| keys::coupon_sk(c)).collect();
     let now = app.env.clock.now();
     let mut read = store.points_read(id.as_str(), &sks).await?;
-    let mut member = live(read.member.take())?;
+    let mut member = live_member(read.member.take())?;
     let coupons = coupons_read(&mut read, &req.coupon_codes)?;
     // Lots due to expire today are not spendable, as the next write would expire them.
     points::settle(&mut member, rules, program_date(rules.time_zone, now), now);

@@ -1,7 +1,7 @@
 //! Activities a member's token may report (check-in, review, share): points within the
 //! rules' daily cap, once per activity key.
 
-use crate::{live, refused, replay, Answer, App};
+use crate::{live_member, points_refusal, replay, Answer, App};
 use loyalty::calendar::program_date;
 use loyalty::http;
 use loyalty::ledger::LedgerEntry;
@@ -63,8 +63,8 @@ pub async fn activity(
             if let Some(sk) = &receipt_sk {
                 if let Some(r) = read.take::<Receipt>(sk)? {
                     return match req.kind {
-                        ActivityKind::Checkin => Err(refused(PointsError::AlreadyCheckedIn)),
-                        ActivityKind::Review => Err(refused(PointsError::AlreadyReviewed)),
+                        ActivityKind::Checkin => Err(points_refusal(PointsError::AlreadyCheckedIn)),
+                        ActivityKind::Review => Err(points_refusal(PointsError::AlreadyReviewed)),
                         ActivityKind::Share => replay(
                             &r.fingerprint,
                             &fingerprint,
@@ -76,7 +76,7 @@ pub async fn activity(
                     };
                 }
             }
-            let mut member = live(read.member.take())?;
+            let mut member = live_member(read.member.take())?;
             loyalty::limits::count_member_write(&mut member.write_window, rules, now)?;
             if let Some(sk) = &order_sk {
                 if !read.items.contains_key(sk) {
@@ -96,7 +96,7 @@ pub async fn activity(
                 ActivityKind::Share => format!("share-{today}-{}", shares + 1),
             };
             let entry = points::apply_activity(&mut member, rules, req.kind, &reference, now)
-                .map_err(refused)?;
+                .map_err(points_refusal)?;
             let counters = points::activity_today(&member, today);
             let answer = Answer::created(&Earned {
                 kind: req.kind,

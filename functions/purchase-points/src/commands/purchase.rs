@@ -1,7 +1,7 @@
 //! A purchase the order system reports without a checkout: points pending through the
 //! return window, the tier decided on what was paid, the first purchase's referral reward.
 
-use crate::{attribution, live, refused, replay, Answer, App};
+use crate::{attribution, live_member, points_refusal, replay, Answer, App};
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use chrono::{DateTime, NaiveDate, Utc};
 use loyalty::calendar::program_date;
@@ -38,7 +38,7 @@ struct Purchased<'a> {
 pub async fn purchase(app: &App, id: &MemberId, req: PurchaseRequest) -> Result<Answer, ApiError> {
     let (store, rules) = (&app.env.store, &*app.env.rules);
     http::id_param(&req.order_id, "orderId", "invalid_order_id")?;
-    points::validate_purchase(&req, rules, app.env.clock.now()).map_err(refused)?;
+    points::validate_purchase(&req, rules, app.env.clock.now()).map_err(points_refusal)?;
     let fingerprint = http::fingerprint(&req);
     let (order_sk, checkout_sk) = (keys::order_sk(&req.order_id), keys::checkout_sk(&req.order_id));
     let code_keys = attribution::code_keys(&req.tracking_code)?;
@@ -53,7 +53,7 @@ pub async fn purchase(app: &App, id: &MemberId, req: PurchaseRequest) -> Result<
         if read.take::<CheckoutItem>(&checkout_sk)?.is_some_and(|c| c.state == CheckoutState::Held) {
             return Err(ApiError::conflict("checkout_open", "this order has an open checkout: confirm or cancel it instead of reporting a plain purchase"));
         }
-        let mut member = live(read.member.take())?;
+        let mut member = live_member(read.member.take())?;
         let read_version = member.version;
         member.version += 1;
         let mut entries: Vec<LedgerEntry> = points::settle(&mut member, rules, today, now);

@@ -1,7 +1,7 @@
 //! Refunds: the order's points (and rebate, commission, referral reward) taken back in
 //! proportion, once per refund id.
 
-use crate::{attribution, live, refused, replay, Answer, App};
+use crate::{attribution, live_member, points_refusal, replay, Answer, App};
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use chrono::{DateTime, NaiveDate, Utc};
 use loyalty::calendar::program_date;
@@ -54,7 +54,7 @@ pub async fn refund(app: &App, id: &MemberId, req: RefundRequest) -> Result<Answ
     http::id_param(&req.order_id, "orderId", "invalid_order_id")?;
     http::id_param(&req.refund_id, "refundId", "invalid_refund_id")?;
     if req.amount.0 <= 0 {
-        return Err(refused(PointsError::InvalidAmount));
+        return Err(points_refusal(PointsError::InvalidAmount));
     }
     let fingerprint = http::fingerprint(&req);
     // The refund's receipt makes the refundId unique across the member's orders.
@@ -70,12 +70,12 @@ pub async fn refund(app: &App, id: &MemberId, req: RefundRequest) -> Result<Answ
         if let Some(r) = read.take::<Receipt>(&receipt_sk)? {
             return replay(&r.fingerprint, &fingerprint, Answer { status: r.status, body: r.body }, "refund_conflict", "this refundId").map(|a| Attempt::Answer((a, None)));
         }
-        let mut member = live(read.member.take())?;
+        let mut member = live_member(read.member.take())?;
         let mut order = read.take::<OrderItem>(&order_sk)?.ok_or_else(|| ApiError::not_found("order_not_found", "no purchase with this orderId is recorded for the member"))?;
         let read_version = member.version;
         member.version += 1;
         let mut entries: Vec<LedgerEntry> = points::settle(&mut member, rules, today, now);
-        let done = points::apply_refund(&mut member, rules, &mut order.order, &req, now).map_err(refused)?;
+        let done = points::apply_refund(&mut member, rules, &mut order.order, &req, now).map_err(points_refusal)?;
         entries.extend(done.entries.iter().cloned());
         // Given-back points keep their first earning day: any whose life has ended go at once.
         entries.extend(points::expire(&mut member, rules, today, now));

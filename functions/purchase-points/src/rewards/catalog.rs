@@ -69,7 +69,7 @@ pub(super) async fn create(app: &App, req: &Request) -> Result<Response<Body>, A
             Err(TxFailure::Store(e)) => return Err(e.into()),
         }
     }
-    Err(contended())
+    Err(still_contended())
 }
 
 pub(super) async fn list(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
@@ -130,5 +130,5 @@ pub(super) async fn change(
             Err(TxFailure::Store(e)) => return Err(e.into()),
         }
     }
-    Err(contended())
+    Err(still_contended())
 }

@@ -32,7 +32,7 @@ pub(super) async fn catalog(
         })
         .collect();
     let read = store.reward_read(id.as_str(), &counters, None).await?;
-    let mut member = live(read.member.clone())?;
+    let mut member = live_member(read.member.clone())?;
     // Lots due to expire today are not spendable, as the next write would expire them.
     points::settle(&mut member, rules, today, now);
     let mut rewards: Vec<reward::Offered> = shown
@@ -150,7 +150,7 @@ pub(super) async fn claim_as(
                 )
                 .map(|a| Attempt::Answer((a, None)));
             }
-            let mut member = live(read.member.clone())?;
+            let mut member = live_member(read.member.clone())?;
             // A member's own claims count against their per-minute write limit, as activities do.
             loyalty::limits::count_member_write(&mut member.write_window, rules, now)?;
             let item = read.reward.as_ref().ok_or_else(reward_not_found)?;

@@ -18,7 +18,7 @@
 //! its partition) and then the member with the counters of the rewards it lists (one
 //! BatchGetItem), as the second depends on the first.
 
-use crate::{contended, live, member_param, replay, Answer, App};
+use crate::{live_member, member_param, replay, still_contended, Answer, App};
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use loyalty::calendar::program_date;
