@@ -10,7 +10,7 @@ use super::keys::{self, member_pk, ItemKey, PROFILE_SK, UNIQUE_SK};
 use super::ledger::LedgerItem;
 use super::member::MemberItem;
 use super::signup::UniqueItem;
-use super::{from_item, key, sdk, Cond, Item, Store, StoreError, TxFailure};
+use super::{from_item, key, sdk, Cond, Item, Store, StoreError, TxFailure, BATCH_GET_MAX};
 use crate::contact::ContactKey;
 use crate::ledger::{EntryKind, LedgerEntry};
 use crate::member::Member;
@@ -262,7 +262,7 @@ impl Store {
         let mut unique: Vec<&String> = ids.iter().collect();
         unique.sort();
         unique.dedup();
-        for page in unique.chunks(100) {
+        for page in unique.chunks(BATCH_GET_MAX) {
             let keys: Vec<Item> = page.iter().map(|id| key(&member_pk(id), PROFILE_SK)).collect();
             for item in self.batch_get(keys).await? {
                 let m = from_item::<MemberItem>(item)?.member;

@@ -43,6 +43,9 @@ pub type Item = HashMap<String, AttributeValue>;
 /// backoff capped at 250 ms, about ten seconds of a hot member: well inside the API timeout).
 pub const MAX_ATTEMPTS: u32 = 80;
 
+/// BatchGetItem takes at most this many keys per request.
+pub(crate) const BATCH_GET_MAX: usize = 100;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     #[error("gave up after {MAX_ATTEMPTS} attempts against concurrent writes")]

@@ -17,7 +17,7 @@ use super::keys::ItemKey;
 use super::keys::{self, member_pk};
 use super::member::MemberItem;
 use super::receipt::Receipt;
-use super::{from_item, key, to_item, Cond, Item, Store, StoreError};
+use super::{from_item, key, to_item, Cond, Item, Store, StoreError, BATCH_GET_MAX};
 use crate::member::Member;
 use crate::reward::{Claim, Reward};
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
@@ -112,9 +112,6 @@ impl RewardRead {
             .unwrap_or(0)
     }
 }
-
-/// BatchGetItem takes at most this many keys per request.
-const BATCH_GET_MAX: usize = 100;
 
 fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
