@@ -18,6 +18,7 @@ pub use eligibility::{BirthdayMember, Candidate};
 use crate::coupon::Coupon;
 use crate::store::coupon::{CouponItem, GrantItem};
 use crate::store::keys::{self, member_pk};
+use crate::store::write::throttled;
 use crate::store::{backoff, from_item, key, sdk, to_item, Item, Store, StoreError, MAX_ATTEMPTS};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -140,16 +141,7 @@ impl Store {
                         if failed(2) {
                             return Ok(IssueOutcome::BudgetSpent);
                         }
-                        if reasons.iter().any(|r| {
-                            matches!(
-                                r.code(),
-                                Some(
-                                    "ProvisionedThroughputExceeded"
-                                        | "ThrottlingError"
-                                        | "RequestLimitExceeded"
-                                )
-                            )
-                        }) {
+                        if throttled(reasons) {
                             return Err(StoreError::Throttled("issuing a coupon".into()));
                         }
                         backoff(attempt).await
