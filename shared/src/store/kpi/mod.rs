@@ -30,7 +30,7 @@ mod chunk;
 use super::keys::ItemKey;
 use super::keys::{self, KPI_DAYS_PK, KPI_GRANTS_PK, KPI_TOTAL_SK, KPI_TOUCH_SK};
 use super::{Store, StoreError};
-use crate::kpi::{self, Bump, Counters, Target};
+use crate::kpi::{Bump, Counters, Target};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -215,6 +215,7 @@ fn summed(bumps: &[Bump]) -> BTreeMap<Target, BTreeMap<String, i64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kpi;
     use crate::kpi::Add;
 
     #[test]
