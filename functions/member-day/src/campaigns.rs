@@ -11,21 +11,6 @@ use loyalty::ApiError;
 use serde::Serialize;
 use serde_json::json;
 
-/// A new campaign's id: from the Idempotency-Key when given (a retry finds the same campaign),
-/// else random.
-fn new_campaign_id(key: Option<&str>) -> String {
-    use sha2::{Digest, Sha256};
-    let bytes: Vec<u8> = match key {
-        Some(k) => Sha256::digest(format!("campaign-idempotency\0{k}").as_bytes())[..8].to_vec(),
-        None => {
-            let mut b = [0u8; 8];
-            let _ = getrandom::fill(&mut b);
-            b.to_vec()
-        }
-    };
-    format!("c-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
-}
-
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Created<'a> {
@@ -38,7 +23,7 @@ pub(crate) async fn create(app: &App, req: &Request) -> Result<Response<Body>, A
     let body: CampaignRequest = json_body(req)?;
     let key = http::idempotency_key(req)?;
     let (store, rules, now) = (&app.env.store, &app.env.rules, app.env.clock.now());
-    let id = new_campaign_id(key.as_deref());
+    let id = crate::new_id("campaign", key.as_deref());
     let campaign = body
         .validate(id.clone(), now)
         .map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;

@@ -144,6 +144,22 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
     http::respond(&req, result)
 }
 
+/// A new campaign's or award's id (`kind` `campaign` or `award`): from the Idempotency-Key
+/// when given (a retry finds the same definition), else random. Its first letter keeps the
+/// two kinds apart in the key space they share (`c-`, `a-`).
+fn new_id(kind: &str, key: Option<&str>) -> String {
+    use sha2::{Digest, Sha256};
+    let bytes: Vec<u8> = match key {
+        Some(k) => Sha256::digest(format!("{kind}-idempotency\0{k}").as_bytes())[..8].to_vec(),
+        None => {
+            let mut b = [0u8; 8];
+            let _ = getrandom::fill(&mut b);
+            b.to_vec()
+        }
+    };
+    format!("{}-{}", &kind[..1], bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
 fn campaign_param(id: &str) -> Result<&str, ApiError> {
     http::id_param(id, "the campaign id", "invalid_campaign_id")
 }
