@@ -119,6 +119,11 @@ impl Cond {
     }
 }
 
+/// The kind of a stored item (its `entity` attribute).
+pub fn entity(item: &Item) -> Option<&str> {
+    item.get("entity").and_then(|e| e.as_s().ok()).map(String::as_str)
+}
+
 pub fn key(pk: &str, sk: &str) -> Item {
     HashMap::from([
         ("PK".to_string(), AttributeValue::S(pk.into())),

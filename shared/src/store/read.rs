@@ -12,13 +12,16 @@ impl Store {
         &self,
         query: QueryFluentBuilder,
     ) -> Result<Vec<T>, StoreError> {
+        self.query_items(query).await?.into_iter().map(from_item).collect()
+    }
+
+    /// `query_all` as stored: for a Query whose items are of several kinds (see `entity`).
+    pub async fn query_items(&self, query: QueryFluentBuilder) -> Result<Vec<Item>, StoreError> {
         let mut out = Vec::new();
         let mut start = None;
         loop {
             let page = query.clone().set_exclusive_start_key(start).send().await.map_err(sdk)?;
-            for item in page.items.unwrap_or_default() {
-                out.push(from_item(item)?);
-            }
+            out.extend(page.items.unwrap_or_default());
             start = page.last_evaluated_key;
             if start.is_none() {
                 return Ok(out);

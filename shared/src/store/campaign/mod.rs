@@ -150,7 +150,7 @@ impl Store {
         ];
         let (mut campaign, mut multipliers) = (None, MultipliersItem::default());
         for item in self.batch_get(keys).await? {
-            match item.get("entity").and_then(|e| e.as_s().ok()).map(String::as_str) {
+            match super::entity(&item) {
                 Some("campaign") => campaign = Some(from_item(item)?),
                 Some("multipliers") => multipliers = from_item(item)?,
                 _ => {}
@@ -191,9 +191,7 @@ impl Store {
             .await
             .map_err(sdk)?;
         let mut items = out.items.unwrap_or_default().into_iter();
-        let Some(def) = items.next().filter(|i| {
-            i.get("entity").and_then(|e| e.as_s().ok()).map(String::as_str) == Some(entity)
-        }) else {
+        let Some(def) = items.next().filter(|i| super::entity(i) == Some(entity)) else {
             return Ok(None);
         };
         let runs = items.map(from_item::<RunItem>).collect::<Result<Vec<_>, _>>()?;

@@ -6,7 +6,7 @@ use crate::affiliate::{Figures, OrderLine};
 use crate::money::Fen;
 use crate::points::Channel;
 use crate::store::keys::{self, ItemKey};
-use crate::store::{from_item, sdk, to_attribute, Cond, Store, StoreError};
+use crate::store::{entity, from_item, to_attribute, Cond, Store, StoreError};
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -240,33 +240,23 @@ impl Store {
     /// What is booked in a partner's month: one strongly consistent Query of its prefix
     /// (every page).
     pub async fn partner_month(&self, partner_id: &str, month: &str) -> Result<Month, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :p)")
+            .expression_attribute_values(":pk", s(&keys::partner_pk(partner_id)))
+            .expression_attribute_values(":p", s(&keys::partner_month_prefix(month)))
+            .consistent_read(true);
         let mut out = Month::default();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND begins_with(SK, :p)")
-                .expression_attribute_values(":pk", s(&keys::partner_pk(partner_id)))
-                .expression_attribute_values(":p", s(&keys::partner_month_prefix(month)))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(sdk)?;
-            for item in page.items.unwrap_or_default() {
-                match item.get("entity").and_then(|e| e.as_s().ok()).map(String::as_str) {
-                    Some("commission") => out.orders.push(from_item(item)?),
-                    Some("commission_adjustment") => out.adjustments.push(from_item(item)?),
-                    Some("partner_statement") => out.statement = Some(from_item(item)?),
-                    _ => {}
-                }
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
+        for item in self.query_items(query).await? {
+            match entity(&item) {
+                Some("commission") => out.orders.push(from_item(item)?),
+                Some("commission_adjustment") => out.adjustments.push(from_item(item)?),
+                Some("partner_statement") => out.statement = Some(from_item(item)?),
+                _ => {}
             }
         }
+        Ok(out)
     }
 }
