@@ -105,6 +105,21 @@ fn multipliers_write(
     store.put(&item, Some(versioned(read_version)))
 }
 
+impl Store {
+    /// A definition's transaction: a refusal (the id taken, a concurrent start, changed
+    /// windows) is the caller's to judge, a store error is passed on.
+    async fn transact_definition(
+        &self,
+        writes: Vec<TransactWriteItem>,
+    ) -> Result<Result<(), TxFailure>, StoreError> {
+        match self.transact(writes).await {
+            Ok(()) => Ok(Ok(())),
+            Err(TxFailure::Store(e)) => Err(e),
+            Err(other) => Ok(Err(other)),
+        }
+    }
+}
+
 fn versioned(read_version: u64) -> Cond {
     if read_version == 0 {
         Cond::absent()
@@ -132,11 +147,7 @@ impl Store {
         if let Some((windows, v)) = multipliers {
             writes.push(multipliers_write(self, windows, v)?);
         }
-        match self.transact(writes).await {
-            Ok(()) => Ok(Ok(())),
-            Err(TxFailure::Store(e)) => Err(e),
-            Err(other) => Ok(Err(other)),
-        }
+        self.transact_definition(writes).await
     }
 
     /// The definition and the multipliers item, in one BatchGetItem (strongly consistent).

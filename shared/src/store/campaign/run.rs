@@ -130,11 +130,7 @@ impl Store {
                 None,
             )?);
         }
-        match self.transact(writes).await {
-            Ok(()) => Ok(Ok(())),
-            Err(TxFailure::Store(e)) => Err(e),
-            Err(other) => Ok(Err(other)),
-        }
+        self.transact_definition(writes).await
     }
     /// Records one dispatched page: adds `targeted`, moves the cursor (or marks the dispatch
     /// done), all conditional on the run still being at `seq` and not replaced, so a page is
