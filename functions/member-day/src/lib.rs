@@ -1,5 +1,5 @@
 //! member-day: campaigns. Admin routes `POST /campaigns`, `GET /campaigns/{id}`,
-//! `POST /campaigns/{id}/run`, bulk awards `POST /awards`, `GET /awards/{id}`,
+//! `POST /campaigns/{id}/run` (`campaigns.rs`), bulk awards `POST /awards`, `GET /awards/{id}`,
 //! `POST /awards/{id}/run` (`awards.rs`), and the KPI report `GET /reports/kpis` (`report.rs`); the schedules (`member-day` monthly, `win-back` daily,
 //! `campaigns-due` for one-off campaigns); and the dispatcher, fed by its own dispatch queue,
 //! which pages a run's segment by index and fans member ids out to the campaign queue.
