@@ -181,6 +181,7 @@ pub async fn receive_batch(
     sqs.receive_message()
         .queue_url(url)
         .max_number_of_messages(10)
+        .wait_time_seconds(0)
         .send()
         .await
         .expect("receive from a test queue")
@@ -467,15 +468,7 @@ pub async fn drain_campaign_queues(
         for (queue, dispatch) in
             [(app.dispatch_queue.clone(), true), (app.campaign_queue.clone(), false)]
         {
-            let got = sqs
-                .receive_message()
-                .queue_url(&queue)
-                .max_number_of_messages(10)
-                .send()
-                .await
-                .unwrap()
-                .messages
-                .unwrap_or_default();
+            let got = receive_batch(sqs, &queue).await;
             for m in got {
                 moved = true;
                 let body = m.body().unwrap_or_default().to_string();

@@ -548,15 +548,5 @@ async fn only_operators_award_and_bad_requests_are_refused_with_nothing_written(
     let (st, v, ct) = s.call("POST", "/awards/a-0000000000000000/run", None, As::Operator).await;
     assert_problem(st, &v, &ct, 404, "award_not_found");
     assert_eq!(s.item_count().await, before, "nothing written");
-    assert!(s
-        .md
-        .sqs
-        .receive_message()
-        .queue_url(&s.md.dispatch_queue)
-        .send()
-        .await
-        .unwrap()
-        .messages
-        .unwrap_or_default()
-        .is_empty());
+    assert!(receive_batch(&s.md.sqs, &s.md.dispatch_queue).await.is_empty());
 }

@@ -684,8 +684,7 @@ async fn a_refund_event_before_its_purchase_waits_and_is_applied_once_the_purcha
         .send()
         .await
         .unwrap();
-    let dead =
-        sqs.receive_message().queue_url(&dlq).send().await.unwrap().messages.unwrap_or_default();
+    let dead = receive_batch(&sqs, &dlq).await;
     assert!(dead.is_empty(), "nothing reached the dead-letter queue");
     t.assert_balanced(&id, 100 + 300 - 100).await;
 }

@@ -591,15 +591,7 @@ async fn drain(app: &App) -> usize {
     let q = app.queue.as_ref().unwrap();
     let mut handled = 0;
     loop {
-        let out = q
-            .client
-            .receive_message()
-            .queue_url(&q.url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap();
-        let msgs = out.messages.unwrap_or_default();
+        let msgs = receive_batch(&q.client, &q.url).await;
         if msgs.is_empty() {
             return handled;
         }
@@ -903,16 +895,7 @@ async fn a_past_birthday_run_again_issues_only_what_is_missing() {
     seed(&own, std::slice::from_ref(&c)).await;
     assert_eq!(birthday_job(&app, day).await["members"], 3);
     let q = app.queue.as_ref().unwrap();
-    let msgs = q
-        .client
-        .receive_message()
-        .queue_url(&q.url)
-        .max_number_of_messages(10)
-        .send()
-        .await
-        .unwrap()
-        .messages
-        .unwrap_or_default();
+    let msgs = receive_batch(&q.client, &q.url).await;
     assert_eq!(msgs.len(), 2);
     let mut counts = loyalty::store::issue::BatchCounts::default();
     for m in &msgs {

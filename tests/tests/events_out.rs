@@ -370,15 +370,7 @@ async fn the_nightly_tier_evaluation_publishes_the_step_down() {
         Ok(Outcome::Done(_))
     ));
     loop {
-        let got = sqs
-            .receive_message()
-            .queue_url(&queue_url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap()
-            .messages
-            .unwrap_or_default();
+        let got = receive_batch(&sqs, &queue_url).await;
         if got.is_empty() {
             break;
         }

@@ -102,15 +102,7 @@ impl T {
             .unwrap();
         let q = self.coupons.queue.as_ref().unwrap();
         loop {
-            let out = q
-                .client
-                .receive_message()
-                .queue_url(&q.url)
-                .max_number_of_messages(10)
-                .send()
-                .await
-                .unwrap();
-            let msgs = out.messages.unwrap_or_default();
+            let msgs = receive_batch(&q.client, &q.url).await;
             if msgs.is_empty() {
                 return;
             }

@@ -181,15 +181,7 @@ async fn run_night(app: &App, now: DateTime<Utc>) -> (Value, usize) {
     let mut handled = 0;
     let mut empty = 0;
     while empty < 2 {
-        let out = app
-            .sqs
-            .receive_message()
-            .queue_url(&app.queue_url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap();
-        let messages = out.messages.unwrap_or_default();
+        let messages = receive_batch(&app.sqs, &app.queue_url).await;
         if messages.is_empty() {
             empty += 1;
             continue;
@@ -227,14 +219,7 @@ async fn run_night(app: &App, now: DateTime<Utc>) -> (Value, usize) {
 /// Leftovers of an interrupted earlier run would be worked as tonight's tasks: drop them.
 async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) {
     loop {
-        let out = sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap();
-        let messages = out.messages.unwrap_or_default();
+        let messages = receive_batch(sqs, queue_url).await;
         if messages.is_empty() {
             return;
         }

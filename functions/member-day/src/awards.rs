@@ -47,21 +47,6 @@ fn award_param(id: &str) -> Result<&str, ApiError> {
     http::id_param(id, "the award id", "invalid_award_id")
 }
 
-/// A new award's id: from the Idempotency-Key when given (a retry finds the same award), else
-/// random. `a-` ids never meet the campaigns' `c-` ids in their shared key space.
-fn new_award_id(key: Option<&str>) -> String {
-    use sha2::{Digest, Sha256};
-    let bytes: Vec<u8> = match key {
-        Some(k) => Sha256::digest(format!("award-idempotency\0{k}").as_bytes())[..8].to_vec(),
-        None => {
-            let mut b = [0u8; 8];
-            let _ = getrandom::fill(&mut b);
-            b.to_vec()
-        }
-    };
-    format!("a-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
-}
-
 /// `POST /awards`: checks the request (and that an uploaded file exists), then defines the
 /// award and starts its first run in one transaction. Nothing is written for a refused request.
 /// The same Idempotency-Key again answers the same award (and queues its dispatch again if the
@@ -80,7 +65,7 @@ pub async fn create(app: &App, req: &Request) -> Result<Response<Body>, ApiError
         Whom::Listed(member_ids) => Recipients::List { list: MemberList::Listed { member_ids } },
         Whom::File(key) => Recipients::List { list: file(app.members_files.as_ref(), key).await? },
     };
-    let id = new_award_id(key.as_deref());
+    let id = crate::new_id("award", key.as_deref());
     let fingerprint = http::fingerprint(&body);
     if let Some(existing) = app.env.store.award(&id).await? {
         if existing.fingerprint != fingerprint {

@@ -78,7 +78,9 @@ async fn dispatch(app: &App, mut run: RunItem, deadline: Instant) -> Result<Step
         let part = run.cursor.part as usize;
         let (ids, next) = match (&run.targets.list, run.targets.part(part)) {
             (Some(list), _) => {
-                let (ids, next) = crate::members_file::page(app, list, run.cursor.offset).await?;
+                let (ids, next) =
+                    crate::members_file::page(app, list, run.cursor.offset, PAGE_SIZE as usize)
+                        .await?;
                 (ids, next.map(Next::Offset))
             }
             (None, None) => (Vec::new(), None),

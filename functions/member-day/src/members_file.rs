@@ -38,17 +38,18 @@ impl MembersFiles {
     }
 }
 
-/// One page of `list` from `offset`: its member ids and the offset of the next page (none:
-/// the list is done).
+/// One page of `list` from `offset`, at most `size` listed ids (the dispatcher's page): its
+/// member ids and the offset of the next page (none: the list is done).
 pub async fn page(
     app: &App,
     list: &MemberList,
     offset: u64,
+    size: usize,
 ) -> Result<(Vec<String>, Option<u64>), String> {
     match list {
         MemberList::Listed { member_ids } => {
             let from = (offset as usize).min(member_ids.len());
-            let to = (from + crate::dispatch::PAGE_SIZE as usize).min(member_ids.len());
+            let to = (from + size).min(member_ids.len());
             Ok((member_ids[from..to].to_vec(), (to < member_ids.len()).then_some(to as u64)))
         }
         MemberList::File { key, size, etag } => {

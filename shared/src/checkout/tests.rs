@@ -1,8 +1,12 @@
 use super::*;
+use crate::coupon::{self, Coupon, Offer};
 use crate::coupon::{CodeKey, CouponStatus, CouponTemplate, Redemption};
+use crate::ledger::EntryKind;
 use crate::member::{MemberId, NewMember};
 use crate::points::RefundRequest;
+use crate::points::{self, Channel, OrderRecord};
 use crate::tier::TierCode;
+use chrono::NaiveDate;
 use proptest::prelude::*;
 
 fn at(s: &str) -> DateTime<Utc> {

@@ -5,12 +5,15 @@
 //! `migration` function reads the file and counts.
 
 mod csv;
+mod decide;
 pub mod export;
 mod line;
 #[cfg(test)]
 mod tests;
+mod validate;
 
 pub use csv::{parse_csv_line, parse_header, CsvError, COLUMNS};
+pub use decide::{apply_line, decide, Decision};
 pub use line::*;
 
 use serde::{Deserialize, Serialize};

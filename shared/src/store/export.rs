@@ -9,7 +9,7 @@
 //! line is counted twice and the export is done once.
 
 use super::keys::{self, ItemKey};
-use super::{from_item, sdk, Cond, Item, Store, StoreError, TxFailure};
+use super::{entity, from_item, sdk, Cond, Item, Store, StoreError, TxFailure};
 use crate::migration::export::{Counts, Kind};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
@@ -242,8 +242,8 @@ pub enum Record {
 
 /// The record an item of a scan page holds, by its `entity` (none: another kind of item).
 pub fn record_of(item: Item) -> Result<Option<Record>, StoreError> {
-    let entity = item.get("entity").and_then(|e| e.as_s().ok()).map(String::as_str);
-    Ok(match entity.and_then(Kind::of_entity) {
+    let kind = entity(&item);
+    Ok(match kind.and_then(Kind::of_entity) {
         Some(Kind::Members) => {
             Some(Record::Member(Box::new(from_item::<super::member::MemberItem>(item)?.member)))
         }

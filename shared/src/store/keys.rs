@@ -1,5 +1,9 @@
 //! Key shapes of the single table. Every key is built here, nowhere else.
 //!
+//! Kept in one file although it is long: the keys only work together (which sort keys of a
+//! partition may sort between which, which prefixes a Query or an index relies on), and the
+//! table below and the builders beside it are the one place where that can be checked.
+//!
 //! A member's partition `MEMBER#<id>` sorts its items so that one Query from `#PROFILE` to
 //! `COUPON$` returns the profile and all coupons (the profile page in one read): no sort
 //! key in a member partition may sort between those two except coupons.
@@ -23,19 +27,19 @@
 //! | `EMAIL#<hmac>` / `PHONE#<hmac>` | `#UNIQUE` | a live member's verified contact (uniqueness) |
 //! | `GIFTED#<hmac>` | `#GIFTED` | tombstone of an erased member's verified contact: what it received |
 //! | `REFCODE#<code>` | `#UNIQUE` | referral code → member |
-//! | `CAMPAIGN#<id>` | `RUN~` / `RUN#<runId>` / `BATCH#<runId>#<batchId>` | campaign definition, runs, counted batches (store/campaign.rs) |
+//! | `CAMPAIGN#<id>` | `RUN~` / `RUN#<runId>` / `BATCH#<runId>#<batchId>` | campaign definition, runs, counted batches (store/campaign/) |
 //! | `SCHEDULED` | `<campaignId>` | campaigns the schedules start |
 //! | `PROGRAM` | `MULTIPLIERS` | campaign multiplier windows |
 //! | `KPI#DAY` | `<YYYY-MM-DD>` / `~TOTAL` | a program day's KPI counters / the running totals (store/kpi/) |
 //! | `KPI#GRANT` | `<grant>` | a campaign run's coupon results |
 //! | `KPI#MARK#<marker>` | `#MARK` | a change or fact counted once (TTL) |
 //! | `KPI#TOUCH#<member>` | `#TOUCH` | the issue days of a member's campaign coupons (TTL) |
-//! | `PARTNER#<id>` | `#PARTNER` | an affiliate partner: terms, status, codes (store/partner.rs) |
+//! | `PARTNER#<id>` | `#PARTNER` | an affiliate partner: terms, status, codes (store/partner/) |
 //! | `PARTNER#<id>` | `M#<month>#O#<member>#<order>` | an attributed order's commission |
 //! | `PARTNER#<id>` | `M#<month>#A#<member>#<refund>` | a reversal of a paid month's order, charged to this month |
 //! | `PARTNER#<id>` | `M#<month>#STMT` | the month's reversal counter and, once paid, its statement |
 //! | `PCODE#<code>` | `#CODE` | a tracking code → its partner's terms |
-//! | `IMPORT#<importId>` | `#JOB` / `CHUNK#<n>` | a member import: its file and counters / a counted chunk with its rejects (store/migration.rs) |
+//! | `IMPORT#<importId>` | `#JOB` / `CHUNK#<n>` | a member import: its file and counters / a counted chunk with its rejects (store/migration/) |
 //! | `IMPORTKEY#<object key>` | `<createdAt>#<importId>` | the imports of one uploaded object, newest last |
 //! | `IMPORTS` | `<createdAt>#<importId>` | every import, newest last (`GET /imports`) |
 //! | `EXPORT#<exportId>` | `#JOB` / `SEGMENT#<n>` | an export: what it holds / a scan segment's recorded parts, cursor and counts (store/export.rs) |

@@ -4,7 +4,7 @@ use super::change::Attempt;
 use super::coupon::CouponItem;
 use super::keys::ItemKey;
 use super::keys::{self, member_pk, PROFILE_SK};
-use super::{from_item, sdk, Cond, Store, StoreError};
+use super::{entity, from_item, Cond, Store, StoreError};
 use crate::calendar;
 use crate::churn;
 use crate::coupon::Coupon;
@@ -125,35 +125,24 @@ impl Store {
         &self,
         id: &str,
     ) -> Result<Option<(Member, Vec<Coupon>)>, StoreError> {
-        let mut member = None;
-        let mut coupons = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND SK BETWEEN :a AND :b")
-                .expression_attribute_values(":pk", AttributeValue::S(member_pk(id)))
-                .expression_attribute_values(":a", AttributeValue::S(PROFILE_SK.into()))
-                .expression_attribute_values(":b", AttributeValue::S(keys::COUPONS_END.into()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(sdk)?;
-            for item in page.items.unwrap_or_default() {
-                match item.get("entity").and_then(|e| e.as_s().ok()).map(String::as_str) {
-                    Some("member") => member = Some(from_item::<MemberItem>(item)?.member),
-                    Some("coupon") => coupons.push(from_item::<CouponItem>(item)?.coupon),
-                    _ => {}
-                }
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(member.map(|m| (m, coupons)));
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND SK BETWEEN :a AND :b")
+            .expression_attribute_values(":pk", AttributeValue::S(member_pk(id)))
+            .expression_attribute_values(":a", AttributeValue::S(PROFILE_SK.into()))
+            .expression_attribute_values(":b", AttributeValue::S(keys::COUPONS_END.into()))
+            .consistent_read(true);
+        let (mut member, mut coupons) = (None, Vec::new());
+        for item in self.query_items(query).await? {
+            match entity(&item) {
+                Some("member") => member = Some(from_item::<MemberItem>(item)?.member),
+                Some("coupon") => coupons.push(from_item::<CouponItem>(item)?.coupon),
+                _ => {}
             }
         }
+        Ok(member.map(|m| (m, coupons)))
     }
 }
 

@@ -22,15 +22,13 @@ pub mod signup;
 pub mod stream;
 pub mod tier;
 
+mod read;
+mod write;
+
 #[cfg(test)]
 mod size_tests;
 
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -42,6 +40,9 @@ pub type Item = HashMap<String, AttributeValue>;
 /// How many times an optimistic write is tried before the caller is told to retry (with the
 /// backoff capped at 250 ms, about ten seconds of a hot member: well inside the API timeout).
 pub const MAX_ATTEMPTS: u32 = 80;
+
+/// BatchGetItem takes at most this many keys per request.
+pub(crate) const BATCH_GET_MAX: usize = 100;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -83,217 +84,6 @@ impl Store {
             std::env::var("LOYALTY_TABLE").map_err(|_| "LOYALTY_TABLE is not set".to_string())?;
         Ok(Store::new(Client::new(config), table))
     }
-
-    pub fn put<T: Serialize>(
-        &self,
-        item: &T,
-        condition: Option<Cond>,
-    ) -> Result<TransactWriteItem, StoreError> {
-        let mut put = Put::builder().table_name(&self.table).set_item(Some(to_item(item)?));
-        if let Some(c) = condition {
-            put = put
-                .condition_expression(c.expr)
-                .set_expression_attribute_names(c.names)
-                .set_expression_attribute_values(c.values);
-        }
-        Ok(TransactWriteItem::builder().put(put.build().map_err(sdk)?).build())
-    }
-
-    pub fn delete(
-        &self,
-        pk: &str,
-        sk: &str,
-        condition: Option<Cond>,
-    ) -> Result<TransactWriteItem, StoreError> {
-        let mut del = Delete::builder().table_name(&self.table).set_key(Some(key(pk, sk)));
-        if let Some(c) = condition {
-            del = del
-                .condition_expression(c.expr)
-                .set_expression_attribute_names(c.names)
-                .set_expression_attribute_values(c.values);
-        }
-        Ok(TransactWriteItem::builder().delete(del.build().map_err(sdk)?).build())
-    }
-
-    /// An UpdateItem in a transaction: `update.expr` is the update expression; its names and
-    /// values share one placeholder space with the condition's.
-    pub fn update(
-        &self,
-        pk: &str,
-        sk: &str,
-        update: Cond,
-        condition: Cond,
-    ) -> Result<TransactWriteItem, StoreError> {
-        let mut names = update.names.unwrap_or_default();
-        names.extend(condition.names.unwrap_or_default());
-        let mut values = update.values.unwrap_or_default();
-        values.extend(condition.values.unwrap_or_default());
-        let u = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(pk, sk)))
-            .update_expression(update.expr)
-            .condition_expression(condition.expr)
-            .set_expression_attribute_names((!names.is_empty()).then_some(names))
-            .set_expression_attribute_values((!values.is_empty()).then_some(values))
-            .build()
-            .map_err(sdk)?;
-        Ok(TransactWriteItem::builder().update(u).build())
-    }
-
-    pub fn check(
-        &self,
-        pk: &str,
-        sk: &str,
-        condition: Cond,
-    ) -> Result<TransactWriteItem, StoreError> {
-        let check = ConditionCheck::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(pk, sk)))
-            .condition_expression(condition.expr)
-            .set_expression_attribute_names(condition.names)
-            .set_expression_attribute_values(condition.values)
-            .build()
-            .map_err(sdk)?;
-        Ok(TransactWriteItem::builder().condition_check(check).build())
-    }
-
-    /// One `TransactWriteItems` request.
-    pub async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TxFailure> {
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e)) => match e.into_err() {
-                TransactWriteItemsError::TransactionCanceledException(c) => {
-                    let reasons = c.cancellation_reasons();
-                    let failed: Vec<usize> = reasons
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
-                        .map(|(i, _)| i)
-                        .collect();
-                    if !failed.is_empty() {
-                        Err(TxFailure::Conditions(failed))
-                    } else if reasons.iter().any(|r| {
-                        matches!(
-                            r.code(),
-                            Some(
-                                "ProvisionedThroughputExceeded"
-                                    | "ThrottlingError"
-                                    | "RequestLimitExceeded"
-                            )
-                        )
-                    }) {
-                        Err(TxFailure::Store(StoreError::Throttled("transaction".into())))
-                    } else {
-                        Err(TxFailure::Conflict)
-                    }
-                }
-                TransactWriteItemsError::TransactionInProgressException(_) => {
-                    Err(TxFailure::Conflict)
-                }
-                other => Err(TxFailure::Store(StoreError::Sdk(other.to_string()))),
-            },
-            Err(e) => Err(TxFailure::Store(sdk(e))),
-        }
-    }
-
-    /// Every item a Query returns, following its pages.
-    pub async fn query_all<T: DeserializeOwned>(
-        &self,
-        query: QueryFluentBuilder,
-    ) -> Result<Vec<T>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = query.clone().set_exclusive_start_key(start).send().await.map_err(sdk)?;
-            for item in page.items.unwrap_or_default() {
-                out.push(from_item(item)?);
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
-    }
-
-    /// Every item of one kind in a member's partition: the items whose sort key starts with
-    /// `prefix` (coupons, reward claims, tier changes...), in sort-key order, every page.
-    pub async fn member_items<T: DeserializeOwned>(
-        &self,
-        member_id: &str,
-        prefix: &str,
-    ) -> Result<Vec<T>, StoreError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :p)")
-            .expression_attribute_values(":pk", AttributeValue::S(keys::member_pk(member_id)))
-            .expression_attribute_values(":p", AttributeValue::S(prefix.into()));
-        self.query_all(query).await
-    }
-
-    /// Strongly consistent read of up to 100 items in one BatchGetItem (keys the database
-    /// leaves unprocessed, under throttling, are asked again after a backoff). Items that do
-    /// not exist are simply not in the answer.
-    pub async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let request =
-            KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build();
-        self.batch_get_with(request.map_err(sdk)?).await
-    }
-
-    /// `batch_get` with the caller's request (a projection, say): the one loop that asks
-    /// again for unprocessed keys, used by every batch read of the store.
-    pub async fn batch_get_with(
-        &self,
-        request: KeysAndAttributes,
-    ) -> Result<Vec<Item>, StoreError> {
-        let mut out = Vec::with_capacity(request.keys().len());
-        let mut request = Some(request).filter(|r| !r.keys().is_empty());
-        let mut attempt = 0;
-        while let Some(req) = request.take() {
-            let page = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, req)
-                .send()
-                .await
-                .map_err(sdk)?;
-            out.extend(page.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default());
-            request = page
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(&self.table))
-                .filter(|k| !k.keys().is_empty());
-            if request.is_some() {
-                if attempt >= MAX_ATTEMPTS {
-                    return Err(StoreError::Throttled("BatchGetItem left keys unprocessed".into()));
-                }
-                backoff(attempt).await;
-                attempt += 1;
-            }
-        }
-        Ok(out)
-    }
-
-    /// Strongly consistent read of one item.
-    pub async fn get<T: DeserializeOwned>(
-        &self,
-        pk: &str,
-        sk: &str,
-    ) -> Result<Option<T>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(pk, sk)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk)?;
-        out.item.map(from_item).transpose()
-    }
 }
 
 /// A condition expression with its placeholders.
@@ -327,6 +117,11 @@ impl Cond {
     pub fn version(v: u64) -> Cond {
         Cond::new("#v = :v").name("#v", "version").value(":v", AttributeValue::N(v.to_string()))
     }
+}
+
+/// The kind of a stored item (its `entity` attribute).
+pub fn entity(item: &Item) -> Option<&str> {
+    item.get("entity").and_then(|e| e.as_s().ok()).map(String::as_str)
 }
 
 pub fn key(pk: &str, sk: &str) -> Item {

@@ -5,7 +5,7 @@
 use super::keys::ItemKey;
 use super::keys::{self, member_pk, PROFILE_SK};
 use super::member::MemberItem;
-use super::{from_item, key, sdk, Item, Store, StoreError};
+use super::{entity, from_item, key, sdk, Item, Store, StoreError};
 use crate::campaign::MultiplierWindow;
 use crate::ledger::ExpiryNotice;
 use crate::member::Member;
@@ -156,38 +156,26 @@ impl Store {
         &self,
         id: &str,
     ) -> Result<Option<(Member, Vec<NaiveDate>)>, StoreError> {
-        let (mut member, mut noticed, mut start) = (None, Vec::new(), None);
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND SK BETWEEN :a AND :b")
-                .expression_attribute_values(":pk", AttributeValue::S(member_pk(id)))
-                .expression_attribute_values(
-                    ":a",
-                    AttributeValue::S(keys::EXPIRY_NOTICE_PREFIX.into()),
-                )
-                .expression_attribute_values(":b", AttributeValue::S(PROFILE_SK.into()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(sdk)?;
-            for item in page.items.unwrap_or_default() {
-                match item.get("entity").and_then(|e| e.as_s().ok()).map(String::as_str) {
-                    Some("member") => member = Some(from_item::<MemberItem>(item)?.member),
-                    Some("expiry_notice") => {
-                        noticed.push(from_item::<ExpiryNoticeItem>(item)?.notice.earned_on)
-                    }
-                    _ => {}
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND SK BETWEEN :a AND :b")
+            .expression_attribute_values(":pk", AttributeValue::S(member_pk(id)))
+            .expression_attribute_values(":a", AttributeValue::S(keys::EXPIRY_NOTICE_PREFIX.into()))
+            .expression_attribute_values(":b", AttributeValue::S(PROFILE_SK.into()))
+            .consistent_read(true);
+        let (mut member, mut noticed) = (None, Vec::new());
+        for item in self.query_items(query).await? {
+            match entity(&item) {
+                Some("member") => member = Some(from_item::<MemberItem>(item)?.member),
+                Some("expiry_notice") => {
+                    noticed.push(from_item::<ExpiryNoticeItem>(item)?.notice.earned_on)
                 }
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(member.map(|m| (m, noticed)));
+                _ => {}
             }
         }
+        Ok(member.map(|m| (m, noticed)))
     }
 
     /// One page of members whose first lot expiry or release is on or before `until`

@@ -17,7 +17,7 @@ use super::keys::ItemKey;
 use super::keys::{self, member_pk};
 use super::member::MemberItem;
 use super::receipt::Receipt;
-use super::{from_item, key, to_item, Cond, Item, Store, StoreError};
+use super::{entity, from_item, key, to_item, Cond, Item, Store, StoreError, BATCH_GET_MAX};
 use crate::member::Member;
 use crate::reward::{Claim, Reward};
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
@@ -113,9 +113,6 @@ impl RewardRead {
     }
 }
 
-/// BatchGetItem takes at most this many keys per request.
-const BATCH_GET_MAX: usize = 100;
-
 fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
@@ -140,7 +137,7 @@ impl Store {
         for chunk in all.chunks(BATCH_GET_MAX) {
             for item in self.batch_get(chunk.to_vec()).await? {
                 let sk = item.get("SK").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-                match item.get("entity").and_then(|v| v.as_s().ok()).map(String::as_str) {
+                match entity(&item) {
                     Some("member") => out.member = Some(from_item::<MemberItem>(item)?.member),
                     Some("reward") => out.reward = Some(from_item(item)?),
                     Some("receipt") => out.receipt = Some(from_item(item)?),

@@ -8,7 +8,7 @@ use super::keys::{self, member_pk, PROFILE_SK, UNIQUE_SK};
 use super::ledger::LedgerItem;
 use super::member::MemberItem;
 use super::receipt::Receipt;
-use super::{from_item, key, to_attribute, Cond, Item, Store, StoreError, TxFailure};
+use super::{entity, from_item, key, to_attribute, Cond, Item, Store, StoreError, TxFailure};
 use crate::calendar;
 use crate::contact::{ContactDigest, ContactKey, PriorGifts};
 use crate::coupon::Coupon;
@@ -274,7 +274,7 @@ impl Store {
                 ])
                 .await?
             {
-                match item.get("entity").and_then(|e| e.as_s().ok()).map(String::as_str) {
+                match entity(&item) {
                     Some("member") => m = Some(from_item::<MemberItem>(item)?.member),
                     Some("coupon") => {
                         birthday_coupon = from_item::<CouponItem>(item)?.coupon.grant

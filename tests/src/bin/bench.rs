@@ -930,15 +930,7 @@ async fn drain(
         for (queue, is_dispatch) in
             [(app.dispatch_queue.clone(), true), (app.campaign_queue.clone(), false)]
         {
-            let got = sqs
-                .receive_message()
-                .queue_url(&queue)
-                .max_number_of_messages(10)
-                .wait_time_seconds(0)
-                .send()
-                .await
-                .expect("receive");
-            for m in got.messages.unwrap_or_default() {
+            for m in receive_batch(sqs, &queue).await {
                 moved = true;
                 let body = m.body.clone().unwrap_or_default();
                 if is_dispatch {
@@ -1020,15 +1012,7 @@ async fn naive_run(h: &Harness, key: &loyalty::coupon::CodeKey) -> Run {
     // The invocations, one per message, until the queue is empty.
     let drain = || async {
         loop {
-            let got = sqs
-                .receive_message()
-                .queue_url(&queue)
-                .max_number_of_messages(10)
-                .wait_time_seconds(0)
-                .send()
-                .await
-                .expect("receive");
-            let messages = got.messages.unwrap_or_default();
+            let messages = receive_batch(&sqs, &queue).await;
             if messages.is_empty() {
                 break;
             }

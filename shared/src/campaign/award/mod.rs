@@ -7,6 +7,10 @@
 //! coupon's is. What differs is only what a member gets (`AwardGift`) and where the members
 //! come from (`Recipients`: a segment's index partitions, or a list).
 
+mod members_file;
+
+pub use members_file::{file_ids, page_end, FILE_PREFIX, MAX_FILE_BYTES};
+
 use super::Segment;
 use crate::coupon::CouponTemplate;
 use crate::member::MemberId;
@@ -18,11 +22,6 @@ use serde::{Deserialize, Serialize};
 pub const MAX_AWARD_POINTS: i64 = 1_000_000;
 /// The most member ids a request body may list; longer lists are uploaded (`membersFile`).
 pub const MAX_LISTED_MEMBERS: usize = 500;
-/// Where award lists are uploaded in the migration bucket (the member-day function may read
-/// only this prefix; the migration's `imports/` prefix starts an import, this one does not).
-pub const FILE_PREFIX: &str = "awards/";
-/// The largest member file: two million ids of 64 characters, a few minutes of dispatch.
-pub const MAX_FILE_BYTES: u64 = 128 * 1024 * 1024;
 const MAX_NAME: usize = 100;
 const MAX_REASON: usize = 200;
 
@@ -263,27 +262,6 @@ fn listed(ids: &[String]) -> Result<Vec<String>, AwardError> {
         }
     }
     Ok(out)
-}
-
-/// The member ids of one page of an uploaded file: each non-empty line, trimmed. A line that
-/// is not a member id travels as an empty id, which the worker counts as an unknown member:
-/// every line is targeted and accounted for, and nothing that needs escaping reaches a message.
-pub fn file_ids(text: &str) -> Vec<String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(|l| if MemberId::parse(l).is_some() { l.to_string() } else { String::new() })
-        .collect()
-}
-
-/// Where a page of `bytes` read at `offset` of a file of `size` bytes ends: after its last
-/// newline, or at its end when it reaches the end of the file (or holds no newline at all, a
-/// line too long to be an id). Answers how many bytes of the page to take.
-pub fn page_end(bytes: &[u8], offset: u64, size: u64) -> usize {
-    if offset + bytes.len() as u64 >= size {
-        return bytes.len();
-    }
-    bytes.iter().rposition(|b| *b == b'\n').map_or(bytes.len(), |i| i + 1)
 }
 
 /// A run's counters as an award tells them: every targeted member is credited now, already
