@@ -72,12 +72,7 @@ pub async fn run_task(app: &App, task: ShardTask, started: Instant) -> Result<Ta
         let Some(next) = cursor.clone() else { break };
         if started.elapsed() >= app.budget {
             let rest = ShardTask { cursor: Some(next), ..task.clone() };
-            app.sqs
-                .send_message()
-                .queue_url(&app.queue_url)
-                .message_body(serde_json::to_string(&rest)?)
-                .send()
-                .await?;
+            loyalty::queue::send(&app.sqs, &app.queue_url, std::slice::from_ref(&rest)).await?;
             tally.continued = true;
             break;
         }
