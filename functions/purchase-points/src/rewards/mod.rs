@@ -41,8 +41,10 @@ use serde::Serialize;
 
 mod catalog;
 mod claims;
+mod fulfilment;
 use catalog::*;
 use claims::*;
+use fulfilment::*;
 
 /// Whether the path is one of the rewards routes.
 pub fn owns(p: &[&str]) -> bool {
