@@ -33,7 +33,7 @@ pytestmark = pytest.mark.e2e
 REPO = devstack.REPO
 SHOTS = os.path.join(REPO, "screenshots", "console")
 DRAIN_TIMEOUT = 180
-MEMBERS = 5
+MEMBERS = 30
 WELCOME_POINTS = 100  # shared/rules/default.json's signup.welcomePoints
 
 

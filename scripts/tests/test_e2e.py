@@ -160,7 +160,8 @@ def test_every_request_example_gets_its_documented_status_through_the_one_api(de
     order = openapi_order()
     assert set(order) == set(ops), "openapi.rs's ORDER and the document's operations differ"
     tag = f"e2e-ex-{int(time.time())}"
-    state = {"member": None, "coupon": None, "campaign": None, "reward": None, "partner": None, "held": [], "claims": []}
+    state = {"member": None, "coupon": None, "campaign": None, "reward": None, "partner": None, "award": None, "export": None,
+             "held": [], "claims": []}
     # The import getImport reads: migration/example.jsonl uploaded to the bucket and followed
     # to done by scripts/import (the notification, the pollers, the function, GET /imports).
     imported = subprocess.run([os.path.join(REPO, "scripts", "import"), "--key", f"imports/{tag}.jsonl", "--timeout", "120",
@@ -187,6 +188,10 @@ def test_every_request_example_gets_its_documented_status_through_the_one_api(de
             return state["partner"]
         if name == "id" and path.startswith("/imports"):
             return state["import"]
+        if name == "id" and path.startswith("/awards"):
+            return state["award"]
+        if name == "id" and path.startswith("/exports"):
+            return state["export"]
         if name == "id":
             return state["campaign"] if path.startswith("/campaigns") else state["reward"] if path.startswith("/rewards") else state["member"]
         if name == "month":  # as openapi.rs: a month that is over for the payment, else the examples' month
@@ -312,6 +317,10 @@ def test_every_request_example_gets_its_documented_status_through_the_one_api(de
                     state["reward"] = answer["rewardId"]
                 elif oid == "createPartner":
                     state["partner"] = answer["partnerId"]
+                elif oid == "createAward":
+                    state["award"] = answer["awardId"]
+                elif oid == "createExport":
+                    state["export"] = answer["exportId"]
                 if want == 201 and "200" in op["responses"] and oid != "join":
                     again, answer, _, _ = call(method, path, op, iam, ex, ex.get("value"))
                     if again != 200:

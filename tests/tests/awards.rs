@@ -550,3 +550,35 @@ async fn only_operators_award_and_bad_requests_are_refused_with_nothing_written(
     assert_eq!(s.item_count().await, before, "nothing written");
     assert!(receive_batch(&s.md.sqs, &s.md.dispatch_queue).await.is_empty());
 }
+
+/// Awards and campaigns share the definition key: a campaign's id on an award route (and an
+/// award's on a campaign route) is "not found", never an item that fails to decode (a 500).
+#[tokio::test]
+async fn a_campaign_id_on_the_award_routes_and_an_award_id_on_the_campaign_routes_are_not_found() {
+    let s = stack().await;
+    let members = s.members("aw-cross", 1).await;
+    let campaign = json!({
+        "name": "cross", "segment": {"tiers": ["gold"]},
+        "coupon": {"title": "t", "offer": {"kind": "free_shipping"}, "validDays": 3},
+        "schedule": {"kind": "once", "at": (Utc::now() + Duration::days(30)).to_rfc3339()},
+    });
+    let (st, c, _) = s.call("POST", "/campaigns", Some(campaign), As::Operator).await;
+    assert_eq!(st, 201, "{c}");
+    let campaign_id = c["campaignId"].as_str().unwrap().to_string();
+    let award = json!({"name": "n", "reason": "r", "points": {"amount": 10}, "members": members});
+    let (st, a, _) = s.call("POST", "/awards", Some(award), As::Operator).await;
+    assert_eq!(st, 202, "{a}");
+    let award_id = a["awardId"].as_str().unwrap().to_string();
+    for (method, path) in
+        [("GET", format!("/awards/{campaign_id}")), ("POST", format!("/awards/{campaign_id}/run"))]
+    {
+        let (st, v, ct) = s.call(method, &path, None, As::Operator).await;
+        assert_problem(st, &v, &ct, 404, "award_not_found");
+    }
+    for (method, path) in
+        [("GET", format!("/campaigns/{award_id}")), ("POST", format!("/campaigns/{award_id}/run"))]
+    {
+        let (st, v, _) = s.call(method, &path, None, As::Operator).await;
+        assert_eq!(st, 404, "{path}: {v}");
+    }
+}

@@ -105,12 +105,16 @@ impl Store {
         self.definition_with_runs(id, "award", runs).await
     }
 
-    /// The award's definition (strongly consistent).
+    /// The award's definition (strongly consistent). Awards and campaigns share the definition
+    /// key, so the item's kind is checked before it is read as an award: a campaign's id is
+    /// "no such award", not an item that fails to decode.
     pub async fn award(&self, id: &str) -> Result<Option<AwardItem>, StoreError> {
-        Ok(self
-            .get::<AwardItem>(&campaign_pk(id), keys::CAMPAIGN_SK)
-            .await?
-            .filter(|a| a.key.entity == "award"))
+        let found = self.batch_get(vec![super::key(&campaign_pk(id), keys::CAMPAIGN_SK)]).await?;
+        found
+            .into_iter()
+            .find(|item| super::entity(item) == Some("award"))
+            .map(super::from_item)
+            .transpose()
     }
 
     /// Credits `award` to `member_id`, a member of `batch` (its grant, id and budget), once:
