@@ -72,6 +72,20 @@ impl StreamReader {
         }
     }
 
+    /// An iterator at the shard's oldest record still kept.
+    async fn trim_horizon(&self, shard: &str) -> String {
+        self.client
+            .get_shard_iterator()
+            .stream_arn(&self.arn)
+            .shard_id(shard)
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .expect("a shard iterator")
+            .shard_iterator
+            .expect("an iterator")
+    }
+
     /// Every record written since the last read, in stream order per shard (parents first),
     /// as the records of a Lambda event; 1,000 a GetRecords call.
     pub async fn read(&mut self) -> Vec<EventRecord> {
@@ -98,17 +112,7 @@ impl StreamReader {
             let mut iterator = match self.next.get(&shard) {
                 Some(None) => continue,
                 Some(Some(it)) => it.clone(),
-                None => self
-                    .client
-                    .get_shard_iterator()
-                    .stream_arn(&self.arn)
-                    .shard_id(&shard)
-                    .shard_iterator_type(ShardIteratorType::TrimHorizon)
-                    .send()
-                    .await
-                    .expect("a shard iterator")
-                    .shard_iterator
-                    .expect("an iterator"),
+                None => self.trim_horizon(&shard).await,
             };
             let mut trimmed = 0;
             loop {
@@ -131,17 +135,7 @@ impl StreamReader {
                                 .is_some_and(|e| e.is_trimmed_data_access_exception()) =>
                     {
                         trimmed += 1;
-                        iterator = self
-                            .client
-                            .get_shard_iterator()
-                            .stream_arn(&self.arn)
-                            .shard_id(&shard)
-                            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-                            .send()
-                            .await
-                            .expect("a shard iterator")
-                            .shard_iterator
-                            .expect("an iterator");
+                        iterator = self.trim_horizon(&shard).await;
                         continue;
                     }
                     Err(e) => panic!("get records: {e:?}"),
