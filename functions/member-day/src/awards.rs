@@ -16,11 +16,10 @@ use loyalty::calendar::program_date;
 use loyalty::campaign::award::{
     self, Award, AwardCounts, AwardGift, AwardRequest, MemberList, Recipients, Whom, MAX_FILE_BYTES,
 };
-use loyalty::campaign::{self, Audience, PointsCredit, Progress, RunState, Segment};
+use loyalty::campaign::{self, Audience, PointsCredit, RunState, Segment};
 use loyalty::http::{self, json_body};
 use loyalty::store::award::AwardItem;
-use loyalty::store::campaign::{Cursor, LastRun, RunItem, RunStart, Targets};
-use loyalty::store::keys::{self, ItemKey};
+use loyalty::store::campaign::{LastRun, NewRun, RunItem, RunStart, Targets};
 use loyalty::store::{backoff, TxFailure, MAX_ATTEMPTS};
 use loyalty::tier::TierCode;
 use loyalty::ApiError;
@@ -154,8 +153,7 @@ async fn start(
         // A list is taken as listed: the segment is every tier and the dispatcher filters nothing.
         Recipients::List { list } => (every_tier(), Targets::list(list.clone())),
     };
-    let run = RunItem {
-        key: ItemKey::new(keys::campaign_pk(&a.id), keys::run_sk(&run_id), "campaign_run"),
+    let run = RunItem::new(NewRun {
         campaign_id: a.id.clone(),
         run_id: run_id.clone(),
         label: "once".into(),
@@ -170,13 +168,7 @@ async fn start(
         audience: Audience::Segment,
         experiment: None,
         targets,
-        cursor: Cursor::default(),
-        cursor_seq: 0,
-        dispatch_done: false,
-        dispatched_at: None,
-        superseded_by: None,
-        progress: Progress::default(),
-    };
+    });
     let supersedes = def.last_run.as_ref().map(|l| l.run_id.clone());
     def.last_run = Some(LastRun { label: "once".into(), attempt: n, run_id: run_id.clone() });
     def.version = read_version + 1;

@@ -4,11 +4,9 @@ use crate::dispatch::{self, DispatchMessage};
 use crate::App;
 use chrono::{DateTime, Duration, Utc};
 use loyalty::campaign::{
-    self, Audience, Campaign, Progress, Schedule, MEMBER_DAY_ID, WINBACK_ID, WINBACK_LOOKBACK_DAYS,
+    self, Audience, Campaign, Schedule, MEMBER_DAY_ID, WINBACK_ID, WINBACK_LOOKBACK_DAYS,
 };
-use loyalty::store::campaign::{CampaignItem, Cursor, LastRun, RunItem, RunStart, Targets};
-use loyalty::store::keys;
-use loyalty::store::keys::ItemKey;
+use loyalty::store::campaign::{CampaignItem, LastRun, NewRun, RunItem, RunStart, Targets};
 use loyalty::store::{backoff, TxFailure, MAX_ATTEMPTS};
 use loyalty::ApiError;
 use serde::Serialize;
@@ -85,8 +83,7 @@ pub async fn start_run(
                 Targets::last_seen(cutoff - Duration::days(WINBACK_LOOKBACK_DAYS), cutoff)
             }
         };
-        let run = RunItem {
-            key: ItemKey::new(keys::campaign_pk(id), keys::run_sk(&run_id), "campaign_run"),
+        let run = RunItem::new(NewRun {
             campaign_id: id.into(),
             run_id: run_id.clone(),
             label: plan.label.clone(),
@@ -101,13 +98,7 @@ pub async fn start_run(
             audience: c.audience,
             experiment: c.experiment(),
             targets,
-            cursor: Cursor::default(),
-            cursor_seq: 0,
-            dispatch_done: false,
-            dispatched_at: None,
-            superseded_by: None,
-            progress: Progress::default(),
-        };
+        });
         let window = c.multiplier_window(rules.time_zone, at);
         let windows = window.map(|w| {
             (campaign::merge_windows(multipliers.windows, Some(w), now), multipliers.version)

@@ -18,11 +18,13 @@
 mod catalog;
 mod claim;
 mod definition;
+mod fulfilment;
 mod offer;
 
 pub use catalog::*;
 pub use claim::*;
 pub use definition::*;
+pub use fulfilment::*;
 pub use offer::*;
 
 #[cfg(test)]

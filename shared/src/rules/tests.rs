@@ -1,4 +1,6 @@
+use super::load::DEFAULTS;
 use super::*;
+use serde_json::Value;
 
 #[test]
 fn defaults_are_valid_and_match_the_design_table() {

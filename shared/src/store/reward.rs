@@ -3,8 +3,8 @@
 //! | PK | SK | item |
 //! |---|---|---|
 //! | `REWARDS` | `REWARD#<id>` | a reward: its definition (`version`) and the units `claimed` |
-//! | `MEMBER#<id>` | `REWARD_CLAIM#<claimId>` | a claim: what was charged, its status |
-//! | `MEMBER#<id>` | `REWARD_LIMIT#<rewardId>#<period>` | `n`: the member's claims of the reward in the period |
+//! | `MEMBER#<id>` | `REWARD_CLAIM#<claimId>` | a claim: what was charged, its status (`claim.rs`) |
+//! | `MEMBER#<id>` | `REWARD_LIMIT#<rewardId>#<period>` | `n`: the member's claims of the reward in the period (`claim.rs`) |
 //!
 //! Stock is a counter on the reward item: a claim adds one to `claimed` under the condition
 //! that the reward is still at the version read and `claimed` is below the stock. Claims never
@@ -13,15 +13,16 @@
 //! Operators change the definition with an UpdateItem that sets every field of the new
 //! version and leaves `claimed` alone, under the version they read.
 
+pub use super::claim::ClaimItem;
+use super::claim::LimitItem;
 use super::keys::ItemKey;
 use super::keys::{self, member_pk};
 use super::member::MemberItem;
 use super::receipt::Receipt;
 use super::{entity, from_item, key, to_item, Cond, Item, Store, StoreError, BATCH_GET_MAX};
 use crate::member::Member;
-use crate::reward::{Claim, Reward};
+use crate::reward::Reward;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -63,36 +64,6 @@ const OPTIONAL: [&str; 8] = [
     "availableUntil",
 ];
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ClaimItem {
-    #[serde(flatten)]
-    pub key: ItemKey,
-    #[serde(rename = "memberId")]
-    pub member_id: String,
-    #[serde(flatten)]
-    pub claim: Claim,
-}
-
-impl ClaimItem {
-    pub fn new(member_id: &str, claim: Claim) -> ClaimItem {
-        ClaimItem {
-            key: ItemKey::new(
-                member_pk(member_id),
-                keys::reward_claim_sk(&claim.claim_id),
-                "reward_claim",
-            ),
-            member_id: member_id.into(),
-            claim,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct LimitItem {
-    #[serde(default)]
-    n: u32,
-}
-
 /// What one BatchGetItem of a reward call returned, typed.
 #[derive(Debug, Default)]
 pub struct RewardRead {
@@ -113,7 +84,7 @@ impl RewardRead {
     }
 }
 
-fn n(v: impl ToString) -> AttributeValue {
+pub(super) fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
@@ -231,82 +202,12 @@ impl Store {
             Cond::new("#claimed >= :one").value(":one", n(1)),
         )
     }
-
-    /// Counts a claim against the member's limit: only below `limit`. A monthly counter may
-    /// vanish (TTL) once its month is long over.
-    pub fn limit_take_write(
-        &self,
-        member_id: &str,
-        reward_id: &str,
-        period: &str,
-        limit: u32,
-        expires_at: Option<DateTime<Utc>>,
-    ) -> Result<TransactWriteItem, StoreError> {
-        let mut update = Cond::new("ADD #n :one SET #entity = :entity")
-            .name("#n", "n")
-            .name("#entity", "entity")
-            .value(":one", n(1))
-            .value(":entity", AttributeValue::S("reward_limit".into()));
-        if let Some(t) = expires_at {
-            update = Cond { expr: format!("{}, #exp = :exp", update.expr), ..update }
-                .name("#exp", "expiresAt")
-                .value(":exp", n(t.timestamp()));
-        }
-        let cond = Cond::new("attribute_not_exists(#n) OR #n < :limit").value(":limit", n(limit));
-        self.update(&member_pk(member_id), &keys::reward_limit_sk(reward_id, period), update, cond)
-    }
-
-    /// A cancelled claim no longer counts against the member's limit.
-    pub fn limit_give_back_write(
-        &self,
-        member_id: &str,
-        reward_id: &str,
-        period: &str,
-    ) -> Result<TransactWriteItem, StoreError> {
-        let update = Cond::new("ADD #n :minus").name("#n", "n").value(":minus", n(-1));
-        self.update(
-            &member_pk(member_id),
-            &keys::reward_limit_sk(reward_id, period),
-            update,
-            Cond::new("#n >= :one").value(":one", n(1)),
-        )
-    }
-
-    /// A new claim.
-    pub fn new_claim_write(
-        &self,
-        member_id: &str,
-        claim: Claim,
-    ) -> Result<TransactWriteItem, StoreError> {
-        self.put(&ClaimItem::new(member_id, claim), Some(Cond::absent()))
-    }
-
-    /// A claim fulfilled (shipped or cancelled): only from `pending`, so it moves once.
-    pub fn fulfilled_claim_write(
-        &self,
-        member_id: &str,
-        claim: Claim,
-    ) -> Result<TransactWriteItem, StoreError> {
-        let cond = Cond::new("#status = :pending")
-            .name("#status", "status")
-            .value(":pending", AttributeValue::S("pending".into()));
-        self.put(&ClaimItem::new(member_id, claim), Some(cond))
-    }
-
-    /// A member's claims (one Query; a member claims tens, not thousands).
-    pub async fn claims(&self, member_id: &str) -> Result<Vec<Claim>, StoreError> {
-        Ok(self
-            .member_items::<ClaimItem>(member_id, keys::REWARD_CLAIM_PREFIX)
-            .await?
-            .into_iter()
-            .map(|i| i.claim)
-            .collect())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{DateTime, Utc};
 
     #[test]
     fn the_optional_fields_are_the_reward_s_skippable_ones() {

@@ -15,7 +15,7 @@ mod run;
 mod segment;
 
 pub use directory::{DirectoryItem, DirectoryPage};
-pub use run::{Cursor, RunItem, RunStart};
+pub use run::{Cursor, NewRun, RunItem, RunStart};
 pub use segment::Targets;
 
 use super::keys::ItemKey;

@@ -70,11 +70,58 @@ pub struct RunItem {
     pub progress: Progress,
 }
 
+/// What starts a run, a campaign's or an award's: the rest of a run item is its dispatch and
+/// progress state, which every run begins at zero.
+pub struct NewRun {
+    pub campaign_id: String,
+    pub run_id: String,
+    pub label: String,
+    pub attempt: u32,
+    pub grant: String,
+    pub at: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+    pub template: Option<CouponTemplate>,
+    pub points: Option<PointsCredit>,
+    pub budget: Option<u64>,
+    pub segment: Segment,
+    pub audience: Audience,
+    pub experiment: Option<Experiment>,
+    pub targets: Targets,
+}
+
 impl RunItem {
+    /// A run not yet dispatched.
+    pub fn new(run: NewRun) -> RunItem {
+        RunItem {
+            key: ItemKey::new(campaign_pk(&run.campaign_id), run_sk(&run.run_id), "campaign_run"),
+            campaign_id: run.campaign_id,
+            run_id: run.run_id,
+            label: run.label,
+            attempt: run.attempt,
+            grant: run.grant,
+            at: run.at,
+            started_at: run.started_at,
+            template: run.template,
+            points: run.points,
+            budget: run.budget,
+            segment: run.segment,
+            audience: run.audience,
+            experiment: run.experiment,
+            targets: run.targets,
+            cursor: Cursor::default(),
+            cursor_seq: 0,
+            dispatch_done: false,
+            dispatched_at: None,
+            superseded_by: None,
+            progress: Progress::default(),
+        }
+    }
+
     pub fn state(&self) -> RunState {
         self.progress.state(self.dispatch_done, self.superseded_by.is_some())
     }
 }
+
 /// Everything a run start writes, in one transaction. `D`: the definition's item (a
 /// campaign's, or an award's).
 pub struct RunStart<'a, D = CampaignItem> {

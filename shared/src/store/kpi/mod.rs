@@ -26,6 +26,7 @@
 
 mod bumps;
 mod chunk;
+mod commerce;
 
 use super::keys::ItemKey;
 use super::keys::{self, KPI_DAYS_PK, KPI_GRANTS_PK, KPI_TOTAL_SK, KPI_TOUCH_SK};

@@ -12,16 +12,17 @@
 
 use crate::{still_contended, App};
 use aws_sdk_dynamodb::types::TransactWriteItem;
-use chrono::{DateTime, NaiveDate, Utc};
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
-use loyalty::affiliate::{self, Figures, Partner, PartnerError, PartnerPatch, PartnerRequest};
-use loyalty::calendar::program_date;
+use loyalty::affiliate::{self, Partner, PartnerError, PartnerPatch, PartnerRequest};
 use loyalty::http::{self, json_body};
-use loyalty::store::partner::{Month, PartnerItem, StatementItem};
+use loyalty::store::partner::PartnerItem;
 use loyalty::store::{backoff, TxFailure, MAX_ATTEMPTS};
-use loyalty::{ApiError, Fen};
+use loyalty::ApiError;
 use serde::Serialize;
+use statements::{mark_paid, month_param, statement};
+
+mod statements;
 
 /// Whether the path is one of the partner routes.
 pub fn owns(p: &[&str]) -> bool {
@@ -67,24 +68,11 @@ fn partner_param(id: &str) -> Result<&str, ApiError> {
     http::id_param(id, "the partner id", "invalid_partner_id")
 }
 
-/// A month in the path: `YYYY-MM`, with its first and last day.
-struct MonthParam {
-    name: String,
-    last_day: NaiveDate,
-}
-
-fn month_param(month: &str) -> Result<MonthParam, ApiError> {
-    match affiliate::parse_month(month) {
-        Some((_, last_day)) => Ok(MonthParam { name: month.to_string(), last_day }),
-        None => Err(ApiError::bad_request("invalid_month", "the month must be YYYY-MM")),
-    }
-}
-
 fn refused(e: PartnerError) -> ApiError {
     ApiError::unprocessable(e.code(), e.to_string())
 }
 
-fn partner_not_found() -> ApiError {
+pub(super) fn partner_not_found() -> ApiError {
     ApiError::not_found("partner_not_found", "no such partner")
 }
 
@@ -104,7 +92,7 @@ fn view(status: u16, partner: &Partner, new_code: Option<&str>) -> Response<Body
 
 /// Commits one partner transaction; a failed condition or a conflict means "try again" (a
 /// clashing new code or another operator's change: the next attempt reads or draws anew).
-async fn try_commit(
+pub(super) async fn try_commit(
     app: &App,
     writes: Vec<TransactWriteItem>,
     attempt: u32,
@@ -209,98 +197,6 @@ async fn add_code(app: &App, id: &str) -> Result<Response<Body>, ApiError> {
                 return Ok(view(201, &next.partner, Some(&code)));
             }
             Some(_) => backoff(attempt).await,
-        }
-    }
-    Err(still_contended())
-}
-
-/// Where a month stands: not over, over with orders still in their return window, payable,
-/// or paid.
-#[derive(Serialize)]
-#[serde(rename_all = "lowercase")]
-enum State {
-    Open,
-    Pending,
-    Payable,
-    Paid,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct StatementView<'a> {
-    partner_id: &'a str,
-    month: &'a str,
-    state: State,
-    #[serde(flatten)]
-    figures: Figures,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    paid_at: Option<DateTime<Utc>>,
-}
-
-/// The statement of what was read of the month on `today`: as paid, or as it stands.
-fn statement_of(id: &str, month: &MonthParam, read: &Month, today: NaiveDate) -> Response<Body> {
-    let view = |state, figures, paid_at| {
-        http::json(
-            200,
-            &StatementView { partner_id: id, month: &month.name, state, figures, paid_at },
-        )
-    };
-    if let Some(StatementItem { paid_at: Some(at), statement: Some(f), .. }) = &read.statement {
-        return view(State::Paid, f.clone(), Some(*at));
-    }
-    let lines: Vec<_> = read.orders.iter().map(|o| o.line()).collect();
-    let adjustments: Vec<Fen> = read.adjustments.iter().map(|a| a.amount).collect();
-    let state = match affiliate::can_close(&month.name, month.last_day, &lines, today) {
-        Ok(()) => State::Payable,
-        Err(affiliate::CloseError::MonthNotOver(_)) => State::Open,
-        Err(_) => State::Pending,
-    };
-    view(state, affiliate::figures(&lines, &adjustments, today), None)
-}
-
-/// The month read, and whether the partner exists (asked only when the month is empty, so
-/// a statement with orders stays one Query).
-async fn read_month(app: &App, id: &str, month: &str) -> Result<Month, ApiError> {
-    let read = app.env.store.partner_month(id, month).await?;
-    let empty = read.orders.is_empty() && read.adjustments.is_empty() && read.statement.is_none();
-    if empty && app.env.store.partner(id).await?.is_none() {
-        return Err(partner_not_found());
-    }
-    Ok(read)
-}
-
-async fn statement(app: &App, id: &str, month: &MonthParam) -> Result<Response<Body>, ApiError> {
-    let today = program_date(app.env.rules.time_zone, app.env.clock.now());
-    let read = read_month(app, id, &month.name).await?;
-    Ok(statement_of(id, month, &read, today))
-}
-
-/// Marks the month paid, once: refused (409) until the month is over and every order of it
-/// has left its return window; a second call answers the same statement and pays nothing.
-/// The statement is written on condition that no reversal was booked in the month since it
-/// was read (`store::partner`), so a paid statement is what the month holds.
-async fn mark_paid(app: &App, id: &str, month: &MonthParam) -> Result<Response<Body>, ApiError> {
-    let store = &app.env.store;
-    for attempt in 0..MAX_ATTEMPTS {
-        let now = app.env.clock.now();
-        let today = program_date(app.env.rules.time_zone, now);
-        let read = read_month(app, id, &month.name).await?;
-        if read.statement.as_ref().is_some_and(|s| s.paid_at.is_some()) {
-            return Ok(statement_of(id, month, &read, today));
-        }
-        let lines: Vec<_> = read.orders.iter().map(|o| o.line()).collect();
-        affiliate::can_close(&month.name, month.last_day, &lines, today)
-            .map_err(|e| ApiError::conflict(e.code(), e.to_string()))?;
-        let adjustments: Vec<Fen> = read.adjustments.iter().map(|a| a.amount).collect();
-        let figures = affiliate::figures(&lines, &adjustments, today).paid_out();
-        let reversals = read.statement.as_ref().map_or(0, |s| s.reversals);
-        let item = StatementItem::paid(id, &month.name, reversals, figures, now);
-        // A failed condition: paid by another call, or a reversal came in: read again.
-        if try_commit(app, vec![store.statement_paid_write(&item)?], attempt).await?.is_none() {
-            let paid = item.statement.as_ref().map_or(Fen::ZERO, |f| f.paid);
-            tracing::info!(partner_id = %id, month = %month.name, paid = %paid, "statement paid");
-            let read = Month { statement: Some(item), ..Month::default() };
-            return Ok(statement_of(id, month, &read, today));
         }
     }
     Err(still_contended())
