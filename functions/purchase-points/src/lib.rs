@@ -9,7 +9,7 @@
 //! HTTP, the rewards catalog (`rewards.rs`): operators define it (`/rewards`), members claim
 //! with their available points (`/members/{id}/rewards`, `/members/{id}/reward-claims`), the
 //! order system or an operator fulfils gifts (`/internal/members/{id}/reward-claims/…`).
-//! HTTP, affiliate partners (`partners.rs`, operators): partners, tracking codes, monthly
+//! HTTP, affiliate partners (`partners/`, operators): partners, tracking codes, monthly
 //! statements; an order's tracking code earns its partner a commission (`attribution.rs`).
 //! SQS: order events (`purchase`, `refund`, `confirm`, `cancel`) from the order system, with
 //! partial batch failures; an event that names an order not recorded yet waits (back-off).
