@@ -45,9 +45,10 @@ impl Clock {
     }
 }
 
-/// The shared part of every function's state.
+/// What every function depends on, built once at init: the store, the rules, the clock and
+/// who its callers are.
 #[derive(Clone)]
-pub struct Env {
+pub struct Dependencies {
     pub store: Store,
     pub rules: Arc<Rules>,
     pub clock: Clock,
@@ -55,14 +56,14 @@ pub struct Env {
     pub principals: Arc<crate::auth::Principals>,
 }
 
-impl Env {
+impl Dependencies {
     /// From the Lambda environment. A bad rules document or a missing variable stops the
     /// function at init with a clear message rather than failing requests later.
-    pub async fn from_env() -> Result<Env, String> {
+    pub async fn from_env() -> Result<Dependencies, String> {
         let config = crate::aws::sdk_config().await;
         let store = Store::from_env(&config).await?;
         let rules = Rules::from_env().map_err(|e| e.to_string())?;
-        Ok(Env {
+        Ok(Dependencies {
             store,
             rules: Arc::new(rules),
             clock: Clock::System,

@@ -9,7 +9,7 @@ use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterce
 use aws_smithy_types::config_bag::ConfigBag;
 use chrono::{DateTime, Utc};
 use lambda_http::{Body, Request, Response};
-use loyalty::app::{Clock, Env};
+use loyalty::app::{Clock, Dependencies};
 use loyalty::store::Store;
 use loyalty::Rules;
 use serde_json::{json, Value};
@@ -65,7 +65,7 @@ impl Intercept for Counter {
 }
 
 pub struct Harness {
-    pub env: Env,
+    pub deps: Dependencies,
     pub counter: Counter,
     pub capacity: capacity::Capacity,
     pub sdk_config: aws_config::SdkConfig,
@@ -114,7 +114,12 @@ pub async fn harness_with(rules: Rules, clock: Clock) -> Harness {
         operators: vec![OPERATOR_ROLE.into()],
     };
     Harness {
-        env: Env { store, rules: Arc::new(rules), clock, principals: Arc::new(principals) },
+        deps: Dependencies {
+            store,
+            rules: Arc::new(rules),
+            clock,
+            principals: Arc::new(principals),
+        },
         counter,
         capacity,
         sdk_config,
@@ -128,7 +133,7 @@ pub const OPERATOR_ROLE: &str = "loyalty-operators";
 impl Harness {
     /// purchase-points over this harness's store and SQS endpoint.
     pub fn points_app(&self) -> purchase_points::App {
-        points_on(self, &self.env)
+        points_on(self, &self.deps)
     }
 }
 
@@ -136,18 +141,18 @@ impl Harness {
 // The functions' handlers on an environment: the harness's table, or a table of a test's own
 // (`clone_table`) when what it checks is program-wide.
 
-pub fn signup_on(env: &Env) -> signup::App {
-    signup::App { env: env.clone(), codes: code_key(), contacts: contact_key() }
+pub fn signup_on(deps: &Dependencies) -> signup::App {
+    signup::App { deps: deps.clone(), codes: code_key(), contacts: contact_key() }
 }
 
 /// The coupon worker, without a campaign queue (it issues inline).
-pub fn worker_on(env: &Env) -> coupon_issue::App {
-    coupon_issue::App { env: env.clone(), codes: code_key(), queue: None }
+pub fn worker_on(deps: &Dependencies) -> coupon_issue::App {
+    coupon_issue::App { deps: deps.clone(), codes: code_key(), queue: None }
 }
 
-pub fn points_on(h: &Harness, env: &Env) -> purchase_points::App {
+pub fn points_on(h: &Harness, deps: &Dependencies) -> purchase_points::App {
     purchase_points::App {
-        env: env.clone(),
+        deps: deps.clone(),
         sqs: aws_sdk_sqs::Client::new(&h.sdk_config),
         codes: code_key(),
     }
@@ -155,7 +160,7 @@ pub fn points_on(h: &Harness, env: &Env) -> purchase_points::App {
 
 /// The member-day function with a campaign queue and a dispatch queue of its own (fresh, so
 /// a test drains only its own batches), and a dispatch budget of a minute.
-pub async fn campaigns_on(h: &Harness, env: &Env) -> member_day::App {
+pub async fn campaigns_on(h: &Harness, deps: &Dependencies) -> member_day::App {
     let sqs = aws_sdk_sqs::Client::new(&h.sdk_config);
     let mut urls = Vec::new();
     for prefix in ["cq", "dq"] {
@@ -163,7 +168,7 @@ pub async fn campaigns_on(h: &Harness, env: &Env) -> member_day::App {
         urls.push(made.expect("create a test queue").queue_url.expect("a queue url"));
     }
     member_day::App {
-        env: env.clone(),
+        deps: deps.clone(),
         sqs,
         dispatch_queue: urls.pop().expect("two queues"),
         campaign_queue: urls.pop().expect("two queues"),
@@ -340,7 +345,7 @@ pub fn at(s: &str) -> DateTime<Utc> {
 pub async fn seed_members(h: &Harness, members: &[loyalty::member::Member], now: DateTime<Utc>) {
     use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
     use futures::StreamExt;
-    let (store, rules) = (&h.env.store, &h.env.rules);
+    let (store, rules) = (&h.deps.store, &h.deps.rules);
     futures::stream::iter(members.chunks(25))
         .for_each_concurrent(8, |chunk| async move {
             let writes: Vec<WriteRequest> = chunk
@@ -413,10 +418,10 @@ pub async fn clone_table_with_stream(h: &Harness, prefix: &str, stream: bool) ->
     use aws_sdk_dynamodb::types::{
         BillingMode, GlobalSecondaryIndex, StreamSpecification, StreamViewType,
     };
-    let client = &h.env.store.client;
+    let client = &h.deps.store.client;
     let d = client
         .describe_table()
-        .table_name(&h.env.store.table)
+        .table_name(&h.deps.store.table)
         .send()
         .await
         .expect("describe the table")

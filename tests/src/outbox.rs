@@ -26,7 +26,7 @@ pub async fn stream_table(h: &Harness, prefix: &str) -> String {
 }
 
 pub async fn drop_table(h: &Harness, table: &str) {
-    let _ = h.env.store.client.delete_table().table_name(table).send().await;
+    let _ = h.deps.store.client.delete_table().table_name(table).send().await;
 }
 
 /// Reads a table's stream from its start, shard by shard, remembering where it stopped.
@@ -44,7 +44,7 @@ pub struct StreamReader {
 impl StreamReader {
     pub async fn open(h: &Harness, table: &str) -> StreamReader {
         let d = h
-            .env
+            .deps
             .store
             .client
             .describe_table()

@@ -297,7 +297,7 @@ async fn a_member_who_sends_their_own_partner_s_code_earns_nothing() {
     assert_eq!(theirs["affiliate"]["commission"], 15_000, "{theirs}");
     let st = t.statement(&partner, MONTH).await;
     assert_eq!((st["orders"].as_i64(), st["commissionAccrued"].as_i64()), (Some(1), Some(15_000)));
-    let month = t.h.env.store.partner_month(&partner, MONTH).await.unwrap();
+    let month = t.h.deps.store.partner_month(&partner, MONTH).await.unwrap();
     assert_eq!(month.orders.len(), 1);
     assert_eq!(&month.orders[0].member_id, fan);
 }
@@ -322,7 +322,7 @@ async fn inactive_partners_and_unknown_codes_earn_nothing_and_the_order_is_recor
         b["affiliate"],
         json!({"trackingCode": "ZZZZ9999", "commission": 0, "reason": "unknown_code"})
     );
-    let member = t.h.env.store.member(&id).await.unwrap().unwrap();
+    let member = t.h.deps.store.member(&id).await.unwrap().unwrap();
     assert_eq!(member.order_count, 2, "both orders are recorded");
     assert_eq!(t.statement(&partner, MONTH).await["orders"], 0);
     // Active again: the next order earns (every code item got the new terms with the change).
@@ -412,7 +412,7 @@ async fn a_month_is_paid_once_and_later_refunds_are_charged_to_the_month_they_ha
     );
     let (s, again, _) = t.pay(&partner, MONTH).await;
     assert_eq!((s, &again), (200, &first), "marking paid twice pays once");
-    let month = t.h.env.store.partner_month(&partner, MONTH).await.unwrap();
+    let month = t.h.deps.store.partner_month(&partner, MONTH).await.unwrap();
     let stmt = month.statement.unwrap();
     assert_eq!(stmt.statement.unwrap().paid, loyalty::Fen(30_000));
     // A refund after the payment: charged to December, November stays as paid.
@@ -440,7 +440,7 @@ type Case = (&'static str, &'static str, Option<Value>, As, u16, &'static str);
 async fn bad_input_is_a_problem_and_changes_nothing() {
     let t = setup().await;
     let id = t.members(1).await.remove(0);
-    let before = t.h.env.store.member(&id).await.unwrap().unwrap();
+    let before = t.h.deps.store.member(&id).await.unwrap().unwrap();
     let now = t.now();
     for bad in ["abc", "abcdefgh", "ABCD-123", "ILLEGAL1", "AAAAAAAAAAAAAAAAA"] {
         let (s, b, ct) = t.buy(&id, "bad-1", 10_000, "store", Some(bad), now).await;
@@ -452,7 +452,7 @@ async fn bad_input_is_a_problem_and_changes_nothing() {
         .await;
     assert_problem(s, &b, &ct, 422, "invalid_tracking_code");
     assert_eq!(
-        t.h.env.store.member(&id).await.unwrap().unwrap().version,
+        t.h.deps.store.member(&id).await.unwrap().unwrap().version,
         before.version,
         "nothing written"
     );
@@ -671,14 +671,14 @@ async fn the_sample_events_run_in_order_through_the_handler() {
     let h = harness_with(Rules::default(), Clock::Fixed(at("2026-11-27T10:00:00Z"))).await;
     let table = clone_table(&h, "affiliate-samples").await;
     // Locally both principal lists are empty: any IAM caller passes, as with scripts/dev.
-    let env = loyalty::app::Env {
-        store: loyalty::store::Store::new(h.env.store.client.clone(), table.clone()),
+    let deps = loyalty::app::Dependencies {
+        store: loyalty::store::Store::new(h.deps.store.client.clone(), table.clone()),
         principals: Arc::new(Default::default()),
-        ..h.env.clone()
+        ..h.deps.clone()
     };
     let points =
-        purchase_points::App { env: env.clone(), sqs: h.points_app().sqs, codes: code_key() };
-    let signup = signup_on(&env);
+        purchase_points::App { deps: deps.clone(), sqs: h.points_app().sqs, codes: code_key() };
+    let signup = signup_on(&deps);
     let sample = |name: &str| {
         let text = std::fs::read_to_string(format!(
             "{}/../events/{name}.json",
@@ -717,5 +717,5 @@ async fn the_sample_events_run_in_order_through_the_handler() {
         (answers[6].2["state"].as_str(), answers[6].2["paid"].as_i64()),
         (Some("paid"), Some(0))
     );
-    h.env.store.client.delete_table().table_name(&table).send().await.unwrap();
+    h.deps.store.client.delete_table().table_name(&table).send().await.unwrap();
 }

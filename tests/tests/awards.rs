@@ -6,7 +6,7 @@
 use aws_lambda_events::sqs::SqsEvent;
 use chrono::{Duration, Utc};
 use futures::StreamExt;
-use loyalty::app::Env;
+use loyalty::app::Dependencies;
 use loyalty::calendar::program_date;
 use loyalty::ledger::EntryKind;
 use loyalty::store::Store;
@@ -26,14 +26,14 @@ struct Stack {
 async fn stack() -> Stack {
     let h = harness().await;
     let table = clone_table(&h, "awards").await;
-    let store = Store::new(h.env.store.client.clone(), table);
-    let env = Env { store: store.clone(), ..h.env.clone() };
-    let mut md = campaigns_on(&h, &env).await;
+    let store = Store::new(h.deps.store.client.clone(), table);
+    let deps = Dependencies { store: store.clone(), ..h.deps.clone() };
+    let mut md = campaigns_on(&h, &deps).await;
     let bucket = std::env::var("MIGRATION_BUCKET").expect("MIGRATION_BUCKET (scripts/stack)");
     let files = member_day::MembersFiles::new(&h.sdk_config, bucket.clone());
     let s3 = files.s3.clone();
     md.members_files = Some(files);
-    let worker = worker_on(&env);
+    let worker = worker_on(&deps);
     Stack { h, md, worker, store, s3, bucket }
 }
 
@@ -44,13 +44,13 @@ impl Stack {
         let members: Vec<_> = (0..n)
             .map(|i| plain_member(&unique(prefix), TierCode::ALL[i % 4], now - Duration::days(30)))
             .collect();
-        let env = Harness {
-            env: Env { store: self.store.clone(), ..self.h.env.clone() },
+        let deps = Harness {
+            deps: Dependencies { store: self.store.clone(), ..self.h.deps.clone() },
             counter: self.h.counter.clone(),
             capacity: self.h.capacity.clone(),
             sdk_config: self.h.sdk_config.clone(),
         };
-        seed_members(&env, &members, now).await;
+        seed_members(&deps, &members, now).await;
         members.iter().map(|m| m.member_id.as_str().to_string()).collect()
     }
 
@@ -214,7 +214,7 @@ async fn points_to_an_uploaded_list_run_twice_and_redelivered_credit_each_member
     lines.insert(350, members[3].clone());
     lines.extend(["aw-nobody-1", "aw-nobody-2", "aw-nobody-3", "not an id!"].map(String::from));
     let key = s.upload(&lines).await;
-    let today = program_date(s.h.env.rules.time_zone, Utc::now());
+    let today = program_date(s.h.deps.rules.time_zone, Utc::now());
     let expires = today + Duration::days(30);
     let body = json!({"name": "Outage apology", "reason": "Sorry for the outage on 11-11",
         "points": {"amount": 250, "expiresOn": expires}, "membersFile": key});
@@ -250,7 +250,7 @@ async fn points_to_an_uploaded_list_run_twice_and_redelivered_credit_each_member
     assert_eq!(runs.len(), 2);
     assert_eq!(counts(&runs[0]), [705, 0, 701, 4, 0, 0]);
 
-    let rules = &s.h.env.rules;
+    let rules = &s.h.deps.rules;
     for m in &members {
         let (entries, balance, sum) = s.ledger(m, &id).await;
         assert_eq!((entries, balance, sum), (1, 250, 250), "{m}");
@@ -276,7 +276,7 @@ async fn points_to_a_segment_reach_its_members_only_and_a_rerun_credits_nobody_t
     s.call("POST", &format!("/awards/{id}/run"), None, As::Operator).await;
     s.drain().await;
     assert_eq!(counts(&s.runs(&id).await[0]), [400, 0, 400, 0, 0, 0]);
-    let today = program_date(s.h.env.rules.time_zone, Utc::now());
+    let today = program_date(s.h.deps.rules.time_zone, Utc::now());
     for (i, m) in members.iter().enumerate() {
         let gets = matches!(TierCode::ALL[i % 4], TierCode::Gold | TierCode::Diamond);
         let (entries, balance, sum) = s.ledger(m, &id).await;
@@ -284,7 +284,7 @@ async fn points_to_a_segment_reach_its_members_only_and_a_rerun_credits_nobody_t
         if gets && i < 8 {
             // No expiresOn: the rules' life from the award's day.
             let w = s.store.member(m).await.unwrap().unwrap().wallet;
-            let life = s.h.env.rules.points.expiry_days as i64;
+            let life = s.h.deps.rules.points.expiry_days as i64;
             assert_eq!(w.next_expiry(life as u32), Some(today + Duration::days(life)));
         }
     }
@@ -371,7 +371,7 @@ async fn only_operators_award_and_bad_requests_are_refused_with_nothing_written(
         let (st, v, ct) = s.call("POST", "/awards/a-0000000000000000/run", None, who).await;
         assert_problem(st, &v, &ct, 403, "forbidden");
     }
-    let today = program_date(s.h.env.rules.time_zone, Utc::now());
+    let today = program_date(s.h.deps.rules.time_zone, Utc::now());
     let coupon = json!({"title": "t", "offer": {"kind": "free_shipping"}, "validDays": 3});
     let with = |f: &dyn Fn(&mut serde_json::Map<String, Value>)| {
         let mut v = good.as_object().unwrap().clone();

@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use chrono::{DateTime, Duration, Utc};
 use futures::StreamExt;
-use loyalty::app::{Clock, Env};
+use loyalty::app::{Clock, Dependencies};
 use loyalty::member::{Member, MemberId, NewMember};
 use loyalty::runtime::{Outcome, Trigger};
 use loyalty::store::member::MemberItem;
@@ -60,18 +60,18 @@ async fn stack(
         Some(t) => t,
         None => clone_table(&h, "campaigns").await,
     };
-    let store = Store::new(h.env.store.client.clone(), table);
-    let env = Env { store: store.clone(), ..h.env.clone() };
+    let store = Store::new(h.deps.store.client.clone(), table);
+    let deps = Dependencies { store: store.clone(), ..h.deps.clone() };
     let sqs = aws_sdk_sqs::Client::new(&h.sdk_config);
     let md = member_day::App {
-        env: env.clone(),
+        deps: deps.clone(),
         sqs: sqs.clone(),
         campaign_queue: queue(&sqs, visibility_seconds).await,
         dispatch_queue: queue(&sqs, visibility_seconds).await,
         budget,
         members_files: None,
     };
-    let worker = worker_on(&env);
+    let worker = worker_on(&deps);
     Stack { counter: h.counter.clone(), store, sqs, md, worker }
 }
 
@@ -142,7 +142,7 @@ fn big_table() -> &'static (String, Vec<String>) {
             tokio::runtime::Runtime::new().unwrap().block_on(async {
                 let h = harness().await;
                 let table = clone_table(&h, "campaigns").await;
-                let store = Store::new(h.env.store.client.clone(), table.clone());
+                let store = Store::new(h.deps.store.client.clone(), table.clone());
                 let now = Utc::now();
                 let tag = unique("m");
                 let ids: Vec<String> = (0..MEMBERS).map(|i| format!("{tag}-{i:05}")).collect();

@@ -33,7 +33,7 @@ async fn setup() -> T {
         Clock::Shared(clock.clone()),
     )
     .await;
-    T { points: h.points_app(), signup: signup_on(&h.env), coupons: worker_on(&h.env), clock, h }
+    T { points: h.points_app(), signup: signup_on(&h.deps), coupons: worker_on(&h.deps), clock, h }
 }
 
 fn template(offer: Offer, stackable: bool) -> CouponTemplate {
@@ -98,7 +98,7 @@ impl T {
             0,
             self.now() - Duration::hours(1),
         );
-        self.h.env.store.issue_coupon(&c, None, None).await.unwrap();
+        self.h.deps.store.issue_coupon(&c, None, None).await.unwrap();
         c.code
     }
 
@@ -167,17 +167,17 @@ impl T {
     }
 
     async fn coupon_status(&self, id: &str, code: &str) -> String {
-        let c = self.h.env.store.coupon(id, code).await.unwrap().unwrap().coupon;
+        let c = self.h.deps.store.coupon(id, code).await.unwrap().unwrap().coupon;
         format!("{:?}", c.status).to_lowercase()
     }
 
     /// `points == Σ ledger`, the wallet's own consistency, and the balance expected.
     async fn assert_balanced(&self, id: &str, want: i64) {
-        let m = self.h.env.store.member(id).await.unwrap().unwrap();
+        let m = self.h.deps.store.member(id).await.unwrap().unwrap();
         assert!(m.wallet.is_consistent(), "{:?}", m.wallet);
         assert_eq!(m.wallet.balance.0, want, "balance");
         let sum: i64 =
-            self.h.env.store.ledger_all(id).await.unwrap().iter().map(|e| e.points.0).sum();
+            self.h.deps.store.ledger_all(id).await.unwrap().iter().map(|e| e.points.0).sum();
         assert_eq!(sum, want, "sum of the ledger");
     }
 }
@@ -187,7 +187,7 @@ async fn a_member_token_cannot_create_a_money_fact_by_any_route() {
     let t = setup().await;
     let (id, code) = t.member().await;
     let me = || As::Member(id.clone());
-    let before = t.h.env.store.member(&id).await.unwrap().unwrap();
+    let before = t.h.deps.store.member(&id).await.unwrap().unwrap();
     let purchase = json!({"orderId": "lie-1", "amount": 100_000_000, "currency": "CNY", "channel": "online", "occurredAt": "2026-11-18T03:00:00Z"});
     let refund = json!({"orderId": "lie-1", "refundId": "r", "amount": 1});
     let quote = json!({"orderId": "lie-2", "amount": 10_000, "currency": "CNY", "channel": "online", "couponCodes": [code], "points": 100});
@@ -237,7 +237,7 @@ async fn a_member_token_cannot_create_a_money_fact_by_any_route() {
         )
         .await;
     assert_eq!((s, b["payable"].as_i64()), (200, Some(10_000 - 2_000 - 100)), "{b}");
-    assert_eq!(t.h.env.store.member(&id).await.unwrap().unwrap(), before, "nothing written");
+    assert_eq!(t.h.deps.store.member(&id).await.unwrap().unwrap(), before, "nothing written");
     assert_eq!(t.coupon_status(&id, &code).await, "active");
     t.assert_balanced(&id, 100).await;
 }
@@ -257,7 +257,7 @@ async fn each_iam_caller_kind_is_refused_the_other_s_routes() {
     let queue =
         sqs.create_queue().queue_name(unique("co")).send().await.unwrap().queue_url.unwrap();
     let campaigns = member_day::App {
-        env: t.h.env.clone(),
+        deps: t.h.deps.clone(),
         sqs,
         campaign_queue: queue.clone(),
         dispatch_queue: queue,
@@ -308,7 +308,7 @@ async fn fifty_concurrent_checkouts_hold_one_coupon_once_and_5000_points_five_ti
     for (s, b, ct) in results.iter().filter(|r| r.0 != 201) {
         assert_problem(*s, b, ct, 422, "insufficient_points");
     }
-    let m = t.h.env.store.member(&id).await.unwrap().unwrap();
+    let m = t.h.deps.store.member(&id).await.unwrap().unwrap();
     assert_eq!((m.points_on_hold(t.now(), None), m.available_points(t.now(), None)), (5_000, 0));
     // The holds lapse by themselves: no call, and the coupon and the points are usable again.
     t.advance(Duration::minutes(16));
@@ -341,7 +341,7 @@ async fn coupon_refusals_each_have_their_own_code() {
             0,
             t.now() - Duration::days(8),
         );
-        t.h.env.store.issue_coupon(&c, None, None).await.unwrap();
+        t.h.deps.store.issue_coupon(&c, None, None).await.unwrap();
         c.code
     };
     let cases: Vec<(&str, i64, Vec<&str>, u16, &str)> = vec![
@@ -411,7 +411,7 @@ async fn confirm_twice_is_one_order_and_cancel_after_confirm_is_refused() {
     assert_problem(s, &b, &ct, 409, "checkout_confirmed");
     let (s, b, ct) = t.order_system("POST", &format!("/internal/members/{id}/purchases"), Some(json!({"orderId": "o-1", "amount": 17_500, "currency": "CNY", "channel": "online", "occurredAt": t.now()}))).await;
     assert_problem(s, &b, &ct, 409, "order_conflict");
-    let ledger = t.h.env.store.ledger_all(&id).await.unwrap();
+    let ledger = t.h.deps.store.ledger_all(&id).await.unwrap();
     let of_order = |k: EntryKind| {
         ledger.iter().filter(|e| e.kind == k && e.reference.as_deref() == Some("o-1")).count()
     };
@@ -458,7 +458,7 @@ async fn cancel_releases_the_hold_and_an_expired_hold_is_re_priced_at_confirm() 
     // Re-quoting replaces the order's hold: c-2 then c-2 again with other terms.
     assert_eq!(t.quote(&id, "c-2", 20_000, &[&code], 1_000).await.0, 201);
     assert_eq!(t.quote(&id, "c-2", 20_000, &[&code], 500).await.0, 201);
-    let m = t.h.env.store.member(&id).await.unwrap().unwrap();
+    let m = t.h.deps.store.member(&id).await.unwrap().unwrap();
     assert_eq!((m.holds.len(), m.points_on_hold(t.now(), None)), (1, 500));
     // Past its hold, c-2 still confirms: nothing changed, so the quote stands.
     t.advance(Duration::minutes(20));
@@ -517,7 +517,7 @@ async fn each_checkout_call_is_one_read_and_one_write_request() {
 async fn bad_checkout_input_is_a_4xx_and_writes_nothing() {
     let t = setup().await;
     let (id, code) = t.member_with(1_000).await;
-    let before = t.h.env.store.member(&id).await.unwrap().unwrap();
+    let before = t.h.deps.store.member(&id).await.unwrap().unwrap();
     let path = format!("/internal/members/{id}/checkouts");
     let base = json!({"orderId": "b-1", "amount": 20_000, "currency": "CNY", "channel": "online"});
     let with = |k: &str, v: Value| {
@@ -561,7 +561,7 @@ async fn bad_checkout_input_is_a_4xx_and_writes_nothing() {
     assert_problem(s, &b, &ct, 409, "amount_mismatch");
     let (s, b, ct) = t.call("GET", &path, None, As::OrderSystem).await;
     assert_problem(s, &b, &ct, 405, "method_not_allowed");
-    let after = t.h.env.store.member(&id).await.unwrap().unwrap();
+    let after = t.h.deps.store.member(&id).await.unwrap().unwrap();
     assert_eq!(
         (after.wallet, after.order_count),
         (before.wallet, before.order_count),
@@ -712,7 +712,7 @@ async fn a_confirm_dated_by_the_order_system_earns_as_a_purchase_that_day() {
         )
         .await;
     assert_eq!((s, b["pointsEarned"].as_i64()), (200, Some(200)), "{b}");
-    let m = t.h.env.store.member(&id).await.unwrap().unwrap();
+    let m = t.h.deps.store.member(&id).await.unwrap().unwrap();
     assert_eq!(
         m.spend_days.iter().map(|d| d.day.to_string()).collect::<Vec<_>>(),
         vec!["2026-11-18"]

@@ -44,8 +44,8 @@ fn member(id: &str, today: NaiveDate, ago: i64, orders: u32, spend: i64) -> Memb
 async fn the_nightly_scores_each_member_and_a_high_risk_segment_targets_exactly_them() {
     let mut h = harness().await;
     let table = clone_table(&h, "churn").await;
-    h.env.store = Store::new(h.env.store.client.clone(), table);
-    let (store, rules) = (h.env.store.clone(), h.env.rules.clone());
+    h.deps.store = Store::new(h.deps.store.client.clone(), table);
+    let (store, rules) = (h.deps.store.clone(), h.deps.rules.clone());
     let today: NaiveDate = "2026-11-20".parse().unwrap();
     let tonight = loyalty::calendar::start_of_day(rules.time_zone, today) + Duration::minutes(30);
 
@@ -78,7 +78,7 @@ async fn the_nightly_scores_each_member_and_a_high_risk_segment_targets_exactly_
 
     // The night: every shard's review slice.
     let app = App {
-        env: h.env.clone(),
+        deps: h.deps.clone(),
         sqs: aws_sdk_sqs::Client::new(&h.sdk_config),
         queue_url: std::env::var("TIER_SHARD_QUEUE_URL").unwrap(),
         budget: std::time::Duration::from_secs(120),
@@ -122,9 +122,9 @@ async fn the_nightly_scores_each_member_and_a_high_risk_segment_targets_exactly_
     }
 
     // A campaign for the high-risk members of every tier.
-    let md = campaigns_on(&h, &h.env).await;
+    let md = campaigns_on(&h, &h.deps).await;
     let sqs = md.sqs.clone();
-    let worker = worker_on(&h.env);
+    let worker = worker_on(&h.deps);
     let body = json!({
         "name": "We miss you",
         "segment": {"tiers": ["regular", "silver", "gold", "diamond"], "churnRisk": ["high"]},

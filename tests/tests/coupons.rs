@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 async fn app_at(clock: Clock) -> (App, Harness) {
     let h = harness_with(Rules::default(), clock).await;
-    (App { env: h.env.clone(), codes: code_key(), queue: None }, h)
+    (App { deps: h.deps.clone(), codes: code_key(), queue: None }, h)
 }
 
 async fn app() -> (App, Harness) {
@@ -115,7 +115,7 @@ fn failed_ids(r: &SqsBatchResponse) -> Vec<String> {
 async fn coupons_of(h: &Harness, ids: &[String], grant: &str) -> usize {
     futures::stream::iter(ids.iter())
         .map(|id| async move {
-            h.env.store.coupons(id).await.unwrap().into_iter().filter(|c| c.grant == grant).count()
+            h.deps.store.coupons(id).await.unwrap().into_iter().filter(|c| c.grant == grant).count()
         })
         .buffer_unordered(32)
         .fold(0, |a, n| async move { a + n })
@@ -124,7 +124,7 @@ async fn coupons_of(h: &Harness, ids: &[String], grant: &str) -> usize {
 
 async fn run_counts(h: &Harness, run: &RunRef) -> Value {
     let item: Option<Value> = h
-        .env
+        .deps
         .store
         .get(&keys::campaign_pk(&run.campaign_id), &keys::run_sk(&run.run_id))
         .await
@@ -155,7 +155,7 @@ async fn the_same_batch_delivered_three_times_issues_each_coupon_once_and_counts
     );
     assert!(a.batch_item_failures.is_empty() && b2.batch_item_failures.is_empty());
     for id in &ids[..40] {
-        assert_eq!(h.env.store.coupons(id).await.unwrap().len(), 1, "{id}");
+        assert_eq!(h.deps.store.coupons(id).await.unwrap().len(), 1, "{id}");
     }
     let counts = run_counts(&h, &run).await;
     assert_eq!(counts["issued"], 40, "{counts}");
@@ -205,7 +205,7 @@ async fn a_budget_of_1000_across_concurrent_workers_issues_exactly_1000_and_skip
     );
     assert_eq!(counts["failed"], 0);
     let budget: Value =
-        h.env.store.get(&keys::budget_pk(&grant), keys::BUDGET_SK).await.unwrap().unwrap();
+        h.deps.store.get(&keys::budget_pk(&grant), keys::BUDGET_SK).await.unwrap().unwrap();
     assert_eq!(budget["issued"], 1_000);
 }
 
@@ -265,7 +265,7 @@ async fn poison_and_invalid_messages_are_reported_failed_and_good_ones_are_not()
     let mut want = vec![garbage.0, invalid.0, unknown_field.0];
     want.sort();
     assert_eq!(failed, want);
-    assert_eq!(h.env.store.coupons(&ids[0]).await.unwrap().len(), 1);
+    assert_eq!(h.deps.store.coupons(&ids[0]).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -295,8 +295,8 @@ async fn batch_eligibility_skips_erased_members_and_other_tiers() {
         (Some(1), Some(2)),
         "{counts}"
     );
-    assert_eq!(h.env.store.coupons(gold.member_id.as_str()).await.unwrap().len(), 1);
-    assert!(h.env.store.coupons(regular.member_id.as_str()).await.unwrap().is_empty());
+    assert_eq!(h.deps.store.coupons(gold.member_id.as_str()).await.unwrap().len(), 1);
+    assert!(h.deps.store.coupons(regular.member_id.as_str()).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -307,7 +307,7 @@ async fn a_redelivery_after_an_uncounted_delivery_counts_the_batch_s_own_coupons
     let run = RunRef { campaign_id: unique("camp"), run_id: "r1".into() };
     let b = batch("b-0", &grant, amount_off(), None, Some(run.clone()), ids.clone());
     // The first delivery issued everything, then died before counting.
-    let first = h.env.store.issue_batch(&app.codes, &b, Utc::now(), 4).await.unwrap();
+    let first = h.deps.store.issue_batch(&app.codes, &b, Utc::now(), 4).await.unwrap();
     assert_eq!(first.issued, 10);
     let resp = coupon_issue::worker::handle(&app, sqs_event(&[message(&b)], 2)).await;
     assert!(resp.batch_item_failures.is_empty());
@@ -409,7 +409,7 @@ async fn an_operator_issues_one_coupon_and_the_same_grant_again_answers_the_same
         .0,
         201
     );
-    assert_eq!(h.env.store.coupons(&id).await.unwrap().len(), 3);
+    assert_eq!(h.deps.store.coupons(&id).await.unwrap().len(), 3);
 
     let (s, b, ct) = call(
         &app,
@@ -500,7 +500,7 @@ async fn give(
     issued_at: DateTime<Utc>,
 ) -> String {
     let c = loyalty::coupon::issue(&code_key(), template, member, &unique("grant"), 0, issued_at);
-    h.env.store.issue_coupon(&c, None, None).await.unwrap();
+    h.deps.store.issue_coupon(&c, None, None).await.unwrap();
     c.code
 }
 
@@ -519,9 +519,9 @@ async fn listing_filters_by_derived_status() {
         discount: loyalty::Fen(2_000),
         at: now,
     };
-    h.env
+    h.deps
         .store
-        .transact(vec![h.env.store.redeem_coupon_write(&id, &redeemed, &r).unwrap()])
+        .transact(vec![h.deps.store.redeem_coupon_write(&id, &redeemed, &r).unwrap()])
         .await
         .unwrap();
     let list = |q: &'static str| {
@@ -623,7 +623,7 @@ async fn birthday_job(app: &App, now: &str) -> Value {
 }
 
 async fn birthday_coupons(h: &Harness, id: &str) -> Vec<(String, Value)> {
-    h.env
+    h.deps
         .store
         .coupons(id)
         .await
@@ -743,7 +743,7 @@ async fn every_sample_event_reaches_its_handler() {
 async fn a_rotated_code_secret_never_issues_a_grant_slot_twice() {
     let (old_key, h) = app().await;
     let new_key = App {
-        env: h.env.clone(),
+        deps: h.deps.clone(),
         codes: loyalty::coupon::CodeKey::new(b"the-rotated-coupon-code-secret-0123456789").unwrap(),
         queue: None,
     };
@@ -757,7 +757,7 @@ async fn a_rotated_code_secret_never_issues_a_grant_slot_twice() {
         .batch_item_failures
         .is_empty());
     let old_codes: Vec<String> =
-        futures::future::join_all(ids.iter().map(|id| h.env.store.coupons(id)))
+        futures::future::join_all(ids.iter().map(|id| h.deps.store.coupons(id)))
             .await
             .into_iter()
             .map(|c| c.unwrap()[0].code.clone())
@@ -793,7 +793,7 @@ async fn a_rotated_code_secret_never_issues_a_grant_slot_twice() {
     );
     for (id, code) in ids.iter().zip(&old_codes) {
         let held: Vec<String> =
-            h.env.store.coupons(id).await.unwrap().into_iter().map(|c| c.code).collect();
+            h.deps.store.coupons(id).await.unwrap().into_iter().map(|c| c.code).collect();
         assert_eq!(
             &held,
             std::slice::from_ref(code),
@@ -806,7 +806,7 @@ async fn a_rotated_code_secret_never_issues_a_grant_slot_twice() {
         "the new secret makes other codes"
     );
     let budget: Option<Value> =
-        h.env.store.get(&keys::budget_pk(&grant), keys::BUDGET_SK).await.unwrap();
+        h.deps.store.get(&keys::budget_pk(&grant), keys::BUDGET_SK).await.unwrap();
     assert!(budget.is_none(), "a refused issue takes nothing from the budget: {budget:?}");
 
     // The admin route under the new key answers the coupon the member holds (200, its old code).
@@ -825,7 +825,7 @@ async fn a_rotated_code_secret_never_issues_a_grant_slot_twice() {
     let fs = json!({"template": "free-shipping", "grant": grant, "slot": 1});
     assert_eq!(call(&new_key, "POST", &path, Some(fs.clone()), As::Operator).await.0, 201);
     assert_eq!(call(&old_key, "POST", &path, Some(fs), As::Operator).await.0, 200);
-    assert_eq!(h.env.store.coupons(&ids[0]).await.unwrap().len(), 2);
+    assert_eq!(h.deps.store.coupons(&ids[0]).await.unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -839,25 +839,25 @@ async fn a_coupon_issued_before_grant_slot_items_still_counts_as_already_had() {
         batch_id: Some("old-batch".into()),
         ..loyalty::store::coupon::CouponItem::new(c.clone())
     };
-    h.env.store.transact(vec![h.env.store.put(&legacy, None).unwrap()]).await.unwrap();
-    match h.env.store.issue_coupon(&c, Some("new-batch"), None).await.unwrap() {
+    h.deps.store.transact(vec![h.deps.store.put(&legacy, None).unwrap()]).await.unwrap();
+    match h.deps.store.issue_coupon(&c, Some("new-batch"), None).await.unwrap() {
         loyalty::store::issue::IssueOutcome::AlreadyHad(Some(held)) => {
             assert_eq!((held.code, held.batch_id.as_deref()), (c.code.clone(), Some("old-batch")))
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(h.env.store.coupons(&id).await.unwrap().len(), 1);
+    assert_eq!(h.deps.store.coupons(&id).await.unwrap().len(), 1);
 }
 
 /// A store on a table of its own, for jobs that read a whole index (birthdays).
 async fn on_own_table(h: &Harness, app: &mut App) -> Harness {
     let table = clone_table(h, "bday").await;
-    app.env = loyalty::app::Env {
-        store: loyalty::store::Store::new(h.env.store.client.clone(), table),
-        ..h.env.clone()
+    app.deps = loyalty::app::Dependencies {
+        store: loyalty::store::Store::new(h.deps.store.client.clone(), table),
+        ..h.deps.clone()
     };
     Harness {
-        env: app.env.clone(),
+        deps: app.deps.clone(),
         counter: h.counter.clone(),
         capacity: h.capacity.clone(),
         sdk_config: h.sdk_config.clone(),
@@ -900,7 +900,7 @@ async fn a_past_birthday_run_again_issues_only_what_is_missing() {
     let mut counts = loyalty::store::issue::BatchCounts::default();
     for m in &msgs {
         let batch = coupon_issue::worker::parse(m.body.as_deref().unwrap()).unwrap();
-        let got = own.env.store.issue_batch(&app.codes, &batch, Utc::now(), 4).await.unwrap();
+        let got = own.deps.store.issue_batch(&app.codes, &batch, Utc::now(), 4).await.unwrap();
         counts.issued += got.issued;
         counts.skipped_already_had += got.skipped_already_had;
         counts.failed += got.failed;

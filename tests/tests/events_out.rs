@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use futures::StreamExt;
-use loyalty::app::{Clock, Env};
+use loyalty::app::{Clock, Dependencies};
 use loyalty::events::DetailType;
 use loyalty::runtime::{Outcome, Trigger};
 use loyalty::store::Store;
@@ -25,7 +25,7 @@ const BATCH: usize = 100;
 struct World {
     h: Harness,
     table: String,
-    env: Env,
+    deps: Dependencies,
     stream: StreamReader,
     sink: Sink,
     publisher: events_out::App,
@@ -35,21 +35,23 @@ impl World {
     async fn new(prefix: &str, clock: Clock) -> World {
         let h = harness_with(Rules::default(), clock).await;
         let table = outbox::stream_table(&h, prefix).await;
-        let env =
-            Env { store: Store::new(h.env.store.client.clone(), table.clone()), ..h.env.clone() };
+        let deps = Dependencies {
+            store: Store::new(h.deps.store.client.clone(), table.clone()),
+            ..h.deps.clone()
+        };
         let stream = StreamReader::open(&h, &table).await;
         let sink = Sink::new(&h).await;
         let publisher = sink.app();
-        World { h, table, env, stream, sink, publisher }
+        World { h, table, deps, stream, sink, publisher }
     }
 
     fn signup(&self) -> signup::App {
-        signup_on(&self.env)
+        signup_on(&self.deps)
     }
 
     fn points(&self) -> purchase_points::App {
         purchase_points::App {
-            env: self.env.clone(),
+            deps: self.deps.clone(),
             sqs: aws_sdk_sqs::Client::new(&self.h.sdk_config),
             codes: code_key(),
         }
@@ -58,7 +60,7 @@ impl World {
     /// A harness whose store is this world's table (for the seeding helpers).
     fn harness(&self) -> Harness {
         Harness {
-            env: self.env.clone(),
+            deps: self.deps.clone(),
             counter: self.h.counter.clone(),
             capacity: self.h.capacity.clone(),
             sdk_config: self.h.sdk_config.clone(),
@@ -357,7 +359,7 @@ async fn the_nightly_tier_evaluation_publishes_the_step_down() {
     let queue_url =
         sqs.create_queue().queue_name(unique("tq")).send().await.unwrap().queue_url.unwrap();
     let app = tier_recompute::App {
-        env: w.env.clone(),
+        deps: w.deps.clone(),
         sqs: sqs.clone(),
         queue_url: queue_url.clone(),
         budget: std::time::Duration::from_secs(60),
@@ -421,14 +423,14 @@ async fn a_campaign_run_publishes_its_coupons_and_once_drained_its_counts() {
         async move { sqs.create_queue().queue_name(name).send().await.unwrap().queue_url.unwrap() }
     };
     let app = member_day::App {
-        env: w.env.clone(),
+        deps: w.deps.clone(),
         sqs: sqs.clone(),
         campaign_queue: q(unique("cq")).await,
         dispatch_queue: q(unique("dq")).await,
         budget: std::time::Duration::from_secs(60),
         members_files: None,
     };
-    let worker = worker_on(&w.env);
+    let worker = worker_on(&w.deps);
     let body = json!({"name": "Events day", "segment": {"tiers": ["regular", "silver", "gold", "diamond"]},
         "coupon": {"title": "8 CNY off", "offer": {"kind": "amount_off", "value": 800, "minSpend": 0}, "validDays": 3},
         "schedule": {"kind": "once", "at": now + Duration::days(30)}})
@@ -706,7 +708,7 @@ async fn a_record_that_does_not_map_is_reported_and_the_records_before_it_are_pu
             aws_sdk_dynamodb::types::AttributeValue::S("2026-01-01T00:00:00Z".into()),
         ),
     ]);
-    w.env.store.client.put_item().table_name(&w.table).set_item(Some(item)).send().await.unwrap();
+    w.deps.store.client.put_item().table_name(&w.table).set_item(Some(item)).send().await.unwrap();
     let records = w.stream.read().await;
     let poison = records
         .iter()

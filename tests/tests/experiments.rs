@@ -35,10 +35,10 @@ impl World {
     async fn new() -> World {
         let mut h = harness().await;
         let table = clone_table(&h, "experiments").await;
-        h.env.store = Store::new(h.env.store.client.clone(), table);
-        let app = campaigns_on(&h, &h.env).await;
+        h.deps.store = Store::new(h.deps.store.client.clone(), table);
+        let app = campaigns_on(&h, &h.deps).await;
         let sqs = app.sqs.clone();
-        let worker = worker_on(&h.env);
+        let worker = worker_on(&h.deps);
         World { h, app, worker, sqs }
     }
 
@@ -77,7 +77,7 @@ impl World {
         &self,
         grant: &str,
     ) -> HashMap<String, Vec<HashMap<String, AttributeValue>>> {
-        let store = &self.h.env.store;
+        let store = &self.h.deps.store;
         let mut out: HashMap<String, Vec<_>> = HashMap::new();
         let mut start = None;
         loop {
@@ -249,7 +249,7 @@ async fn bad_experiments_are_refused_with_the_field_named_and_nothing_written() 
     not_a_share["holdout"] = json!("a fifth");
     let (s, problem) = w.call("POST", "/campaigns", Some(not_a_share), None).await;
     assert_eq!(s, 400, "{problem}");
-    let store = &w.h.env.store;
+    let store = &w.h.deps.store;
     let left = store.client.scan().table_name(&store.table).send().await.unwrap();
     assert_eq!(left.count, 0, "nothing written");
 }

@@ -6,7 +6,7 @@
 //! nothing twice; personal data only when asked and allowed; bad requests write nothing.
 
 use chrono::{Duration, Utc};
-use loyalty::app::Env;
+use loyalty::app::Dependencies;
 use loyalty::store::Store;
 use loyalty_tests::*;
 use serde_json::{json, Value};
@@ -15,7 +15,7 @@ use std::time::SystemTime;
 
 struct Setup {
     h: Harness,
-    env: Env,
+    deps: Dependencies,
     queue: String,
     sqs: aws_sdk_sqs::Client,
     table: String,
@@ -24,11 +24,14 @@ struct Setup {
 async fn setup() -> Setup {
     let h = harness().await;
     let table = clone_table(&h, "export").await;
-    let env = Env { store: Store::new(h.env.store.client.clone(), table.clone()), ..h.env.clone() };
+    let deps = Dependencies {
+        store: Store::new(h.deps.store.client.clone(), table.clone()),
+        ..h.deps.clone()
+    };
     let sqs = aws_sdk_sqs::Client::new(&h.sdk_config);
     let queue =
         sqs.create_queue().queue_name(unique("export")).send().await.unwrap().queue_url.unwrap();
-    Setup { h, env, queue, sqs, table }
+    Setup { h, deps, queue, sqs, table }
 }
 
 impl Setup {
@@ -36,7 +39,7 @@ impl Setup {
     /// so that every segment is read in several parts (each handing over to the next).
     fn app(&self, personal_data_exporters: &[&str]) -> migration::App {
         migration::App {
-            env: self.env.clone(),
+            deps: self.deps.clone(),
             s3: migration::s3_client(&self.h.sdk_config),
             sqs: self.sqs.clone(),
             queue: self.queue.clone(),
@@ -76,7 +79,7 @@ impl Setup {
 
     /// Imports `n` members (two lots each, 100 + i and 50 points) through the import.
     async fn import(&self, app: &migration::App, prefix: &str, n: usize) {
-        let today = loyalty::calendar::program_date(self.env.rules.time_zone, Utc::now());
+        let today = loyalty::calendar::program_date(self.deps.rules.time_zone, Utc::now());
         let day = |d: i64| (today + Duration::days(d)).to_string();
         let mut body = String::new();
         for i in 0..n {
@@ -106,7 +109,7 @@ impl Setup {
         };
         let id = migration::import::on_object(app, &upload).await.unwrap().unwrap();
         self.drain(app).await;
-        let job = self.env.store.import_job(&id).await.unwrap().unwrap();
+        let job = self.deps.store.import_job(&id).await.unwrap().unwrap();
         assert_eq!((job.imported, job.rejected), (n as u64, 0));
     }
 
@@ -118,7 +121,7 @@ impl Setup {
         let mut start = None;
         loop {
             let page = self
-                .env
+                .deps
                 .store
                 .client
                 .scan()
@@ -221,7 +224,7 @@ async fn an_export_of_the_imported_table_counts_what_the_table_holds_and_redeliv
     let p = unique("exp");
     t.import(&app, &p, 300).await;
     // A few members who joined here: the welcome points (a ledger entry) and coupon each.
-    let signup = signup_on(&t.env);
+    let signup = signup_on(&t.deps);
     for i in 0..5 {
         let id = format!("{p}-joined-{i}");
         let who = As::MemberWithClaims(
@@ -304,7 +307,7 @@ async fn an_export_of_the_imported_table_counts_what_the_table_holds_and_redeliv
     let after = t.show(&app, &id).await;
     assert_eq!((&after["counts"], &after["objects"]), (&view["counts"], &view["objects"]));
     assert_eq!(sums(&t.lines(&app, &after).await, "members"), truth["members"]);
-    t.h.env.store.client.delete_table().table_name(&t.table).send().await.unwrap();
+    t.h.deps.store.client.delete_table().table_name(&t.table).send().await.unwrap();
 }
 
 #[tokio::test]
@@ -343,7 +346,7 @@ async fn personal_data_only_when_asked_and_allowed_and_bad_requests_write_nothin
     assert_problem(s, &b, &ct, 400, "invalid_export_id");
     // Nothing written: no export under the refused request's id, no message queued.
     let refused = migration::export::new_export_id(Some(&key));
-    assert!(t.env.store.export_job(&refused).await.unwrap().is_none());
+    assert!(t.deps.store.export_job(&refused).await.unwrap().is_none());
     assert!(receive_batch(&t.sqs, &t.queue).await.is_empty(), "nothing queued");
 
     // Allowed: the operators' role named in PersonalDataExporters.
@@ -367,5 +370,5 @@ async fn personal_data_only_when_asked_and_allowed_and_bad_requests_write_nothin
         (m["name"].as_str(), m["birthday"].as_str()),
         (Some("导出 会员"), Some("1990-05-18"))
     );
-    t.h.env.store.client.delete_table().table_name(&t.table).send().await.unwrap();
+    t.h.deps.store.client.delete_table().table_name(&t.table).send().await.unwrap();
 }

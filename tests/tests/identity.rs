@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use coupon_issue::queue::CampaignQueue;
-use loyalty::app::{Clock, Env};
+use loyalty::app::{Clock, Dependencies};
 use loyalty::store::{keys, Store};
 use loyalty::Rules;
 use loyalty_tests::*;
@@ -26,14 +26,17 @@ async fn setup(start: &str) -> T {
     let clock = Arc::new(Mutex::new(at(start)));
     let h = harness_with(Rules::default(), Clock::Shared(clock.clone())).await;
     let table = clone_table(&h, "identity").await;
-    let env = Env { store: Store::new(h.env.store.client.clone(), table.clone()), ..h.env.clone() };
+    let deps = Dependencies {
+        store: Store::new(h.deps.store.client.clone(), table.clone()),
+        ..h.deps.clone()
+    };
     let sqs = aws_sdk_sqs::Client::new(&h.sdk_config);
     let url =
         sqs.create_queue().queue_name(unique("identity")).send().await.unwrap().queue_url.unwrap();
     T {
-        signup: signup_on(&env),
+        signup: signup_on(&deps),
         coupons: coupon_issue::App {
-            env,
+            deps,
             codes: code_key(),
             queue: Some(CampaignQueue::new(sqs, url)),
         },
@@ -45,7 +48,7 @@ async fn setup(start: &str) -> T {
 
 impl T {
     fn store(&self) -> &Store {
-        &self.signup.env.store
+        &self.signup.deps.store
     }
 
     fn set_now(&self, t: &str) {
@@ -149,7 +152,7 @@ impl T {
         loop {
             let page = self
                 .h
-                .env
+                .deps
                 .store
                 .client
                 .scan()
@@ -170,7 +173,7 @@ impl T {
     }
 
     async fn done(self) {
-        self.h.env.store.client.delete_table().table_name(&self.table).send().await.unwrap();
+        self.h.deps.store.client.delete_table().table_name(&self.table).send().await.unwrap();
     }
 }
 
@@ -214,7 +217,7 @@ async fn welcome_gift_once_per_contact_erase_and_rejoin_gets_none_and_the_debt_s
     m.version += 1;
     let write = t
         .store()
-        .member_write(&m, m.version - 1, &t.signup.env.rules, at("2026-11-27T10:00:00Z"))
+        .member_write(&m, m.version - 1, &t.signup.deps.rules, at("2026-11-27T10:00:00Z"))
         .unwrap();
     t.store().transact(vec![write]).await.unwrap();
     assert_eq!(t.member(&first).await.wallet.balance.0, -200);
@@ -346,7 +349,7 @@ async fn a_tombstone_written_between_signup_s_read_and_write_fails_the_write() {
     use loyalty::store::receipt::Receipt;
     use loyalty::store::signup::{NewMemberWrite, SignupConflict};
     let t = setup("2026-11-27T10:00:00Z").await;
-    let (store, rules, key) = (t.store(), t.signup.env.rules.clone(), contact_key());
+    let (store, rules, key) = (t.store(), t.signup.deps.rules.clone(), contact_key());
     let e = email();
     let digest = key.email(&e);
     let racer = |id: &str| {

@@ -6,7 +6,7 @@
 //! batches match the ledger.
 
 use chrono::{DateTime, Duration, Utc};
-use loyalty::app::{Clock, Env};
+use loyalty::app::{Clock, Dependencies};
 use loyalty::store::Store;
 use loyalty::{Rules, TierCode};
 use loyalty_tests::outbox::{self, StreamReader};
@@ -22,7 +22,7 @@ const DAY2: &str = "2026-11-21";
 struct World {
     h: Harness,
     table: String,
-    env: Env,
+    deps: Dependencies,
     stream: StreamReader,
     kpis: events_out::Kpis,
     clock: Arc<Mutex<DateTime<Utc>>>,
@@ -33,24 +33,26 @@ impl World {
         let clock = Arc::new(Mutex::new(at(NOW)));
         let h = harness_with(Rules::default(), Clock::Shared(clock.clone())).await;
         let table = outbox::stream_table(&h, prefix).await;
-        let env =
-            Env { store: Store::new(h.env.store.client.clone(), table.clone()), ..h.env.clone() };
+        let deps = Dependencies {
+            store: Store::new(h.deps.store.client.clone(), table.clone()),
+            ..h.deps.clone()
+        };
         let stream = StreamReader::open(&h, &table).await;
         let kpis = events_out::Kpis {
-            store: env.store.clone(),
-            time_zone: env.rules.time_zone,
-            conversion_days: env.rules.reports.conversion_days,
+            store: deps.store.clone(),
+            time_zone: deps.rules.time_zone,
+            conversion_days: deps.rules.reports.conversion_days,
         };
-        World { h, table, env, stream, kpis, clock }
+        World { h, table, deps, stream, kpis, clock }
     }
 
     fn signup(&self) -> signup::App {
-        signup_on(&self.env)
+        signup_on(&self.deps)
     }
 
     fn points(&self) -> purchase_points::App {
         purchase_points::App {
-            env: self.env.clone(),
+            deps: self.deps.clone(),
             sqs: aws_sdk_sqs::Client::new(&self.h.sdk_config),
             codes: code_key(),
         }
@@ -58,7 +60,7 @@ impl World {
 
     fn campaigns(&self) -> member_day::App {
         member_day::App {
-            env: self.env.clone(),
+            deps: self.deps.clone(),
             sqs: aws_sdk_sqs::Client::new(&self.h.sdk_config),
             campaign_queue: String::new(),
             dispatch_queue: String::new(),
@@ -145,8 +147,8 @@ async fn run_campaign_with(w: &World, extra: Value) -> (String, String) {
         dispatch_queue: q(unique("kdq")).await,
         ..w.campaigns()
     };
-    let worker = worker_on(&w.env);
-    let now = w.env.clock.now();
+    let worker = worker_on(&w.deps);
+    let now = w.deps.clock.now();
     let mut body = json!({"name": "KPI day", "segment": {"tiers": ["regular", "silver", "gold", "diamond"]},
         "coupon": {"title": "8 CNY off", "offer": {"kind": "amount_off", "value": 800, "minSpend": 0}, "validDays": 3},
         "schedule": {"kind": "once", "at": now + Duration::days(30)}});
@@ -186,7 +188,7 @@ async fn run_campaign_with(w: &World, extra: Value) -> (String, String) {
 /// The campaign coupon a member holds.
 async fn coupon_of(w: &World, id: &str, grant: &str) -> String {
     let coupons: Vec<loyalty::store::coupon::CouponItem> =
-        w.env.store.member_items(id, "COUPON#").await.unwrap();
+        w.deps.store.member_items(id, "COUPON#").await.unwrap();
     coupons
         .into_iter()
         .find(|c| c.coupon.grant == grant)
@@ -215,7 +217,7 @@ async fn a_known_history_gives_each_number_of_the_report_and_redelivery_changes_
     // A campaign for every tier: one 8 CNY coupon each.
     let grant = run_campaign(&w).await;
     let a_coupon = coupon_of(&w, &a, &grant).await;
-    let now = w.env.clock.now();
+    let now = w.deps.clock.now();
     // A buys 250 CNY (250 points pending), returns 50 CNY of it (50 pending points cancelled).
     let (s, r) = internal(&w, &a, "purchases", json!({"orderId": "o-1", "amount": 25_000, "currency": "CNY", "channel": "online", "occurredAt": now - Duration::minutes(1)})).await;
     assert_eq!(s, 201, "{r}");
@@ -277,7 +279,7 @@ async fn a_known_history_gives_each_number_of_the_report_and_redelivery_changes_
     // Day 2. A buys 10 CNY, and returns o-2 in full (its coupon and 100 points come back, its
     // 119 pending points are cancelled); B is erased.
     w.advance(Duration::days(1));
-    let now = w.env.clock.now();
+    let now = w.deps.clock.now();
     let (s, r) = internal(&w, &a, "purchases", json!({"orderId": "o-4", "amount": 1_000, "currency": "CNY", "channel": "online", "occurredAt": now - Duration::minutes(1)})).await;
     assert_eq!(s, 201, "{r}");
     let (s, r) =
@@ -440,7 +442,7 @@ async fn concurrent_purchases_counted_by_concurrent_batches_match_the_ledger() {
     for id in &members {
         join(&w, id).await;
     }
-    let now = w.env.clock.now();
+    let now = w.deps.clock.now();
     let orders: Vec<(String, String, i64)> = (0..100)
         .map(|i| (members[i % members.len()].clone(), format!("o-{i}"), 1_000 + 137 * i as i64))
         .collect();
@@ -497,7 +499,7 @@ async fn concurrent_purchases_counted_by_concurrent_batches_match_the_ledger() {
     let (mut pending, mut available) = (0, 0);
     for id in &members {
         let entries: Vec<loyalty::store::ledger::LedgerItem> =
-            w.env.store.member_items(id, "LEDGER#").await.unwrap();
+            w.deps.store.member_items(id, "LEDGER#").await.unwrap();
         pending += entries.iter().map(|e| e.entry.pending.0).sum::<i64>();
         available += entries.iter().map(|e| e.entry.points.0).sum::<i64>();
     }
@@ -591,7 +593,7 @@ async fn a_year_of_full_days_is_read_in_at_most_four_requests() {
             b.running(day, loyalty::kpi::LIABILITY, 12_345)
         })
         .collect();
-    w.env.store.add_counts(bumps, at(NOW), 7).await.expect("counted");
+    w.deps.store.add_counts(bumps, at(NOW), 7).await.expect("counted");
     w.h.counter.reset();
     let (s, report) = w.report("?from=2025-11-20&to=2026-11-20", As::Operator).await;
     assert_eq!(s, 200);
@@ -628,7 +630,7 @@ async fn an_experiment_reports_each_arm_with_conversion_spend_and_uplift_over_th
     let mut all = w.count(100).await;
     // The first two members of each arm buy today: 100 CNY, and the first of each again, 50 CNY
     // (converted once, both orders in the arm's spend).
-    let now = w.env.clock.now();
+    let now = w.deps.clock.now();
     let mut n = 0;
     for members in arms.values() {
         for (i, id) in members.iter().take(2).enumerate() {
@@ -643,7 +645,7 @@ async fn an_experiment_reports_each_arm_with_conversion_spend_and_uplift_over_th
     // A third member of each arm buys 8 days later: outside the 7-day window.
     all.extend(w.count(100).await);
     w.advance(Duration::days(8));
-    let later = w.env.clock.now();
+    let later = w.deps.clock.now();
     for members in arms.values() {
         n += 1;
         let (s, r) = internal(&w, members[2], "purchases", json!({"orderId": format!("ox-{n}"), "amount": 30_000, "currency": "CNY", "channel": "online", "occurredAt": later - Duration::minutes(1)})).await;

@@ -83,7 +83,7 @@ impl T {
 
     /// Every item of the member's partition, in key order: "nothing written" is this unchanged.
     async fn partition(&self, id: &str) -> Vec<Item> {
-        let store = &self.h.env.store;
+        let store = &self.h.deps.store;
         let out = store
             .client
             .query()
@@ -151,7 +151,7 @@ async fn activities_over_the_limit_are_429_with_retry_after_and_write_nothing() 
     *t.clock.lock().unwrap() = at("2026-11-20T02:16:00Z");
     let (s, body, _) = t.activity(&a, json!({"type": "share", "refId": "p-3"}), Some("s-3")).await;
     assert_eq!(s, 201, "{body}");
-    let m = t.h.env.store.member(&a).await.unwrap().unwrap();
+    let m = t.h.deps.store.member(&a).await.unwrap().unwrap();
     assert_eq!(m.write_window.map(|w| w.count), Some(1), "the new minute counts from one");
     assert_eq!(m.wallet.balance.0, 5 + 2 * 3, "check-in and three shares");
 }
@@ -201,6 +201,6 @@ async fn concurrent_attempts_never_get_past_the_limit() {
     let statuses = futures::future::join_all(attempts).await;
     assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 5, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 15, "{statuses:?}");
-    let m = t.h.env.store.member(&id).await.unwrap().unwrap();
+    let m = t.h.deps.store.member(&id).await.unwrap().unwrap();
     assert_eq!((m.write_window.unwrap().count, m.holds.len()), (5, 5));
 }

@@ -32,7 +32,7 @@ async fn app(h: &Harness) -> Import {
     let bucket = std::env::var("MIGRATION_BUCKET").expect("MIGRATION_BUCKET (scripts/stack)");
     Import {
         app: migration::App {
-            env: h.env.clone(),
+            deps: h.deps.clone(),
             s3: migration::s3_client(&h.sdk_config),
             sqs,
             queue,
@@ -60,7 +60,7 @@ impl Import {
             "s3": {"bucket": {"name": self.bucket}, "object": {"key": key.replace('/', "%2F"), "eTag": "e", "size": body.len()}}}]});
         import::on_message(&self.app, &note.to_string()).await.expect("the notification");
         let job =
-            self.app.env.store.latest_import(key).await.unwrap().expect("an import of the key");
+            self.app.deps.store.latest_import(key).await.unwrap().expect("an import of the key");
         (job.import_id, note.to_string())
     }
 
@@ -100,7 +100,7 @@ impl Import {
     async fn run(&self, key: &str, body: &[u8]) -> ImportJob {
         let (id, _) = self.upload(key, body).await;
         self.drain().await;
-        self.app.env.store.import_job(&id).await.unwrap().unwrap()
+        self.app.deps.store.import_job(&id).await.unwrap().unwrap()
     }
 
     async fn rejects(&self, key: &str) -> Vec<Reject> {
@@ -150,8 +150,8 @@ fn jsonl(lines: &[String]) -> Vec<u8> {
 
 /// Each imported member: balance = Σ ledger, one import entry per lot, the tier as given.
 async fn check_member(h: &Harness, id: &str, lots: usize, points: i64) {
-    let m = h.env.store.member(id).await.unwrap().unwrap_or_else(|| panic!("{id} imported"));
-    let ledger = h.env.store.ledger_all(id).await.unwrap();
+    let m = h.deps.store.member(id).await.unwrap().unwrap_or_else(|| panic!("{id} imported"));
+    let ledger = h.deps.store.ledger_all(id).await.unwrap();
     assert!(
         ledger.iter().all(|e| e.kind == EntryKind::Import),
         "{id}: only import entries (no welcome points)"
@@ -164,7 +164,7 @@ async fn check_member(h: &Harness, id: &str, lots: usize, points: i64) {
     );
     assert_eq!(m.wallet.balance.0, points);
     assert!(m.wallet.is_consistent());
-    let coupons: Vec<Value> = h.env.store.member_items(id, "COUPON#").await.unwrap();
+    let coupons: Vec<Value> = h.deps.store.member_items(id, "COUPON#").await.unwrap();
     assert!(coupons.is_empty(), "{id}: no welcome coupon");
 }
 
@@ -403,10 +403,10 @@ async fn every_bad_line_is_rejected_with_its_code_and_line_and_every_good_line_i
     for n in 1..=11 {
         check_member(&h, &id(&format!("g{n}")), 2, 750).await;
     }
-    let m = h.env.store.member(&id("g1")).await.unwrap().unwrap();
+    let m = h.deps.store.member(&id("g1")).await.unwrap().unwrap();
     assert_eq!(m.tier, loyalty::TierCode::Gold);
     assert_eq!(
-        loyalty::calendar::program_date(h.env.rules.time_zone, m.tier_since).to_string(),
+        loyalty::calendar::program_date(h.deps.rules.time_zone, m.tier_since).to_string(),
         day(-100),
         "protection runs from the date reached"
     );
@@ -421,7 +421,7 @@ async fn every_bad_line_is_rejected_with_its_code_and_line_and_every_good_line_i
             if let Ok(v) = serde_json::from_str::<Value>(&lines[n].0) {
                 if let Some(rid) = v.get("id").and_then(Value::as_str) {
                     assert!(
-                        h.env.store.member(rid).await.unwrap().is_none(),
+                        h.deps.store.member(rid).await.unwrap().is_none(),
                         "line {}: nothing written",
                         n + 1
                     );
@@ -429,7 +429,7 @@ async fn every_bad_line_is_rejected_with_its_code_and_line_and_every_good_line_i
             }
         }
     }
-    let here = h.env.store.member(&joined_here).await.unwrap().unwrap();
+    let here = h.deps.store.member(&joined_here).await.unwrap().unwrap();
     assert!(
         here.imported.is_none() && here.version == 0,
         "a member who joined here is not overwritten"
@@ -458,7 +458,7 @@ async fn the_same_file_again_changes_nothing_and_a_correction_applies_only_while
     assert_eq!(h.counter.snapshot().get("TransactWriteItems").copied().unwrap_or(0), 1 + 2);
     assert_eq!(h.counter.snapshot().get("PutItem").copied().unwrap_or(0), 0);
     for id in ids.iter().step_by(37) {
-        let m = h.env.store.member(id).await.unwrap().unwrap();
+        let m = h.deps.store.member(id).await.unwrap().unwrap();
         assert_eq!(m.version, 1, "{id}: written once");
         assert_eq!(m.imported.as_ref().unwrap().job, first.import_id);
     }
@@ -480,7 +480,7 @@ async fn the_same_file_again_changes_nothing_and_a_correction_applies_only_while
     // to one with activity since the import.
     let touched = &ids[1];
     let changed = h
-        .env
+        .deps
         .store
         .change_birthday(
             touched,
@@ -489,7 +489,7 @@ async fn the_same_file_again_changes_nothing_and_a_correction_applies_only_while
                 reason: "support".into(),
             },
             "arn:ops",
-            &h.env.rules,
+            &h.deps.rules,
             Utc::now(),
         )
         .await
@@ -507,8 +507,8 @@ async fn the_same_file_again_changes_nothing_and_a_correction_applies_only_while
         t.rejects(&fixed_key).await.iter().map(|r| (r.line, r.code)).collect::<Vec<_>>(),
         vec![(2, RejectCode::ChangedSinceImport)]
     );
-    let m = h.env.store.member(&ids[0]).await.unwrap().unwrap();
-    let ledger = h.env.store.ledger_all(&ids[0]).await.unwrap();
+    let m = h.deps.store.member(&ids[0]).await.unwrap().unwrap();
+    let ledger = h.deps.store.ledger_all(&ids[0]).await.unwrap();
     assert_eq!((m.wallet.balance.0, ledger.len()), (900, 3));
     assert_eq!(ledger.iter().map(|e| e.points.0).sum::<i64>(), 900);
     check_member(&h, touched, 2, 750).await;
@@ -541,19 +541,19 @@ async fn a_crash_half_way_imports_nothing_twice() {
     );
     a.unwrap();
     b.unwrap();
-    let half = h.env.store.import_job(&import_id).await.unwrap().unwrap();
+    let half = h.deps.store.import_job(&import_id).await.unwrap().unwrap();
     assert_eq!((half.chunks_done, half.imported), (1, 250));
     // Everything redelivered after the visibility timeout (chunk 0 again, chunk 1 a third
     // time, chunk 2 for the first time).
     for (_, msg) in &chunks {
         import::on_chunk(&t.app, msg).await.unwrap();
     }
-    let job = h.env.store.import_job(&import_id).await.unwrap().unwrap();
+    let job = h.deps.store.import_job(&import_id).await.unwrap().unwrap();
     assert_eq!(
         (job.lines, job.imported, job.unchanged, job.rejected, job.chunks_done),
         (600, 600, 0, 0, 3)
     );
-    let members = h.env.store.members_by_id(&ids).await.unwrap();
+    let members = h.deps.store.members_by_id(&ids).await.unwrap();
     assert_eq!(members.len(), 600);
     assert!(members.values().all(|m| m.version == 1), "each member written once");
     for id in ids.iter().step_by(23) {
@@ -581,7 +581,7 @@ async fn a_csv_whose_header_is_wrong_imports_nothing_and_says_why_on_line_one() 
         let error = job.error.clone().unwrap_or_default();
         assert!(error.starts_with("line 1: ") && error.contains(says), "{name}: {error}");
         assert_eq!((job.lines, job.chunks, job.imported, job.rejected), (0, 0, 0, 0), "{name}");
-        assert!(h.env.store.member(&id).await.unwrap().is_none(), "{name}: nobody imported");
+        assert!(h.deps.store.member(&id).await.unwrap().is_none(), "{name}: nobody imported");
         // The file-wide reason is a rejects line of its own code (no member line's code).
         let out = t
             .app

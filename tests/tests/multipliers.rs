@@ -3,7 +3,7 @@
 //! multiplier window is program-wide.
 
 use chrono::{Duration, Utc};
-use loyalty::app::Env;
+use loyalty::app::Dependencies;
 use loyalty::store::Store;
 use loyalty_tests::*;
 use serde_json::{json, Value};
@@ -12,19 +12,20 @@ struct Apps {
     signup: signup::App,
     points: purchase_points::App,
     campaigns: member_day::App,
-    env: Env,
+    deps: Dependencies,
 }
 
 /// The three functions on a table of the test's own (a multiplier window is program-wide).
 async fn apps(name: &str) -> Apps {
     let h = harness().await;
     let table = clone_table(&h, name).await;
-    let env = Env { store: Store::new(h.env.store.client.clone(), table), ..h.env.clone() };
+    let deps =
+        Dependencies { store: Store::new(h.deps.store.client.clone(), table), ..h.deps.clone() };
     Apps {
-        signup: signup_on(&env),
-        points: points_on(&h, &env),
-        campaigns: campaigns_on(&h, &env).await,
-        env: env.clone(),
+        signup: signup_on(&deps),
+        points: points_on(&h, &deps),
+        campaigns: campaigns_on(&h, &deps).await,
+        deps: deps.clone(),
     }
 }
 
@@ -65,7 +66,7 @@ async fn buy(apps: &Apps, id: &str, order: &str, at: chrono::DateTime<Utc>) -> V
 
 /// Whether `at` is on the rules' member day (the 18th, 2× for every tier by default).
 fn on_member_day(apps: &Apps, at: chrono::DateTime<Utc>) -> bool {
-    loyalty::calendar::program_date(apps.env.rules.time_zone, at).format("%d").to_string() == "18"
+    loyalty::calendar::program_date(apps.deps.rules.time_zone, at).format("%d").to_string() == "18"
 }
 
 #[tokio::test]

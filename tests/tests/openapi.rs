@@ -21,7 +21,7 @@
 mod common;
 
 use lambda_http::{Body, Request, Response};
-use loyalty::app::{Clock, Env};
+use loyalty::app::{Clock, Dependencies};
 use loyalty::store::Store;
 use loyalty::Rules;
 use loyalty_tests::*;
@@ -462,7 +462,7 @@ async fn import_example(app: &migration::App) -> String {
                 .unwrap();
         }
     }
-    let job = app.env.store.import_job(&id).await.unwrap().unwrap();
+    let job = app.deps.store.import_job(&id).await.unwrap().unwrap();
     assert_eq!((job.imported, job.rejected), (3, 0), "migration/example.jsonl imports whole");
     id
 }
@@ -684,15 +684,15 @@ async fn every_operation_answers_as_documented() {
     let doc = doc();
     let h = harness_with(Rules::default(), Clock::Fixed(at(NOW))).await;
     let table = clone_table(&h, "openapi").await;
-    let store = Store::new(h.env.store.client.clone(), table.clone());
-    let env = Env { store, ..h.env.clone() };
+    let store = Store::new(h.deps.store.client.clone(), table.clone());
+    let deps = Dependencies { store, ..h.deps.clone() };
     let sqs = aws_sdk_sqs::Client::new(&h.sdk_config);
     let apps = Apps {
-        signup: signup_on(&env),
-        points: purchase_points::App { env: env.clone(), sqs: sqs.clone(), codes: code_key() },
-        coupons: worker_on(&env),
+        signup: signup_on(&deps),
+        points: purchase_points::App { deps: deps.clone(), sqs: sqs.clone(), codes: code_key() },
+        coupons: worker_on(&deps),
         campaigns: member_day::App {
-            env: env.clone(),
+            deps: deps.clone(),
             sqs: sqs.clone(),
             campaign_queue: queue(&sqs).await,
             dispatch_queue: queue(&sqs).await,
@@ -703,7 +703,7 @@ async fn every_operation_answers_as_documented() {
             budget: std::time::Duration::from_secs(30),
         },
         migration: migration::App {
-            env: env.clone(),
+            deps: deps.clone(),
             s3: migration::s3_client(&h.sdk_config),
             sqs: sqs.clone(),
             queue: queue(&sqs).await,
@@ -943,5 +943,5 @@ async fn every_operation_answers_as_documented() {
     );
     assert!(successes >= 20, "only {successes} request examples sent");
     assert!(problems >= 60, "only {problems} problem examples sent");
-    h.env.store.client.delete_table().table_name(&table).send().await.unwrap();
+    h.deps.store.client.delete_table().table_name(&table).send().await.unwrap();
 }

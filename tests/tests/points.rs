@@ -31,7 +31,7 @@ async fn setup(clock: Clock) -> T {
         Rules::from_overrides(r#"{"returnWindowDays":0,"checkout":{"maxPointsPercent":100}}"#)
             .unwrap();
     let h = harness_with(rules, clock).await;
-    T { points: h.points_app(), signup: signup_on(&h.env), h }
+    T { points: h.points_app(), signup: signup_on(&h.deps), h }
 }
 
 async fn fixed() -> T {
@@ -133,7 +133,7 @@ impl T {
     }
 
     async fn buy(&self, id: &str, order: &str, fen: i64) -> (u16, Value, String) {
-        let occurred = (self.h.env.clock.now() - Duration::minutes(5)).to_rfc3339();
+        let occurred = (self.h.deps.clock.now() - Duration::minutes(5)).to_rfc3339();
         self.buy_at(id, order, fen, &occurred).await
     }
 
@@ -164,16 +164,16 @@ impl T {
     }
 
     async fn balance(&self, id: &str) -> i64 {
-        self.h.env.store.member(id).await.unwrap().unwrap().wallet.balance.0
+        self.h.deps.store.member(id).await.unwrap().unwrap().wallet.balance.0
     }
 
     async fn ledger_sum(&self, id: &str) -> i64 {
-        self.h.env.store.ledger_all(id).await.unwrap().iter().map(|e| e.points.0).sum()
+        self.h.deps.store.ledger_all(id).await.unwrap().iter().map(|e| e.points.0).sum()
     }
 
     /// The invariant every test ends on.
     async fn assert_balanced(&self, id: &str, want: i64) {
-        let m = self.h.env.store.member(id).await.unwrap().unwrap();
+        let m = self.h.deps.store.member(id).await.unwrap().unwrap();
         assert!(m.wallet.is_consistent(), "{:?}", m.wallet);
         assert_eq!(m.wallet.balance.0, want, "balance");
         assert_eq!(self.ledger_sum(id).await, want, "sum of the ledger");
@@ -194,7 +194,7 @@ async fn a_purchase_earns_whole_cny_points_and_a_repeat_replays_the_first_answer
     assert_eq!((again.0, &again.1), (201, &b), "the same order again gets the first answer");
     let (s, b2, ct) = t.buy(&id, "o-1", 12_400).await;
     assert_problem(s, &b2, &ct, 409, "order_conflict");
-    let m = t.h.env.store.member(&id).await.unwrap().unwrap();
+    let m = t.h.deps.store.member(&id).await.unwrap().unwrap();
     assert_eq!(
         (m.order_count, m.lifetime_spend.0, m.rolling_spend(m.joined_at.date_naive(), 365).0),
         (1, 12_399, 12_399)
@@ -246,7 +246,7 @@ async fn one_hundred_concurrent_purchases_all_count_and_the_ledger_adds_up() {
     }
     let expected: i64 = (0..100).map(|i| i % 10 + 1).sum();
     t.assert_balanced(&id, 100 + expected).await;
-    let m = t.h.env.store.member(&id).await.unwrap().unwrap();
+    let m = t.h.deps.store.member(&id).await.unwrap().unwrap();
     assert_eq!(m.order_count, 100);
 }
 
@@ -259,7 +259,7 @@ async fn the_same_order_posted_twenty_times_concurrently_earns_once() {
         assert_eq!((*s, b), (201, &results[0].1));
     }
     let purchases =
-        t.h.env
+        t.h.deps
             .store
             .ledger_all(&id)
             .await
@@ -279,7 +279,7 @@ async fn redemptions_spend_the_oldest_lots_first() {
     *clock.lock().unwrap() = at("2026-10-11T04:00:00Z");
     t.buy(&id, "fifo-1", 400_00).await;
     assert_eq!(t.redeem(&id, 300, "fifo").await.0, 200);
-    let lots = t.h.env.store.member(&id).await.unwrap().unwrap().wallet.lots;
+    let lots = t.h.deps.store.member(&id).await.unwrap().unwrap().wallet.lots;
     let lots: Vec<_> = lots.iter().map(|l| (l.earned_on.to_string(), l.points)).collect();
     assert_eq!(lots, vec![("2026-10-11".to_string(), 200)], "the welcome lot of 10-01 went first");
     t.assert_balanced(&id, 200).await;
@@ -312,14 +312,14 @@ async fn partial_refunds_add_up_and_never_claw_back_more_than_earned() {
     let (s, b, ct) =
         t.post(&id, "refunds", json!({"orderId": "nope", "refundId": "z", "amount": 1})).await;
     assert_problem(s, &b, &ct, 404, "order_not_found");
-    let m = t.h.env.store.member(&id).await.unwrap().unwrap();
+    let m = t.h.deps.store.member(&id).await.unwrap().unwrap();
     assert_eq!(
         (m.lifetime_spend.0, m.spend_days.len()),
         (0, 0),
         "the refunded spend is gone from the rolling window"
     );
     let order: OrderItem =
-        t.h.env.store.get(&keys::member_pk(&id), &keys::order_sk("rf-1")).await.unwrap().unwrap();
+        t.h.deps.store.get(&keys::member_pk(&id), &keys::order_sk("rf-1")).await.unwrap().unwrap();
     assert_eq!(
         (order.order.refunded.0, order.order.clawed_back, order.order.refunds.len()),
         (1000, 10, 3)
@@ -354,7 +354,7 @@ async fn crossing_a_threshold_upgrades_at_once_and_records_why() {
             &json!({"orderId": "up-1", "pointsEarned": 2000, "rebateEarned": 0, "availableOn": "2026-11-20", "points": 2100, "tier": "silver", "tierChanged": true})
         )
     );
-    let history = t.h.env.store.tier_history(&id).await.unwrap();
+    let history = t.h.deps.store.tier_history(&id).await.unwrap();
     assert_eq!(history.len(), 1);
     assert_eq!(
         (history[0].from, history[0].to),
@@ -367,7 +367,7 @@ async fn crossing_a_threshold_upgrades_at_once_and_records_why() {
         (Some(120), Some(false)),
         "silver earns 1.2×"
     );
-    let m = t.h.env.store.member(&id).await.unwrap().unwrap();
+    let m = t.h.deps.store.member(&id).await.unwrap().unwrap();
     assert_eq!((m.tier, m.tier_since), (loyalty::TierCode::Silver, at(NOW)));
 }
 
@@ -382,7 +382,7 @@ async fn the_referrer_earns_200_once_on_the_first_purchase() {
     assert_eq!(t.buy(&newbie, "ref-2", 10_00).await.0, 201);
     assert_eq!(t.buy(&newbie, "ref-1", 10_00).await.0, 201, "a replay");
     t.assert_balanced(&referrer, 300).await;
-    let ledger = t.h.env.store.ledger_all(&referrer).await.unwrap();
+    let ledger = t.h.deps.store.ledger_all(&referrer).await.unwrap();
     let referral: Vec<_> = ledger.iter().filter(|e| e.kind == EntryKind::Referral).collect();
     assert_eq!(referral.len(), 1);
     assert_eq!(
@@ -540,12 +540,12 @@ async fn the_expiry_sweep_records_expiries_and_spending_never_uses_expired_point
     assert_eq!(report["complete"], true, "{report}");
     assert!(report["members"].as_u64().unwrap() >= 1);
     t.assert_balanced(&id, 30).await;
-    let ledger = t.h.env.store.ledger_all(&id).await.unwrap();
+    let ledger = t.h.deps.store.ledger_all(&id).await.unwrap();
     assert_eq!(ledger[0].kind, EntryKind::Expiry, "newest first");
     assert_eq!(ledger[0].points.0, -150);
     // Again the same day: nothing more is due for this member.
     purchase_points::expiry_sweep(&t.points, at(sweep_now), deadline).await.unwrap();
-    assert_eq!(t.h.env.store.ledger_all(&id).await.unwrap().len(), ledger.len());
+    assert_eq!(t.h.deps.store.ledger_all(&id).await.unwrap().len(), ledger.len());
     let (s, b, ct) = t.redeem(&id, 100, "after-expiry").await;
     assert_problem(s, &b, &ct, 422, "insufficient_points");
     // A sweep that is out of time does nothing and says so.
@@ -567,7 +567,7 @@ async fn operations_expire_due_points_first_in_the_same_transaction() {
         "the welcome lot expired before the purchase: {b}"
     );
     let kinds: Vec<_> =
-        t.h.env.store.ledger_all(&id).await.unwrap().into_iter().map(|e| e.kind).collect();
+        t.h.deps.store.ledger_all(&id).await.unwrap().into_iter().map(|e| e.kind).collect();
     assert_eq!(kinds, vec![EntryKind::Purchase, EntryKind::Expiry, EntryKind::Welcome]);
     t.assert_balanced(&id, 20).await;
 }
@@ -613,8 +613,8 @@ async fn bad_inputs_are_4xx_problems_and_write_nothing() {
     let t = fixed().await;
     let id = t.member().await;
     t.buy(&id, "bad-setup", 10_00).await;
-    let before = t.h.env.store.member(&id).await.unwrap().unwrap();
-    let entries = t.h.env.store.ledger_all(&id).await.unwrap().len();
+    let before = t.h.deps.store.member(&id).await.unwrap().unwrap();
+    let entries = t.h.deps.store.ledger_all(&id).await.unwrap().len();
     let p = |o: Value| {
         let mut b = json!({"orderId": "bad-1", "amount": 1000, "currency": "CNY", "channel": "online", "occurredAt": "2026-11-20T03:00:00Z"});
         for (k, v) in o.as_object().unwrap() {
@@ -901,11 +901,11 @@ async fn bad_inputs_are_4xx_problems_and_write_nothing() {
         let (s, b, ct) = t.call_raw(method, &path, body.as_deref(), who, &headers).await;
         assert_problem(s, &b, &ct, status, code);
     }
-    let after = t.h.env.store.member(&id).await.unwrap().unwrap();
+    let after = t.h.deps.store.member(&id).await.unwrap().unwrap();
     assert_eq!(after, before, "nothing written");
-    assert_eq!(t.h.env.store.ledger_all(&id).await.unwrap().len(), entries);
+    assert_eq!(t.h.deps.store.ledger_all(&id).await.unwrap().len(), entries);
     let none: Option<OrderItem> =
-        t.h.env.store.get(&keys::member_pk(&id), &keys::order_sk("bad-1")).await.unwrap();
+        t.h.deps.store.get(&keys::member_pk(&id), &keys::order_sk("bad-1")).await.unwrap();
     assert!(none.is_none());
 }
 

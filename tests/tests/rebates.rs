@@ -25,8 +25,8 @@ struct T {
 async fn setup() -> T {
     let clock = Arc::new(Mutex::new(at(NOW)));
     let h = harness_with(Rules::default(), Clock::Shared(clock.clone())).await;
-    assert_eq!(h.env.rules.tier(TierCode::Gold).rebate_basis_points, 200);
-    T { points: h.points_app(), signup: signup_on(&h.env), clock, h }
+    assert_eq!(h.deps.rules.tier(TierCode::Gold).rebate_basis_points, 200);
+    T { points: h.points_app(), signup: signup_on(&h.deps), clock, h }
 }
 
 impl T {
@@ -90,9 +90,9 @@ impl T {
 
     /// The stored wallet's rebate (available, pending) equals the ledger's sums.
     async fn assert_rebate_balanced(&self, id: &str, available: i64, pending: i64) {
-        let m = self.h.env.store.member(id).await.unwrap().unwrap();
+        let m = self.h.deps.store.member(id).await.unwrap().unwrap();
         assert!(m.wallet.is_consistent(), "{:?}", m.wallet);
-        let ledger = self.h.env.store.ledger_all(id).await.unwrap();
+        let ledger = self.h.deps.store.ledger_all(id).await.unwrap();
         let sum = |f: fn(&loyalty::ledger::LedgerEntry) -> Fen| ledger.iter().map(f).sum::<Fen>();
         assert_eq!(
             (m.wallet.rebate.0, m.wallet.pending_rebate().0),
@@ -148,7 +148,7 @@ async fn a_hundred_concurrent_orders_of_a_gold_member_earn_exactly_two_percent_p
     // The next write stores the release, as one ledger entry, and the sums still hold.
     t.buy(&id, "o-after", 100).await;
     t.assert_rebate_balanced(&id, want - reversed, 2).await;
-    let ledger = t.h.env.store.ledger_all(&id).await.unwrap();
+    let ledger = t.h.deps.store.ledger_all(&id).await.unwrap();
     let release = ledger.iter().filter(|e| e.kind == EntryKind::Release).collect::<Vec<_>>();
     assert_eq!(release.len(), 1);
     assert_eq!(release[0].rebate.0, want - reversed);
@@ -224,11 +224,11 @@ async fn racing_checkouts_spend_the_rebate_balance_exactly_once() {
     let confirm = format!("/internal/members/{id}/checkouts/one/confirm");
     let confirms = join_all((0..50).map(|_| t.call("POST", &confirm, None, As::OrderSystem))).await;
     assert!(confirms.iter().all(|(s, _)| *s == 200), "{confirms:?}");
-    let m = t.h.env.store.member(&id).await.unwrap().unwrap();
+    let m = t.h.deps.store.member(&id).await.unwrap().unwrap();
     // 200 CNY → gold 20% off → 160, less 30 CNY of rebate → 130 paid: 2.60 CNY pending.
     t.assert_rebate_balanced(&id, 5_000 - 3_000, 260).await;
     assert_eq!(m.holds.iter().map(|h| h.rebate).sum::<i64>(), 4 * 500);
-    let spent = t.h.env.store.ledger_all(&id).await.unwrap();
+    let spent = t.h.deps.store.ledger_all(&id).await.unwrap();
     assert_eq!(spent.iter().filter(|e| e.kind == EntryKind::Rebate).count(), 1);
 }
 
@@ -267,7 +267,7 @@ async fn a_member_who_lies_gains_no_rebate() {
         .await;
     assert_eq!((s, b["code"].as_str()), (422, Some("invalid_rebate")), "{b}");
     t.assert_rebate_balanced(&id, 0, 0).await;
-    let m = t.h.env.store.member(&id).await.unwrap().unwrap();
+    let m = t.h.deps.store.member(&id).await.unwrap().unwrap();
     assert!(m.holds.is_empty());
 }
 

@@ -24,8 +24,8 @@ struct T {
 async fn setup() -> T {
     let clock = Arc::new(Mutex::new(at(NOW)));
     let h = harness_with(Rules::default(), Clock::Shared(clock.clone())).await;
-    assert_eq!(h.env.rules.return_window_days, 7);
-    T { points: h.points_app(), signup: signup_on(&h.env), clock, h }
+    assert_eq!(h.deps.rules.return_window_days, 7);
+    T { points: h.points_app(), signup: signup_on(&h.deps), clock, h }
 }
 
 impl T {
@@ -96,9 +96,9 @@ impl T {
 
     /// Available points == Σ ledger points, pending points == Σ ledger pending, as stored.
     async fn assert_balanced(&self, id: &str, available: i64, pending: i64) {
-        let m = self.h.env.store.member(id).await.unwrap().unwrap();
+        let m = self.h.deps.store.member(id).await.unwrap().unwrap();
         assert!(m.wallet.is_consistent(), "{:?}", m.wallet);
-        let ledger = self.h.env.store.ledger_all(id).await.unwrap();
+        let ledger = self.h.deps.store.ledger_all(id).await.unwrap();
         assert_eq!(
             (m.wallet.balance.0, m.wallet.pending_total()),
             (available, pending),
@@ -158,7 +158,7 @@ async fn a_full_refund_inside_the_window_takes_the_tier_and_the_pending_points_a
         (Some("regular"), Some(0), true),
         "{p}"
     );
-    let history = t.h.env.store.tier_history(&id).await.unwrap();
+    let history = t.h.deps.store.tier_history(&id).await.unwrap();
     assert_eq!(
         history.iter().map(|c| (c.to, c.reason.as_str())).collect::<Vec<_>>(),
         vec![
@@ -189,10 +189,10 @@ async fn a_full_refund_after_the_window_claws_back_and_re_decides_the_tier_the_s
         "{r}"
     );
     // Silver was reached with spend that was kept, so it keeps Silver's protection.
-    let m = t.h.env.store.member(&id).await.unwrap().unwrap();
+    let m = t.h.deps.store.member(&id).await.unwrap().unwrap();
     assert_eq!((m.tier, m.stepped_down_at), (TierCode::Silver, None));
     assert_eq!(
-        t.h.env.store.tier_history(&id).await.unwrap().last().map(|c| c.reason.clone()),
+        t.h.deps.store.tier_history(&id).await.unwrap().last().map(|c| c.reason.clone()),
         Some("refund".into())
     );
     t.assert_balanced(&id, 2_600, 0).await;
@@ -243,7 +243,7 @@ async fn pending_points_cannot_be_spent_and_a_refund_on_day_three_cancels_exactl
         .await,
     );
     assert_eq!((s, b["points"].as_i64()), (201, Some(1_355)), "{b}");
-    let ledger = t.h.env.store.ledger_all(&id).await.unwrap();
+    let ledger = t.h.deps.store.ledger_all(&id).await.unwrap();
     assert_eq!(
         ledger.iter().filter(|e| e.kind == EntryKind::Release).map(|e| e.points.0).sum::<i64>(),
         1_250
@@ -260,13 +260,13 @@ async fn the_daily_sweep_releases_pending_points() {
     purchase_points::expire_member(
         &t.points,
         &id,
-        loyalty::calendar::program_date(t.h.env.rules.time_zone, t.now()),
+        loyalty::calendar::program_date(t.h.deps.rules.time_zone, t.now()),
         t.now(),
     )
     .await
     .unwrap();
     t.assert_balanced(&id, 400, 0).await;
-    let lots = t.h.env.store.member(&id).await.unwrap().unwrap().wallet.lots;
+    let lots = t.h.deps.store.member(&id).await.unwrap().unwrap().wallet.lots;
     assert_eq!(
         lots.last().map(|l| (l.earned_on.to_string(), l.points)),
         Some(("2026-11-27".into(), 300)),

@@ -8,7 +8,7 @@
 use chrono::{DateTime, Duration, Utc};
 use futures::future::join_all;
 use futures::StreamExt;
-use loyalty::app::{Clock, Env};
+use loyalty::app::{Clock, Dependencies};
 use loyalty::ledger::EntryKind;
 use loyalty::store::Store;
 use loyalty::Rules;
@@ -33,15 +33,15 @@ async fn setup_with(rules: &str) -> T {
     let clock = Arc::new(Mutex::new(at(NOW)));
     let h = harness_with(Rules::from_overrides(rules).unwrap(), Clock::Shared(clock.clone())).await;
     let table = clone_table(&h, "rewards").await;
-    let store = Store::new(h.env.store.client.clone(), table.clone());
-    let env = Env { store: store.clone(), ..h.env.clone() };
+    let store = Store::new(h.deps.store.client.clone(), table.clone());
+    let deps = Dependencies { store: store.clone(), ..h.deps.clone() };
     T {
         points: purchase_points::App {
-            env: env.clone(),
+            deps: deps.clone(),
             sqs: aws_sdk_sqs::Client::new(&h.sdk_config),
             codes: code_key(),
         },
-        signup: signup_on(&env),
+        signup: signup_on(&deps),
         store,
         table,
         clock,
@@ -72,7 +72,7 @@ impl T {
     }
 
     async fn done(self) {
-        self.h.env.store.client.delete_table().table_name(&self.table).send().await.unwrap();
+        self.h.deps.store.client.delete_table().table_name(&self.table).send().await.unwrap();
     }
 
     async fn call(
@@ -402,7 +402,7 @@ async fn each_refusal_has_its_own_code_and_writes_nothing() {
 #[tokio::test]
 async fn pending_points_and_points_held_by_a_checkout_cannot_pay_for_a_reward() {
     let t = setup_with("{}").await;
-    assert_eq!(t.h.env.rules.return_window_days, 7);
+    assert_eq!(t.h.deps.rules.return_window_days, 7);
     let reward = t.define(gift("Umbrella", 500)).await;
     let id = t.member_with(100).await;
     // 1,000 points earned today, pending for the 7-day return window.
@@ -840,10 +840,10 @@ async fn the_sample_events_run_in_order_through_the_handler() {
     use loyalty::runtime::{classify, Trigger};
     let t = setup().await;
     // Locally both principal lists are empty: any IAM caller passes, as with scripts/dev.
-    let env = Env { principals: Arc::new(Default::default()), ..t.points.env.clone() };
+    let deps = Dependencies { principals: Arc::new(Default::default()), ..t.points.deps.clone() };
     let points =
-        purchase_points::App { env: env.clone(), sqs: t.points.sqs.clone(), codes: code_key() };
-    let signup = signup_on(&env);
+        purchase_points::App { deps: deps.clone(), sqs: t.points.sqs.clone(), codes: code_key() };
+    let signup = signup_on(&deps);
     let sample = |name: &str| {
         let text =
             std::fs::read_to_string(format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR")))

@@ -7,7 +7,7 @@ use signup::App;
 
 async fn app() -> (App, Harness) {
     let h = harness().await;
-    (App { env: h.env.clone(), codes: code_key(), contacts: contact_key() }, h)
+    (App { deps: h.deps.clone(), codes: code_key(), contacts: contact_key() }, h)
 }
 
 fn email() -> String {
@@ -81,10 +81,10 @@ async fn signup_gives_welcome_points_and_coupon_visible_in_profile_and_ledger() 
     );
     assert_eq!(p["benefits"]["memberDiscountPercent"], 0);
 
-    let ledger = app.env.store.ledger_all(&id).await.unwrap();
+    let ledger = app.deps.store.ledger_all(&id).await.unwrap();
     assert_eq!(ledger.len(), 1);
     assert_eq!(ledger.iter().map(|e| e.points.0).sum::<i64>(), 100);
-    let coupons = app.env.store.coupons(&id).await.unwrap();
+    let coupons = app.deps.store.coupons(&id).await.unwrap();
     assert_eq!(coupons.len(), 1);
 }
 
@@ -99,7 +99,7 @@ async fn the_same_signup_again_gets_the_first_answer_and_a_different_one_is_409(
     assert_eq!((again.0, &again.1), (201, &first.1));
     let (s, b, ct) = join(&app, &id, json!({"email": email(), "name": "Other"})).await;
     assert_problem(s, &b, &ct, 409, "already_member");
-    assert_eq!(app.env.store.ledger_all(&id).await.unwrap().len(), 1, "welcome points once");
+    assert_eq!(app.deps.store.ledger_all(&id).await.unwrap().len(), 1, "welcome points once");
 }
 
 #[tokio::test]
@@ -147,7 +147,7 @@ async fn twenty_concurrent_signups_with_one_verified_email_make_exactly_one_memb
     }
     let mut members = 0;
     for id in &ids {
-        members += app.env.store.member(id).await.unwrap().is_some() as usize;
+        members += app.deps.store.member(id).await.unwrap().is_some() as usize;
     }
     assert_eq!(members, 1);
 }
@@ -163,7 +163,7 @@ async fn a_referral_code_links_the_new_member_and_an_unknown_one_is_422() {
         join(&app, &newbie, json!({"email": email(), "name": "N", "referralCode": code})).await.0,
         201
     );
-    let m = app.env.store.member(&newbie).await.unwrap().unwrap();
+    let m = app.deps.store.member(&newbie).await.unwrap().unwrap();
     assert_eq!(m.referred_by.unwrap().as_str(), referrer);
 
     let stranger = unique("stranger");
@@ -171,7 +171,7 @@ async fn a_referral_code_links_the_new_member_and_an_unknown_one_is_422() {
         join(&app, &stranger, json!({"email": email(), "name": "S", "referralCode": "ZZZZ9999"}))
             .await;
     assert_problem(s, &b, &ct, 422, "unknown_referral_code");
-    assert!(app.env.store.member(&stranger).await.unwrap().is_none());
+    assert!(app.deps.store.member(&stranger).await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -239,7 +239,10 @@ async fn bad_signups_are_4xx_problems_and_write_nothing() {
             .await,
         );
         assert_problem(s, &b, &ct, want_status, want_code);
-        assert!(app.env.store.member(&id).await.unwrap().is_none(), "{want_code}: nothing written");
+        assert!(
+            app.deps.store.member(&id).await.unwrap().is_none(),
+            "{want_code}: nothing written"
+        );
     }
     // Nobody took the email along the way.
     assert_eq!(join(&app, &unique("ok"), json!({"email": e, "name": "A"})).await.0, 201);
@@ -287,12 +290,12 @@ async fn erasing_removes_personal_data_keeps_the_ledger_and_frees_the_email() {
         201
     );
     assert!(
-        h.env.store.get::<Value>(&keys_of.0, keys::UNIQUE_SK).await.unwrap().is_some(),
+        h.deps.store.get::<Value>(&keys_of.0, keys::UNIQUE_SK).await.unwrap().is_some(),
         "a verified email holds its slot"
     );
     let del = || answer_async(&app, &id);
     assert_eq!(del().await, 204);
-    let m = h.env.store.member(&id).await.unwrap().unwrap();
+    let m = h.deps.store.member(&id).await.unwrap().unwrap();
     assert!(
         m.email.is_none()
             && m.phone.is_none()
@@ -302,11 +305,11 @@ async fn erasing_removes_personal_data_keeps_the_ledger_and_frees_the_email() {
     );
     assert!(!m.email_verified && !m.phone_verified && m.birthday_set_at.is_none());
     assert_eq!(m.wallet.balance.0, 100);
-    assert_eq!(h.env.store.ledger_all(&id).await.unwrap().len(), 1, "the ledger stays");
-    assert!(h.env.store.get::<Value>(&keys_of.0, keys::UNIQUE_SK).await.unwrap().is_none());
-    assert!(h.env.store.get::<Value>(&keys_of.1, keys::UNIQUE_SK).await.unwrap().is_none());
+    assert_eq!(h.deps.store.ledger_all(&id).await.unwrap().len(), 1, "the ledger stays");
+    assert!(h.deps.store.get::<Value>(&keys_of.0, keys::UNIQUE_SK).await.unwrap().is_none());
+    assert!(h.deps.store.get::<Value>(&keys_of.1, keys::UNIQUE_SK).await.unwrap().is_none());
     // The raw item keeps no contact data and has left the birthday index.
-    let store = &h.env.store;
+    let store = &h.deps.store;
     let raw = store
         .client
         .get_item()

@@ -14,7 +14,7 @@ struct Apps {
 async fn apps() -> (Harness, Apps) {
     let h = harness().await;
     let apps = Apps {
-        signup: signup::App { env: h.env.clone(), codes: code_key(), contacts: contact_key() },
+        signup: signup::App { deps: h.deps.clone(), codes: code_key(), contacts: contact_key() },
         points: h.points_app(),
     };
     (h, apps)

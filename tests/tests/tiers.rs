@@ -237,7 +237,7 @@ async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) {
 async fn read_all(h: &Harness, ids: &[String]) -> HashMap<String, Member> {
     let mut out = HashMap::new();
     for chunk in ids.chunks(100) {
-        let got = futures::future::join_all(chunk.iter().map(|id| h.env.store.member(id))).await;
+        let got = futures::future::join_all(chunk.iter().map(|id| h.deps.store.member(id))).await;
         for (id, m) in chunk.iter().zip(got) {
             out.insert(id.clone(), m.unwrap().expect("seeded member exists"));
         }
@@ -261,7 +261,7 @@ async fn a_night_over_a_thousand_members_matches_the_reference_and_a_rerun_chang
     drain(&sqs, &queue_url).await;
     // First night: tiny pages and no time budget, so every page hands on a continuation.
     let mut app = App {
-        env: h.env.clone(),
+        deps: h.deps.clone(),
         sqs,
         queue_url,
         budget: std::time::Duration::ZERO,
@@ -274,7 +274,7 @@ async fn a_night_over_a_thousand_members_matches_the_reference_and_a_rerun_chang
     let members: Vec<Member> = ids.iter().map(|id| generate(&mut g, id, today)).collect();
     seed(&h, &members, now - Duration::hours(1)).await;
     // The tier rules are unchanged since the last sweep: tonight is the review index only.
-    h.env
+    h.deps
         .store
         .set_tier_rules_mark(&TierRulesMark::new(tier::rules_fingerprint(&rules), now))
         .await
@@ -298,7 +298,7 @@ async fn a_night_over_a_thousand_members_matches_the_reference_and_a_rerun_chang
             "{} {:?} since {} spend {:?}",
             m.member_id, m.tier, m.tier_since, m.spend_days
         );
-        let history = h.env.store.tier_history(m.member_id.as_str()).await.unwrap();
+        let history = h.deps.store.tier_history(m.member_id.as_str()).await.unwrap();
         if want != m.tier as usize {
             changed += 1;
             assert_eq!(history.len(), 1, "{}", m.member_id);
@@ -402,15 +402,15 @@ async fn a_rules_change_sweep_raises_at_once_and_lowers_nobody_protected() {
     // Written as the purchase side wrote them, under the old rules.
     let old = Rules::default();
     for m in &members {
-        h.env
+        h.deps
             .store
-            .transact(vec![h.env.store.put(&MemberItem::new(m, &old, since), None).unwrap()])
+            .transact(vec![h.deps.store.put(&MemberItem::new(m, &old, since), None).unwrap()])
             .await
             .map_err(|e| format!("{e:?}"))
             .unwrap();
     }
     let app = App {
-        env: h.env.clone(),
+        deps: h.deps.clone(),
         sqs: aws_sdk_sqs::Client::new(&h.sdk_config),
         queue_url: std::env::var("TIER_SHARD_QUEUE_URL").unwrap(),
         budget: std::time::Duration::from_secs(60),
@@ -437,7 +437,7 @@ async fn a_rules_change_sweep_raises_at_once_and_lowers_nobody_protected() {
         read_all(&h, &members.iter().map(|m| m.member_id.to_string()).collect::<Vec<_>>()).await;
     let r = &got[raised.member_id.as_str()];
     assert_eq!((r.tier, r.tier_since), (TierCode::Silver, now));
-    let history = h.env.store.tier_history(raised.member_id.as_str()).await.unwrap();
+    let history = h.deps.store.tier_history(raised.member_id.as_str()).await.unwrap();
     assert_eq!(
         history.iter().map(|c| (c.from, c.to, c.reason.as_str())).collect::<Vec<_>>(),
         vec![(TierCode::Regular, TierCode::Silver, "nightly_upgrade")]
@@ -449,9 +449,9 @@ async fn a_rules_change_sweep_raises_at_once_and_lowers_nobody_protected() {
         (TierCode::Gold, since),
         "protected through 2016-08-31 (day 365; 2016 has a Feb 29)"
     );
-    assert!(h.env.store.tier_history(kept.member_id.as_str()).await.unwrap().is_empty());
+    assert!(h.deps.store.tier_history(kept.member_id.as_str()).await.unwrap().is_empty());
     let item: MemberItem = h
-        .env
+        .deps
         .store
         .get(&keys::member_pk(kept.member_id.as_str()), keys::PROFILE_SK)
         .await
@@ -470,9 +470,9 @@ async fn a_rules_change_sweep_raises_at_once_and_lowers_nobody_protected() {
         (p.tier, p.tier_since, p.version),
         (TierCode::Silver, plain.tier_since, plain.version + 1)
     );
-    assert!(h.env.store.tier_history(plain.member_id.as_str()).await.unwrap().is_empty());
+    assert!(h.deps.store.tier_history(plain.member_id.as_str()).await.unwrap().is_empty());
     let item: MemberItem = h
-        .env
+        .deps
         .store
         .get(&keys::member_pk(plain.member_id.as_str()), keys::PROFILE_SK)
         .await
@@ -511,24 +511,24 @@ async fn the_profile_shows_tier_standing_after_the_nightly_step_down() {
     m.tier = TierCode::Diamond;
     m.spend_days =
         vec![SpendDay { day: "2021-01-15".parse().unwrap(), amount: Fen::from_cny(12_000) }];
-    h.env
+    h.deps
         .store
-        .transact(vec![h.env.store.put(&MemberItem::new(&m, &h.env.rules, now), None).unwrap()])
+        .transact(vec![h.deps.store.put(&MemberItem::new(&m, &h.deps.rules, now), None).unwrap()])
         .await
         .map_err(|e| format!("{e:?}"))
         .unwrap();
     // One night by the worker: protection long over, gold earned: diamond -> gold.
     assert_eq!(
-        tier_recompute::evaluate_member(&h.env, &id, now).await.unwrap(),
+        tier_recompute::evaluate_member(&h.deps, &id, now).await.unwrap(),
         tier_recompute::Step::Changed
     );
     assert_eq!(
-        tier_recompute::evaluate_member(&h.env, &id, now).await.unwrap(),
+        tier_recompute::evaluate_member(&h.deps, &id, now).await.unwrap(),
         tier_recompute::Step::Unchanged,
         "once a night"
     );
 
-    let app = signup_on(&h.env);
+    let app = signup_on(&h.deps);
     let (status, p, _) = answer(
         signup::handle(
             &app,
@@ -555,7 +555,7 @@ async fn the_profile_shows_tier_standing_after_the_nightly_step_down() {
         p["benefits"]["birthdayCoupon"]["offer"],
         json!({"kind": "amount_off", "value": 8000, "minSpend": 20000})
     );
-    let history = h.env.store.tier_history(&id).await.unwrap();
+    let history = h.deps.store.tier_history(&id).await.unwrap();
     assert_eq!(
         history.iter().map(|c| (c.from, c.to, c.reason.as_str(), c.at)).collect::<Vec<_>>(),
         vec![(TierCode::Diamond, TierCode::Gold, "step_down", now)]

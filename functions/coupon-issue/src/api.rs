@@ -62,7 +62,7 @@ struct IssueRequest {
 }
 
 async fn issue(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
-    app.env.caller(req).require_operator()?;
+    app.deps.caller(req).require_operator()?;
     let id = member_param(id)?;
     let body: IssueRequest = json_body(req)?;
     let grant = http::id_param(&body.grant, "grant", "invalid_grant")?;
@@ -76,7 +76,7 @@ async fn issue(app: &App, req: &Request, id: &str) -> Result<Response<Body>, Api
     }
     let template = match body.template {
         TemplateRef::Named(name) => {
-            app.env.rules.coupon_templates.get(&name).cloned().ok_or_else(|| {
+            app.deps.rules.coupon_templates.get(&name).cloned().ok_or_else(|| {
                 ApiError::unprocessable(
                     "unknown_template",
                     format!("no coupon template named {name:?}"),
@@ -97,8 +97,8 @@ async fn issue(app: &App, req: &Request, id: &str) -> Result<Response<Body>, Api
             ),
         ));
     }
-    let store = &app.env.store;
-    let now = app.env.clock.now();
+    let store = &app.deps.store;
+    let now = app.deps.clock.now();
     let member = match store.member(id.as_str()).await? {
         Some(m) if !m.is_erased() => m,
         _ => return Err(ApiError::not_found("member_not_found", "no such member")),
@@ -138,7 +138,7 @@ struct CouponList<'a> {
 
 async fn list(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
     let id = member_param(id)?;
-    app.env.caller(req).require_member(&id)?;
+    app.deps.caller(req).require_member(&id)?;
     let status = match http::query_param(req, "status").as_deref() {
         None => None,
         Some("active") => Some(CouponStatus::Active),
@@ -151,8 +151,8 @@ async fn list(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiE
             ))
         }
     };
-    let now = app.env.clock.now();
-    let mut coupons = app.env.store.coupons(id.as_str()).await?;
+    let now = app.deps.clock.now();
+    let mut coupons = app.deps.store.coupons(id.as_str()).await?;
     coupons.sort_by(|a, b| b.issued_at.cmp(&a.issued_at).then_with(|| a.code.cmp(&b.code)));
     let coupons = coupons
         .iter()

@@ -38,11 +38,11 @@ pub fn grant(today: NaiveDate) -> String {
 }
 
 pub async fn run(app: &App, now: DateTime<Utc>) -> Result<BirthdayRun, String> {
-    let rules = &app.env.rules;
+    let rules = &app.deps.rules;
     let today = calendar::program_date(rules.time_zone, now);
     let mut members = Vec::new();
     for key in calendar::birthday_keys(today) {
-        members.extend(app.env.store.birthdays(&key).await.map_err(|e| e.to_string())?);
+        members.extend(app.deps.store.birthdays(&key).await.map_err(|e| e.to_string())?);
     }
     let batches = batches(rules, today, &members, &run_tag());
     if !batches.is_empty() {

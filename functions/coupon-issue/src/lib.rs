@@ -11,13 +11,13 @@ pub mod queue;
 pub mod worker;
 
 use lambda_runtime::Error;
-use loyalty::app::Env;
+use loyalty::app::Dependencies;
 use loyalty::coupon::CodeKey;
 use loyalty::runtime::{job_time, Outcome, Trigger};
 use queue::CampaignQueue;
 
 pub struct App {
-    pub env: Env,
+    pub deps: Dependencies,
     pub codes: CodeKey,
     /// Where birthday batches go (`CAMPAIGN_QUEUE_URL`); the worker itself does not send.
     pub queue: Option<CampaignQueue>,
@@ -25,14 +25,14 @@ pub struct App {
 
 impl App {
     pub async fn from_env() -> Result<App, String> {
-        let env = Env::from_env().await?;
+        let deps = Dependencies::from_env().await?;
         let codes = CodeKey::from_env().await?;
         let config = loyalty::aws::sdk_config().await;
         let queue = std::env::var("CAMPAIGN_QUEUE_URL")
             .ok()
             .filter(|u| !u.is_empty())
             .map(|url| CampaignQueue::new(aws_sdk_sqs::Client::new(&config), url));
-        Ok(App { env, codes, queue })
+        Ok(App { deps, codes, queue })
     }
 }
 
@@ -42,7 +42,7 @@ pub async fn handle_trigger(app: &App, trigger: Trigger) -> Result<Outcome, Erro
         Trigger::Http(req) => Ok(Outcome::Http(api::handle(app, req).await)),
         Trigger::Sqs(event) => Ok(Outcome::Sqs(worker::handle(app, event).await)),
         Trigger::Schedule(event) => {
-            let now = job_time(&event, &app.env.clock);
+            let now = job_time(&event, &app.deps.clock);
             match event.detail.get("job").and_then(|j| j.as_str()) {
                 Some(birthday::JOB) => {
                     Ok(Outcome::Done(serde_json::to_value(birthday::run(app, now).await?)?))

@@ -29,7 +29,7 @@ pub const ISSUE_CONCURRENCY: usize = 16;
 pub const MAX_RECEIVES: u64 = 3;
 
 pub async fn handle(app: &App, event: SqsEvent) -> SqsBatchResponse {
-    let now = app.env.clock.now();
+    let now = app.deps.clock.now();
     // Every message of the batch at once (each bounds its own writes: ISSUE_CONCURRENCY).
     let all = event.records.len();
     loyalty::runtime::each_message(
@@ -80,8 +80,8 @@ async fn process(app: &App, record: &SqsMessage, now: DateTime<Utc>) -> bool {
         .get("ApproximateReceiveCount")
         .and_then(|c| c.parse::<u64>().ok())
         .unwrap_or(1);
-    let store = &app.env.store;
-    let rules = &app.env.rules;
+    let store = &app.deps.store;
+    let rules = &app.deps.rules;
     // A birthday grant's coupon goes only to birthdays recorded far enough ahead, and not to a
     // contact whose erased membership had this year's (checked on the member record, which
     // the index the job read may lag).

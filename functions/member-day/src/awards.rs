@@ -51,10 +51,10 @@ fn award_param(id: &str) -> Result<&str, ApiError> {
 /// The same Idempotency-Key again answers the same award (and queues its dispatch again if the
 /// run has not finished dispatching, which is harmless); with another body it is a 409.
 pub async fn create(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
-    app.env.caller(req).require_operator()?;
+    app.deps.caller(req).require_operator()?;
     let body: AwardRequest = json_body(req)?;
     let key = http::idempotency_key(req)?;
-    let (rules, now) = (&app.env.rules, app.env.clock.now());
+    let (rules, now) = (&app.deps.rules, app.deps.clock.now());
     let today = program_date(rules.time_zone, now);
     let (name, reason, gift, whom) = body
         .validate(today, rules.points.expiry_days)
@@ -66,7 +66,7 @@ pub async fn create(app: &App, req: &Request) -> Result<Response<Body>, ApiError
     };
     let id = crate::new_id("award", key.as_deref());
     let fingerprint = http::fingerprint(&body);
-    if let Some(existing) = app.env.store.award(&id).await? {
+    if let Some(existing) = app.deps.store.award(&id).await? {
         if existing.fingerprint != fingerprint {
             return Err(ApiError::conflict(
                 "idempotency_key_reused",
@@ -110,10 +110,10 @@ async fn file(files: Option<&MembersFiles>, key: String) -> Result<MemberList, A
 
 /// `POST /awards/{id}/run`: a new run of the award (the same grant).
 pub async fn run_again(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
-    app.env.caller(req).require_operator()?;
+    app.deps.caller(req).require_operator()?;
     let id = award_param(id)?;
     for attempt in 0..MAX_ATTEMPTS {
-        let Some(def) = app.env.store.award(id).await? else {
+        let Some(def) = app.deps.store.award(id).await? else {
             return Err(ApiError::not_found("award_not_found", "no such award"));
         };
         let version = def.version;
@@ -131,7 +131,7 @@ async fn start(
     mut def: AwardItem,
     read_version: u64,
 ) -> Result<Response<Body>, ApiError> {
-    let now = app.env.clock.now();
+    let now = app.deps.clock.now();
     let a = &def.award;
     let n = def.last_run.as_ref().map_or(1, |l| l.attempt + 1);
     let run_id = campaign::run_id("once", n);
@@ -180,7 +180,7 @@ async fn start(
         supersedes: supersedes.as_deref(),
         unschedule: false,
     };
-    match app.env.store.start_run(write).await? {
+    match app.deps.store.start_run(write).await? {
         Ok(()) => {}
         Err(TxFailure::Conditions(_) | TxFailure::Conflict) if read_version == 0 => {
             // Two requests with one Idempotency-Key at once: the other one defined it.
@@ -217,7 +217,7 @@ async fn resume(app: &App, def: AwardItem) -> Result<Response<Body>, ApiError> {
     let a = &def.award;
     let last =
         def.last_run.as_ref().ok_or_else(|| ApiError::Internal("an award without a run".into()))?;
-    let run = app.env.store.campaign_run(&a.id, &last.run_id).await?;
+    let run = app.deps.store.campaign_run(&a.id, &last.run_id).await?;
     if run.as_ref().is_some_and(|r| !r.dispatch_done && r.superseded_by.is_none()) {
         dispatch::send_dispatch(
             app,
@@ -281,9 +281,9 @@ fn run_view(r: &RunItem) -> RunView<'_> {
 /// `GET /awards/{id}`: the award and its newest runs with their counts (one Query). In each
 /// run, once drained: targeted = credited + alreadyCredited + unknown + overBudget + failed.
 pub async fn show(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
-    app.env.caller(req).require_operator()?;
+    app.deps.caller(req).require_operator()?;
     let id = award_param(id)?;
-    let Some((def, runs)) = app.env.store.award_with_runs(id, RUNS_SHOWN).await? else {
+    let Some((def, runs)) = app.deps.store.award_with_runs(id, RUNS_SHOWN).await? else {
         return Err(ApiError::not_found("award_not_found", "no such award"));
     };
     Ok(http::json(

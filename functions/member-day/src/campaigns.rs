@@ -19,10 +19,10 @@ struct Created<'a> {
 }
 
 pub(crate) async fn create(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
-    app.env.caller(req).require_operator()?;
+    app.deps.caller(req).require_operator()?;
     let body: CampaignRequest = json_body(req)?;
     let key = http::idempotency_key(req)?;
-    let (store, rules, now) = (&app.env.store, &app.env.rules, app.env.clock.now());
+    let (store, rules, now) = (&app.deps.store, &app.deps.rules, app.deps.clock.now());
     let id = crate::new_id("campaign", key.as_deref());
     let campaign = body
         .validate(id.clone(), now)
@@ -124,9 +124,9 @@ fn run_view(r: &RunItem) -> RunView<'_> {
 const RUNS_SHOWN: i32 = 5;
 
 pub(crate) async fn show(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
-    app.env.caller(req).require_operator()?;
+    app.deps.caller(req).require_operator()?;
     let id = campaign_param(id)?;
-    let Some((def, runs)) = app.env.store.campaign_with_runs(id, RUNS_SHOWN).await? else {
+    let Some((def, runs)) = app.deps.store.campaign_with_runs(id, RUNS_SHOWN).await? else {
         return Err(ApiError::not_found("campaign_not_found", "no such campaign"));
     };
     let CampaignItem { campaign, .. } = def;
@@ -142,14 +142,14 @@ const LIST_PAGE: i32 = 50;
 /// `GET /campaigns`: the campaigns defined through the API, newest first, a page at a time
 /// (`cursor` is the last directory key seen, hex-encoded). One Query of the directory.
 pub(crate) async fn list(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
-    app.env.caller(req).require_operator()?;
+    app.deps.caller(req).require_operator()?;
     let bad_cursor =
         || ApiError::bad_request("invalid_cursor", "cursor is not one this API handed out");
     let before = match http::query_param(req, "cursor") {
         None => None,
         Some(c) => Some(unhex(&c).ok_or_else(bad_cursor)?),
     };
-    let page = app.env.store.campaign_directory(before.as_deref(), LIST_PAGE).await?;
+    let page = app.deps.store.campaign_directory(before.as_deref(), LIST_PAGE).await?;
     let campaigns: Vec<_> = page
         .campaigns
         .iter()
@@ -178,9 +178,9 @@ pub(crate) async fn run_now(
     req: &Request,
     id: &str,
 ) -> Result<Response<Body>, ApiError> {
-    app.env.caller(req).require_operator()?;
+    app.deps.caller(req).require_operator()?;
     let id = campaign_param(id)?;
-    match start_run(app, id, app.env.clock.now(), Mode::Manual).await? {
+    match start_run(app, id, app.deps.clock.now(), Mode::Manual).await? {
         Some(started) => Ok(http::json(202, &started)),
         None => Err(ApiError::not_found("campaign_not_found", "no such campaign")),
     }

@@ -36,7 +36,7 @@ pub async fn on_message(app: &App, body: &str, deadline: Instant) -> Result<(), 
     let msg: DispatchMessage =
         serde_json::from_str(body).map_err(|e| format!("not a dispatch message: {e}"))?;
     let Some(run) = app
-        .env
+        .deps
         .store
         .campaign_run(&msg.campaign_id, &msg.run_id)
         .await
@@ -65,7 +65,7 @@ enum Step {
 }
 
 async fn dispatch(app: &App, mut run: RunItem, deadline: Instant) -> Result<Step, String> {
-    let store = &app.env.store;
+    let store = &app.deps.store;
     let overhead = serde_json::to_vec(&batch(&run, String::new(), Vec::new()))
         .map_err(|e| e.to_string())?
         .len()
@@ -116,7 +116,7 @@ async fn dispatch(app: &App, mut run: RunItem, deadline: Instant) -> Result<Step
         };
         let done = cursor.part as usize >= run.targets.parts();
         if !store
-            .advance_run(&run, run.cursor_seq, &cursor, targeted, done, app.env.clock.now())
+            .advance_run(&run, run.cursor_seq, &cursor, targeted, done, app.deps.clock.now())
             .await
             .map_err(|e| e.to_string())?
         {

@@ -41,7 +41,7 @@ mod start;
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
-use loyalty::app::Env;
+use loyalty::app::Dependencies;
 use loyalty::http::{self};
 use loyalty::runtime::{each_message, job_time, Outcome, Trigger};
 use loyalty::ApiError;
@@ -52,7 +52,7 @@ pub use members_file::MembersFiles;
 pub use start::{start_run, Mode, Started};
 
 pub struct App {
-    pub env: Env,
+    pub deps: Dependencies,
     pub sqs: aws_sdk_sqs::Client,
     /// Where member batches go (the coupon worker consumes it).
     pub campaign_queue: String,
@@ -67,7 +67,7 @@ pub struct App {
 
 impl App {
     pub async fn from_env() -> Result<App, String> {
-        let env = Env::from_env().await?;
+        let deps = Dependencies::from_env().await?;
         let config = loyalty::aws::sdk_config().await;
         let var = |k: &str| std::env::var(k).map_err(|_| format!("{k} is not set"));
         let budget = match std::env::var("DISPATCH_BUDGET_SECONDS") {
@@ -77,7 +77,7 @@ impl App {
             Err(_) => 90,
         };
         Ok(App {
-            env,
+            deps,
             sqs: aws_sdk_sqs::Client::new(&config),
             campaign_queue: var("CAMPAIGN_QUEUE_URL")?,
             dispatch_queue: var("DISPATCH_QUEUE_URL")?,
@@ -107,7 +107,7 @@ pub async fn handle_trigger(app: &App, trigger: Trigger) -> Result<Outcome, lamb
             .await,
         )),
         Trigger::Schedule(event) => {
-            let at = job_time(&event, &app.env.clock);
+            let at = job_time(&event, &app.deps.clock);
             let job = event.detail.get("job").and_then(|j| j.as_str()).unwrap_or_default().to_string();
             let started = start::run_job(app, &job, at).await.map_err(|e| format!("job {job}: {e}"))?;
             Ok(Outcome::Done(json!({ "job": job, "at": at, "started": started })))

@@ -10,16 +10,16 @@ use loyalty::kpi;
 use loyalty::ApiError;
 
 pub async fn kpis(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
-    app.env.caller(req).require_operator()?;
-    let rules = &app.env.rules;
-    let today = loyalty::calendar::program_date(rules.time_zone, app.env.clock.now());
+    app.deps.caller(req).require_operator()?;
+    let rules = &app.deps.rules;
+    let today = loyalty::calendar::program_date(rules.time_zone, app.deps.clock.now());
     let (from, to) = kpi::parse_range(
         http::query_param(req, "from").as_deref(),
         http::query_param(req, "to").as_deref(),
         today,
     )
     .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
-    let store = &app.env.store;
+    let store = &app.deps.store;
     let ((days, total), grants) =
         tokio::try_join!(store.kpi_days(kpi::read_from(from)), store.kpi_grants())?;
     let report = kpi::report(from, to, rules, &days, &total, grants);

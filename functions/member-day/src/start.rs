@@ -37,8 +37,8 @@ pub struct Started {
 
 fn builtin(id: &str, app: &App, now: DateTime<Utc>) -> Option<Campaign> {
     match id {
-        MEMBER_DAY_ID => Some(Campaign::member_day(&app.env.rules, now)),
-        WINBACK_ID => Some(Campaign::win_back(&app.env.rules, now)),
+        MEMBER_DAY_ID => Some(Campaign::member_day(&app.deps.rules, now)),
+        WINBACK_ID => Some(Campaign::win_back(&app.deps.rules, now)),
         _ => None,
     }
 }
@@ -51,7 +51,7 @@ pub async fn start_run(
     at: DateTime<Utc>,
     mode: Mode,
 ) -> Result<Option<Started>, ApiError> {
-    let (store, rules, now) = (&app.env.store, &app.env.rules, app.env.clock.now());
+    let (store, rules, now) = (&app.deps.store, &app.deps.rules, app.deps.clock.now());
     for attempt in 0..MAX_ATTEMPTS {
         let (def, multipliers) = store.campaign_and_multipliers(id).await?;
         let (mut def, read_version) = match def {
@@ -149,7 +149,7 @@ async fn resume(
     last: &LastRun,
     grant: &str,
 ) -> Result<Option<Started>, ApiError> {
-    let run = app.env.store.campaign_run(id, &last.run_id).await?;
+    let run = app.deps.store.campaign_run(id, &last.run_id).await?;
     match run {
         Some(r) if !r.dispatch_done && r.superseded_by.is_none() => {
             dispatch::send_dispatch(
@@ -174,7 +174,7 @@ async fn resume(
 /// A scheduled job: `member-day` (the built-in member day and every monthly campaign),
 /// `win-back` (daily), `campaigns-due` (one-off campaigns whose time has come).
 pub async fn run_job(app: &App, job: &str, at: DateTime<Utc>) -> Result<Vec<Started>, ApiError> {
-    let rules = &app.env.rules;
+    let rules = &app.deps.rules;
     let ids: Vec<String> = match job {
         "member-day" => {
             if !loyalty::calendar::is_day_of_month(
@@ -187,7 +187,7 @@ pub async fn run_job(app: &App, job: &str, at: DateTime<Utc>) -> Result<Vec<Star
                 return Ok(Vec::new());
             }
             let monthly = app
-                .env
+                .deps
                 .store
                 .scheduled_campaigns()
                 .await?
@@ -198,7 +198,7 @@ pub async fn run_job(app: &App, job: &str, at: DateTime<Utc>) -> Result<Vec<Star
         }
         "win-back" => vec![WINBACK_ID.to_string()],
         "campaigns-due" => app
-            .env
+            .deps
             .store
             .scheduled_campaigns()
             .await?
@@ -215,12 +215,17 @@ pub async fn run_job(app: &App, job: &str, at: DateTime<Utc>) -> Result<Vec<Star
     };
     let mut started = Vec::new();
     for id in ids {
-        let when =
-            match app.env.store.campaign_and_multipliers(&id).await?.0.map(|d| d.campaign.schedule)
-            {
-                Some(Schedule::Once { at: due }) => due,
-                _ => at,
-            };
+        let when = match app
+            .deps
+            .store
+            .campaign_and_multipliers(&id)
+            .await?
+            .0
+            .map(|d| d.campaign.schedule)
+        {
+            Some(Schedule::Once { at: due }) => due,
+            _ => at,
+        };
         started.extend(start_run(app, &id, when, Mode::Scheduled).await?);
     }
     Ok(started)

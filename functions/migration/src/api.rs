@@ -83,14 +83,14 @@ impl From<ImportJob> for ImportView {
 }
 
 async fn by_id(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
-    app.env.caller(req).require_operator()?;
+    app.deps.caller(req).require_operator()?;
     if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(ApiError::bad_request(
             "invalid_import_id",
             "an import id is up to 64 letters and digits",
         ));
     }
-    match app.env.store.import_job(id).await? {
+    match app.deps.store.import_job(id).await? {
         Some(j) => Ok(http::json(200, &ImportView::from(j))),
         None => Err(ApiError::not_found("import_not_found", format!("no import {id}"))),
     }
@@ -98,11 +98,11 @@ async fn by_id(app: &App, req: &Request, id: &str) -> Result<Response<Body>, Api
 
 /// `?key=`: that object's latest import; without it, the 20 newest imports.
 async fn by_key(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
-    app.env.caller(req).require_operator()?;
+    app.deps.caller(req).require_operator()?;
     let key = http::query_param(req, "key");
     match key.as_deref() {
         None => {
-            let jobs = app.env.store.latest_imports(None, 20).await?;
+            let jobs = app.deps.store.latest_imports(None, 20).await?;
             let imports: Vec<ImportView> = jobs.into_iter().map(ImportView::from).collect();
             Ok(http::json(200, &serde_json::json!({ "imports": imports })))
         }
@@ -110,7 +110,7 @@ async fn by_key(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
             "invalid_key",
             "an object key is 1 to 1024 bytes, e.g. imports/members.jsonl",
         )),
-        Some(k) => match app.env.store.latest_import(k).await? {
+        Some(k) => match app.deps.store.latest_import(k).await? {
             Some(j) => {
                 Ok(http::json(200, &serde_json::json!({ "imports": [ImportView::from(j)] })))
             }
@@ -148,7 +148,7 @@ pub struct ExportView {
 const MAX_LISTED: usize = 1000;
 
 async fn export_view(app: &App, job: ExportJob) -> Result<ExportView, ApiError> {
-    let segments = app.env.store.export_segments(&job.export_id, job.segments).await?;
+    let segments = app.deps.store.export_segments(&job.export_id, job.segments).await?;
     let parts: Vec<u32> = segments.iter().map(|s| s.parts).collect();
     let mut objects = export::part_keys(&job.prefix, &job.kinds, &parts);
     let objects_truncated = objects.len() > MAX_LISTED;
@@ -174,7 +174,7 @@ async fn export_view(app: &App, job: ExportJob) -> Result<ExportView, ApiError> 
 /// principal `PersonalDataExporters` names; an Idempotency-Key retry answers the same export
 /// (and queues again any segment not begun, in case the first attempt died before queuing).
 async fn start_export(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
-    let caller = app.env.caller(req);
+    let caller = app.deps.caller(req);
     caller.require_operator()?;
     let body: ExportRequest = http::json_body(req)?;
     let plan = body.validate().map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
@@ -198,9 +198,9 @@ async fn start_export(app: &App, req: &Request) -> Result<Response<Body>, ApiErr
         bucket: app.export.bucket.clone(),
         requested_by: caller.iam_principal().unwrap_or_default().to_string(),
         segments_done: 0,
-        created_at: app.env.clock.now(),
+        created_at: app.deps.clock.now(),
     };
-    let store = &app.env.store;
+    let store = &app.deps.store;
     if store.start_export(&job).await? {
         queue_segments(app, &export_id, 0..job.segments).await.map_err(ApiError::Internal)?;
         tracing::info!(export_id, segments = job.segments, personal_data = job.personal_data, requested_by = %job.requested_by, "export started");
@@ -223,9 +223,9 @@ async fn start_export(app: &App, req: &Request) -> Result<Response<Body>, ApiErr
 }
 
 async fn export_by_id(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
-    app.env.caller(req).require_operator()?;
+    app.deps.caller(req).require_operator()?;
     let id = http::id_param(id, "an export id", "invalid_export_id")?;
-    match app.env.store.export_job(id).await? {
+    match app.deps.store.export_job(id).await? {
         Some(job) => Ok(http::json(200, &export_view(app, job).await?)),
         None => Err(ApiError::not_found("export_not_found", format!("no export {id}"))),
     }

@@ -70,7 +70,7 @@ pub async fn on_segment(
     msg: &SegmentMessage,
     deadline: SystemTime,
 ) -> Result<(), String> {
-    let store = &app.env.store;
+    let store = &app.deps.store;
     let job = store
         .export_job(&msg.export_id)
         .await
@@ -106,7 +106,7 @@ pub async fn on_segment(
         next: part.next,
         counts: total([&seen.counts, &part.counts]),
     };
-    let now = app.env.clock.now();
+    let now = app.deps.clock.now();
     if !store.record_export_part(&job.export_id, &progress, now).await.map_err(|e| e.to_string())? {
         // Another delivery of this part recorded it first, and hands over.
         return Ok(());
@@ -135,7 +135,7 @@ async fn read_part(
     let mut pages = 0;
     loop {
         let page = app
-            .env
+            .deps
             .store
             .export_scan_page(msg.segment, job.segments, part.next.as_ref(), app.export.page_limit)
             .await
@@ -210,7 +210,7 @@ pub struct Manifest {
 /// Once every segment is read, the manifest (written again, the same, by any later delivery
 /// that sees the export done).
 async fn finish(app: &App, export_id: &str) -> Result<(), String> {
-    let store = &app.env.store;
+    let store = &app.deps.store;
     let Some(job) = store.export_job(export_id).await.map_err(|e| e.to_string())? else {
         return Err(format!("export {export_id} is not recorded"));
     };

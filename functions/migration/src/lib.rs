@@ -24,13 +24,13 @@ pub mod export;
 pub mod import;
 
 use lambda_runtime::Error;
-use loyalty::app::Env;
+use loyalty::app::Dependencies;
 use loyalty::contact::ContactKey;
 use loyalty::runtime::{each_message, Outcome, Trigger};
 use std::time::SystemTime;
 
 pub struct App {
-    pub env: Env,
+    pub deps: Dependencies,
     pub s3: aws_sdk_s3::Client,
     pub sqs: aws_sdk_sqs::Client,
     /// Where chunk messages go (the queue the bucket notifies, which this function reads).
@@ -83,12 +83,12 @@ pub fn s3_client(config: &loyalty::aws::SdkConfig) -> aws_sdk_s3::Client {
 
 impl App {
     pub async fn from_env() -> Result<App, String> {
-        let env = Env::from_env().await?;
+        let deps = Dependencies::from_env().await?;
         let config = loyalty::aws::sdk_config().await;
         let queue = std::env::var("IMPORT_QUEUE_URL")
             .map_err(|_| "IMPORT_QUEUE_URL is not set".to_string())?;
         Ok(App {
-            env,
+            deps,
             s3: s3_client(&config),
             sqs: aws_sdk_sqs::Client::new(&config),
             queue,

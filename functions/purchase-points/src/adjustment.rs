@@ -80,7 +80,7 @@ impl AdjustmentRequest {
 }
 
 pub async fn adjust(app: &App, req: &Request, id: &str) -> Result<Answer, ApiError> {
-    let caller = app.env.caller(req);
+    let caller = app.deps.caller(req);
     caller.require_operator()?;
     let id = member_param(id)?;
     let body: AdjustmentRequest = json_body(req)?;
@@ -95,10 +95,10 @@ pub async fn adjust(app: &App, req: &Request, id: &str) -> Result<Answer, ApiErr
     let fingerprint = http::fingerprint(&body);
     let reference = format!("adj-{}", http::fingerprint(&key));
     let receipt_sk = keys::receipt_sk(SCOPE, &key);
-    let (store, rules) = (&app.env.store, &*app.env.rules);
+    let (store, rules) = (&app.deps.store, &*app.deps.rules);
     let answer = store
         .change_member(async || {
-            let now = app.env.clock.now();
+            let now = app.deps.clock.now();
             let today = program_date(rules.time_zone, now);
             let mut read =
                 store.points_read(id.as_str(), std::slice::from_ref(&receipt_sk)).await?;

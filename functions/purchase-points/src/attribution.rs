@@ -81,7 +81,7 @@ pub(crate) fn credit(
     let Ok(accrual) = decided else {
         return Ok(Credit { view, ..Credit::default() });
     };
-    let month = affiliate::month_of(program_date(app.env.rules.time_zone, now));
+    let month = affiliate::month_of(program_date(app.deps.rules.time_zone, now));
     let item = CommissionItem::new(NewCommission {
         partner_id: &accrual.partner_id,
         member_id: order.member_id,
@@ -97,7 +97,7 @@ pub(crate) fn credit(
     });
     Ok(Credit {
         view,
-        write: Some(app.env.store.commission_write(&item)?),
+        write: Some(app.deps.store.commission_write(&item)?),
         attribution: Some(Attribution {
             partner_id: accrual.partner_id,
             month,
@@ -141,7 +141,7 @@ pub(crate) fn reverse(
     let total = affiliate::reversed_total(attr.commission, paid, refunded);
     let delta = total - attr.reversed;
     attr.reversed = total;
-    let store = &app.env.store;
+    let store = &app.deps.store;
     let (member_id, order_id) = (order.member_id.as_str(), order.order.order_id.as_str());
     if !month_paid {
         let sk = keys::commission_sk(&attr.month, member_id, order_id);
@@ -165,7 +165,7 @@ pub(crate) fn reverse(
     if delta == Fen::ZERO {
         return Ok(None);
     }
-    let month = affiliate::month_of(program_date(app.env.rules.time_zone, now));
+    let month = affiliate::month_of(program_date(app.deps.rules.time_zone, now));
     let item = AdjustmentItem {
         key: ItemKey::new(
             keys::partner_pk(&attr.partner_id),

@@ -39,7 +39,7 @@ pub async fn handle_schedule(
 ) -> Result<Value, lambda_runtime::Error> {
     match event.detail.get("job").and_then(Value::as_str) {
         Some("expiry-sweep") => {
-            let now = loyalty::runtime::job_time(&event, &app.env.clock);
+            let now = loyalty::runtime::job_time(&event, &app.deps.clock);
             // Lambda always gives a deadline ahead of the start; local emulators may not, and
             // then the sweep gets a fixed budget rather than stopping before it starts.
             let started = SystemTime::now();
@@ -66,10 +66,10 @@ pub async fn expiry_sweep(
     now: DateTime<Utc>,
     deadline: SystemTime,
 ) -> Result<SweepReport, StoreError> {
-    let today = program_date(app.env.rules.time_zone, now);
+    let today = program_date(app.deps.rules.time_zone, now);
     // Members whose first expiry is within the notice horizon are read too (ByExpiry keys the
     // earlier of the first expiry and the first release), so a lot is told before it goes.
-    let horizon = today + chrono::Duration::days(app.env.rules.points.expiry_notice_days as i64);
+    let horizon = today + chrono::Duration::days(app.deps.rules.points.expiry_notice_days as i64);
     let mut report = SweepReport::default();
     let time_left =
         || deadline.duration_since(SystemTime::now()).unwrap_or_default() > SWEEP_MARGIN;
@@ -79,7 +79,7 @@ pub async fn expiry_sweep(
             if !time_left() {
                 return Ok(report);
             }
-            let (ids, next) = app.env.store.expiry_due(shard, horizon, start).await?;
+            let (ids, next) = app.deps.store.expiry_due(shard, horizon, start).await?;
             let results: Vec<_> = futures::stream::iter(ids)
                 .map(|id| async move { expire_member(app, &id, today, now).await })
                 .buffer_unordered(SWEEP_PARALLEL)
@@ -125,7 +125,7 @@ pub async fn expire_member(
     today: NaiveDate,
     now: DateTime<Utc>,
 ) -> Result<Swept, StoreError> {
-    let (store, rules) = (&app.env.store, &*app.env.rules);
+    let (store, rules) = (&app.deps.store, &*app.deps.rules);
     store
         .change_member(async || {
             let Some((mut member, noticed)) = store.member_for_sweep(id).await? else {

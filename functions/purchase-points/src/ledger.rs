@@ -28,8 +28,8 @@ pub(crate) async fn ledger(
 ) -> Result<LedgerView, ApiError> {
     let id = member_param(id)?;
     match support {
-        true => app.env.caller(req).require_operator()?,
-        false => app.env.caller(req).require_member(&id)?,
+        true => app.deps.caller(req).require_operator()?,
+        false => app.deps.caller(req).require_member(&id)?,
     }
     let limit = match http::query_param(req, "limit") {
         None => DEFAULT_PAGE,
@@ -43,7 +43,7 @@ pub(crate) async fn ledger(
         }
     };
     let after = http::query_param(req, "cursor").map(|c| decode_cursor(&c)).transpose()?;
-    let page = app.env.store.ledger_page(id.as_str(), after.as_deref(), limit).await?;
+    let page = app.deps.store.ledger_page(id.as_str(), after.as_deref(), limit).await?;
     // Every member's ledger starts with the welcome entry: an empty first page means no member,
     // and saying so costs no second read.
     if after.is_none() && page.entries.is_empty() {

@@ -29,7 +29,7 @@
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
-use loyalty::app::Env;
+use loyalty::app::Dependencies;
 use loyalty::http::{self, json_body};
 use loyalty::member::{Member, MemberId};
 use loyalty::points::PointsError;
@@ -54,7 +54,7 @@ pub use ledger::{decode_cursor, encode_cursor, LedgerView, DEFAULT_PAGE, MAX_PAG
 pub use order_events::{handle_sqs, order_event, retry_delay};
 
 pub struct App {
-    pub env: Env,
+    pub deps: Dependencies,
     /// For the order-events queue's back-off (ChangeMessageVisibility).
     pub sqs: aws_sdk_sqs::Client,
     /// Coupon codes of the coupons that coupon rewards issue (`COUPON_CODE_SECRET`).
@@ -63,10 +63,10 @@ pub struct App {
 
 impl App {
     pub async fn from_env() -> Result<App, String> {
-        let env = Env::from_env().await?;
+        let deps = Dependencies::from_env().await?;
         let sqs = aws_sdk_sqs::Client::new(&loyalty::aws::sdk_config().await);
         let codes = loyalty::coupon::CodeKey::from_env().await?;
-        Ok(App { env, sqs, codes })
+        Ok(App { deps, sqs, codes })
     }
 }
 
@@ -178,7 +178,7 @@ async fn order_system(
     if method != Method::POST {
         return Err(ApiError::MethodNotAllowed(method.to_string()));
     }
-    app.env.caller(req).require_order_system()?;
+    app.deps.caller(req).require_order_system()?;
     let id = member_param(p[0])?;
     let answer = match p {
         [_, "purchases"] => purchase(app, &id, json_body(req)?).await?,
@@ -200,7 +200,7 @@ async fn member_post(
     activities: bool,
 ) -> Result<Response<Body>, ApiError> {
     let id = member_param(id)?;
-    app.env.caller(req).require_member(&id)?;
+    app.deps.caller(req).require_member(&id)?;
     let answer = if activities {
         let key = http::idempotency_key(req)?;
         activity(app, &id, json_body(req)?, key).await?

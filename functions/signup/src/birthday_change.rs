@@ -30,15 +30,15 @@ pub(crate) async fn set_birthday(
     id: &str,
 ) -> Result<Response<Body>, ApiError> {
     let id = member_param(id)?;
-    let caller = app.env.caller(req);
+    let caller = app.deps.caller(req);
     caller.require_operator()?;
     let body: BirthdayChangeRequest = json_body(req)?;
-    let (rules, now) = (&app.env.rules, app.env.clock.now());
+    let (rules, now) = (&app.deps.rules, app.deps.clock.now());
     let change = body
         .validate(loyalty::calendar::program_date(rules.time_zone, now))
         .map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
     let by = caller.iam_principal().unwrap_or("operator");
-    match app.env.store.change_birthday(id.as_str(), &change, by, rules, now).await? {
+    match app.deps.store.change_birthday(id.as_str(), &change, by, rules, now).await? {
         BirthdayChanged::NoSuchMember => {
             Err(ApiError::not_found("member_not_found", "no such member"))
         }

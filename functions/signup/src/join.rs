@@ -37,10 +37,10 @@ const REFERRAL_CODE_TRIES: usize = 5;
 const TOMBSTONE_RACES: usize = 5;
 
 pub(crate) async fn join(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
-    let id = app.env.caller(req).member_id()?.clone();
+    let id = app.deps.caller(req).member_id()?.clone();
     let body: SignupRequest = json_body(req)?;
     let fingerprint = http::fingerprint(&body);
-    let (rules, store, now) = (&app.env.rules, &app.env.store, app.env.clock.now());
+    let (rules, store, now) = (&app.deps.rules, &app.deps.store, app.deps.clock.now());
     let today = loyalty::calendar::program_date(rules.time_zone, now);
     let (new, verification) = body
         .validate_with(today, &auth::verified_contacts(req))
@@ -172,7 +172,7 @@ async fn replay_or_conflict(
     id: &MemberId,
     fingerprint: &str,
 ) -> Result<Response<Body>, ApiError> {
-    match app.env.store.receipt(id.as_str(), "signup", "-").await? {
+    match app.deps.store.receipt(id.as_str(), "signup", "-").await? {
         Some(r) if r.fingerprint == fingerprint => {
             Ok(http::raw_json(r.status, r.body.into_bytes()))
         }

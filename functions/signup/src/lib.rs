@@ -5,7 +5,7 @@
 use chrono::Datelike;
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
-use loyalty::app::Env;
+use loyalty::app::Dependencies;
 use loyalty::birthday::{self};
 use loyalty::contact::ContactKey;
 use loyalty::coupon::CodeKey;
@@ -22,7 +22,7 @@ use birthday_change::set_birthday;
 use join::join;
 
 pub struct App {
-    pub env: Env,
+    pub deps: Dependencies,
     pub codes: CodeKey,
     /// Keys contact details (uniqueness items, tombstones) by keyed digest.
     pub contacts: ContactKey,
@@ -31,7 +31,7 @@ pub struct App {
 impl App {
     pub async fn from_env() -> Result<App, String> {
         Ok(App {
-            env: Env::from_env().await?,
+            deps: Dependencies::from_env().await?,
             codes: CodeKey::from_env().await?,
             contacts: ContactKey::from_env().await?,
         })
@@ -82,26 +82,26 @@ pub(crate) fn member_param(id: &str) -> Result<MemberId, ApiError> {
 
 async fn profile(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
     let id = member_param(id)?;
-    app.env.caller(req).require_member(&id)?;
-    let (mut member, coupons) = match app.env.store.member_with_coupons(id.as_str()).await? {
+    app.deps.caller(req).require_member(&id)?;
+    let (mut member, coupons) = match app.deps.store.member_with_coupons(id.as_str()).await? {
         Some((m, c)) if !m.is_erased() => (m, c),
         _ => return Err(ApiError::not_found("member_not_found", "no such member")),
     };
     // Shown as the next write will find it: pending points past their window are available,
     // due lots are gone (the write itself happens on the member's next change or the sweep).
-    let now = app.env.clock.now();
+    let now = app.deps.clock.now();
     loyalty::points::settle(
         &mut member,
-        &app.env.rules,
-        loyalty::calendar::program_date(app.env.rules.time_zone, now),
+        &app.deps.rules,
+        loyalty::calendar::program_date(app.deps.rules.time_zone, now),
         now,
     );
-    Ok(http::json(200, &loyalty::views::ProfileView::of(&member, &coupons, &app.env.rules, now)))
+    Ok(http::json(200, &loyalty::views::ProfileView::of(&member, &coupons, &app.deps.rules, now)))
 }
 
 async fn erase(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
     let id = member_param(id)?;
-    app.env.caller(req).require_member(&id)?;
+    app.deps.caller(req).require_member(&id)?;
     erase_member(app, &id).await?;
     tracing::info!(member_id = %id, "personal data erased");
     Ok(Response::builder().status(204).body(Body::Empty).expect("static response"))
@@ -109,12 +109,16 @@ async fn erase(app: &App, req: &Request, id: &str) -> Result<Response<Body>, Api
 
 /// The erasure itself, whoever asked for it: the member or support.
 pub(crate) async fn erase_member(app: &App, id: &MemberId) -> Result<(), ApiError> {
-    let (rules, now) = (&app.env.rules, app.env.clock.now());
+    let (rules, now) = (&app.deps.rules, app.deps.clock.now());
     // This year's birthday coupon, if the member holds it, goes into the tombstones: a new
     // account with the same contact gets no second one this year.
     let year = loyalty::calendar::program_date(rules.time_zone, now).year();
     let birthday_coupon = app.codes.code(id.as_str(), &birthday::grant(year), 0);
-    if !app.env.store.erase_member(id.as_str(), &app.contacts, &birthday_coupon, rules, now).await?
+    if !app
+        .deps
+        .store
+        .erase_member(id.as_str(), &app.contacts, &birthday_coupon, rules, now)
+        .await?
     {
         return Err(ApiError::not_found("member_not_found", "no such member"));
     }

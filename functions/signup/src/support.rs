@@ -40,9 +40,9 @@ fn search_refused(code: &'static str, detail: &str) -> ApiError {
 }
 
 pub async fn search(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
-    app.env.caller(req).require_operator()?;
+    app.deps.caller(req).require_operator()?;
     let body: SearchRequest = json_body(req)?;
-    let store = &app.env.store;
+    let store = &app.deps.store;
     let (id, matched_by) = match (&body.member_id, &body.email, &body.phone) {
         (Some(id), None, None) => (member_param(id)?, "memberId"),
         (None, Some(email), None) => {
@@ -74,7 +74,7 @@ pub async fn search(app: &App, req: &Request) -> Result<Response<Body>, ApiError
         return Err(no_member());
     };
     let tier_history = store.tier_history(id.as_str()).await?;
-    let (rules, now) = (&app.env.rules, app.env.clock.now());
+    let (rules, now) = (&app.deps.rules, app.deps.clock.now());
     loyalty::points::settle(
         &mut member,
         rules,
@@ -106,7 +106,7 @@ fn found(id: Option<String>) -> Result<MemberId, ApiError> {
 /// Erasure asked of support rather than by the member in the app: the same erasure, and the
 /// operator who did it is logged (the member id is pseudonymous; nothing personal is).
 pub async fn erase(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
-    let caller = app.env.caller(req);
+    let caller = app.deps.caller(req);
     caller.require_operator()?;
     let id = member_param(id)?;
     let by = caller.iam_principal().unwrap_or("operator").to_string();

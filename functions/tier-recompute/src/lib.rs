@@ -22,7 +22,7 @@ pub use worker::{evaluate_member, run_task, work, Step, Tally};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
 use lambda_runtime::Error;
-use loyalty::app::{Clock, Env};
+use loyalty::app::{Clock, Dependencies};
 use loyalty::runtime::{job_time, Outcome, Trigger};
 use loyalty::store::tier::{Cursor, TierRulesMark};
 use loyalty::store::{keys, Store};
@@ -35,7 +35,7 @@ use std::time::Duration;
 pub const JOB: &str = "tier-evaluation";
 
 pub struct App {
-    pub env: Env,
+    pub deps: Dependencies,
     pub sqs: aws_sdk_sqs::Client,
     pub queue_url: String,
     /// How long a worker evaluates before it hands the rest of its slice to a continuation
@@ -61,7 +61,7 @@ impl App {
             Err(_) => 600,
         };
         Ok(App {
-            env: Env {
+            deps: Dependencies {
                 store,
                 rules: Arc::new(rules),
                 clock: Clock::System,
@@ -113,10 +113,10 @@ pub async fn coordinate(app: &App, event: &EventBridgeEvent<Value>) -> Result<Va
     if job != Some(JOB) {
         return Err(format!("tier-recompute runs the job {JOB:?}, not {job:?}").into());
     }
-    let now = job_time(event, &app.env.clock);
-    let rules = &app.env.rules;
+    let now = job_time(event, &app.deps.clock);
+    let rules = &app.deps.rules;
     let fingerprint = tier::rules_fingerprint(rules);
-    let mark = app.env.store.tier_rules_mark().await?;
+    let mark = app.deps.store.tier_rules_mark().await?;
     let rules_changed = mark.as_ref().map(|m| &m.fingerprint) != Some(&fingerprint);
     let sweep = rules_changed || event.detail.get("sweep").and_then(Value::as_bool) == Some(true);
     let tasks = tasks(now, sweep);
@@ -124,7 +124,7 @@ pub async fn coordinate(app: &App, event: &EventBridgeEvent<Value>) -> Result<Va
     if rules_changed {
         // Only once every sweep task is queued (the queue and its DLQ keep them): a crash
         // before this line just sweeps again tomorrow, which changes nothing twice.
-        app.env.store.set_tier_rules_mark(&TierRulesMark::new(fingerprint, now)).await?;
+        app.deps.store.set_tier_rules_mark(&TierRulesMark::new(fingerprint, now)).await?;
     }
     let date = calendar::program_date(rules.time_zone, now);
     tracing::info!(job = JOB, %date, %now, tasks = tasks.len(), sweep, rules_changed, "tier evaluation fanned out");

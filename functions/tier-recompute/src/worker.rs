@@ -5,7 +5,7 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use lambda_runtime::Error;
-use loyalty::app::Env;
+use loyalty::app::Dependencies;
 use loyalty::store::change::Attempt;
 use loyalty::store::member::{MemberItem, TierChangeItem};
 use loyalty::store::tier::MemberPage;
@@ -47,21 +47,21 @@ pub async fn run_task(app: &App, task: ShardTask, started: Instant) -> Result<Ta
     if task.shard >= keys::SHARDS {
         return Err(format!("shard {} is out of range 0..{}", task.shard, keys::SHARDS).into());
     }
-    let today = calendar::program_date(app.env.rules.time_zone, task.now);
+    let today = calendar::program_date(app.deps.rules.time_zone, task.now);
     let mut tally = Tally::default();
     let mut cursor = task.cursor.clone();
     loop {
         let page: MemberPage = match task.segment {
             Segment::Review => {
-                app.env.store.tier_review_page(task.shard, today, cursor, app.page_size).await?
+                app.deps.store.tier_review_page(task.shard, today, cursor, app.page_size).await?
             }
             Segment::Tier { tier } => {
-                app.env.store.tier_segment_page(tier, task.shard, cursor, app.page_size).await?
+                app.deps.store.tier_segment_page(tier, task.shard, cursor, app.page_size).await?
             }
         };
         tally.listed += page.member_ids.len();
         let done: Vec<Step> = futures::stream::iter(
-            page.member_ids.iter().map(|id| evaluate_member(&app.env, id, task.now)),
+            page.member_ids.iter().map(|id| evaluate_member(&app.deps, id, task.now)),
         )
         .buffer_unordered(app.concurrency)
         .try_collect()
@@ -94,16 +94,16 @@ pub enum Step {
 /// One member's evaluation: read, decide, one versioned transaction (member + tier history),
 /// retried from a fresh read when another writer got there first.
 pub async fn evaluate_member(
-    env: &Env,
+    deps: &Dependencies,
     member_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Step, StoreError> {
-    let rules = &env.rules;
-    let (step, change) = env
+    let rules = &deps.rules;
+    let (step, change) = deps
         .store
         .change_member(async || {
             let Some(stored) =
-                env.store.get::<MemberItem>(&keys::member_pk(member_id), keys::PROFILE_SK).await?
+                deps.store.get::<MemberItem>(&keys::member_pk(member_id), keys::PROFILE_SK).await?
             else {
                 return Ok(Attempt::Answer((Step::Unchanged, None)));
             };
@@ -120,9 +120,9 @@ pub async fn evaluate_member(
             }
             let mut next = eval.member;
             next.version = member.version + 1;
-            let mut writes = vec![env.store.member_write(&next, member.version, rules, now)?];
+            let mut writes = vec![deps.store.member_write(&next, member.version, rules, now)?];
             if let Some(change) = &eval.change {
-                writes.push(env.store.put(&TierChangeItem::new(member_id, change.clone()), None)?);
+                writes.push(deps.store.put(&TierChangeItem::new(member_id, change.clone()), None)?);
             }
             let step = if eval.change.is_some() { Step::Changed } else { Step::Written };
             Ok(Attempt::Commit(writes, (step, eval.change)))

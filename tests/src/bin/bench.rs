@@ -116,13 +116,13 @@ async fn main() {
         write_measures();
         return;
     }
-    let coupons = coupon_issue::App { env: h.env.clone(), codes: code_key(), queue: None };
+    let coupons = coupon_issue::App { deps: h.deps.clone(), codes: code_key(), queue: None };
     if std::env::var("BENCH_ONLY").as_deref() == Ok("experiment") {
         experiment_run(&h, &coupons).await;
         write_measures();
         return;
     }
-    let signup = signup::App { env: h.env.clone(), codes: code_key(), contacts: contact_key() };
+    let signup = signup::App { deps: h.deps.clone(), codes: code_key(), contacts: contact_key() };
     let points = h.points_app();
     let names = [
         "signup (POST /members)",
@@ -180,7 +180,7 @@ async fn main() {
         partner["trackingCode"].as_str().expect("code"),
     );
     let month =
-        loyalty::affiliate::month_of(loyalty::calendar::program_date(h.env.rules.time_zone, now));
+        loyalty::affiliate::month_of(loyalty::calendar::program_date(h.deps.rules.time_zone, now));
     for i in 0..n {
         let id = unique("bench");
         let me = || As::Member(id.clone());
@@ -429,7 +429,7 @@ async fn main() {
     let batch = IssueBatch {
         batch_id: unique("batch"),
         grant: unique("bench-grant"),
-        template: Some(h.env.rules.member_day.coupon.clone()),
+        template: Some(h.deps.rules.member_day.coupon.clone()),
         points: None,
         budget: None,
         run: None,
@@ -518,7 +518,7 @@ async fn events_out_bench(h: &Harness, n: usize) {
         kpis: None,
     };
     let now = chrono::Utc::now();
-    let rules = &h.env.rules;
+    let rules = &h.deps.rules;
     let item = |x: serde_dynamo::Item| serde_json::to_value(x).expect("an item as DynamoDB JSON");
     let mut records = Vec::new();
     for i in 0..purchases {
@@ -616,21 +616,24 @@ async fn events_out_bench(h: &Harness, n: usize) {
 /// counting's own, not the purchase's). Then the report over a year, read back through its
 /// handler: requests, read units and latency.
 async fn kpi_bench(h: &Harness, n: usize) {
-    use loyalty::app::Env;
+    use loyalty::app::Dependencies;
     use loyalty::store::Store;
     use loyalty_tests::outbox::{self, StreamReader};
     let (members, purchases) = (50usize, (n * 5).max(100));
     let table = outbox::stream_table(h, "bench-kpi").await;
-    let env = Env { store: Store::new(h.env.store.client.clone(), table.clone()), ..h.env.clone() };
+    let deps = Dependencies {
+        store: Store::new(h.deps.store.client.clone(), table.clone()),
+        ..h.deps.clone()
+    };
     let mut stream = StreamReader::open(h, &table).await;
     let kpis = events_out::Kpis {
-        store: env.store.clone(),
-        time_zone: env.rules.time_zone,
-        conversion_days: env.rules.reports.conversion_days,
+        store: deps.store.clone(),
+        time_zone: deps.rules.time_zone,
+        conversion_days: deps.rules.reports.conversion_days,
     };
-    let signup = signup::App { env: env.clone(), codes: code_key(), contacts: contact_key() };
+    let signup = signup::App { deps: deps.clone(), codes: code_key(), contacts: contact_key() };
     let points = purchase_points::App {
-        env: env.clone(),
+        deps: deps.clone(),
         sqs: aws_sdk_sqs::Client::new(&h.sdk_config),
         codes: code_key(),
     };
@@ -680,14 +683,14 @@ async fn kpi_bench(h: &Harness, n: usize) {
     let (writes, reads, units) = (h.counter.writes(), h.counter.reads(), h.capacity.units());
     let per = |x: f64| x / purchases as f64;
     let campaigns = member_day::App {
-        env: env.clone(),
+        deps: deps.clone(),
         sqs: aws_sdk_sqs::Client::new(&h.sdk_config),
         campaign_queue: String::new(),
         dispatch_queue: String::new(),
         budget: std::time::Duration::from_secs(60),
         members_files: None,
     };
-    let today = loyalty::calendar::program_date(env.rules.time_zone, now);
+    let today = loyalty::calendar::program_date(deps.rules.time_zone, now);
     let path = format!("/reports/kpis?from={}&to={today}", today - chrono::Duration::days(365));
     let mut report = Op::new("GET /reports/kpis (a year)");
     let mut first = Value::Null;
@@ -741,7 +744,7 @@ async fn campaign_run(h: &Harness, worker: &coupon_issue::App) -> Run {
         std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run through scripts/bench"))
     };
     let app = member_day::App {
-        env: h.env.clone(),
+        deps: h.deps.clone(),
         sqs: sqs.clone(),
         campaign_queue: var("CAMPAIGN_QUEUE_URL"),
         dispatch_queue: var("DISPATCH_QUEUE_URL"),
@@ -821,7 +824,7 @@ async fn experiment_run(h: &Harness, worker: &coupon_issue::App) {
     use loyalty::campaign::experiment::{Experiment, Share, HOLDOUT_ARM};
     let sqs = aws_sdk_sqs::Client::new(&h.sdk_config);
     let app = member_day::App {
-        env: h.env.clone(),
+        deps: h.deps.clone(),
         sqs: sqs.clone(),
         campaign_queue: std::env::var("CAMPAIGN_QUEUE_URL").expect("CAMPAIGN_QUEUE_URL"),
         dispatch_queue: std::env::var("DISPATCH_QUEUE_URL").expect("DISPATCH_QUEUE_URL"),
@@ -858,7 +861,7 @@ async fn experiment_run(h: &Harness, worker: &coupon_issue::App) {
         Share(1000),
     )
     .expect("an experiment");
-    let store = &h.env.store;
+    let store = &h.deps.store;
     let (mut coupons, mut held, mut start) = (0u64, 0u64, None);
     loop {
         let page = store
@@ -1002,7 +1005,7 @@ async fn naive_run(h: &Harness, key: &loyalty::coupon::CodeKey) -> Run {
         .expect("create the naive queue")
         .queue_url
         .expect("queue url");
-    let (store, rules) = (&h.env.store, &h.env.rules);
+    let (store, rules) = (&h.deps.store, &h.deps.rules);
     let grant = unique("naive-grant");
     h.counter.reset();
     h.capacity.reset();
@@ -1162,9 +1165,9 @@ async fn year_long_member(new: &[Op], n: usize) {
     let h =
         harness_with(loyalty::Rules::default(), loyalty::app::Clock::Shared(clock.clone())).await;
     let set = |t| *clock.lock().unwrap() = t;
-    let signup = signup::App { env: h.env.clone(), codes: code_key(), contacts: contact_key() };
+    let signup = signup::App { deps: h.deps.clone(), codes: code_key(), contacts: contact_key() };
     let points = h.points_app();
-    let coupons = coupon_issue::App { env: h.env.clone(), codes: code_key(), queue: None };
+    let coupons = coupon_issue::App { deps: h.deps.clone(), codes: code_key(), queue: None };
     let id = unique("year");
     let me = || As::Member(id.clone());
     let internal = |route: &str| format!("/internal/members/{id}/{route}");
@@ -1217,7 +1220,7 @@ async fn year_long_member(new: &[Op], n: usize) {
         ("PK", loyalty::store::keys::member_pk(&id)),
         ("SK", loyalty::store::keys::PROFILE_SK.to_string()),
     ];
-    let mut get = h.env.store.client.get_item().table_name(&h.env.store.table);
+    let mut get = h.deps.store.client.get_item().table_name(&h.deps.store.table);
     for (k, v) in key {
         get = get.key(k, aws_sdk_dynamodb::types::AttributeValue::S(v));
     }
@@ -1226,11 +1229,11 @@ async fn year_long_member(new: &[Op], n: usize) {
     );
 
     let mut query = h
-        .env
+        .deps
         .store
         .client
         .query()
-        .table_name(&h.env.store.table)
+        .table_name(&h.deps.store.table)
         .key_condition_expression("PK = :pk")
         .expression_attribute_values(
             ":pk",
@@ -1418,10 +1421,10 @@ async fn award_bench(h: &Harness) {
     let n: usize =
         std::env::var("BENCH_AWARD_MEMBERS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
     let table = clone_table(h, "bench-awards").await;
-    let store = loyalty::store::Store::new(h.env.store.client.clone(), table.clone());
-    let env = loyalty::app::Env { store: store.clone(), ..h.env.clone() };
+    let store = loyalty::store::Store::new(h.deps.store.client.clone(), table.clone());
+    let deps = loyalty::app::Dependencies { store: store.clone(), ..h.deps.clone() };
     let on_table = Harness {
-        env: env.clone(),
+        deps: deps.clone(),
         counter: h.counter.clone(),
         capacity: h.capacity.clone(),
         sdk_config: h.sdk_config.clone(),
@@ -1456,14 +1459,14 @@ async fn award_bench(h: &Harness) {
         .await
         .unwrap();
     let md = member_day::App {
-        env: env.clone(),
+        deps: deps.clone(),
         sqs: sqs.clone(),
         dispatch_queue: queues.pop().unwrap(),
         campaign_queue: queues.pop().unwrap(),
         budget: std::time::Duration::from_secs(60),
         members_files: Some(files),
     };
-    let worker = coupon_issue::App { env: env.clone(), codes: code_key(), queue: None };
+    let worker = coupon_issue::App { deps: deps.clone(), codes: code_key(), queue: None };
     let body = json!({"name": "Bench award", "reason": "Benchmark", "points": {"amount": 100}, "membersFile": key});
     let mut rows = Vec::new();
     let mut award_id = String::new();

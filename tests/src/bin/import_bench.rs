@@ -77,7 +77,7 @@ async fn main() {
         .queue_url
         .unwrap();
     let app = migration::App {
-        env: h.env.clone(),
+        deps: h.deps.clone(),
         s3: migration::s3_client(&h.sdk_config),
         sqs,
         queue,
@@ -95,14 +95,14 @@ async fn main() {
     let (first, secs, redelivered1) = run(&app, &bucket, &key, workers).await;
     let ops1 = h.counter.snapshot();
     let units1 = h.capacity.units();
-    let job1 = h.env.store.import_job(&first).await.unwrap().unwrap();
+    let job1 = h.deps.store.import_job(&first).await.unwrap().unwrap();
 
     h.counter.reset();
     h.capacity.reset();
     let (second, secs2, redelivered2) = run(&app, &bucket, &key, workers).await;
     let ops2 = h.counter.snapshot();
     let units2 = h.capacity.units();
-    let job2 = h.env.store.import_job(&second).await.unwrap().unwrap();
+    let job2 = h.deps.store.import_job(&second).await.unwrap().unwrap();
 
     // Every imported member against its ledger: one Scan of the members' partitions.
     let prefix = format!(
@@ -115,11 +115,11 @@ async fn main() {
     let mut start = None;
     loop {
         let page = h
-            .env
+            .deps
             .store
             .client
             .scan()
-            .table_name(&h.env.store.table)
+            .table_name(&h.deps.store.table)
             .filter_expression("begins_with(PK, :p)")
             .expression_attribute_values(
                 ":p",

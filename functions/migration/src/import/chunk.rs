@@ -14,10 +14,10 @@ const IN_FLIGHT: usize = 16;
 
 /// A chunk message: its lines imported and the chunk counted, unless it was counted before.
 pub async fn on_chunk(app: &App, msg: &ChunkMessage) -> Result<(), String> {
-    let store = &app.env.store;
+    let store = &app.deps.store;
     if !store.chunk_counted(&msg.import_id, msg.chunk.index).await.map_err(|e| e.to_string())? {
         let (counts, rejects) = work_chunk(app, msg).await?;
-        let now = app.env.clock.now();
+        let now = app.deps.clock.now();
         store
             .record_chunk(&msg.import_id, msg.chunk.index, counts, rejects, now)
             .await
@@ -29,7 +29,7 @@ pub async fn on_chunk(app: &App, msg: &ChunkMessage) -> Result<(), String> {
 /// Imports a chunk's lines (what a crash may interrupt): every line is one member
 /// transaction or a reject. Answers the chunk's counts and rejects, not yet recorded.
 pub async fn work_chunk(app: &App, msg: &ChunkMessage) -> Result<(Counts, Vec<Reject>), String> {
-    let (store, rules, now) = (&app.env.store, &*app.env.rules, app.env.clock.now());
+    let (store, rules, now) = (&app.deps.store, &*app.deps.rules, app.deps.clock.now());
     let bytes =
         read_object(app, &msg.bucket, &msg.key, Some((msg.chunk.start, msg.chunk.end))).await?;
     let mut outcomes: Vec<(u64, Outcome)> = Vec::new();
@@ -108,7 +108,7 @@ pub async fn work_chunk(app: &App, msg: &ChunkMessage) -> Result<(Counts, Vec<Re
 /// Once every chunk is counted, the rejects file next to the input (written again, the same,
 /// by any later chunk delivery: whoever sees the import done).
 pub(super) async fn finish(app: &App, import_id: &str) -> Result<(), String> {
-    let store = &app.env.store;
+    let store = &app.deps.store;
     let Some(job) = store.import_job(import_id).await.map_err(|e| e.to_string())? else {
         return Err(format!("import {import_id} is not recorded"));
     };

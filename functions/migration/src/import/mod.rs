@@ -188,10 +188,10 @@ pub async fn on_object(app: &App, upload: &Upload) -> Result<Option<String>, Str
         updated: 0,
         unchanged: 0,
         rejected: 0,
-        created_at: app.env.clock.now(),
+        created_at: app.deps.clock.now(),
         error,
     };
-    let created = app.env.store.start_import(&job).await.map_err(|e| e.to_string())?;
+    let created = app.deps.store.start_import(&job).await.map_err(|e| e.to_string())?;
     tracing::info!(import_id = %import_id, key = %upload.key, lines, chunks = chunks.len(), created, "import planned");
     let messages: Vec<ChunkMessage> = chunks
         .into_iter()

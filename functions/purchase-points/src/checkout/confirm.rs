@@ -51,12 +51,12 @@ pub async fn confirm(
     order_id: &str,
     req: ConfirmRequest,
 ) -> Result<Answer, ApiError> {
-    let store = &app.env.store;
+    let store = &app.deps.store;
     http::id_param(order_id, "orderId", "invalid_order_id")?;
     let fingerprint = http::fingerprint(&req);
     let (answer, points_used) = store
         .change_member(async || {
-            let now = app.env.clock.now();
+            let now = app.deps.clock.now();
             let (mut read, item) = read_checkout(app, id, order_id, now).await?;
             if let Some(answer) = already_settled(&read, &item, order_id, &fingerprint)? {
                 return Ok(Attempt::Answer((answer, None)));
@@ -71,7 +71,7 @@ pub async fn confirm(
                 ));
             }
             let occurred_at = req.occurred_at.unwrap_or(now);
-            points::validate_occurred_at(&app.env.rules, occurred_at, now)
+            points::validate_occurred_at(&app.deps.rules, occurred_at, now)
                 .map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
             commit(app, id, order_id, &fingerprint, &mut read, item, occurred_at, now).await
         })
@@ -95,7 +95,7 @@ async fn read_checkout(
 ) -> Result<(PointsRead, CheckoutItem), ApiError> {
     let (checkout_sk, order_sk) = (keys::checkout_sk(order_id), keys::order_sk(order_id));
     let sks = [checkout_sk.clone(), order_sk.clone()];
-    let store = &app.env.store;
+    let store = &app.deps.store;
     let mut read = store.points_read(id.as_str(), &sks).await?;
     let mut item = read.take::<CheckoutItem>(&checkout_sk)?.ok_or_else(checkout_not_found)?;
     for _ in 0..3 {
@@ -165,7 +165,7 @@ async fn commit(
     occurred_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Attempt<Confirmed, ApiError>, ApiError> {
-    let (store, rules) = (&app.env.store, &*app.env.rules);
+    let (store, rules) = (&app.deps.store, &*app.deps.rules);
     let today = program_date(rules.time_zone, now);
     let mut member = live_member(read.member.take())?;
     let read_version = member.version;
@@ -245,7 +245,7 @@ fn redemptions(
             discount: applied.discount,
             at: now,
         };
-        writes.push(app.env.store.redeem_coupon_write(id.as_str(), &c.code, &r)?);
+        writes.push(app.deps.store.redeem_coupon_write(id.as_str(), &c.code, &r)?);
     }
     let range = first..writes.len();
     let codes: Vec<String> = item.quoted.coupons.iter().map(|c| c.code.clone()).collect();

@@ -49,7 +49,7 @@ fn coupons_read(read: &mut PointsRead, codes: &[String]) -> Result<Vec<Coupon>, 
 
 /// Checks what can be checked before reading: amount, currency, the list of codes.
 fn validate(app: &App, amount: Fen, currency: &str, codes: &[String]) -> Result<(), ApiError> {
-    let rules = &*app.env.rules;
+    let rules = &*app.deps.rules;
     checkout::validate_order(rules, amount, currency).map_err(refused)?;
     checkout::validate_codes(rules, codes).map_err(refused)?;
     // A malformed code cannot be anyone's: refuse it like an unknown one, before any read.
@@ -75,7 +75,7 @@ struct Held<'a> {
 /// request again while the hold lives answers the same quote; another request for the same
 /// order replaces the hold (one hold per order, never two, never none).
 pub async fn quote(app: &App, id: &MemberId, req: CheckoutRequest) -> Result<Answer, ApiError> {
-    let (store, rules) = (&app.env.store, &*app.env.rules);
+    let (store, rules) = (&app.deps.store, &*app.deps.rules);
     http::id_param(&req.order_id, "orderId", "invalid_order_id")?;
     validate(app, req.amount, &req.currency, &req.coupon_codes)?;
     let fingerprint = http::fingerprint(&req);
@@ -85,7 +85,7 @@ pub async fn quote(app: &App, id: &MemberId, req: CheckoutRequest) -> Result<Ans
     let code_keys = attribution::code_keys(&req.tracking_code)?;
     let (answer, held) = store
         .change_member(async || {
-            let now = app.env.clock.now();
+            let now = app.deps.clock.now();
             let today = program_date(rules.time_zone, now);
             let mut read = store.points_read_with(id.as_str(), &sks, &code_keys).await?;
             let existing = read.take::<CheckoutItem>(&checkout_sk)?;
@@ -165,12 +165,12 @@ struct Cancelled<'a> {
 
 /// Cancel: releases the holds. Cancelling twice answers the same; after a confirm it is a 409.
 pub async fn cancel(app: &App, id: &MemberId, order_id: &str) -> Result<Answer, ApiError> {
-    let (store, rules) = (&app.env.store, &*app.env.rules);
+    let (store, rules) = (&app.deps.store, &*app.deps.rules);
     http::id_param(order_id, "orderId", "invalid_order_id")?;
     let checkout_sk = keys::checkout_sk(order_id);
     let (answer, cancelled) = store
         .change_member(async || {
-            let now = app.env.clock.now();
+            let now = app.deps.clock.now();
             let today = program_date(rules.time_zone, now);
             let mut read =
                 store.points_read(id.as_str(), std::slice::from_ref(&checkout_sk)).await?;
@@ -228,10 +228,10 @@ struct Preview<'a> {
 /// The member's read-only preview: the same pricing, nothing held or written. The amount is
 /// the member's own claim, so the answer binds nothing; the order system's quote does.
 pub async fn preview(app: &App, id: &MemberId, req: PreviewRequest) -> Result<Answer, ApiError> {
-    let (store, rules) = (&app.env.store, &*app.env.rules);
+    let (store, rules) = (&app.deps.store, &*app.deps.rules);
     validate(app, req.amount, &rules.currency, &req.coupon_codes)?;
     let sks: Vec<String> = req.coupon_codes.iter().map(|c| keys::coupon_sk(c)).collect();
-    let now = app.env.clock.now();
+    let now = app.deps.clock.now();
     let mut read = store.points_read(id.as_str(), &sks).await?;
     let mut member = live_member(read.member.take())?;
     let coupons = coupons_read(&mut read, &req.coupon_codes)?;

@@ -30,14 +30,14 @@ pub async fn activity(
     req: ActivityRequest,
     idempotency_key: Option<String>,
 ) -> Result<Answer, ApiError> {
-    let (store, rules) = (&app.env.store, &*app.env.rules);
+    let (store, rules) = (&app.deps.store, &*app.deps.rules);
     if let Some(r) = &req.ref_id {
         http::id_param(r, "refId", "invalid_ref_id")?;
     }
     let fingerprint = http::fingerprint(&req);
     store
         .change_member(async || {
-            let now = app.env.clock.now();
+            let now = app.deps.clock.now();
             let today = program_date(rules.time_zone, now);
             // The receipt that makes the activity once-only (check-in per day, review per order,
             // share per Idempotency-Key when one is sent), and for a review the order it reviews.

@@ -36,15 +36,15 @@ struct Purchased<'a> {
 }
 
 pub async fn purchase(app: &App, id: &MemberId, req: PurchaseRequest) -> Result<Answer, ApiError> {
-    let (store, rules) = (&app.env.store, &*app.env.rules);
+    let (store, rules) = (&app.deps.store, &*app.deps.rules);
     http::id_param(&req.order_id, "orderId", "invalid_order_id")?;
-    points::validate_purchase(&req, rules, app.env.clock.now()).map_err(points_refusal)?;
+    points::validate_purchase(&req, rules, app.deps.clock.now()).map_err(points_refusal)?;
     let fingerprint = http::fingerprint(&req);
     let (order_sk, checkout_sk) = (keys::order_sk(&req.order_id), keys::checkout_sk(&req.order_id));
     let code_keys = attribution::code_keys(&req.tracking_code)?;
     let (answer, points) = store
         .change_member(async || {
-        let now = app.env.clock.now();
+        let now = app.deps.clock.now();
         let today = program_date(rules.time_zone, now);
         let mut read = store.points_read_with(id.as_str(), &[order_sk.clone(), checkout_sk.clone()], &code_keys).await?;
         if let Some(o) = read.take::<OrderItem>(&order_sk)? {
@@ -95,7 +95,7 @@ pub(crate) async fn purchase_side_writes(
     today: NaiveDate,
     now: DateTime<Utc>,
 ) -> Result<(Vec<TransactWriteItem>, Option<String>), ApiError> {
-    let (store, rules) = (&app.env.store, &*app.env.rules);
+    let (store, rules) = (&app.deps.store, &*app.deps.rules);
     let mut writes = Vec::new();
     let mut rewarded = None;
     if let Some(change) = p.tier_change.clone() {

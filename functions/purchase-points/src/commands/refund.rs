@@ -50,7 +50,7 @@ struct Refunded<'a> {
 }
 
 pub async fn refund(app: &App, id: &MemberId, req: RefundRequest) -> Result<Answer, ApiError> {
-    let (store, rules) = (&app.env.store, &*app.env.rules);
+    let (store, rules) = (&app.deps.store, &*app.deps.rules);
     http::id_param(&req.order_id, "orderId", "invalid_order_id")?;
     http::id_param(&req.refund_id, "refundId", "invalid_refund_id")?;
     if req.amount.0 <= 0 {
@@ -64,7 +64,7 @@ pub async fn refund(app: &App, id: &MemberId, req: RefundRequest) -> Result<Answ
     let month_paid = Arc::new(AtomicBool::new(false));
     let (answer, recorded) = store
         .change_member(async || {
-        let now = app.env.clock.now();
+        let now = app.deps.clock.now();
         let today = program_date(rules.time_zone, now);
         let mut read = store.points_read(id.as_str(), &[order_sk.clone(), receipt_sk.clone()]).await?;
         if let Some(r) = read.take::<Receipt>(&receipt_sk)? {
@@ -141,7 +141,7 @@ async fn cancel_referral_writes(
     today: NaiveDate,
     now: DateTime<Utc>,
 ) -> Result<Vec<TransactWriteItem>, ApiError> {
-    let (store, rules) = (&app.env.store, &*app.env.rules);
+    let (store, rules) = (&app.deps.store, &*app.deps.rules);
     let Some(referrer_id) = &order.referral_to else { return Ok(Vec::new()) };
     let Some(mut referrer) = store.member(referrer_id).await?.filter(|r| !r.is_erased()) else {
         return Ok(Vec::new());

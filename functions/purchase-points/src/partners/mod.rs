@@ -46,7 +46,7 @@ pub async fn handle(
     if !known {
         return Err(http::not_found(req));
     }
-    app.env.caller(req).require_operator()?;
+    app.deps.caller(req).require_operator()?;
     match (method.clone(), p) {
         (Method::POST, ["partners"]) => create(app, req).await,
         (Method::GET, ["partners", id]) => show(app, partner_param(id)?).await,
@@ -97,7 +97,7 @@ pub(super) async fn try_commit(
     writes: Vec<TransactWriteItem>,
     attempt: u32,
 ) -> Result<Option<Vec<usize>>, ApiError> {
-    match app.env.store.transact(writes).await {
+    match app.deps.store.transact(writes).await {
         Ok(()) => Ok(None),
         Err(TxFailure::Conditions(failed)) => Ok(Some(failed)),
         Err(TxFailure::Conflict) => {
@@ -113,7 +113,7 @@ pub(super) async fn try_commit(
 async fn create(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let body: PartnerRequest = json_body(req)?;
     let key = http::idempotency_key(req)?;
-    let (store, rules) = (&app.env.store, &*app.env.rules);
+    let (store, rules) = (&app.deps.store, &*app.deps.rules);
     let fingerprint = http::fingerprint(&body);
     let id = affiliate::new_partner_id(key.as_deref());
     for attempt in 0..MAX_ATTEMPTS {
@@ -125,7 +125,7 @@ async fn create(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
         };
         let partner = body
             .clone()
-            .validate(id.clone(), code.clone(), rules, app.env.clock.now())
+            .validate(id.clone(), code.clone(), rules, app.deps.clock.now())
             .map_err(refused)?;
         let item = PartnerItem::new(partner, fingerprint.clone());
         match try_commit(app, store.new_partner_writes(&item)?, attempt).await? {
@@ -155,18 +155,18 @@ async fn create(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
 }
 
 async fn show(app: &App, id: &str) -> Result<Response<Body>, ApiError> {
-    let item = app.env.store.partner(id).await?.ok_or_else(partner_not_found)?;
+    let item = app.deps.store.partner(id).await?.ok_or_else(partner_not_found)?;
     Ok(view(200, &item.partner, None))
 }
 
 /// Changes a partner: the next version under the version read, with every code item
 /// rewritten in the same transaction, so orders see the new terms at once.
 async fn update(app: &App, id: &str, patch: PartnerPatch) -> Result<Response<Body>, ApiError> {
-    let (store, rules) = (&app.env.store, &*app.env.rules);
+    let (store, rules) = (&app.deps.store, &*app.deps.rules);
     for attempt in 0..MAX_ATTEMPTS {
         let item = store.partner(id).await?.ok_or_else(partner_not_found)?;
         let next =
-            item.partner.patched(patch.clone(), rules, app.env.clock.now()).map_err(refused)?;
+            item.partner.patched(patch.clone(), rules, app.deps.clock.now()).map_err(refused)?;
         let next = PartnerItem { partner: next, ..item.clone() };
         let writes = store.partner_change_writes(&next, item.partner.version, None)?;
         match try_commit(app, writes, attempt).await? {
@@ -183,12 +183,12 @@ async fn update(app: &App, id: &str, patch: PartnerPatch) -> Result<Response<Bod
 /// One more tracking code (each call makes a new one; a partner has at most
 /// `affiliates.maxCodesPerPartner`).
 async fn add_code(app: &App, id: &str) -> Result<Response<Body>, ApiError> {
-    let (store, rules) = (&app.env.store, &*app.env.rules);
+    let (store, rules) = (&app.deps.store, &*app.deps.rules);
     for attempt in 0..MAX_ATTEMPTS {
         let item = store.partner(id).await?.ok_or_else(partner_not_found)?;
         let code = affiliate::new_code(rules);
         let next =
-            item.partner.with_code(code.clone(), rules, app.env.clock.now()).map_err(refused)?;
+            item.partner.with_code(code.clone(), rules, app.deps.clock.now()).map_err(refused)?;
         let next = PartnerItem { partner: next, ..item.clone() };
         let writes = store.partner_change_writes(&next, item.partner.version, Some(&code))?;
         match try_commit(app, writes, attempt).await? {

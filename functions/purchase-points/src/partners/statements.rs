@@ -72,9 +72,9 @@ fn statement_of(id: &str, month: &MonthParam, read: &Month, today: NaiveDate) ->
 /// The month read, and whether the partner exists (asked only when the month is empty, so
 /// a statement with orders stays one Query).
 async fn read_month(app: &App, id: &str, month: &str) -> Result<Month, ApiError> {
-    let read = app.env.store.partner_month(id, month).await?;
+    let read = app.deps.store.partner_month(id, month).await?;
     let empty = read.orders.is_empty() && read.adjustments.is_empty() && read.statement.is_none();
-    if empty && app.env.store.partner(id).await?.is_none() {
+    if empty && app.deps.store.partner(id).await?.is_none() {
         return Err(partner_not_found());
     }
     Ok(read)
@@ -85,7 +85,7 @@ pub(super) async fn statement(
     id: &str,
     month: &MonthParam,
 ) -> Result<Response<Body>, ApiError> {
-    let today = program_date(app.env.rules.time_zone, app.env.clock.now());
+    let today = program_date(app.deps.rules.time_zone, app.deps.clock.now());
     let read = read_month(app, id, &month.name).await?;
     Ok(statement_of(id, month, &read, today))
 }
@@ -99,10 +99,10 @@ pub(super) async fn mark_paid(
     id: &str,
     month: &MonthParam,
 ) -> Result<Response<Body>, ApiError> {
-    let store = &app.env.store;
+    let store = &app.deps.store;
     for attempt in 0..MAX_ATTEMPTS {
-        let now = app.env.clock.now();
-        let today = program_date(app.env.rules.time_zone, now);
+        let now = app.deps.clock.now();
+        let today = program_date(app.deps.rules.time_zone, now);
         let read = read_month(app, id, &month.name).await?;
         if read.statement.as_ref().is_some_and(|s| s.paid_at.is_some()) {
             return Ok(statement_of(id, month, &read, today));

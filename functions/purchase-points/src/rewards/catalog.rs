@@ -27,10 +27,10 @@ struct Created<'a> {
 /// Defines a reward. With an `Idempotency-Key` its id is derived from the key, so a retry
 /// finds it: the same definition answers the reward again, another is a 409.
 pub(super) async fn create(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
-    app.env.caller(req).require_operator()?;
+    app.deps.caller(req).require_operator()?;
     let body: RewardRequest = json_body(req)?;
     let key = http::idempotency_key(req)?;
-    let (store, rules, now) = (&app.env.store, &*app.env.rules, app.env.clock.now());
+    let (store, rules, now) = (&app.deps.store, &*app.deps.rules, app.deps.clock.now());
     let fingerprint = http::fingerprint(&body);
     let id = reward::new_reward_id(key.as_deref());
     let item = RewardItem::new(
@@ -73,8 +73,8 @@ pub(super) async fn create(app: &App, req: &Request) -> Result<Response<Body>, A
 }
 
 pub(super) async fn list(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
-    app.env.caller(req).require_operator()?;
-    let mut items = app.env.store.rewards().await?;
+    app.deps.caller(req).require_operator()?;
+    let mut items = app.deps.store.rewards().await?;
     items.sort_by(|a, b| {
         a.reward
             .created_at
@@ -88,7 +88,7 @@ pub(super) async fn list(app: &App, req: &Request) -> Result<Response<Body>, Api
 /// Changes a reward: the next version, under the version read. A change that another
 /// operator's, or the claims since, made impossible is re-decided from a fresh read.
 pub(super) async fn update(app: &App, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
-    app.env.caller(req).require_operator()?;
+    app.deps.caller(req).require_operator()?;
     let patch: RewardPatch = json_body(req)?;
     let id = reward_param(id)?;
     change(app, id, patch, false).await
@@ -101,7 +101,7 @@ pub(super) async fn deactivate(
     req: &Request,
     id: &str,
 ) -> Result<Response<Body>, ApiError> {
-    app.env.caller(req).require_operator()?;
+    app.deps.caller(req).require_operator()?;
     let id = reward_param(id)?;
     change(app, id, RewardPatch { active: Some(false), ..Default::default() }, true).await
 }
@@ -112,9 +112,9 @@ pub(super) async fn change(
     patch: RewardPatch,
     unless_inactive: bool,
 ) -> Result<Response<Body>, ApiError> {
-    let (store, rules) = (&app.env.store, &*app.env.rules);
+    let (store, rules) = (&app.deps.store, &*app.deps.rules);
     for attempt in 0..MAX_ATTEMPTS {
-        let now = app.env.clock.now();
+        let now = app.deps.clock.now();
         let item = store.reward(id).await?.ok_or_else(reward_not_found)?;
         if unless_inactive && !item.reward.active {
             return Ok(http::json(200, &view(&item.reward, item.claimed)));

@@ -19,9 +19,9 @@ pub(super) async fn catalog(
     id: &str,
 ) -> Result<Response<Body>, ApiError> {
     let id = member_param(id)?;
-    app.env.caller(req).require_member(&id)?;
-    let (store, rules) = (&app.env.store, &*app.env.rules);
-    let now = app.env.clock.now();
+    app.deps.caller(req).require_member(&id)?;
+    let (store, rules) = (&app.deps.store, &*app.deps.rules);
+    let now = app.deps.clock.now();
     let today = program_date(rules.time_zone, now);
     let items = store.rewards().await?;
     let shown: Vec<&RewardItem> =
@@ -110,7 +110,7 @@ struct Claimed<'a> {
 /// counter, the member's limit counter and, for a coupon reward, the coupon.
 pub(super) async fn claim(app: &App, req: &Request, id: &str) -> Result<Answer, ApiError> {
     let id = member_param(id)?;
-    app.env.caller(req).require_member(&id)?;
+    app.deps.caller(req).require_member(&id)?;
     let body: ClaimRequest = json_body(req)?;
     let key = http::idempotency_key(req)?.ok_or_else(|| {
         ApiError::bad_request(
@@ -128,13 +128,13 @@ pub(super) async fn claim_as(
     body: ClaimRequest,
     key: &str,
 ) -> Result<Answer, ApiError> {
-    let (store, rules) = (&app.env.store, &*app.env.rules);
+    let (store, rules) = (&app.deps.store, &*app.deps.rules);
     let fingerprint = http::fingerprint(&body);
     let claim_id = reward::claim_id(id.as_str(), key);
     let receipt_sk = keys::receipt_sk(keys::REWARD_SCOPE, key);
     let (answer, claimed) = store
         .change_member(async || {
-            let now = app.env.clock.now();
+            let now = app.deps.clock.now();
             let today = program_date(rules.time_zone, now);
             let mut sks = vec![receipt_sk.clone()];
             sks.extend(
@@ -245,10 +245,10 @@ pub(super) async fn claims(
 ) -> Result<Response<Body>, ApiError> {
     let id = member_param(id)?;
     match support {
-        true => app.env.caller(req).require_operator()?,
-        false => app.env.caller(req).require_member(&id)?,
+        true => app.deps.caller(req).require_operator()?,
+        false => app.deps.caller(req).require_member(&id)?,
     }
-    let mut claims = app.env.store.claims(id.as_str()).await?;
+    let mut claims = app.deps.store.claims(id.as_str()).await?;
     claims
         .sort_by(|a, b| b.claimed_at.cmp(&a.claimed_at).then_with(|| a.claim_id.cmp(&b.claim_id)));
     Ok(http::json(

@@ -13,7 +13,7 @@ pub(super) async fn fulfil(
     id: &str,
     claim_id: &str,
 ) -> Result<Response<Body>, ApiError> {
-    app.env.caller(req).require_order_system_or_operator()?;
+    app.deps.caller(req).require_order_system_or_operator()?;
     let id = member_param(id)?;
     let claim_id = http::id_param(claim_id, "the claim id", "invalid_claim_id")?;
     let body: FulfilmentRequest = json_body(req)?;
@@ -27,11 +27,11 @@ pub(super) async fn fulfil(
             "note must be at most 200 characters, without control characters",
         ));
     }
-    let (store, rules) = (&app.env.store, &*app.env.rules);
+    let (store, rules) = (&app.deps.store, &*app.deps.rules);
     let claim_sk = keys::reward_claim_sk(claim_id);
     let (claim, moved) = store
         .change_member(async || {
-            let now = app.env.clock.now();
+            let now = app.deps.clock.now();
             let today = program_date(rules.time_zone, now);
             let read =
                 store.reward_read(id.as_str(), std::slice::from_ref(&claim_sk), None).await?;
