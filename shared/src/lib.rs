@@ -1,15 +1,15 @@
-//! The loyalty engine's domain crate.
+//! The loyalty engine's domain crate, free of the Lambda runtime and HTTP crates.
 //!
 //! Rules are pure functions (`rules`, `tier`, `ledger`, `coupon`, `calendar`, `member`,
 //! `contact`, `birthday`, `limits`): no I/O, the clock and the program rules are inputs.
-//! `store` is the DynamoDB adapter, `http` and `auth` are the thin edge shared by every
-//! Lambda function, `app` builds what a function needs once, at init. `events` says what a
-//! stored change means to the platforms around (the events published from the table's
-//! stream, `store::stream`).
+//! `store` is the DynamoDB adapter (it decodes the table's stream records, whose shape is
+//! `aws_lambda_events`' only Lambda-related dependency here: data types, no runtime).
+//! `events` says what a stored change means to the platforms around (the events published
+//! from the table's stream, `store::stream`). The Lambda edge — HTTP, callers, the runtime
+//! loops, what a function builds at init — is the `loyalty` crate (`edge/`), which
+//! re-exports this one.
 
 pub mod affiliate;
-pub mod app;
-pub mod auth;
 pub mod aws;
 pub mod birthday;
 pub mod calendar;
@@ -21,7 +21,6 @@ pub mod contact;
 pub mod coupon;
 pub mod error;
 pub mod events;
-pub mod http;
 pub mod kpi;
 pub mod ledger;
 pub mod limits;
@@ -32,7 +31,6 @@ pub mod points;
 pub mod queue;
 pub mod reward;
 pub mod rules;
-pub mod runtime;
 pub mod secrets;
 pub mod store;
 pub mod tier;

@@ -70,7 +70,7 @@ fn every_sample_parses_into_its_event_type_and_reaches_its_function() {
                     r.change.sequence_number.is_some() && !r.change.keys.is_empty(),
                     "events/{name}: records need SequenceNumber and Keys"
                 );
-                loyalty::store::stream::events_of(r)
+                loyalty::store::stream::events_of(&loyalty::runtime::stream_change(r))
                     .unwrap_or_else(|e| panic!("events/{name}: a record does not map: {e}"));
             }
             assert!(

@@ -97,7 +97,11 @@ impl World {
                 let new = stream.read().await;
                 count += new
                     .iter()
-                    .map(|r| loyalty::store::stream::events_of(r).expect("every record maps").len())
+                    .map(|r| {
+                        loyalty::store::stream::events_of(&loyalty::runtime::stream_change(r))
+                            .expect("every record maps")
+                            .len()
+                    })
                     .sum::<usize>();
                 for response in outbox::publish(publisher, &new, BATCH).await {
                     assert!(
@@ -647,7 +651,11 @@ async fn a_failing_put_events_acknowledges_nothing_half_published() {
     let records = w.stream.read().await;
     let first_with_events = records
         .iter()
-        .position(|r| !loyalty::store::stream::events_of(r).unwrap().is_empty())
+        .position(|r| {
+            !loyalty::store::stream::events_of(&loyalty::runtime::stream_change(r))
+                .unwrap()
+                .is_empty()
+        })
         .expect("the purchase's ledger entry");
 
     // EventBridge unreachable: a client on a port where nothing listens, no SDK retries.
@@ -712,7 +720,9 @@ async fn a_record_that_does_not_map_is_reported_and_the_records_before_it_are_pu
     let records = w.stream.read().await;
     let poison = records
         .iter()
-        .position(|r| loyalty::store::stream::events_of(r).is_err())
+        .position(|r| {
+            loyalty::store::stream::events_of(&loyalty::runtime::stream_change(r)).is_err()
+        })
         .expect("the bad item's record");
     let response =
         events_out::handle_stream(&w.publisher, outbox::batches(&records, BATCH).remove(0)).await;

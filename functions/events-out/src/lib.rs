@@ -101,7 +101,7 @@ pub async fn handle_stream(app: &App, event: StreamEvent) -> DynamoDbEventRespon
     let mut planned: Vec<(usize, Event)> = Vec::new();
     let mut unmapped = None;
     for (i, record) in records.iter().enumerate() {
-        match loyalty::store::stream::events_of(record) {
+        match loyalty::store::stream::events_of(&loyalty::runtime::stream_change(record)) {
             Ok(events) => planned.extend(events.into_iter().map(|e| (i, e))),
             Err(error) => {
                 tracing::error!(sequence = record.change.sequence_number.as_deref().unwrap_or_default(), %error, "a stream record does not map to events; reported as failed");
@@ -143,7 +143,10 @@ pub async fn count(kpis: &Kpis, records: &[EventRecord]) -> Option<usize> {
     let mut bumps = Vec::new();
     let mut unmapped = None;
     for (i, record) in records.iter().enumerate() {
-        match loyalty::store::kpi::bumps_of(record, kpis.time_zone) {
+        match loyalty::store::kpi::bumps_of(
+            &loyalty::runtime::stream_change(record),
+            kpis.time_zone,
+        ) {
             Ok(b) => bumps.extend(b),
             Err(error) => {
                 tracing::error!(%error, "a stream record does not map to KPI counters");
@@ -308,7 +311,9 @@ mod tests {
         let kinds: Vec<String> = event
             .records
             .iter()
-            .flat_map(|r| loyalty::store::stream::events_of(r).unwrap())
+            .flat_map(|r| {
+                loyalty::store::stream::events_of(&loyalty::runtime::stream_change(r)).unwrap()
+            })
             .map(|e| e.detail_type.to_string())
             .collect();
         assert_eq!(kinds, ["PointsPending"], "the sample is a purchase: the member's change and the order are no events, the ledger entry is");

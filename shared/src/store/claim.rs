@@ -2,7 +2,6 @@
 
 use super::keys::ItemKey;
 use super::keys::{self, member_pk};
-use super::reward::n;
 use super::{Cond, Store, StoreError};
 use crate::reward::Claim;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
@@ -110,4 +109,9 @@ impl Store {
             .map(|i| i.claim)
             .collect())
     }
+}
+
+/// A number attribute.
+pub(super) fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
 }

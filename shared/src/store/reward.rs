@@ -14,7 +14,7 @@
 //! version and leaves `claimed` alone, under the version they read.
 
 pub use super::claim::ClaimItem;
-use super::claim::LimitItem;
+use super::claim::{n, LimitItem};
 use super::keys::ItemKey;
 use super::keys::{self, member_pk};
 use super::member::MemberItem;
@@ -82,10 +82,6 @@ impl RewardRead {
             .copied()
             .unwrap_or(0)
     }
-}
-
-pub(super) fn n(v: impl ToString) -> AttributeValue {
-    AttributeValue::N(v.to_string())
 }
 
 impl Store {

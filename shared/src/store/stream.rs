@@ -27,7 +27,6 @@ use super::ledger::LedgerItem;
 use super::member::TierChangeItem;
 use super::points::ExpiryNoticeItem;
 use crate::events::{self, Event, MemberFacts, Origin, RunFacts};
-use aws_lambda_events::dynamodb::EventRecord;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde_dynamo::{AttributeValue, Item};
@@ -43,20 +42,36 @@ pub enum StreamError {
     Mapping { entity: String, pk: String, sk: String, detail: String },
 }
 
+/// One change of an item as the table's stream records it: what the mappings read of a
+/// stream record (the Lambda edge makes it from the event's record: `loyalty::runtime`).
+#[derive(Debug, Clone, Copy)]
+pub struct StreamChange<'a> {
+    /// The record's id, named when the record lacks what every record of this table has.
+    pub event_id: &'a str,
+    /// `INSERT`, `MODIFY` or `REMOVE`.
+    pub event_name: &'a str,
+    pub keys: &'a Item,
+    pub new_image: &'a Item,
+    /// Empty on an insert.
+    pub old_image: &'a Item,
+    pub sequence_number: Option<&'a str>,
+    /// When the stream recorded the change (DynamoDB's approximate creation time).
+    pub at: DateTime<Utc>,
+}
+
 /// The events one stream record means (none for most records).
-pub fn events_of(record: &EventRecord) -> Result<Vec<Event>, StreamError> {
-    let change = &record.change;
-    let sequence = change.sequence_number.as_deref().unwrap_or_default();
+pub fn events_of(record: &StreamChange) -> Result<Vec<Event>, StreamError> {
+    let sequence = record.sequence_number.unwrap_or_default();
     if sequence.is_empty() {
-        return Err(StreamError::Malformed(record.event_id.clone(), "no SequenceNumber"));
+        return Err(StreamError::Malformed(record.event_id.to_string(), "no SequenceNumber"));
     }
-    let inserted = match record.event_name.as_str() {
+    let inserted = match record.event_name {
         "INSERT" => true,
         "MODIFY" => false,
         // Deletions (TTL, erasure of uniqueness items) tell nothing a platform acts on.
         _ => return Ok(Vec::new()),
     };
-    let new = &change.new_image;
+    let new = record.new_image;
     if new.is_empty() {
         return Err(StreamError::Malformed(
             sequence.into(),
@@ -64,15 +79,15 @@ pub fn events_of(record: &EventRecord) -> Result<Vec<Event>, StreamError> {
         ));
     }
     let (Some(pk), Some(sk)) = (
-        string(new, "PK").or_else(|| string(&change.keys, "PK")),
-        string(new, "SK").or_else(|| string(&change.keys, "SK")),
+        string(new, "PK").or_else(|| string(record.keys, "PK")),
+        string(new, "SK").or_else(|| string(record.keys, "SK")),
     ) else {
         return Err(StreamError::Malformed(sequence.into(), "no PK/SK"));
     };
     let Some(entity) = string(new, "entity") else { return Ok(Vec::new()) };
-    let old = (!change.old_image.is_empty()).then_some(&change.old_image);
+    let old = (!record.old_image.is_empty()).then_some(record.old_image);
     let origin = Origin { pk, sk, sequence };
-    let approximate = change.approximate_creation_date_time;
+    let approximate = record.at;
     let d = Decoder { entity, pk, sk };
     let mapped = match entity {
         "member" => {
@@ -208,26 +223,56 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn record(name: &str, new: serde_json::Value, old: Option<serde_json::Value>) -> EventRecord {
-        let mut dynamodb = json!({"ApproximateCreationDateTime": 1.7949e9, "Keys": {"PK": new["PK"], "SK": new["SK"]}, "NewImage": new, "SequenceNumber": "42", "SizeBytes": 100, "StreamViewType": "NEW_AND_OLD_IMAGES"});
-        if let Some(o) = old {
-            dynamodb["OldImage"] = o;
+    /// A stream record's parts, owned (images in DynamoDB's JSON, as the stream sends them).
+    struct Record {
+        name: &'static str,
+        keys: Item,
+        new: Item,
+        old: Item,
+    }
+
+    impl Record {
+        fn change(&self) -> StreamChange<'_> {
+            StreamChange {
+                event_id: "e",
+                event_name: self.name,
+                keys: &self.keys,
+                new_image: &self.new,
+                old_image: &self.old,
+                sequence_number: Some("42"),
+                at: DateTime::from_timestamp(1_794_900_000, 0).unwrap(),
+            }
         }
-        serde_json::from_value(json!({"eventID": "e", "eventName": name, "eventSource": "aws:dynamodb", "awsRegion": "us-east-1", "dynamodb": dynamodb})).unwrap()
+    }
+
+    fn record(
+        name: &'static str,
+        new: serde_json::Value,
+        old: Option<serde_json::Value>,
+    ) -> Record {
+        let item = |v: serde_json::Value| -> Item { serde_json::from_value(v).unwrap() };
+        Record {
+            name,
+            keys: item(json!({"PK": new["PK"], "SK": new["SK"]})),
+            old: old.map(item).unwrap_or_else(|| {
+                Item::from(std::collections::HashMap::<String, AttributeValue>::new())
+            }),
+            new: item(new),
+        }
     }
 
     #[test]
     fn other_entities_and_removals_are_no_events() {
         let receipt = json!({"PK": {"S": "MEMBER#m"}, "SK": {"S": "RECEIPT#signup#-"}, "entity": {"S": "receipt"}});
-        assert_eq!(events_of(&record("INSERT", receipt.clone(), None)), Ok(vec![]));
-        assert_eq!(events_of(&record("REMOVE", receipt, None)), Ok(vec![]));
+        assert_eq!(events_of(&record("INSERT", receipt.clone(), None).change()), Ok(vec![]));
+        assert_eq!(events_of(&record("REMOVE", receipt, None).change()), Ok(vec![]));
     }
 
     #[test]
     fn a_known_entity_that_does_not_decode_is_an_error_without_its_values() {
         let bad = json!({"PK": {"S": "MEMBER#m"}, "SK": {"S": "#PROFILE"}, "entity": {"S": "member"}, "memberId": {"S": "m"}, "tier": {"S": "li.wei@example.com"}, "joinedAt": {"S": "2026-01-01T00:00:00Z"}});
         let Err(StreamError::Mapping { entity, detail, .. }) =
-            events_of(&record("INSERT", bad, None))
+            events_of(&record("INSERT", bad, None).change())
         else {
             panic!("a bad tier must not map")
         };
@@ -243,7 +288,7 @@ mod tests {
     #[test]
     fn a_claim_is_published_at_the_time_it_was_claimed() {
         let claim = json!({"PK": {"S": "MEMBER#m"}, "SK": {"S": "REWARD_CLAIM#rc-1"}, "entity": {"S": "reward_claim"}, "claimedAt": {"S": "2026-11-20T10:00:00Z"}});
-        let events = events_of(&record("INSERT", claim, None)).unwrap();
+        let events = events_of(&record("INSERT", claim, None).change()).unwrap();
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].detail_type, crate::events::DetailType::RewardClaimed);
         assert_eq!(events[0].time, "2026-11-20T10:00:00Z".parse::<DateTime<Utc>>().unwrap());
@@ -253,7 +298,7 @@ mod tests {
     fn a_stream_without_new_images_is_refused() {
         let mut r =
             record("INSERT", json!({"PK": {"S": "MEMBER#m"}, "SK": {"S": "#PROFILE"}}), None);
-        r.change.new_image = Item::from(std::collections::HashMap::<String, AttributeValue>::new());
-        assert!(matches!(events_of(&r), Err(StreamError::Malformed(_, _))));
+        r.new = Item::from(std::collections::HashMap::<String, AttributeValue>::new());
+        assert!(matches!(events_of(&r.change()), Err(StreamError::Malformed(_, _))));
     }
 }

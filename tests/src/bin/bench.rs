@@ -586,7 +586,11 @@ async fn events_out_bench(h: &Harness, n: usize) {
         published += batch
             .records
             .iter()
-            .map(|r| loyalty::store::stream::events_of(r).expect("maps").len())
+            .map(|r| {
+                loyalty::store::stream::events_of(&loyalty::runtime::stream_change(r))
+                    .expect("maps")
+                    .len()
+            })
             .sum::<usize>();
         let t = Instant::now();
         failed += events_out::handle_stream(&app, batch).await.batch_item_failures.len();

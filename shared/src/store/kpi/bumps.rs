@@ -4,20 +4,17 @@
 use super::super::ledger::LedgerItem;
 use super::super::member::TierChangeItem;
 use super::super::points::OrderItem;
-use super::super::stream::{string, Decoder, StreamError};
+use super::super::stream::{string, Decoder, StreamChange, StreamError};
+use super::change::Change;
 use super::commerce;
-use crate::calendar::program_date;
 use crate::churn::{band_of_mark, Band};
 use crate::events::{self, DetailType};
 use crate::kpi::{self, Bump, Target};
 use crate::money::Fen;
 use crate::tier::TierCode;
-use aws_lambda_events::dynamodb::EventRecord;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use serde_dynamo::Item;
 use std::collections::BTreeSet;
 
 /// What the counters need of a member image (no contact data).
@@ -44,71 +41,29 @@ impl MemberKpiFacts {
     }
 }
 
-/// The marker of a stored change: a digest of the item's key, the stream record's sequence
-/// number (the same when the record is delivered again, another for every write) and which of
-/// the record's facts (a write may add several refunds).
-fn change_marker(pk: &str, sk: &str, sequence: &str, what: &str) -> String {
-    // The detail type only salts the digest, as for an event id.
-    events::event_id(DetailType::MemberJoined, pk, sk, &format!("{sequence}#{what}"))
-}
-
-/// One stream record as the mappings read it: the images, whether it is an insert, the day of
-/// an instant in the program's zone and the once-only marker of each fact.
-pub(super) struct Change<'a> {
-    pub(super) d: Decoder<'a>,
-    pub(super) new: &'a Item,
-    old: Option<&'a Item>,
-    pub(super) inserted: bool,
-    /// When the stream recorded the change (for facts that carry no time of their own).
-    pub(super) at: DateTime<Utc>,
-    tz: Tz,
-    sequence: &'a str,
-}
-
-impl Change<'_> {
-    pub(super) fn day(&self, t: DateTime<Utc>) -> NaiveDate {
-        program_date(self.tz, t)
-    }
-
-    /// The bump of one fact of this change, counted once however often it is delivered.
-    pub(super) fn once(&self, what: &str) -> Bump {
-        Bump::new(change_marker(self.d.pk, self.d.sk, self.sequence, what), kpi::REDELIVERY_DAYS)
-    }
-
-    pub(super) fn decode_new<T: DeserializeOwned>(&self) -> Result<T, StreamError> {
-        self.d.decode(self.new)
-    }
-
-    /// The item before the change, for a modification.
-    pub(super) fn before<T: DeserializeOwned>(&self) -> Result<Option<T>, StreamError> {
-        self.old.map(|o| self.d.decode(o)).transpose()
-    }
-}
-
 /// The counters one stream record adds (none for most records).
-pub fn bumps_of(record: &EventRecord, tz: Tz) -> Result<Vec<Bump>, StreamError> {
-    let change = &record.change;
-    let inserted = match record.event_name.as_str() {
+pub fn bumps_of(record: &StreamChange, tz: Tz) -> Result<Vec<Bump>, StreamError> {
+    let inserted = match record.event_name {
         "INSERT" => true,
         "MODIFY" => false,
         _ => return Ok(Vec::new()),
     };
-    let new = &change.new_image;
+    let new = record.new_image;
     let (Some(pk), Some(sk), Some(entity)) =
         (string(new, "PK"), string(new, "SK"), string(new, "entity"))
     else {
         return Ok(Vec::new());
     };
-    let sequence = change.sequence_number.as_deref().unwrap_or_default();
+    let sequence = record.sequence_number.unwrap_or_default();
     if sequence.is_empty() {
-        return Err(StreamError::Malformed(record.event_id.clone(), "no SequenceNumber"));
+        return Err(StreamError::Malformed(record.event_id.to_string(), "no SequenceNumber"));
     }
     let c = Change {
         d: Decoder { entity, pk, sk },
         new,
-        old: (!change.old_image.is_empty()).then_some(&change.old_image),
+        old: (!record.old_image.is_empty()).then_some(record.old_image),
         inserted,
-        at: change.approximate_creation_date_time,
+        at: record.at,
         tz,
         sequence,
     };

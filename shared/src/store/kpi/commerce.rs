@@ -1,6 +1,6 @@
 //! What coupons, checkouts, holdouts and reward claims add to the counters.
 
-use super::bumps::Change;
+use super::change::Change;
 use crate::campaign::experiment;
 use crate::kpi::{self, Bump, Target};
 use crate::store::checkout::{CheckoutItem, CheckoutState};

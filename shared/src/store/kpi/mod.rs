@@ -25,6 +25,7 @@
 //! `otherwise`), and the rest written again.
 
 mod bumps;
+mod change;
 mod chunk;
 mod commerce;
 

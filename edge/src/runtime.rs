@@ -3,7 +3,7 @@
 //! and hands the handler a typed `Trigger`; the handler answers an `Outcome`.
 
 use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
-use aws_lambda_events::dynamodb::Event as StreamEvent;
+use aws_lambda_events::dynamodb::{Event as StreamEvent, EventRecord};
 use aws_lambda_events::encodings::Body as EventBody;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
@@ -11,6 +11,7 @@ use aws_lambda_events::streams::DynamoDbEventResponse;
 use futures::StreamExt;
 use lambda_http::{Body, Request, Response};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
+use loyalty_domain::store::stream::StreamChange;
 use serde_json::Value;
 use std::future::Future;
 
@@ -29,6 +30,20 @@ pub enum Outcome {
     /// Partial batch failures of a stream batch: the first failed record's sequence number.
     Stream(DynamoDbEventResponse),
     Done(Value),
+}
+
+/// A stream record as the domain's mappings read it.
+pub fn stream_change(record: &EventRecord) -> StreamChange<'_> {
+    let c = &record.change;
+    StreamChange {
+        event_id: &record.event_id,
+        event_name: &record.event_name,
+        keys: &c.keys,
+        new_image: &c.new_image,
+        old_image: &c.old_image,
+        sequence_number: c.sequence_number.as_deref(),
+        at: c.approximate_creation_date_time,
+    }
 }
 
 /// Tells the trigger from the event's shape.
