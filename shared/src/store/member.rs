@@ -12,7 +12,7 @@ use crate::member::Member;
 use crate::money::Fen;
 use crate::rules::Rules;
 use crate::tier;
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::TransactWriteItem;
 use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -125,17 +125,8 @@ impl Store {
         &self,
         id: &str,
     ) -> Result<Option<(Member, Vec<Coupon>)>, StoreError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND SK BETWEEN :a AND :b")
-            .expression_attribute_values(":pk", AttributeValue::S(member_pk(id)))
-            .expression_attribute_values(":a", AttributeValue::S(PROFILE_SK.into()))
-            .expression_attribute_values(":b", AttributeValue::S(keys::COUPONS_END.into()))
-            .consistent_read(true);
         let (mut member, mut coupons) = (None, Vec::new());
-        for item in self.query_items(query).await? {
+        for item in self.member_range(id, PROFILE_SK, keys::COUPONS_END).await? {
             match entity(&item) {
                 Some("member") => member = Some(from_item::<MemberItem>(item)?.member),
                 Some("coupon") => coupons.push(from_item::<CouponItem>(item)?.coupon),

@@ -156,17 +156,8 @@ impl Store {
         &self,
         id: &str,
     ) -> Result<Option<(Member, Vec<NaiveDate>)>, StoreError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND SK BETWEEN :a AND :b")
-            .expression_attribute_values(":pk", AttributeValue::S(member_pk(id)))
-            .expression_attribute_values(":a", AttributeValue::S(keys::EXPIRY_NOTICE_PREFIX.into()))
-            .expression_attribute_values(":b", AttributeValue::S(PROFILE_SK.into()))
-            .consistent_read(true);
         let (mut member, mut noticed) = (None, Vec::new());
-        for item in self.query_items(query).await? {
+        for item in self.member_range(id, keys::EXPIRY_NOTICE_PREFIX, PROFILE_SK).await? {
             match entity(&item) {
                 Some("member") => member = Some(from_item::<MemberItem>(item)?.member),
                 Some("expiry_notice") => {

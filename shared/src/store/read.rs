@@ -29,6 +29,27 @@ impl Store {
         }
     }
 
+    /// Every item of a member's partition whose sort key lies from `from` to `to` (both
+    /// included), strongly consistent, every page: items that sort next to each other read
+    /// in one request (the profile with its coupons, or with its expiry notices).
+    pub async fn member_range(
+        &self,
+        member_id: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<Item>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND SK BETWEEN :a AND :b")
+            .expression_attribute_values(":pk", AttributeValue::S(keys::member_pk(member_id)))
+            .expression_attribute_values(":a", AttributeValue::S(from.into()))
+            .expression_attribute_values(":b", AttributeValue::S(to.into()))
+            .consistent_read(true);
+        self.query_items(query).await
+    }
+
     /// Every item of one kind in a member's partition: the items whose sort key starts with
     /// `prefix` (coupons, reward claims, tier changes...), in sort-key order, every page.
     pub async fn member_items<T: DeserializeOwned>(
