@@ -24,7 +24,7 @@ fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 
 #[test]
 fn the_deployed_crates_have_no_features_and_no_local_way_in() {
-    let mut manifests = vec![repo().join("shared/Cargo.toml")];
+    let mut manifests = vec![repo().join("shared/Cargo.toml"), repo().join("edge/Cargo.toml")];
     for entry in std::fs::read_dir(repo().join("functions")).unwrap() {
         manifests.push(entry.unwrap().path().join("Cargo.toml"));
     }
@@ -39,6 +39,7 @@ fn the_deployed_crates_have_no_features_and_no_local_way_in() {
     }
     let mut files = Vec::new();
     sources(&repo().join("shared/src"), &mut files);
+    sources(&repo().join("edge/src"), &mut files);
     sources(&repo().join("functions"), &mut files);
     assert!(files.len() >= 6);
     for f in files {

@@ -134,17 +134,28 @@ impl Setup {
                 let n = |v: Option<&aws_sdk_dynamodb::types::AttributeValue>| {
                     v.and_then(|v| v.as_n().ok()).map_or(0, |n| n.parse::<i64>().unwrap())
                 };
-                let (kind, points) =
+                // A ledger item holds its change's entries: the item's own and `earlier` ones.
+                let earlier = item.get("earlier").and_then(|l| l.as_l().ok());
+                let earlier = earlier.map_or(&[][..], Vec::as_slice);
+                let (kind, lines, points) =
                     match item.get("entity").and_then(|e| e.as_s().ok()).map(String::as_str) {
                         Some("member") => {
-                            ("members", n(item["wallet"].as_m().unwrap().get("balance")))
+                            ("members", 1, n(item["wallet"].as_m().unwrap().get("balance")))
                         }
-                        Some("ledger") => ("ledger", n(item.get("points"))),
-                        Some("coupon") => ("coupons", 0),
+                        Some("ledger") => (
+                            "ledger",
+                            1 + earlier.len() as u64,
+                            n(item.get("points"))
+                                + earlier
+                                    .iter()
+                                    .map(|e| n(e.as_m().unwrap().get("points")))
+                                    .sum::<i64>(),
+                        ),
+                        Some("coupon") => ("coupons", 1, 0),
                         _ => continue,
                     };
                 let e = out.get_mut(kind).unwrap();
-                e.0 += 1;
+                e.0 += lines;
                 e.1 += points;
             }
             start = page.last_evaluated_key.filter(|k| !k.is_empty());

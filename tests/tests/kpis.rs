@@ -498,10 +498,9 @@ async fn concurrent_purchases_counted_by_concurrent_batches_match_the_ledger() {
     // The ledger's sums: every member's entries.
     let (mut pending, mut available) = (0, 0);
     for id in &members {
-        let entries: Vec<loyalty::store::ledger::LedgerItem> =
-            w.deps.store.member_items(id, "LEDGER#").await.unwrap();
-        pending += entries.iter().map(|e| e.entry.pending.0).sum::<i64>();
-        available += entries.iter().map(|e| e.entry.points.0).sum::<i64>();
+        let entries = w.deps.store.ledger_all(id).await.unwrap();
+        pending += entries.iter().map(|e| e.pending.0).sum::<i64>();
+        available += entries.iter().map(|e| e.points.0).sum::<i64>();
     }
     assert_eq!(t["points"]["pending"], pending);
     assert_eq!(t["points"]["earned"], available, "the welcome points");

@@ -217,6 +217,7 @@ fn documented_error_codes_exist_in_the_code() {
         }
     };
     read_dir(common::repo().join("shared/src"));
+    read_dir(common::repo().join("edge/src"));
     for b in &binaries {
         read_dir(common::repo().join("functions").join(b).join("src"));
     }
@@ -237,7 +238,7 @@ fn documented_error_codes_exist_in_the_code() {
                 Some(format!("https://loyalty.dev/problems/{}", code.replace('_', "-")).as_str()),
                 "{method} {path}: type of {code}"
             );
-            assert!(sources.contains(&format!("\"{code}\"")), "{method} {path} {status}: code {code} occurs nowhere in shared/src or functions/*/src");
+            assert!(sources.contains(&format!("\"{code}\"")), "{method} {path} {status}: code {code} occurs nowhere in shared/src, edge/src or functions/*/src");
             conforms(&doc, &doc["components"]["schemas"]["Problem"], ex, "problem")
                 .unwrap_or_else(|e| panic!("{method} {path} {status} {name}: {e}"));
             checked += 1;

@@ -887,7 +887,13 @@ async fn bad_inputs_are_4xx_problems_and_write_nothing() {
         ("GET", format!("{ledger}?cursor=zz"), None, me(), vec![], 400, "invalid_cursor"),
         (
             "GET",
-            format!("{ledger}?cursor={}", purchase_points::encode_cursor("#PROFILE")),
+            format!(
+                "{ledger}?cursor={}",
+                purchase_points::encode_cursor(&loyalty::store::ledger::LedgerCursor {
+                    sk: "#PROFILE".into(),
+                    skip: 0
+                })
+            ),
             None,
             me(),
             vec![],

@@ -8,7 +8,7 @@ use crate::App;
 use loyalty::migration::export::{
     self, count, part_key, part_keys, total, Counts, CouponLine, Kind, LedgerLine, MemberLine,
 };
-use loyalty::store::export::{record_of, Cursor, ExportJob, Record, SegmentProgress};
+use loyalty::store::export::{records_of, Cursor, ExportJob, Record, SegmentProgress};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -141,8 +141,9 @@ async fn read_part(
             .await
             .map_err(|e| e.to_string())?;
         for item in page.items {
-            let Some(record) = record_of(item).map_err(|e| e.to_string())? else { continue };
-            add_line(&mut part, job, &record)?;
+            for record in records_of(item).map_err(|e| e.to_string())? {
+                add_line(&mut part, job, &record)?;
+            }
         }
         part.next = page.next;
         pages += 1;

@@ -5,7 +5,7 @@ use crate::{member_param, App};
 use lambda_http::Request;
 use loyalty::http;
 use loyalty::ledger::LedgerEntry;
-use loyalty::store::keys;
+use loyalty::store::ledger::LedgerCursor;
 use loyalty::ApiError;
 use serde::Serialize;
 
@@ -43,21 +43,22 @@ pub(crate) async fn ledger(
         }
     };
     let after = http::query_param(req, "cursor").map(|c| decode_cursor(&c)).transpose()?;
-    let page = app.deps.store.ledger_page(id.as_str(), after.as_deref(), limit).await?;
+    let page = app.deps.store.ledger_page(id.as_str(), after.as_ref(), limit).await?;
     // Every member's ledger starts with the welcome entry: an empty first page means no member,
     // and saying so costs no second read.
     if after.is_none() && page.entries.is_empty() {
         return Err(ApiError::not_found("member_not_found", "no such member"));
     }
-    Ok(LedgerView { entries: page.entries, next_cursor: page.next.as_deref().map(encode_cursor) })
+    Ok(LedgerView { entries: page.entries, next_cursor: page.next.as_ref().map(encode_cursor) })
 }
 
-/// The cursor is the last sort key seen, hex-encoded: opaque to clients, checked on return.
-pub fn encode_cursor(sk: &str) -> String {
-    sk.bytes().map(|b| format!("{b:02x}")).collect()
+/// The cursor is where the page ended (a sort key, and how far into that item), hex-encoded:
+/// opaque to clients, checked on return.
+pub fn encode_cursor(c: &LedgerCursor) -> String {
+    c.encode().bytes().map(|b| format!("{b:02x}")).collect()
 }
 
-pub fn decode_cursor(c: &str) -> Result<String, ApiError> {
+pub fn decode_cursor(c: &str) -> Result<LedgerCursor, ApiError> {
     let bad = || {
         ApiError::bad_request(
             "invalid_cursor",
@@ -72,5 +73,5 @@ pub fn decode_cursor(c: &str) -> Result<String, ApiError> {
         .map(|i| c.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
         .collect::<Option<Vec<u8>>>()
         .ok_or_else(bad)?;
-    String::from_utf8(bytes).ok().filter(|s| s.starts_with(keys::LEDGER_PREFIX)).ok_or_else(bad)
+    String::from_utf8(bytes).ok().and_then(|s| LedgerCursor::parse(&s)).ok_or_else(bad)
 }

@@ -43,7 +43,8 @@ pub enum Failed<E> {
 }
 
 impl Store {
-    /// The versioned write of a changed member with its ledger entries (each entry new).
+    /// The versioned write of a changed member with its ledger entries: one new ledger item
+    /// for all of them (`LedgerItem::of_change`).
     pub fn member_change(
         &self,
         member: &Member,
@@ -54,8 +55,8 @@ impl Store {
     ) -> Result<Vec<TransactWriteItem>, StoreError> {
         let id = member.member_id.as_str();
         let mut writes = vec![self.member_write(member, read_version, rules, now)?];
-        for e in entries {
-            writes.push(self.put(&LedgerItem::new(id, e), Some(super::Cond::absent()))?);
+        if let Some(item) = LedgerItem::of_change(id, entries) {
+            writes.push(self.put(&item, Some(super::Cond::absent()))?);
         }
         Ok(writes)
     }

@@ -240,20 +240,24 @@ pub enum Record {
     Coupon(Box<crate::coupon::Coupon>),
 }
 
-/// The record an item of a scan page holds, by its `entity` (none: another kind of item).
-pub fn record_of(item: Item) -> Result<Option<Record>, StoreError> {
+/// The records an item of a scan page holds, by its `entity` (none: another kind of item;
+/// a ledger item holds a change's entries, one record each).
+pub fn records_of(item: Item) -> Result<Vec<Record>, StoreError> {
     let kind = entity(&item);
     Ok(match kind.and_then(Kind::of_entity) {
         Some(Kind::Members) => {
-            Some(Record::Member(Box::new(from_item::<super::member::MemberItem>(item)?.member)))
+            vec![Record::Member(Box::new(from_item::<super::member::MemberItem>(item)?.member))]
         }
         Some(Kind::Ledger) => {
             let l = from_item::<super::ledger::LedgerItem>(item)?;
-            Some(Record::Ledger(l.member_id, l.entry))
+            l.entries()
+                .into_iter()
+                .map(|(_, e)| Record::Ledger(l.member_id.clone(), e.clone()))
+                .collect()
         }
         Some(Kind::Coupons) => {
-            Some(Record::Coupon(Box::new(from_item::<super::coupon::CouponItem>(item)?.coupon)))
+            vec![Record::Coupon(Box::new(from_item::<super::coupon::CouponItem>(item)?.coupon))]
         }
-        None => None,
+        None => Vec::new(),
     })
 }

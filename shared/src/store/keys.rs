@@ -15,7 +15,7 @@
 //! | `MEMBER#<id>` | `GRANT#<grant>#<slot>` | the grant slot a coupon fills, with its code (one coupon per member, grant and slot, whatever key made the code) |
 //! | `MEMBER#<id>` | `GRANT#<grant>#0` | or, entity `holdout`, an experiment's holdout member: the slot taken, no coupon (`store::holdout`) |
 //! | `MEMBER#<id>` | `GRANT#award:<awardId>#0` | or, entity `award_slot`, the member's share of a bulk award of points (`store::award`) |
-//! | `MEMBER#<id>` | `LEDGER#<time>#<kind>#<ref>` | a points ledger entry |
+//! | `MEMBER#<id>` | `LEDGER#<time>#<kind>#<ref>` | a change's ledger entries: keyed by its last, the others in `earlier` (store/ledger.rs) |
 //! | `MEMBER#<id>` | `ORDER#<orderId>` | a purchase and its refunds |
 //! | `MEMBER#<id>` | `CHECKOUT#<orderId>` | a checkout: its quote, state and answers |
 //! | `MEMBER#<id>` | `RECEIPT#<scope>#<key>` | the first answer to an idempotent request |

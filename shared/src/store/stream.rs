@@ -96,8 +96,12 @@ pub fn events_of(record: &StreamChange) -> Result<Vec<Event>, StreamError> {
             events::member_events(origin, old_facts.as_ref(), &new_facts, inserted)
         }
         "ledger" if inserted => {
+            // Each entry of the change's item as if it had its own: its own key names its events.
             let item: LedgerItem = d.decode(new)?;
-            events::ledger_events(origin, &item.member_id, &item.entry)
+            let each = item.entries().into_iter().map(|(sk, entry)| {
+                events::ledger_events(Origin { sk: &sk, ..origin }, &item.member_id, entry)
+            });
+            each.collect::<Result<Vec<_>, _>>().map(|events| events.concat())
         }
         "expiry_notice" if inserted => {
             let item: ExpiryNoticeItem = d.decode(new)?;

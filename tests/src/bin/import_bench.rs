@@ -143,7 +143,8 @@ async fn main() {
                 Some("ledger") => {
                     let l: loyalty::store::ledger::LedgerItem =
                         loyalty::store::from_item(item).unwrap();
-                    *ledger.entry(pk).or_default() += l.entry.points.0;
+                    *ledger.entry(pk).or_default() +=
+                        l.entries().iter().map(|(_, e)| e.points.0).sum::<i64>();
                 }
                 _ => {}
             }

@@ -10,6 +10,7 @@ use super::commerce;
 use crate::churn::{band_of_mark, Band};
 use crate::events::{self, DetailType};
 use crate::kpi::{self, Bump, Target};
+use crate::ledger::LedgerEntry;
 use crate::money::Fen;
 use crate::tier::TierCode;
 use chrono::{DateTime, Utc};
@@ -154,13 +155,21 @@ pub(super) fn order(c: &Change) -> Result<Vec<Bump>, StreamError> {
     Ok(out)
 }
 
-/// Points and rebate flows and their running liabilities.
+/// Points and rebate flows and their running liabilities, for each entry of the change's item.
 pub(super) fn ledger(c: &Change) -> Result<Vec<Bump>, StreamError> {
-    let mut out = Vec::new();
     let item: LedgerItem = c.decode_new()?;
-    let e = &item.entry;
+    let bumps = item.entries().into_iter().enumerate().map(|(i, (sk, e))| {
+        // The item's own entry keeps the marker it always had; the change's earlier entries
+        // are told apart by the keys they would have.
+        let marker = if i == 0 { "entry".to_string() } else { format!("entry:{sk}") };
+        entry_bump(c, c.once(&marker), e)
+    });
+    Ok(bumps.collect())
+}
+
+fn entry_bump(c: &Change, b: Bump, e: &LedgerEntry) -> Bump {
     let (points, pending, when) = (e.points.0, e.pending.0, c.day(e.at));
-    let mut b = c.once("entry").running(when, kpi::LIABILITY, points + pending);
+    let mut b = b.running(when, kpi::LIABILITY, points + pending);
     b = match events::points_detail_type(e) {
         Some(DetailType::PointsEarned) => b.day(when, kpi::POINTS_EARNED, points),
         Some(DetailType::PointsPending) => b.day(when, kpi::POINTS_PENDING, pending),
@@ -175,7 +184,7 @@ pub(super) fn ledger(c: &Change) -> Result<Vec<Bump>, StreamError> {
     };
     let (rebate, rebate_pending) = (e.rebate.0, e.rebate_pending.0);
     b = b.running(when, kpi::REBATE_LIABILITY, rebate + rebate_pending);
-    b = match events::rebate_detail_type(e) {
+    match events::rebate_detail_type(e) {
         Some(DetailType::RebateCredited) => {
             b.day(when, kpi::REBATE_CREDITED, rebate + rebate_pending)
         }
@@ -186,9 +195,7 @@ pub(super) fn ledger(c: &Change) -> Result<Vec<Bump>, StreamError> {
         Some(DetailType::RebateSpent) => b.day(when, kpi::REBATE_SPENT, -rebate),
         Some(DetailType::RebateReturned) => b.day(when, kpi::REBATE_RETURNED, rebate),
         _ => b,
-    };
-    out.push(b);
-    Ok(out)
+    }
 }
 
 /// Tier moves and members per tier.
