@@ -297,3 +297,49 @@ async fn the_referrer_is_rewarded_only_for_a_first_order_that_is_kept() {
     let p = t.profile(&referrer).await;
     assert_eq!(p["points"].as_i64(), Some(300));
 }
+
+/// A change writes one ledger item, whatever its settling adds: a year on, a purchase that
+/// also releases an old order's pending points and expires the year-old lots writes its three
+/// entries as one item (the member, that item and the order: write units that do not grow
+/// with the entries). Readers see each entry in its place, and a page of the API can end
+/// inside the item and go on from there.
+#[tokio::test]
+async fn a_change_writes_its_entries_as_one_ledger_item() {
+    let t = setup().await;
+    let (id, _) = t.join(None).await;
+    t.buy(&id, "early-1", 300_00).await;
+    let items = || async {
+        let all: Vec<loyalty::store::ledger::LedgerItem> =
+            t.h.deps.store.member_items(&id, "LEDGER#").await.unwrap();
+        all.len()
+    };
+    assert_eq!(items().await, 2, "the welcome entry and the purchase");
+    t.advance(Duration::days(366));
+    t.buy(&id, "late-1", 200_00).await;
+    assert_eq!(items().await, 3, "one item more for the change");
+    let ledger = t.h.deps.store.ledger_all(&id).await.unwrap();
+    let kinds: Vec<_> = ledger.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds.len(), 5, "{kinds:?}");
+    assert_eq!(kinds[..3], [EntryKind::Purchase, EntryKind::Expiry, EntryKind::Release]);
+    let m = t.h.deps.store.member(&id).await.unwrap().unwrap();
+    t.assert_balanced(&id, m.wallet.balance.0, m.wallet.pending_total()).await;
+    // Pages of two through the API: the second page starts inside the change's item.
+    let (mut seen, mut cursor) = (Vec::new(), None::<String>);
+    for _ in 0..5 {
+        let q = cursor.as_ref().map_or(String::new(), |c| format!("&cursor={c}"));
+        let path = format!("/members/{id}/ledger?limit=2{q}");
+        let get = request("GET", &path, None, As::Member(id.clone()));
+        let (s, page, _) = answer(purchase_points::handle(&t.points, get).await);
+        assert_eq!(s, 200, "{page}");
+        let entries = page["entries"].as_array().unwrap();
+        assert!(!entries.is_empty() && entries.len() <= 2, "{page}");
+        seen.extend(
+            entries.iter().map(|e| serde_json::from_value::<EntryKind>(e["kind"].clone()).unwrap()),
+        );
+        match page["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, kinds, "the pages hold the ledger, in order, each entry once");
+}
